@@ -1,0 +1,417 @@
+//! The `speediso` command line: argument definitions and one handler per
+//! subcommand. `main.rs` parses, sets up logging and calls `run`.
+
+use crate::cmdline::{self, Cmdline};
+use crate::events::{Bus, Sink};
+use crate::plan::{self, Plan, Rejection, TaskSource};
+use crate::run::exit;
+use crate::sinks;
+use crate::systemd::{SystemBus, Systemd};
+use crate::tasks::{self, Catalog};
+use crate::{dispatch, host};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success, 1 a step failed, 2 bad arguments or rejected task,
+3 destructive task not confirmed, 4 time limit reached.
+
+The task comes from the SPEEDISO environment variable, else from the kernel
+command line (systemd.setenv=SPEEDISO=<task> or speediso.task=<task>).
+Options are speediso.<key>=<value> on the kernel command line; see
+`speediso tasks --options`.";
+
+/// speediso: the agent of the PXE-booted speediso live image.
+///
+/// It reads the task the boot asked for, runs it as a systemd unit and
+/// streams every event to the console, the journal and the report endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "speediso", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Also read task files from DIR (after /usr/lib/speediso/tasks and
+    /// /etc/speediso/tasks; later directories win). Also SPEEDISO_TASKS_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tasks_dir: Vec<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Use STR instead of /proc/cmdline (for tests).
+    #[arg(long, global = true, hide = true, value_name = "STR")]
+    pub cmdline: Option<String>,
+
+    /// Read /proc, /sys and /dev under DIR instead of / (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+
+    /// Runtime state directory (default /run/speediso; also SPEEDISO_RUN_DIR).
+    #[arg(long, global = true, hide = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the task the boot asked for as speediso@<task>.service and wait
+    /// for it (what speediso-dispatch.service runs at boot).
+    ///
+    /// With no task, an empty one or an unknown one, nothing runs: the
+    /// console and the report endpoint say which value was rejected and
+    /// which tasks exist, and the image stays up for SSH.
+    Dispatch {
+        /// Resolve and validate the task, print the plan, start nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (with --dry-run) or events as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Give up waiting for the task's job after this long (e.g. 30m);
+        /// default: the task's time limit plus 5 minutes.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        wait: Option<Duration>,
+    },
+    /// Run a task's steps in the foreground, emitting events.
+    ///
+    /// This is what speediso@<task>.service runs. A destructive task (wipe,
+    /// decommission, lininstall) runs only when the boot command line asked
+    /// for it, or with --confirm naming the task.
+    Run {
+        /// The task to run (see `speediso tasks`).
+        task: String,
+        /// Print events as JSON lines on stdout instead of readable lines.
+        #[arg(long)]
+        json: bool,
+        /// Confirm that the destructive task TASK may run on this machine.
+        #[arg(long, value_name = "TASK")]
+        confirm: Option<String>,
+    },
+    /// List tasks, their steps, and whether they are destructive.
+    Tasks {
+        #[arg(long)]
+        json: bool,
+        /// List the speediso.* kernel command line options instead.
+        #[arg(long)]
+        options: bool,
+    },
+    /// What is this machine doing? The boot's task, its unit's state, the
+    /// last events and results.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How many recent events to show.
+        #[arg(long, default_value_t = 15)]
+        events: usize,
+    },
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    tasks::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
+
+/// Everything a handler needs from the global flags and environment.
+struct Env {
+    root: PathBuf,
+    cmdline: Cmdline,
+    env_task: Option<String>,
+    catalog: Catalog,
+    run_dir: PathBuf,
+}
+
+impl Env {
+    fn new(cli: &Cli) -> Result<Env> {
+        let line = match &cli.cmdline {
+            Some(s) => s.clone(),
+            None => cmdline::read(&cli.root)?,
+        };
+        let mut dirs = cli.tasks_dir.clone();
+        if let Some(d) = std::env::var_os("SPEEDISO_TASKS_DIR") {
+            dirs.insert(0, PathBuf::from(d));
+        }
+        let run_dir = cli
+            .run_dir
+            .clone()
+            .or_else(|| std::env::var_os("SPEEDISO_RUN_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/run/speediso"));
+        Ok(Env {
+            root: cli.root.clone(),
+            cmdline: cmdline::parse(&line),
+            env_task: std::env::var("SPEEDISO").ok(),
+            catalog: Catalog::load(&tasks::default_dirs(&dirs)),
+            run_dir,
+        })
+    }
+
+    fn boot_task(&self) -> Option<(String, TaskSource)> {
+        plan::boot_task(self.env_task.as_deref(), &self.cmdline)
+    }
+
+    /// The sinks for a run: console or JSON lines, journal and sd_notify
+    /// under systemd, the state file. The report sink joins here.
+    fn sinks(&self, json: bool) -> Vec<Box<dyn Sink>> {
+        let mut v: Vec<Box<dyn Sink>> = Vec::new();
+        if json {
+            v.push(Box::new(sinks::jsonl::JsonLines(std::io::stdout())));
+        } else {
+            v.push(Box::new(sinks::console::Console::stdout()));
+        }
+        if let Some(j) = sinks::journal::Journal::under_systemd() {
+            v.push(Box::new(j));
+        }
+        if let Some(n) = sinks::notify::Notify::from_env() {
+            v.push(Box::new(n));
+        }
+        if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
+            v.push(Box::new(s));
+        }
+        v
+    }
+
+    fn bus(&self, task: Option<String>, json: bool) -> Bus {
+        Bus::new(
+            task,
+            host::identify(&self.root, &self.cmdline),
+            self.sinks(json),
+        )
+    }
+}
+
+/// Run the parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    let env = Env::new(&cli)?;
+    match cli.command {
+        Command::Dispatch {
+            dry_run,
+            json,
+            wait,
+        } => cmd_dispatch(&env, dry_run, json, wait),
+        Command::Run {
+            task,
+            json,
+            confirm,
+        } => cmd_run(&env, &task, json, confirm.as_deref()),
+        Command::Tasks { json, options } => cmd_tasks(&env, json, options),
+        Command::Status { json, events } => cmd_status(&env, json, events),
+    }
+}
+
+fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) -> Result<i32> {
+    let plan = plan::build(env.boot_task(), &env.cmdline, &env.catalog);
+    if dry_run {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&dispatch::dry_run_json(&plan))?
+            );
+        } else {
+            print_plan(&plan);
+        }
+        return Ok(match &plan {
+            Ok(_) => exit::SUCCESS,
+            Err(r) => dispatch::rejection_status(r),
+        });
+    }
+    let plan = match plan {
+        Ok(p) => p,
+        Err(r) => {
+            let bus = env.bus(None, json);
+            let rc = dispatch::reject(&bus, &r);
+            bus.close(crate::run::CLOSE_DEADLINE);
+            return Ok(rc);
+        }
+    };
+    for w in &plan.warnings {
+        eprintln!("speediso: warning: {w}");
+    }
+    let wait = wait.or_else(|| plan.task.time_limit.map(|l| l + Duration::from_secs(300)));
+    let systemd = SystemBus::connect()?;
+    Ok(dispatch::start_and_wait(&plan, &systemd, wait, &mut |s| {
+        println!("{s}")
+    }))
+}
+
+fn print_plan(plan: &Result<Plan, Rejection>) {
+    match plan {
+        Ok(p) => {
+            println!("task:        {} ({:?})", p.task.name, p.source);
+            println!("unit:        {}", p.unit());
+            println!("description: {}", p.task.description);
+            println!("steps:       {}", p.step_ids().join(", "));
+            println!(
+                "destructive: {}",
+                if p.task.destructive { "YES" } else { "no" }
+            );
+            println!("after:       {}", p.after.as_str());
+            for (k, v) in &p.options.0 {
+                println!("option:      speediso.{k}={v}");
+            }
+            for w in &p.warnings {
+                println!("warning:     {w}");
+            }
+        }
+        Err(r) => println!("rejected: {}", r.reason),
+    }
+}
+
+fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i32> {
+    let plan = match plan::build(
+        Some((task.to_string(), TaskSource::Argument)),
+        &env.cmdline,
+        &env.catalog,
+    ) {
+        Ok(p) => p,
+        Err(r) => {
+            eprintln!("speediso: {}", r.reason);
+            return Ok(exit::USAGE);
+        }
+    };
+    let boot = env.boot_task().map(|(t, _)| t);
+    let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
+    let bus = env.bus(Some(plan.task.name.clone()), json);
+    let rc = crate::run::run(&plan, &env.root, &bus, allowed);
+    bus.close(crate::run::CLOSE_DEADLINE);
+    Ok(rc)
+}
+
+fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
+    if options {
+        if json {
+            let m: serde_json::Map<String, serde_json::Value> = plan::known_options()
+                .map(|(k, h)| (format!("speediso.{k}"), h.into()))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&m)?);
+        } else {
+            for (k, h) in plan::known_options() {
+                println!("speediso.{k:<18} {h}");
+            }
+        }
+        return Ok(exit::SUCCESS);
+    }
+    if json {
+        let v = serde_json::json!({
+            "tasks": env.catalog.tasks.values().collect::<Vec<_>>(),
+            "broken": env.catalog.broken,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<11} {:<9} {:<6} STEPS",
+        "TASK", "DESTRUCTIVE", "AFTER", "LIMIT"
+    );
+    for t in env.catalog.tasks.values() {
+        let steps: Vec<String> = t
+            .steps
+            .iter()
+            .map(|s| {
+                let avail = if tasks::module_for(&s.module).is_ok() {
+                    ""
+                } else {
+                    " (unavailable)"
+                };
+                format!("{}{avail}", s.id())
+            })
+            .collect();
+        println!(
+            "{:<14} {:<11} {:<9} {:<6} {}",
+            t.name,
+            if t.destructive { "yes" } else { "no" },
+            t.after.as_str(),
+            t.time_limit
+                .map(|d| sinks::human_duration(d.as_secs_f64()))
+                .unwrap_or_else(|| "none".into()),
+            if steps.is_empty() {
+                "(none)".into()
+            } else {
+                steps.join(", ")
+            }
+        );
+        println!("{:<14} {}", "", t.description);
+    }
+    for (name, err) in &env.catalog.broken {
+        println!("{name:<14} BROKEN: {err}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
+    let boot = env.boot_task();
+    let plan = plan::build(boot.clone(), &env.cmdline, &env.catalog);
+    let unit = plan.as_ref().ok().map(|p| p.unit());
+    let unit_state = unit.as_ref().map(|u| {
+        SystemBus::connect()
+            .and_then(|s| s.unit_state(u))
+            .map_err(|e| format!("{e:#}"))
+    });
+    let state = sinks::state::read(&env.run_dir)
+        .with_context(|| format!("reading state in {}", env.run_dir.display()))?;
+    if json {
+        let v = serde_json::json!({
+            "boot_task": boot.as_ref().map(|(t, _)| t),
+            "plan": dispatch::dry_run_json(&plan),
+            "unit": unit,
+            "unit_state": unit_state.as_ref().map(|r| match r {
+                Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+                Err(e) => serde_json::json!({"error": e}),
+            }),
+            "state": state,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::SUCCESS);
+    }
+    match (&boot, &plan) {
+        (_, Ok(p)) => println!("boot task: {} ({:?})", p.task.name, p.source),
+        (None, Err(_)) => println!("boot task: none (rescue: nothing runs)"),
+        (Some((t, _)), Err(r)) => println!("boot task: {t:?} REJECTED: {}", r.reason),
+    }
+    if let (Some(u), Some(st)) = (&unit, &unit_state) {
+        match st {
+            Ok(s) => println!("unit:      {u}: {} ({})", s.active_state, s.sub_state),
+            Err(e) => println!("unit:      {u}: state unknown ({e})"),
+        }
+    }
+    let Some(st) = state else {
+        println!("no run recorded in {}", env.run_dir.display());
+        return Ok(exit::SUCCESS);
+    };
+    println!(
+        "last run:  {} task {} {} (started {}, finished {})",
+        st.run_id,
+        st.task.as_deref().unwrap_or("-"),
+        st.outcome,
+        st.started.as_deref().unwrap_or("-"),
+        st.finished.as_deref().unwrap_or("-")
+    );
+    let skip = st.events.len().saturating_sub(n_events);
+    if !st.events.is_empty() {
+        println!("events:");
+    }
+    for ev in st.events.iter().skip(skip) {
+        let time = ev.ts.get(11..19).unwrap_or(&ev.ts);
+        println!("  {time}  {}", sinks::describe(ev));
+    }
+    for (step, data) in &st.results {
+        let text = serde_json::to_string(data)?;
+        let short: String = text.chars().take(160).collect();
+        println!(
+            "result [{step}]: {short}{}",
+            if text.len() > 160 { "…" } else { "" }
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Path helper for modules: `root` joined with an absolute path.
+pub fn under_root(root: &Path, abs: &str) -> PathBuf {
+    root.join(abs.trim_start_matches('/'))
+}

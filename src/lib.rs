@@ -1,0 +1,20 @@
+//! speediso: the agent of a PXE-booted live image. It reads the task from
+//! the kernel command line, runs it as a systemd unit and streams events to
+//! the console, the journal and a report endpoint.
+//!
+//! Layout: `cmdline` (pure parser) → `plan` (validation) → `dispatch`
+//! (systemd) / `run` (steps from `tasks`), with `events` fanned out to
+//! `sinks`. All D-Bus code is in `systemd`; all unsafe code in `sys`.
+
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod cmdline;
+pub mod dispatch;
+pub mod events;
+pub mod host;
+pub mod plan;
+pub mod run;
+pub mod sinks;
+pub mod systemd;
+pub mod tasks;

@@ -1,0 +1,28 @@
+//! The `speediso` agent binary: logging, arguments, then the library.
+
+use clap::Parser;
+
+fn main() {
+    let cli = speediso::cli::Cli::parse();
+    // Under systemd the journal adds timestamps; elsewhere they are noise too
+    // for a short-lived command, so never print them.
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let code = match speediso::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("speediso: error: {e:#}");
+            speediso::run::exit::FAILED
+        }
+    };
+    std::process::exit(code);
+}

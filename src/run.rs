@@ -1,0 +1,210 @@
+//! Runs a validated plan's steps in order, under the task's time limit,
+//! emitting run/step events. Enforces the destructive guard: a destructive
+//! task runs only when the boot asked for it or a person confirmed it.
+
+use crate::events::{Body, Bus, Outcome};
+use crate::plan::Plan;
+use crate::tasks::{self, StepContext};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Exit statuses, documented in `--help` and the README.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    /// A step failed.
+    pub const FAILED: i32 = 1;
+    /// Bad arguments, or the task/plan was rejected.
+    pub const USAGE: i32 = 2;
+    /// A destructive task was not confirmed.
+    pub const REFUSED: i32 = 3;
+    /// The task ran past its time limit.
+    pub const TIMED_OUT: i32 = 4;
+}
+
+/// May this destructive task run? Yes when the boot command line (or the
+/// `SPEEDISO` environment systemd sets from it) asked for exactly this task,
+/// or the person named it with `--confirm`.
+pub fn destructive_allowed(task: &str, boot_task: Option<&str>, confirm: Option<&str>) -> bool {
+    boot_task == Some(task) || confirm == Some(task)
+}
+
+fn elapsed_ms(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+/// Run `plan`'s steps, emitting events on `bus`. Returns the exit status.
+pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
+    let start = Instant::now();
+    let task = &plan.task;
+    if task.destructive && !destructive_ok {
+        let msg = format!(
+            "task '{}' is destructive and was not asked for by the boot command line; \
+             refusing. To run it by hand, add --confirm {}",
+            task.name, task.name
+        );
+        bus.emit(
+            None,
+            Body::Warning {
+                message: msg.clone(),
+            },
+        );
+        bus.emit(
+            None,
+            Body::RunFinished {
+                outcome: Outcome::Refused,
+                exit_status: exit::REFUSED,
+                duration_ms: elapsed_ms(start),
+                error: Some(msg),
+            },
+        );
+        return exit::REFUSED;
+    }
+    bus.emit(
+        None,
+        Body::RunStarted {
+            steps: plan.step_ids(),
+            destructive: task.destructive,
+            after: plan.after.as_str().into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
+    for w in &plan.warnings {
+        bus.emit(None, Body::Warning { message: w.clone() });
+    }
+
+    // Steps run on a worker thread so the time limit holds even when a step
+    // blocks in the kernel; on overrun the process reports and exits.
+    let (tx, rx) = mpsc::channel::<(usize, bool)>();
+    let worker_plan = plan.clone();
+    let worker_root = root.to_path_buf();
+    let worker_bus = bus.clone();
+    let worker = std::thread::spawn(move || {
+        let plan = worker_plan;
+        for (i, step) in plan.task.steps.iter().enumerate() {
+            let ev = worker_bus.step(step.id());
+            let t0 = Instant::now();
+            ev.emit(Body::StepStarted {
+                module: step.module.clone(),
+            });
+            let res = tasks::module_for(&step.module)
+                .map_err(anyhow::Error::from)
+                .and_then(|m| {
+                    let ctx = StepContext {
+                        root: &worker_root,
+                        options: &plan.options,
+                        step_options: &step.options,
+                        events: ev.clone(),
+                        destructive_allowed: destructive_ok,
+                    };
+                    m.run(&ctx)
+                });
+            let ok = res.is_ok();
+            match res {
+                Ok(data) => {
+                    ev.emit(Body::Result { data });
+                    ev.emit(Body::StepFinished {
+                        outcome: Outcome::Success,
+                        duration_ms: elapsed_ms(t0),
+                        error: None,
+                    });
+                }
+                Err(e) => {
+                    ev.emit(Body::StepFinished {
+                        outcome: Outcome::Failed,
+                        duration_ms: elapsed_ms(t0),
+                        error: Some(format!("{e:#}")),
+                    });
+                }
+            }
+            if tx.send((i, ok)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let deadline = task.time_limit.map(|l| start + l);
+    let mut failed: Vec<String> = Vec::new();
+    let mut done = 0;
+    while done < task.steps.len() {
+        let msg = match deadline {
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        match msg {
+            Ok((i, ok)) => {
+                done += 1;
+                if !ok {
+                    failed.push(task.steps[i].id().to_string());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let step = task.steps[done].id();
+                let limit = task.time_limit.unwrap_or_default();
+                let msg = format!(
+                    "time limit of {} reached during step '{step}'",
+                    crate::sinks::human_duration(limit.as_secs_f64())
+                );
+                bus.emit(
+                    Some(step),
+                    Body::StepFinished {
+                        outcome: Outcome::TimedOut,
+                        duration_ms: elapsed_ms(start),
+                        error: Some(msg.clone()),
+                    },
+                );
+                bus.emit(
+                    None,
+                    Body::RunFinished {
+                        outcome: Outcome::TimedOut,
+                        exit_status: exit::TIMED_OUT,
+                        duration_ms: elapsed_ms(start),
+                        error: Some(msg),
+                    },
+                );
+                return exit::TIMED_OUT;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                failed.push(format!("{} (worker panicked)", task.steps[done].id()));
+                break;
+            }
+        }
+    }
+    let _ = worker.join();
+    let (outcome, status, error) = if failed.is_empty() {
+        (Outcome::Success, exit::SUCCESS, None)
+    } else {
+        (
+            Outcome::Failed,
+            exit::FAILED,
+            Some(format!("failed steps: {}", failed.join(", "))),
+        )
+    };
+    bus.emit(
+        None,
+        Body::RunFinished {
+            outcome,
+            exit_status: status,
+            duration_ms: elapsed_ms(start),
+            error,
+        },
+    );
+    status
+}
+
+/// How long to give sinks (the report spool) to drain before exiting.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard() {
+        assert!(destructive_allowed("wipe", Some("wipe"), None));
+        assert!(destructive_allowed("wipe", Some("inventory"), Some("wipe")));
+        assert!(!destructive_allowed("wipe", Some("inventory"), None));
+        assert!(!destructive_allowed("wipe", None, Some("decommission")));
+        assert!(!destructive_allowed("wipe", None, None));
+    }
+}
