@@ -43,7 +43,13 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Use STR instead of /proc/cmdline (for tests).
-    #[arg(long, global = true, hide = true, value_name = "STR")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "STR",
+        allow_hyphen_values = true
+    )]
     pub cmdline: Option<String>,
 
     /// Read /proc, /sys and /dev under DIR instead of / (for tests).
