@@ -122,6 +122,33 @@ mod tests {
     }
 
     #[test]
+    fn sends_structured_datagram() {
+        use crate::events::{Bus, HostId};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let j = Journal::at(&path).unwrap();
+        let bus = Bus::new(
+            Some("inventory".into()),
+            HostId::default(),
+            vec![Box::new(j)],
+        );
+        bus.step("inventory").warn("fan 2 stopped");
+        let mut buf = vec![0u8; 65536];
+        let n = server.recv(&mut buf).unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            text.contains("MESSAGE=[inventory] WARNING: fan 2 stopped\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("MESSAGE_ID={}\n", message_id("warning"))));
+        assert!(text.contains("PRIORITY=4\n"));
+        assert!(text.contains("SPEEDISO_TYPE=warning\n"));
+        assert!(text.contains(&format!("SPEEDISO_RUN_ID={}\n", bus.run_id())));
+        assert!(text.contains("SPEEDISO_EVENT={"));
+    }
+
+    #[test]
     fn message_ids_distinct() {
         let types = [
             "run_started",

@@ -45,3 +45,27 @@ impl Sink for Notify {
         self.send(&format!("STATUS={status}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Bus, HostId};
+
+    #[test]
+    fn status_lines_reach_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let n = Notify {
+            sock: UnixDatagram::unbound().unwrap(),
+            addr: SocketAddr::from_pathname(&path).unwrap(),
+        };
+        let bus = Bus::new(Some("wipe".into()), HostId::default(), vec![Box::new(n)]);
+        bus.step("wipe").log("x".repeat(500));
+        let mut buf = vec![0u8; 4096];
+        let len = server.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..len]).unwrap();
+        assert!(msg.starts_with("STATUS=[wipe] xxx"), "{msg}");
+        assert_eq!(msg.len(), "STATUS=".len() + 200);
+    }
+}
