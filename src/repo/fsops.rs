@@ -39,12 +39,17 @@ pub fn check_crash_env() -> Result<()> {
     Ok(())
 }
 
+/// Whether the crash variable names this step.
+pub fn crash_armed(step: &str) -> bool {
+    debug_assert!(CRASH_POINTS.contains(&step), "unknown crash point {step}");
+    std::env::var(CRASH_ENV).as_deref() == Ok(step)
+}
+
 /// Abort the process here if the crash variable names this step. abort()
 /// runs no destructors and flushes nothing, like a kill -9 or a power cut
 /// (minus the loss of unsynced data, which fsync covers).
 pub fn crash_point(step: &str) {
-    debug_assert!(CRASH_POINTS.contains(&step), "unknown crash point {step}");
-    if std::env::var(CRASH_ENV).as_deref() == Ok(step) {
+    if crash_armed(step) {
         eprintln!("speediso-repo: {CRASH_ENV}={step}: aborting here");
         std::process::abort();
     }
@@ -92,14 +97,16 @@ pub fn copy_atomic(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).with_context(|| format!("reading {}", src.display())),
         };
+        if crash_midway && written + n as u64 >= total / 2 && crash_armed("copy") {
+            // Leave exactly half the file under its temp name, then die.
+            let half = (total / 2 - written) as usize;
+            out.write_all(&buf[..half]).ok();
+            crash_point("copy");
+        }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
             .with_context(|| format!("writing {}", tmp.display()))?;
         written += n as u64;
-        if crash_midway && written >= total / 2 {
-            out.flush().ok();
-            crash_point("copy");
-        }
     }
     out.sync_all()
         .with_context(|| format!("fsync of {}", tmp.display()))?;
