@@ -72,7 +72,9 @@ publish() {
     # Remote: upload to an incoming directory on the repo server's file
     # system, publish from there (publish copies, fsyncs and renames), clean up.
     local incoming="$repo_root/.incoming.$job.$n"
-    rsync -a --mkpath "${paths[@]}" "$SPEEDISO_REPO_SSH:$incoming/"
+    # shellcheck disable=SC2029 # expanded here on purpose
+    ssh "$SPEEDISO_REPO_SSH" "mkdir -p '$incoming'"
+    rsync -a "${paths[@]}" "$SPEEDISO_REPO_SSH:$incoming/"
     # shellcheck disable=SC2029 # expanded here on purpose
     ssh "$SPEEDISO_REPO_SSH" "$repo_bin publish --root '$repo_root' --job '$job' --build '$n' --keep '$keep' '$incoming'/* && rm -rf '$incoming'"
 }

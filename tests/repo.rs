@@ -302,6 +302,18 @@ fn rollback_and_roll_forward() {
         "{}",
         stderr(&out)
     );
+    // With --json the failure is also a JSON object on stdout.
+    let out = r
+        .cmd(&["rollback", "--job", JOB, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["error"].as_str().unwrap().contains("no build older"),
+        "{v}"
+    );
     assert_eq!(r.live(), 1);
 
     ok(&r.rollback(Some(3)), "roll forward to 3");

@@ -127,7 +127,23 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 /// Run the parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     fsops::check_crash_env()?;
-    match cli.command {
+    let json = match &cli.command {
+        Command::Publish { json, .. }
+        | Command::Rollback { json, .. }
+        | Command::List { json, .. }
+        | Command::Verify { json, .. } => *json,
+    };
+    let result = run_command(cli.command);
+    if let (true, Err(e)) = (json, &result) {
+        // Machines reading stdout get the failure too; main still prints it
+        // on stderr for people.
+        print_json(&serde_json::json!({ "ok": false, "error": format!("{e:#}") }))?;
+    }
+    result
+}
+
+fn run_command(command: Command) -> Result<i32> {
+    match command {
         Command::Publish {
             root,
             job,
@@ -269,4 +285,31 @@ fn join(v: &[u64]) -> String {
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("500ms", Some(Duration::from_millis(500))),
+            ("0s", Some(Duration::ZERO)),
+            ("90s", Some(Duration::from_secs(90))),
+            ("5m", Some(Duration::from_secs(300))),
+            ("120", Some(Duration::from_secs(120))),
+            ("fast", None),
+            ("-1s", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_duration_arg(s).ok(), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -83,7 +83,7 @@ impl Manifest {
 
 /// A job name: it becomes a directory name and part of every URL.
 pub fn validate_job(job: &str) -> Result<()> {
-    if valid_name(job, 64) {
+    if valid_name(job, 64, b"._-") {
         Ok(())
     } else {
         bail!("job name {job:?} is not valid: use 1-64 of A-Z a-z 0-9 . _ - , not starting with . or -")
@@ -92,7 +92,7 @@ pub fn validate_job(job: &str) -> Result<()> {
 
 /// A file name: it becomes an unversioned name at the repository root.
 pub fn validate_file_name(name: &str) -> Result<()> {
-    if !valid_name(name, 128) {
+    if !valid_name(name, 128, b"._+-") {
         bail!("file name {name:?} is not valid: use 1-128 of A-Z a-z 0-9 . _ + - , not starting with . or -");
     }
     if name == BUILDS || name == MANIFEST || name == CURRENT {
@@ -101,13 +101,13 @@ pub fn validate_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
+fn valid_name(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
         && !s.starts_with('.')
         && !s.starts_with('-')
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 fn job_dir(root: &Path, job: &str) -> PathBuf {
@@ -786,14 +786,18 @@ pub fn verify(root: &Path) -> Result<VerifyReport> {
             }
         }
         for b in builds {
+            let dir = jdir.join(b.to_string());
+            // verify takes no lock (it may hash for minutes): a build that a
+            // concurrent publish prunes meanwhile is skipped, not an error.
+            let pruned_meanwhile = || !dir.exists();
             let m = match read_manifest(root, &job, b) {
                 Ok(m) => m,
+                Err(_) if pruned_meanwhile() => continue,
                 Err(e) => {
                     r.errors.push(format!("{e:#}"));
                     continue;
                 }
             };
-            let dir = jdir.join(b.to_string());
             for f in &m.files {
                 let path = dir.join(&f.name);
                 match fsops::sha256_file(&path) {
@@ -813,6 +817,7 @@ pub fn verify(root: &Path) -> Result<VerifyReport> {
                             ));
                         }
                     }
+                    Err(_) if pruned_meanwhile() => break,
                     Err(e) => r.errors.push(format!("{e:#}")),
                 }
             }
@@ -830,4 +835,75 @@ pub fn verify(root: &Path) -> Result<VerifyReport> {
     }
     r.ok = r.errors.is_empty();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let cases = [
+            ("speedtest", true, true),
+            ("speedtest.squashfs", true, true),
+            ("vmlinuz-6.1+deb", false, true), // '+' only in file names
+            ("initrd", true, true),
+            ("", false, false),
+            (".hidden", false, false),
+            ("-rf", false, false),
+            ("a/b", false, false),
+            ("..", false, false),
+            ("sp ace", false, false),
+            ("builds", true, false),
+            ("manifest.json", true, false),
+            ("current", true, false),
+        ];
+        for (name, job_ok, file_ok) in cases {
+            assert_eq!(validate_job(name).is_ok(), job_ok, "job {name:?}");
+            assert_eq!(validate_file_name(name).is_ok(), file_ok, "file {name:?}");
+        }
+        assert!(validate_job(&"j".repeat(64)).is_ok());
+        assert!(validate_job(&"j".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn root_links_are_recognised_by_their_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let link =
+            |name: &str, target: &str| std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        link("vmlinuz", "builds/speedtest/current/vmlinuz");
+        link("initrd", "builds/speedtest/current/vmlinuz"); // name mismatch
+        link("iso", "/srv/elsewhere/iso");
+        link("x", "builds/speedtest/3/x"); // numbered, not ours
+        std::fs::write(root.join("plain"), b"").unwrap();
+        assert_eq!(root_link_job(root, "vmlinuz").as_deref(), Some("speedtest"));
+        for n in ["initrd", "iso", "x", "plain", "absent"] {
+            assert_eq!(root_link_job(root, n), None, "{n}");
+        }
+    }
+
+    #[test]
+    fn manifest_content_ignores_order_and_time() {
+        let f = |n: &str, s: u64| FileEntry {
+            name: n.into(),
+            size: s,
+            sha256: format!("{s:064x}"),
+        };
+        let a = Manifest {
+            v: 1,
+            job: "j".into(),
+            build: 1,
+            published_unix: 1,
+            files: vec![f("a", 1), f("b", 2)],
+        };
+        let mut b = Manifest {
+            published_unix: 99,
+            files: vec![f("b", 2), f("a", 1)],
+            ..a.clone()
+        };
+        assert!(a.same_content(&b));
+        b.files[0].size = 3;
+        assert!(!a.same_content(&b));
+    }
 }
