@@ -268,7 +268,7 @@ fn print_list(r: &super::ListReport) {
                         "  {mark} {:>6}  {} files, {bytes} bytes, published {}",
                         b.build,
                         m.files.len(),
-                        m.published_unix
+                        utc(m.published_unix)
                     );
                 }
                 (None, Some(e)) => println!("  {mark} {:>6}  unreadable: {e}", b.build),
@@ -276,6 +276,27 @@ fn print_list(r: &super::ListReport) {
             }
         }
     }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC` (days-to-civil, H. Hinnant),
+/// without a date crate for one line of output.
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn join(v: &[u64]) -> String {
@@ -305,6 +326,13 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(parse_duration_arg(s).ok(), want, "{s}");
         }
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_795_653_194), "2026-11-26 00:33 UTC");
     }
 
     #[test]
