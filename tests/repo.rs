@@ -450,8 +450,31 @@ fn reader_never_sees_a_missing_or_partial_file() {
         ok(&r.rollback(None), "rollback");
         ok(&r.rollback(Some(n)), "roll forward");
     }
+    // Many quick switches while a thread does nothing but open(2) the
+    // names: a non-atomic switch (unlink, then link) shows up here as ENOENT.
+    let opener = {
+        let (stop, failures, root) = (stop.clone(), failures.clone(), r.root.clone());
+        std::thread::spawn(move || {
+            let mut opens = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for name in NAMES {
+                    match fs::File::open(root.join(name)) {
+                        Ok(_) => opens += 1,
+                        Err(e) => failures.lock().unwrap().push(format!("open {name}: {e}")),
+                    }
+                }
+            }
+            opens
+        })
+    };
+    for i in 0..150 {
+        ok(&r.rollback(Some(6 + i % 3)), "switch");
+    }
+    ok(&r.rollback(Some(8)), "roll forward");
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
+    let opens = opener.join().unwrap();
+    assert!(opens > 1000, "only {opens} opens");
     let reads: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
     let failures = failures.lock().unwrap();
     assert!(
