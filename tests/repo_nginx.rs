@@ -148,11 +148,15 @@ impl Response {
 
 /// Minimal HTTP/1.0 GET (the body ends when the server closes).
 fn get(port: u16, path: &str) -> Response {
+    get_with(port, path, "")
+}
+
+fn get_with(port: u16, path: &str, extra_headers: &str) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: test\r\nUser-Agent: speediso-test\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: test\r\nUser-Agent: speediso-test\r\n{extra_headers}\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -379,6 +383,17 @@ fn mirror_stores_versioned_files_and_follows_publish_and_rollback() {
     );
     assert_eq!(count(&central.access_log(), &numbered(1)), 2);
     assert!(!mirror_root.join("speedtest.squashfs").exists());
+
+    // A ranged first request still stores the whole file; the client gets
+    // its range.
+    let iso = "/builds/speedtest/2/speedtest.iso";
+    let r = get_with(mport, iso, "Range: bytes=100-199\r\n");
+    assert_eq!(r.status, 206, "{}", mirror.logs());
+    assert_eq!(r.body, content(2, "speedtest.iso")[100..200]);
+    assert_eq!(
+        fs::read(mirror_root.join(&iso[1..])).unwrap(),
+        content(2, "speedtest.iso")
+    );
 
     // Nothing hidden leaks through the mirror, and no partial files linger.
     for hidden in [
