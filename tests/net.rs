@@ -763,3 +763,19 @@ fn task_step_without_targets_is_skipped_with_a_warning() {
     let fin = ev.iter().find(|e| e["type"] == "step_finished").unwrap();
     assert_eq!(fin["outcome"], "success");
 }
+
+#[test]
+fn task_with_bad_net_option_is_rejected_before_running() {
+    let dir = task_dir();
+    let out = run_task(
+        dir.path(),
+        "speediso.net.server=127.0.0.1 speediso.net.duration=0",
+    );
+    assert_eq!(out.code, Some(2), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("speediso.net.duration"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("step_started"), "{}", out.stdout);
+}

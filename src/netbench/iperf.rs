@@ -621,7 +621,9 @@ fn recv_loop(
                 if !stop.load(Ordering::SeqCst) {
                     record_error(
                         &error,
-                        format!("stream {id}: the server closed the data connection mid-test"),
+                        format!(
+                            "stream {id}: the server went away mid-test (it closed the data connection)"
+                        ),
                     );
                 }
                 break;
