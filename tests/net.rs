@@ -779,3 +779,134 @@ fn task_with_bad_net_option_is_rejected_before_running() {
     );
     assert!(!out.stdout.contains("step_started"), "{}", out.stdout);
 }
+
+/// Run an openssl subcommand in `dir`; panics with its stderr on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn https_download_verifies_against_the_ca_bundle() {
+    if !have("openssl", &["version"]) {
+        return;
+    }
+    // A throwaway CA and a localhost certificate it signed.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=speediso-test-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let size = 5_000_000usize;
+    let blob: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &blob).unwrap();
+    let port = free_port();
+    // openssl s_server -WWW serves files from its working directory.
+    let _srv = Proc(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-WWW",
+                "-quiet",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["-cert", "cert.pem", "-key", "key.pem"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t = Instant::now();
+    while !listening(port) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "openssl s_server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("https://127.0.0.1:{port}/blob.bin");
+    let mut trusted = bench(&["--http", &url]);
+    trusted.env("SSL_CERT_FILE", dir.join("ca.pem"));
+    let out = run_bounded(trusted, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let h = &out.result()["http"];
+    assert_eq!(h["bytes"], size as u64);
+    assert_eq!(h["final_url"], url);
+    assert_eq!(h["status"], 200);
+    // Without the CA the certificate must be refused, not waved through.
+    let mut untrusted = bench(&["--http", &url]);
+    untrusted.env_remove("SSL_CERT_FILE");
+    let out = run_bounded(untrusted, Duration::from_secs(30));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("UnknownIssuer"), "{}", out.stderr);
+}

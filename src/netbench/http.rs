@@ -76,15 +76,64 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     }
 }
 
-fn agent(cfg: &Config) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+/// The system CA bundle on Debian/Fedora-style images.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// Trust anchors: the public web roots compiled in, plus the CA bundle the
+/// image trusts: `SSL_CERT_FILE` when set (an unreadable one is an error),
+/// else the system bundle when there is one. A mirror behind a company CA
+/// then verifies without turning verification off.
+fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let (path, required) = match std::env::var_os("SSL_CERT_FILE") {
+        Some(p) => (Some(std::path::PathBuf::from(p)), true),
+        None => (
+            SYSTEM_BUNDLES
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists()),
+            false,
+        ),
+    };
+    if let Some(path) = path {
+        let certs: Result<Vec<CertificateDer>, _> =
+            CertificateDer::pem_file_iter(&path).and_then(|it| it.collect());
+        match certs {
+            Ok(certs) => {
+                let (added, bad) = roots.add_parsable_certificates(certs);
+                tracing::debug!(
+                    "{}: {added} CA certificates ({bad} unusable)",
+                    path.display()
+                );
+            }
+            Err(e) if required => bail!("reading SSL_CERT_FILE {}: {e}", path.display()),
+            Err(e) => tracing::warn!("ignoring CA bundle {}: {e}", path.display()),
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(cfg))
+}
+
+fn agent(cfg: &Config) -> Result<ureq::Agent> {
+    Ok(ureq::AgentBuilder::new()
+        .tls_config(tls_config()?)
         // Redirects are followed here, so each hop is timed and reported.
         .redirects(0)
         .timeout_connect(cfg.connect_timeout)
         .timeout_read(cfg.io_timeout)
         .timeout_write(cfg.io_timeout)
         .user_agent(concat!("speediso/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .build())
 }
 
 /// Words for a transport error: DNS, refused, timeout, TLS.
@@ -98,12 +147,20 @@ fn describe(url: &str, e: &ureq::Transport) -> anyhow::Error {
         ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader => "malformed HTTP response",
         _ => "request failed",
     };
-    anyhow!("GET {url}: {what}: {e}")
+    // ureq's own Display repeats the URL; say it once, then the cause chain
+    // (for TLS, rustls's reason such as UnknownIssuer).
+    let mut detail: Vec<String> = e.message().map(str::to_string).into_iter().collect();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        detail.push(s.to_string());
+        src = s.source();
+    }
+    anyhow!("GET {url}: {what}: {}", detail.join(": "))
 }
 
 /// Download `cfg.url`, calling `on_tick` about once a second.
 pub fn run(cfg: &Config, on_tick: &mut dyn FnMut(&Tick)) -> Result<Figures> {
-    let agent = agent(cfg);
+    let agent = agent(cfg)?;
     let t0 = Instant::now();
     let mut url = url::Url::parse(&cfg.url).map_err(|e| anyhow!("URL {:?}: {e}", cfg.url))?;
     if !matches!(url.scheme(), "http" | "https") {
