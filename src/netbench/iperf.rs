@@ -174,6 +174,8 @@ pub struct Interval {
     /// Bytes this client read (download) in the interval.
     pub received_bytes: u64,
     pub mbps: f64,
+    /// Bytes moved since the test started, both directions.
+    pub cumulative_bytes: u64,
 }
 
 /// Figures of one data stream. `sent_*` are the sender's own counts and
@@ -793,6 +795,7 @@ pub fn run(cfg: &Config, on_interval: &mut dyn FnMut(&Interval)) -> Result<Figur
             sent_bytes: up,
             received_bytes: down,
             mbps: mbps(up + down, secs),
+            cumulative_bytes: t.0 + t.1,
         };
         on_interval(&iv);
         intervals.push(iv);

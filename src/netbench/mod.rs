@@ -178,7 +178,7 @@ pub fn run(plan: &Plan, ev: &StepEvents) -> Result<Value> {
             let secs = iv.end_s - iv.start_s;
             ev.progress(Progress {
                 percent: Some((iv.end_s / total * 100.0).min(100.0)),
-                bytes: Some(bytes),
+                bytes: Some(iv.cumulative_bytes),
                 rate: Some(if secs > 0.0 { bytes as f64 / secs } else { 0.0 }),
                 eta_s: Some((total - iv.end_s).max(0.0)),
                 message: Some(format!("iperf3 {}: {:.1} Mbit/s", cfg.server(), iv.mbps)),
