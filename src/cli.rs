@@ -119,6 +119,18 @@ pub enum Command {
         #[arg(long, default_value_t = 15)]
         events: usize,
     },
+    /// Run one benchmark now, outside any task, with live progress.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Network throughput: an iperf3-compatible client against a stock
+    /// `iperf3 -s`, and/or an HTTP(S) download.
+    Net(crate::netbench::NetArgs),
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
@@ -208,6 +220,18 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => cmd_run(&env, &task, json, confirm.as_deref()),
         Command::Tasks { json, options } => cmd_tasks(&env, json, options),
         Command::Status { json, events } => cmd_status(&env, json, events),
+        Command::Bench { what } => cmd_bench(&env, what),
+    }
+}
+
+fn cmd_bench(env: &Env, what: BenchCmd) -> Result<i32> {
+    match what {
+        BenchCmd::Net(args) => {
+            let bus = env.bus(None, args.json);
+            let rc = crate::netbench::cli(&args, &bus);
+            bus.close(crate::run::CLOSE_DEADLINE);
+            rc
+        }
     }
 }
 

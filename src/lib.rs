@@ -13,6 +13,7 @@ pub mod cmdline;
 pub mod dispatch;
 pub mod events;
 pub mod host;
+pub mod netbench;
 pub mod plan;
 pub mod repo;
 pub mod run;

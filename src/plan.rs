@@ -143,6 +143,11 @@ const KNOWN: &[(&str, Kind, &str)] = &[
     ),
     ("net.duration", Kind::Duration, "network test duration"),
     (
+        "net.mode",
+        Kind::Choice(&["forward", "reverse", "bidir"]),
+        "iperf3 direction: forward (upload), reverse (download) or bidir",
+    ),
+    (
         "bench.duration",
         Kind::Duration,
         "duration of each CPU/memory/disk benchmark",

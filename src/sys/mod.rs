@@ -1,4 +1,5 @@
-//! The few system calls std does not wrap, each with a safe signature.
-//! This is the only place in the crate where `unsafe` is allowed.
+//! The few system calls and ioctls std does not wrap, each wrapped once
+//! with a safe signature. The only place in the crate where `unsafe` is allowed.
 
 pub mod flock;
+pub mod tcp;

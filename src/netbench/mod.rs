@@ -1,0 +1,363 @@
+//! `bench.net`: network throughput against servers that already exist. An
+//! iperf3-compatible client (`iperf`) for `iperf3 -s` servers, and an HTTP(S)
+//! download test (`http`) for the mirror the image boots from. Used by the
+//! `speedtest` task and by `speediso bench net`.
+
+pub mod http;
+pub mod iperf;
+
+use crate::events::{Body, Bus, Outcome, Progress, StepEvents};
+use crate::plan::Options;
+use crate::tasks::{Module, StepContext};
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub const NAME: &str = "bench.net";
+
+/// `speediso bench net` arguments.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "\
+Without --server or --http there is nothing to test. With both, the iperf3
+test runs first. --duration also bounds the HTTP download. Exit status: 0
+success, 1 the test failed (server busy, refused, timeout, gone mid-test, DNS
+failure, HTTP error), 2 bad arguments.")]
+pub struct NetArgs {
+    /// iperf3 server (`iperf3 -s`) to test against; port 5201 by default.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+    /// Parallel TCP streams per direction (1-128).
+    #[arg(long, short = 'P', default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub streams: u32,
+    /// Test length in whole seconds (10, 10s, 1m).
+    #[arg(long, short = 't', default_value = "10", value_name = "S",
+          value_parser = parse_secs)]
+    pub duration: Duration,
+    /// The server sends and this machine receives (download), like iperf3 -R.
+    #[arg(long, short = 'R', conflicts_with = "bidir")]
+    pub reverse: bool,
+    /// Send and receive at the same time, like iperf3 --bidir.
+    #[arg(long)]
+    pub bidir: bool,
+    /// Also (or only) time an HTTP(S) download of URL; the body is discarded.
+    #[arg(long, value_name = "URL")]
+    pub http: Option<String>,
+    /// Give up when the server has not answered or moved data for this long
+    /// (also bounds DNS and each connect).
+    #[arg(long, default_value = "15", value_name = "S", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// Print events (progress, result) as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match crate::tasks::parse_duration(s) {
+        Some(d) if d.as_secs() >= 1 && d.as_secs() <= 86_400 => Ok(d),
+        _ => Err(format!(
+            "{s:?} is not a duration from 1s to 24h like 10, 30s or 2m"
+        )),
+    }
+}
+
+/// What one `bench.net` run does.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub iperf: Option<iperf::Config>,
+    pub http: Option<http::Config>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.iperf.is_none() && self.http.is_none()
+    }
+
+    pub fn from_args(a: &NetArgs) -> Result<Plan> {
+        let mode = match (a.reverse, a.bidir) {
+            (true, _) => iperf::Mode::Reverse,
+            (_, true) => iperf::Mode::Bidir,
+            _ => iperf::Mode::Forward,
+        };
+        let mut p = Self::build(
+            a.server.as_deref(),
+            a.http.as_deref(),
+            a.streams,
+            a.duration,
+            mode,
+        )?;
+        if let Some(c) = &mut p.iperf {
+            c.io_timeout = a.timeout;
+            c.connect_timeout = a.timeout.min(c.connect_timeout);
+        }
+        if let Some(c) = &mut p.http {
+            c.io_timeout = a.timeout;
+            c.connect_timeout = a.timeout.min(c.connect_timeout);
+        }
+        Ok(p)
+    }
+
+    /// From the `speediso.net.*` options on the kernel command line.
+    pub fn from_options(o: &Options) -> Result<Plan> {
+        let streams = match o.get("net.streams") {
+            Some(s) => s
+                .parse()
+                .map_err(|_| anyhow!("speediso.net.streams={s:?} is not a number"))?,
+            None => 1,
+        };
+        let duration = match o.get("net.duration") {
+            Some(s) => parse_secs(s).map_err(|e| anyhow!("speediso.net.duration: {e}"))?,
+            None => Duration::from_secs(10),
+        };
+        let mode = match o.get("net.mode") {
+            None | Some("forward") => iperf::Mode::Forward,
+            Some("reverse") => iperf::Mode::Reverse,
+            Some("bidir") => iperf::Mode::Bidir,
+            Some(m) => bail!("speediso.net.mode={m:?} is not forward, reverse or bidir"),
+        };
+        Self::build(
+            o.get("net.server").filter(|s| !s.is_empty()),
+            o.get("net.http").filter(|s| !s.is_empty()),
+            streams,
+            duration,
+            mode,
+        )
+    }
+
+    fn build(
+        server: Option<&str>,
+        url: Option<&str>,
+        streams: u32,
+        duration: Duration,
+        mode: iperf::Mode,
+    ) -> Result<Plan> {
+        if !(1..=iperf::MAX_STREAMS).contains(&streams) {
+            bail!("streams must be 1 to {}, not {streams}", iperf::MAX_STREAMS);
+        }
+        let iperf = match server {
+            Some(s) => {
+                let (host, port) = iperf::parse_server(s)?;
+                let mut c = iperf::Config::new(host, port);
+                c.streams = streams;
+                c.duration = duration;
+                c.mode = mode;
+                Some(c)
+            }
+            None => None,
+        };
+        let http = url.map(|u| {
+            let mut c = http::Config::new(u.to_string());
+            c.max_time = duration;
+            c
+        });
+        Ok(Plan { iperf, http })
+    }
+}
+
+/// Run the plan, emitting progress on `ev`. Both tests run even when the
+/// first fails, so one bad server does not hide the other figure; the step
+/// fails if either did.
+pub fn run(plan: &Plan, ev: &StepEvents) -> Result<Value> {
+    let mut data = serde_json::Map::new();
+    let mut errors = Vec::new();
+    if let Some(cfg) = &plan.iperf {
+        ev.log(format!(
+            "iperf3 {} to {}: {} stream(s), {} s",
+            match cfg.mode {
+                iperf::Mode::Forward => "upload",
+                iperf::Mode::Reverse => "download",
+                iperf::Mode::Bidir => "upload+download",
+            },
+            cfg.server(),
+            cfg.streams,
+            cfg.duration.as_secs()
+        ));
+        let total = cfg.duration.as_secs_f64();
+        let res = iperf::run(cfg, &mut |iv| {
+            let bytes = iv.sent_bytes + iv.received_bytes;
+            let secs = iv.end_s - iv.start_s;
+            ev.progress(Progress {
+                percent: Some((iv.end_s / total * 100.0).min(100.0)),
+                bytes: Some(iv.cumulative_bytes),
+                rate: Some(if secs > 0.0 { bytes as f64 / secs } else { 0.0 }),
+                eta_s: Some((total - iv.end_s).max(0.0)),
+                message: Some(format!("iperf3 {}: {:.1} Mbit/s", cfg.server(), iv.mbps)),
+                ..Default::default()
+            });
+        });
+        match res {
+            Ok(f) => {
+                for d in &f.directions {
+                    ev.log(format!(
+                        "iperf3 {}: sent {:.1} Mbit/s by {}, received {:.1} Mbit/s, retransmits {}",
+                        d.direction,
+                        d.sent_mbps,
+                        d.sender,
+                        d.received_mbps,
+                        d.retransmits
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "n/a".into())
+                    ));
+                }
+                if let Value::Object(m) = serde_json::to_value(&f)? {
+                    data.extend(m);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if let Some(cfg) = &plan.http {
+        ev.log(format!("HTTP download of {}", cfg.url));
+        let res = http::run(cfg, &mut |t| {
+            ev.progress(Progress {
+                percent: t.total.map(|n| t.bytes as f64 / n.max(1) as f64 * 100.0),
+                bytes: Some(t.bytes),
+                total_bytes: t.total,
+                rate: Some(t.rate),
+                message: Some(format!("HTTP {:.1} Mbit/s", t.rate * 8.0 / 1e6)),
+                ..Default::default()
+            });
+        });
+        match res {
+            Ok(f) => {
+                ev.log(format!(
+                    "HTTP {}: {} bytes at {:.1} Mbit/s, first byte after {:.0} ms, {} redirect(s){}",
+                    f.final_url,
+                    f.bytes,
+                    f.mbps,
+                    f.ttfb_ms,
+                    f.redirects.len(),
+                    if f.complete { "" } else { " (stopped at the time limit)" }
+                ));
+                data.insert("http".into(), serde_json::to_value(&f)?);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.len() {
+        0 => Ok(Value::Object(data)),
+        1 => Err(errors.remove(0)),
+        _ => Err(anyhow!(
+            "{}",
+            errors
+                .iter()
+                .map(|e| format!("{e:#}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
+}
+
+/// The `bench.net` step of a task.
+pub struct NetBench;
+
+impl Module for NetBench {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
+        Plan::from_options(options).map(|_| ())
+    }
+
+    fn run(&self, ctx: &StepContext) -> Result<Value> {
+        let plan = Plan::from_options(ctx.options)?;
+        if plan.is_empty() {
+            // Not a failure: most boots have no test server to point at.
+            let reason = "no speediso.net.server= or speediso.net.http= on the kernel command line";
+            ctx.events.warn(format!("network test skipped: {reason}"));
+            return Ok(json!({"skipped": true, "reason": reason}));
+        }
+        run(&plan, &ctx.events)
+    }
+}
+
+/// `speediso bench net`: one step on `bus`, outside any task. Returns the
+/// exit status; the error (if any) goes to the caller to print.
+pub fn cli(args: &NetArgs, bus: &Bus) -> Result<i32> {
+    let plan = match Plan::from_args(args) {
+        Ok(p) if p.is_empty() => {
+            eprintln!(
+                "speediso: bench net: nothing to test; give --server HOST[:PORT] and/or --http URL"
+            );
+            return Ok(crate::run::exit::USAGE);
+        }
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("speediso: bench net: {e:#}");
+            return Ok(crate::run::exit::USAGE);
+        }
+    };
+    let ev = bus.step(NAME);
+    let t0 = Instant::now();
+    ev.emit(Body::StepStarted {
+        module: NAME.into(),
+    });
+    let res = run(&plan, &ev);
+    let ms = t0.elapsed().as_millis() as u64;
+    match res {
+        Ok(data) => {
+            ev.emit(Body::Result { data });
+            ev.emit(Body::StepFinished {
+                outcome: Outcome::Success,
+                duration_ms: ms,
+                error: None,
+            });
+            Ok(crate::run::exit::SUCCESS)
+        }
+        Err(e) => {
+            ev.emit(Body::StepFinished {
+                outcome: Outcome::Failed,
+                duration_ms: ms,
+                error: Some(format!("{e:#}")),
+            });
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        Options(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn plan_from_kernel_options() {
+        assert!(Plan::from_options(&opts(&[])).unwrap().is_empty());
+        let p = Plan::from_options(&opts(&[
+            ("net.server", "iperf.example.net:5202"),
+            ("net.streams", "4"),
+            ("net.duration", "30s"),
+            ("net.mode", "reverse"),
+            ("net.http", "https://mirror.example.net/live.img"),
+        ]))
+        .unwrap();
+        let i = p.iperf.unwrap();
+        assert_eq!(
+            (i.host.as_str(), i.port, i.streams),
+            ("iperf.example.net", 5202, 4)
+        );
+        assert_eq!(i.duration, Duration::from_secs(30));
+        assert_eq!(i.mode, iperf::Mode::Reverse);
+        let h = p.http.unwrap();
+        assert_eq!(h.max_time, Duration::from_secs(30));
+        for bad in [
+            ("net.streams", "0"),
+            ("net.streams", "x"),
+            ("net.duration", "0"),
+            ("net.mode", "sideways"),
+        ] {
+            let mut o = vec![("net.server", "h")];
+            o.push(bad);
+            assert!(Plan::from_options(&opts(&o)).is_err(), "{bad:?}");
+        }
+    }
+}
