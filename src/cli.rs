@@ -174,6 +174,13 @@ impl Env {
         if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
             v.push(Box::new(s));
         }
+        // A bad report configuration rejects the plan (plan::build says
+        // why); here it only means no report sink.
+        if let Ok((opts, _)) = plan::check_options(&self.cmdline) {
+            if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
+                v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
+            }
+        }
         v
     }
 
