@@ -10,6 +10,8 @@
 
 pub mod cli;
 pub mod cmdline;
+#[cfg(feature = "collector")]
+pub mod collector;
 pub mod dispatch;
 pub mod events;
 pub mod host;

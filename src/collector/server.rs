@@ -1,0 +1,320 @@
+//! The collector's HTTP service: `POST /v1/events` (auth, limits, one
+//! writer thread committing groups of batches before acknowledging them),
+//! the JSON read API, `/healthz`, the web pages, and graceful shutdown on
+//! SIGTERM/SIGINT (in-flight batches are committed and answered first).
+
+use super::db::{self, Stats};
+use super::ingest::{self, Limits, Refusal};
+use super::tokens::Tokens;
+use super::{cert, web};
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+pub struct ServeArgs {
+    pub listen: String,
+    pub db: PathBuf,
+    pub tokens: PathBuf,
+    pub limits: Limits,
+}
+
+/// One batch waiting for the writer.
+struct Job {
+    events: Vec<ingest::Incoming>,
+    reply: oneshot::Sender<Result<Stats, String>>,
+}
+
+pub struct App {
+    tokens: Tokens,
+    limits: Limits,
+    writer: mpsc::Sender<Job>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl App {
+    /// Run `f` on one of the read connections, off the async threads.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Response>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let app = self.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let i = app.next_reader.fetch_add(1, Ordering::Relaxed) % app.readers.len();
+            let c = app.readers[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(&c)
+        })
+        .await;
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))),
+            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        }
+    }
+}
+
+pub fn error(code: StatusCode, msg: &str) -> Response {
+    (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// The writer: takes every waiting batch (up to a bound), stores them in
+/// one transaction, commits, and only then answers each.
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    const GROUP_EVENTS: usize = 50_000;
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].events.len();
+        while n < GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.events.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let res = (|| -> Result<Vec<Stats>> {
+            let tx = conn.transaction()?;
+            let mut stats = Vec::with_capacity(jobs.len());
+            for j in &jobs {
+                stats.push(db::insert_batch(&tx, &j.events)?);
+            }
+            tx.commit()?;
+            Ok(stats)
+        })();
+        match res {
+            Ok(stats) => {
+                for (j, s) in jobs.into_iter().zip(stats) {
+                    let _ = j.reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                tracing::error!("storing {} batches: {e:#}", jobs.len());
+                for j in jobs {
+                    let _ = j.reply.send(Err(format!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/hosts", get(get_hosts))
+        .route("/v1/runs", get(get_runs))
+        .route("/v1/runs/{run_id}", get(get_run))
+        .route("/v1/certificates/{id}", get(get_certificate))
+        .route("/healthz", get(healthz))
+        .route("/", get(web::index))
+        .route("/hosts/{key}", get(web::host_page))
+        .route("/runs/{run_id}", get(web::run_page))
+        .with_state(app)
+}
+
+/// Start serving; returns when a shutdown signal arrived and every
+/// acknowledged batch is committed.
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let tokens = Tokens::load(&args.tokens)?;
+    let conn = db::open(&args.db)?;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(Mutex::new(db::open(&args.db)?));
+    }
+    let (tx, rx) = mpsc::channel::<Job>(1024);
+    let writer = std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || writer_loop(conn, rx))?;
+    let app = Arc::new(App {
+        tokens,
+        limits: args.limits,
+        writer: tx,
+        readers,
+        next_reader: AtomicUsize::new(0),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to learn the port.
+        println!("speediso-collector: listening on {addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")
+    })?;
+    drop(rt);
+    // Every sender is gone with the router: the writer drains and exits.
+    let _ = writer.join();
+    eprintln!("speediso-collector: stopped; every acknowledged batch is committed");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    eprintln!("speediso-collector: shutting down");
+}
+
+async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = app.tokens.check(auth).cloned() else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token (Authorization: Bearer <token>)",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+        return r;
+    };
+    let max = app.limits.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body exceeds the limit of {max} bytes"),
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body exceeds the limit of {max} bytes"),
+            )
+        }
+    };
+    let events = match ingest::parse_batch(&bytes, app.limits) {
+        Ok(e) => e,
+        Err(r @ Refusal::TooLarge(_)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &r.to_string())
+        }
+        Err(Refusal::Bad { line, why }) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("line {line}: {why}"), "line": line })),
+            )
+                .into_response()
+        }
+    };
+    if let Some(h) = &token.host {
+        if let Some(e) = events.iter().find(|e| !e.host.matches(h)) {
+            return error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "line {}: this token is for host {h}, the event is from {}",
+                    e.line_no,
+                    e.host.key()
+                ),
+            );
+        }
+    }
+    let (reply, rx) = oneshot::channel();
+    if app.writer.send(Job { events, reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(stats)) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not stored: writer stopped",
+        ),
+    }
+}
+
+async fn get_hosts(State(app): State<Arc<App>>) -> Response {
+    match app.read(db::hosts).await {
+        Ok(h) => Json(h).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    host: Option<String>,
+    task: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    match app
+        .read(move |c| db::runs(c, q.host.as_deref(), q.task.as_deref(), limit))
+        .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+    let res = app
+        .read(move |c| {
+            let Some(run) = db::run(c, &run_id)? else {
+                return Ok(None);
+            };
+            Ok(Some(json!({
+                "run": run,
+                "events": db::events(c, &run_id)?,
+                "results": db::results(c, &run_id)?,
+                "certificates": db::certificate_ids(c, &run_id)?,
+            })))
+        })
+        .await;
+    match res {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
+        Err(r) => r,
+    }
+}
+
+async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match app.read(move |c| db::certificate(c, &id)).await {
+        Ok(Some((run_id, body))) => {
+            let v = cert::verify(&body);
+            Json(json!({ "run_id": run_id, "certificate": body, "verification": v }))
+                .into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such certificate"),
+        Err(r) => r,
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app
+        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await
+    {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(r) => r,
+    }
+}
