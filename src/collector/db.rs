@@ -399,7 +399,7 @@ pub fn results(c: &Connection, run_id: &str) -> Result<Vec<ResultRow>> {
 /// Certificate ids of a run.
 pub fn certificate_ids(c: &Connection, run_id: &str) -> Result<Vec<String>> {
     let mut s =
-        c.prepare_cached("SELECT id FROM certificates WHERE run_id = ?1 ORDER BY seq, id")?;
+        c.prepare_cached("SELECT id FROM certificates WHERE run_id = ?1 ORDER BY seq, rowid")?;
     let rows = s.query_map([run_id], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
