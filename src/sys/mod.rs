@@ -2,3 +2,4 @@
 //! The only place in the crate where `unsafe` is allowed.
 
 pub mod lock;
+pub mod rusage;
