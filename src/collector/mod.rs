@@ -7,10 +7,12 @@
 //! carries none of its dependencies.
 
 pub mod cert;
-pub mod db;
 pub mod ingest;
 pub mod load;
+pub mod pg;
 pub mod server;
+pub mod sqlite;
+pub mod store;
 pub mod tokens;
 pub mod web;
 
@@ -40,9 +42,10 @@ pub enum Command {
         /// address is printed on stdout).
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
-        /// SQLite database file (created and migrated when needed).
+        /// The store: a SQLite file (created and migrated when needed), or
+        /// a postgres://user@host/dbname URL (migrated when needed).
         #[arg(long, default_value = "speediso-collector.db")]
-        db: PathBuf,
+        db: String,
         /// Tokens file.
         #[arg(long)]
         tokens: PathBuf,

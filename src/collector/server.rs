@@ -3,8 +3,8 @@
 //! the JSON read API, `/healthz`, the web pages, and graceful shutdown on
 //! SIGTERM/SIGINT (in-flight batches are committed and answered first).
 
-use super::db::{self, Stats};
 use super::ingest::{self, Limits, Refusal};
+use super::store::{self, Stats, Store};
 use super::tokens::Tokens;
 use super::{cert, web};
 use anyhow::{Context, Result};
@@ -14,7 +14,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -24,7 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub struct ServeArgs {
     pub listen: String,
-    pub db: PathBuf,
+    /// SQLite path or postgres:// URL.
+    pub db: String,
     pub tokens: PathBuf,
     pub limits: Limits,
 }
@@ -39,7 +39,7 @@ pub struct App {
     tokens: Tokens,
     limits: Limits,
     writer: mpsc::Sender<Job>,
-    readers: Vec<Mutex<Connection>>,
+    readers: Vec<Mutex<Box<dyn Store>>>,
     next_reader: AtomicUsize,
 }
 
@@ -48,13 +48,13 @@ impl App {
     pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Response>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut dyn Store) -> Result<T> + Send + 'static,
     {
         let app = self.clone();
         let r = tokio::task::spawn_blocking(move || {
             let i = app.next_reader.fetch_add(1, Ordering::Relaxed) % app.readers.len();
-            let c = app.readers[i].lock().unwrap_or_else(|e| e.into_inner());
-            f(&c)
+            let mut c = app.readers[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(c.as_mut())
         })
         .await;
         match r {
@@ -71,7 +71,7 @@ pub fn error(code: StatusCode, msg: &str) -> Response {
 
 /// The writer: takes every waiting batch (up to a bound), stores them in
 /// one transaction, commits, and only then answers each.
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut st: Box<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     const GROUP_EVENTS: usize = 50_000;
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
@@ -85,15 +85,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let res = (|| -> Result<Vec<Stats>> {
-            let tx = conn.transaction()?;
-            let mut stats = Vec::with_capacity(jobs.len());
-            for j in &jobs {
-                stats.push(db::insert_batch(&tx, &j.events)?);
-            }
-            tx.commit()?;
-            Ok(stats)
-        })();
+        let batches: Vec<&[ingest::Incoming]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+        let res = st.insert_group(&batches);
         match res {
             Ok(stats) => {
                 for (j, s) in jobs.into_iter().zip(stats) {
@@ -128,10 +121,10 @@ pub fn router(app: Arc<App>) -> Router {
 /// acknowledged batch is committed.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let tokens = Tokens::load(&args.tokens)?;
-    let conn = db::open(&args.db)?;
+    let conn = store::open(&args.db)?;
     let mut readers = Vec::new();
     for _ in 0..4 {
-        readers.push(Mutex::new(db::open(&args.db)?));
+        readers.push(Mutex::new(store::open(&args.db)?));
     }
     let (tx, rx) = mpsc::channel::<Job>(1024);
     let writer = std::thread::Builder::new()
@@ -252,7 +245,7 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
 }
 
 async fn get_hosts(State(app): State<Arc<App>>) -> Response {
-    match app.read(db::hosts).await {
+    match app.read(|s| s.hosts()).await {
         Ok(h) => Json(h).into_response(),
         Err(r) => r,
     }
@@ -268,7 +261,7 @@ pub struct RunsQuery {
 async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(10_000);
     match app
-        .read(move |c| db::runs(c, q.host.as_deref(), q.task.as_deref(), limit))
+        .read(move |s| s.runs(q.host.as_deref(), q.task.as_deref(), limit))
         .await
     {
         Ok(r) => Json(r).into_response(),
@@ -278,15 +271,15 @@ async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Re
 
 async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
     let res = app
-        .read(move |c| {
-            let Some(run) = db::run(c, &run_id)? else {
+        .read(move |s| {
+            let Some(run) = s.run(&run_id)? else {
                 return Ok(None);
             };
             Ok(Some(json!({
                 "run": run,
-                "events": db::events(c, &run_id)?,
-                "results": db::results(c, &run_id)?,
-                "certificates": db::certificate_ids(c, &run_id)?,
+                "events": s.events(&run_id)?,
+                "results": s.results(&run_id)?,
+                "certificates": s.certificate_ids(&run_id)?,
             })))
         })
         .await;
@@ -298,7 +291,7 @@ async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) 
 }
 
 async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
-    match app.read(move |c| db::certificate(c, &id)).await {
+    match app.read(move |s| s.certificate(&id)).await {
         Ok(Some((run_id, body))) => {
             let v = cert::verify(&body);
             Json(json!({ "run_id": run_id, "certificate": body, "verification": v }))
@@ -310,10 +303,7 @@ async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<Strin
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    match app
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await
-    {
+    match app.read(|s| s.ping()).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(r) => r,
     }

@@ -3,8 +3,8 @@
 //! model (`/hosts/{key}`), and a run page with its results, certificates
 //! and event timeline (`/runs/{run_id}`). No JavaScript.
 
-use super::db::{self, RunRow};
 use super::server::App;
+use super::store::{self, RunRow, Store};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -69,14 +69,14 @@ fn duration(r: &RunRow) -> String {
 }
 
 /// A few figures of a run's bench results, for the run lists.
-fn key_figures(results: &[db::ResultRow]) -> String {
+fn key_figures(results: &[store::ResultRow]) -> String {
     let mut parts = Vec::new();
     for r in results {
         let step = r.step.as_deref().unwrap_or("");
         if !step.starts_with("bench") {
             continue;
         }
-        for (k, v) in db::figures(&r.data).into_iter().take(3) {
+        for (k, v) in store::figures(&r.data).into_iter().take(3) {
             parts.push(format!("{step} {k}={}", fmt_num(v)));
         }
     }
@@ -127,13 +127,10 @@ fn runs_table(runs: &[(RunRow, String)], with_host: bool) -> String {
     s
 }
 
-fn with_figures(
-    c: &rusqlite::Connection,
-    runs: Vec<RunRow>,
-) -> anyhow::Result<Vec<(RunRow, String)>> {
+fn with_figures(c: &mut dyn Store, runs: Vec<RunRow>) -> anyhow::Result<Vec<(RunRow, String)>> {
     let mut out = Vec::new();
     for r in runs {
-        let f = key_figures(&db::results(c, &r.run_id)?);
+        let f = key_figures(&c.results(&r.run_id)?);
         out.push((r, f));
     }
     Ok(out)
@@ -142,8 +139,9 @@ fn with_figures(
 pub async fn index(State(app): State<Arc<App>>) -> Response {
     let res = app
         .read(|c| {
-            let hosts = db::hosts(c)?;
-            let runs = with_figures(c, db::runs(c, None, None, 50)?)?;
+            let hosts = c.hosts()?;
+            let runs = c.runs(None, None, 50)?;
+            let runs = with_figures(c, runs)?;
             Ok((hosts, runs))
         })
         .await;
@@ -185,11 +183,12 @@ pub fn higher_is_better(figure: &str) -> bool {
 pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String>) -> Response {
     let res = app
         .read(move |c| {
-            let Some(h) = db::host(c, &key)? else {
+            let Some(h) = store::host(c, &key)? else {
                 return Ok(None);
             };
-            let cmp = db::compare(c, &h)?;
-            let runs = with_figures(c, db::runs(c, Some(&key), None, 100)?)?;
+            let cmp = store::compare(c, &h)?;
+            let runs = c.runs(Some(&key), None, 100)?;
+            let runs = with_figures(c, runs)?;
             Ok(Some((h, cmp, runs)))
         })
         .await;
@@ -213,7 +212,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         );
     }
     s.push_str("</table>\n<h2>Benchmarks vs. hosts with the same CPU model</h2>\n");
-    let slower: Vec<&db::Comparison> = cmp.iter().filter(|c| verdict(c) == Some(true)).collect();
+    let slower: Vec<&store::Comparison> = cmp.iter().filter(|c| verdict(c) == Some(true)).collect();
     if !slower.is_empty() {
         let _ = writeln!(
             s,
@@ -253,7 +252,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
 
 /// `Some(true)`: worse than the siblings' median by more than the
 /// threshold; `Some(false)`: better by more; `None`: within, or no siblings.
-pub fn verdict(c: &db::Comparison) -> Option<bool> {
+pub fn verdict(c: &store::Comparison) -> Option<bool> {
     let r = c.ratio?;
     let worse = if higher_is_better(&c.figure) {
         r < 1.0 - SLOWER_THRESHOLD
@@ -277,14 +276,14 @@ pub fn verdict(c: &db::Comparison) -> Option<bool> {
 pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
     let res = app
         .read(move |c| {
-            let Some(r) = db::run(c, &run_id)? else {
+            let Some(r) = c.run(&run_id)? else {
                 return Ok(None);
             };
-            let events = db::events(c, &run_id)?;
-            let results = db::results(c, &run_id)?;
+            let events = c.events(&run_id)?;
+            let results = c.results(&run_id)?;
             let mut certs = Vec::new();
-            for id in db::certificate_ids(c, &run_id)? {
-                if let Some((_, body)) = db::certificate(c, &id)? {
+            for id in c.certificate_ids(&run_id)? {
+                if let Some((_, body)) = c.certificate(&id)? {
                     certs.push((id, super::cert::verify(&body)));
                 }
             }
@@ -399,7 +398,7 @@ mod tests {
         assert!(higher_is_better("events_per_second.all"));
         assert!(higher_is_better("read_bw_bytes_per_second"));
         assert!(!higher_is_better("latency_us.p99"));
-        let c = |figure: &str, ratio| db::Comparison {
+        let c = |figure: &str, ratio| store::Comparison {
             step: "bench.cpu".into(),
             figure: figure.into(),
             value: 0.0,

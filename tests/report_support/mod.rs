@@ -16,6 +16,8 @@ pub struct Collector {
     child: Option<Child>,
     pub port: u16,
     pub dir: PathBuf,
+    /// `--db`: the SQLite file under `dir`, or a postgres:// URL.
+    pub db: String,
     extra: Vec<String>,
 }
 
@@ -23,6 +25,11 @@ impl Collector {
     /// Start a collector with its database and tokens under `dir`, on a
     /// free port (or `port`).
     pub fn start(dir: &Path, port: Option<u16>, extra: &[&str]) -> Collector {
+        let db = dir.join("c.db").to_str().unwrap().to_string();
+        Self::start_with_db(dir, port, &db, extra)
+    }
+
+    pub fn start_with_db(dir: &Path, port: Option<u16>, db: &str, extra: &[&str]) -> Collector {
         std::fs::create_dir_all(dir).unwrap();
         let tokens = dir.join("tokens");
         if !tokens.exists() {
@@ -36,6 +43,7 @@ impl Collector {
             child: None,
             port: port.unwrap_or(0),
             dir: dir.to_path_buf(),
+            db: db.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         c.spawn();
@@ -51,7 +59,7 @@ impl Collector {
                 .args(["serve", "--listen"])
                 .arg(format!("127.0.0.1:{}", self.port))
                 .arg("--db")
-                .arg(self.dir.join("c.db"))
+                .arg(&self.db)
                 .arg("--tokens")
                 .arg(self.dir.join("tokens"))
                 .args(&self.extra)

@@ -1,4 +1,4 @@
--- speediso collector schema, version 1.
+-- speediso collector schema, version 1 (PostgreSQL; the same tables as migrations/sqlite/).
 -- Every event is stored once per (run_id, seq), as received; runs, hosts,
 -- results and certificates are indexes derived from the events.
 
@@ -20,11 +20,11 @@ CREATE TABLE runs (
     started     TEXT,
     finished    TEXT,
     outcome     TEXT,              -- success | failed | timed_out | refused | rejected; NULL while running
-    exit_status INTEGER,
-    duration_ms INTEGER,
+    exit_status BIGINT,
+    duration_ms BIGINT,
     error       TEXT,
-    events      INTEGER NOT NULL DEFAULT 0,
-    last_seq    INTEGER NOT NULL DEFAULT -1,
+    events      BIGINT NOT NULL DEFAULT 0,
+    last_seq    BIGINT NOT NULL DEFAULT -1,
     first_ts    TEXT NOT NULL
 );
 CREATE INDEX runs_by_host ON runs (host_key, first_ts);
@@ -33,17 +33,17 @@ CREATE INDEX runs_by_time ON runs (first_ts);
 
 CREATE TABLE events (
     run_id TEXT    NOT NULL,
-    seq    INTEGER NOT NULL,
+    seq    BIGINT NOT NULL,
     ts     TEXT    NOT NULL,
     type   TEXT    NOT NULL,
     step   TEXT,
     body   TEXT    NOT NULL,       -- the JSON line as received
     PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
+);
 
 CREATE TABLE results (
     run_id TEXT    NOT NULL,
-    seq    INTEGER NOT NULL,
+    seq    BIGINT NOT NULL,
     step   TEXT,
     data   TEXT    NOT NULL,
     PRIMARY KEY (run_id, seq)
@@ -52,7 +52,8 @@ CREATE TABLE results (
 CREATE TABLE certificates (
     id     TEXT PRIMARY KEY,
     run_id TEXT    NOT NULL,
-    seq    INTEGER NOT NULL,
+    seq    BIGINT NOT NULL,
+    ord    BIGINT NOT NULL,       -- position in the result's certificates array
     step   TEXT,
     body   TEXT    NOT NULL
 );
