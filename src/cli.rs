@@ -180,6 +180,16 @@ impl Env {
             if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
                 v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
             }
+            if let Ok(Some(cfg)) = crate::report::Config::foreman(&opts) {
+                match cfg.agent() {
+                    Ok(agent) => v.push(Box::new(sinks::foreman::Foreman::new(
+                        &cfg.base,
+                        agent,
+                        sinks::foreman::POLICY,
+                    ))),
+                    Err(e) => eprintln!("speediso: foreman: {e:#}"),
+                }
+            }
         }
         v
     }

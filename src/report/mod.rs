@@ -3,6 +3,7 @@
 //! plan time; the on-disk spool (`spool`); the retry policy (`retry`). The
 //! sink itself is `sinks::report`.
 
+pub mod foreman;
 pub mod retry;
 pub mod spool;
 
@@ -38,7 +39,17 @@ impl Config {
     /// `Ok(None)` when no report endpoint is configured; `Err` says which
     /// option is wrong and why.
     pub fn from_options(opts: &Options) -> Result<Option<Config>, String> {
-        let Some(url) = opts.get("report") else {
+        Self::endpoint(opts, "report")
+    }
+
+    /// `speediso.foreman=`: same transport rules (https, pinned CA, http
+    /// only to loopback or with insecure=1); credentials in the URL.
+    pub fn foreman(opts: &Options) -> Result<Option<Config>, String> {
+        Ok(Self::endpoint(opts, "foreman")?.map(|c| Config { token: None, ..c }))
+    }
+
+    fn endpoint(opts: &Options, key: &str) -> Result<Option<Config>, String> {
+        let Some(url) = opts.get(key) else {
             return Ok(None);
         };
         let base = url.trim_end_matches('/').to_string();
@@ -47,7 +58,7 @@ impl Config {
             let host = url_host(&base).unwrap_or_default();
             if !is_loopback(&host) && !opts.flag("insecure") {
                 return Err(format!(
-                    "speediso.report={url} is plain http:// to {host}, which is not loopback: \
+                    "speediso.{key}={url} is plain http:// to {host}, which is not loopback: \
                      events and the token would travel unencrypted; use https:// or add \
                      speediso.insecure=1"
                 ));
@@ -97,7 +108,8 @@ impl Config {
 
 /// Plan-time check of the report options (called from `plan::build`).
 pub fn check_options(opts: &Options) -> Result<(), String> {
-    Config::from_options(opts).map(|_| ())
+    Config::from_options(opts)?;
+    Config::foreman(opts).map(|_| ())
 }
 
 fn short(v: &str) -> String {

@@ -7,9 +7,11 @@
 //! - `notify`: sd_notify STATUS= for `systemctl status`;
 //! - `state`: the state file `speediso status` reads.
 //!
-//! - `report`: the report endpoint, through an on-disk spool.
+//! - `report`: the report endpoint, through an on-disk spool;
+//! - `foreman`: the inventory as Foreman discovery facts.
 
 pub mod console;
+pub mod foreman;
 pub mod journal;
 pub mod jsonl;
 pub mod notify;
