@@ -81,6 +81,23 @@ pub fn undelivered_lines(path: &Path) -> u64 {
     buf.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// Spool files in `dir` and the events in them not yet acknowledged.
+pub fn backlog(dir: &Path) -> (usize, u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    let mut files = 0;
+    let mut events = 0;
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|e| e.to_str()) == Some(SPOOL_EXT) {
+            files += 1;
+            events += undelivered_lines(&p);
+        }
+    }
+    (files, events)
+}
+
 /// Leftover spools of earlier runs in `dir` that nobody else holds, oldest
 /// first, each locked by the returned handle.
 pub fn leftovers(dir: &Path) -> Vec<SpoolFile> {
