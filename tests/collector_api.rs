@@ -133,6 +133,29 @@ fn tokens_limits_and_malformed_lines() {
     assert_eq!(runs.as_array().unwrap().len(), 0);
     let h = ureq::get(&format!("{}/healthz", c.url())).call().unwrap();
     assert_eq!(h.status(), 200);
+
+    // A new token works after SIGHUP, and the old one is gone.
+    std::fs::write(c.dir.join("tokens"), "fresh-token-after-hup\n").unwrap();
+    c.hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c
+        .post(Some("fresh-token-after-hup"), &batch("r-hup", 1, "S1"))
+        .0
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "token not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.post(Some(TOKEN), &batch("r-hup", 1, "S1")).0, 401);
+    // A broken file keeps the tokens in force.
+    std::fs::write(c.dir.join("tokens"), "a b c\n").unwrap();
+    c.hup();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        c.post(Some("fresh-token-after-hup"), &batch("r-hup", 2, "S1"))
+            .0,
+        200
+    );
 }
 
 fn signed_cert(id: &str, outcome: &str) -> serde_json::Value {

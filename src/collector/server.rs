@@ -36,7 +36,8 @@ struct Job {
 }
 
 pub struct App {
-    tokens: Tokens,
+    /// Reloaded from the file on SIGHUP.
+    tokens: std::sync::RwLock<Tokens>,
     limits: Limits,
     writer: mpsc::Sender<Job>,
     readers: Vec<Mutex<Box<dyn Store>>>,
@@ -131,7 +132,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .name("db-writer".into())
         .spawn(move || writer_loop(conn, rx))?;
     let app = Arc::new(App {
-        tokens,
+        tokens: std::sync::RwLock::new(tokens),
         limits: args.limits,
         writer: tx,
         readers,
@@ -145,6 +146,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        tokio::spawn(reload_tokens_on_hup(app.clone(), args.tokens.clone()));
         // Tests and scripts read this line to learn the port.
         println!("speediso-collector: listening on {addr}");
         use std::io::Write;
@@ -159,6 +161,28 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let _ = writer.join();
     eprintln!("speediso-collector: stopped; every acknowledged batch is committed");
     Ok(())
+}
+
+/// SIGHUP: re-read the tokens file (adding a host needs no restart). A
+/// broken file is reported and the old tokens stay.
+async fn reload_tokens_on_hup(app: Arc<App>, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match Tokens::load(&path) {
+            Ok(t) => {
+                let n = t.0.len();
+                *app.tokens.write().unwrap_or_else(|e| e.into_inner()) = t;
+                eprintln!(
+                    "speediso-collector: reloaded {n} token(s) from {}",
+                    path.display()
+                );
+            }
+            Err(e) => eprintln!("speediso-collector: keeping the old tokens: {e:#}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -176,7 +200,13 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(token) = app.tokens.check(auth).cloned() else {
+    let token = app
+        .tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(auth)
+        .cloned();
+    let Some(token) = token else {
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "missing or unknown bearer token (Authorization: Bearer <token>)",
@@ -190,20 +220,19 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return error(
+    let too_large = || {
+        error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body exceeds the limit of {max} bytes"),
-        );
+        )
+    };
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
+        return too_large();
     }
-    let bytes = match axum::body::to_bytes(body, max).await {
+    let bytes = match read_limited(body, max).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("body exceeds the limit of {max} bytes"),
-            )
-        }
+        Err(None) => return too_large(),
+        Err(Some(e)) => return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
     };
     let events = match ingest::parse_batch(&bytes, app.limits) {
         Ok(e) => e,
@@ -241,6 +270,50 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
             StatusCode::SERVICE_UNAVAILABLE,
             "not stored: writer stopped",
         ),
+    }
+}
+
+/// An oversized body is still read (and dropped) up to this size, so the
+/// client gets its 413 instead of a broken pipe.
+const DRAIN_CAP: usize = 64 << 20;
+
+/// The body if it fits in `max` bytes; otherwise `Err(None)`, after
+/// draining up to `DRAIN_CAP` (for at most 10 s); `Err(Some(why))` when the
+/// body broke off (nothing of it is used).
+async fn read_limited(mut body: Body, max: usize) -> Result<axum::body::Bytes, Option<String>> {
+    use axum::body::HttpBody;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    let drain_until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        let frame = if seen > max {
+            match tokio::time::timeout_at(drain_until, next).await {
+                Ok(f) => f,
+                Err(_) => return Err(None),
+            }
+        } else {
+            next.await
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(f)) => f,
+            Some(Err(e)) if seen <= max => return Err(Some(e.to_string())),
+            Some(Err(_)) => return Err(None),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_CAP {
+                return Err(None);
+            }
+        }
+    }
+    if seen <= max {
+        Ok(buf.into())
+    } else {
+        Err(None)
     }
 }
 

@@ -119,6 +119,15 @@ impl Collector {
         c.wait().unwrap().success()
     }
 
+    /// Send SIGHUP (reload the tokens file).
+    pub fn hup(&self) {
+        let st = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");
         self.spawn();
