@@ -192,6 +192,23 @@ impl Env {
         if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
             v.push(Box::new(s));
         }
+        // A bad report configuration rejects the plan (plan::build says
+        // why); here it only means no report sink.
+        if let Ok((opts, _)) = plan::check_options(&self.cmdline) {
+            if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
+                v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
+            }
+            if let Ok(Some(cfg)) = crate::report::Config::foreman(&opts) {
+                match cfg.agent() {
+                    Ok(agent) => v.push(Box::new(sinks::foreman::Foreman::new(
+                        &cfg.base,
+                        agent,
+                        sinks::foreman::POLICY,
+                    ))),
+                    Err(e) => eprintln!("speediso: foreman: {e:#}"),
+                }
+            }
+        }
         v
     }
 
@@ -383,6 +400,7 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             .and_then(|s| s.unit_state(u))
             .map_err(|e| format!("{e:#}"))
     });
+    let backlog = crate::report::spool::backlog(&crate::report::spool::spool_dir(&env.run_dir));
     let state = sinks::state::read(&env.run_dir)
         .with_context(|| format!("reading state in {}", env.run_dir.display()))?;
     if json {
@@ -395,6 +413,10 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
                 Err(e) => serde_json::json!({"error": e}),
             }),
             "state": state,
+            "report_backlog": {
+                "spools": backlog.0,
+                "undelivered_events": backlog.1,
+            },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::SUCCESS);
@@ -409,6 +431,14 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             Ok(s) => println!("unit:      {u}: {} ({})", s.active_state, s.sub_state),
             Err(e) => println!("unit:      {u}: state unknown ({e})"),
         }
+    }
+    if backlog.1 > 0 {
+        println!(
+            "report:    {} event(s) not yet delivered, in {} spool(s) under {}",
+            backlog.1,
+            backlog.0,
+            crate::report::spool::spool_dir(&env.run_dir).display()
+        );
     }
     let Some(st) = state else {
         println!("no run recorded in {}", env.run_dir.display());

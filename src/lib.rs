@@ -10,12 +10,15 @@
 
 pub mod cli;
 pub mod cmdline;
+#[cfg(feature = "collector")]
+pub mod collector;
 pub mod dispatch;
 pub mod events;
 pub mod host;
 pub mod netbench;
 pub mod plan;
 pub mod repo;
+pub mod report;
 pub mod run;
 pub mod sinks;
 pub mod sys;

@@ -441,6 +441,7 @@ pub fn build(
     };
     let (options, warnings) =
         check_options(cmdline).map_err(|why| reject(Some(name.clone()), why))?;
+    crate::report::check_options(&options).map_err(|why| reject(Some(name.clone()), why))?;
     for step in &task.steps {
         let module = tasks::module_for(&step.module)
             .map_err(|e| reject(Some(name.clone()), format!("task '{name}': {e}")))?;

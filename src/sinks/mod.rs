@@ -7,12 +7,15 @@
 //! - `notify`: sd_notify STATUS= for `systemctl status`;
 //! - `state`: the state file `speediso status` reads.
 //!
-//! The report endpoint sink plugs in here as one more `Sink`.
+//! - `report`: the report endpoint, through an on-disk spool;
+//! - `foreman`: the inventory as Foreman discovery facts.
 
 pub mod console;
+pub mod foreman;
 pub mod journal;
 pub mod jsonl;
 pub mod notify;
+pub mod report;
 pub mod state;
 
 use crate::events::{Body, Event};

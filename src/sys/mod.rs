@@ -3,3 +3,5 @@
 
 pub mod flock;
 pub mod tcp;
+pub mod lock;
+pub mod rusage;

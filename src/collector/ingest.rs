@@ -1,0 +1,256 @@
+//! Parsing and validating a POSTed NDJSON batch, before anything touches the
+//! store: a batch is accepted whole or rejected whole, and a rejection names
+//! the first bad line and why.
+
+use serde::Deserialize;
+
+/// Limits on one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 16 << 20,
+            max_line: 1 << 20,
+        }
+    }
+}
+
+/// The fields the collector indexes; the whole line is stored as received.
+#[derive(Debug, Clone, Deserialize)]
+struct Head {
+    v: u32,
+    run_id: String,
+    seq: u64,
+    ts: String,
+    #[serde(default)]
+    host: HostHead,
+    task: Option<String>,
+    step: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct HostHead {
+    pub serial: Option<String>,
+    pub uuid: Option<String>,
+    pub boot_mac: Option<String>,
+    pub hostname: Option<String>,
+}
+
+impl HostHead {
+    /// The key a host is filed under: serial, else UUID, else boot MAC,
+    /// else hostname.
+    pub fn key(&self) -> String {
+        [&self.serial, &self.uuid, &self.boot_mac, &self.hostname]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Does a per-host token's `host=` value name this host?
+    pub fn matches(&self, id: &str) -> bool {
+        [&self.serial, &self.uuid, &self.boot_mac]
+            .into_iter()
+            .flatten()
+            .any(|v| v.eq_ignore_ascii_case(id))
+    }
+}
+
+/// One validated event.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub run_id: String,
+    pub seq: u64,
+    pub ts: String,
+    pub host: HostHead,
+    pub task: Option<String>,
+    pub step: Option<String>,
+    pub kind: String,
+    /// The line as received (valid JSON).
+    pub line: String,
+    /// 1-based line number in the request body.
+    pub line_no: usize,
+    /// Parsed body, for the event types the store looks into.
+    pub value: serde_json::Value,
+}
+
+/// Why a batch was refused; maps to an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 413: the body or one line is too large.
+    TooLarge(String),
+    /// 400: the content is wrong; `line` is 1-based.
+    Bad { line: usize, why: String },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::TooLarge(s) => write!(f, "{s}"),
+            Refusal::Bad { line, why } => write!(f, "line {line}: {why}"),
+        }
+    }
+}
+
+/// Event types whose contents the store indexes; others are kept as-is.
+const KNOWN_TYPES: &[&str] = &[
+    "run_started",
+    "step_started",
+    "progress",
+    "result",
+    "log",
+    "warning",
+    "step_finished",
+    "run_finished",
+    "dispatch_rejected",
+];
+
+/// Parse a whole batch. Empty lines are skipped (a trailing newline is
+/// normal); anything else must be one valid event.
+pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal> {
+    if body.len() > limits.max_body {
+        return Err(Refusal::TooLarge(format!(
+            "body of {} bytes exceeds the limit of {} bytes",
+            body.len(),
+            limits.max_body
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let n = i + 1;
+        if raw.len() > limits.max_line {
+            return Err(Refusal::TooLarge(format!(
+                "line {n}: {} bytes exceeds the line limit of {} bytes",
+                raw.len(),
+                limits.max_line
+            )));
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let bad = |why: String| Refusal::Bad { line: n, why };
+        let text = std::str::from_utf8(raw).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(bad("not a JSON object".into()));
+        }
+        let head = Head::deserialize(&value).map_err(|e| bad(format!("not an event: {e}")))?;
+        if head.v != crate::events::EVENT_VERSION {
+            return Err(bad(format!(
+                "event version {} not supported (this collector takes {})",
+                head.v,
+                crate::events::EVENT_VERSION
+            )));
+        }
+        if head.run_id.is_empty()
+            || head.run_id.len() > 64
+            || !head
+                .run_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(bad(format!(
+                "run_id {:?} must be 1-64 characters of [A-Za-z0-9_-]",
+                head.run_id.chars().take(80).collect::<String>()
+            )));
+        }
+        if head.seq > i64::MAX as u64 {
+            return Err(bad(format!("seq {} out of range", head.seq)));
+        }
+        if !KNOWN_TYPES.contains(&head.kind.as_str()) {
+            return Err(bad(format!(
+                "unknown event type {:?}; known: {}",
+                head.kind,
+                KNOWN_TYPES.join(", ")
+            )));
+        }
+        if head.kind == "result" && value.get("data").is_none() {
+            return Err(bad("result event without data".into()));
+        }
+        out.push(Incoming {
+            run_id: head.run_id,
+            seq: head.seq,
+            ts: head.ts,
+            host: head.host,
+            task: head.task,
+            step: head.step,
+            kind: head.kind,
+            line: text.to_string(),
+            line_no: n,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, kind: &str) -> String {
+        format!(
+            r#"{{"v":1,"run_id":"r-1","seq":{seq},"ts":"2026-01-01T00:00:00.000Z","host":{{"serial":"S1"}},"task":"inventory","step":null,"type":"{kind}"}}"#
+        )
+    }
+
+    #[test]
+    fn good_batch() {
+        let body = format!("{}\n{}\r\n\n", ev(0, "log"), ev(1, "warning"));
+        let got = parse_batch(body.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].seq, 1);
+        assert_eq!(got[0].host.key(), "S1");
+        assert!(got[0].host.matches("s1"));
+    }
+
+    #[test]
+    fn refusals_name_the_line() {
+        let l = Limits {
+            max_body: 10_000,
+            max_line: 300,
+        };
+        let cases = [
+            (format!("{}\ngarbage\n", ev(0, "log")), 2, "not JSON"),
+            (format!("{}\n[1]\n", ev(0, "log")), 2, "not a JSON object"),
+            ("{\"v\":1}\n".to_string(), 1, "not an event"),
+            (ev(0, "bogus"), 1, "unknown event type"),
+            (ev(0, "result"), 1, "without data"),
+            (ev(0, "log").replace("\"v\":1", "\"v\":9"), 1, "version 9"),
+            (ev(0, "log").replace("r-1", "a/b"), 1, "run_id"),
+            (ev(0, "log").replace(":0,", ":-1,"), 1, "not an event"),
+        ];
+        for (body, line, want) in cases {
+            match parse_batch(body.as_bytes(), l) {
+                Err(Refusal::Bad { line: n, why }) => {
+                    assert_eq!(n, line, "{body}: {why}");
+                    assert!(why.contains(want), "{body}: {why}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let long = format!("{}\n{}\n", ev(0, "log"), "x".repeat(400));
+        assert!(matches!(
+            parse_batch(long.as_bytes(), l),
+            Err(Refusal::TooLarge(m)) if m.starts_with("line 2")
+        ));
+        let big = "\n".repeat(10_001);
+        assert!(matches!(
+            parse_batch(big.as_bytes(), l),
+            Err(Refusal::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"\xff\xfe\n", l),
+            Err(Refusal::Bad { line: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,120 @@
+//! The collector: the receiving end of the report endpoint. It
+//! authenticates agents, stores every event once per `(run_id, seq)` in
+//! SQLite, and serves hosts, runs, results and certificates as JSON and as
+//! web pages. `src/bin/speediso-collector.rs` only calls `main`.
+//!
+//! Built only with the `collector` cargo feature, so the static agent
+//! carries none of its dependencies.
+
+pub mod cert;
+pub mod ingest;
+pub mod load;
+pub mod pg;
+pub mod server;
+pub mod sqlite;
+pub mod store;
+pub mod tokens;
+pub mod web;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// speediso-collector: receives speediso agents' events and shows them.
+#[derive(Debug, Parser)]
+#[command(name = "speediso-collector", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and web pages until SIGTERM/SIGINT.
+    ///
+    /// Tokens file: one token per line, or `host=<serial|uuid|mac> TOKEN`
+    /// for a token only that host may use; `#` starts a comment. SIGHUP
+    /// re-reads it.
+    Serve {
+        /// Address to listen on (port 0 picks a free one; the chosen
+        /// address is printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:8470")]
+        listen: String,
+        /// The store: a SQLite file (created and migrated when needed), or
+        /// a postgres://user@host/dbname URL (migrated when needed).
+        #[arg(long, default_value = "speediso-collector.db")]
+        db: String,
+        /// Tokens file.
+        #[arg(long)]
+        tokens: PathBuf,
+        /// Largest request body accepted, in bytes (larger: 413).
+        #[arg(long, default_value_t = 16 << 20)]
+        max_body: usize,
+        /// Longest NDJSON line accepted, in bytes (longer: 413).
+        #[arg(long, default_value_t = 1 << 20)]
+        max_line: usize,
+    },
+    /// Load generator for benchmarks: N agents send M events each.
+    #[command(hide = true)]
+    Load {
+        #[arg(long, default_value = "http://127.0.0.1:8470")]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 50)]
+        agents: usize,
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        /// Events per POST.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            db,
+            tokens,
+            max_body,
+            max_line,
+        } => {
+            server::serve(server::ServeArgs {
+                listen,
+                db,
+                tokens,
+                limits: ingest::Limits { max_body, max_line },
+            })?;
+            Ok(0)
+        }
+        Command::Load {
+            url,
+            token,
+            agents,
+            events,
+            batch,
+        } => {
+            let (n, el) = load::run(&load::LoadArgs {
+                url,
+                token,
+                agents,
+                events,
+                batch,
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "agents": agents,
+                    "events": n,
+                    "seconds": el.as_secs_f64(),
+                    "events_per_second": n as f64 / el.as_secs_f64(),
+                })
+            );
+            Ok(0)
+        }
+    }
+}

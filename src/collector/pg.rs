@@ -1,0 +1,245 @@
+//! The PostgreSQL store, for fleets where one collector is not enough:
+//! several collectors can share one database (idempotency holds across
+//! them: `(run_id, seq)` is the primary key and derived counters are
+//! updated only for rows actually inserted). Same SQL as SQLite
+//! (`store::sql`), schema in `migrations/postgres/`.
+
+use super::ingest::Incoming;
+use super::store::{sql, Derived, HostRow, ResultRow, RunRow, Stats, Store};
+use anyhow::{Context, Result};
+use postgres::{Client, NoTls, Row};
+use serde_json::Value;
+
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Any fixed number: serialises migrations of collectors starting together.
+const MIGRATION_LOCK: i64 = 0x05ee_d150;
+
+pub struct PgStore {
+    client: Client,
+}
+
+impl PgStore {
+    /// Connect (no TLS: run it on the collector's host or a private
+    /// network) and migrate.
+    pub fn connect(url: &str) -> Result<PgStore> {
+        let client = Client::connect(url, NoTls).context("connecting to PostgreSQL")?;
+        let mut s = PgStore { client };
+        s.migrate().context("migrating the PostgreSQL schema")?;
+        Ok(s)
+    }
+
+    pub fn migrate(&mut self) -> Result<i64> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)",
+        )?;
+        let mut current: i64 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+            .get(0);
+        for (v, text) in MIGRATIONS {
+            if *v <= current {
+                continue;
+            }
+            tx.batch_execute(text)
+                .with_context(|| format!("migration {v}"))?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied) VALUES ($1, $2)",
+                &[v, &crate::events::rfc3339_now()],
+            )?;
+            current = *v;
+        }
+        tx.commit()?;
+        Ok(current)
+    }
+}
+
+fn run_row(r: &Row) -> RunRow {
+    RunRow {
+        run_id: r.get(0),
+        host_key: r.get(1),
+        task: r.get(2),
+        started: r.get(3),
+        finished: r.get(4),
+        outcome: r.get(5),
+        exit_status: r.get(6),
+        duration_ms: r.get(7),
+        error: r.get(8),
+        events: r.get(9),
+        last_seq: r.get(10),
+        first_ts: r.get(11),
+    }
+}
+
+impl Store for PgStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>> {
+        let mut tx = self.client.transaction()?;
+        let ins = tx.prepare(sql::INSERT_EVENT)?;
+        let mut all = Vec::with_capacity(batches.len());
+        let mut d = Derived::default();
+        for b in batches {
+            let mut st = Stats {
+                received: b.len(),
+                ..Stats::default()
+            };
+            for e in b.iter() {
+                let n = tx.execute(
+                    &ins,
+                    &[&e.run_id, &(e.seq as i64), &e.ts, &e.kind, &e.step, &e.line],
+                )?;
+                if n == 0 {
+                    st.duplicates += 1;
+                } else {
+                    st.stored += 1;
+                    d.add(e);
+                }
+            }
+            all.push(st);
+        }
+        for (run_id, seq, step, data) in &d.results {
+            tx.execute(sql::INSERT_RESULT, &[run_id, seq, step, data])?;
+        }
+        for (id, run_id, seq, ord, step, body) in &d.certs {
+            tx.execute(sql::INSERT_CERT, &[id, run_id, seq, ord, step, body])?;
+        }
+        for (key, e) in &d.hosts {
+            tx.execute(
+                sql::UPSERT_HOST,
+                &[
+                    key,
+                    &e.host.serial,
+                    &e.host.uuid,
+                    &e.host.boot_mac,
+                    &e.host.hostname,
+                    &e.ts,
+                ],
+            )?;
+        }
+        for (key, m) in &d.cpu_models {
+            tx.execute(sql::SET_CPU, &[m, key])?;
+        }
+        for (run_id, r) in &d.runs {
+            tx.execute(
+                sql::UPSERT_RUN,
+                &[
+                    run_id,
+                    &r.host_key,
+                    &r.task,
+                    &r.first_ts,
+                    &r.events,
+                    &r.last_seq,
+                ],
+            )?;
+            if let Some(s) = &r.started {
+                tx.execute(sql::SET_STARTED, &[s, run_id])?;
+            }
+            if let Some((ts, outcome, status, dur, err)) = &r.finished {
+                tx.execute(sql::SET_FINISHED, &[ts, outcome, status, dur, err, run_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(all)
+    }
+
+    fn hosts(&mut self) -> Result<Vec<HostRow>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_HOSTS, &[])?
+            .iter()
+            .map(|r| HostRow {
+                host_key: r.get(0),
+                serial: r.get(1),
+                uuid: r.get(2),
+                boot_mac: r.get(3),
+                hostname: r.get(4),
+                cpu_model: r.get(5),
+                first_seen: r.get(6),
+                last_seen: r.get(7),
+                runs: r.get(8),
+            })
+            .collect())
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_RUNS, &[&host, &task, &(limit as i64)])?
+            .iter()
+            .map(run_row)
+            .collect())
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .client
+            .query_opt(sql::SELECT_RUN, &[&run_id])?
+            .as_ref()
+            .map(run_row))
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for r in self.client.query(sql::SELECT_EVENTS, &[&run_id])? {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        Ok(out)
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        let mut out = Vec::new();
+        for r in self.client.query(sql::SELECT_RESULTS, &[&run_id])? {
+            out.push(ResultRow {
+                seq: r.get(0),
+                step: r.get(1),
+                data: serde_json::from_str(r.get::<_, &str>(2))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_CERT_IDS, &[&run_id])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        match self.client.query_opt(sql::SELECT_CERT, &[&id])? {
+            Some(r) => Ok(Some((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?))),
+            None => Ok(None),
+        }
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_BENCH, &[&host_key])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_SIBLINGS, &[&cpu_model, &except])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.client.query_one("SELECT 1", &[])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,383 @@
+//! The collector's HTTP service: `POST /v1/events` (auth, limits, one
+//! writer thread committing groups of batches before acknowledging them),
+//! the JSON read API, `/healthz`, the web pages, and graceful shutdown on
+//! SIGTERM/SIGINT (in-flight batches are committed and answered first).
+
+use super::ingest::{self, Limits, Refusal};
+use super::store::{self, Stats, Store};
+use super::tokens::Tokens;
+use super::{cert, web};
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+pub struct ServeArgs {
+    pub listen: String,
+    /// SQLite path or postgres:// URL.
+    pub db: String,
+    pub tokens: PathBuf,
+    pub limits: Limits,
+}
+
+/// One batch waiting for the writer.
+struct Job {
+    events: Vec<ingest::Incoming>,
+    reply: oneshot::Sender<Result<Stats, String>>,
+}
+
+pub struct App {
+    /// Reloaded from the file on SIGHUP.
+    tokens: std::sync::RwLock<Tokens>,
+    limits: Limits,
+    writer: mpsc::Sender<Job>,
+    readers: Vec<Mutex<Box<dyn Store>>>,
+    next_reader: AtomicUsize,
+}
+
+impl App {
+    /// Run `f` on one of the read connections, off the async threads.
+    pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Response>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Store) -> Result<T> + Send + 'static,
+    {
+        let app = self.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let i = app.next_reader.fetch_add(1, Ordering::Relaxed) % app.readers.len();
+            let mut c = app.readers[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(c.as_mut())
+        })
+        .await;
+        match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))),
+            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        }
+    }
+}
+
+pub fn error(code: StatusCode, msg: &str) -> Response {
+    (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// The writer: takes every waiting batch (up to a bound), stores them in
+/// one transaction, commits, and only then answers each.
+fn writer_loop(mut st: Box<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+    const GROUP_EVENTS: usize = 50_000;
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].events.len();
+        while n < GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.events.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let batches: Vec<&[ingest::Incoming]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+        let res = st.insert_group(&batches);
+        match res {
+            Ok(stats) => {
+                for (j, s) in jobs.into_iter().zip(stats) {
+                    let _ = j.reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                tracing::error!("storing {} batches: {e:#}", jobs.len());
+                for j in jobs {
+                    let _ = j.reply.send(Err(format!("{e:#}")));
+                }
+            }
+        }
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/hosts", get(get_hosts))
+        .route("/v1/runs", get(get_runs))
+        .route("/v1/runs/{run_id}", get(get_run))
+        .route("/v1/certificates/{id}", get(get_certificate))
+        .route("/healthz", get(healthz))
+        .route("/", get(web::index))
+        .route("/hosts/{key}", get(web::host_page))
+        .route("/runs/{run_id}", get(web::run_page))
+        .with_state(app)
+}
+
+/// Start serving; returns when a shutdown signal arrived and every
+/// acknowledged batch is committed.
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let tokens = Tokens::load(&args.tokens)?;
+    let conn = store::open(&args.db)?;
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        readers.push(Mutex::new(store::open(&args.db)?));
+    }
+    let (tx, rx) = mpsc::channel::<Job>(1024);
+    let writer = std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || writer_loop(conn, rx))?;
+    let app = Arc::new(App {
+        tokens: std::sync::RwLock::new(tokens),
+        limits: args.limits,
+        writer: tx,
+        readers,
+        next_reader: AtomicUsize::new(0),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(reload_tokens_on_hup(app.clone(), args.tokens.clone()));
+        // Tests and scripts read this line to learn the port.
+        println!("speediso-collector: listening on {addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")
+    })?;
+    drop(rt);
+    // Every sender is gone with the router: the writer drains and exits.
+    let _ = writer.join();
+    eprintln!("speediso-collector: stopped; every acknowledged batch is committed");
+    Ok(())
+}
+
+/// SIGHUP: re-read the tokens file (adding a host needs no restart). A
+/// broken file is reported and the old tokens stay.
+async fn reload_tokens_on_hup(app: Arc<App>, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match Tokens::load(&path) {
+            Ok(t) => {
+                let n = t.0.len();
+                *app.tokens.write().unwrap_or_else(|e| e.into_inner()) = t;
+                eprintln!(
+                    "speediso-collector: reloaded {n} token(s) from {}",
+                    path.display()
+                );
+            }
+            Err(e) => eprintln!("speediso-collector: keeping the old tokens: {e:#}"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    eprintln!("speediso-collector: shutting down");
+}
+
+async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = app
+        .tokens
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(auth)
+        .cloned();
+    let Some(token) = token else {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown bearer token (Authorization: Bearer <token>)",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+        return r;
+    };
+    let max = app.limits.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body exceeds the limit of {max} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
+        return too_large();
+    }
+    let bytes = match read_limited(body, max).await {
+        Ok(b) => b,
+        Err(None) => return too_large(),
+        Err(Some(e)) => return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
+    };
+    let events = match ingest::parse_batch(&bytes, app.limits) {
+        Ok(e) => e,
+        Err(r @ Refusal::TooLarge(_)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &r.to_string())
+        }
+        Err(Refusal::Bad { line, why }) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("line {line}: {why}"), "line": line })),
+            )
+                .into_response()
+        }
+    };
+    if let Some(h) = &token.host {
+        if let Some(e) = events.iter().find(|e| !e.host.matches(h)) {
+            return error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "line {}: this token is for host {h}, the event is from {}",
+                    e.line_no,
+                    e.host.key()
+                ),
+            );
+        }
+    }
+    let (reply, rx) = oneshot::channel();
+    if app.writer.send(Job { events, reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(stats)) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not stored: writer stopped",
+        ),
+    }
+}
+
+/// An oversized body is still read (and dropped) up to this size, so the
+/// client gets its 413 instead of a broken pipe.
+const DRAIN_CAP: usize = 64 << 20;
+
+/// The body if it fits in `max` bytes; otherwise `Err(None)`, after
+/// draining up to `DRAIN_CAP` (for at most 10 s); `Err(Some(why))` when the
+/// body broke off (nothing of it is used).
+async fn read_limited(mut body: Body, max: usize) -> Result<axum::body::Bytes, Option<String>> {
+    use axum::body::HttpBody;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    let drain_until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx));
+        let frame = if seen > max {
+            match tokio::time::timeout_at(drain_until, next).await {
+                Ok(f) => f,
+                Err(_) => return Err(None),
+            }
+        } else {
+            next.await
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(f)) => f,
+            Some(Err(e)) if seen <= max => return Err(Some(e.to_string())),
+            Some(Err(_)) => return Err(None),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_CAP {
+                return Err(None);
+            }
+        }
+    }
+    if seen <= max {
+        Ok(buf.into())
+    } else {
+        Err(None)
+    }
+}
+
+async fn get_hosts(State(app): State<Arc<App>>) -> Response {
+    match app.read(|s| s.hosts()).await {
+        Ok(h) => Json(h).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    host: Option<String>,
+    task: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    match app
+        .read(move |s| s.runs(q.host.as_deref(), q.task.as_deref(), limit))
+        .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+    let res = app
+        .read(move |s| {
+            let Some(run) = s.run(&run_id)? else {
+                return Ok(None);
+            };
+            Ok(Some(json!({
+                "run": run,
+                "events": s.events(&run_id)?,
+                "results": s.results(&run_id)?,
+                "certificates": s.certificate_ids(&run_id)?,
+            })))
+        })
+        .await;
+    match res {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
+        Err(r) => r,
+    }
+}
+
+async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match app.read(move |s| s.certificate(&id)).await {
+        Ok(Some((run_id, body))) => {
+            let v = cert::verify(&body);
+            Json(json!({ "run_id": run_id, "certificate": body, "verification": v }))
+                .into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such certificate"),
+        Err(r) => r,
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.read(|s| s.ping()).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,265 @@
+//! The SQLite store (the default: one file, nothing to install). WAL so
+//! readers never block the writer; synchronous=FULL so a batch is on disk
+//! before it is acknowledged.
+
+use super::ingest::Incoming;
+use super::store::{sql, Derived, HostRow, ResultRow, RunRow, Stats, Store};
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::path::Path;
+
+/// Schema migrations, applied in order; `schema_version` records each.
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
+        Ok(SqliteStore { conn })
+    }
+
+    pub fn in_memory() -> Result<SqliteStore> {
+        let conn = Connection::open_in_memory()?;
+        migrate(&conn)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+pub fn migrate(conn: &Connection) -> Result<i64> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+    )?;
+    let mut current: i64 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    for (v, text) in MIGRATIONS {
+        if *v <= current {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(text)
+            .with_context(|| format!("migration {v}"))?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
+            params![v, crate::events::rfc3339_now()],
+        )?;
+        tx.commit()?;
+        current = *v;
+    }
+    Ok(current)
+}
+
+/// Store one batch inside the caller's transaction.
+fn insert_batch(tx: &Connection, events: &[Incoming]) -> Result<Stats> {
+    let mut st = Stats {
+        received: events.len(),
+        ..Stats::default()
+    };
+    let mut ins = tx.prepare_cached(sql::INSERT_EVENT)?;
+    let mut d = Derived::default();
+    for e in events {
+        let n = ins.execute(params![
+            e.run_id,
+            e.seq as i64,
+            e.ts,
+            e.kind,
+            e.step,
+            e.line
+        ])?;
+        if n == 0 {
+            st.duplicates += 1;
+        } else {
+            st.stored += 1;
+            d.add(e);
+        }
+    }
+    for (run_id, seq, step, data) in &d.results {
+        tx.prepare_cached(sql::INSERT_RESULT)?
+            .execute(params![run_id, seq, step, data])?;
+    }
+    for (id, run_id, seq, ord, step, body) in &d.certs {
+        tx.prepare_cached(sql::INSERT_CERT)?
+            .execute(params![id, run_id, seq, ord, step, body])?;
+    }
+    for (key, e) in &d.hosts {
+        tx.prepare_cached(sql::UPSERT_HOST)?.execute(params![
+            key,
+            e.host.serial,
+            e.host.uuid,
+            e.host.boot_mac,
+            e.host.hostname,
+            e.ts
+        ])?;
+    }
+    for (key, m) in &d.cpu_models {
+        tx.prepare_cached(sql::SET_CPU)?.execute(params![m, key])?;
+    }
+    for (run_id, r) in &d.runs {
+        tx.prepare_cached(sql::UPSERT_RUN)?.execute(params![
+            run_id, r.host_key, r.task, r.first_ts, r.events, r.last_seq
+        ])?;
+        if let Some(s) = &r.started {
+            tx.prepare_cached(sql::SET_STARTED)?
+                .execute(params![s, run_id])?;
+        }
+        if let Some((ts, outcome, status, dur, err)) = &r.finished {
+            tx.prepare_cached(sql::SET_FINISHED)?
+                .execute(params![ts, outcome, status, dur, err, run_id])?;
+        }
+    }
+    Ok(st)
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        host_key: r.get(1)?,
+        task: r.get(2)?,
+        started: r.get(3)?,
+        finished: r.get(4)?,
+        outcome: r.get(5)?,
+        exit_status: r.get(6)?,
+        duration_ms: r.get(7)?,
+        error: r.get(8)?,
+        events: r.get(9)?,
+        last_seq: r.get(10)?,
+        first_ts: r.get(11)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>> {
+        let tx = self.conn.transaction()?;
+        let mut stats = Vec::with_capacity(batches.len());
+        for b in batches {
+            stats.push(insert_batch(&tx, b)?);
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    fn hosts(&mut self) -> Result<Vec<HostRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_HOSTS)?;
+        let rows = s.query_map([], |r| {
+            Ok(HostRow {
+                host_key: r.get(0)?,
+                serial: r.get(1)?,
+                uuid: r.get(2)?,
+                boot_mac: r.get(3)?,
+                hostname: r.get(4)?,
+                cpu_model: r.get(5)?,
+                first_seen: r.get(6)?,
+                last_seen: r.get(7)?,
+                runs: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS)?;
+        let rows = s.query_map(params![host, task, limit as i64], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(sql::SELECT_RUN, [run_id], run_row)
+            .optional()?)
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS)?;
+        let rows = s.query_map([run_id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RESULTS)?;
+        let rows = s.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, step, data) = row?;
+            out.push(ResultRow {
+                seq,
+                step,
+                data: serde_json::from_str(&data)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_CERT_IDS)?;
+        let rows = s.query_map([run_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((run, body)) => Ok(Some((run, serde_json::from_str(&body)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_BENCH)?;
+        let rows = s.query_map([host_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLINGS)?;
+        let rows = s.query_map(params![cpu_model, except], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.conn
+            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_store() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        crate::collector::store::conformance::exercise(&mut s);
+        assert_eq!(migrate(&s.conn).unwrap(), 1); // applies nothing twice
+    }
+}

@@ -1,0 +1,475 @@
+//! The collector's store, independent of the database: the `Store` trait
+//! (SQLite in `sqlite`, PostgreSQL in `pg`), the SQL both run (written
+//! once, `$n` placeholders in order of first use so SQLite binds them
+//! positionally too), what a batch changes besides its events (`Derived`),
+//! and the figures/median logic of the host comparison.
+
+use super::ingest::Incoming;
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What happened to one batch.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub received: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostRow {
+    pub host_key: String,
+    pub serial: Option<String>,
+    pub uuid: Option<String>,
+    pub boot_mac: Option<String>,
+    pub hostname: Option<String>,
+    pub cpu_model: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub runs: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub host_key: String,
+    pub task: Option<String>,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    pub outcome: Option<String>,
+    pub exit_status: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    pub events: i64,
+    pub last_seq: i64,
+    pub first_ts: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRow {
+    pub seq: i64,
+    pub step: Option<String>,
+    pub data: Value,
+}
+
+/// A database the collector stores into and reads from.
+pub trait Store: Send {
+    /// Store several batches in ONE transaction; `Ok` only after commit.
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>>;
+    fn hosts(&mut self) -> Result<Vec<HostRow>>;
+    fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
+        -> Result<Vec<RunRow>>;
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
+    /// A run's events (parsed) in `seq` order.
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>>;
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>>;
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>>;
+    /// (run_id, certificate) by id.
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>>;
+    /// (step, data JSON) of a host's bench results, oldest first.
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>>;
+    /// Other hosts with this CPU model.
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
+    fn ping(&mut self) -> Result<()>;
+}
+
+/// Open the store `spec` names: a `postgres://` or `postgresql://` URL, or
+/// a SQLite file path. Migrations are applied.
+pub fn open(spec: &str) -> Result<Box<dyn Store>> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        Ok(Box::new(super::pg::PgStore::connect(spec)?))
+    } else {
+        Ok(Box::new(super::sqlite::SqliteStore::open(
+            std::path::Path::new(spec),
+        )?))
+    }
+}
+
+/// The SQL both backends run.
+pub mod sql {
+    pub const INSERT_EVENT: &str = "INSERT INTO events (run_id, seq, ts, type, step, body) \
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING";
+    pub const INSERT_RESULT: &str = "INSERT INTO results (run_id, seq, step, data) \
+        VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, seq) DO NOTHING";
+    pub const INSERT_CERT: &str = "INSERT INTO certificates (id, run_id, seq, ord, step, body) \
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
+    pub const UPSERT_HOST: &str = "INSERT INTO hosts \
+        (host_key, serial, uuid, boot_mac, hostname, first_seen, last_seen) \
+        VALUES ($1, $2, $3, $4, $5, $6, $6) \
+        ON CONFLICT (host_key) DO UPDATE SET \
+          serial = coalesce(excluded.serial, hosts.serial), \
+          uuid = coalesce(excluded.uuid, hosts.uuid), \
+          boot_mac = coalesce(excluded.boot_mac, hosts.boot_mac), \
+          hostname = coalesce(excluded.hostname, hosts.hostname), \
+          last_seen = CASE WHEN excluded.last_seen > hosts.last_seen \
+                      THEN excluded.last_seen ELSE hosts.last_seen END";
+    pub const SET_CPU: &str = "UPDATE hosts SET cpu_model = $1 WHERE host_key = $2";
+    pub const UPSERT_RUN: &str = "INSERT INTO runs \
+        (run_id, host_key, task, first_ts, events, last_seq) \
+        VALUES ($1, $2, $3, $4, $5, $6) \
+        ON CONFLICT (run_id) DO UPDATE SET \
+          task = coalesce(runs.task, excluded.task), \
+          first_ts = CASE WHEN excluded.first_ts < runs.first_ts \
+                     THEN excluded.first_ts ELSE runs.first_ts END, \
+          events = runs.events + excluded.events, \
+          last_seq = CASE WHEN excluded.last_seq > runs.last_seq \
+                     THEN excluded.last_seq ELSE runs.last_seq END";
+    pub const SET_STARTED: &str = "UPDATE runs SET started = $1 WHERE run_id = $2";
+    pub const SET_FINISHED: &str = "UPDATE runs SET finished = $1, outcome = $2, \
+        exit_status = $3, duration_ms = $4, error = $5 WHERE run_id = $6";
+    pub const SELECT_HOSTS: &str = "SELECT h.host_key, serial, uuid, boot_mac, hostname, \
+        cpu_model, first_seen, last_seen, \
+        (SELECT count(*) FROM runs r WHERE r.host_key = h.host_key) \
+        FROM hosts h ORDER BY last_seen DESC";
+    pub const RUN_COLS: &str = "run_id, host_key, task, started, finished, outcome, \
+        exit_status, duration_ms, error, events, last_seq, first_ts";
+    pub const SELECT_RUNS: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
+        exit_status, duration_ms, error, events, last_seq, first_ts FROM runs \
+        WHERE (CAST($1 AS TEXT) IS NULL OR host_key = $1) AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+        ORDER BY first_ts DESC LIMIT $3";
+    pub const SELECT_RUN: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
+        exit_status, duration_ms, error, events, last_seq, first_ts FROM runs WHERE run_id = $1";
+    pub const SELECT_EVENTS: &str = "SELECT body FROM events WHERE run_id = $1 ORDER BY seq";
+    pub const SELECT_RESULTS: &str =
+        "SELECT seq, step, data FROM results WHERE run_id = $1 ORDER BY seq";
+    pub const SELECT_CERT_IDS: &str =
+        "SELECT id FROM certificates WHERE run_id = $1 ORDER BY seq, ord";
+    pub const SELECT_CERT: &str = "SELECT run_id, body FROM certificates WHERE id = $1";
+    pub const SELECT_BENCH: &str = "SELECT res.step, res.data FROM results res \
+        JOIN runs r ON r.run_id = res.run_id \
+        WHERE r.host_key = $1 AND res.step LIKE 'bench%' ORDER BY r.first_ts, res.seq";
+    pub const SELECT_SIBLINGS: &str =
+        "SELECT host_key FROM hosts WHERE cpu_model = $1 AND host_key <> $2";
+
+    pub const ALL: &[&str] = &[
+        INSERT_EVENT,
+        INSERT_RESULT,
+        INSERT_CERT,
+        UPSERT_HOST,
+        SET_CPU,
+        UPSERT_RUN,
+        SET_STARTED,
+        SET_FINISHED,
+        SELECT_HOSTS,
+        SELECT_RUNS,
+        SELECT_RUN,
+        SELECT_EVENTS,
+        SELECT_RESULTS,
+        SELECT_CERT_IDS,
+        SELECT_CERT,
+        SELECT_BENCH,
+        SELECT_SIBLINGS,
+    ];
+}
+
+/// `run_finished`: (ts, outcome, exit status, duration ms, error).
+pub type Finished = (String, String, Option<i64>, Option<i64>, Option<String>);
+
+/// Per-run facts gathered from the new events of a batch.
+#[derive(Default)]
+pub struct RunDelta {
+    pub host_key: String,
+    pub task: Option<String>,
+    pub first_ts: String,
+    pub started: Option<String>,
+    pub finished: Option<Finished>,
+    pub events: i64,
+    pub last_seq: i64,
+}
+
+/// A certificate found in a result: (id, run_id, seq, ord, step, body).
+pub type CertRow = (String, String, i64, i64, Option<String>, String);
+
+/// What newly stored events change in the derived tables.
+#[derive(Default)]
+pub struct Derived<'a> {
+    pub runs: BTreeMap<&'a str, RunDelta>,
+    pub hosts: BTreeMap<String, &'a Incoming>,
+    /// (run_id, seq, step, data JSON).
+    pub results: Vec<(&'a str, i64, Option<&'a str>, String)>,
+    pub certs: Vec<CertRow>,
+    /// (host_key, model).
+    pub cpu_models: Vec<(String, String)>,
+}
+
+impl<'a> Derived<'a> {
+    /// Account for one event that was NOT a duplicate.
+    pub fn add(&mut self, e: &'a Incoming) {
+        let key = e.host.key();
+        let d = self.runs.entry(&e.run_id).or_insert_with(|| RunDelta {
+            host_key: key.clone(),
+            first_ts: e.ts.clone(),
+            last_seq: -1,
+            ..RunDelta::default()
+        });
+        d.events += 1;
+        d.last_seq = d.last_seq.max(e.seq as i64);
+        if d.task.is_none() {
+            d.task = e.task.clone();
+        }
+        if e.ts < d.first_ts {
+            d.first_ts = e.ts.clone();
+        }
+        match e.kind.as_str() {
+            "run_started" => d.started = Some(e.ts.clone()),
+            "run_finished" => {
+                let v = &e.value;
+                d.finished = Some((
+                    e.ts.clone(),
+                    v["outcome"].as_str().unwrap_or("unknown").to_string(),
+                    v["exit_status"].as_i64(),
+                    v["duration_ms"].as_i64(),
+                    v["error"].as_str().map(str::to_string),
+                ));
+            }
+            "dispatch_rejected" => {
+                d.started.get_or_insert_with(|| e.ts.clone());
+                d.finished = Some((
+                    e.ts.clone(),
+                    "rejected".into(),
+                    None,
+                    Some(0),
+                    e.value["reason"].as_str().map(str::to_string),
+                ));
+            }
+            "result" => {
+                let data = &e.value["data"];
+                self.results
+                    .push((&e.run_id, e.seq as i64, e.step.as_deref(), data.to_string()));
+                if let Some(certs) = data.get("certificates").and_then(Value::as_array) {
+                    for (i, c) in certs.iter().enumerate() {
+                        let id = c
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .filter(|s| super::cert::valid_id(s))
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{}-{}-{i}", e.run_id, e.seq));
+                        self.certs.push((
+                            id,
+                            e.run_id.clone(),
+                            e.seq as i64,
+                            i as i64,
+                            e.step.clone(),
+                            c.to_string(),
+                        ));
+                    }
+                }
+                if let Some(m) = cpu_model(data) {
+                    self.cpu_models.push((key.clone(), m));
+                }
+            }
+            _ => {}
+        }
+        self.hosts.entry(key).or_insert(e);
+    }
+}
+
+/// The CPU model in an inventory result: `cpu.model` / `cpu.model_name` /
+/// `cpu.brand`, on an object or the first element of an array.
+pub fn cpu_model(data: &Value) -> Option<String> {
+    let cpu = data.get("cpu")?;
+    let cpu = match cpu {
+        Value::Array(a) => a.first()?,
+        other => other,
+    };
+    ["model", "model_name", "brand"]
+        .iter()
+        .find_map(|k| cpu.get(*k).and_then(Value::as_str))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Numeric leaves of a result as `path.to.leaf → value` (arrays skipped,
+/// at most three levels): the "key figures" of a step.
+pub fn figures(data: &Value) -> BTreeMap<String, f64> {
+    fn walk(prefix: &str, v: &Value, depth: usize, out: &mut BTreeMap<String, f64>) {
+        match v {
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    out.insert(prefix.to_string(), f);
+                }
+            }
+            Value::Object(m) if depth < 3 => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&p, v, depth + 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", data, 0, &mut out);
+    out
+}
+
+pub fn host(s: &mut dyn Store, key: &str) -> Result<Option<HostRow>> {
+    Ok(s.hosts()?.into_iter().find(|h| h.host_key == key))
+}
+
+/// The latest figures of each bench step of a host: `step → figure → value`.
+pub fn latest_figures(
+    s: &mut dyn Store,
+    host_key: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let mut out = BTreeMap::new();
+    for (step, data) in s.bench_results(host_key)? {
+        let data: Value = serde_json::from_str(&data)?;
+        // Later runs overwrite earlier ones: the latest figure wins.
+        out.insert(step.unwrap_or_default(), figures(&data));
+    }
+    Ok(out)
+}
+
+/// A host's bench figures next to the median of its siblings (other hosts
+/// with the same CPU model).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub step: String,
+    pub figure: String,
+    pub value: f64,
+    pub median: Option<f64>,
+    pub siblings: usize,
+    /// value / median.
+    pub ratio: Option<f64>,
+}
+
+pub fn compare(s: &mut dyn Store, host: &HostRow) -> Result<Vec<Comparison>> {
+    let mine = latest_figures(s, &host.host_key)?;
+    let siblings = match &host.cpu_model {
+        Some(m) => s.siblings(m, &host.host_key)?,
+        None => Vec::new(),
+    };
+    let mut theirs = Vec::new();
+    for k in &siblings {
+        theirs.push(latest_figures(s, k)?);
+    }
+    let mut out = Vec::new();
+    for (step, figs) in &mine {
+        for (fig, &value) in figs {
+            let mut vals: Vec<f64> = theirs
+                .iter()
+                .filter_map(|t| t.get(step).and_then(|f| f.get(fig)).copied())
+                .collect();
+            let median = median(&mut vals);
+            out.push(Comparison {
+                step: step.clone(),
+                figure: fig.clone(),
+                value,
+                median,
+                siblings: vals.len(),
+                ratio: median.filter(|m| *m != 0.0).map(|m| value / m),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The same checks for every backend: the SQLite unit test and the
+/// PostgreSQL integration test run them. Panics on a failed check.
+#[doc(hidden)]
+pub mod conformance {
+    use super::{host, latest_figures, Store};
+    use crate::collector::ingest::{parse_batch, Limits};
+
+    fn line(run: &str, seq: u64, serial: &str, kind: &str, extra: &str) -> String {
+        format!(
+            r#"{{"v":1,"run_id":"{run}","seq":{seq},"ts":"2026-01-01T00:00:{seq:02}.000Z","host":{{"serial":"{serial}"}},"task":"speedtest","step":"bench.cpu","type":"{kind}"{extra}}}"#
+        )
+    }
+
+    pub fn exercise(s: &mut dyn Store) {
+        let body = [
+            line("a", 0, "S1", "run_started", r##","steps":[],"destructive":false,"after":"stay","agent_version":"0""##),
+            line("a", 1, "S1", "result", r#","data":{"cpu":{"model":"EPYC"},"certificates":[{"id":"c2","x":1},{"id":"c1","x":2}]}"#),
+            line("a", 2, "S1", "result", r#","data":{"events_per_second":{"single":100.0,"all":800}}"#),
+            line("a", 3, "S1", "run_finished", r#","outcome":"failed","exit_status":1,"duration_ms":1500"#),
+        ]
+        .join("\n");
+        let evs = parse_batch(body.as_bytes(), Limits::default()).unwrap();
+        let st = s.insert_group(&[&evs]).unwrap();
+        assert_eq!((st[0].stored, st[0].duplicates), (4, 0));
+        let st = s.insert_group(&[&evs[1..3], &evs[..1]]).unwrap();
+        assert_eq!((st[0].stored, st[0].duplicates), (0, 2));
+        assert_eq!((st[1].stored, st[1].duplicates), (0, 1));
+        let r = s.run("a").unwrap().unwrap();
+        assert_eq!((r.events, r.last_seq), (4, 3));
+        assert_eq!(r.outcome.as_deref(), Some("failed"));
+        assert_eq!(r.duration_ms, Some(1500));
+        assert_eq!(r.started.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+        let h = host(s, "S1").unwrap().unwrap();
+        assert_eq!(h.cpu_model.as_deref(), Some("EPYC"));
+        assert_eq!(h.runs, 1);
+        assert_eq!(s.events("a").unwrap().len(), 4);
+        assert_eq!(s.results("a").unwrap().len(), 2);
+        assert_eq!(s.certificate_ids("a").unwrap(), vec!["c2", "c1"]);
+        assert_eq!(s.certificate("c1").unwrap().unwrap().1["x"], 2);
+        assert!(s.certificate("nope").unwrap().is_none());
+        let figs = latest_figures(s, "S1").unwrap();
+        assert_eq!(figs["bench.cpu"]["events_per_second.all"], 800.0);
+        assert_eq!(s.runs(Some("S1"), None, 10).unwrap().len(), 1);
+        assert_eq!(s.runs(None, Some("speedtest"), 10).unwrap().len(), 1);
+        assert_eq!(s.runs(Some("S2"), None, 10).unwrap().len(), 0);
+        assert_eq!(s.runs(None, None, 10).unwrap().len(), 1);
+        assert!(s.siblings("EPYC", "S1").unwrap().is_empty());
+        s.ping().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite numbers `$n` parameters by first appearance; positional
+    /// binding is only right when they first appear as $1, $2, ...
+    #[test]
+    fn placeholders_appear_in_order() {
+        for q in sql::ALL {
+            let mut next = 1;
+            let b = q.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'$' {
+                    let mut j = i + 1;
+                    while j < b.len() && b[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    let n: usize = q[i + 1..j].parse().unwrap();
+                    assert!(n <= next, "{q}: ${n} before ${next}");
+                    if n == next {
+                        next += 1;
+                    }
+                    i = j;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}

@@ -1,0 +1,414 @@
+//! Server-rendered HTML: the host list with recent runs (`/`), a host page
+//! comparing its bench figures with the median of hosts with the same CPU
+//! model (`/hosts/{key}`), and a run page with its results, certificates
+//! and event timeline (`/runs/{run_id}`). No JavaScript.
+
+use super::server::App;
+use super::store::{self, RunRow, Store};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A host this much below its siblings' median (on a higher-is-better
+/// figure, or above on lower-is-better) is flagged as slower.
+pub const SLOWER_THRESHOLD: f64 = 0.10;
+
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Percent-encode a path segment.
+pub fn url_seg(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            o.push(b as char);
+        } else {
+            let _ = write!(o, "%{b:02X}");
+        }
+    }
+    o
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f0f0f0}.success{color:#176f2c;font-weight:bold}.failed,.timed_out,.rejected,.refused{color:#b00020;font-weight:bold}
+.running{color:#8a6d00}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
+pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}.warning{background:#fff4cc}";
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - speediso</title><style>{CSS}</style></head>\n<body><p><a href=\"/\">speediso collector</a></p>\n<h1>{}</h1>\n{body}</body></html>\n",
+        esc(title),
+        esc(title)
+    ))
+}
+
+fn outcome_cell(r: &RunRow) -> String {
+    let o = r.outcome.as_deref().unwrap_or("running");
+    format!("<td class=\"outcome {o}\">{}</td>", esc(o))
+}
+
+fn duration(r: &RunRow) -> String {
+    r.duration_ms
+        .map(|ms| crate::sinks::human_duration(ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A few figures of a run's bench results, for the run lists.
+fn key_figures(results: &[store::ResultRow]) -> String {
+    let mut parts = Vec::new();
+    for r in results {
+        let step = r.step.as_deref().unwrap_or("");
+        if !step.starts_with("bench") {
+            continue;
+        }
+        for (k, v) in store::figures(&r.data).into_iter().take(3) {
+            parts.push(format!("{step} {k}={}", fmt_num(v)));
+        }
+    }
+    esc(&parts.join("; "))
+}
+
+pub fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn runs_table(runs: &[(RunRow, String)], with_host: bool) -> String {
+    let mut s = String::from("<table class=\"runs\"><tr><th>started</th>");
+    if with_host {
+        s.push_str("<th>host</th>");
+    }
+    s.push_str(
+        "<th>task</th><th>outcome</th><th>duration</th><th>events</th><th>key figures</th></tr>\n",
+    );
+    for (r, figs) in runs {
+        let _ = write!(
+            s,
+            "<tr><td><a href=\"/runs/{}\">{}</a></td>",
+            url_seg(&r.run_id),
+            esc(r.started.as_deref().unwrap_or(&r.first_ts))
+        );
+        if with_host {
+            let _ = write!(
+                s,
+                "<td><a href=\"/hosts/{}\">{}</a></td>",
+                url_seg(&r.host_key),
+                esc(&r.host_key)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<td>{}</td>{}<td>{}</td><td>{}</td><td>{figs}</td></tr>",
+            esc(r.task.as_deref().unwrap_or("-")),
+            outcome_cell(r),
+            duration(r),
+            r.events
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+fn with_figures(c: &mut dyn Store, runs: Vec<RunRow>) -> anyhow::Result<Vec<(RunRow, String)>> {
+    let mut out = Vec::new();
+    for r in runs {
+        let f = key_figures(&c.results(&r.run_id)?);
+        out.push((r, f));
+    }
+    Ok(out)
+}
+
+pub async fn index(State(app): State<Arc<App>>) -> Response {
+    let res = app
+        .read(|c| {
+            let hosts = c.hosts()?;
+            let runs = c.runs(None, None, 50)?;
+            let runs = with_figures(c, runs)?;
+            Ok((hosts, runs))
+        })
+        .await;
+    let (hosts, runs) = match res {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut s = format!("<h2>Hosts ({})</h2>\n", hosts.len());
+    s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
+    for h in &hosts {
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"/hosts/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url_seg(&h.host_key),
+            esc(&h.host_key),
+            esc(h.hostname.as_deref().unwrap_or("-")),
+            esc(h.serial.as_deref().unwrap_or("-")),
+            esc(h.boot_mac.as_deref().unwrap_or("-")),
+            esc(h.cpu_model.as_deref().unwrap_or("-")),
+            h.runs,
+            esc(&h.last_seen)
+        );
+    }
+    s.push_str("</table>\n<h2>Recent runs</h2>\n");
+    s.push_str(&runs_table(&runs, true));
+    page("Hosts and recent runs", &s).into_response()
+}
+
+/// Whether a bigger value of this figure is better (rates, scores) or
+/// worse (latencies, durations).
+pub fn higher_is_better(figure: &str) -> bool {
+    let f = figure.to_ascii_lowercase();
+    let lower = [
+        "latency", "lat_", "_ms", "_us", "_ns", "duration", "time", "seconds", "errors",
+    ];
+    !lower.iter().any(|w| f.contains(w)) || f.contains("per_second")
+}
+
+pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String>) -> Response {
+    let res = app
+        .read(move |c| {
+            let Some(h) = store::host(c, &key)? else {
+                return Ok(None);
+            };
+            let cmp = store::compare(c, &h)?;
+            let runs = c.runs(Some(&key), None, 100)?;
+            let runs = with_figures(c, runs)?;
+            Ok(Some((h, cmp, runs)))
+        })
+        .await;
+    let (h, cmp, runs) = match res {
+        Ok(Some(v)) => v,
+        Ok(None) => return (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
+        Err(r) => return r,
+    };
+    let mut s = String::from("<table class=\"host\">");
+    for (k, v) in [
+        ("serial", &h.serial),
+        ("uuid", &h.uuid),
+        ("boot MAC", &h.boot_mac),
+        ("hostname", &h.hostname),
+        ("CPU model", &h.cpu_model),
+    ] {
+        let _ = write!(
+            s,
+            "<tr><th>{k}</th><td>{}</td></tr>",
+            esc(v.as_deref().unwrap_or("-"))
+        );
+    }
+    s.push_str("</table>\n<h2>Benchmarks vs. hosts with the same CPU model</h2>\n");
+    let slower: Vec<&store::Comparison> = cmp.iter().filter(|c| verdict(c) == Some(true)).collect();
+    if !slower.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p class=\"slower\" id=\"slower-summary\">SLOWER than its siblings on {} figure(s)</p>",
+            slower.len()
+        );
+    }
+    if cmp.is_empty() {
+        s.push_str("<p>No bench results yet.</p>\n");
+    } else {
+        s.push_str("<table class=\"compare\"><tr><th>step</th><th>figure</th><th>this host</th><th>median of siblings</th><th>siblings</th><th>vs. median</th></tr>\n");
+        for c in &cmp {
+            let class = match verdict(c) {
+                Some(true) => " class=\"slower\"",
+                Some(false) => " class=\"faster\"",
+                None => "",
+            };
+            let _ = writeln!(
+                s,
+                "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.step),
+                esc(&c.figure),
+                fmt_num(c.value),
+                c.median.map(fmt_num).unwrap_or_else(|| "-".into()),
+                c.siblings,
+                c.ratio
+                    .map(|r| format!("{:+.1}%", (r - 1.0) * 100.0))
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("<h2>Runs</h2>\n");
+    s.push_str(&runs_table(&runs, false));
+    page(&format!("Host {}", h.host_key), &s).into_response()
+}
+
+/// `Some(true)`: worse than the siblings' median by more than the
+/// threshold; `Some(false)`: better by more; `None`: within, or no siblings.
+pub fn verdict(c: &store::Comparison) -> Option<bool> {
+    let r = c.ratio?;
+    let worse = if higher_is_better(&c.figure) {
+        r < 1.0 - SLOWER_THRESHOLD
+    } else {
+        r > 1.0 + SLOWER_THRESHOLD
+    };
+    let better = if higher_is_better(&c.figure) {
+        r > 1.0 + SLOWER_THRESHOLD
+    } else {
+        r < 1.0 - SLOWER_THRESHOLD
+    };
+    if worse {
+        Some(true)
+    } else if better {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+    let res = app
+        .read(move |c| {
+            let Some(r) = c.run(&run_id)? else {
+                return Ok(None);
+            };
+            let events = c.events(&run_id)?;
+            let results = c.results(&run_id)?;
+            let mut certs = Vec::new();
+            for id in c.certificate_ids(&run_id)? {
+                if let Some((_, body)) = c.certificate(&id)? {
+                    certs.push((id, super::cert::verify(&body)));
+                }
+            }
+            Ok(Some((r, events, results, certs)))
+        })
+        .await;
+    let (r, events, results, certs) = match res {
+        Ok(Some(v)) => v,
+        Ok(None) => return (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
+        Err(resp) => return resp,
+    };
+    let mut s = String::from("<table class=\"run\">");
+    let _ = write!(
+        s,
+        "<tr><th>run</th><td>{}</td></tr><tr><th>host</th><td><a href=\"/hosts/{}\">{}</a></td></tr>\
+         <tr><th>task</th><td>{}</td></tr><tr><th>outcome</th>{}</tr><tr><th>exit status</th><td>{}</td></tr>\
+         <tr><th>duration</th><td>{}</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>finished</th><td>{}</td></tr>\
+         <tr><th>events</th><td>{} (last seq {})</td></tr>",
+        esc(&r.run_id),
+        url_seg(&r.host_key),
+        esc(&r.host_key),
+        esc(r.task.as_deref().unwrap_or("-")),
+        outcome_cell(&r),
+        r.exit_status.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+        duration(&r),
+        esc(r.started.as_deref().unwrap_or("-")),
+        esc(r.finished.as_deref().unwrap_or("-")),
+        r.events,
+        r.last_seq
+    );
+    if let Some(e) = &r.error {
+        let _ = write!(
+            s,
+            "<tr><th>error</th><td class=\"error\">{}</td></tr>",
+            esc(e)
+        );
+    }
+    s.push_str("</table>\n");
+    if !certs.is_empty() {
+        s.push_str("<h2>Erasure certificates</h2>\n<table class=\"certs\"><tr><th>certificate</th><th>signature</th></tr>\n");
+        for (id, v) in &certs {
+            let _ = writeln!(
+                s,
+                "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"{}\">{}</td></tr>",
+                url_seg(id),
+                esc(id),
+                if v.valid { "success" } else { "failed" },
+                if v.valid {
+                    "valid".to_string()
+                } else {
+                    esc(&format!("INVALID: {}", v.error.as_deref().unwrap_or("")))
+                }
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("<h2>Results</h2>\n");
+    if results.is_empty() {
+        s.push_str("<p>No results.</p>\n");
+    }
+    for res in &results {
+        let _ = writeln!(
+            s,
+            "<h3>{}</h3><pre class=\"result\">{}</pre>",
+            esc(res.step.as_deref().unwrap_or("-")),
+            esc(&serde_json::to_string_pretty(&res.data).unwrap_or_default())
+        );
+    }
+    s.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
+    for ev in &events {
+        let kind = ev["type"].as_str().unwrap_or("?");
+        let what = serde_json::from_value::<crate::events::Event>(ev.clone())
+            .map(|e| crate::sinks::describe(&e))
+            .unwrap_or_else(|_| ev.to_string());
+        let class = match kind {
+            "warning" => " class=\"warning\"",
+            _ => "",
+        };
+        let _ = writeln!(
+            s,
+            "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ev["seq"],
+            esc(ev["ts"].as_str().unwrap_or("")),
+            esc(ev["step"].as_str().unwrap_or("")),
+            esc(kind),
+            esc(&what)
+        );
+    }
+    s.push_str("</table>\n");
+    page(
+        &format!(
+            "Run {} ({})",
+            r.task.as_deref().unwrap_or("-"),
+            r.outcome.as_deref().unwrap_or("running")
+        ),
+        &s,
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_direction() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(url_seg("52:54:00/x y"), "52%3A54%3A00%2Fx%20y");
+        assert!(higher_is_better("events_per_second.all"));
+        assert!(higher_is_better("read_bw_bytes_per_second"));
+        assert!(!higher_is_better("latency_us.p99"));
+        let c = |figure: &str, ratio| store::Comparison {
+            step: "bench.cpu".into(),
+            figure: figure.into(),
+            value: 0.0,
+            median: Some(1.0),
+            siblings: 3,
+            ratio: Some(ratio),
+        };
+        assert_eq!(verdict(&c("events_per_second.all", 0.7)), Some(true));
+        assert_eq!(verdict(&c("events_per_second.all", 0.95)), None);
+        assert_eq!(verdict(&c("latency_us.p99", 1.5)), Some(true));
+        assert_eq!(verdict(&c("latency_us.p99", 0.5)), Some(false));
+    }
+}

@@ -1,0 +1,531 @@
+//! The report endpoint sink. `event` appends the event's JSON line to the
+//! run's spool (see `report::spool`) and wakes the sender thread; the sender
+//! fsyncs the spool, POSTs NDJSON batches to `URL/v1/events` (replaying
+//! leftover spools of earlier runs first), records the acknowledged offset,
+//! and backs off per `report::retry` while the collector is unreachable.
+//! Nothing here can fail the task: trouble is logged and the spool kept.
+
+use crate::events::{Event, Sink};
+use crate::report::retry::{Backoff, RetryPolicy};
+use crate::report::spool::{self, SpoolFile};
+use crate::report::Config;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the sender waits for more events before sending a batch.
+const LINGER: Duration = Duration::from_millis(100);
+/// Upper bounds of one batch (the collector accepts far more).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+const MAX_BATCH_LINES: usize = 5000;
+
+/// Tuning for tests; production uses `Tuning::default()`.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub running: RetryPolicy,
+    pub linger: Duration,
+    pub max_batch_lines: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            running: RetryPolicy::RUNNING,
+            linger: LINGER,
+            max_batch_lines: MAX_BATCH_LINES,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    /// The current run's spool, once the first event created it.
+    current: Option<PathBuf>,
+    /// Bytes of complete lines written to the current spool.
+    written: u64,
+    /// Spools (leftovers and current) the sender has not finished.
+    pending: Vec<PathBuf>,
+    /// Set by `close`: drain until this instant, then give up.
+    closing: Option<Instant>,
+    /// Everything delivered after `close` began.
+    drained: bool,
+    /// Last delivery problem, for the close message.
+    last_error: Option<String>,
+}
+
+struct State {
+    m: Mutex<Shared>,
+    cv: Condvar,
+}
+
+impl State {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Report {
+    cfg: Config,
+    dir: PathBuf,
+    writer: Option<File>,
+    disabled: bool,
+    state: Arc<State>,
+    sender: Option<JoinHandle<()>>,
+    tuning: Tuning,
+}
+
+impl Report {
+    /// A report sink spooling under `<run_dir>/spool`. Leftover spools of
+    /// earlier runs found there are replayed first.
+    pub fn new(cfg: Config, run_dir: &Path) -> Report {
+        Self::with_tuning(cfg, run_dir, Tuning::default())
+    }
+
+    pub fn with_tuning(cfg: Config, run_dir: &Path, tuning: Tuning) -> Report {
+        let state = Arc::new(State {
+            m: Mutex::new(Shared::default()),
+            cv: Condvar::new(),
+        });
+        let dir = spool::spool_dir(run_dir);
+        let leftovers = spool::leftovers(&dir);
+        if !leftovers.is_empty() {
+            tracing::info!(
+                "report: replaying {} leftover spool(s) from {}",
+                leftovers.len(),
+                dir.display()
+            );
+        }
+        state.lock().pending = leftovers.iter().map(|s| s.path.clone()).collect();
+        let sender = match cfg.agent() {
+            Ok(agent) => {
+                let st = state.clone();
+                let c = cfg.clone();
+                let t = tuning.clone();
+                std::thread::Builder::new()
+                    .name("report-sender".into())
+                    .spawn(move || Sender::new(c, agent, st, t, leftovers).run())
+                    .map_err(|e| tracing::warn!("report: cannot start sender: {e}"))
+                    .ok()
+            }
+            Err(e) => {
+                tracing::warn!("report: {e:#}; events are only spooled");
+                None
+            }
+        };
+        Report {
+            cfg,
+            dir,
+            writer: None,
+            disabled: false,
+            state,
+            sender,
+            tuning,
+        }
+    }
+
+    fn open_spool(&mut self, run_id: &str) -> bool {
+        match spool::create(&self.dir, run_id) {
+            Ok((f, path)) => {
+                self.writer = Some(f);
+                let mut s = self.state.lock();
+                s.current = Some(path.clone());
+                s.pending.push(path);
+                true
+            }
+            Err(e) => {
+                // Without a spool nothing is durable; say so once and stop.
+                eprintln!("speediso: report: {e:#}; events will not be reported");
+                self.disabled = true;
+                false
+            }
+        }
+    }
+
+    /// How many events are not yet acknowledged, from the spools on disk.
+    pub fn undelivered(&self) -> u64 {
+        let s = self.state.lock();
+        s.pending.iter().map(|p| spool::undelivered_lines(p)).sum()
+    }
+
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+}
+
+impl Sink for Report {
+    fn event(&mut self, ev: &Event) {
+        if self.disabled {
+            return;
+        }
+        if self.writer.is_none() && !self.open_spool(&ev.run_id) {
+            return;
+        }
+        let Ok(mut line) = serde_json::to_vec(ev) else {
+            return;
+        };
+        line.push(b'\n');
+        let w = self.writer.as_mut().expect("spool opened above");
+        // One write(2) per event: the line is in the page cache (and
+        // survives our own crash) before anything is sent.
+        if let Err(e) = w.write_all(&line) {
+            tracing::warn!("report: appending to spool: {e}");
+            return;
+        }
+        let mut s = self.state.lock();
+        s.written += line.len() as u64;
+        drop(s);
+        self.state.cv.notify_all();
+    }
+
+    fn close(&mut self, deadline: Duration) {
+        let wait = self.cfg.drain.unwrap_or(deadline);
+        let until = Instant::now() + wait;
+        let mut s = self.state.lock();
+        s.closing = Some(until);
+        self.state.cv.notify_all();
+        if self.sender.is_some() {
+            while !s.drained {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                s = self
+                    .state
+                    .cv
+                    .wait_timeout(s, until - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        let drained = s.drained;
+        let last_error = s.last_error.clone();
+        drop(s);
+        if drained {
+            if let Some(h) = self.sender.take() {
+                let _ = h.join();
+            }
+            return;
+        }
+        let n = self.undelivered();
+        let msg = undelivered_box(n, &self.cfg.base, wait, &self.dir, last_error.as_deref());
+        eprint!("{msg}");
+        // Under systemd stderr is the journal; the person at the console
+        // must see this too.
+        if std::env::var_os("INVOCATION_ID").is_some() {
+            if let Ok(mut c) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+                let _ = c.write_all(msg.as_bytes());
+            }
+        }
+    }
+}
+
+/// The loud message printed when the spool could not be drained.
+pub fn undelivered_box(
+    n: u64,
+    url: &str,
+    waited: Duration,
+    dir: &Path,
+    last_error: Option<&str>,
+) -> String {
+    let mut lines = vec![
+        format!("SPEEDISO: {n} EVENT(S) NOT DELIVERED to {url}"),
+        format!(
+            "the report endpoint did not take them within {}.",
+            crate::sinks::human_duration(waited.as_secs_f64())
+        ),
+    ];
+    if let Some(e) = last_error {
+        let e: String = e.chars().take(100).collect();
+        lines.push(format!("last error: {e}"));
+    }
+    lines.push(format!("They are kept in {}/ and are sent", dir.display()));
+    lines.push("by the next speediso run with the same speediso.report=.".into());
+    let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let bar = format!("+{}+\n", "=".repeat(w + 4));
+    let mut out = String::from("\n");
+    out.push_str(&bar);
+    for l in &lines {
+        out.push_str(&format!("|  {l:<w$}  |\n"));
+    }
+    out.push_str(&bar);
+    out
+}
+
+/// Outcome of one POST.
+enum Sent {
+    Ok,
+    /// Worth retrying later (network, 5xx, 401/403, 429).
+    Retry(String),
+    /// The collector refused this batch's content (400, 413): split it, or
+    /// drop a single offending line.
+    Rejected(String),
+}
+
+struct Sender {
+    cfg: Config,
+    agent: ureq::Agent,
+    state: Arc<State>,
+    tuning: Tuning,
+    spools: Vec<SpoolFile>,
+    backoff: Option<Backoff>,
+    /// Lines per batch after a rejection (halved until one line).
+    split: Option<usize>,
+}
+
+impl Sender {
+    fn new(
+        cfg: Config,
+        agent: ureq::Agent,
+        state: Arc<State>,
+        tuning: Tuning,
+        leftovers: Vec<SpoolFile>,
+    ) -> Sender {
+        Sender {
+            cfg,
+            agent,
+            state,
+            tuning,
+            spools: leftovers,
+            backoff: None,
+            split: None,
+        }
+    }
+
+    fn run(mut self) {
+        let mut have_current = false;
+        loop {
+            // Pick up the current run's spool once it exists.
+            let (current, written, closing) = {
+                let s = self.state.lock();
+                (s.current.clone(), s.written, s.closing)
+            };
+            if let (false, Some(p)) = (have_current, &current) {
+                match SpoolFile::open(p, None) {
+                    Ok(f) => {
+                        self.spools.push(f);
+                        have_current = true;
+                    }
+                    Err(e) => tracing::warn!("report: {e:#}"),
+                }
+            }
+            let Some(sp) = self.spools.first_mut() else {
+                if closing.is_some() {
+                    self.finish();
+                    return;
+                }
+                self.wait(Duration::from_secs(1));
+                continue;
+            };
+            let is_current = current.as_deref() == Some(sp.path.as_path());
+            let upto = if is_current {
+                written
+            } else {
+                sp.sync().unwrap_or(0)
+            };
+            if upto <= sp.acked() {
+                if !is_current {
+                    // A leftover fully delivered (a torn last line, from a
+                    // crash mid-write, is dropped with it).
+                    let done = self.spools.remove(0);
+                    self.forget(&done.path);
+                    done.remove();
+                    continue;
+                }
+                if closing.is_some() {
+                    let done = self.spools.remove(0);
+                    self.forget(&done.path);
+                    done.remove();
+                    self.finish();
+                    return;
+                }
+                self.wait_for_events(written);
+                continue;
+            }
+            if is_current && closing.is_none() && self.backoff.is_none() {
+                // Let a few more events join the batch.
+                self.linger(written);
+            }
+            let (upto, closing) = {
+                let s = self.state.lock();
+                (if is_current { s.written } else { upto }, s.closing)
+            };
+            let sp = &mut self.spools[0];
+            if is_current {
+                if let Err(e) = sp.sync() {
+                    tracing::warn!("report: {e:#}");
+                }
+            }
+            let max_lines = self.split.unwrap_or(self.tuning.max_batch_lines);
+            let batch = match sp.read_batch(upto, MAX_BATCH_BYTES, max_lines) {
+                Ok(b) if b.lines > 0 => b,
+                Ok(_) if !is_current => {
+                    // Only a torn last line left (a crash mid-write).
+                    let done = self.spools.remove(0);
+                    self.forget(&done.path);
+                    done.remove();
+                    continue;
+                }
+                Ok(_) => {
+                    self.wait(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("report: {e:#}");
+                    self.wait(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            match self.post(&batch.bytes) {
+                Sent::Ok => {
+                    if let Err(e) = self.spools[0].ack(batch.end) {
+                        tracing::warn!("report: recording delivery: {e:#}");
+                    }
+                    self.backoff = None;
+                    if self.split.is_some_and(|n| batch.lines <= n) {
+                        // Past the troublesome part: back to full batches.
+                        self.split = None;
+                    }
+                }
+                Sent::Rejected(why) if batch.lines > 1 => {
+                    tracing::warn!("report: batch of {} rejected: {why}", batch.lines);
+                    self.split = Some(batch.lines / 2);
+                }
+                Sent::Rejected(why) => {
+                    // One event the collector will never take: skip it,
+                    // else it blocks every later one forever.
+                    eprintln!("speediso: report: collector rejected an event, skipping it: {why}");
+                    if let Err(e) = self.spools[0].ack(batch.end) {
+                        tracing::warn!("report: recording delivery: {e:#}");
+                    }
+                    self.split = None;
+                }
+                Sent::Retry(why) => {
+                    tracing::debug!("report: {why}");
+                    self.state.lock().last_error = Some(why);
+                    let b = self.backoff.get_or_insert_with(|| match closing {
+                        Some(until) => {
+                            RetryPolicy::draining(until.saturating_duration_since(Instant::now()))
+                                .start()
+                        }
+                        None => self.tuning.running.start(),
+                    });
+                    match b.next_delay() {
+                        Some(d) => self.wait_backoff(d, closing.is_none()),
+                        None => {
+                            // Drain deadline passed: close() reports it.
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn post(&self, body: &[u8]) -> Sent {
+        let mut req = self
+            .agent
+            .post(&self.cfg.events_url())
+            .set("Content-Type", "application/x-ndjson");
+        if let Some(t) = &self.cfg.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.send_bytes(body) {
+            Ok(_) => Sent::Ok,
+            Err(ureq::Error::Status(code, resp)) => {
+                let text: String = resp
+                    .into_string()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                let why = format!("{} answered {code}: {}", self.cfg.events_url(), text.trim());
+                match code {
+                    400 | 413 | 422 => Sent::Rejected(why),
+                    _ => Sent::Retry(why),
+                }
+            }
+            Err(e) => Sent::Retry(format!("{}: {e}", self.cfg.events_url())),
+        }
+    }
+
+    fn forget(&self, path: &Path) {
+        self.state.lock().pending.retain(|p| p != path);
+    }
+
+    fn finish(&self) {
+        self.state.lock().drained = true;
+        self.state.cv.notify_all();
+    }
+
+    fn wait(&self, d: Duration) {
+        let s = self.state.lock();
+        let _ = self.state.cv.wait_timeout(s, d);
+    }
+
+    /// Sleep until more than `seen` bytes were written, close begins, or a
+    /// second passes.
+    fn wait_for_events(&self, seen: u64) {
+        let s = self.state.lock();
+        let _ = self
+            .state
+            .cv
+            .wait_timeout_while(s, Duration::from_secs(1), |s| {
+                s.written == seen && s.closing.is_none()
+            });
+    }
+
+    /// Wait `linger` for more events unless a full batch is already there.
+    fn linger(&self, seen: u64) {
+        let until = Instant::now() + self.tuning.linger;
+        let mut s = self.state.lock();
+        while s.closing.is_none() && s.written - seen < (MAX_BATCH_BYTES as u64) / 2 {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            s = self
+                .state
+                .cv
+                .wait_timeout(s, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Back off for `d`; while running, `close` cuts the wait short so the
+    /// drain starts at once with its own (short) policy.
+    fn wait_backoff(&mut self, d: Duration, interruptible: bool) {
+        let s = self.state.lock();
+        let (s, _) = self
+            .state
+            .cv
+            .wait_timeout_while(s, d, |s| !(interruptible && s.closing.is_some()))
+            .unwrap_or_else(|e| e.into_inner());
+        if interruptible && s.closing.is_some() {
+            self.backoff = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_is_rectangular_and_says_the_count() {
+        let b = undelivered_box(
+            42,
+            "https://c.example",
+            Duration::from_secs(30),
+            Path::new("/run/speediso/spool"),
+            Some("connection refused"),
+        );
+        assert!(b.contains("42 EVENT(S) NOT DELIVERED"));
+        assert!(b.contains("/run/speediso/spool/"));
+        let widths: Vec<usize> = b.lines().skip(1).map(|l| l.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{b}");
+    }
+}

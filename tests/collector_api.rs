@@ -1,0 +1,293 @@
+//! The collector's API against the real binary on 127.0.0.1: tokens,
+//! limits, malformed input (nothing partial stored), idempotency,
+//! certificates, 200 concurrent agents, graceful shutdown.
+#![cfg(feature = "collector")]
+
+mod report_support;
+
+use base64::Engine as _;
+use report_support::*;
+use speediso::events::{Bus, HostId};
+use speediso::report::retry::RetryPolicy;
+use speediso::report::Config;
+use speediso::sinks::report::{Report, Tuning};
+use std::time::Duration;
+
+fn batch(run: &str, n: u64, serial: &str) -> String {
+    (0..n)
+        .map(|s| log_line(run, s, serial) + "\n")
+        .collect::<String>()
+}
+
+#[test]
+fn tokens_limits_and_malformed_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(
+        tmp.path(),
+        None,
+        &["--max-body", "8192", "--max-line", "1024"],
+    );
+
+    // Wrong or missing token: 401, nothing stored.
+    let (code, body) = c.post(Some("not-a-token-at-all"), &batch("r-wrong", 3, "S1"));
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = c.post(None, &batch("r-wrong", 3, "S1"));
+    assert_eq!(code, 401);
+    assert_eq!(c.stored("r-wrong").0, 0);
+
+    // Oversized body: 413, nothing stored.
+    let big = batch("r-big", 60, "S1");
+    assert!(big.len() > 8192);
+    let (code, body) = c.post(Some(TOKEN), &big);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("8192"), "{body}");
+    assert_eq!(c.stored("r-big").0, 0);
+
+    // One line over the line limit: 413 naming the line.
+    let long = format!(
+        "{}\n{}\n",
+        log_line("r-long", 0, "S1"),
+        event_line(
+            "r-long",
+            1,
+            "S1",
+            &format!(
+                r#""type":"log","level":"info","message":"{}""#,
+                "x".repeat(1100)
+            )
+        )
+    );
+    let (code, body) = c.post(Some(TOKEN), &long);
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("line 2"), "{body}");
+    assert_eq!(c.stored("r-long").0, 0);
+
+    // Garbage on line 3: 400 naming line 3; lines 1-2 not stored either.
+    let bad = format!(
+        "{}\n{}\nthis is not json\n{}\n",
+        log_line("r-bad", 0, "S1"),
+        log_line("r-bad", 1, "S1"),
+        log_line("r-bad", 2, "S1")
+    );
+    let (code, body) = c.post(Some(TOKEN), &bad);
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 3, "{body}");
+    assert!(
+        v["error"].as_str().unwrap().contains("line 3: not JSON"),
+        "{body}"
+    );
+    assert_eq!(c.stored("r-bad").0, 0);
+
+    // A JSON object that is not an event.
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n{{\"hello\":1}}\n", log_line("r-bad2", 0, "S1")),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("line 2: not an event"), "{body}");
+
+    // A host-bound token only for its host.
+    let (code, body) = c.post(Some(HOST_TOKEN), &batch("r-other", 2, "S1"));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("line 1"), "{body}");
+    assert_eq!(c.stored("r-other").0, 0);
+    let (code, body) = c.post(Some(HOST_TOKEN), &batch("r-bound", 2, "BOUND1"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.stored("r-bound"), (2, 2, 1));
+
+    // Idempotent on (run_id, seq): a replay is acknowledged, not stored twice.
+    let (code, body) = c.post(Some(TOKEN), &batch("r-ok", 5, "S1"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["stored"].as_u64(), v["duplicates"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let (code, body) = c.post(Some(TOKEN), &batch("r-ok", 7, "S1"));
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["stored"].as_u64(), v["duplicates"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(c.stored("r-ok"), (7, 7, 6));
+    let run = c.get("/v1/runs/r-ok");
+    assert_eq!(run["run"]["events"], 7);
+    assert_eq!(run["events"].as_array().unwrap().len(), 7);
+    assert_eq!(run["events"][6]["seq"], 6);
+
+    let hosts = c.get("/v1/hosts");
+    let keys: Vec<&str> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host_key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"S1") && keys.contains(&"BOUND1"), "{keys:?}");
+    assert!(!keys.contains(&"r-wrong"));
+    let runs = c.get("/v1/runs?host=BOUND1");
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["run_id"], "r-bound");
+    let runs = c.get("/v1/runs?task=nonexistent");
+    assert_eq!(runs.as_array().unwrap().len(), 0);
+    let h = ureq::get(&format!("{}/healthz", c.url())).call().unwrap();
+    assert_eq!(h.status(), 200);
+
+    // A new token works after SIGHUP, and the old one is gone.
+    std::fs::write(c.dir.join("tokens"), "fresh-token-after-hup\n").unwrap();
+    c.hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c
+        .post(Some("fresh-token-after-hup"), &batch("r-hup", 1, "S1"))
+        .0
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "token not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.post(Some(TOKEN), &batch("r-hup", 1, "S1")).0, 401);
+    // A broken file keeps the tokens in force.
+    std::fs::write(c.dir.join("tokens"), "a b c\n").unwrap();
+    c.hup();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        c.post(Some("fresh-token-after-hup"), &batch("r-hup", 2, "S1"))
+            .0,
+        200
+    );
+}
+
+fn signed_cert(id: &str, outcome: &str) -> serde_json::Value {
+    use ed25519_dalek::{Signer, SigningKey};
+    let sk = SigningKey::from_bytes(&[9u8; 32]);
+    let mut v = serde_json::json!({
+        "id": id,
+        "device": {"model": "QEMU NVMe Ctrl", "serial": "NVME0001"},
+        "method": "nvme-format-crypto",
+        "category": "purge",
+        "outcome": outcome,
+        "public_key": base64::engine::general_purpose::STANDARD.encode(sk.verifying_key().as_bytes()),
+    });
+    let sig = sk.sign(speediso::collector::cert::canonical(&v).as_bytes());
+    v["signature"] = base64::engine::general_purpose::STANDARD
+        .encode(sig.to_bytes())
+        .into();
+    v
+}
+
+#[test]
+fn certificates_are_stored_and_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    let good = signed_cert("cert-good", "success");
+    let mut forged = signed_cert("cert-forged", "failed");
+    forged["outcome"] = "success".into(); // altered after signing
+    let data = serde_json::json!({"certificates": [good, forged]});
+    let line = event_line(
+        "r-wipe",
+        0,
+        "W1",
+        &format!(r#""type":"result","data":{data}"#),
+    );
+    let (code, body) = c.post(Some(TOKEN), &format!("{line}\n"));
+    assert_eq!(code, 200, "{body}");
+    let g = c.get("/v1/certificates/cert-good");
+    assert_eq!(g["verification"]["valid"], true, "{g}");
+    assert_eq!(g["certificate"]["device"]["serial"], "NVME0001");
+    assert_eq!(g["run_id"], "r-wipe");
+    let f = c.get("/v1/certificates/cert-forged");
+    assert_eq!(f["verification"]["valid"], false, "{f}");
+    let r = ureq::get(&format!("{}/v1/certificates/nope", c.url())).call();
+    assert!(matches!(r, Err(ureq::Error::Status(404, _))));
+    let run = c.get("/v1/runs/r-wipe");
+    assert_eq!(
+        run["certificates"],
+        serde_json::json!(["cert-good", "cert-forged"])
+    );
+}
+
+/// Real agents: each thread builds a bus with the report sink (its own
+/// spool directory) and emits a run; every event of every run must arrive.
+#[test]
+fn two_hundred_concurrent_agents_all_stored() {
+    const AGENTS: usize = 200;
+    const EVENTS: u64 = 40;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let url = c.url();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(AGENTS));
+    let handles: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            let url = url.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let cfg = Config {
+                    base: url,
+                    token: Some(TOKEN.into()),
+                    ca_pem: None,
+                    https: false,
+                    drain: None,
+                };
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(500),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(20),
+                    ..Tuning::default()
+                };
+                let host = HostId {
+                    serial: Some(format!("CONC{i:03}")),
+                    ..HostId::default()
+                };
+                let bus = Bus::new(
+                    Some("speedtest".into()),
+                    host,
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                barrier.wait();
+                for s in 0..EVENTS {
+                    bus.step("bench.cpu").log(format!("event {s}"));
+                    if s % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                bus.close(Duration::from_secs(60));
+                let left = std::fs::read_dir(run_dir.join("spool")).unwrap().count();
+                (bus.run_id().to_string(), left)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        let (id, left) = h.join().unwrap();
+        assert_eq!(left, 0, "run {id}: spool not drained");
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(
+            c.stored(id),
+            (EVENTS as i64, EVENTS as i64, EVENTS as i64 - 1),
+            "{id}"
+        );
+    }
+    let runs = c.get("/v1/runs?task=speedtest&limit=1000");
+    assert_eq!(runs.as_array().unwrap().len(), AGENTS);
+    assert_eq!(c.get("/v1/hosts").as_array().unwrap().len(), AGENTS);
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_keeps_acknowledged_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Collector::start(tmp.path(), None, &[]);
+    let (code, _) = c.post(Some(TOKEN), &batch("r-term", 100, "S1"));
+    assert_eq!(code, 200);
+    assert!(c.terminate(), "collector did not exit 0 on SIGTERM");
+    assert_eq!(c.stored("r-term"), (100, 100, 99));
+    c.restart();
+    assert_eq!(c.get("/v1/runs/r-term")["run"]["events"], 100);
+}

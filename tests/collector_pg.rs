@@ -1,0 +1,219 @@
+//! The PostgreSQL store against a real PostgreSQL server this test starts
+//! (initdb + pg_ctl from the Debian `postgresql` package, on 127.0.0.1 and
+//! a free port, in a temporary directory): the same store checks as SQLite,
+//! then two collectors sharing one database with agents replaying across
+//! them, every event stored exactly once.
+#![cfg(feature = "collector")]
+
+mod report_support;
+
+use report_support::*;
+use speediso::collector::pg::PgStore;
+use speediso::collector::store::Store;
+use speediso::events::{Bus, HostId};
+use speediso::report::retry::RetryPolicy;
+use speediso::report::Config;
+use speediso::sinks::report::{Report, Tuning};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// A PostgreSQL server in a temporary directory; stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+    _tmp: tempfile::TempDir,
+}
+
+fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    if let Some(d) = dirs.pop() {
+        return Some(d);
+    }
+    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("PostgreSQL server binaries not found (apt-get install postgresql; see tests/apt/report.txt)");
+    }
+    eprintln!("skipping: PostgreSQL server (initdb) not installed");
+    None
+}
+
+impl Postgres {
+    fn cmd(&self, tool: &str) -> Command {
+        // PostgreSQL refuses to run as root: run its tools as `postgres`.
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        }
+    }
+
+    fn start() -> Option<Postgres> {
+        let bin = pg_bin()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        if as_root {
+            let st = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(tmp.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Postgres {
+            bin,
+            data: tmp.path().join("data"),
+            port,
+            as_root,
+            _tmp: tmp,
+        };
+        let out = pg
+            .cmd("initdb")
+            .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
+            .arg(&pg.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sock = pg._tmp.path();
+        let out = pg
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&pg.data)
+            .arg("-o")
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+                sock.display()
+            ))
+            .args(["-w", "-t", "60", "-l"])
+            .arg(sock.join("log"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(sock.join("log")).unwrap_or_default()
+        );
+        Some(pg)
+    }
+
+    fn url(&self) -> String {
+        format!("postgresql://speediso@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn postgres_store_and_two_collectors_sharing_it() {
+    let Some(pg) = Postgres::start() else { return };
+
+    // The store checks SQLite passes, against PostgreSQL.
+    let mut s = PgStore::connect(&pg.url()).unwrap();
+    speediso::collector::store::conformance::exercise(&mut s);
+    assert_eq!(s.migrate().unwrap(), 1, "migrating twice applies nothing");
+
+    // Two collectors on one database; half the agents report to each, and
+    // every batch is replayed to the other collector too.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Collector::start_with_db(&tmp.path().join("a"), None, &pg.url(), &[]);
+    let b = Collector::start_with_db(&tmp.path().join("b"), None, &pg.url(), &[]);
+    let mut ids = Vec::new();
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let url = if i % 2 == 0 { a.url() } else { b.url() };
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            std::thread::spawn(move || {
+                let cfg = Config {
+                    base: url,
+                    token: Some(TOKEN.into()),
+                    ca_pem: None,
+                    https: false,
+                    drain: None,
+                };
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(500),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("pgfleet".into()),
+                    HostId {
+                        serial: Some(format!("PG{i:02}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                for s in 0..100 {
+                    bus.step("bench.memory").log(format!("event {s}"));
+                }
+                bus.close(Duration::from_secs(60));
+                bus.run_id().to_string()
+            })
+        })
+        .collect();
+    for h in handles {
+        ids.push(h.join().unwrap());
+    }
+    // Replays across collectors: acknowledged, stored once.
+    let body: String = (0..100)
+        .map(|s| log_line(&ids[0], s, "PG00") + "\n")
+        .collect();
+    let (code, resp) = b.post(Some(TOKEN), &body);
+    assert_eq!(code, 200, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    assert_eq!(v["duplicates"], 100, "{resp}");
+
+    let mut check = PgStore::connect(&pg.url()).unwrap();
+    for id in &ids {
+        let run = check
+            .run(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("run {id} missing"));
+        assert_eq!((run.events, run.last_seq), (100, 99), "{id}");
+        let evs = check.events(id).unwrap();
+        let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "{id}");
+    }
+    // Both collectors serve the same data.
+    for c in [&a, &b] {
+        let runs = c.get("/v1/runs?task=pgfleet&limit=100");
+        assert_eq!(runs.as_array().unwrap().len(), 20);
+        let r = c.get(&format!("/v1/runs/{}", ids[3]));
+        assert_eq!(r["events"].as_array().unwrap().len(), 100);
+    }
+}

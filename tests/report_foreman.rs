@@ -1,0 +1,133 @@
+//! Foreman facts upload against a stand-in Foreman on 127.0.0.1 that
+//! fails the first request: the inventory result arrives as
+//! `POST /api/v2/discovered_hosts/facts` with `{"facts": {...}}`, basic auth
+//! from the URL, retried after the failure; nothing fails the run.
+
+use base64::Engine as _;
+use speediso::events::{Body, Bus, HostId};
+use speediso::report::retry::RetryPolicy;
+use speediso::sinks::foreman::Foreman;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+struct Request {
+    line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Answer `statuses` in turn, one request per connection; return what came.
+fn fake_foreman(statuses: Vec<u16>) -> (u16, std::thread::JoinHandle<Vec<Request>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for status in statuses {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                let (k, v) = h.split_once(':').unwrap();
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let reply = if status == 201 {
+                r#"{"id":7,"name":"macb02628aabb01"}"#
+            } else {
+                r#"{"error":"busy"}"#
+            };
+            write!(
+                &s,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            )
+            .unwrap();
+            got.push(Request {
+                line: line.trim().to_string(),
+                headers,
+                body,
+            });
+        }
+        got
+    });
+    (port, h)
+}
+
+#[test]
+fn inventory_uploaded_as_discovery_facts_after_a_failure() {
+    let (port, server) = fake_foreman(vec![503, 201]);
+    let policy = RetryPolicy {
+        initial: Duration::from_millis(50),
+        cap: Duration::from_millis(100),
+        jitter: 0.0,
+        deadline: Some(Duration::from_secs(20)),
+    };
+    let agent = ureq::AgentBuilder::new().build();
+    let sink = Foreman::new(
+        &format!("http://admin:secret@127.0.0.1:{port}/"),
+        agent,
+        policy,
+    );
+    let bus = Bus::new(
+        Some("inventory".into()),
+        HostId {
+            boot_mac: Some("b0:26:28:aa:bb:01".into()),
+            ..HostId::default()
+        },
+        vec![Box::new(sink)],
+    );
+    let inv = serde_json::json!({
+        "cpu": {"model": "Intel(R) Xeon(R) Gold 6230", "sockets": 2, "threads": 80},
+        "dmi": {"system_serial": "CZJ9470ABC", "system_vendor": "HPE"},
+        "nics": [{"name": "ens1f0", "mac": "b0:26:28:aa:bb:01", "addresses": ["192.0.2.15/24"], "boot": true}],
+        "disks": [{"name": "sda", "size_bytes": 480103981056u64}],
+        "kernel": {"arch": "x86_64"}
+    });
+    // Other steps' results are not inventories.
+    bus.step("bench.cpu").emit(Body::Result {
+        data: serde_json::json!({"events_per_second": 1}),
+    });
+    bus.step("inventory").emit(Body::Result { data: inv });
+    bus.close(Duration::from_secs(20));
+    let got = server.join().unwrap();
+    assert_eq!(got.len(), 2, "one failure, one retry");
+    for r in &got {
+        assert_eq!(r.line, "POST /api/v2/discovered_hosts/facts HTTP/1.1");
+        let auth = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str());
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("admin:secret")
+        );
+        assert_eq!(auth, Some(want.as_str()));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    let f = &body["facts"];
+    assert_eq!(f["discovery_bootif"], "b0:26:28:aa:bb:01");
+    assert_eq!(f["discovery_bootip"], "192.0.2.15");
+    assert_eq!(f["serialnumber"], "CZJ9470ABC");
+    assert_eq!(f["processorcount"], "80");
+    assert_eq!(f["blockdevice_sda_size"], "480103981056");
+    assert!(
+        f.as_object().unwrap().values().all(|v| v.is_string()),
+        "facts are strings"
+    );
+}
