@@ -214,7 +214,7 @@ impl RepoLock {
             .with_context(|| format!("opening lock file {}", path.display()))?;
         let start = Instant::now();
         loop {
-            if crate::sys::flock::try_lock_exclusive(&file)
+            if crate::sys::lock::try_lock_exclusive(&file)
                 .with_context(|| format!("locking {}", path.display()))?
             {
                 break;

@@ -1,6 +1,7 @@
-//! Advisory whole-file locks (flock(2)): the report spool of a live run is
-//! locked by its writer, so another speediso process replaying leftover
-//! spools skips it instead of deleting it under the writer.
+//! Advisory whole-file locks (flock(2)), dropped by the kernel when the
+//! descriptor closes, even when the holder dies, so no stale lock is left.
+//! Used by the report spool (a live run's spool is never replayed or deleted
+//! by another process) and by speediso-repo (one publish at a time).
 #![allow(unsafe_code)]
 
 use std::fs::File;

@@ -1,7 +1,6 @@
 //! The few system calls and ioctls std does not wrap, each wrapped once
 //! with a safe signature. The only place in the crate where `unsafe` is allowed.
 
-pub mod flock;
 pub mod tcp;
 pub mod lock;
 pub mod rusage;
