@@ -16,5 +16,7 @@ pub mod host;
 pub mod plan;
 pub mod run;
 pub mod sinks;
+pub mod sys;
 pub mod systemd;
 pub mod tasks;
+pub mod wipe;
