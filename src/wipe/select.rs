@@ -60,6 +60,10 @@ pub struct Disk {
     pub partitions: Vec<String>,
     #[serde(skip)]
     pub sys_path: PathBuf,
+    /// A device-mapper device over loop devices only, named in the test
+    /// allow list: the fault-injection tests erase it like a loop device.
+    #[serde(skip)]
+    pub test_target: bool,
 }
 
 impl Disk {
@@ -239,6 +243,7 @@ fn read_disk(root: &Path, name: &str) -> Disk {
         read_only: num("ro") == Some(1),
         partitions,
         sys_path: sys,
+        test_target: false,
     }
 }
 
@@ -514,13 +519,13 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path) -> Vec<Strin
             r.push(format!("not in {TEST_ALLOW_ENV} (test restriction)"));
         }
     }
-    if d.transport == Transport::Other {
+    if d.transport == Transport::Other && !d.test_target {
         r.push("not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into());
     }
     if d.transport == Transport::Loop && d.backing_file.is_none() {
         r.push("loop device without a backing file".into());
     }
-    if !d.is_loop() && !req.real_allowed {
+    if !d.is_loop() && !d.test_target && !req.real_allowed {
         r.push(format!(
             "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
         ));
@@ -541,6 +546,25 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path) -> Vec<Strin
         r.extend(f.iter().cloned());
     }
     r
+}
+
+/// A dm device the test allow list names whose every slave is a loop
+/// device (dm-error fault injection).
+fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
+    let Some(allow) = &req.test_allow else {
+        return false;
+    };
+    let slaves: Vec<String> = std::fs::read_dir(d.sys_path.join("slaves"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    d.name.starts_with("dm-")
+        && allow.iter().any(|a| dev_name(root, a) == d.name)
+        && !slaves.is_empty()
+        && slaves.iter().all(|s| s.starts_with("loop"))
 }
 
 /// Select the disks `req` asks for. Explicit devices that are partitions or
@@ -576,7 +600,8 @@ pub fn select(root: &Path, req: &Request) -> Selection {
         }
     }
     for (shown, n) in names {
-        let d = st.disks[&n].clone();
+        let mut d = st.disks[&n].clone();
+        d.test_target = is_test_dm(&d, req, root);
         let reasons = reasons_for(&d, &st, req, root);
         if reasons.is_empty() {
             sel.eligible.push(d);
