@@ -764,6 +764,65 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     assert_eq!(c["verification"]["result"], "passed");
 }
 
+struct Detach(String);
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A loop device over a file on a full tmpfs, with an unallocated hole:
+/// writes into the hole fail (ENOSPC → I/O error), all others succeed.
+/// Fields drop in order: detach, unmount, remove the directory.
+struct Holey {
+    dev: String,
+    file: PathBuf,
+    _d: Detach,
+    _t: TmpfsMount,
+    _dir: tempfile::TempDir,
+}
+
+impl Holey {
+    fn new(total_mib: u64, hole_at_mib: u64, hole_mib: u64) -> Holey {
+        let dir = tempfile::tempdir().unwrap();
+        let size = format!("size={}m", total_mib - hole_mib);
+        sh(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &size,
+            "speediso-test",
+            dir.path().to_str().unwrap(),
+        ]);
+        let t = TmpfsMount(dir.path().to_path_buf());
+        let file = dir.path().join("disk.img");
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(total_mib * MIB).unwrap();
+        let bg = vec![0x5Au8; MIB as usize];
+        for i in 0..total_mib {
+            if !(hole_at_mib..hole_at_mib + hole_mib).contains(&i) {
+                f.write_all_at(&bg, i * MIB).unwrap();
+            }
+        }
+        // The file system is now full: the hole cannot be filled.
+        assert!(
+            f.write_all_at(&bg[..4096], hole_at_mib * MIB).is_err(),
+            "tmpfs not full"
+        );
+        drop(f);
+        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
+        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
+        Holey {
+            _d: Detach(dev.clone()),
+            dev,
+            file,
+            _t: t,
+            _dir: dir,
+        }
+    }
+}
+
 struct TmpfsMount(PathBuf);
 impl Drop for TmpfsMount {
     fn drop(&mut self) {
@@ -779,40 +838,9 @@ fn io_errors_in_the_middle_fail_the_disk_with_the_bad_range() {
     if !ready(&["losetup", "mount"]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    sh(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=31m",
-        "speediso-test",
-        dir.path().to_str().unwrap(),
-    ]);
-    let _t = TmpfsMount(dir.path().to_path_buf());
-    let file = dir.path().join("disk.img");
     let (hole, hole_len) = (10 * MIB, MIB);
-    {
-        let f = std::fs::File::create(&file).unwrap();
-        f.set_len(32 * MIB).unwrap();
-        let bg = vec![0x5Au8; MIB as usize];
-        for i in 0..32 {
-            if i * MIB != hole {
-                f.write_all_at(&bg, i * MIB).unwrap();
-            }
-        }
-        // The file system is now full: the hole cannot be filled.
-        assert!(f.write_all_at(&bg[..4096], hole).is_err(), "tmpfs not full");
-    }
-    let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
-    assert!(dev.starts_with("/dev/loop"));
-    struct Detach(String);
-    impl Drop for Detach {
-        fn drop(&mut self) {
-            let _ = Command::new("losetup").args(["-d", &self.0]).status();
-        }
-    }
-    let _d = Detach(dev.clone());
+    let h = Holey::new(32, 10, 1);
+    let (dev, file) = (h.dev.clone(), h.file.clone());
     let healthy = Loop::new(8 * MIB);
     healthy.fill_with_markers(3, 21);
     let r = wipe(
@@ -876,4 +904,48 @@ fn io_errors_in_the_middle_fail_the_disk_with_the_bad_range() {
     // The healthy disk in the same run was wiped.
     assert_eq!(r.cert_for(&healthy.dev)["outcome"], "wiped");
     assert!(healthy.bytes().iter().all(|&x| x == 0));
+}
+
+/// A disk that cannot be written over most of its surface is given up on
+/// after a bounded number of failed blocks, never crawled to the end, and
+/// never reported wiped.
+#[test]
+fn a_dead_disk_is_given_up_on_and_fails() {
+    if !ready(&["losetup", "mount"]) {
+        return;
+    }
+    let h = Holey::new(40, 8, 24);
+    let t0 = std::time::Instant::now();
+    let r = wipe(
+        &[&h.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &h.dev,
+            "--method",
+            "random",
+            "--confirm",
+            &h.dev,
+        ],
+    );
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let c = r.cert_for(&h.dev);
+    assert_eq!(c["outcome"], "failed");
+    assert!(
+        c["error"].as_str().unwrap().contains("gave up"),
+        "{}",
+        c["error"]
+    );
+    let failed: u64 = c["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lba_count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        failed >= speediso::wipe::overwrite::MAX_FAILED_BLOCKS,
+        "{failed}"
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(120));
 }

@@ -615,7 +615,7 @@ pub fn wipe_disk(
                     };
                     overwrite_pass(last, format!("write pass {pass}/{}", cfg.passes), &full);
                     if gave_up() {
-                        bail!("too many failed ranges; the disk looks dead");
+                        bail!("gave up after {} failed ranges or {} unwritable blocks; the disk looks dead", overwrite::MAX_FAILED_RANGES, overwrite::MAX_FAILED_BLOCKS);
                     }
                 }
                 Ok(verify::verify_pattern(

@@ -29,6 +29,9 @@ pub const RETRIES: u32 = 3;
 /// Give up on a disk after this many failed ranges: it is dying, and a
 /// sector-by-sector crawl over a dead disk would never end.
 pub const MAX_FAILED_RANGES: usize = 256;
+/// ... or after this many unwritable logical blocks in all: a dead disk
+/// would otherwise be crawled block by block, three tries each.
+pub const MAX_FAILED_BLOCKS: u64 = 16384;
 const ALIGN: usize = 4096;
 
 /// What is written.
@@ -120,11 +123,18 @@ pub struct FailedRange {
 pub struct Failures {
     pub ranges: Vec<FailedRange>,
     pub gave_up: bool,
+    pub blocks: u64,
 }
 
 impl Failures {
+    /// Whether the disk has failed badly enough to stop trying.
+    pub fn too_many(&self) -> bool {
+        self.ranges.len() >= MAX_FAILED_RANGES || self.blocks >= MAX_FAILED_BLOCKS
+    }
+
     pub fn add(&mut self, lbs: u32, off: u64, len: u64, op: &str, error: String) {
         let lbs = lbs as u64;
+        self.blocks += len.div_ceil(lbs);
         if let Some(last) = self
             .ranges
             .iter_mut()
@@ -239,7 +249,7 @@ fn write_with_retry(t: &Target, buf: &[u8], off: u64, fails: &Mutex<Failures>, a
             if let Some(e) = e {
                 let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
                 f.add(t.lbs, boff, b.len() as u64, "write", e.to_string());
-                if f.ranges.len() >= MAX_FAILED_RANGES {
+                if f.too_many() {
                     f.gave_up = true;
                     abort.store(true, Ordering::Relaxed);
                     return;
@@ -389,6 +399,24 @@ mod tests {
         let mut c = ChaCha8::new(&[0u8; 32].into(), &[0u8; 12].into());
         c.write_keystream(&mut b);
         assert_eq!(b, [0x3e, 0x00, 0xef, 0x2f, 0x89, 0x5f, 0x40, 0xd6]);
+    }
+
+    #[test]
+    fn failures_give_up_on_a_dead_disk() {
+        let mut f = Failures::default();
+        for i in 0..MAX_FAILED_BLOCKS - 1 {
+            f.add(512, i * 512, 512, "write", "EIO".into());
+        }
+        assert_eq!(f.ranges.len(), 1);
+        assert!(!f.too_many());
+        f.add(
+            512,
+            (MAX_FAILED_BLOCKS - 1) * 512,
+            512,
+            "write",
+            "EIO".into(),
+        );
+        assert!(f.too_many());
     }
 
     #[test]
