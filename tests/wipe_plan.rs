@@ -136,6 +136,17 @@ fn plan_names_every_skip_reason() {
         8000,
         &[("device/serial", "NV2\n"), ("device/model", "GOOD NVME\n")],
     );
+    // Two namespaces of one controller: device links point at the controller.
+    let c3 = "pci0000:00/0000:00:1d.3/nvme/nvme3";
+    for (n, devno) in [("nvme3n1", "259:5"), ("nvme3n2", "259:6")] {
+        disk(r, c3, n, devno, 8000, &[]);
+        std::os::unix::fs::symlink(
+            "../..",
+            r.join(format!("sys/devices/{c3}/block/{n}/device")),
+        )
+        .unwrap();
+    }
+    w(r, &format!("sys/devices/{c3}/serial"), "NV3\n");
     disk(r, "virtual", "dm-0", "253:0", 4000, &[]);
     disk(r, "virtual", "loop0", "7:0", 0, &[]);
     w(r, "proc/self/mountinfo", "22 1 254:0 / / rw - overlay overlay rw\n36 22 8:1 / /boot rw,relatime - ext4 /dev/sda1 rw\n");
@@ -204,7 +215,26 @@ fn plan_names_every_skip_reason() {
         .iter()
         .map(|e| e["disk"]["path"].as_str().unwrap())
         .collect();
-    assert_eq!(erase, vec!["/dev/nvme2n1"]);
+    assert_eq!(erase, vec!["/dev/nvme2n1", "/dev/nvme3n1", "/dev/nvme3n2"]);
+    // Both namespaces read their serial from the shared controller.
+    assert_eq!(p["erase"][1]["disk"]["serial"], "NV3");
+    assert_eq!(
+        p["erase"][1]["caps"]["nvme_siblings"],
+        serde_json::json!(["nvme3n2"])
+    );
+    let p3 = run(
+        "",
+        &[
+            "--device",
+            "/dev/nvme3n1",
+            "--method",
+            "nvme-sanitize-crypto",
+        ],
+    );
+    assert!(
+        reasons(&p3, "/dev/nvme3n1").contains("other namespaces (nvme3n2)"),
+        "{p3}"
+    );
     assert_eq!(p["erase"][0]["disk"]["serial"], "NV2");
     // Not probed under a fixture root: auto falls back to overwrite.
     assert_eq!(p["erase"][0]["method"], "random");

@@ -141,6 +141,34 @@ pub struct Caps {
     pub discard: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<String>,
+    /// Other namespaces of the same NVMe controller. Sanitize, and a
+    /// format whose secure erase applies to all namespaces, would erase
+    /// them too, so those methods are only used on single-namespace
+    /// controllers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nvme_siblings: Vec<String>,
+}
+
+/// Block devices under `root` whose `device` link resolves to the same
+/// controller as `d`'s.
+fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
+    let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
+        return vec![];
+    };
+    let mut v: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| *n != d.name)
+                .filter(|n| {
+                    std::fs::canonicalize(root.join("sys/block").join(n).join("device"))
+                        .is_ok_and(|p| p == mine)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Probe `d` read-only. Only called for disks that passed selection, and
@@ -153,6 +181,9 @@ pub fn probe(root: &Path, d: &Disk) -> Caps {
             .is_some_and(|n| n > 0),
         ..Default::default()
     };
+    if d.transport == Transport::Nvme {
+        c.nvme_siblings = controller_siblings(root, d);
+    }
     if root != Path::new("/") {
         return c;
     }
@@ -187,6 +218,25 @@ pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, Strin
             Some(_) => Ok(()),
         }
     };
+    // Sanitize always, and a format when FNA says its secure erase covers
+    // every namespace, reach the controller's other namespaces too.
+    let whole_controller = |m: Method| -> Result<(), String> {
+        let all_ns = match m {
+            Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock => true,
+            Method::NvmeFormat | Method::NvmeFormatCrypto => {
+                n.is_some_and(|n| n.format_erases_all_namespaces)
+            }
+            _ => false,
+        };
+        if all_ns && !caps.nvme_siblings.is_empty() {
+            return Err(format!(
+                "{} would also erase the controller's other namespaces ({}); refusing",
+                m.name(),
+                caps.nvme_siblings.join(", ")
+            ));
+        }
+        Ok(())
+    };
     let need_ata = |ok: bool, what: &str| -> Result<(), String> {
         match a {
             None if !matches!(d.transport, Transport::Ata | Transport::Scsi) => {
@@ -201,15 +251,21 @@ pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, Strin
         }
     };
     let asked = |m: Method| (m, format!("requested ({})", m.name()));
+    if requested.name().starts_with("nvme-") {
+        whole_controller(requested)?;
+    }
     match requested {
         Method::Auto => {
-            if let Some(n) = n {
+            let alone = caps.nvme_siblings.is_empty();
+            if let Some(n) = n.filter(|_| alone) {
                 if n.sanitize_crypto {
                     return Ok((Method::NvmeSanitizeCrypto, "auto: SANICAP.CES=1".into()));
                 }
                 if n.sanitize_block {
                     return Ok((Method::NvmeSanitizeBlock, "auto: SANICAP.BES=1".into()));
                 }
+            }
+            if let Some(n) = n.filter(|n| alone || !n.format_erases_all_namespaces) {
                 if n.format && n.format_crypto {
                     return Ok((
                         Method::NvmeFormatCrypto,
@@ -994,6 +1050,17 @@ mod tests {
         let err = choose(&d, &nv(false, true, true, true), Method::NvmeSanitizeCrypto).unwrap_err();
         assert!(err.contains("SANICAP.CES=0"), "{err}");
         assert!(choose(&lo, &Caps::default(), Method::Discard).is_err());
+        // A second namespace on the controller: sanitize would erase it too.
+        let mut shared = nv(true, true, true, true);
+        shared.nvme_siblings = vec!["nvme0n2".into()];
+        assert_eq!(pick(&shared), Method::NvmeFormatCrypto);
+        let err = choose(&d, &shared, Method::NvmeSanitizeCrypto).unwrap_err();
+        assert!(err.contains("other namespaces (nvme0n2)"), "{err}");
+        if let Some(n) = shared.nvme.as_mut() {
+            n.format_erases_all_namespaces = true;
+        }
+        assert_eq!(pick(&shared), Method::Random);
+        assert!(choose(&d, &shared, Method::NvmeFormat).is_err());
     }
 
     #[test]
