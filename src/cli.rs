@@ -590,15 +590,27 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         );
         return Ok(exit::REFUSED);
     }
+    use crate::events::{Body, Outcome};
+    let started = std::time::Instant::now();
     let bus = env.bus(Some(wipe::NAME.into()), a.json);
+    bus.emit(
+        None,
+        Body::RunStarted {
+            steps: vec![wipe::NAME.into()],
+            destructive: true,
+            after: "stay".into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
     let ev = bus.step(wipe::NAME);
-    ev.emit(crate::events::Body::StepStarted {
+    ev.emit(Body::StepStarted {
         module: wipe::NAME.into(),
     });
     let res = wipe::execute(&p, &cfg, &env.root, bus.run_id(), Some(ev.clone()));
+    let mut error = None;
     let rc = match res {
         Ok(r) => {
-            ev.emit(crate::events::Body::Result {
+            ev.emit(Body::Result {
                 data: serde_json::to_value(&r)?,
             });
             if !a.json {
@@ -626,14 +638,36 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
                 exit::SUCCESS
             } else {
                 eprintln!("speediso: wipe FAILED on: {}", r.failed.join("; "));
+                error = Some(format!("wipe failed on: {}", r.failed.join("; ")));
                 exit::FAILED
             }
         }
         Err(e) => {
             eprintln!("speediso: wipe: {e:#}");
+            error = Some(format!("{e:#}"));
             exit::FAILED
         }
     };
+    let outcome = if rc == exit::SUCCESS {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    ev.emit(Body::StepFinished {
+        outcome,
+        duration_ms,
+        error: error.clone(),
+    });
+    bus.emit(
+        None,
+        Body::RunFinished {
+            outcome,
+            exit_status: rc,
+            duration_ms,
+            error,
+        },
+    );
     bus.close(crate::run::CLOSE_DEADLINE);
     Ok(rc)
 }

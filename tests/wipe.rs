@@ -762,6 +762,30 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     let c = r.cert_for(&l.dev);
     assert_eq!(c["sanitization"]["category"], "none");
     assert_eq!(c["verification"]["result"], "passed");
+    assert_eq!(c["verification"]["expected"], "zeros or changed data");
+    // With --blank a zero pass follows, verified as zeros over the whole disk.
+    l.fill_with_markers(6, 13);
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "discard",
+            "--blank",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(l.bytes().iter().all(|&x| x == 0));
+    let c = r.cert_for(&l.dev);
+    assert_eq!(c["sanitization"]["blank_after_firmware_erase"], true);
+    assert_eq!(c["verification"]["expected"], "zeros");
+    assert_eq!(c["verification"]["bytes_read"], l.size());
+    assert_eq!(c["timing"]["bytes_written"], l.size());
 }
 
 struct Detach(String);

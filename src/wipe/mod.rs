@@ -760,7 +760,7 @@ pub fn wipe_disk(
         } else {
             cfg.passes
         },
-        blank: cfg.blank && p.method.is_firmware(),
+        blank: cfg.blank && !matches!(p.method, Method::Zero | Method::Random | Method::Quick),
         seed,
         verify,
         started: crate::events::rfc3339(started),
