@@ -279,6 +279,120 @@ fn check(r: &Reply, what: &str) -> Result<()> {
     Ok(())
 }
 
+pub const SCSI_TEST_UNIT_READY: u8 = 0x00;
+
+/// What SCSI sense data says: key, ASC, ASCQ and the sense-key-specific
+/// progress indication (0..65536) when SKSV is set. Fixed (70h/71h) and
+/// descriptor (72h/73h, descriptor 02h) formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sense {
+    pub key: u8,
+    pub asc: u8,
+    pub ascq: u8,
+    pub progress: Option<u16>,
+}
+
+pub fn parse_scsi_sense(s: &[u8]) -> Option<Sense> {
+    match s.first()? & 0x7F {
+        0x70 | 0x71 if s.len() >= 14 => Some(Sense {
+            key: s[2] & 0x0F,
+            asc: s[12],
+            ascq: s[13],
+            progress: (s.len() >= 18 && s[15] & 0x80 != 0)
+                .then(|| (s[16] as u16) << 8 | s[17] as u16),
+        }),
+        0x72 | 0x73 if s.len() >= 4 => {
+            let mut progress = None;
+            let mut i = 8;
+            while i + 1 < s.len() {
+                let len = s[i + 1] as usize;
+                if s[i] == 0x02 && i + 6 < s.len() && s[i + 4] & 0x80 != 0 {
+                    progress = Some((s[i + 5] as u16) << 8 | s[i + 6] as u16);
+                }
+                i += 2 + len;
+            }
+            Some(Sense {
+                key: s[1] & 0x0F,
+                asc: s[2],
+                ascq: s[3],
+                progress,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Where a SCSI SANITIZE stands, from a TEST UNIT READY reply (SBC-4 4.11):
+/// NOT READY / 04h 1Bh "sanitize in progress" while it runs, 31h 03h
+/// "sanitize command failed" when it failed, GOOD when done.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SanitizeState {
+    Running(Option<f64>),
+    Done,
+    Failed,
+    /// Unit attention and the like: ask again.
+    Retry,
+    Other(u8, u8, u8),
+}
+
+pub fn scsi_sanitize_state(status: u8, sense: &[u8]) -> SanitizeState {
+    if status == 0 {
+        return SanitizeState::Done;
+    }
+    match parse_scsi_sense(sense) {
+        Some(Sense {
+            key: 0x2,
+            asc: 0x04,
+            ascq: 0x1B,
+            progress,
+        }) => SanitizeState::Running(progress.map(|p| p as f64 / 65536.0)),
+        Some(Sense {
+            asc: 0x31,
+            ascq: 0x03,
+            ..
+        }) => SanitizeState::Failed,
+        Some(Sense { key: 0x6, .. }) => SanitizeState::Retry,
+        Some(x) => SanitizeState::Other(x.key, x.asc, x.ascq),
+        None => SanitizeState::Other(0, 0, 0),
+    }
+}
+
+fn poll_scsi_sanitize(t: &Target, tracker: &Tracker) -> Result<()> {
+    let start = Instant::now();
+    let mut odd = 0;
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let r = sg_io(
+            &t.file,
+            &[SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0],
+            Data::None,
+            10_000,
+        )?;
+        match scsi_sanitize_state(r.status, &r.sense) {
+            SanitizeState::Done => return Ok(()),
+            SanitizeState::Running(p) => {
+                if let Some(p) = p {
+                    tracker.fraction(p);
+                }
+            }
+            SanitizeState::Failed => bail!("the SCSI sanitize failed (sense 31h/03h)"),
+            SanitizeState::Retry => {}
+            SanitizeState::Other(k, a, q) => {
+                odd += 1;
+                if odd > 10 {
+                    bail!("unexpected sense while sanitizing: key {k:#x} ASC {a:#x} ASCQ {q:#x}");
+                }
+            }
+        }
+        if start.elapsed() > SANITIZE_LIMIT {
+            bail!(
+                "sanitize still running after {} h",
+                SANITIZE_LIMIT.as_secs() / 3600
+            );
+        }
+    }
+}
+
 /// IDENTIFY DEVICE through SG_IO (read-only).
 pub fn probe(path: &Path) -> Result<AtaCaps> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -321,6 +435,10 @@ pub fn erase(m: Method, t: &Target, tracker: &Tracker, notes: &mut Vec<String>) 
                     );
                 }
                 notes.push("SCSI SANITIZE issued (IMMED)".into());
+                poll_scsi_sanitize(t, tracker)?;
+                notes.push("TEST UNIT READY: sanitize completed".into());
+                tracker.fraction(1.0);
+                return Ok(());
             } else {
                 notes.push(format!(
                     "ATA SANITIZE DEVICE feature {:#06x} issued",
@@ -523,6 +641,39 @@ mod tests {
         assert!(c.security.supported && c.security.frozen && c.security.enhanced_supported);
         assert!(!c.security.locked && !c.security.enabled);
         assert_eq!(c.security.erase_minutes, 60);
+    }
+
+    #[test]
+    fn scsi_sanitize_progress_from_sense() {
+        // Fixed format: NOT READY, 04h/1Bh, SKSV with progress 8000h (50 %).
+        let mut f = vec![0u8; 18];
+        f[0] = 0x70;
+        f[2] = 0x02;
+        f[12] = 0x04;
+        f[13] = 0x1B;
+        f[15] = 0x80;
+        f[16] = 0x80;
+        assert_eq!(
+            scsi_sanitize_state(2, &f),
+            SanitizeState::Running(Some(0.5))
+        );
+        // Descriptor format, same state, progress in descriptor 02h.
+        let d = [
+            0x72, 0x02, 0x04, 0x1B, 0, 0, 0, 8, 0x02, 0x06, 0, 0, 0x80, 0x40, 0x00, 0,
+        ];
+        assert_eq!(
+            scsi_sanitize_state(2, &d),
+            SanitizeState::Running(Some(0.25))
+        );
+        // Failed: 31h/03h. Done: GOOD. Unit attention: ask again.
+        f[12] = 0x31;
+        f[13] = 0x03;
+        f[2] = 0x03;
+        assert_eq!(scsi_sanitize_state(2, &f), SanitizeState::Failed);
+        assert_eq!(scsi_sanitize_state(0, &[]), SanitizeState::Done);
+        f[2] = 0x06;
+        f[12] = 0x29;
+        assert_eq!(scsi_sanitize_state(2, &f), SanitizeState::Retry);
     }
 
     #[test]
