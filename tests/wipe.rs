@@ -16,7 +16,7 @@ const MIB: u64 = 1 << 20;
 /// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
 fn ready(tools: &[&str]) -> bool {
     let mut missing: Vec<String> = Vec::new();
-    // SAFETY-free root check: /dev/loop-control is root-only.
+    // Root check: /dev/loop-control opens read-write only for root.
     if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
