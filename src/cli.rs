@@ -110,6 +110,54 @@ pub enum Command {
         #[arg(long)]
         options: bool,
     },
+    /// Securely erase disks: firmware erase or overwrite, read-back
+    /// verification and a signed certificate per disk.
+    ///
+    /// Without --plan, every disk to be erased must be named with --confirm
+    /// (its serial number, or its path when it has none); otherwise nothing
+    /// is erased and the plan is printed.
+    Wipe {
+        /// Show what would be erased, how, and why other disks are skipped;
+        /// erase nothing.
+        #[arg(long)]
+        plan: bool,
+        /// A disk to erase (repeatable).
+        #[arg(long, value_name = "PATH")]
+        device: Vec<String>,
+        /// Every eligible disk.
+        #[arg(long, conflicts_with = "device")]
+        all: bool,
+        /// Method (default: speediso.wipe.method, else auto).
+        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::plan::WIPE_METHODS))]
+        method: Option<String>,
+        /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
+        #[arg(long, value_name = "MODE")]
+        verify: Option<String>,
+        /// Confirm each disk by serial number (or path when it has none).
+        #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
+        confirm: Vec<String>,
+        /// Overwrite passes (zero, random).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
+        passes: Option<u32>,
+        /// Overwrite with zeros after a firmware erase.
+        #[arg(long)]
+        blank: bool,
+        /// Ed25519 signing key file (default: speediso.wipe.key, else a key
+        /// generated for this run).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Print the plan or events as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an erasure certificate's Ed25519 signature.
+    VerifyCert {
+        /// The certificate (JSON).
+        file: PathBuf,
+        /// The public key: 64 hex digits, or a file holding them.
+        #[arg(long, value_name = "KEY")]
+        pubkey: String,
+    },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
     Status {
@@ -238,6 +286,33 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tasks { json, options } => cmd_tasks(&env, json, options),
         Command::Status { json, events } => cmd_status(&env, json, events),
         Command::Bench { what } => cmd_bench(&env, what),
+        Command::Wipe {
+            plan,
+            device,
+            all,
+            method,
+            verify,
+            confirm,
+            passes,
+            blank,
+            key,
+            json,
+        } => cmd_wipe(
+            &env,
+            WipeArgs {
+                plan,
+                device,
+                all,
+                method,
+                verify,
+                confirm,
+                passes,
+                blank,
+                key,
+                json,
+            },
+        ),
+        Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
     }
 }
 
@@ -469,6 +544,221 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
         );
     }
     Ok(exit::SUCCESS)
+}
+
+struct WipeArgs {
+    plan: bool,
+    device: Vec<String>,
+    all: bool,
+    method: Option<String>,
+    verify: Option<String>,
+    confirm: Vec<String>,
+    passes: Option<u32>,
+    blank: bool,
+    key: Option<PathBuf>,
+    json: bool,
+}
+
+fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
+    use crate::wipe::{self, select::Request, verify::VerifyMode};
+    let (mut options, warnings) = match plan::check_options(&env.cmdline) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("speediso: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    for w in warnings {
+        eprintln!("speediso: warning: {w}");
+    }
+    if let Some(m) = &a.method {
+        options.0.insert("wipe.method".into(), m.clone());
+    }
+    if let Some(v) = &a.verify {
+        if VerifyMode::parse(v).is_none() {
+            eprintln!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
+            return Ok(exit::USAGE);
+        }
+        options.0.insert("wipe.verify".into(), v.clone());
+    }
+    if let Some(p) = a.passes {
+        options.0.insert("wipe.passes".into(), p.to_string());
+    }
+    if a.blank {
+        options.0.insert("wipe.blank".into(), "1".into());
+    }
+    if let Some(k) = &a.key {
+        options.0.insert("wipe.key".into(), k.display().to_string());
+    }
+    let cfg = wipe::Config::from_options(&options, env.run_dir.clone())?;
+    if a.device.is_empty() && !a.all {
+        eprintln!("speediso: name the disks with --device PATH, or use --all");
+        return Ok(exit::USAGE);
+    }
+    let req = Request {
+        devices: a.device.clone(),
+        all: a.all,
+        exclude: options
+            .get("wipe.exclude")
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+            .unwrap_or_default(),
+        usb: options.flag("wipe.usb"),
+        ..Default::default()
+    }
+    .with_env();
+    let p = wipe::plan(&env.root, &req, &cfg);
+    let show = |p: &wipe::WipePlan| -> Result<()> {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(p)?);
+        } else {
+            print!("{}", wipe::describe_plan(p));
+        }
+        Ok(())
+    };
+    if a.plan {
+        if !a.json {
+            println!("WIPE PLAN (nothing is erased with --plan)");
+        }
+        show(&p)?;
+        return Ok(exit::SUCCESS);
+    }
+    if p.erase.is_empty() {
+        show(&p)?;
+        eprintln!("speediso: no disk is eligible for wiping; nothing erased");
+        return Ok(exit::FAILED);
+    }
+    let unconfirmed: Vec<String> = p
+        .erase
+        .iter()
+        .filter(|e| {
+            let name = e.disk.confirm_name();
+            !a.confirm.contains(&name)
+        })
+        .map(|e| {
+            format!(
+                "{} (confirm with {})",
+                e.disk.path.display(),
+                e.disk.confirm_name()
+            )
+        })
+        .collect();
+    if !unconfirmed.is_empty() {
+        show(&p)?;
+        eprintln!(
+            "speediso: refusing to erase: each disk must be confirmed with --confirm SERIAL (or PATH when it has no serial); not confirmed: {}",
+            unconfirmed.join(", ")
+        );
+        return Ok(exit::REFUSED);
+    }
+    use crate::events::{Body, Outcome};
+    let started = std::time::Instant::now();
+    let bus = env.bus(Some(wipe::NAME.into()), a.json);
+    bus.emit(
+        None,
+        Body::RunStarted {
+            steps: vec![wipe::NAME.into()],
+            destructive: true,
+            after: "stay".into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
+    let ev = bus.step(wipe::NAME);
+    ev.emit(Body::StepStarted {
+        module: wipe::NAME.into(),
+    });
+    let res = wipe::execute(&p, &cfg, &env.root, bus.run_id(), Some(ev.clone()));
+    let mut error = None;
+    let rc = match res {
+        Ok(r) => {
+            ev.emit(Body::Result {
+                data: serde_json::to_value(&r)?,
+            });
+            if !a.json {
+                for d in &r.disks {
+                    println!(
+                        "{}: {} by {} ({}), verify {} {}{}",
+                        d.device,
+                        d.outcome.to_uppercase(),
+                        d.method.name(),
+                        d.method.category(),
+                        d.verify.method,
+                        d.verify.result,
+                        d.error
+                            .as_ref()
+                            .map(|e| format!(" — {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+                for c in &r.certificates {
+                    println!("certificate: {c}");
+                }
+                println!("public key ({}): {}", r.key_source, r.public_key);
+            }
+            if r.failed.is_empty() {
+                exit::SUCCESS
+            } else {
+                eprintln!("speediso: wipe FAILED on: {}", r.failed.join("; "));
+                error = Some(format!("wipe failed on: {}", r.failed.join("; ")));
+                exit::FAILED
+            }
+        }
+        Err(e) => {
+            eprintln!("speediso: wipe: {e:#}");
+            error = Some(format!("{e:#}"));
+            exit::FAILED
+        }
+    };
+    let outcome = if rc == exit::SUCCESS {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    ev.emit(Body::StepFinished {
+        outcome,
+        duration_ms,
+        error: error.clone(),
+    });
+    bus.emit(
+        None,
+        Body::RunFinished {
+            outcome,
+            exit_status: rc,
+            duration_ms,
+            error,
+        },
+    );
+    bus.close(crate::run::CLOSE_DEADLINE);
+    Ok(rc)
+}
+
+fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
+    use crate::wipe::cert;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let key = cert::parse_public(pubkey)?;
+    match cert::verify(&v, &key) {
+        Ok(()) => {
+            println!(
+                "OK: {} certificate {} for {} ({}), signed by {}",
+                v["outcome"].as_str().unwrap_or("?"),
+                v["id"].as_str().unwrap_or("?"),
+                v["media"]["serial"]
+                    .as_str()
+                    .or(v["media"]["device_path"].as_str())
+                    .unwrap_or("?"),
+                v["sanitization"]["method"].as_str().unwrap_or("?"),
+                hex::encode(key.to_bytes())
+            );
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => {
+            println!("INVALID: {}: {e:#}", file.display());
+            Ok(exit::FAILED)
+        }
+    }
 }
 
 /// Path helper for modules: `root` joined with an absolute path.

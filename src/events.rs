@@ -257,6 +257,9 @@ impl StepEvents {
     pub fn step(&self) -> &str {
         &self.step
     }
+    pub fn run_id(&self) -> &str {
+        self.bus.run_id()
+    }
 }
 
 /// Builder-friendly progress figures.

@@ -24,3 +24,4 @@ pub mod sinks;
 pub mod sys;
 pub mod systemd;
 pub mod tasks;
+pub mod wipe;

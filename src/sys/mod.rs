@@ -4,3 +4,6 @@
 pub mod tcp;
 pub mod lock;
 pub mod rusage;
+pub mod blk;
+pub mod nvme;
+pub mod sg;

@@ -329,6 +329,7 @@ impl std::error::Error for ModuleError {}
 pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
     match name {
         "bench.net" => Ok(Box::new(crate::netbench::NetBench)),
+        "wipe" => Ok(Box::new(crate::wipe::Wipe)),
         n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),
         n => Err(ModuleError::Unknown(n.to_string())),
     }

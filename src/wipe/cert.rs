@@ -1,0 +1,431 @@
+//! Erasure certificates: one JSON document per disk with the fields of NIST
+//! SP 800-88 Appendix G, signed with Ed25519 over its canonical JSON (see
+//! docs/certificate.md), plus a self-contained HTML rendering.
+
+use super::DiskOutcome;
+use crate::events::HostId;
+use anyhow::{anyhow, bail, Context, Result};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA: &str = "speediso.wipe.certificate/1";
+
+/// The signing key and where it came from (`file:PATH` or `generated`).
+pub struct Key {
+    pub key: SigningKey,
+    pub source: String,
+}
+
+/// Parse a key file: 32 raw bytes, or 64 hex digits (whitespace ignored).
+pub fn parse_secret(bytes: &[u8]) -> Result<SigningKey> {
+    let text: String = String::from_utf8_lossy(bytes).split_whitespace().collect();
+    let seed: [u8; 32] = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(&text)?
+            .try_into()
+            .map_err(|_| anyhow!("bad key length"))?
+    } else if bytes.len() == 32 {
+        bytes.try_into().map_err(|_| anyhow!("bad key length"))?
+    } else {
+        bail!("expected 32 raw bytes or 64 hex digits (an Ed25519 secret seed)");
+    };
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Parse a public key: 64 hex digits, or a file holding them (or 32 raw bytes).
+pub fn parse_public(arg: &str) -> Result<VerifyingKey> {
+    let text = if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        arg.to_string()
+    } else {
+        let b = std::fs::read(arg).with_context(|| format!("reading public key {arg}"))?;
+        if b.len() == 32 {
+            hex::encode(&b)
+        } else {
+            String::from_utf8_lossy(&b).split_whitespace().collect()
+        }
+    };
+    let bytes: [u8; 32] = hex::decode(&text)
+        .map_err(|e| anyhow!("public key is not hex: {e}"))?
+        .try_into()
+        .map_err(|_| anyhow!("public key must be 32 bytes (64 hex digits)"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| anyhow!("invalid Ed25519 public key: {e}"))
+}
+
+/// The key from `path`, or a fresh one for this run (its public half goes
+/// into the result so the certificates can be checked).
+pub fn load_or_generate(path: Option<&Path>) -> Result<Key> {
+    if let Some(p) = path {
+        let b = std::fs::read(p).with_context(|| format!("reading signing key {}", p.display()))?;
+        let key = parse_secret(&b).with_context(|| format!("signing key {}", p.display()))?;
+        return Ok(Key {
+            key,
+            source: format!("file:{}", p.display()),
+        });
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| anyhow!("no randomness for a signing key: {e}"))?;
+    Ok(Key {
+        key: SigningKey::from_bytes(&seed),
+        source: "generated".into(),
+    })
+}
+
+/// Canonical JSON: object keys sorted by their UTF-8 bytes, no whitespace,
+/// strings escaped as RFC 8259 requires (serde_json's escaping), numbers
+/// as integers. Independent of serde_json's `preserve_order` feature.
+pub fn canonical(v: &Value) -> String {
+    let mut s = String::new();
+    write_canonical(v, &mut s);
+    s
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&m[*k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The bytes that are signed: the canonical JSON of the certificate
+/// without its `signature` member.
+pub fn signed_bytes(cert: &Value) -> Vec<u8> {
+    let mut c = cert.clone();
+    if let Some(m) = c.as_object_mut() {
+        m.remove("signature");
+    }
+    canonical(&c).into_bytes()
+}
+
+fn opt(s: &Option<String>) -> Value {
+    s.as_ref()
+        .map(|x| Value::String(x.clone()))
+        .unwrap_or(Value::Null)
+}
+
+/// Build the unsigned certificate of one disk. Only integers, strings,
+/// booleans and null: no floats, so any language canonicalises it alike.
+pub fn build(o: &DiskOutcome, host: &HostId, run_id: &str) -> Value {
+    let d = &o.disk;
+    let errors: Vec<Value> = o
+        .failed_ranges
+        .iter()
+        .map(|r| {
+            json!({
+                "op": r.op, "lba_start": r.lba_start, "lba_count": r.lba_count,
+                "byte_offset": r.byte_offset, "byte_len": r.byte_len, "error": r.error,
+            })
+        })
+        .collect();
+    let v = &o.verify;
+    json!({
+        "schema": SCHEMA,
+        "id": crate::events::new_run_id(),
+        "run_id": run_id,
+        "issued": crate::events::rfc3339_now(),
+        "media": {
+            "device_path": o.device,
+            "make": opt(&d.vendor),
+            "model": opt(&d.model),
+            "serial": opt(&d.serial),
+            "wwn": opt(&d.wwn),
+            "firmware": opt(&d.firmware),
+            "size_bytes": d.size_bytes,
+            "logical_block_size": d.logical_block_size,
+            "media_type": d.media_type(),
+            "transport": format!("{:?}", d.transport).to_lowercase(),
+            "backing_file": opt(&d.backing_file),
+        },
+        "sanitization": {
+            "category": o.method.category(),
+            "method": o.method.name(),
+            "technique": o.method.technique(),
+            "why": o.why,
+            "passes": o.passes,
+            "blank_after_firmware_erase": o.blank,
+            "random_stream": o.seed.as_ref().map(|_| "ChaCha8; block b of pass p = ChaCha8(key=seed, nonce=u64le(b)||u32le(p)), 1 MiB blocks"),
+            "seed": opt(&o.seed),
+            "notes": o.notes,
+            "tool": { "name": "speediso", "version": env!("CARGO_PKG_VERSION") },
+        },
+        "verification": {
+            "method": v.method,
+            "expected": v.expected,
+            "fraction": v.fraction.map(|f| format!("{f:.6}")),
+            "bytes_read": v.bytes_read,
+            "result": v.result,
+            "mismatches": v.mismatches,
+            "note": opt(&v.note),
+            "throughput_bytes_per_s": v.throughput_bps as u64,
+        },
+        "timing": {
+            "started": o.started,
+            "finished": o.finished,
+            "duration_ms": (o.duration_s * 1000.0) as u64,
+            "bytes_written": o.bytes_written,
+            "write_throughput_bytes_per_s": o.write_throughput_bps as u64,
+        },
+        "outcome": o.outcome,
+        "error": opt(&o.error),
+        "errors": errors,
+        "host": {
+            "serial": opt(&host.serial),
+            "uuid": opt(&host.uuid),
+            "boot_mac": opt(&host.boot_mac),
+            "hostname": opt(&host.hostname),
+        },
+    })
+}
+
+/// Add the `signature` member.
+pub fn sign(mut cert: Value, key: &SigningKey) -> Value {
+    let sig: Signature = key.sign(&signed_bytes(&cert));
+    cert["signature"] = json!({
+        "algorithm": "ed25519",
+        "public_key": hex::encode(key.verifying_key().to_bytes()),
+        "value": hex::encode(sig.to_bytes()),
+        "signed_bytes": "canonical JSON of this document without the signature member (docs/certificate.md)",
+    });
+    cert
+}
+
+/// Check a certificate against `key`. `Err` says what is wrong.
+pub fn verify(cert: &Value, key: &VerifyingKey) -> Result<()> {
+    let sig = cert
+        .get("signature")
+        .ok_or_else(|| anyhow!("no signature member"))?;
+    if sig.get("algorithm").and_then(Value::as_str) != Some("ed25519") {
+        bail!("signature algorithm is not ed25519");
+    }
+    let embedded = sig.get("public_key").and_then(Value::as_str).unwrap_or("");
+    if embedded != hex::encode(key.to_bytes()) {
+        bail!("certificate was signed by key {embedded}, not the one given");
+    }
+    let value = sig
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("signature has no value"))?;
+    let bytes = hex::decode(value).map_err(|e| anyhow!("signature is not hex: {e}"))?;
+    let s = Signature::from_slice(&bytes).map_err(|e| anyhow!("malformed signature: {e}"))?;
+    key.verify_strict(&signed_bytes(cert), &s)
+        .map_err(|_| anyhow!("signature does not match the content: the certificate was altered or signed by another key"))
+}
+
+fn safe_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Write `<dir>/<serial or device>-<run>.json` and `.html`.
+pub fn write(dir: &Path, cert: &Value) -> Result<(PathBuf, PathBuf)> {
+    let media = &cert["media"];
+    let who = media["serial"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| {
+            media["device_path"]
+                .as_str()
+                .unwrap_or("disk")
+                .trim_start_matches("/dev/")
+                .to_string()
+        });
+    let run = cert["run_id"].as_str().unwrap_or("run");
+    let stem = format!(
+        "{}-{}",
+        safe_name(&who),
+        safe_name(&run[..run.len().min(8)])
+    );
+    let json_path = dir.join(format!("{stem}.json"));
+    let html_path = dir.join(format!("{stem}.html"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(cert)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&html_path, html(cert))
+        .with_context(|| format!("writing {}", html_path.display()))?;
+    Ok((json_path, html_path))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::String(s) => esc(s),
+        Value::Array(a) if a.is_empty() => "none".into(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| esc(&x.to_string()))
+            .collect::<Vec<_>>()
+            .join("<br>"),
+        other => esc(&other.to_string()),
+    }
+}
+
+/// A self-contained HTML page (inline CSS, no scripts, no external links).
+pub fn html(cert: &Value) -> String {
+    let ok = cert["outcome"] == "wiped";
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Certificate of Sanitization</title><style>\
+         body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}\
+         table{border-collapse:collapse;width:100%;margin-bottom:1.2em}\
+         th{text-align:left;width:30%;background:#f0f0f0}th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}\
+         .ok{color:#060}.bad{color:#a00}code{word-break:break-all}</style></head><body>\n",
+    );
+    s.push_str(&format!(
+        "<h1>Certificate of Sanitization</h1>\n<p class=\"{}\"><b>Outcome: {}</b> — {} ({})</p>\n",
+        if ok { "ok" } else { "bad" },
+        cell(&cert["outcome"]),
+        cell(&cert["sanitization"]["category"]),
+        cell(&cert["sanitization"]["technique"]),
+    ));
+    let sections = [
+        ("Media information", "media"),
+        ("Sanitization details", "sanitization"),
+        ("Verification", "verification"),
+        ("Timing", "timing"),
+        ("Host", "host"),
+    ];
+    for (title, key) in sections {
+        s.push_str(&format!("<h2>{title}</h2>\n<table>\n"));
+        if let Some(m) = cert[key].as_object() {
+            for (k, v) in m {
+                let v = if k == "tool" {
+                    Value::String(format!(
+                        "{} {}",
+                        v["name"].as_str().unwrap_or(""),
+                        v["version"].as_str().unwrap_or("")
+                    ))
+                } else {
+                    v.clone()
+                };
+                s.push_str(&format!(
+                    "<tr><th>{}</th><td>{}</td></tr>\n",
+                    esc(&k.replace('_', " ")),
+                    cell(&v)
+                ));
+            }
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("<h2>Errors</h2>\n<table>\n");
+    s.push_str(&format!(
+        "<tr><th>error</th><td>{}</td></tr>\n",
+        cell(&cert["error"])
+    ));
+    s.push_str(&format!(
+        "<tr><th>failed ranges</th><td>{}</td></tr>\n</table>\n",
+        cell(&cert["errors"])
+    ));
+    s.push_str(&format!(
+        "<h2>Signature</h2>\n<table>\n<tr><th>certificate id</th><td>{}</td></tr>\n<tr><th>run id</th><td>{}</td></tr>\n\
+         <tr><th>algorithm</th><td>{}</td></tr>\n<tr><th>public key</th><td><code>{}</code></td></tr>\n\
+         <tr><th>signature</th><td><code>{}</code></td></tr>\n</table>\n\
+         <p>This page renders the signed JSON certificate; only the JSON is authoritative. \
+         Check it with <code>speediso verify-cert FILE.json --pubkey KEY</code>.</p>\n</body></html>\n",
+        cell(&cert["id"]),
+        cell(&cert["run_id"]),
+        cell(&cert["signature"]["algorithm"]),
+        cell(&cert["signature"]["public_key"]),
+        cell(&cert["signature"]["value"]),
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_sorts_keys_recursively() {
+        let v = json!({"b": 1, "a": {"z": [3, {"y": "x\n\"", "c": null}], "m": true}});
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"m":true,"z":[3,{"c":null,"y":"x\n\""}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let c = sign(json!({"outcome": "wiped", "media": {"serial": "S1"}}), &key);
+        assert!(verify(&c, &key.verifying_key()).is_ok());
+        let mut t = c.clone();
+        t["media"]["serial"] = json!("S2");
+        assert!(verify(&t, &key.verifying_key())
+            .unwrap_err()
+            .to_string()
+            .contains("altered"));
+        let other = SigningKey::from_bytes(&[1u8; 32]);
+        assert!(verify(&c, &other.verifying_key()).is_err());
+        // Re-ordering keys does not break the signature: it is over canonical JSON.
+        let reparsed: Value =
+            serde_json::from_str(&serde_json::to_string_pretty(&c).unwrap()).unwrap();
+        assert!(verify(&reparsed, &key.verifying_key()).is_ok());
+    }
+
+    #[test]
+    fn rfc8032_test_vector_1() {
+        // RFC 8032 §7.1 TEST 1: empty message.
+        let sk: [u8; 32] =
+            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let key = SigningKey::from_bytes(&sk);
+        assert_eq!(
+            hex::encode(key.verifying_key().to_bytes()),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        assert_eq!(
+            hex::encode(key.sign(b"").to_bytes()),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+    }
+
+    #[test]
+    fn key_file_forms() {
+        let hexkey = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n";
+        let a = parse_secret(hexkey.as_bytes()).unwrap();
+        let b = parse_secret(&hex::decode(hexkey.trim()).unwrap()).unwrap();
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert!(parse_secret(b"short").is_err());
+        assert!(
+            parse_public("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,1104 @@
+//! Secure wipe: choose the disks (`select`), pick the strongest method each
+//! supports (`nvme`, `ata`, `overwrite`), erase them in parallel with
+//! progress, read back (`verify`) and sign a certificate per disk (`cert`).
+//! Used by the `wipe` task module and by `speediso wipe`.
+
+pub mod ata;
+pub mod cert;
+pub mod nvme;
+pub mod overwrite;
+pub mod select;
+pub mod verify;
+
+use crate::events::{Body, Progress, StepEvents};
+use crate::plan::Options;
+use crate::tasks::{Module, StepContext};
+use anyhow::{anyhow, bail, Context, Result};
+use overwrite::{Failures, Pattern, Target};
+use select::{Disk, Request, Selection, Transport};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use verify::{VerifyMode, VerifyReport};
+
+pub const NAME: &str = "wipe";
+
+/// A wipe method, by the names `--method` and `speediso.wipe.method` take
+/// (the same list as `plan::WIPE_METHODS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Auto,
+    NvmeSanitizeCrypto,
+    NvmeSanitizeBlock,
+    NvmeFormatCrypto,
+    NvmeFormat,
+    AtaSanitizeCrypto,
+    AtaSanitizeBlock,
+    AtaSanitizeOverwrite,
+    AtaSecureErase,
+    Discard,
+    Zero,
+    Random,
+    Quick,
+}
+
+const ALL_METHODS: &[Method] = &[
+    Method::Auto,
+    Method::NvmeSanitizeCrypto,
+    Method::NvmeSanitizeBlock,
+    Method::NvmeFormatCrypto,
+    Method::NvmeFormat,
+    Method::AtaSanitizeCrypto,
+    Method::AtaSanitizeBlock,
+    Method::AtaSanitizeOverwrite,
+    Method::AtaSecureErase,
+    Method::Discard,
+    Method::Zero,
+    Method::Random,
+    Method::Quick,
+];
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::NvmeSanitizeCrypto => "nvme-sanitize-crypto",
+            Method::NvmeSanitizeBlock => "nvme-sanitize-block",
+            Method::NvmeFormatCrypto => "nvme-format-crypto",
+            Method::NvmeFormat => "nvme-format",
+            Method::AtaSanitizeCrypto => "ata-sanitize-crypto",
+            Method::AtaSanitizeBlock => "ata-sanitize-block",
+            Method::AtaSanitizeOverwrite => "ata-sanitize-overwrite",
+            Method::AtaSecureErase => "ata-secure-erase",
+            Method::Discard => "discard",
+            Method::Zero => "zero",
+            Method::Random => "random",
+            Method::Quick => "quick",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        ALL_METHODS.iter().copied().find(|m| m.name() == s)
+    }
+
+    /// NIST SP 800-88 category.
+    pub fn category(self) -> &'static str {
+        match self {
+            Method::Zero | Method::Random => "Clear",
+            Method::Discard | Method::Quick | Method::Auto => "none",
+            _ => "Purge",
+        }
+    }
+
+    /// NIST SP 800-88 technique, in words.
+    pub fn technique(self) -> &'static str {
+        match self {
+            Method::NvmeSanitizeCrypto | Method::AtaSanitizeCrypto | Method::NvmeFormatCrypto => {
+                "Cryptographic Erase"
+            }
+            Method::NvmeSanitizeBlock | Method::AtaSanitizeBlock => "Block Erase",
+            Method::NvmeFormat => "User Data Erase (NVMe Format, SES=1)",
+            Method::AtaSanitizeOverwrite => "Overwrite (device firmware)",
+            Method::AtaSecureErase => "ATA Security Erase Unit",
+            Method::Discard => "Discard (TRIM/UNMAP; not a Clear or Purge)",
+            Method::Zero => "Overwrite (zeros)",
+            Method::Random => "Overwrite (ChaCha8 pseudorandom stream)",
+            Method::Quick => "Signature erase only (not a Clear or Purge)",
+            Method::Auto => "automatic",
+        }
+    }
+
+    pub fn is_firmware(self) -> bool {
+        !matches!(
+            self,
+            Method::Zero | Method::Random | Method::Quick | Method::Discard | Method::Auto
+        )
+    }
+
+    /// Firmware erases after which reads must return zeros.
+    fn defines_zeros(self) -> bool {
+        matches!(
+            self,
+            Method::NvmeSanitizeBlock
+                | Method::NvmeFormat
+                | Method::AtaSanitizeBlock
+                | Method::Discard
+        )
+    }
+}
+
+/// What a disk can do, probed read-only before the plan is shown.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Caps {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvme: Option<nvme::NvmeCaps>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ata: Option<ata::AtaCaps>,
+    /// The queue accepts discards (`queue/discard_max_bytes` > 0).
+    pub discard: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_error: Option<String>,
+    /// Other namespaces of the same NVMe controller. Sanitize, and a
+    /// format whose secure erase applies to all namespaces, would erase
+    /// them too, so those methods are only used on single-namespace
+    /// controllers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nvme_siblings: Vec<String>,
+}
+
+/// Block devices under `root` whose `device` link resolves to the same
+/// controller as `d`'s.
+fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
+    let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
+        return vec![];
+    };
+    let mut v: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| *n != d.name)
+                .filter(|n| {
+                    std::fs::canonicalize(root.join("sys/block").join(n).join("device"))
+                        .is_ok_and(|p| p == mine)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Probe `d` read-only. Only called for disks that passed selection, and
+/// only on the real root: a fixture's /dev names are not this machine's.
+pub fn probe(root: &Path, d: &Disk) -> Caps {
+    let mut c = Caps {
+        discard: std::fs::read_to_string(d.sys_path.join("queue/discard_max_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0),
+        ..Default::default()
+    };
+    if d.transport == Transport::Nvme {
+        c.nvme_siblings = controller_siblings(root, d);
+    }
+    if root != Path::new("/") {
+        return c;
+    }
+    match d.transport {
+        Transport::Nvme => match nvme::probe(&d.path) {
+            Ok(n) => c.nvme = Some(n),
+            Err(e) => c.probe_error = Some(format!("{e:#}")),
+        },
+        Transport::Ata | Transport::Scsi => match ata::probe(&d.path) {
+            Ok(a) => c.ata = Some(a),
+            Err(e) => c.probe_error = Some(format!("{e:#}")),
+        },
+        _ => {}
+    }
+    c
+}
+
+/// The method for `d`: `requested`, when the disk supports it, or under
+/// `auto` the strongest it supports. `Err` says why the request cannot be
+/// met on this disk.
+pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, String), String> {
+    let n = caps.nvme.as_ref();
+    let a = caps.ata.as_ref();
+    let need_nvme = |ok: bool, what: &str| -> Result<(), String> {
+        match n {
+            None if d.transport != Transport::Nvme => Err("not an NVMe device".into()),
+            None => Err(format!(
+                "NVMe capabilities could not be read: {}",
+                caps.probe_error.as_deref().unwrap_or("not probed")
+            )),
+            Some(_) if !ok => Err(format!("not supported by this controller ({what})")),
+            Some(_) => Ok(()),
+        }
+    };
+    // Sanitize always, and a format when FNA says its secure erase covers
+    // every namespace, reach the controller's other namespaces too.
+    let whole_controller = |m: Method| -> Result<(), String> {
+        let all_ns = match m {
+            Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock => true,
+            Method::NvmeFormat | Method::NvmeFormatCrypto => {
+                n.is_some_and(|n| n.format_erases_all_namespaces)
+            }
+            _ => false,
+        };
+        if all_ns && !caps.nvme_siblings.is_empty() {
+            return Err(format!(
+                "{} would also erase the controller's other namespaces ({}); refusing",
+                m.name(),
+                caps.nvme_siblings.join(", ")
+            ));
+        }
+        Ok(())
+    };
+    let need_ata = |ok: bool, what: &str| -> Result<(), String> {
+        match a {
+            None if !matches!(d.transport, Transport::Ata | Transport::Scsi) => {
+                Err("not an ATA/SCSI disk".into())
+            }
+            None => Err(format!(
+                "ATA IDENTIFY failed: {}",
+                caps.probe_error.as_deref().unwrap_or("not probed")
+            )),
+            Some(_) if !ok => Err(format!("not supported by this disk ({what})")),
+            Some(_) => Ok(()),
+        }
+    };
+    let asked = |m: Method| (m, format!("requested ({})", m.name()));
+    if requested.name().starts_with("nvme-") {
+        whole_controller(requested)?;
+    }
+    match requested {
+        Method::Auto => {
+            let alone = caps.nvme_siblings.is_empty();
+            if let Some(n) = n.filter(|_| alone) {
+                if n.sanitize_crypto {
+                    return Ok((Method::NvmeSanitizeCrypto, "auto: SANICAP.CES=1".into()));
+                }
+                if n.sanitize_block {
+                    return Ok((Method::NvmeSanitizeBlock, "auto: SANICAP.BES=1".into()));
+                }
+            }
+            if let Some(n) = n.filter(|n| alone || !n.format_erases_all_namespaces) {
+                if n.format && n.format_crypto {
+                    return Ok((
+                        Method::NvmeFormatCrypto,
+                        "auto: OACS.Format=1, FNA.CES=1".into(),
+                    ));
+                }
+                if n.format {
+                    return Ok((
+                        Method::NvmeFormat,
+                        "auto: OACS.Format=1 (no sanitize, no crypto erase)".into(),
+                    ));
+                }
+            }
+            if let Some(a) = a {
+                if a.sanitize_crypto {
+                    return Ok((
+                        Method::AtaSanitizeCrypto,
+                        "auto: SANITIZE CRYPTO SCRAMBLE supported".into(),
+                    ));
+                }
+                if a.sanitize_block {
+                    return Ok((
+                        Method::AtaSanitizeBlock,
+                        "auto: SANITIZE BLOCK ERASE supported".into(),
+                    ));
+                }
+            }
+            let why = match d.transport {
+                Transport::Loop => "auto: loop device, no firmware erase; overwrite",
+                Transport::Nvme | Transport::Ata | Transport::Scsi => {
+                    "auto: no sanitize or secure format supported; overwrite"
+                }
+                _ => "auto: no firmware erase reachable on this transport; overwrite",
+            };
+            Ok((Method::Random, why.into()))
+        }
+        Method::NvmeSanitizeCrypto => {
+            need_nvme(n.is_some_and(|n| n.sanitize_crypto), "SANICAP.CES=0")
+                .map(|_| asked(requested))
+        }
+        Method::NvmeSanitizeBlock => {
+            need_nvme(n.is_some_and(|n| n.sanitize_block), "SANICAP.BES=0")
+                .map(|_| asked(requested))
+        }
+        Method::NvmeFormatCrypto => need_nvme(
+            n.is_some_and(|n| n.format && n.format_crypto),
+            "OACS.Format=0 or FNA.CES=0",
+        )
+        .map(|_| asked(requested)),
+        Method::NvmeFormat => {
+            need_nvme(n.is_some_and(|n| n.format), "OACS.Format=0").map(|_| asked(requested))
+        }
+        Method::AtaSanitizeCrypto => {
+            need_ata(a.is_some_and(|a| a.sanitize_crypto), "no CRYPTO SCRAMBLE")
+                .map(|_| asked(requested))
+        }
+        Method::AtaSanitizeBlock => need_ata(a.is_some_and(|a| a.sanitize_block), "no BLOCK ERASE")
+            .map(|_| asked(requested)),
+        Method::AtaSanitizeOverwrite => {
+            need_ata(a.is_some_and(|a| a.sanitize_overwrite), "no OVERWRITE")
+                .map(|_| asked(requested))
+        }
+        Method::AtaSecureErase => {
+            need_ata(
+                a.is_some_and(|a| a.security.supported),
+                "no Security feature set",
+            )?;
+            let s = &a.expect("checked").security;
+            if s.frozen {
+                return Err("security is FROZEN (the BIOS froze it at boot): suspend and resume the machine \
+                     (rtcwake -m mem -s 10) or hot-plug the disk, then retry"
+                    .into());
+            }
+            if s.locked {
+                return Err(
+                    "the disk is LOCKED with a password speediso does not know; unlock it first"
+                        .into(),
+                );
+            }
+            if s.enabled {
+                return Err(
+                    "a user password is already set (security enabled); speediso will not guess it"
+                        .into(),
+                );
+            }
+            Ok(asked(requested))
+        }
+        Method::Discard => {
+            if caps.discard {
+                Ok(asked(requested))
+            } else {
+                Err("the device does not accept discards (queue/discard_max_bytes=0)".into())
+            }
+        }
+        Method::Zero | Method::Random | Method::Quick => Ok(asked(requested)),
+    }
+}
+
+/// Settings of one wipe run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub method: Method,
+    pub verify: VerifyMode,
+    pub passes: u32,
+    pub blank: bool,
+    pub key: Option<PathBuf>,
+    pub run_dir: PathBuf,
+}
+
+impl Config {
+    /// From `speediso.wipe.*` options (validated by the plan already).
+    pub fn from_options(o: &Options, run_dir: PathBuf) -> Result<Config> {
+        let method = match o.get("wipe.method") {
+            Some(m) => Method::parse(m).ok_or_else(|| anyhow!("unknown wipe method {m:?}"))?,
+            None => Method::Auto,
+        };
+        let verify = match o.get("wipe.verify") {
+            Some(v) => {
+                VerifyMode::parse(v).ok_or_else(|| anyhow!("bad speediso.wipe.verify {v:?}"))?
+            }
+            None => VerifyMode::Full,
+        };
+        Ok(Config {
+            method,
+            verify,
+            passes: o
+                .get("wipe.passes")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1),
+            blank: o.flag("wipe.blank"),
+            key: o.get("wipe.key").map(PathBuf::from),
+            run_dir,
+        })
+    }
+}
+
+/// One disk in the plan: what will be done to it and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub disk: Disk,
+    pub method: Method,
+    pub category: &'static str,
+    pub why: String,
+    pub caps: Caps,
+}
+
+/// The whole plan: what is erased, how, and what is skipped and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct WipePlan {
+    pub erase: Vec<Planned>,
+    pub skipped: Vec<select::Skipped>,
+    pub verify: String,
+    pub passes: u32,
+    pub blank: bool,
+}
+
+/// Select disks and choose a method for each.
+pub fn plan(root: &Path, req: &Request, cfg: &Config) -> WipePlan {
+    let Selection {
+        eligible,
+        mut skipped,
+    } = select::select(root, req);
+    let mut erase = Vec::new();
+    for d in eligible {
+        let caps = probe(root, &d);
+        match choose(&d, &caps, cfg.method) {
+            Ok((method, why)) => erase.push(Planned {
+                category: method.category(),
+                disk: d,
+                method,
+                why,
+                caps,
+            }),
+            Err(why) => skipped.push(select::Skipped {
+                device: d.path.display().to_string(),
+                disk: Some(d),
+                reasons: vec![format!("method {}: {why}", cfg.method.name())],
+            }),
+        }
+    }
+    WipePlan {
+        erase,
+        skipped,
+        verify: cfg.verify.as_string(),
+        passes: cfg.passes,
+        blank: cfg.blank,
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// The plan as the lines `--plan` prints.
+pub fn describe_plan(p: &WipePlan) -> String {
+    let mut s = String::new();
+    if p.erase.is_empty() {
+        s.push_str("will erase: nothing\n");
+    } else {
+        s.push_str(&format!(
+            "will erase ({} disk(s); verify {}, passes {}{}):\n",
+            p.erase.len(),
+            p.verify,
+            p.passes,
+            if p.blank {
+                ", blank after firmware erase"
+            } else {
+                ""
+            }
+        ));
+    }
+    for e in &p.erase {
+        let d = &e.disk;
+        s.push_str(&format!(
+            "  {:<14} {:>10}  {:<6} model {:<24} serial {:<20} method {} ({}, {}) — {}\n",
+            d.path.display(),
+            human_bytes(d.size_bytes),
+            format!("{:?}", d.transport).to_lowercase(),
+            d.model.as_deref().unwrap_or("-"),
+            d.serial.as_deref().unwrap_or("-"),
+            e.method.name(),
+            e.category,
+            e.method.technique(),
+            e.why
+        ));
+    }
+    if !p.skipped.is_empty() {
+        s.push_str("skipped:\n");
+    }
+    for k in &p.skipped {
+        s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+    }
+    s
+}
+
+/// Live progress of one disk; phases are write passes and verification.
+pub struct Tracker {
+    device: String,
+    events: Option<StepEvents>,
+    phase: Mutex<(String, u64, Instant)>,
+    done: AtomicU64,
+    last: Mutex<Instant>,
+    interval: Duration,
+}
+
+impl Tracker {
+    pub fn new(device: String, events: Option<StepEvents>) -> Tracker {
+        Tracker {
+            device,
+            events,
+            phase: Mutex::new((String::new(), 0, Instant::now())),
+            done: AtomicU64::new(0),
+            last: Mutex::new(Instant::now()),
+            interval: Duration::from_secs(2),
+        }
+    }
+
+    /// Start a phase of `total` bytes.
+    pub fn phase(&self, name: &str, total: u64) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) =
+            (name.to_string(), total, Instant::now());
+        self.done.store(0, Ordering::Relaxed);
+        self.emit(None);
+    }
+
+    /// `n` more bytes done; emits at most every `interval`.
+    pub fn add(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        let due = match self.last.try_lock() {
+            Ok(mut l) if l.elapsed() >= self.interval => {
+                *l = Instant::now();
+                true
+            }
+            _ => false,
+        };
+        if due {
+            self.emit(None);
+        }
+    }
+
+    /// A firmware operation's own progress (0..=1).
+    pub fn fraction(&self, f: f64) {
+        self.emit(Some(f));
+    }
+
+    fn emit(&self, fraction: Option<f64>) {
+        let Some(ev) = &self.events else { return };
+        let (name, total, start) = self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let done = self.done.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64();
+        let pct = fraction.unwrap_or(if total > 0 {
+            done as f64 / total as f64
+        } else {
+            0.0
+        });
+        let rate = (secs > 0.0 && fraction.is_none()).then(|| done as f64 / secs);
+        let eta = if pct > 0.0 && pct < 1.0 {
+            Some(secs * (1.0 - pct) / pct)
+        } else {
+            None
+        };
+        ev.progress(Progress {
+            percent: Some((pct * 1000.0).round() / 10.0),
+            bytes: fraction.is_none().then_some(done),
+            total_bytes: (total > 0).then_some(total),
+            rate,
+            eta_s: eta,
+            message: Some(format!("{} {name}", self.device)),
+        });
+    }
+}
+
+/// What happened to one disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskOutcome {
+    pub device: String,
+    pub disk: Disk,
+    pub method: Method,
+    pub why: String,
+    /// wiped or failed.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub failed_ranges: Vec<overwrite::FailedRange>,
+    pub passes: u32,
+    pub blank: bool,
+    /// Hex seed of the random stream (random method), so anyone can
+    /// regenerate and check it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    pub verify: VerifyReport,
+    pub started: String,
+    pub finished: String,
+    pub duration_s: f64,
+    pub bytes_written: u64,
+    pub write_throughput_bps: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Erase one planned disk. Never panics out: every failure becomes an
+/// outcome with `outcome = "failed"`.
+pub fn wipe_disk(
+    p: &Planned,
+    cfg: &Config,
+    real_allowed: bool,
+    events: Option<StepEvents>,
+) -> DiskOutcome {
+    let tracker = Tracker::new(p.disk.path.display().to_string(), events);
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let fails = Mutex::new(Failures::default());
+    let mut seed = None;
+    let mut notes = Vec::new();
+    let mut written = 0u64;
+    let mut write_secs = 0f64;
+    let res: Result<VerifyReport> = (|| {
+        let t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
+        if t.size != p.disk.size_bytes {
+            notes.push(format!(
+                "size from the kernel {} differs from sysfs {}",
+                t.size, p.disk.size_bytes
+            ));
+        }
+        let full = [(0, t.size)];
+        let mut overwrite_pass = |pattern: Pattern, label: String, ranges: &[(u64, u64)]| {
+            let bytes: u64 = ranges.iter().map(|(a, b)| b - a).sum();
+            tracker.phase(&label, bytes);
+            let w0 = Instant::now();
+            for &(a, b) in ranges {
+                overwrite::write_range(&t, a, b, pattern, &tracker, &fails);
+            }
+            overwrite::flush(&t, &fails);
+            write_secs += w0.elapsed().as_secs_f64();
+            written += bytes;
+        };
+        let gave_up = || fails.lock().unwrap_or_else(|e| e.into_inner()).gave_up;
+        match p.method {
+            Method::Zero | Method::Random => {
+                let mut last = Pattern::Zero;
+                let mut s = [0u8; 32];
+                if p.method == Method::Random {
+                    getrandom::getrandom(&mut s)
+                        .map_err(|e| anyhow!("no randomness for the seed: {e}"))?;
+                    seed = Some(hex::encode(s));
+                }
+                for pass in 1..=cfg.passes {
+                    last = if p.method == Method::Random {
+                        Pattern::Stream { seed: s, pass }
+                    } else {
+                        Pattern::Zero
+                    };
+                    overwrite_pass(last, format!("write pass {pass}/{}", cfg.passes), &full);
+                    if gave_up() {
+                        bail!("gave up after {} failed ranges or {} unwritable blocks; the disk looks dead", overwrite::MAX_FAILED_RANGES, overwrite::MAX_FAILED_BLOCKS);
+                    }
+                }
+                Ok(verify::verify_pattern(
+                    &t, &full, cfg.verify, last, &tracker, &fails,
+                ))
+            }
+            Method::Quick => {
+                let ranges = overwrite::quick_ranges(t.size);
+                overwrite_pass(Pattern::Zero, "signature erase".into(), &ranges);
+                Ok(verify::verify_pattern(
+                    &t,
+                    &ranges,
+                    cfg.verify,
+                    Pattern::Zero,
+                    &tracker,
+                    &fails,
+                ))
+            }
+            m => {
+                let before = verify::snapshot(&t, cfg.verify);
+                tracker.phase(m.name(), 0);
+                firmware_erase(m, &t, &p.disk, &tracker, &mut notes)?;
+                if cfg.blank {
+                    overwrite_pass(Pattern::Zero, "blank (zeros)".into(), &full);
+                    return Ok(verify::verify_pattern(
+                        &t,
+                        &full,
+                        cfg.verify,
+                        Pattern::Zero,
+                        &tracker,
+                        &fails,
+                    ));
+                }
+                Ok(verify::verify_changed(
+                    &t,
+                    &before,
+                    m.defines_zeros(),
+                    cfg.verify,
+                    &fails,
+                ))
+            }
+        }
+    })();
+    let finished = SystemTime::now();
+    let failed_ranges = fails.into_inner().unwrap_or_else(|e| e.into_inner()).ranges;
+    let (verify, mut error) = match res {
+        Ok(v) => (v, None),
+        Err(e) => (
+            VerifyReport {
+                method: "none".into(),
+                result: "skipped".into(),
+                ..Default::default()
+            },
+            Some(format!("{e:#}")),
+        ),
+    };
+    if error.is_none() && !failed_ranges.is_empty() {
+        let n: u64 = failed_ranges.iter().map(|r| r.lba_count).sum();
+        error = Some(format!(
+            "{} range(s), {n} logical block(s) failed: {}",
+            failed_ranges.len(),
+            failed_ranges
+                .iter()
+                .take(8)
+                .map(|r| format!("{} LBA {}+{} ({})", r.op, r.lba_start, r.lba_count, r.error))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if error.is_none() && verify.result == "failed" {
+        error = Some(format!(
+            "verification failed: {} mismatching range(s)",
+            verify.mismatches
+        ));
+    }
+    DiskOutcome {
+        device: p.disk.path.display().to_string(),
+        disk: p.disk.clone(),
+        method: p.method,
+        why: p.why.clone(),
+        outcome: if error.is_none() { "wiped" } else { "failed" }.into(),
+        error,
+        failed_ranges,
+        passes: if p.method.is_firmware() {
+            1
+        } else {
+            cfg.passes
+        },
+        blank: cfg.blank && !matches!(p.method, Method::Zero | Method::Random | Method::Quick),
+        seed,
+        verify,
+        started: crate::events::rfc3339(started),
+        finished: crate::events::rfc3339(finished),
+        duration_s: t0.elapsed().as_secs_f64(),
+        bytes_written: written,
+        write_throughput_bps: if write_secs > 0.0 {
+            written as f64 / write_secs
+        } else {
+            0.0
+        },
+        notes,
+    }
+}
+
+fn firmware_erase(
+    m: Method,
+    t: &Target,
+    d: &Disk,
+    tracker: &Tracker,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    match m {
+        Method::NvmeSanitizeCrypto
+        | Method::NvmeSanitizeBlock
+        | Method::NvmeFormatCrypto
+        | Method::NvmeFormat => nvme::erase(m, t, tracker, notes)
+            .with_context(|| format!("{} on {}", m.name(), d.path.display())),
+        Method::AtaSanitizeCrypto
+        | Method::AtaSanitizeBlock
+        | Method::AtaSanitizeOverwrite
+        | Method::AtaSecureErase => ata::erase(m, t, tracker, notes)
+            .with_context(|| format!("{} on {}", m.name(), d.path.display())),
+        Method::Discard => {
+            match crate::sys::blk::discard(&t.file, 0, t.size, true) {
+                Ok(()) => notes.push("BLKSECDISCARD accepted".into()),
+                Err(e) => {
+                    notes.push(format!("BLKSECDISCARD refused ({e}); using BLKDISCARD"));
+                    crate::sys::blk::discard(&t.file, 0, t.size, false)
+                        .with_context(|| format!("BLKDISCARD on {}", d.path.display()))?;
+                }
+            }
+            tracker.fraction(1.0);
+            Ok(())
+        }
+        _ => bail!("{} is not a firmware method", m.name()),
+    }
+}
+
+/// The result of a whole run, as the step's `result` data.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub disks: Vec<DiskOutcome>,
+    pub skipped: Vec<select::Skipped>,
+    pub certificates: Vec<String>,
+    pub public_key: String,
+    pub key_source: String,
+    /// `"/dev/x: why"` for each disk that failed.
+    pub failed: Vec<String>,
+}
+
+/// Erase every planned disk in parallel, then write a signed certificate
+/// per disk under `run_dir/certs/`. One disk failing never stops another.
+pub fn execute(
+    plan: &WipePlan,
+    cfg: &Config,
+    root: &Path,
+    run_id: &str,
+    events: Option<StepEvents>,
+) -> Result<RunResult> {
+    if root != Path::new("/") {
+        bail!("--root points at a fixture; refusing to erase anything");
+    }
+    let key = cert::load_or_generate(cfg.key.as_deref())?;
+    let real_allowed = select::real_disks_allowed();
+    let outcomes: Vec<DiskOutcome> = std::thread::scope(|s| {
+        let hs: Vec<_> = plan
+            .erase
+            .iter()
+            .map(|p| {
+                let ev = events.clone();
+                s.spawn(move || wipe_disk(p, cfg, real_allowed, ev))
+            })
+            .collect();
+        hs.into_iter()
+            .zip(&plan.erase)
+            .map(|(h, p)| {
+                h.join().unwrap_or_else(|_| {
+                    let mut o = wipe_disk_panicked(p);
+                    o.error = Some("the wipe thread panicked".into());
+                    o
+                })
+            })
+            .collect()
+    });
+    let host = crate::host::identify(
+        root,
+        &crate::cmdline::parse(&crate::cmdline::read(root).unwrap_or_default()),
+    );
+    let dir = cfg.run_dir.join("certs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut certificates = Vec::new();
+    let mut failed = Vec::new();
+    for o in &outcomes {
+        if let Some(e) = &o.error {
+            failed.push(format!("{}: {e}", o.device));
+        }
+        let c = cert::build(o, &host, run_id);
+        let signed = cert::sign(c, &key.key);
+        let (json, html) = cert::write(&dir, &signed)?;
+        if let Some(ev) = &events {
+            ev.log(format!(
+                "{}: {} — certificate {}",
+                o.device,
+                o.outcome,
+                json.display()
+            ));
+        }
+        certificates.push(json.display().to_string());
+        let _ = html;
+    }
+    Ok(RunResult {
+        disks: outcomes,
+        skipped: plan.skipped.clone(),
+        certificates,
+        public_key: hex::encode(key.key.verifying_key().to_bytes()),
+        key_source: key.source,
+        failed,
+    })
+}
+
+fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
+    let now = crate::events::rfc3339_now();
+    DiskOutcome {
+        device: p.disk.path.display().to_string(),
+        disk: p.disk.clone(),
+        method: p.method,
+        why: p.why.clone(),
+        outcome: "failed".into(),
+        error: None,
+        failed_ranges: vec![],
+        passes: 0,
+        blank: false,
+        seed: None,
+        verify: VerifyReport::default(),
+        started: now.clone(),
+        finished: now,
+        duration_s: 0.0,
+        bytes_written: 0,
+        write_throughput_bps: 0.0,
+        notes: vec![],
+    }
+}
+
+/// The runtime directory certificates go under.
+pub fn default_run_dir() -> PathBuf {
+    std::env::var_os("SPEEDISO_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/speediso"))
+}
+
+/// The `wipe` task module: every eligible disk, methods and verification
+/// from `speediso.wipe.*`.
+pub struct Wipe;
+
+impl Module for Wipe {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
+        Config::from_options(options, default_run_dir()).map(|_| ())
+    }
+
+    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
+        if !ctx.destructive_allowed {
+            bail!("wipe is destructive and this run was not confirmed; nothing erased");
+        }
+        let cfg = Config::from_options(ctx.options, default_run_dir())?;
+        let req = Request {
+            all: true,
+            exclude: ctx
+                .options
+                .get("wipe.exclude")
+                .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default(),
+            usb: ctx.options.flag("wipe.usb"),
+            ..Default::default()
+        }
+        .with_env();
+        let p = plan(ctx.root, &req, &cfg);
+        for line in describe_plan(&p).lines() {
+            ctx.events.log(line.to_string());
+        }
+        if p.erase.is_empty() {
+            ctx.events.emit(Body::Result {
+                data: serde_json::to_value(&p)?,
+            });
+            bail!("no disk is eligible for wiping (see the skipped list)");
+        }
+        let run_id = ctx.events.run_id().to_string();
+        let r = execute(&p, &cfg, ctx.root, &run_id, Some(ctx.events.clone()))?;
+        let data = serde_json::to_value(&r)?;
+        if !r.failed.is_empty() {
+            ctx.events.emit(Body::Result { data });
+            bail!(
+                "wipe failed on {} disk(s): {}",
+                r.failed.len(),
+                r.failed.join("; ")
+            );
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names_match_plan_table() {
+        let names: Vec<&str> = ALL_METHODS.iter().map(|m| m.name()).collect();
+        assert_eq!(names, crate::plan::WIPE_METHODS);
+        for m in ALL_METHODS {
+            assert_eq!(Method::parse(m.name()), Some(*m));
+        }
+    }
+
+    fn disk(t: Transport) -> Disk {
+        Disk {
+            name: "x".into(),
+            path: "/dev/x".into(),
+            size_bytes: 1 << 30,
+            logical_block_size: 512,
+            transport: t,
+            rotational: false,
+            vendor: None,
+            model: None,
+            serial: None,
+            wwn: None,
+            firmware: None,
+            backing_file: None,
+            devno: "7:0".into(),
+            read_only: false,
+            partitions: vec![],
+            sys_path: "/nonexistent".into(),
+            test_target: false,
+        }
+    }
+
+    #[test]
+    fn auto_prefers_strongest() {
+        let nv = |ces, bes, fmt, fce| Caps {
+            nvme: Some(nvme::NvmeCaps {
+                sanitize_crypto: ces,
+                sanitize_block: bes,
+                sanitize_overwrite: false,
+                format: fmt,
+                format_crypto: fce,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = disk(Transport::Nvme);
+        let pick = |c: &Caps| choose(&d, c, Method::Auto).unwrap().0;
+        assert_eq!(
+            pick(&nv(true, true, true, true)),
+            Method::NvmeSanitizeCrypto
+        );
+        assert_eq!(
+            pick(&nv(false, true, true, true)),
+            Method::NvmeSanitizeBlock
+        );
+        assert_eq!(
+            pick(&nv(false, false, true, true)),
+            Method::NvmeFormatCrypto
+        );
+        assert_eq!(pick(&nv(false, false, true, false)), Method::NvmeFormat);
+        assert_eq!(pick(&nv(false, false, false, false)), Method::Random);
+        let lo = disk(Transport::Loop);
+        assert_eq!(
+            choose(&lo, &Caps::default(), Method::Auto).unwrap().0,
+            Method::Random
+        );
+        let err = choose(&lo, &Caps::default(), Method::NvmeSanitizeCrypto).unwrap_err();
+        assert!(err.contains("not an NVMe device"), "{err}");
+        let err = choose(&d, &nv(false, true, true, true), Method::NvmeSanitizeCrypto).unwrap_err();
+        assert!(err.contains("SANICAP.CES=0"), "{err}");
+        assert!(choose(&lo, &Caps::default(), Method::Discard).is_err());
+        // A second namespace on the controller: sanitize would erase it too.
+        let mut shared = nv(true, true, true, true);
+        shared.nvme_siblings = vec!["nvme0n2".into()];
+        assert_eq!(pick(&shared), Method::NvmeFormatCrypto);
+        let err = choose(&d, &shared, Method::NvmeSanitizeCrypto).unwrap_err();
+        assert!(err.contains("other namespaces (nvme0n2)"), "{err}");
+        if let Some(n) = shared.nvme.as_mut() {
+            n.format_erases_all_namespaces = true;
+        }
+        assert_eq!(pick(&shared), Method::Random);
+        assert!(choose(&d, &shared, Method::NvmeFormat).is_err());
+    }
+
+    #[test]
+    fn ata_secure_erase_states() {
+        let d = disk(Transport::Ata);
+        let with = |frozen, locked, enabled| Caps {
+            ata: Some(ata::AtaCaps {
+                security: ata::Security {
+                    supported: true,
+                    frozen,
+                    locked,
+                    enabled,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(
+            choose(&d, &with(true, false, false), Method::AtaSecureErase)
+                .unwrap_err()
+                .contains("FROZEN")
+        );
+        assert!(choose(&d, &with(false, true, true), Method::AtaSecureErase)
+            .unwrap_err()
+            .contains("LOCKED"));
+        assert!(
+            choose(&d, &with(false, false, true), Method::AtaSecureErase)
+                .unwrap_err()
+                .contains("password")
+        );
+        assert!(choose(&d, &with(false, false, false), Method::AtaSecureErase).is_ok());
+        // Never chosen by auto.
+        assert_eq!(
+            choose(&d, &with(false, false, false), Method::Auto)
+                .unwrap()
+                .0,
+            Method::Random
+        );
+    }
+}

@@ -1,0 +1,635 @@
+//! Which disks a wipe may touch. Reads /sys/block, mountinfo, /proc/swaps
+//! and the command line through `root`, and gives every device either a
+//! place in the plan or the list of reasons it is skipped. Pure reads: this
+//! file never opens a device.
+
+use crate::host::read_attr;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Env var of the VM suite and the live image's own tests: real (non-loop)
+/// disks may be erased when it is `1`, besides in a booted live image.
+pub const ALLOW_REAL_ENV: &str = "SPEEDISO_WIPE_ALLOW_REAL";
+/// Env var for tests: a comma-separated list of device paths; when set, no
+/// other device is ever selected, whatever `--all` says.
+pub const TEST_ALLOW_ENV: &str = "SPEEDISO_WIPE_TEST_ALLOW";
+
+/// How a disk is attached; decides which firmware commands can reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Nvme,
+    Ata,
+    Scsi,
+    Usb,
+    Virtio,
+    Mmc,
+    Loop,
+    /// dm, md, zram, ram, nbd, optical...: never wiped directly.
+    Other,
+}
+
+/// What we know about one whole block device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disk {
+    pub name: String,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub logical_block_size: u32,
+    pub transport: Transport,
+    pub rotational: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// For loop devices: the file behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<String>,
+    /// `major:minor`.
+    pub devno: String,
+    #[serde(skip)]
+    pub read_only: bool,
+    #[serde(skip)]
+    pub partitions: Vec<String>,
+    #[serde(skip)]
+    pub sys_path: PathBuf,
+    /// A device-mapper device over loop devices only, named in the test
+    /// allow list: the fault-injection tests erase it like a loop device.
+    #[serde(skip)]
+    pub test_target: bool,
+}
+
+impl Disk {
+    /// How `--confirm` and certificates name the disk: its serial, or its
+    /// path when it has none.
+    pub fn confirm_name(&self) -> String {
+        self.serial
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// NIST "media type", in words.
+    pub fn media_type(&self) -> &'static str {
+        match (self.transport, self.rotational) {
+            (Transport::Nvme, _) => "flash (NVMe SSD)",
+            (Transport::Loop, _) => "file-backed loop device",
+            (Transport::Mmc, _) => "flash (eMMC/SD)",
+            (_, true) => "magnetic (HDD)",
+            (_, false) => "flash (SSD) or virtual disk",
+        }
+    }
+
+    pub fn is_loop(&self) -> bool {
+        self.transport == Transport::Loop && self.devno.starts_with("7:")
+    }
+}
+
+/// What the caller asks to be selected.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Explicit `--device` paths; empty with `all` means every disk.
+    pub devices: Vec<String>,
+    pub all: bool,
+    /// `speediso.wipe.exclude`: serials, WWNs or paths.
+    pub exclude: Vec<String>,
+    /// `speediso.wipe.usb=1`.
+    pub usb: bool,
+    /// Test restriction (`SPEEDISO_WIPE_TEST_ALLOW`): only these paths.
+    pub test_allow: Option<Vec<String>>,
+    /// Whether real (non-loop) disks may be erased on this machine.
+    pub real_allowed: bool,
+}
+
+impl Request {
+    /// Fill the environment-driven fields the way production does.
+    pub fn with_env(mut self) -> Request {
+        self.test_allow = std::env::var(TEST_ALLOW_ENV).ok().map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
+        self.real_allowed = real_disks_allowed();
+        self
+    }
+}
+
+/// One device the wipe will not touch, and every reason why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The path as named (or `/dev/NAME`).
+    pub device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
+    pub reasons: Vec<String>,
+}
+
+/// The result of selection: disks that may be erased, and the rest.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Selection {
+    pub eligible: Vec<Disk>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// May real disks be erased here? Only in the booted live image (the real
+/// /proc/cmdline has `root=live:`, never the one given by `--cmdline`), or
+/// when the VM suite says so. Everywhere else only loop devices are erased,
+/// so a developer's or CI machine's disks are never at risk.
+pub fn real_disks_allowed() -> bool {
+    if std::env::var(ALLOW_REAL_ENV).as_deref() == Ok("1") {
+        return true;
+    }
+    std::fs::read_to_string("/proc/cmdline")
+        .map(|c| {
+            crate::cmdline::parse(&c)
+                .get("root")
+                .and_then(|p| p.value.as_deref())
+                .is_some_and(|v| v.starts_with("live:"))
+        })
+        .unwrap_or(false)
+}
+
+/// Everything read once from /proc and /sys that the checks need.
+struct SysState {
+    /// Disk name → disk.
+    disks: BTreeMap<String, Disk>,
+    /// Partition name → its disk.
+    part_of: BTreeMap<String, String>,
+    /// `major:minor` → disk or partition name.
+    by_devno: BTreeMap<String, String>,
+    /// Disk name → reasons found by scanning mounts, swaps, cmdline.
+    found: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn transport_of(name: &str, sys_path: &Path) -> Transport {
+    let real = std::fs::canonicalize(sys_path).unwrap_or_else(|_| sys_path.to_path_buf());
+    let real = real.to_string_lossy();
+    if real.contains("/usb") {
+        return Transport::Usb;
+    }
+    if name.starts_with("nvme") {
+        Transport::Nvme
+    } else if name.starts_with("loop") {
+        Transport::Loop
+    } else if name.starts_with("vd") || name.starts_with("xvd") {
+        Transport::Virtio
+    } else if name.starts_with("mmcblk") {
+        Transport::Mmc
+    } else if name.starts_with("sd") || name.starts_with("hd") {
+        if real.contains("/ata") {
+            Transport::Ata
+        } else {
+            Transport::Scsi
+        }
+    } else {
+        Transport::Other
+    }
+}
+
+/// Serial from a SCSI VPD page 0x80 (4-byte header, then ASCII).
+fn vpd_serial(p: &Path) -> Option<String> {
+    let b = std::fs::read(p).ok()?;
+    let s = String::from_utf8_lossy(b.get(4..)?).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn read_disk(root: &Path, name: &str) -> Disk {
+    let sys = root.join("sys/block").join(name);
+    let dev = sys.join("device");
+    let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
+    let transport = transport_of(name, &sys);
+    let serial = read_attr(&dev.join("serial")).or_else(|| vpd_serial(&dev.join("vpd_pg80")));
+    let wwn = read_attr(&sys.join("wwid"))
+        .or_else(|| read_attr(&dev.join("wwid")))
+        .or_else(|| read_attr(&dev.join("wwn")));
+    let mut partitions: Vec<String> = std::fs::read_dir(&sys)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("partition").exists())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    partitions.sort();
+    Disk {
+        name: name.to_string(),
+        path: PathBuf::from("/dev").join(name),
+        size_bytes: num("size").unwrap_or(0) * 512,
+        logical_block_size: num("queue/logical_block_size").unwrap_or(512) as u32,
+        transport,
+        rotational: num("queue/rotational") == Some(1),
+        vendor: read_attr(&dev.join("vendor")),
+        model: read_attr(&dev.join("model")),
+        serial,
+        wwn,
+        firmware: read_attr(&dev.join("firmware_rev")).or_else(|| read_attr(&dev.join("rev"))),
+        backing_file: read_trim(&sys.join("loop/backing_file")),
+        devno: read_trim(&sys.join("dev")).unwrap_or_default(),
+        read_only: num("ro") == Some(1),
+        partitions,
+        sys_path: sys,
+        test_target: false,
+    }
+}
+
+/// The kernel name behind a /dev path (following one symlink, e.g.
+/// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
+pub fn dev_name(root: &Path, path: &str) -> String {
+    let under = crate::cli::under_root(root, path);
+    let target = std::fs::canonicalize(&under)
+        .ok()
+        .or_else(|| std::fs::read_link(&under).ok())
+        .unwrap_or_else(|| PathBuf::from(path));
+    target
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// One mount: device number, source and mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub devno: String,
+    pub source: String,
+    pub mountpoint: String,
+}
+
+/// Parse /proc/self/mountinfo. Octal escapes (`\040`) are decoded.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    let unescape = |s: &str| {
+        let mut out = String::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' && i + 4 <= b.len() {
+                if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                    out.push(n as char);
+                    i += 4;
+                    continue;
+                }
+            }
+            out.push(b[i] as char);
+            i += 1;
+        }
+        out
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(Mount {
+                devno: f.get(2)?.to_string(),
+                mountpoint: unescape(f.get(4)?),
+                source: unescape(r.get(1)?),
+            })
+        })
+        .collect()
+}
+
+impl SysState {
+    fn read(root: &Path) -> SysState {
+        let mut names: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut st = SysState {
+            disks: BTreeMap::new(),
+            part_of: BTreeMap::new(),
+            by_devno: BTreeMap::new(),
+            found: BTreeMap::new(),
+        };
+        for n in names {
+            let d = read_disk(root, &n);
+            st.by_devno.insert(d.devno.clone(), n.clone());
+            for p in &d.partitions {
+                st.part_of.insert(p.clone(), n.clone());
+                if let Some(dn) = read_trim(&d.sys_path.join(p).join("dev")) {
+                    st.by_devno.insert(dn, p.clone());
+                }
+            }
+            st.disks.insert(n, d);
+        }
+        st.scan(root);
+        st
+    }
+
+    /// The disk a kernel name (disk or partition) belongs to.
+    fn disk_of(&self, name: &str) -> Option<String> {
+        if self.disks.contains_key(name) {
+            return Some(name.to_string());
+        }
+        self.part_of.get(name).cloned()
+    }
+
+    fn note(&mut self, name: &str, why: String) {
+        if let Some(d) = self.disk_of(name) {
+            self.found.entry(d).or_default().insert(why);
+        }
+    }
+
+    /// Mounts, swaps, holders, the live medium and loop backing files.
+    fn scan(&mut self, root: &Path) {
+        let mounts = std::fs::read_to_string(root.join("proc/self/mountinfo"))
+            .map(|t| parse_mountinfo(&t))
+            .unwrap_or_default();
+        for m in &mounts {
+            let name = self
+                .by_devno
+                .get(&m.devno)
+                .cloned()
+                .or_else(|| {
+                    m.source
+                        .starts_with("/dev/")
+                        .then(|| dev_name(root, &m.source))
+                })
+                .unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            let what = if self.disks.contains_key(&name) {
+                format!("mounted at {}", m.mountpoint)
+            } else {
+                format!("partition {name} mounted at {}", m.mountpoint)
+            };
+            self.note(&name, what);
+            if m.mountpoint == "/run/initramfs/live" {
+                self.note(&name, "live medium (mounted at /run/initramfs/live)".into());
+            }
+        }
+        if let Ok(t) = std::fs::read_to_string(root.join("proc/swaps")) {
+            for l in t.lines().skip(1) {
+                if let Some(src) = l.split_whitespace().next() {
+                    if src.starts_with("/dev/") {
+                        let n = dev_name(root, src);
+                        self.note(&n, format!("swap ({src})"));
+                    }
+                }
+            }
+        }
+        // Holders: dm, md, LVM and bcache sit on top of the disk or one of
+        // its partitions.
+        let holder_notes: Vec<(String, String)> = self
+            .disks
+            .values()
+            .flat_map(|d| {
+                let mut v = Vec::new();
+                let mut dirs = vec![(d.name.clone(), d.sys_path.join("holders"))];
+                for p in &d.partitions {
+                    dirs.push((p.clone(), d.sys_path.join(p).join("holders")));
+                }
+                for (who, dir) in dirs {
+                    let hs: Vec<String> = std::fs::read_dir(&dir)
+                        .map(|rd| {
+                            rd.filter_map(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !hs.is_empty() {
+                        let mut hs = hs;
+                        hs.sort();
+                        v.push((
+                            d.name.clone(),
+                            format!("{who} is held by {}", hs.join(", ")),
+                        ));
+                    }
+                }
+                v
+            })
+            .collect();
+        for (d, why) in holder_notes {
+            self.note(&d, why);
+        }
+        // The live medium named by root= (live:CDLABEL=, UUID=, /dev/...).
+        if let Ok(c) = crate::cmdline::read(root) {
+            if let Some(v) = crate::cmdline::parse(&c)
+                .get("root")
+                .and_then(|p| p.value.clone())
+            {
+                if let Some(n) = resolve_root_arg(root, &v) {
+                    self.note(&n, format!("live medium or root file system (root={v})"));
+                }
+            }
+        }
+        // A loop device's backing file lives on some mounted disk: that
+        // disk backs it (the live image's squashfs, or anything else).
+        let backings: Vec<(String, String)> = self
+            .disks
+            .values()
+            .filter_map(|d| Some((d.name.clone(), d.backing_file.clone()?)))
+            .collect();
+        for (lo, file) in backings {
+            let best = mounts
+                .iter()
+                .filter(|m| {
+                    file.starts_with(&m.mountpoint)
+                        && (m.mountpoint == "/" || file[m.mountpoint.len()..].starts_with('/'))
+                })
+                .max_by_key(|m| m.mountpoint.len());
+            if let Some(m) = best {
+                if let Some(n) = self.by_devno.get(&m.devno).cloned() {
+                    if n != lo {
+                        self.note(&n, format!("holds the backing file of /dev/{lo} ({file})"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `root=` of the command line as a kernel device name, when it names a
+/// local device.
+fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
+    let v = v.strip_prefix("live:").unwrap_or(v);
+    let link = |dir: &str, val: &str| format!("/dev/disk/{dir}/{val}");
+    let path = if let Some(x) = v
+        .strip_prefix("CDLABEL=")
+        .or_else(|| v.strip_prefix("LABEL="))
+    {
+        link("by-label", x)
+    } else if let Some(x) = v.strip_prefix("UUID=") {
+        link("by-uuid", x)
+    } else if let Some(x) = v.strip_prefix("PARTUUID=") {
+        link("by-partuuid", x)
+    } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
+        link("by-partlabel", x)
+    } else if v.starts_with("/dev/") {
+        v.to_string()
+    } else {
+        return None;
+    };
+    let under = crate::cli::under_root(root, &path);
+    if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
+        return None;
+    }
+    Some(dev_name(root, &path))
+}
+
+fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
+    let norm = |s: &str| {
+        s.trim()
+            .to_ascii_lowercase()
+            .trim_start_matches("0x")
+            .to_string()
+    };
+    if d.serial.as_deref().is_some_and(|s| norm(s) == norm(ex)) {
+        return true;
+    }
+    if let Some(w) = &d.wwn {
+        let w = norm(w);
+        let e = norm(ex);
+        let strip = |s: &str| {
+            s.trim_start_matches("eui.")
+                .trim_start_matches("naa.")
+                .trim_start_matches("wwn-")
+                .to_string()
+        };
+        if w == e || strip(&w) == strip(&e) {
+            return true;
+        }
+    }
+    ex.starts_with("/dev/") && dev_name(root, ex) == d.name
+}
+
+/// Every reason `d` must not be erased, given what was scanned.
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path) -> Vec<String> {
+    let mut r = Vec::new();
+    if let Some(allow) = &req.test_allow {
+        if !allow.iter().any(|a| dev_name(root, a) == d.name) {
+            r.push(format!("not in {TEST_ALLOW_ENV} (test restriction)"));
+        }
+    }
+    if d.transport == Transport::Other && !d.test_target {
+        r.push("not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into());
+    }
+    if d.transport == Transport::Loop && d.backing_file.is_none() {
+        r.push("loop device without a backing file".into());
+    }
+    if !d.is_loop() && !d.test_target && !req.real_allowed {
+        r.push(format!(
+            "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
+        ));
+    }
+    if d.size_bytes == 0 {
+        r.push("zero size (no medium?)".into());
+    }
+    if d.read_only {
+        r.push("read-only (ro=1)".into());
+    }
+    if d.transport == Transport::Usb && !req.usb {
+        r.push("USB disk (set speediso.wipe.usb=1 to include)".into());
+    }
+    if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
+        r.push(format!("excluded by speediso.wipe.exclude ({ex})"));
+    }
+    if let Some(f) = st.found.get(&d.name) {
+        r.extend(f.iter().cloned());
+    }
+    r
+}
+
+/// A dm device the test allow list names whose every slave is a loop
+/// device (dm-error fault injection).
+fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
+    let Some(allow) = &req.test_allow else {
+        return false;
+    };
+    let slaves: Vec<String> = std::fs::read_dir(d.sys_path.join("slaves"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    d.name.starts_with("dm-")
+        && allow.iter().any(|a| dev_name(root, a) == d.name)
+        && !slaves.is_empty()
+        && slaves.iter().all(|s| s.starts_with("loop"))
+}
+
+/// Select the disks `req` asks for. Explicit devices that are partitions or
+/// not block devices are skipped with the reason; with `all`, every whole
+/// block device is considered.
+pub fn select(root: &Path, req: &Request) -> Selection {
+    let st = SysState::read(root);
+    let mut sel = Selection::default();
+    let mut names: Vec<(String, String)> = Vec::new();
+    if req.devices.is_empty() && req.all {
+        for d in st.disks.keys() {
+            names.push((format!("/dev/{d}"), d.clone()));
+        }
+    }
+    for dev in &req.devices {
+        let n = dev_name(root, dev);
+        if let Some(disk) = st.part_of.get(&n) {
+            sel.skipped.push(Skipped {
+                device: dev.clone(),
+                disk: None,
+                reasons: vec![format!(
+                    "partition {n} of /dev/{disk}, not a whole disk (name the disk)"
+                )],
+            });
+        } else if !st.disks.contains_key(&n) {
+            sel.skipped.push(Skipped {
+                device: dev.clone(),
+                disk: None,
+                reasons: vec!["not a block device listed in /sys/block".into()],
+            });
+        } else if !names.iter().any(|(_, x)| *x == n) {
+            names.push((dev.clone(), n));
+        }
+    }
+    for (shown, n) in names {
+        let mut d = st.disks[&n].clone();
+        d.test_target = is_test_dm(&d, req, root);
+        let reasons = reasons_for(&d, &st, req, root);
+        if reasons.is_empty() {
+            sel.eligible.push(d);
+        } else {
+            sel.skipped.push(Skipped {
+                device: shown,
+                disk: Some(d),
+                reasons,
+            });
+        }
+    }
+    sel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let t = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                 30 22 7:3 / /mnt/my\\040dir rw - ext4 /dev/loop3 rw\n\
+                 31 22 0:5 / /proc rw - proc proc rw\n";
+        let m = parse_mountinfo(t);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].devno, "254:0");
+        assert_eq!(m[0].source, "/dev/vda");
+        assert_eq!(m[1].mountpoint, "/mnt/my dir");
+        assert_eq!(m[2].source, "proc");
+    }
+}

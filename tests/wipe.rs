@@ -1,0 +1,975 @@
+//! Loop-device tests of `speediso wipe` (root only). Every test creates its
+//! own temp files and loop devices, checks each target is a loop device it
+//! created, restricts the binary to them with SPEEDISO_WIPE_TEST_ALLOW, and
+//! detaches them in a drop guard. Assertions read the backing files' raw
+//! bytes.
+
+use serde_json::Value;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_speediso");
+const MARKER: &[u8] = b"SPEEDISO-MARKER-";
+const MIB: u64 = 1 << 20;
+
+/// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
+fn ready(tools: &[&str]) -> bool {
+    let mut missing: Vec<String> = Vec::new();
+    // Root check: /dev/loop-control opens read-write only for root.
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .is_err()
+    {
+        missing.push("root (to open /dev/loop-control)".into());
+    }
+    for t in tools {
+        if *t == "device-mapper" {
+            let dm = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+            if !dm.contains("device-mapper") {
+                missing.push("device-mapper in the kernel (/proc/misc)".into());
+            }
+            continue;
+        }
+        let found = std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .chain(["/usr/sbin", "/sbin"])
+            .any(|d| Path::new(d).join(t).exists());
+        if !found {
+            missing.push(format!("tool {t}"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("wipe loop-device test needs: {}", missing.join(", "));
+    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{msg} (SPEEDISO_REQUIRE_TOOLS=1)");
+    }
+    eprintln!("SKIP: {msg}");
+    false
+}
+
+fn sh(argv: &[&str]) -> String {
+    let o = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A loop device over a temp file; detached (and the file removed) on drop.
+struct Loop {
+    dev: String,
+    file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Loop {
+    fn new(size: u64) -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(size).unwrap();
+        drop(f);
+        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
+        // The target must be a loop device, and the one we just created.
+        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
+        let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &dev]);
+        assert_eq!(Path::new(&back), file.as_path(), "{dev} is not ours");
+        Loop {
+            dev,
+            file,
+            _dir: dir,
+        }
+    }
+
+    /// Fill with a non-zero background and write markers at `n` offsets
+    /// (pseudo-random, 512-aligned, plus the first and last sector).
+    fn fill_with_markers(&self, n: usize, seed: u64) -> Vec<u64> {
+        let size = self.size();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.dev)
+            .unwrap();
+        let bg = vec![0x5Au8; MIB as usize];
+        let mut off = 0;
+        while off < size {
+            let len = (size - off).min(MIB) as usize;
+            f.write_all_at(&bg[..len], off).unwrap();
+            off += len as u64;
+        }
+        let mut x = seed | 1;
+        let mut offs = vec![0, size - 512];
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            offs.push((x % (size / 512)) * 512);
+        }
+        for &o in &offs {
+            f.write_all_at(MARKER, o).unwrap();
+        }
+        f.sync_all().unwrap();
+        offs
+    }
+
+    fn size(&self) -> u64 {
+        std::fs::metadata(&self.file).unwrap().len()
+    }
+
+    /// The raw bytes, read from the backing file.
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.file).unwrap()
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+struct Run {
+    out: Output,
+    run_dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).to_string()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).to_string()
+    }
+    fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    fn certs(&self) -> Vec<(PathBuf, Value)> {
+        let dir = self.run_dir.path().join("certs");
+        let mut v: Vec<(PathBuf, Value)> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .map(|p| {
+                        let v =
+                            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                        (p, v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+    fn cert_for(&self, dev: &str) -> Value {
+        self.certs()
+            .into_iter()
+            .map(|(_, v)| v)
+            .find(|v| v["media"]["device_path"] == dev)
+            .unwrap_or_else(|| panic!("no certificate for {dev}; stdout {}", self.stdout()))
+    }
+}
+
+/// Run the binary restricted to `allow`, with extra kernel options.
+fn wipe(allow: &[&str], cmdline: &str, args: &[&str]) -> Run {
+    let run_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--cmdline", cmdline])
+        .args(args)
+        .env("SPEEDISO_WIPE_TEST_ALLOW", allow.join(","))
+        .env("SPEEDISO_RUN_DIR", run_dir.path())
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    Run { out, run_dir }
+}
+
+fn no_marker(bytes: &[u8]) -> bool {
+    !bytes.windows(MARKER.len()).any(|w| w == MARKER)
+}
+
+fn seed_of(cert: &Value) -> [u8; 32] {
+    hex::decode(cert["sanitization"]["seed"].as_str().expect("seed"))
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn assert_stream(bytes: &[u8], seed: &[u8; 32], pass: u32) {
+    let mut want = vec![0u8; bytes.len()];
+    speediso::wipe::overwrite::fill_stream(seed, pass, 0, &mut want);
+    if let Some(i) = bytes.iter().zip(&want).position(|(a, b)| a != b) {
+        panic!("byte {i} is not the regenerated stream of pass {pass}");
+    }
+}
+
+fn verify_cert(path: &Path, key: &str) -> (i32, String) {
+    let o = Command::new(BIN)
+        .args(["verify-cert", path.to_str().unwrap(), "--pubkey", key])
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+    )
+}
+
+#[test]
+fn zero_full_erases_every_marker_and_signs_a_certificate() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(48 * MIB + 512 * 3);
+    l.fill_with_markers(40, 11);
+    assert!(!no_marker(&l.bytes()));
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "zero",
+            "--verify",
+            "full",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let b = l.bytes();
+    assert!(b.iter().all(|&x| x == 0), "a non-zero byte survived");
+    let c = r.cert_for(&l.dev);
+    assert_eq!(c["outcome"], "wiped");
+    assert_eq!(c["sanitization"]["method"], "zero");
+    assert_eq!(c["sanitization"]["category"], "Clear");
+    assert_eq!(c["verification"]["method"], "full");
+    assert_eq!(c["verification"]["result"], "passed");
+    assert_eq!(c["verification"]["bytes_read"], l.size());
+    assert_eq!(c["media"]["size_bytes"], l.size());
+    assert_eq!(c["timing"]["bytes_written"], l.size());
+    assert_eq!(c["media"]["backing_file"], l.file.to_str().unwrap());
+    // The signature verifies with the reported key; a tampered copy fails.
+    let key = r
+        .stdout()
+        .lines()
+        .find_map(|x| x.strip_prefix("public key (generated): "))
+        .expect("public key line")
+        .trim()
+        .to_string();
+    let (path, _) = r.certs().into_iter().next().unwrap();
+    let (code, out) = verify_cert(&path, &key);
+    assert_eq!(code, 0, "{out}");
+    let tampered = r.run_dir.path().join("tampered.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"wiped\"", "\"failed\"");
+    std::fs::write(&tampered, text).unwrap();
+    let (code, out) = verify_cert(&tampered, &key);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("INVALID"), "{out}");
+    // A different key fails too.
+    let (code, _) = verify_cert(&path, &"11".repeat(32));
+    assert_eq!(code, 1);
+    // The HTML rendering exists, is self-contained and names the device.
+    let html = std::fs::read_to_string(path.with_extension("html")).unwrap();
+    assert!(html.contains(&l.dev) && html.contains("Certificate of Sanitization"));
+    assert!(!html.contains("<script") && !html.contains("http"));
+}
+
+#[test]
+fn random_with_each_verify_mode_leaves_the_regenerable_stream() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    for (mode, method, fraction) in [
+        ("full", "full", Some(1.0)),
+        ("sample:0.25", "sample", Some(0.25)),
+        ("off", "off", None),
+    ] {
+        let l = Loop::new(24 * MIB);
+        l.fill_with_markers(30, 5);
+        let r = wipe(
+            &[&l.dev],
+            "quiet",
+            &[
+                "wipe",
+                "--device",
+                &l.dev,
+                "--method",
+                "random",
+                "--verify",
+                mode,
+                "--confirm",
+                &l.dev,
+            ],
+        );
+        assert_eq!(r.code(), 0, "{mode}: {}\n{}", r.stdout(), r.stderr());
+        let b = l.bytes();
+        assert!(no_marker(&b), "{mode}: a marker survived");
+        let c = r.cert_for(&l.dev);
+        assert_eq!(c["outcome"], "wiped");
+        assert_stream(&b, &seed_of(&c), 1);
+        assert_eq!(c["verification"]["method"], method, "{mode}");
+        match fraction {
+            Some(f) => {
+                let got: f64 = c["verification"]["fraction"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((got - f).abs() < 0.05, "{mode}: fraction {got}");
+                assert_eq!(c["verification"]["result"], "passed");
+            }
+            None => assert_eq!(c["verification"]["result"], "skipped"),
+        }
+    }
+}
+
+#[test]
+fn two_random_passes_end_with_pass_two_and_disks_run_in_parallel() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let a = Loop::new(16 * MIB);
+    let b = Loop::new(16 * MIB);
+    a.fill_with_markers(10, 1);
+    b.fill_with_markers(10, 2);
+    let r = wipe(
+        &[&a.dev, &b.dev],
+        "speediso.wipe.passes=2",
+        &[
+            "wipe",
+            "--all",
+            "--method",
+            "random",
+            "--confirm",
+            &a.dev,
+            &b.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    for l in [&a, &b] {
+        let c = r.cert_for(&l.dev);
+        assert_eq!(c["sanitization"]["passes"], 2);
+        assert_eq!(c["timing"]["bytes_written"], 2 * l.size());
+        assert_stream(&l.bytes(), &seed_of(&c), 2);
+    }
+    // Different seeds per disk.
+    assert_ne!(seed_of(&r.cert_for(&a.dev)), seed_of(&r.cert_for(&b.dev)));
+}
+
+#[test]
+fn quick_clears_signature_regions_only() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let size = 128 * MIB;
+    let l = Loop::new(size);
+    l.fill_with_markers(0, 3);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&l.dev)
+        .unwrap();
+    // GPT header (LBA 1), an ext superblock (1024), MD 1.2 (4096), btrfs
+    // mirror (64 MiB), the backup GPT (last sector); and one in the middle.
+    let sigs = [512, 1024, 4096, 64 * MIB, size - 512, size - 33 * 512];
+    for o in sigs {
+        f.write_all_at(MARKER, o).unwrap();
+    }
+    let middle = 48 * MIB;
+    f.write_all_at(MARKER, middle).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "quick",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let b = l.bytes();
+    for o in sigs {
+        assert!(
+            b[o as usize..o as usize + 16].iter().all(|&x| x == 0),
+            "signature at {o} survived"
+        );
+    }
+    assert!(b[..32 * MIB as usize].iter().all(|&x| x == 0));
+    assert!(b[(size - 32 * MIB) as usize..].iter().all(|&x| x == 0));
+    // Quick is not a Clear: the middle is untouched, and the certificate says so.
+    assert_eq!(&b[middle as usize..middle as usize + 16], MARKER);
+    let c = r.cert_for(&l.dev);
+    assert_eq!(c["sanitization"]["category"], "none");
+    assert_eq!(c["verification"]["result"], "passed");
+}
+
+#[test]
+fn without_confirm_nothing_is_erased() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(8 * MIB);
+    l.fill_with_markers(5, 9);
+    let before = l.bytes();
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &["wipe", "--device", &l.dev, "--method", "zero"],
+    );
+    assert_eq!(r.code(), 3, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stderr().contains("refusing"), "{}", r.stderr());
+    assert!(r.stdout().contains(&l.dev));
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "zero",
+            "--confirm",
+            "/dev/loop999",
+        ],
+    );
+    assert_eq!(r.code(), 3);
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &["wipe", "--plan", "--device", &l.dev, "--method", "zero"],
+    );
+    assert_eq!(r.code(), 0);
+    assert!(r.stdout().contains("WIPE PLAN"));
+    assert!(l.bytes() == before, "bytes changed without confirmation");
+    // A stray task run (not asked for by the boot) refuses too.
+    let r = wipe(&[&l.dev], "quiet", &["run", "wipe"]);
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+    assert!(l.bytes() == before, "bytes changed by an unconfirmed task");
+}
+
+#[test]
+fn task_module_wipes_and_reports_certificates() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(8 * MIB);
+    l.fill_with_markers(8, 4);
+    let r = wipe(
+        &[&l.dev],
+        "speediso.wipe.method=zero speediso.wipe.verify=sample:0.5",
+        &["run", "wipe", "--confirm", "wipe", "--json"],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(l.bytes().iter().all(|&x| x == 0));
+    let result: Value = r
+        .stdout()
+        .lines()
+        .filter_map(|x| serde_json::from_str::<Value>(x).ok())
+        .find(|e| e["type"] == "result")
+        .expect("a result event");
+    let certs = result["data"]["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 1);
+    assert!(Path::new(certs[0].as_str().unwrap()).exists());
+    assert_eq!(result["data"]["disks"][0]["verify"]["method"], "sample");
+    let key = result["data"]["public_key"].as_str().unwrap();
+    assert_eq!(verify_cert(Path::new(certs[0].as_str().unwrap()), key).0, 0);
+    // Progress events carry percent and rate.
+    assert!(r
+        .stdout()
+        .lines()
+        .filter_map(|x| serde_json::from_str::<Value>(x).ok())
+        .any(|e| e["type"] == "progress" && e["percent"].is_number()));
+}
+
+fn sha(path: &Path) -> String {
+    sh(&["sha256sum", path.to_str().unwrap()])
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+struct Mounted(PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+struct Dm(String);
+impl Drop for Dm {
+    fn drop(&mut self) {
+        let _ = Command::new("dmsetup")
+            .args(["remove", "--retry", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn all_skips_mounted_and_excluded_disks() {
+    if !ready(&["losetup", "mkfs.ext4", "sha256sum", "mount"]) {
+        return;
+    }
+    skips_under_all(false);
+}
+
+#[test]
+fn all_skips_a_disk_held_by_device_mapper() {
+    if !ready(&[
+        "losetup",
+        "mkfs.ext4",
+        "sha256sum",
+        "mount",
+        "dmsetup",
+        "device-mapper",
+    ]) {
+        return;
+    }
+    skips_under_all(true);
+}
+
+/// A target, a mounted disk, an excluded one and one that (with `dm`) is
+/// held by a dm-linear device: `--all` erases only the target (and the
+/// last one when it is not held), and the skipped ones keep their bytes.
+fn skips_under_all(dm: bool) {
+    let target = Loop::new(8 * MIB);
+    let mounted = Loop::new(16 * MIB);
+    let held = Loop::new(8 * MIB);
+    let excluded = Loop::new(8 * MIB);
+    target.fill_with_markers(4, 7);
+    for l in [&held, &excluded] {
+        l.fill_with_markers(4, 8);
+    }
+    sh(&[
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-E",
+        "lazy_itable_init=0,lazy_journal_init=0",
+        &mounted.dev,
+    ]);
+    let mnt = tempfile::tempdir().unwrap();
+    sh(&["mount", &mounted.dev, mnt.path().to_str().unwrap()]);
+    let _m = Mounted(mnt.path().to_path_buf());
+    let _dm = dm.then(|| {
+        let dm_name = format!("speediso-test-hold-{}", std::process::id());
+        let sectors = held.size() / 512;
+        sh(&[
+            "dmsetup",
+            "create",
+            &dm_name,
+            "--table",
+            &format!("0 {sectors} linear {} 0", held.dev),
+        ]);
+        Dm(dm_name)
+    });
+    sh(&["sync"]);
+    let kept: Vec<&Loop> = if dm {
+        vec![&mounted, &held, &excluded]
+    } else {
+        vec![&mounted, &excluded]
+    };
+    let sums: Vec<String> = kept.iter().map(|l| sha(&l.file)).collect();
+    let allow = [&*target.dev, &*mounted.dev, &*held.dev, &*excluded.dev];
+    let cmdline = format!("speediso.wipe.exclude=/dev/nothing,{}", excluded.dev);
+    let plan = wipe(
+        &allow,
+        &cmdline,
+        &["wipe", "--plan", "--all", "--json", "--method", "zero"],
+    );
+    assert_eq!(plan.code(), 0, "{}", plan.stderr());
+    let p: Value = serde_json::from_str(&plan.stdout()).unwrap();
+    let mut erase: Vec<&str> = p["erase"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["disk"]["path"].as_str().unwrap())
+        .collect();
+    erase.sort();
+    let mut confirm = vec![target.dev.as_str()];
+    if !dm {
+        confirm.push(held.dev.as_str());
+    }
+    confirm.sort();
+    assert_eq!(erase, confirm);
+    let reasons = |dev: &str| -> String {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| s["reasons"].to_string())
+            .unwrap_or_else(|| panic!("{dev} not skipped"))
+    };
+    assert!(
+        reasons(&mounted.dev).contains("mounted at"),
+        "{}",
+        reasons(&mounted.dev)
+    );
+    if dm {
+        assert!(
+            reasons(&held.dev).contains("held by dm-"),
+            "{}",
+            reasons(&held.dev)
+        );
+    }
+    assert!(
+        reasons(&excluded.dev).contains("excluded"),
+        "{}",
+        reasons(&excluded.dev)
+    );
+    // Devices outside the test's own are listed with their reasons too.
+    assert!(p["skipped"].as_array().unwrap().iter().any(|s| s["reasons"]
+        .to_string()
+        .contains("SPEEDISO_WIPE_TEST_ALLOW")));
+
+    let mut args = vec!["wipe", "--all", "--method", "zero", "--confirm"];
+    args.extend(confirm.iter().copied());
+    let r = wipe(&allow, &cmdline, &args);
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(target.bytes().iter().all(|&x| x == 0));
+    sh(&["sync"]);
+    let after: Vec<String> = kept.iter().map(|l| sha(&l.file)).collect();
+    assert_eq!(sums, after, "a skipped disk changed");
+    assert_eq!(r.certs().len(), confirm.len());
+}
+
+#[test]
+fn dm_error_in_the_middle_fails_with_the_bad_range_and_spares_the_other_disk() {
+    if !ready(&["losetup", "dmsetup", "device-mapper"]) {
+        return;
+    }
+    let under = Loop::new(32 * MIB);
+    let healthy = Loop::new(8 * MIB);
+    healthy.fill_with_markers(4, 6);
+    let total = under.size() / 512;
+    let (bad_start, bad_len) = (20480u64, 2048u64); // 10 MiB in, 1 MiB long
+    let table = format!(
+        "0 {bad_start} linear {dev} 0\n{bad_start} {bad_len} error\n{rest_start} {rest} linear {dev} {rest_start}",
+        dev = under.dev,
+        rest_start = bad_start + bad_len,
+        rest = total - bad_start - bad_len
+    );
+    let name = format!("speediso-test-err-{}", std::process::id());
+    let o = Command::new("dmsetup")
+        .args(["create", &name])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(table.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(o.success(), "dmsetup create failed");
+    let _dm = Dm(name.clone());
+    let dm_dev = format!("/dev/mapper/{name}");
+    let dm_kernel = std::fs::canonicalize(&dm_dev)
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(dm_kernel.starts_with("/dev/dm-"));
+    let r = wipe(
+        &[&dm_dev, &healthy.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &dm_dev,
+            "--device",
+            &healthy.dev,
+            "--method",
+            "zero",
+            "--confirm",
+            &dm_kernel,
+            &healthy.dev,
+        ],
+    );
+    assert_eq!(r.code(), 1, "must fail: {}\n{}", r.stdout(), r.stderr());
+    assert!(
+        !r.stdout().contains(&format!("{dm_kernel}: WIPED")),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stderr().contains("FAILED") && r.stderr().contains(&dm_kernel),
+        "{}",
+        r.stderr()
+    );
+    let c = r.cert_for(&dm_kernel);
+    assert_eq!(c["outcome"], "failed");
+    let errs = c["errors"].as_array().unwrap();
+    let write_err = errs
+        .iter()
+        .find(|e| e["op"] == "write")
+        .unwrap_or_else(|| panic!("no write error in {errs:?}"));
+    assert_eq!(write_err["lba_start"], bad_start);
+    assert_eq!(write_err["lba_count"], bad_len);
+    assert!(errs
+        .iter()
+        .all(|e| e["lba_start"].as_u64().unwrap() >= bad_start
+            && e["lba_start"].as_u64().unwrap() + e["lba_count"].as_u64().unwrap()
+                <= bad_start + bad_len));
+    // Everything outside the bad range was still overwritten.
+    let b = under.bytes();
+    assert!(no_marker(&b));
+    // The other disk was wiped in the same run.
+    assert_eq!(r.cert_for(&healthy.dev)["outcome"], "wiped");
+    assert!(healthy.bytes().iter().all(|&x| x == 0));
+}
+
+#[test]
+fn discard_on_a_loop_device_reads_back_zeros() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(8 * MIB);
+    l.fill_with_markers(6, 12);
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "discard",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(l.bytes().iter().all(|&x| x == 0));
+    let c = r.cert_for(&l.dev);
+    assert_eq!(c["sanitization"]["category"], "none");
+    assert_eq!(c["verification"]["result"], "passed");
+    assert_eq!(c["verification"]["expected"], "zeros or changed data");
+    // With --blank a zero pass follows, verified as zeros over the whole disk.
+    l.fill_with_markers(6, 13);
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "discard",
+            "--blank",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(l.bytes().iter().all(|&x| x == 0));
+    let c = r.cert_for(&l.dev);
+    assert_eq!(c["sanitization"]["blank_after_firmware_erase"], true);
+    assert_eq!(c["verification"]["expected"], "zeros");
+    assert_eq!(c["verification"]["bytes_read"], l.size());
+    assert_eq!(c["timing"]["bytes_written"], l.size());
+}
+
+struct Detach(String);
+impl Drop for Detach {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+/// A loop device over a file on a full tmpfs, with an unallocated hole:
+/// writes into the hole fail (ENOSPC → I/O error), all others succeed.
+/// Fields drop in order: detach, unmount, remove the directory.
+struct Holey {
+    dev: String,
+    file: PathBuf,
+    _d: Detach,
+    _t: TmpfsMount,
+    _dir: tempfile::TempDir,
+}
+
+impl Holey {
+    fn new(total_mib: u64, hole_at_mib: u64, hole_mib: u64) -> Holey {
+        let dir = tempfile::tempdir().unwrap();
+        let size = format!("size={}m", total_mib - hole_mib);
+        sh(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &size,
+            "speediso-test",
+            dir.path().to_str().unwrap(),
+        ]);
+        let t = TmpfsMount(dir.path().to_path_buf());
+        let file = dir.path().join("disk.img");
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(total_mib * MIB).unwrap();
+        let bg = vec![0x5Au8; MIB as usize];
+        for i in 0..total_mib {
+            if !(hole_at_mib..hole_at_mib + hole_mib).contains(&i) {
+                f.write_all_at(&bg, i * MIB).unwrap();
+            }
+        }
+        // The file system is now full: the hole cannot be filled.
+        assert!(
+            f.write_all_at(&bg[..4096], hole_at_mib * MIB).is_err(),
+            "tmpfs not full"
+        );
+        drop(f);
+        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
+        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
+        Holey {
+            _d: Detach(dev.clone()),
+            dev,
+            file,
+            _t: t,
+            _dir: dir,
+        }
+    }
+}
+
+struct TmpfsMount(PathBuf);
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Fault injection without device-mapper: a loop device over a file on a
+/// full tmpfs, with an unallocated 1 MiB hole in the middle. Writes into
+/// the hole fail (ENOSPC → I/O error); everything else succeeds.
+#[test]
+fn io_errors_in_the_middle_fail_the_disk_with_the_bad_range() {
+    if !ready(&["losetup", "mount"]) {
+        return;
+    }
+    let (hole, hole_len) = (10 * MIB, MIB);
+    let h = Holey::new(32, 10, 1);
+    let (dev, file) = (h.dev.clone(), h.file.clone());
+    let healthy = Loop::new(8 * MIB);
+    healthy.fill_with_markers(3, 21);
+    let r = wipe(
+        &[&dev, &healthy.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &dev,
+            "--device",
+            &healthy.dev,
+            "--method",
+            "zero",
+            "--confirm",
+            &dev,
+            &healthy.dev,
+        ],
+    );
+    assert_eq!(r.code(), 1, "must fail: {}\n{}", r.stdout(), r.stderr());
+    assert!(
+        r.stdout().contains(&format!("{dev}: FAILED")),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stderr().contains(&dev), "{}", r.stderr());
+    let c = r.cert_for(&dev);
+    assert_eq!(c["outcome"], "failed");
+    let errs: Vec<&Value> = c["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["op"] == "write")
+        .collect();
+    assert!(
+        !errs.is_empty(),
+        "no write errors recorded: {}",
+        c["errors"]
+    );
+    let (lo, hi) = (hole / 512, (hole + hole_len) / 512);
+    let mut covered = 0;
+    for e in &errs {
+        let (s, n) = (
+            e["lba_start"].as_u64().unwrap(),
+            e["lba_count"].as_u64().unwrap(),
+        );
+        assert!(
+            s >= lo && s + n <= hi,
+            "failed range {s}+{n} outside the hole {lo}..{hi}"
+        );
+        covered += n;
+    }
+    assert!(
+        covered >= (hi - lo) * 9 / 10,
+        "only {covered} of {} sectors reported",
+        hi - lo
+    );
+    // Outside the hole the disk was overwritten.
+    let b = std::fs::read(&file).unwrap();
+    assert!(b[..hole as usize].iter().all(|&x| x == 0));
+    assert!(b[(hole + hole_len) as usize..].iter().all(|&x| x == 0));
+    // The healthy disk in the same run was wiped.
+    assert_eq!(r.cert_for(&healthy.dev)["outcome"], "wiped");
+    assert!(healthy.bytes().iter().all(|&x| x == 0));
+}
+
+/// A disk that cannot be written over most of its surface is given up on
+/// after a bounded number of failed blocks, never crawled to the end, and
+/// never reported wiped.
+#[test]
+fn a_dead_disk_is_given_up_on_and_fails() {
+    if !ready(&["losetup", "mount"]) {
+        return;
+    }
+    let h = Holey::new(40, 8, 24);
+    let t0 = std::time::Instant::now();
+    let r = wipe(
+        &[&h.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &h.dev,
+            "--method",
+            "random",
+            "--confirm",
+            &h.dev,
+        ],
+    );
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    let c = r.cert_for(&h.dev);
+    assert_eq!(c["outcome"], "failed");
+    assert!(
+        c["error"].as_str().unwrap().contains("gave up"),
+        "{}",
+        c["error"]
+    );
+    let failed: u64 = c["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lba_count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        failed >= speediso::wipe::overwrite::MAX_FAILED_BLOCKS,
+        "{failed}"
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(120));
+}

@@ -1,0 +1,344 @@
+//! `speediso wipe --plan` against a fixture /sys, /proc and /dev tree
+//! (`--root`): every safety rule names the disk and the reason. Runs as
+//! any user; nothing is opened for writing (and `--root` refuses erasing).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_speediso");
+
+fn w(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A disk at `sys/devices/<devpath>/block/<name>`, linked from sys/block.
+fn disk(root: &Path, devpath: &str, name: &str, devno: &str, sectors: u64, attrs: &[(&str, &str)]) {
+    let real = format!("sys/devices/{devpath}/block/{name}");
+    w(root, &format!("{real}/size"), &format!("{sectors}\n"));
+    w(root, &format!("{real}/dev"), &format!("{devno}\n"));
+    w(root, &format!("{real}/ro"), "0\n");
+    w(root, &format!("{real}/queue/logical_block_size"), "512\n");
+    w(root, &format!("{real}/queue/rotational"), "0\n");
+    std::fs::create_dir_all(root.join(format!("{real}/holders"))).unwrap();
+    for (k, v) in attrs {
+        w(root, &format!("{real}/{k}"), v);
+    }
+    std::fs::create_dir_all(root.join("sys/block")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../devices/{devpath}/block/{name}"),
+        root.join("sys/block").join(name),
+    )
+    .unwrap();
+}
+
+fn part(root: &Path, disk_real: &str, name: &str, devno: &str) {
+    w(
+        root,
+        &format!("sys/devices/{disk_real}/{name}/partition"),
+        "1\n",
+    );
+    w(
+        root,
+        &format!("sys/devices/{disk_real}/{name}/dev"),
+        &format!("{devno}\n"),
+    );
+}
+
+fn vpd80(serial: &str) -> String {
+    // 4-byte header, then the ASCII serial (the fixture writes it as text).
+    format!("\u{0}\u{0}\u{0}{}{serial}", char::from(serial.len() as u8))
+}
+
+#[test]
+fn plan_names_every_skip_reason() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let ata = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0";
+    disk(
+        r,
+        ata,
+        "sda",
+        "8:0",
+        2000,
+        &[
+            ("device/model", "BOOT DISK\n"),
+            ("device/vpd_pg80", &vpd80("SERA")),
+        ],
+    );
+    part(r, &format!("{ata}/block/sda"), "sda1", "8:1");
+    disk(
+        r,
+        "pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/6:0:0:0",
+        "sdb",
+        "8:16",
+        2000,
+        &[("device/model", "USB STICK\n")],
+    );
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0",
+        "sdc",
+        "8:32",
+        2000,
+        &[],
+    );
+    w(
+        r,
+        "sys/devices/pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0/block/sdc/ro",
+        "1\n",
+    );
+    disk(
+        r,
+        "pci0000:00/0000:00:1d.0/nvme/nvme0",
+        "nvme0n1",
+        "259:0",
+        4000,
+        &[
+            ("device/serial", "NV0\n"),
+            ("wwid", "eui.0025385b71b0b1c2\n"),
+        ],
+    );
+    w(
+        r,
+        "sys/devices/pci0000:00/0000:00:1d.0/nvme/nvme0/block/nvme0n1/holders/dm-0",
+        "",
+    );
+    disk(
+        r,
+        "pci0000:00/0000:00:1d.1/nvme/nvme1",
+        "nvme1n1",
+        "259:1",
+        0,
+        &[("device/serial", "NV1\n")],
+    );
+    let sdd = "pci0000:00/0000:00:1f.2/ata3/host2/target2:0:0/2:0:0:0";
+    disk(r, sdd, "sdd", "8:48", 2000, &[]);
+    part(r, &format!("{sdd}/block/sdd"), "sdd2", "8:50");
+    let sde = "pci0000:00/0000:00:1f.2/ata4/host3/target3:0:0/3:0:0:0";
+    disk(r, sde, "sde", "8:64", 2000, &[]);
+    part(r, &format!("{sde}/block/sde"), "sde1", "8:65");
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata5/host4/target4:0:0/4:0:0:0",
+        "sdf",
+        "8:80",
+        2000,
+        &[("device/vpd_pg80", &vpd80("SERF"))],
+    );
+    disk(
+        r,
+        "pci0000:00/0000:00:1d.2/nvme/nvme2",
+        "nvme2n1",
+        "259:2",
+        8000,
+        &[("device/serial", "NV2\n"), ("device/model", "GOOD NVME\n")],
+    );
+    // Two namespaces of one controller: device links point at the controller.
+    let c3 = "pci0000:00/0000:00:1d.3/nvme/nvme3";
+    for (n, devno) in [("nvme3n1", "259:5"), ("nvme3n2", "259:6")] {
+        disk(r, c3, n, devno, 8000, &[]);
+        std::os::unix::fs::symlink(
+            "../..",
+            r.join(format!("sys/devices/{c3}/block/{n}/device")),
+        )
+        .unwrap();
+    }
+    w(r, &format!("sys/devices/{c3}/serial"), "NV3\n");
+    disk(r, "virtual", "dm-0", "253:0", 4000, &[]);
+    disk(r, "virtual", "loop0", "7:0", 0, &[]);
+    w(r, "proc/self/mountinfo", "22 1 254:0 / / rw - overlay overlay rw\n36 22 8:1 / /boot rw,relatime - ext4 /dev/sda1 rw\n");
+    w(
+        r,
+        "proc/swaps",
+        "Filename\tType\tSize\tUsed\tPriority\n/dev/sdd2   partition\t1000\t0\t-2\n",
+    );
+    w(
+        r,
+        "proc/cmdline",
+        "root=live:CDLABEL=SPEEDISO rd.live.image\n",
+    );
+    std::fs::create_dir_all(r.join("dev/disk/by-label")).unwrap();
+    std::os::unix::fs::symlink("../../sde1", r.join("dev/disk/by-label/SPEEDISO")).unwrap();
+
+    let run = |extra: &str, args: &[&str]| -> Value {
+        let o = Command::new(BIN)
+            .args([
+                "--root",
+                r.to_str().unwrap(),
+                "--cmdline",
+                &format!("root=live:CDLABEL=SPEEDISO {extra}"),
+            ])
+            .args(["wipe", "--plan", "--json"])
+            .args(args)
+            .env("SPEEDISO_WIPE_ALLOW_REAL", "1")
+            .env_remove("SPEEDISO_WIPE_TEST_ALLOW")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let p = run("speediso.wipe.exclude=SERF", &["--all"]);
+    let reasons = |p: &Value, dev: &str| -> String {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| s["reasons"].to_string())
+            .unwrap_or_default()
+    };
+    let want = [
+        ("/dev/sda", "partition sda1 mounted at /boot"),
+        ("/dev/sdb", "USB disk"),
+        ("/dev/sdc", "read-only"),
+        ("/dev/nvme0n1", "nvme0n1 is held by dm-0"),
+        ("/dev/nvme1n1", "zero size"),
+        ("/dev/sdd", "swap (/dev/sdd2)"),
+        (
+            "/dev/sde",
+            "live medium or root file system (root=live:CDLABEL=SPEEDISO)",
+        ),
+        ("/dev/sdf", "excluded by speediso.wipe.exclude (SERF)"),
+        ("/dev/dm-0", "not a disk"),
+        ("/dev/loop0", "loop device without a backing file"),
+    ];
+    for (dev, why) in want {
+        let got = reasons(&p, dev);
+        assert!(got.contains(why), "{dev}: want {why:?}, got {got}");
+    }
+    let erase: Vec<&str> = p["erase"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["disk"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(erase, vec!["/dev/nvme2n1", "/dev/nvme3n1", "/dev/nvme3n2"]);
+    // Both namespaces read their serial from the shared controller.
+    assert_eq!(p["erase"][1]["disk"]["serial"], "NV3");
+    assert_eq!(
+        p["erase"][1]["caps"]["nvme_siblings"],
+        serde_json::json!(["nvme3n2"])
+    );
+    let p3 = run(
+        "",
+        &[
+            "--device",
+            "/dev/nvme3n1",
+            "--method",
+            "nvme-sanitize-crypto",
+        ],
+    );
+    assert!(
+        reasons(&p3, "/dev/nvme3n1").contains("other namespaces (nvme3n2)"),
+        "{p3}"
+    );
+    assert_eq!(p["erase"][0]["disk"]["serial"], "NV2");
+    // Not probed under a fixture root: auto falls back to overwrite.
+    assert_eq!(p["erase"][0]["method"], "random");
+    // The SATA serial comes from VPD page 80h.
+    let sda = p["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["device"] == "/dev/sda")
+        .unwrap();
+    assert_eq!(sda["disk"]["serial"], "SERA");
+    assert_eq!(sda["disk"]["transport"], "ata");
+
+    // USB allowed on request; exclusion by WWN and by path; a partition
+    // named explicitly is refused as not whole.
+    let p = run(
+        "speediso.wipe.usb=1 speediso.wipe.exclude=eui.0025385B71B0B1C2,/dev/sdc",
+        &["--all"],
+    );
+    assert!(
+        !reasons(&p, "/dev/sdb").contains("USB"),
+        "{}",
+        reasons(&p, "/dev/sdb")
+    );
+    assert!(reasons(&p, "/dev/nvme0n1").contains("excluded"));
+    assert!(reasons(&p, "/dev/sdc").contains("excluded"));
+    let p = run("", &["--device", "/dev/sda1", "--device", "/dev/nvme2n1"]);
+    assert!(reasons(&p, "/dev/sda1").contains("partition sda1 of /dev/sda, not a whole disk"));
+    assert_eq!(p["erase"].as_array().unwrap().len(), 1);
+    // A method the disk cannot do is a reason, not a silent fallback.
+    let p = run(
+        "",
+        &["--device", "/dev/nvme2n1", "--method", "ata-secure-erase"],
+    );
+    assert!(
+        reasons(&p, "/dev/nvme2n1").contains("not an ATA/SCSI disk"),
+        "{p}"
+    );
+}
+
+#[test]
+fn real_disks_need_the_live_image_or_the_vm_switch() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    disk(
+        r,
+        "pci0000:00/0000:00:1d.2/nvme/nvme2",
+        "nvme2n1",
+        "259:2",
+        8000,
+        &[("device/serial", "NV2\n")],
+    );
+    let o = Command::new(BIN)
+        .args([
+            "--root",
+            r.to_str().unwrap(),
+            "--cmdline",
+            "quiet",
+            "wipe",
+            "--plan",
+            "--json",
+            "--all",
+        ])
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO_WIPE_TEST_ALLOW")
+        .output()
+        .unwrap();
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // This machine's real /proc/cmdline decides, never --cmdline; test
+    // machines do not boot with root=live:.
+    let live = std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .contains("root=live:");
+    if !live {
+        assert!(p["erase"].as_array().unwrap().is_empty());
+        assert!(p["skipped"][0]["reasons"]
+            .to_string()
+            .contains("not the booted live image"));
+    }
+    // Erasing with a fixture root is refused outright.
+    let o = Command::new(BIN)
+        .args([
+            "--root",
+            r.to_str().unwrap(),
+            "--cmdline",
+            "quiet",
+            "wipe",
+            "--all",
+            "--confirm",
+            "NV2",
+        ])
+        .env("SPEEDISO_WIPE_ALLOW_REAL", "1")
+        .env("SPEEDISO_RUN_DIR", r.join("run"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("fixture"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
