@@ -689,7 +689,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
                             .unwrap_or_default()
                     );
                 }
-                for c in &r.certificates {
+                for c in &r.certificate_files {
                     println!("certificate: {c}");
                 }
                 println!("public key ({}): {}", r.key_source, r.public_key);

@@ -5,7 +5,6 @@
 
 mod report_support;
 
-use base64::Engine as _;
 use report_support::*;
 use speediso::events::{Bus, HostId};
 use speediso::report::retry::RetryPolicy;
@@ -159,21 +158,14 @@ fn tokens_limits_and_malformed_lines() {
 }
 
 fn signed_cert(id: &str, outcome: &str) -> serde_json::Value {
-    use ed25519_dalek::{Signer, SigningKey};
-    let sk = SigningKey::from_bytes(&[9u8; 32]);
-    let mut v = serde_json::json!({
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let v = serde_json::json!({
         "id": id,
-        "device": {"model": "QEMU NVMe Ctrl", "serial": "NVME0001"},
-        "method": "nvme-format-crypto",
-        "category": "purge",
+        "media": {"model": "QEMU NVMe Ctrl", "serial": "NVME0001"},
+        "sanitization": {"method": "nvme-format-crypto", "category": "Purge"},
         "outcome": outcome,
-        "public_key": base64::engine::general_purpose::STANDARD.encode(sk.verifying_key().as_bytes()),
     });
-    let sig = sk.sign(speediso::collector::cert::canonical(&v).as_bytes());
-    v["signature"] = base64::engine::general_purpose::STANDARD
-        .encode(sig.to_bytes())
-        .into();
-    v
+    speediso::wipe::cert::sign(v, &sk)
 }
 
 #[test]
@@ -194,7 +186,7 @@ fn certificates_are_stored_and_verified() {
     assert_eq!(code, 200, "{body}");
     let g = c.get("/v1/certificates/cert-good");
     assert_eq!(g["verification"]["valid"], true, "{g}");
-    assert_eq!(g["certificate"]["device"]["serial"], "NVME0001");
+    assert_eq!(g["certificate"]["media"]["serial"], "NVME0001");
     assert_eq!(g["run_id"], "r-wipe");
     let f = c.get("/v1/certificates/cert-forged");
     assert_eq!(f["verification"]["valid"], false, "{f}");

@@ -487,8 +487,14 @@ fn task_module_wipes_and_reports_certificates() {
         .filter_map(|x| serde_json::from_str::<Value>(x).ok())
         .find(|e| e["type"] == "result")
         .expect("a result event");
-    let certs = result["data"]["certificates"].as_array().unwrap();
+    let certs = result["data"]["certificate_files"].as_array().unwrap();
     assert_eq!(certs.len(), 1);
+    // The signed document itself travels in the result, for the collector.
+    let inline = &result["data"]["certificates"][0];
+    assert_eq!(inline["signature"]["algorithm"], "ed25519");
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(certs[0].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(*inline, on_disk);
     assert!(Path::new(certs[0].as_str().unwrap()).exists());
     assert_eq!(result["data"]["disks"][0]["verify"]["method"], "sample");
     let key = result["data"]["public_key"].as_str().unwrap();

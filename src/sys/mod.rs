@@ -1,9 +1,9 @@
 //! The few system calls and ioctls std does not wrap, each wrapped once
 //! with a safe signature. The only place in the crate where `unsafe` is allowed.
 
-pub mod tcp;
-pub mod lock;
-pub mod rusage;
 pub mod blk;
+pub mod lock;
 pub mod nvme;
+pub mod rusage;
 pub mod sg;
+pub mod tcp;

@@ -815,7 +815,11 @@ fn firmware_erase(
 pub struct RunResult {
     pub disks: Vec<DiskOutcome>,
     pub skipped: Vec<select::Skipped>,
-    pub certificates: Vec<String>,
+    /// The signed certificates themselves, so the report endpoint (the
+    /// collector) stores and verifies them.
+    pub certificates: Vec<serde_json::Value>,
+    /// Where each certificate's JSON was written, same order.
+    pub certificate_files: Vec<String>,
     pub public_key: String,
     pub key_source: String,
     /// `"/dev/x: why"` for each disk that failed.
@@ -863,6 +867,7 @@ pub fn execute(
     let dir = cfg.run_dir.join("certs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut certificates = Vec::new();
+    let mut certificate_files = Vec::new();
     let mut failed = Vec::new();
     for o in &outcomes {
         if let Some(e) = &o.error {
@@ -879,13 +884,15 @@ pub fn execute(
                 json.display()
             ));
         }
-        certificates.push(json.display().to_string());
+        certificate_files.push(json.display().to_string());
+        certificates.push(signed);
         let _ = html;
     }
     Ok(RunResult {
         disks: outcomes,
         skipped: plan.skipped.clone(),
         certificates,
+        certificate_files,
         public_key: hex::encode(key.key.verifying_key().to_bytes()),
         key_source: key.source,
         failed,
