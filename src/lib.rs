@@ -9,12 +9,15 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod cmd;
 pub mod cmdline;
 pub mod dispatch;
 pub mod events;
 pub mod host;
+pub mod inventory;
 pub mod plan;
 pub mod run;
 pub mod sinks;
+pub mod sys;
 pub mod systemd;
 pub mod tasks;
