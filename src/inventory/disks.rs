@@ -467,7 +467,7 @@ fn probe_disk(root: &Path, d: &mut Disk) {
     for p in d.partitions.iter_mut() {
         let pdir = sysdir.join(p.name.replace('/', "!"));
         p.fs = match open(&p.name) {
-            Ok(f) if p.size_bytes > 0 => fsprobe::probe(&mut fsprobe::reader(&f), p.size_bytes),
+            Ok(f) if p.size_bytes > 0 => fsprobe::probe_file(&f, p.size_bytes),
             Ok(_) => None,
             Err(_) => fs_from_udev(root, &pdir)
                 .or_else(|| fs_from_mountinfo(root, read_trim(&pdir.join("dev")).as_deref())),

@@ -74,40 +74,32 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
     let head = read(0, 69632.min(size as usize))?;
     let at = |o: usize, n: usize| head.get(o..o + n);
 
-    // LUKS (1 and 2): magic, then UUID as text at 168 and a label at 24 (v2).
-    if at(0, 6) == Some(b"LUKS\xba\xbe") {
-        let ver = le16(&head, 6).swap_bytes();
-        let lbl = if ver == 2 { label(&head[24..72]) } else { None };
-        return Some(info("crypto_LUKS", lbl, label(&head[168..208])));
-    }
-    // Linux MD RAID 1.1 (offset 0) and 1.2 (offset 4096).
-    for off in [0usize, 4096] {
-        if let Some(r) = md1(head.get(off..off + 256), off as u64) {
+    // Linux MD RAID, in blkid's order: 0.90 and 1.0 near the end of the
+    // device, then 1.1 at the start and 1.2 at 4 KiB.
+    const MD_RESERVED: u64 = 0x10000;
+    if size > MD_RESERVED {
+        let off = (size & !(MD_RESERVED - 1)) - MD_RESERVED;
+        if let Some(r) = read(off, 64).and_then(|b| md090(&b, off, size)) {
+            return Some(r);
+        }
+        let off = (size & !(0x1000 - 1)) - 0x2000;
+        if let Some(r) = md1(read, off) {
             return Some(r);
         }
     }
-    // Linux MD RAID 0.90 and 1.0, near the end of the device.
-    let md090 = (size & !(65536 - 1)).checked_sub(65536);
-    if let Some(o) = md090 {
-        if let Some(b) = read(o, 64) {
-            if le32(&b, 0) == 0xa92b_4efc && le32(&b, 4) == 0 {
-                let mut u = Vec::with_capacity(16);
-                u.extend(&b[20..24]);
-                u.extend(&read(o + 52, 12)?);
-                return Some(info("linux_raid_member", None, uuid(&u)));
-            }
-        }
-    }
-    let md10 = ((size >> 9).saturating_sub(16) & !7) << 9;
-    if md10 > 0 {
-        if let Some(r) = md1(read(md10, 256).as_deref(), md10) {
+    for off in [0, 4096] {
+        if let Some(r) = md1(read, off) {
             return Some(r);
         }
     }
-    // LVM2 physical volume: "LABELONE" in one of the first four sectors.
+    // LVM2 physical volume: "LABELONE" in one of the first four sectors,
+    // naming its own sector.
     for s in 0..4usize {
         let o = s * 512;
-        if at(o, 8) == Some(b"LABELONE") && at(o + 24, 8) == Some(b"LVM2 001") {
+        if at(o, 8) == Some(b"LABELONE")
+            && at(o + 24, 8) == Some(b"LVM2 001")
+            && le64(&head, o + 8) == s as u64
+        {
             let pv = o + le32(&head, o + 20) as usize;
             let id = at(pv, 32).map(|b| String::from_utf8_lossy(b).into_owned());
             // blkid groups the 32 characters 6-4-4-4-4-4-6.
@@ -127,6 +119,33 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
                 .join("-")
             });
             return Some(info("LVM2_member", None, id));
+        }
+    }
+    // LUKS (1 and 2): magic, then UUID as text at 168 and a label at 24 (v2).
+    if at(0, 6) == Some(b"LUKS\xba\xbe") && head.len() >= 208 {
+        let ver = u16::from_be_bytes([head[6], head[7]]);
+        let lbl = if ver == 2 { label(&head[24..72]) } else { None };
+        return Some(info("crypto_LUKS", lbl, label(&head[168..208])));
+    }
+    // FAT12/16/32.
+    if let Some(f) = vfat(&head) {
+        return Some(f);
+    }
+    // Swap: signature in the last 10 bytes of the first page.
+    for page in [4096usize, 8192, 16384, 32768, 65536] {
+        let Some(sig) = at(page - 10, 10) else {
+            break;
+        };
+        if sig == b"SWAPSPACE2" || sig == b"SWAP-SPACE" {
+            let v1 = sig == b"SWAPSPACE2";
+            return Some(info(
+                "swap",
+                if v1 { label(&head[1052..1068]) } else { None },
+                if v1 { uuid(&head[1036..1052]) } else { None },
+            ));
+        }
+        if sig.ends_with(b"SUSPEND") || &sig[..6] == b"S1SUSP" {
+            return Some(info("swsuspend", None, None));
         }
     }
     // XFS.
@@ -201,35 +220,48 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
             Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xffff)),
         ));
     }
-    // FAT12/16/32.
-    if let Some(f) = vfat(&head) {
-        return Some(f);
-    }
-    // Swap: signature in the last 10 bytes of the first page.
-    for page in [4096usize, 8192, 16384, 32768, 65536] {
-        let Some(sig) = at(page - 10, 10) else {
-            break;
-        };
-        if sig == b"SWAPSPACE2" || sig == b"SWAP-SPACE" {
-            let v1 = sig == b"SWAPSPACE2";
-            return Some(info(
-                "swap",
-                if v1 { label(&head[1052..1068]) } else { None },
-                if v1 { uuid(&head[1036..1052]) } else { None },
-            ));
-        }
-        if sig.ends_with(b"SUSPEND") || &sig[..6] == b"S1SUSP" {
-            return Some(info("swsuspend", None, None));
-        }
-    }
     None
 }
 
-/// An MD 1.x superblock found at byte `off` (its `super_offset` must
-/// point back at it, as blkid checks).
-fn md1(b: Option<&[u8]>, off: u64) -> Option<FsInfo> {
-    let b = b?;
-    if b.len() < 256 || le32(b, 0) != 0xa92b_4efc || le32(b, 4) != 1 || le64(b, 136) != off >> 9 {
+/// An MD 0.90 superblock at byte `off` of a device of `size` bytes. Its
+/// UUID words are stored in host (little-endian) order and printed
+/// byte-swapped, as blkid does.
+fn md090(b: &[u8], off: u64, size: u64) -> Option<FsInfo> {
+    if b.len() < 64 || le32(b, 0) != 0xa92b_4efc {
+        return None;
+    }
+    let used = (le32(b, 32) as u64) << 10;
+    if size < used + 0x10000 || off < used {
+        return None;
+    }
+    let mut u = Vec::with_capacity(16);
+    u.extend(le32(b, 20).to_be_bytes());
+    if le32(b, 8) >= 90 {
+        for o in [52, 56, 60] {
+            u.extend(le32(b, o).to_be_bytes());
+        }
+    } else {
+        u.extend([0u8; 12]);
+    }
+    Some(info("linux_raid_member", None, uuid(&u)))
+}
+
+/// An MD 1.x superblock found at byte `off`: `super_offset` (+144) must
+/// point back at it and the checksum over the superblock and its
+/// `max_dev` role entries must hold, as blkid checks.
+fn md1(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, off: u64) -> Option<FsInfo> {
+    let b = read(off, 256)?;
+    if b.len() < 256 || le32(&b, 0) != 0xa92b_4efc || le32(&b, 4) != 1 || le64(&b, 144) != off >> 9
+    {
+        return None;
+    }
+    let n = 256 + 2 * le32(&b, 220) as usize;
+    let mut full = read(off, n)?;
+    if full.len() < n {
+        return None;
+    }
+    full[216..220].fill(0);
+    if md1_csum(&full) != le32(&b, 216) {
         return None;
     }
     Some(info(
@@ -237,6 +269,20 @@ fn md1(b: Option<&[u8]>, off: u64) -> Option<FsInfo> {
         label(&b[32..64]),
         uuid(&b[16..32]),
     ))
+}
+
+/// mdadm's 1.x checksum: 32-bit little-endian words (and a trailing
+/// 16-bit one) summed in 64 bits, then folded.
+pub fn md1_csum(b: &[u8]) -> u32 {
+    let mut sum: u64 = 0;
+    let mut chunks = b.chunks_exact(4);
+    for c in &mut chunks {
+        sum += u32::from_le_bytes(c.try_into().unwrap()) as u64;
+    }
+    if let [x, y] = chunks.remainder() {
+        sum += u16::from_le_bytes([*x, *y]) as u64;
+    }
+    ((sum & 0xffff_ffff) + (sum >> 32)) as u32
 }
 
 fn vfat(b: &[u8]) -> Option<FsInfo> {
@@ -295,6 +341,12 @@ pub fn partition_table(
     (ok && any).then_some("dos")
 }
 
+/// Probe an open device or image file of `size` bytes.
+pub fn probe_file(f: &File, size: u64) -> Option<FsInfo> {
+    let mut r = reader(f);
+    probe(&mut r, size)
+}
+
 /// Adapter: read from an open device or image file.
 pub fn reader(f: &File) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
     move |off, len| {
@@ -328,6 +380,7 @@ mod tests {
     fn lvm2_label() {
         let mut v = vec![0u8; 1 << 20];
         v[512..520].copy_from_slice(b"LABELONE");
+        v[520..528].copy_from_slice(&1u64.to_le_bytes());
         v[512 + 20..512 + 24].copy_from_slice(&32u32.to_le_bytes());
         v[512 + 24..512 + 32].copy_from_slice(b"LVM2 001");
         v[544..576].copy_from_slice(b"abcdefghijklmnopqrstuvwxyz012345");
@@ -336,6 +389,29 @@ mod tests {
         assert_eq!(
             f.uuid.as_deref(),
             Some("abcdef-ghij-klmn-opqr-stuv-wxyz-012345")
+        );
+        // A label that names another sector is not one.
+        v[520] = 2;
+        assert_eq!(probe_vec(&v), None);
+    }
+
+    #[test]
+    fn md_0_90_at_end() {
+        let size = 1usize << 20;
+        let mut v = vec![0u8; size];
+        let off = size - 65536;
+        v[off..off + 4].copy_from_slice(&0xa92b_4efcu32.to_le_bytes());
+        v[off + 8..off + 12].copy_from_slice(&90u32.to_le_bytes());
+        v[off + 20..off + 24].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+        v[off + 32..off + 36].copy_from_slice(&512u32.to_le_bytes()); // KiB used
+        for (i, o) in [52, 56, 60].iter().enumerate() {
+            v[off + o..off + o + 4].copy_from_slice(&(0x0a0b_0c00u32 + i as u32).to_le_bytes());
+        }
+        let f = probe_vec(&v).unwrap();
+        assert_eq!(f.kind, "linux_raid_member");
+        assert_eq!(
+            f.uuid.as_deref(),
+            Some("01020304-0a0b-0c00-0a0b-0c010a0b0c02")
         );
     }
 
@@ -347,7 +423,9 @@ mod tests {
         v[sb + 4..sb + 8].copy_from_slice(&1u32.to_le_bytes());
         v[sb + 16..sb + 32].copy_from_slice(&[0x11; 16]);
         v[sb + 32..sb + 38].copy_from_slice(b"host:0");
-        v[sb + 136..sb + 144].copy_from_slice(&8u64.to_le_bytes());
+        v[sb + 144..sb + 152].copy_from_slice(&8u64.to_le_bytes());
+        let c = md1_csum(&v[sb..sb + 256]);
+        v[sb + 216..sb + 220].copy_from_slice(&c.to_le_bytes());
         let f = probe_vec(&v).unwrap();
         assert_eq!(f.kind, "linux_raid_member");
         assert_eq!(f.label.as_deref(), Some("host:0"));
@@ -355,7 +433,11 @@ mod tests {
             f.uuid.as_deref(),
             Some("11111111-1111-1111-1111-111111111111")
         );
-        v[sb + 136] = 9;
+        // A wrong checksum, or an offset that does not point back: nothing.
+        v[sb + 216] ^= 1;
+        assert_eq!(probe_vec(&v), None);
+        v[sb + 216] ^= 1;
+        v[sb + 144] = 9;
         assert_eq!(probe_vec(&v), None);
     }
 

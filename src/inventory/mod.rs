@@ -82,7 +82,7 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
     let mut notes = Vec::new();
     // pci.ids parsing and disk probing are independent; overlap them.
     let (ids, disks) = std::thread::scope(|s| {
-        let ids = s.spawn(|| pciids::PciIds::load(root, opts.pci_ids.as_deref()));
+        let ids = s.spawn(|| pciids::PciIds::load(opts.pci_ids.as_deref()));
         let disks = disks::collect(root, disks::Opts { smart: opts.smart });
         (ids.join().expect("pci.ids thread panicked"), disks)
     });

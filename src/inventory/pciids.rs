@@ -125,8 +125,10 @@ fn id_and_name(text: &[u8], n: usize) -> Option<(u32, usize)> {
 
 impl PciIds {
     /// Read and index the first file that exists: `explicit` when given
-    /// (an error if it cannot be read), else the usual locations under `root`.
-    pub fn load(root: &Path, explicit: Option<&Path>) -> Result<PciIds> {
+    /// (an error if it cannot be read), else the usual locations. pci.ids
+    /// is data of this system's packages, not of the inspected machine, so
+    /// it is not looked up under the `--root` of a fixture tree.
+    pub fn load(explicit: Option<&Path>) -> Result<PciIds> {
         if let Some(p) = explicit {
             let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
             let mut ids = PciIds::parse(text);
@@ -134,8 +136,7 @@ impl PciIds {
             return Ok(ids);
         }
         for p in DEFAULT_PATHS {
-            let path = crate::cli::under_root(root, p);
-            if let Ok(text) = std::fs::read(&path) {
+            if let Ok(text) = std::fs::read(p) {
                 let mut ids = PciIds::parse(text);
                 ids.path = Some(PathBuf::from(p));
                 return Ok(ids);

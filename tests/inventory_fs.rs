@@ -1,0 +1,328 @@
+//! The superblock prober against blkid: images made by the real mkfs
+//! tools (on temporary files, never a real disk), probed by
+//! `speediso::inventory::fsprobe` and by `blkid -p`; type, label and UUID
+//! must agree.
+
+use speediso::inventory::fsprobe;
+use std::path::Path;
+use std::process::Command;
+
+/// Is `tool` installed? Missing: a failure under SPEEDISO_REQUIRE_TOOLS=1
+/// (CI), else a skip with a message.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!(
+                "{tool} is required (SPEEDISO_REQUIRE_TOOLS=1); install tests/apt/inventory.txt"
+            );
+        }
+        eprintln!("skipping: {tool} not installed");
+    }
+    found
+}
+
+fn sh(argv: &[&str]) {
+    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// blkid's TYPE, LABEL and UUID for a file (`-o export`, unescaped).
+fn blkid(path: &Path) -> (Option<String>, Option<String>, Option<String>) {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        text.lines().find_map(|l| {
+            let v = l.strip_prefix(k)?.strip_prefix('=')?;
+            let mut s = String::new();
+            let mut esc = false;
+            for c in v.chars() {
+                if !esc && c == '\\' {
+                    esc = true;
+                    continue;
+                }
+                esc = false;
+                s.push(c);
+            }
+            Some(s)
+        })
+    };
+    (get("TYPE"), get("LABEL"), get("UUID"))
+}
+
+fn ours(path: &Path) -> Option<fsprobe::FsInfo> {
+    let f = std::fs::File::open(path).unwrap();
+    let size = f.metadata().unwrap().len();
+    fsprobe::probe_file(&f, size)
+}
+
+/// Make an image of `size` bytes with `mkfs` (the path is appended), then
+/// compare. Returns our result for extra asserts.
+fn check(size: u64, mkfs: &[&str], want_type: &str) -> Option<fsprobe::FsInfo> {
+    if !have(mkfs[0]) || !have("blkid") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+    let mut argv: Vec<&str> = mkfs.to_vec();
+    let p = img.to_str().unwrap();
+    argv.push(p);
+    sh(&argv);
+    let (t, l, u) = blkid(&img);
+    let got = ours(&img).unwrap_or_else(|| panic!("{mkfs:?}: nothing found; blkid says {t:?}"));
+    assert_eq!(t.as_deref(), Some(want_type), "blkid type for {mkfs:?}");
+    assert_eq!(Some(got.kind.clone()), t, "type for {mkfs:?}");
+    assert_eq!(got.label, l, "label for {mkfs:?}");
+    assert_eq!(got.uuid, u, "uuid for {mkfs:?}");
+    Some(got)
+}
+
+#[test]
+fn ext2_ext3_ext4() {
+    check(16 << 20, &["mkfs.ext2", "-q", "-F", "-L", "old"], "ext2");
+    check(16 << 20, &["mkfs.ext3", "-q", "-F", "-L", "mid"], "ext3");
+    let f = check(
+        32 << 20,
+        &["mkfs.ext4", "-q", "-F", "-L", "my root"],
+        "ext4",
+    );
+    if let Some(f) = f {
+        assert_eq!(f.label.as_deref(), Some("my root"));
+    }
+    // No label at all.
+    check(16 << 20, &["mkfs.ext4", "-q", "-F"], "ext4");
+}
+
+#[test]
+fn xfs() {
+    check(320 << 20, &["mkfs.xfs", "-q", "-f", "-L", "xdata"], "xfs");
+}
+
+#[test]
+fn vfat_12_16_32() {
+    check(4 << 20, &["mkfs.vfat", "-F", "12", "-n", "TINY"], "vfat");
+    check(32 << 20, &["mkfs.vfat", "-F", "16", "-n", "BOOT"], "vfat");
+    let f = check(64 << 20, &["mkfs.vfat", "-F", "32", "-n", "EFI"], "vfat");
+    if let Some(f) = f {
+        assert_eq!(f.label.as_deref(), Some("EFI"));
+        assert_eq!(f.uuid.as_ref().map(|u| u.len()), Some(9));
+    }
+    // No label: blkid reports none, and neither do we.
+    check(64 << 20, &["mkfs.vfat", "-F", "32"], "vfat");
+}
+
+#[test]
+fn swap() {
+    check(16 << 20, &["mkswap", "-L", "swp"], "swap");
+    check(16 << 20, &["mkswap"], "swap");
+}
+
+#[test]
+fn btrfs() {
+    check(
+        256 << 20,
+        &["mkfs.btrfs", "-q", "-f", "-L", "pool"],
+        "btrfs",
+    );
+}
+
+#[test]
+fn luks2() {
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), "not a secret").unwrap();
+    let f = check(
+        32 << 20,
+        &[
+            "cryptsetup",
+            "luksFormat",
+            "--batch-mode",
+            "--type",
+            "luks2",
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--label",
+            "vault",
+            "--key-file",
+            key.path().to_str().unwrap(),
+        ],
+        "crypto_LUKS",
+    );
+    if let Some(f) = f {
+        assert_eq!(f.label.as_deref(), Some("vault"));
+        assert_eq!(f.uuid.as_ref().map(|u| u.len()), Some(36));
+    }
+}
+
+#[test]
+fn iso9660() {
+    if !have("xorriso") || !have("blkid") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("content");
+    std::fs::create_dir(&content).unwrap();
+    std::fs::write(content.join("hello.txt"), "hi").unwrap();
+    let img = dir.path().join("img.iso");
+    sh(&[
+        "xorriso",
+        "-as",
+        "mkisofs",
+        "-quiet",
+        "-V",
+        "SPEEDISO_LIVE",
+        "-o",
+        img.to_str().unwrap(),
+        content.to_str().unwrap(),
+    ]);
+    let (t, l, u) = blkid(&img);
+    let got = ours(&img).unwrap();
+    assert_eq!(t.as_deref(), Some("iso9660"));
+    assert_eq!(Some(got.kind), t);
+    assert_eq!(got.label.as_deref(), Some("SPEEDISO_LIVE"));
+    assert_eq!(got.label, l);
+    assert_eq!(got.uuid, u);
+}
+
+/// MD RAID superblocks written by hand (this kernel may have no md driver,
+/// so mdadm cannot create one), checked by blkid as well.
+#[test]
+fn md_raid_superblocks() {
+    if !have("blkid") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let size = 8usize << 20;
+    // 1.2: at 4 KiB; 1.0: near the end; 0.90: 64 KiB-aligned at the end.
+    for (version, off) in [
+        ("1.2", 4096usize),
+        ("1.0", (size & !0xfff) - 0x2000),
+        ("0.90", (size & !0xffff) - 0x10000),
+    ] {
+        let mut v = vec![0u8; size];
+        let sb = &mut v[off..off + 512];
+        sb[0..4].copy_from_slice(&0xa92b_4efcu32.to_le_bytes());
+        if version == "0.90" {
+            sb[8..12].copy_from_slice(&90u32.to_le_bytes());
+            sb[20..24].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+            sb[32..36].copy_from_slice(&4096u32.to_le_bytes());
+            sb[52..56].copy_from_slice(&0x0102_0304u32.to_le_bytes());
+            sb[56..60].copy_from_slice(&0x0506_0708u32.to_le_bytes());
+            sb[60..64].copy_from_slice(&0x090a_0b0cu32.to_le_bytes());
+        } else {
+            sb[4..8].copy_from_slice(&1u32.to_le_bytes());
+            for (i, b) in sb[16..32].iter_mut().enumerate() {
+                *b = 0x10 + i as u8;
+            }
+            sb[32..42].copy_from_slice(b"speediso:0");
+            sb[144..152].copy_from_slice(&((off as u64) >> 9).to_le_bytes());
+            sb[168..184].copy_from_slice(&[0x77; 16]);
+            sb[220..224].copy_from_slice(&2u32.to_le_bytes()); // max_dev
+            sb[256..260].copy_from_slice(&[0, 0, 1, 0]); // two dev roles
+            let c = fsprobe::md1_csum(&sb[..260]);
+            sb[216..220].copy_from_slice(&c.to_le_bytes());
+        }
+        let img = dir.path().join(format!("md{version}"));
+        std::fs::write(&img, &v).unwrap();
+        let (t, l, u) = blkid(&img);
+        let got = ours(&img).unwrap_or_else(|| panic!("md {version} not found"));
+        assert_eq!(
+            t.as_deref(),
+            Some("linux_raid_member"),
+            "blkid, md {version}"
+        );
+        assert_eq!(Some(got.kind), t, "md {version}");
+        assert_eq!(got.label, l, "md {version}");
+        assert_eq!(got.uuid, u, "md {version}");
+    }
+}
+
+/// An LVM2 PV made by pvcreate on a loop device over a temp file (root
+/// only); the file is probed after the loop device is gone.
+#[test]
+fn lvm2_pv() {
+    if !have("pvcreate") || !have("losetup") || !have("blkid") {
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("lvm2_pv needs root (SPEEDISO_REQUIRE_TOOLS=1)");
+        }
+        eprintln!("skipping: lvm2_pv needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("pv.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let out = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "losetup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(dev.starts_with("/dev/loop"), "not a loop device: {dev}");
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").args(["-d", &self.0]).status();
+        }
+    }
+    let guard = Detach(dev.clone());
+    let st = Command::new("pvcreate")
+        .args([
+            "-y",
+            "-q",
+            "--config",
+            "devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0}",
+            &dev,
+        ])
+        .env("DM_DISABLE_UDEV", "1")
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "pvcreate: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    drop(guard);
+    let (t, _, u) = blkid(&img);
+    let got = ours(&img).unwrap();
+    assert_eq!(t.as_deref(), Some("LVM2_member"));
+    assert_eq!(Some(got.kind), t);
+    assert_eq!(got.uuid, u);
+}
+
+#[test]
+fn blank_and_unknown_images_have_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("zeros");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    assert_eq!(ours(&img), None);
+    std::fs::write(&img, vec![0x5au8; 1 << 20]).unwrap();
+    assert_eq!(ours(&img), None);
+}
