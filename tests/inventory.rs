@@ -27,8 +27,12 @@ fn disk<'a>(inv: &'a Value, name: &str) -> &'a Value {
 
 const FC: &str = "firecracker-epyc";
 
+/// A QEMU q35 VM (fixtures/qemu-fixture.sh): NVMe, SATA, virtio-blk and
+/// USB disks with filesystems, e1000 and virtio NICs, SMBIOS records.
+const QEMU: &str = "qemu-q35";
+
 /// Every captured machine.
-const FIXTURES: &[&str] = &[FC];
+const FIXTURES: &[&str] = &[FC, QEMU];
 
 /// A Firecracker microVM (KVM, AMD EPYC, virtio disk and NIC, no DMI).
 #[test]
@@ -227,41 +231,233 @@ fn fixture_pci_equals_lspci_on_the_tree() {
     }
 }
 
-/// lsblk reads the same captured tree (`--sysroot`): same disks, sizes,
-/// models and serials (where lsblk finds one).
+/// lsblk reads the same captured trees (`--sysroot`): same disks, sizes,
+/// models and serials (where lsblk finds one; it prints them untrimmed).
 #[test]
 fn fixture_disks_equal_lsblk_on_the_tree() {
     if !have("lsblk") {
         return;
     }
-    let root = fixture(FC);
-    let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
-    let out = output(
-        Command::new("lsblk")
-            .args([
-                "-J",
-                "-b",
-                "-d",
-                "-o",
-                "NAME,SIZE,MODEL,SERIAL,RO,RM,ROTA",
-                "--sysroot",
-            ])
-            .arg(&root),
-    );
-    let theirs: Value = serde_json::from_str(&out).unwrap();
-    let theirs = theirs["blockdevices"].as_array().unwrap();
-    assert_eq!(theirs.len(), inv["disks"].as_array().unwrap().len());
-    for t in theirs {
-        let d = disk(&inv, t["name"].as_str().unwrap());
-        assert_eq!(d["size_bytes"], t["size"]);
-        assert_eq!(d["model"], t["model"]);
-        assert_eq!(d["read_only"], t["ro"]);
-        assert_eq!(d["removable"], t["rm"]);
-        assert_eq!(d["rotational"], t["rota"]);
-        if !t["serial"].is_null() {
-            assert_eq!(d["serial"], t["serial"]);
+    for name in FIXTURES {
+        let root = fixture(name);
+        let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
+        let out = output(
+            Command::new("lsblk")
+                .args([
+                    "-J",
+                    "-b",
+                    "-d",
+                    "-o",
+                    "NAME,SIZE,MODEL,SERIAL,RO,RM,ROTA",
+                    "--sysroot",
+                ])
+                .arg(&root),
+        );
+        let theirs: Value = serde_json::from_str(&out).unwrap();
+        let theirs = theirs["blockdevices"].as_array().unwrap();
+        assert_eq!(
+            theirs.len(),
+            inv["disks"].as_array().unwrap().len(),
+            "{name}"
+        );
+        let trim = |v: &Value| v.as_str().map(|s| s.trim().to_string());
+        for t in theirs {
+            let d = disk(&inv, t["name"].as_str().unwrap());
+            let n = &d["name"];
+            assert_eq!(d["size_bytes"], t["size"], "{name} {n}");
+            assert_eq!(trim(&d["model"]), trim(&t["model"]), "{name} {n}");
+            assert_eq!(d["read_only"], t["ro"], "{name} {n}");
+            assert_eq!(d["removable"], t["rm"], "{name} {n}");
+            assert_eq!(d["rotational"], t["rota"], "{name} {n}");
+            if !t["serial"].is_null() {
+                assert_eq!(trim(&d["serial"]), trim(&t["serial"]), "{name} {n}");
+            }
         }
     }
+}
+
+fn part<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no partition {name}"))
+}
+
+/// The QEMU VM: SMBIOS identity and DIMMs, four kinds of disk with the
+/// filesystems made by fixtures/qemu-fixture.sh, NICs, BOOTIF.
+#[test]
+fn qemu_fixture_values() {
+    let root = fixture(QEMU);
+    // No --cmdline: the tree's /proc/cmdline has BOOTIF.
+    let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
+    let dmi = &inv["dmi"];
+    assert_eq!(dmi["system_vendor"], "Speediso");
+    assert_eq!(dmi["system_product"], "Fixture-VM");
+    assert_eq!(dmi["system_serial"], "VM-SERIAL-0001");
+    assert_eq!(dmi["system_uuid"], "5a0e1f2b-3c4d-4e5f-8091-a2b3c4d5e6f7");
+    assert_eq!(dmi["board_vendor"], "SpeedBoard");
+    assert_eq!(dmi["board_serial"], "BOARD-0001");
+    assert_eq!(dmi["bios_vendor"], "SpeedBIOS");
+    assert_eq!(dmi["bios_version"], "1.2.3");
+    assert_eq!(dmi["bios_date"], "01/02/2025");
+    assert_eq!(dmi["chassis_serial"], "CHASSIS-0001");
+
+    let mem = &inv["memory"];
+    assert_eq!(mem["slots"], 1);
+    assert_eq!(mem["ecc"], "Multi-bit ECC");
+    assert!(mem.get("note").is_none(), "{mem}");
+    let dimm = &mem["dimms"][0];
+    assert_eq!(dimm["locator"], "DIMM 0");
+    assert_eq!(dimm["size_bytes"], 1u64 << 30);
+    assert_eq!(dimm["type"], "RAM");
+    assert_eq!(dimm["speed_mts"], 3200);
+    assert_eq!(dimm["manufacturer"], "Hynix");
+    assert_eq!(dimm["serial"], "DIMMSERIAL1");
+    assert_eq!(dimm["part_number"], "HMA82GR7CJR8N-XN");
+    assert_eq!(dimm["asset_tag"], "DIMMASSET");
+    assert_eq!(mem["installed_bytes"], 1u64 << 30);
+
+    let nvme = disk(&inv, "nvme0n1");
+    assert_eq!(nvme["transport"], "nvme");
+    assert_eq!(nvme["serial"], "NVME0001");
+    assert_eq!(nvme["model"], "QEMU NVMe Ctrl");
+    assert_eq!(nvme["rotational"], false);
+    assert_eq!(nvme["partition_table"], "gpt");
+    assert_eq!(nvme["in_use"], true);
+    let esp = part(nvme, "nvme0n1p1");
+    assert_eq!(esp["number"], 1);
+    assert_eq!(esp["start_bytes"], 1u64 << 20);
+    assert_eq!(esp["size_bytes"], 64u64 << 20);
+    assert_eq!(esp["fs"]["type"], "vfat");
+    assert_eq!(esp["fs"]["label"], "ESP");
+    assert_eq!(esp["fs"]["uuid"], "1234-ABCD");
+    assert_eq!(esp["mountpoints"], serde_json::json!([]));
+    let rootp = part(nvme, "nvme0n1p2");
+    assert_eq!(rootp["fs"]["type"], "ext4");
+    assert_eq!(rootp["fs"]["label"], "root");
+    assert_eq!(rootp["fs"]["uuid"], "6b3f9a0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
+    assert_eq!(rootp["fs"]["source"], "superblock");
+    assert_eq!(rootp["mountpoints"], serde_json::json!(["/mnt/root"]));
+
+    let sda = disk(&inv, "sda");
+    assert_eq!(sda["transport"], "sata");
+    assert_eq!(sda["model"], "SpeedDisk-SATA");
+    // From the SCSI VPD page: lsblk needs udev for this one.
+    assert_eq!(sda["serial"], "SATA0002");
+    assert_eq!(sda["partition_table"], "dos");
+    assert_eq!(sda["in_use"], true);
+    let swap = part(sda, "sda1");
+    assert_eq!(swap["fs"]["type"], "swap");
+    assert_eq!(swap["fs"]["label"], "swp");
+    assert_eq!(swap["fs"]["uuid"], "11111111-2222-3333-4444-555555555555");
+    assert_eq!(swap["swap"], true);
+    assert_eq!(part(sda, "sda2")["fs"]["type"], "ext3");
+    assert_eq!(part(sda, "sda2")["swap"], false);
+
+    let usb = disk(&inv, "sdb");
+    assert_eq!(usb["transport"], "usb");
+    assert_eq!(usb["removable"], true);
+    assert_eq!(usb["serial"], "USB0004");
+    assert_eq!(usb["in_use"], false);
+    assert_eq!(usb["fs"]["type"], "vfat");
+    assert_eq!(usb["fs"]["label"], "USBSTICK");
+    assert_eq!(usb["fs"]["uuid"], "0BAD-F00D");
+
+    let vda = disk(&inv, "vda");
+    assert_eq!(vda["transport"], "virtio");
+    assert_eq!(vda["serial"], "VIRTIO03");
+    assert_eq!(vda["fs"]["type"], "crypto_LUKS");
+    assert_eq!(vda["fs"]["label"], "vault");
+    assert_eq!(vda["fs"]["uuid"], "0f0e0d0c-0b0a-0908-0706-050403020100");
+
+    let nics = inv["nics"].as_array().unwrap();
+    assert_eq!(nics.len(), 2);
+    assert_eq!(nics[0]["name"], "eth0");
+    assert_eq!(nics[0]["driver"], "e1000");
+    assert_eq!(nics[0]["pci_address"], "0000:00:06.0");
+    assert_eq!(nics[0]["speed_mbps"], 1000);
+    assert_eq!(nics[0]["duplex"], "full");
+    assert_eq!(nics[0]["boot"], true);
+    assert_eq!(nics[1]["driver"], "virtio_net");
+    assert_eq!(nics[1]["pci_address"], "0000:00:07.0");
+    assert_eq!(nics[1]["boot"], false);
+    assert_eq!(inv["boot_mode"]["mode"], "bios");
+    assert_eq!(inv["boot_mode"]["boot_mac"], "52:54:00:12:34:56");
+    assert_eq!(inv["kernel"]["release"], "6.1.0-56-amd64");
+    assert_eq!(inv["cpu"]["threads"], 2);
+
+    let p = inv["pci"].as_array().unwrap();
+    assert_eq!(p.len(), 11);
+    let nvme_ctrl = p.iter().find(|x| x["address"] == "0000:00:02.0").unwrap();
+    assert_eq!(nvme_ctrl["driver"], "nvme");
+    assert_eq!(nvme_ctrl["class_id"], "0108");
+    assert_eq!(nvme_ctrl["prog_if"], "02");
+}
+
+/// dmidecode decodes the same SMBIOS tables (as a --from-dump file built
+/// from the captured entry point and table) to the same DIMM fields.
+#[test]
+fn qemu_dimms_equal_dmidecode() {
+    if !have("dmidecode") {
+        return;
+    }
+    let root = fixture(QEMU);
+    let tables = root.join("sys/firmware/dmi/tables");
+    let mut ep = std::fs::read(tables.join("smbios_entry_point")).unwrap();
+    let table = std::fs::read(tables.join("DMI")).unwrap();
+    // A dump file is the entry point with the table moved to offset 32.
+    if ep.starts_with(b"_SM3_") {
+        ep[0x10..0x18].copy_from_slice(&32u64.to_le_bytes());
+        let len = ep[6] as usize;
+        ep[5] = 0;
+        let sum = ep[..len].iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        ep[5] = sum.wrapping_neg();
+    } else {
+        assert!(ep.starts_with(b"_SM_"));
+        ep[0x18..0x1c].copy_from_slice(&32u32.to_le_bytes());
+        // Intermediate checksum over the _DMI_ part (0x10..0x1f).
+        ep[0x15] = 0;
+        let sum = ep[0x10..0x1f].iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        ep[0x15] = sum.wrapping_neg();
+        let len = ep[5] as usize;
+        ep[4] = 0;
+        let sum = ep[..len].iter().fold(0u8, |a, b| a.wrapping_add(*b));
+        ep[4] = sum.wrapping_neg();
+    }
+    let mut dump = ep.clone();
+    dump.resize(32, 0);
+    dump.extend(&table);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("dmi.bin");
+    std::fs::write(&f, dump).unwrap();
+    let text = output(
+        Command::new("dmidecode")
+            .args(["-t", "17", "--from-dump"])
+            .arg(&f),
+    );
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(k)?
+                    .strip_prefix(": ")
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+    };
+    let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
+    let d = &inv["memory"]["dimms"][0];
+    assert_eq!(field("Locator"), d["locator"].as_str().unwrap());
+    assert_eq!(field("Manufacturer"), d["manufacturer"].as_str().unwrap());
+    assert_eq!(field("Serial Number"), d["serial"].as_str().unwrap());
+    assert_eq!(field("Part Number"), d["part_number"].as_str().unwrap());
+    assert_eq!(field("Type"), d["type"].as_str().unwrap());
+    assert_eq!(field("Form Factor"), d["form_factor"].as_str().unwrap());
+    assert_eq!(field("Speed"), format!("{} MT/s", d["speed_mts"]));
+    let size = d["size_bytes"].as_u64().unwrap();
+    assert_eq!(field("Size"), format!("{} GB", size >> 30));
 }
 
 // --- synthetic trees: lspci's naming rules -------------------------------

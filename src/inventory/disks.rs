@@ -265,6 +265,15 @@ fn vpd_serial(dir: &Path) -> Option<String> {
     clean(Some(String::from_utf8_lossy(&b[4..4 + n]).into_owned()))
 }
 
+/// A USB disk's serial: the `serial` of the USB device above it in sysfs
+/// (what udev's ID_SERIAL_SHORT holds for USB storage).
+fn usb_serial(sysdir: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(sysdir.join("device")).ok()?;
+    real.ancestors()
+        .find(|a| a.join("idVendor").exists())
+        .and_then(|a| clean(read_trim(&a.join("serial"))))
+}
+
 /// Options for disk collection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Opts {
@@ -357,9 +366,10 @@ fn disk_sysfs(
         serial: clean(prop("ID_SCSI_SERIAL"))
             .or_else(|| clean(prop("ID_SERIAL_SHORT")))
             .or_else(|| clean(read_trim(&dir.join("device/serial"))))
-            // Beyond lsblk: virtio-blk's serial and the SCSI VPD page.
+            // Beyond lsblk: virtio-blk's serial, the SCSI VPD page, USB's.
             .or_else(|| clean(read_trim(&dir.join("serial"))))
-            .or_else(|| vpd_serial(dir)),
+            .or_else(|| vpd_serial(dir))
+            .or_else(|| usb_serial(dir)),
         wwn,
         firmware: clean(read_trim(&dir.join("device/firmware_rev")))
             .or_else(|| clean(read_trim(&dir.join("device/rev")))),

@@ -57,38 +57,43 @@ struct Line<'a> {
     start: usize,
 }
 
+/// The line `bytes[start..end]` (without its `\n`), if meaningful. Like
+/// pciutils, a `\r` ends the line's text and one trailing blank is
+/// dropped.
+fn line_at(bytes: &[u8], start: usize, end: usize) -> Option<Line<'_>> {
+    let mut line = &bytes[start..end];
+    if let Some(cr) = memchr::memchr(b'\r', line) {
+        line = &line[..cr];
+    }
+    if let Some(&last) = line.last() {
+        if last == b' ' || last == b'\t' {
+            line = &line[..line.len() - 1];
+        }
+    }
+    let first = line.iter().position(|&c| c != b' ' && c != b'\t')?;
+    if line[first] == b'#' {
+        return None;
+    }
+    let nest = line.iter().take_while(|&&c| c == b'\t').count();
+    Some(Line {
+        nest,
+        text: &line[nest..],
+        end: (end + 1).min(bytes.len()),
+        start: start + nest,
+    })
+}
+
 /// Iterate the meaningful lines of `bytes[from..to]`.
 fn lines(bytes: &[u8], from: usize, to: usize) -> impl Iterator<Item = Line<'_>> {
     let mut pos = from;
     std::iter::from_fn(move || {
         while pos < to {
-            let line_start = pos;
-            let mut e = pos;
-            while e < to && bytes[e] != b'\n' && bytes[e] != b'\r' {
-                e += 1;
+            let start = pos;
+            let end = memchr::memchr(b'\n', &bytes[start..to]).map_or(to, |i| start + i);
+            pos = end + 1;
+            if let Some(l) = line_at(bytes, start, end) {
+                return Some(l);
             }
-            // Skip the terminator; a "\r\n" pair leaves an empty line, which
-            // is skipped like any other.
-            pos = if e < to { e + 1 } else { e };
-            let mut line = &bytes[line_start..e];
-            if let Some(&last) = line.last() {
-                if last == b' ' || last == b'\t' {
-                    line = &line[..line.len() - 1];
-                }
-            }
-            let first = line.iter().position(|&c| c != b' ' && c != b'\t');
-            match first {
-                None => continue,
-                Some(i) if line[i] == b'#' => continue,
-                _ => {}
-            }
-            let nest = line.iter().take_while(|&&c| c == b'\t').count();
-            return Some(Line {
-                nest,
-                text: &line[nest..],
-                end: pos,
-                start: line_start + nest,
-            });
         }
         None
     })
@@ -180,7 +185,17 @@ impl PciIds {
                 }
             }
         };
-        for line in lines(&text, 0, text.len()) {
+        // Nested lines (most of the file) start with a tab: skip them after
+        // one byte; only top-level lines are parsed.
+        let starts = std::iter::once(0).chain(memchr::memchr_iter(b'\n', &text).map(|i| i + 1));
+        for start in starts {
+            if start >= text.len() || text[start] == b'\t' {
+                continue;
+            }
+            let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |i| start + i);
+            let Some(line) = line_at(&text, start, end) else {
+                continue;
+            };
             if line.nest != 0 {
                 continue;
             }
@@ -468,6 +483,38 @@ C ff  Unassigned class
         assert_eq!(ids.prog_if_name(1, 6, 2), None);
         // The unknown X block and its lines are not a vendor 0001.
         assert_eq!(ids.device_name(0x5678, 1), None);
+    }
+
+    #[test]
+    fn carriage_return_ends_the_text() {
+        // pciutils reads to the newline and cuts at the first CR.
+        let ids = PciIds::parse(b"1234  Acme\r\tjunk\n\t0001  W\rx\n".to_vec());
+        assert_eq!(ids.vendor_name(0x1234).as_deref(), Some("Acme"));
+        assert_eq!(ids.device_name(0x1234, 1).as_deref(), Some("W"));
+    }
+
+    #[test]
+    fn real_pci_ids_if_installed() {
+        let Ok(text) = std::fs::read("/usr/share/misc/pci.ids") else {
+            return;
+        };
+        let t = std::time::Instant::now();
+        let ids = PciIds::parse(text);
+        eprintln!("indexed pci.ids in {:?}", t.elapsed());
+        assert_eq!(
+            ids.vendor_name(0x8086).as_deref(),
+            Some("Intel Corporation")
+        );
+        assert_eq!(ids.vendor_name(0x1af4).as_deref(), Some("Red Hat, Inc."));
+        assert_eq!(ids.lspci_class(0x0200), "Ethernet controller");
+        assert_eq!(ids.lspci_class(0x0108), "Non-Volatile memory controller");
+        assert_eq!(
+            ids.prog_if_name(0x01, 0x08, 0x02).as_deref(),
+            Some("NVM Express")
+        );
+        // The last vendor block ends at the class section.
+        assert!(ids.vendors.len() > 2000, "{}", ids.vendors.len());
+        assert!(ids.classes.len() > 15);
     }
 
     #[test]
