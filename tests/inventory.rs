@@ -744,6 +744,38 @@ fn synthetic_tree_lspci_fallbacks() {
     );
 }
 
+/// An empty root (nothing captured) still gives a document; a UEFI
+/// machine with Secure Boot on is reported as such.
+#[test]
+fn empty_root_and_uefi_secure_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let inv = inventory(&["--root", r.to_str().unwrap(), "--cmdline", ""], &[]);
+    assert_eq!(inv["pci"], serde_json::json!([]));
+    assert_eq!(inv["disks"], serde_json::json!([]));
+    assert_eq!(inv["boot_mode"]["mode"], "bios");
+    assert_eq!(inv["boot_mode"]["secure_boot"], Value::Null);
+    let efivars = r.join("sys/firmware/efi/efivars");
+    std::fs::create_dir_all(&efivars).unwrap();
+    std::fs::write(
+        efivars.join("SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"),
+        [6, 0, 0, 0, 1],
+    )
+    .unwrap();
+    let inv = inventory(
+        &[
+            "--root",
+            r.to_str().unwrap(),
+            "--cmdline",
+            "BOOTIF=aa:bb:cc:dd:ee:ff",
+        ],
+        &[],
+    );
+    assert_eq!(inv["boot_mode"]["mode"], "uefi");
+    assert_eq!(inv["boot_mode"]["secure_boot"], true);
+    assert_eq!(inv["boot_mode"]["boot_mac"], "aa:bb:cc:dd:ee:ff");
+}
+
 #[test]
 fn missing_pci_ids_file_is_an_error_naming_it() {
     let out = Command::new(BIN)

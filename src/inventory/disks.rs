@@ -490,6 +490,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn udev_records_and_by_id_links() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("run/udev/data")).unwrap();
+        std::fs::write(
+            r.join("run/udev/data/b8:0"),
+            "S:disk/by-id/ata-Disk_SN1\nS:disk/by-path/pci-0000:00:1f.2-ata-1\n\
+             E:ID_SERIAL_SHORT=SN1\nE:ID_MODEL=Disk\nE:ID_WWN=0x5000c500a1b2c3d4\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(r.join("dev/disk/by-id")).unwrap();
+        std::os::unix::fs::symlink("../../sda", r.join("dev/disk/by-id/wwn-0x5000c500a1b2c3d4"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            "../../sda1",
+            r.join("dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"),
+        )
+        .unwrap();
+        let u = udev(r, Some("8:0"));
+        assert_eq!(u.props["ID_SERIAL_SHORT"], "SN1");
+        assert_eq!(u.props["ID_WWN"], "0x5000c500a1b2c3d4");
+        let links = by_id_links(r);
+        assert_eq!(
+            by_id(&links, &u, "sda"),
+            [
+                "/dev/disk/by-id/ata-Disk_SN1",
+                "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+            ]
+        );
+        assert_eq!(
+            by_id(&links, &Udev::default(), "sda1"),
+            ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"]
+        );
+        assert!(udev(r, Some("8:16")).props.is_empty());
+    }
+
+    #[test]
     fn usage_parsing() {
         let mi = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
                   40 27 0:45 / /mnt/my\\040disk rw - btrfs /dev/sdb2 rw\n";
