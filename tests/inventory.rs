@@ -334,6 +334,10 @@ fn qemu_fixture_values() {
     assert_eq!(esp["fs"]["label"], "ESP");
     assert_eq!(esp["fs"]["uuid"], "1234-ABCD");
     assert_eq!(esp["mountpoints"], serde_json::json!([]));
+    // From the GPT in the captured disk head (no udev in that VM).
+    assert_eq!(esp["partlabel"], "EFI system");
+    assert_eq!(esp["parttype"], "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
+    assert_eq!(esp["partuuid"].as_str().map(str::len), Some(36));
     let rootp = part(nvme, "nvme0n1p2");
     assert_eq!(rootp["fs"]["type"], "ext4");
     assert_eq!(rootp["fs"]["label"], "root");
@@ -347,6 +351,9 @@ fn qemu_fixture_values() {
     // From the SCSI VPD page: lsblk needs udev for this one.
     assert_eq!(sda["serial"], "SATA0002");
     assert_eq!(sda["partition_table"], "dos");
+    let sig = sda["partition_table_uuid"].as_str().unwrap();
+    assert_eq!(part(sda, "sda2")["partuuid"], format!("{sig}-02"));
+    assert_eq!(part(sda, "sda1")["parttype"], "0x82");
     assert_eq!(sda["in_use"], true);
     let swap = part(sda, "sda1");
     assert_eq!(swap["fs"]["type"], "swap");

@@ -326,3 +326,101 @@ fn blank_and_unknown_images_have_nothing() {
     std::fs::write(&img, vec![0x5au8; 1 << 20]).unwrap();
     assert_eq!(ours(&img), None);
 }
+
+/// Partition tables written by sfdisk (GPT with names and GUIDs, DOS with
+/// an extended partition and logical ones), read back by us, by
+/// `sfdisk --json` and by blkid (PTTYPE, PTUUID).
+#[test]
+fn gpt_and_dos_tables_equal_sfdisk() {
+    if !have("sfdisk") || !have("blkid") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = [
+        "label: gpt\nlabel-id: 0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9\n\
+         start=2048, size=8192, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, \
+         uuid=11223344-5566-4778-899A-ABBCCDDEEFF0, name=\"EFI system\"\n\
+         start=10240, size=4096, type=L, name=\"root fs\"\n\
+         start=16384, size=4096, type=S\n",
+        "label: dos\nlabel-id: 0x1234abcd\n\
+         start=2048, size=4096, type=83\n\
+         start=6144, size=20480, type=5\n\
+         start=8192, size=4096, type=82\n\
+         start=14336, size=4096, type=8e\n",
+    ];
+    for script in scripts {
+        let img = dir.path().join("disk.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let mut child = Command::new("sfdisk")
+            .args(["-q", "--no-reread", "--no-tell-kernel"])
+            .arg(&img)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "sfdisk failed for {script}"
+        );
+
+        let f = std::fs::File::open(&img).unwrap();
+        let t = fsprobe::partitions(&mut fsprobe::reader(&f), 512).expect("a table");
+        let theirs: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+            &Command::new("sfdisk")
+                .arg("--json")
+                .arg(&img)
+                .output()
+                .unwrap()
+                .stdout,
+        ))
+        .unwrap();
+        let pt = &theirs["partitiontable"];
+        assert_eq!(t.kind, pt["label"].as_str().unwrap());
+        let id = pt["id"].as_str().unwrap().to_ascii_lowercase();
+        assert_eq!(t.uuid.as_deref(), Some(id.trim_start_matches("0x")));
+        let (bt, _, _) = blkid(&img);
+        let out = Command::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(bt.is_none(), "no filesystem on the bare table");
+        assert!(text.contains(&format!("PTTYPE={}", t.kind)), "{text}");
+        assert!(
+            text.contains(&format!("PTUUID={}", t.uuid.as_deref().unwrap())),
+            "{text}"
+        );
+        let parts = pt["partitions"].as_array().unwrap();
+        assert_eq!(t.entries.len(), parts.len(), "{t:?}");
+        for (e, p) in t.entries.iter().zip(parts) {
+            let node = p["node"].as_str().unwrap();
+            assert!(node.ends_with(&e.number.to_string()), "{node} vs {e:?}");
+            assert_eq!(e.start_lba, p["start"].as_u64().unwrap(), "{node}");
+            if t.kind == "gpt" {
+                assert_eq!(
+                    e.uuid.as_deref(),
+                    p["uuid"]
+                        .as_str()
+                        .map(|u| u.to_ascii_lowercase())
+                        .as_deref()
+                );
+                assert_eq!(e.name.as_deref(), p["name"].as_str());
+                assert_eq!(e.type_id, p["type"].as_str().unwrap().to_ascii_lowercase());
+            } else {
+                assert_eq!(e.uuid, Some(format!("1234abcd-{:02x}", e.number)));
+                assert_eq!(e.type_id, format!("0x{}", p["type"].as_str().unwrap()));
+            }
+        }
+    }
+}

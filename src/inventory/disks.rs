@@ -31,6 +31,8 @@ pub struct Disk {
     pub read_only: bool,
     /// `gpt` or `dos` (blkid's PTTYPE).
     pub partition_table: Option<String>,
+    /// The table's id (blkid's PTUUID): GPT disk GUID or DOS signature.
+    pub partition_table_uuid: Option<String>,
     /// A filesystem (or RAID/LVM member) on the whole disk.
     pub fs: Option<FsInfo>,
     pub partitions: Vec<Partition>,
@@ -57,6 +59,8 @@ pub struct Partition {
     pub fs: Option<FsInfo>,
     pub partuuid: Option<String>,
     pub partlabel: Option<String>,
+    /// GPT type GUID or DOS type (`0x83`).
+    pub parttype: Option<String>,
     pub by_id: Vec<String>,
     pub mountpoints: Vec<String>,
     pub swap: bool,
@@ -380,6 +384,7 @@ fn disk_sysfs(
         removable: read_u64(&dir.join("removable")) == Some(1),
         read_only: read_u64(&dir.join("ro")) == Some(1),
         partition_table: None,
+        partition_table_uuid: None,
         fs: None,
         partitions,
         in_use,
@@ -411,6 +416,7 @@ fn partition(
         fs: None,
         partuuid: u.props.get("ID_PART_ENTRY_UUID").cloned(),
         partlabel: u.props.get("ID_PART_ENTRY_NAME").cloned(),
+        parttype: u.props.get("ID_PART_ENTRY_TYPE").cloned(),
         by_id: by_id(links, &u, sysname),
         mountpoints: usage.mounts(devno.as_deref(), &path),
         swap: usage.swaps.contains(&path),
@@ -459,7 +465,23 @@ fn probe_disk(root: &Path, d: &mut Disk) {
             Ok(f) => {
                 let mut r = fsprobe::reader(&f);
                 let sector = d.logical_sector_size.unwrap_or(512);
-                d.partition_table = fsprobe::partition_table(&mut r, sector).map(str::to_string);
+                if let Some(t) = fsprobe::partitions(&mut r, sector) {
+                    d.partition_table = Some(t.kind.to_string());
+                    d.partition_table_uuid = t.uuid;
+                    // Match entries to the kernel's partitions by number and
+                    // start (sysfs `start` is in 512-byte units).
+                    for p in d.partitions.iter_mut() {
+                        let Some(e) = t.entries.iter().find(|e| {
+                            Some(e.number) == p.number
+                                && p.start_bytes.is_none_or(|s| s == e.start_lba * sector)
+                        }) else {
+                            continue;
+                        };
+                        p.partuuid = p.partuuid.take().or_else(|| e.uuid.clone());
+                        p.partlabel = p.partlabel.take().or_else(|| e.name.clone());
+                        p.parttype = p.parttype.take().or_else(|| Some(e.type_id.clone()));
+                    }
+                }
                 if d.partitions.is_empty() {
                     d.fs = fsprobe::probe(&mut r, d.size_bytes);
                 }

@@ -319,26 +319,160 @@ fn vfat(b: &[u8]) -> Option<FsInfo> {
     ))
 }
 
+/// A partition table: blkid's PTTYPE and PTUUID, and per entry the
+/// PART_ENTRY_* values (what lsblk shows as PARTUUID, PARTLABEL, PARTTYPE).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartTable {
+    /// `gpt` or `dos`.
+    pub kind: &'static str,
+    pub uuid: Option<String>,
+    pub entries: Vec<PartEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartEntry {
+    /// The kernel's partition number (GPT slot + 1; DOS 1-4, logical 5+).
+    pub number: u32,
+    pub start_lba: u64,
+    pub uuid: Option<String>,
+    pub name: Option<String>,
+    /// GPT type GUID, or the DOS type byte as `0x83`.
+    pub type_id: String,
+}
+
+/// GUID in its text form: the first three fields are little-endian.
+fn guid(b: &[u8]) -> Option<String> {
+    if b.iter().all(|&x| x == 0) {
+        return None;
+    }
+    let mut v = b[..16].to_vec();
+    v[0..4].reverse();
+    v[4..6].reverse();
+    v[6..8].reverse();
+    uuid(&v)
+}
+
 /// Partition table type of a whole disk: `gpt` or `dos`, as blkid's PTTYPE.
 pub fn partition_table(
     read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
     sector: u64,
 ) -> Option<&'static str> {
-    for s in [sector, 512, 4096] {
-        if let Some(b) = read(s, 8) {
-            if b == b"EFI PART" {
-                return Some("gpt");
-            }
+    partitions(read, sector).map(|t| t.kind)
+}
+
+/// Read a GPT (at LBA 1 for the logical sector size) or a DOS table with
+/// its extended-partition chain.
+pub fn partitions(
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+    sector: u64,
+) -> Option<PartTable> {
+    for ss in [sector, 512, 4096] {
+        let Some(h) = read(ss, 92) else { continue };
+        if h.len() < 92 || &h[..8] != b"EFI PART" {
+            continue;
         }
+        let lba = le64(&h, 72);
+        let count = le32(&h, 80).min(1024) as usize;
+        let esz = le32(&h, 84) as usize;
+        let mut t = PartTable {
+            kind: "gpt",
+            uuid: guid(&h[56..72]),
+            entries: Vec::new(),
+        };
+        if esz < 128 {
+            return Some(t);
+        }
+        let all = read(lba * ss, count * esz).unwrap_or_default();
+        for (i, e) in all.chunks_exact(esz).enumerate() {
+            let Some(type_id) = guid(&e[0..16]) else {
+                continue;
+            };
+            let name: Vec<u16> = e[56..128]
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&c| c != 0)
+                .collect();
+            let name = String::from_utf16_lossy(&name);
+            t.entries.push(PartEntry {
+                number: i as u32 + 1,
+                start_lba: le64(e, 32),
+                uuid: guid(&e[16..32]),
+                name: (!name.is_empty()).then_some(name),
+                type_id,
+            });
+        }
+        return Some(t);
     }
     let mbr = read(0, 512)?;
-    if mbr[510] != 0x55 || mbr[511] != 0xaa || vfat(&mbr).is_some() || &mbr[3..7] == b"NTFS" {
+    if mbr.len() < 512
+        || mbr[510] != 0x55
+        || mbr[511] != 0xaa
+        || vfat(&mbr).is_some()
+        || &mbr[3..7] == b"NTFS"
+    {
         return None;
     }
     // Each entry's status byte is 0x00 or 0x80.
     let ok = (0..4).all(|i| matches!(mbr[446 + i * 16], 0x00 | 0x80));
     let any = (0..4).any(|i| mbr[446 + i * 16 + 4] != 0);
-    (ok && any).then_some("dos")
+    if !(ok && any) {
+        return None;
+    }
+    let id = le32(&mbr, 440);
+    let puuid = |n: u32| (id != 0).then(|| format!("{id:08x}-{n:02x}"));
+    let mut t = PartTable {
+        kind: "dos",
+        uuid: (id != 0).then(|| format!("{id:08x}")),
+        entries: Vec::new(),
+    };
+    let mut extended = None;
+    for i in 0..4 {
+        let e = &mbr[446 + i * 16..462 + i * 16];
+        let kind = e[4];
+        if kind == 0 {
+            continue;
+        }
+        let start = le32(e, 8) as u64;
+        if matches!(kind, 0x05 | 0x0f | 0x85) {
+            extended = extended.or(Some(start));
+        }
+        t.entries.push(PartEntry {
+            number: i as u32 + 1,
+            start_lba: start,
+            uuid: puuid(i as u32 + 1),
+            name: None,
+            type_id: format!("0x{kind:x}"),
+        });
+    }
+    // Logical partitions: a chain of EBRs, each relative to the extended
+    // partition's start (bounded against loops).
+    if let Some(ext) = extended {
+        let mut ebr = ext;
+        let mut n = 5;
+        for _ in 0..128 {
+            let Some(b) = read(ebr * 512, 512) else { break };
+            if b.len() < 512 || b[510] != 0x55 || b[511] != 0xaa {
+                break;
+            }
+            let e = &b[446..462];
+            if e[4] != 0 {
+                t.entries.push(PartEntry {
+                    number: n,
+                    start_lba: ebr + le32(e, 8) as u64,
+                    uuid: puuid(n),
+                    name: None,
+                    type_id: format!("0x{:x}", e[4]),
+                });
+                n += 1;
+            }
+            let next = &b[462..478];
+            if next[4] == 0 || le32(next, 8) == 0 {
+                break;
+            }
+            ebr = ext + le32(next, 8) as u64;
+        }
+    }
+    Some(t)
 }
 
 /// Probe an open device or image file of `size` bytes.
