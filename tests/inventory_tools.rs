@@ -79,17 +79,17 @@ fn disks_equal_lsblk() {
             );
             match t["serial"].as_str() {
                 Some(s) => assert_eq!(d["serial"], s.trim(), "{name} serial"),
-                // lsblk reads no virtio-blk serial without udev; ours must
-                // then be the kernel's own attribute, or nothing.
+                // Without udev lsblk has no serial for virtio-blk, SATA or
+                // USB disks; ours must then come from the kernel: the
+                // virtio `serial`, the SCSI VPD page 0x80, or the USB
+                // device's `serial`.
                 None => {
-                    let attr = std::fs::read_to_string(format!("/sys/block/{name}/serial"))
-                        .ok()
-                        .map(|s| s.trim().to_string());
-                    assert!(
-                        d["serial"].is_null() || d["serial"].as_str().map(str::to_string) == attr,
-                        "{name} serial {} but lsblk has none",
-                        d["serial"]
-                    );
+                    if let Some(ours) = d["serial"].as_str() {
+                        assert!(
+                            serial_in_sysfs(name, ours),
+                            "{name}: serial {ours:?} is not in sysfs and lsblk has none"
+                        );
+                    }
                 }
             }
             assert_eq!(d["read_only"], t["ro"], "{name} ro");
@@ -101,6 +101,19 @@ fn disks_equal_lsblk() {
         return;
     }
     panic!("disk names never matched lsblk: {last}");
+}
+
+/// Does `serial` appear in one of the sysfs files a disk serial can come
+/// from?
+fn serial_in_sysfs(name: &str, serial: &str) -> bool {
+    let dir = std::path::PathBuf::from(format!("/sys/block/{name}"));
+    let mut files = vec![dir.join("serial"), dir.join("device/vpd_pg80")];
+    if let Ok(real) = std::fs::canonicalize(dir.join("device")) {
+        files.extend(real.ancestors().map(|a| a.join("serial")));
+    }
+    files
+        .iter()
+        .any(|f| std::fs::read(f).is_ok_and(|b| String::from_utf8_lossy(&b).contains(serial)))
 }
 
 /// lscpu -J: a list of {field, data}, nested under `children` in newer
