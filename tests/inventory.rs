@@ -751,6 +751,112 @@ fn synthetic_tree_lspci_fallbacks() {
     );
 }
 
+/// A synthetic /sys/block: which devices are listed (as `lsblk -d`
+/// lists them) and what makes a disk "in use".
+#[test]
+fn synthetic_block_devices_and_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    let dev = |name: &str, devno: &str, sectors: u64| {
+        let d = r.join("sys/block").join(name);
+        std::fs::create_dir_all(d.join("queue")).unwrap();
+        std::fs::create_dir_all(d.join("holders")).unwrap();
+        std::fs::create_dir_all(d.join("slaves")).unwrap();
+        std::fs::write(d.join("dev"), format!("{devno}\n")).unwrap();
+        std::fs::write(d.join("size"), format!("{sectors}\n")).unwrap();
+        std::fs::write(d.join("ro"), "0\n").unwrap();
+        std::fs::write(d.join("removable"), "0\n").unwrap();
+        std::fs::write(d.join("queue/rotational"), "0\n").unwrap();
+        std::fs::write(d.join("queue/logical_block_size"), "512\n").unwrap();
+        std::fs::write(d.join("queue/physical_block_size"), "4096\n").unwrap();
+        std::fs::create_dir_all(r.join("sys/dev/block")).unwrap();
+        std::os::unix::fs::symlink(
+            format!("../../block/{name}"),
+            r.join("sys/dev/block").join(devno),
+        )
+        .unwrap();
+        d
+    };
+    let sda = dev("sda", "8:0", 2048 * 1024);
+    let p1 = sda.join("sda1");
+    std::fs::create_dir_all(p1.join("holders")).unwrap();
+    std::fs::write(p1.join("partition"), "1\n").unwrap();
+    std::fs::write(p1.join("start"), "2048\n").unwrap();
+    std::fs::write(p1.join("size"), "4096\n").unwrap();
+    std::fs::write(p1.join("dev"), "8:1\n").unwrap();
+    std::fs::create_dir_all(p1.join("holders/md0")).unwrap();
+    let sdb = dev("sdb", "8:16", 4096);
+    std::fs::create_dir_all(sdb.join("holders/dm-0")).unwrap();
+    let sdc = dev("sdc", "8:32", 4096);
+    let md0 = dev("md0", "9:0", 4000);
+    std::fs::create_dir_all(md0.join("slaves/sda1")).unwrap();
+    let dm0 = dev("dm-0", "253:0", 4000);
+    std::fs::create_dir_all(dm0.join("slaves/sdb")).unwrap();
+    dev("ram0", "1:0", 8192);
+    // High loop numbers: lsblk asks the host's /dev/loopN for a backing
+    // file even with --sysroot, so avoid ones a test on this host may use.
+    dev("loop200", "7:200", 0);
+    let loop1 = dev("loop201", "7:201", 2048);
+    std::fs::create_dir_all(loop1.join("loop")).unwrap();
+    std::fs::write(loop1.join("loop/backing_file"), "/tmp/x.img\n").unwrap();
+    let hidden = dev("nvme0c0n1", "259:9", 2048);
+    std::fs::write(hidden.join("hidden"), "1\n").unwrap();
+    let sdd = dev("sdd", "8:48", 4096);
+    let _ = sdd;
+    std::fs::create_dir_all(r.join("proc/self")).unwrap();
+    std::fs::write(
+        r.join("proc/self/mountinfo"),
+        "20 1 8:32 / /srv rw - xfs /dev/sdc rw\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("proc/swaps"),
+        "Filename Type Size Used Priority\n/dev/sdd partition 2044 0 -2\n",
+    )
+    .unwrap();
+
+    let inv = inventory(&["--root", r.to_str().unwrap(), "--cmdline", ""], &[]);
+    let names: Vec<&str> = inv["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["loop201", "sda", "sdb", "sdc", "sdd"]);
+    assert_eq!(disk(&inv, "loop201")["transport"], "loop");
+    let a = disk(&inv, "sda");
+    assert_eq!(a["in_use"], true);
+    assert_eq!(a["holders"], serde_json::json!([]));
+    assert_eq!(part(a, "sda1")["holders"], serde_json::json!(["md0"]));
+    assert_eq!(part(a, "sda1")["start_bytes"], 2048 * 512);
+    assert_eq!(disk(&inv, "sdb")["holders"], serde_json::json!(["dm-0"]));
+    assert_eq!(disk(&inv, "sdb")["in_use"], true);
+    assert_eq!(
+        disk(&inv, "sdc")["mountpoints"],
+        serde_json::json!(["/srv"])
+    );
+    assert_eq!(disk(&inv, "sdd")["swap"], true);
+    assert_eq!(disk(&inv, "sdd")["in_use"], true);
+    assert_eq!(disk(&inv, "sda")["size_bytes"], 1u64 << 30);
+
+    if have("lsblk") {
+        let out = output(
+            Command::new("lsblk")
+                .args(["-J", "-b", "-d", "-o", "NAME,SIZE", "--sysroot"])
+                .arg(r),
+        );
+        let theirs: Value = serde_json::from_str(&out).unwrap();
+        let mut theirs: Vec<&str> = theirs["blockdevices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap())
+            .collect();
+        theirs.sort();
+        assert_eq!(theirs, names, "lsblk -d --sysroot lists the same devices");
+    }
+}
+
 /// An empty root (nothing captured) still gives a document; a UEFI
 /// machine with Secure Boot on is reported as such.
 #[test]
