@@ -787,7 +787,7 @@ fn synthetic_block_devices_and_usage() {
     std::fs::create_dir_all(p1.join("holders/md0")).unwrap();
     let sdb = dev("sdb", "8:16", 4096);
     std::fs::create_dir_all(sdb.join("holders/dm-0")).unwrap();
-    let sdc = dev("sdc", "8:32", 4096);
+    dev("sdc", "8:32", 4096);
     let md0 = dev("md0", "9:0", 4000);
     std::fs::create_dir_all(md0.join("slaves/sda1")).unwrap();
     let dm0 = dev("dm-0", "253:0", 4000);
@@ -801,8 +801,7 @@ fn synthetic_block_devices_and_usage() {
     std::fs::write(loop1.join("loop/backing_file"), "/tmp/x.img\n").unwrap();
     let hidden = dev("nvme0c0n1", "259:9", 2048);
     std::fs::write(hidden.join("hidden"), "1\n").unwrap();
-    let sdd = dev("sdd", "8:48", 4096);
-    let _ = sdd;
+    dev("sdd", "8:48", 4096);
     std::fs::create_dir_all(r.join("proc/self")).unwrap();
     std::fs::write(
         r.join("proc/self/mountinfo"),
