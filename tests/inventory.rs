@@ -946,3 +946,38 @@ fn inventory_task_emits_result_event() {
     let finished = events.iter().find(|e| e["type"] == "run_finished").unwrap();
     assert_eq!(finished["exit_status"], 0);
 }
+
+/// Bad inventory step options reject the plan before anything runs.
+#[test]
+fn bad_step_options_reject_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("inventory.toml"),
+        "name = 'inventory'\ndescription = 'x'\ntime_limit = '10m'\nafter = 'stay'\n\
+         [[steps]]\nmodule = 'inventory'\n[steps.options]\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--cmdline", "speediso.task=inventory", "--tasks-dir"])
+        .arg(dir.path())
+        .args(["dispatch", "--dry-run"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("unknown inventory option 'colour'"), "{text}");
+
+    let out = Command::new(BIN)
+        .args([
+            "--cmdline",
+            "speediso.task=inventory speediso.inventory.smart=maybe",
+        ])
+        .args(["dispatch", "--dry-run"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("inventory.smart"), "{text}");
+}
