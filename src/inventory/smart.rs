@@ -1,7 +1,8 @@
 //! SMART health summary through `smartctl --json`, for NVMe, SATA and SAS
-//! disks. Absent whenever smartctl is missing, the device does not answer,
-//! or smartctl exits non-zero (its exit status is a bit mask that also
-//! flags logged errors; rather than guess, nothing is reported).
+//! disks. smartctl's exit status is a bit mask that is non-zero for healthy
+//! disks with old logged errors too, so the verdict is taken from the JSON
+//! (`smart_status.passed`), never from the status. Absent whenever
+//! smartctl is missing or the device gives no verdict.
 
 use super::disks::Disk;
 use serde::Serialize;
@@ -45,7 +46,10 @@ pub fn query(d: &Disk) -> Option<Smart> {
     if !matches!(t, "nvme" | "sata" | "ata" | "sas" | "scsi") {
         return None;
     }
-    match crate::cmd::run(&["smartctl", "-j", "-H", "-A", &d.path]) {
+    // Through sh only to keep stdout whatever the exit mask; the device
+    // path goes in as $0, unquoted nowhere.
+    let script = "command -v smartctl >/dev/null || exit 1; smartctl -j -H -A \"$0\"; exit 0";
+    match crate::cmd::run(&["sh", "-c", script, &d.path]) {
         Ok(out) => parse(&out),
         Err(e) => {
             tracing::debug!("no SMART for {}: {e:#}", d.path);
@@ -75,5 +79,36 @@ mod tests {
         // No health verdict: nothing, rather than a guess.
         assert_eq!(parse(r#"{"device":{}}"#), None);
         assert_eq!(parse("not json"), None);
+    }
+
+    /// A healthy disk with logged errors: smartctl exits 64, the verdict
+    /// still comes through; virtio disks are not asked at all.
+    #[test]
+    fn exit_mask_does_not_hide_the_verdict() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("smartctl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho '{\"smart_status\":{\"passed\":true},\"temperature\":{\"current\":40}}'\nexit 64\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::env::set_var("PATH", path);
+        let mut d = Disk {
+            path: "/dev/nvme9n9".into(),
+            transport: Some("nvme".into()),
+            ..Default::default()
+        };
+        let s = query(&d).unwrap();
+        assert!(s.passed);
+        assert_eq!(s.temperature_c, Some(40));
+        d.transport = Some("virtio".into());
+        assert_eq!(query(&d), None);
     }
 }
