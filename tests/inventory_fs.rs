@@ -195,6 +195,65 @@ fn iso9660() {
     assert_eq!(got.label.as_deref(), Some("SPEEDISO_LIVE"));
     assert_eq!(got.label, l);
     assert_eq!(got.uuid, u);
+
+    // Joliet with a label the primary descriptor cannot hold (lower case),
+    // and creation and modification times that differ: blkid takes the
+    // Joliet label and the modification time.
+    let img2 = dir.path().join("joliet.iso");
+    sh(&[
+        "xorriso",
+        "-report_about",
+        "SORRY",
+        "-outdev",
+        img2.to_str().unwrap(),
+        "-joliet",
+        "on",
+        "-volid",
+        "Speediso live 1",
+        "-volume_date",
+        "c",
+        "2024010203040500",
+        "-volume_date",
+        "m",
+        "2025060708091000",
+        "-map",
+        content.to_str().unwrap(),
+        "/",
+    ]);
+    let (t, l, u) = blkid(&img2);
+    let got = ours(&img2).unwrap();
+    assert_eq!(t.as_deref(), Some("iso9660"));
+    assert_eq!(got.label, l, "Joliet label");
+    assert_eq!(got.uuid, u, "time stamp UUID");
+    assert!(
+        got.uuid.as_deref().unwrap_or("").starts_with("2025-06-07"),
+        "{got:?}"
+    );
+
+    // Hand-made: an upper-case primary label and a Joliet one that says
+    // more; an unset modification time. blkid must agree with us.
+    let mut v = vec![0u8; 1 << 20];
+    let pvd = 32768;
+    v[pvd..pvd + 6].copy_from_slice(b"\x01CD001");
+    v[pvd + 40..pvd + 72].copy_from_slice(&[b' '; 32]);
+    v[pvd + 40..pvd + 48].copy_from_slice(b"SPEEDISO");
+    v[pvd + 830..pvd + 846].copy_from_slice(b"0000000000000000");
+    v[pvd + 813..pvd + 829].copy_from_slice(b"2024010203040500");
+    let svd = pvd + 2048;
+    v[svd..svd + 6].copy_from_slice(b"\x02CD001");
+    v[svd + 88..svd + 91].copy_from_slice(b"%/E");
+    for (i, c) in "Speediso Live".encode_utf16().enumerate() {
+        v[svd + 40 + 2 * i..svd + 42 + 2 * i].copy_from_slice(&c.to_be_bytes());
+    }
+    v[svd + 2048] = 0xff;
+    let img3 = dir.path().join("synthetic.iso");
+    std::fs::write(&img3, &v).unwrap();
+    let (t, l, u) = blkid(&img3);
+    let got = ours(&img3).unwrap();
+    assert_eq!(t.as_deref(), Some("iso9660"));
+    assert_eq!(got.label.as_deref(), Some("Speediso Live"));
+    assert_eq!(got.label, l);
+    assert_eq!(got.uuid, u);
 }
 
 /// MD RAID superblocks written by hand (this kernel may have no md driver,

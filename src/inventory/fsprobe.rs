@@ -183,10 +183,12 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
     // ISO 9660: primary volume descriptor at 32 KiB.
     if at(32768, 6) == Some(b"\x01CD001") && head.len() >= 32768 + 2048 {
         let pvd = &head[32768..32768 + 2048];
-        // blkid's UUID is the creation (else modification) time stamp.
+        // blkid's UUID is the modification (else creation) time stamp,
+        // unless it is all '0' with a zero time zone (unset).
         let stamp = |o: usize| {
             let d = &pvd[o..o + 16];
-            (d.iter().all(u8::is_ascii_digit) && d.iter().any(|&c| c != b'0')).then(|| {
+            let unset = d.iter().all(|&c| c == b'0') && pvd[o + 16] == 0;
+            (!unset && d.iter().all(u8::is_ascii_digit)).then(|| {
                 let s = String::from_utf8_lossy(d);
                 format!(
                     "{}-{}-{}-{}-{}-{}-{}",
@@ -202,8 +204,8 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         };
         return Some(info(
             "iso9660",
-            label(&pvd[40..72]),
-            stamp(813).or_else(|| stamp(830)),
+            iso_label(&head, &pvd[40..72]),
+            stamp(830).or_else(|| stamp(813)),
         ));
     }
     // NTFS / exFAT (type and serial only; their labels live in metadata
@@ -221,6 +223,41 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         ));
     }
     None
+}
+
+/// The ISO 9660 label as blkid gives it: the Joliet (UTF-16BE) volume id
+/// when a Joliet descriptor exists and says more than the primary one
+/// (which is limited to upper-case ASCII), else the primary volume id.
+fn iso_label(head: &[u8], pvd_label: &[u8]) -> Option<String> {
+    // Volume descriptors follow the primary one, up to 16, until type 255.
+    for i in 1..16 {
+        let o = 32768 + i * 2048;
+        let Some(vd) = head.get(o..o + 2048) else {
+            break;
+        };
+        match vd[0] {
+            0xff => break,
+            2 if matches!(&vd[88..91], b"%/@" | b"%/C" | b"%/E") => {
+                let j = &vd[40..72];
+                let same = j
+                    .chunks_exact(2)
+                    .zip(pvd_label)
+                    .all(|(u, &a)| u[0] == 0 && u[1] == a);
+                if same {
+                    break;
+                }
+                let units: Vec<u16> = j
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .take_while(|&c| c != 0)
+                    .collect();
+                let s = String::from_utf16_lossy(&units).trim_end().to_string();
+                return (!s.is_empty()).then_some(s);
+            }
+            _ => {}
+        }
+    }
+    label(pvd_label)
 }
 
 /// An MD 0.90 superblock at byte `off` of a device of `size` bytes. Its
@@ -573,6 +610,32 @@ mod tests {
         v[sb + 216] ^= 1;
         v[sb + 144] = 9;
         assert_eq!(probe_vec(&v), None);
+    }
+
+    #[test]
+    fn iso9660_joliet_label_wins_when_it_says_more() {
+        let mut v = vec![0u8; 1 << 20];
+        let pvd = 32768;
+        v[pvd..pvd + 6].copy_from_slice(b"\x01CD001");
+        v[pvd + 40..pvd + 72].copy_from_slice(&[b' '; 32]);
+        v[pvd + 40..pvd + 48].copy_from_slice(b"SPEEDISO");
+        v[pvd + 830..pvd + 846].copy_from_slice(b"0000000000000000");
+        v[pvd + 813..pvd + 829].copy_from_slice(b"2024010203040500");
+        let svd = pvd + 2048;
+        v[svd..svd + 6].copy_from_slice(b"\x02CD001");
+        v[svd + 88..svd + 91].copy_from_slice(b"%/E");
+        for (i, c) in "Speediso Live".encode_utf16().enumerate() {
+            v[svd + 40 + 2 * i..svd + 42 + 2 * i].copy_from_slice(&c.to_be_bytes());
+        }
+        v[svd + 2048] = 0xff;
+        let f = probe_vec(&v).unwrap();
+        assert_eq!(f.kind, "iso9660");
+        assert_eq!(f.label.as_deref(), Some("Speediso Live"));
+        // Modification time unset (all '0', zone 0): the creation time.
+        assert_eq!(f.uuid.as_deref(), Some("2024-01-02-03-04-05-00"));
+        // Without the Joliet descriptor: the primary label.
+        v[svd] = 0xff;
+        assert_eq!(probe_vec(&v).unwrap().label.as_deref(), Some("SPEEDISO"));
     }
 
     #[test]
