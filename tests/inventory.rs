@@ -981,3 +981,61 @@ fn bad_step_options_reject_the_plan() {
     assert!(!out.status.success());
     assert!(text.contains("inventory.smart"), "{text}");
 }
+
+/// blkid reads the captured device heads (dev/<name> in a fixture) and
+/// must find the same type, label and UUID as the inventory does.
+#[test]
+fn fixture_filesystems_equal_blkid_on_captured_heads() {
+    if !have("blkid") {
+        return;
+    }
+    let mut compared = 0;
+    for name in FIXTURES {
+        let root = fixture(name);
+        let devdir = root.join("dev");
+        let Ok(rd) = std::fs::read_dir(&devdir) else {
+            continue;
+        };
+        let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
+        let mut fs_of = std::collections::BTreeMap::new();
+        for d in inv["disks"].as_array().unwrap() {
+            fs_of.insert(d["name"].as_str().unwrap().to_string(), d["fs"].clone());
+            for p in d["partitions"].as_array().unwrap() {
+                fs_of.insert(p["name"].as_str().unwrap().to_string(), p["fs"].clone());
+            }
+        }
+        for e in rd {
+            let path = e.unwrap().path();
+            let dev = path.file_name().unwrap().to_string_lossy().to_string();
+            let out = Command::new("blkid")
+                .args(["-p", "-o", "export"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let get = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                    .map(|v| v.replace('\\', ""))
+            };
+            let Some(kind) = get("TYPE") else { continue };
+            let ours = &fs_of[&dev];
+            assert_eq!(ours["type"].as_str(), Some(kind.as_str()), "{name} {dev}");
+            assert_eq!(
+                ours["label"].as_str().map(str::to_string),
+                get("LABEL"),
+                "{name} {dev}"
+            );
+            assert_eq!(
+                ours["uuid"].as_str().map(str::to_string),
+                get("UUID"),
+                "{name} {dev}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared >= 6,
+        "only {compared} captured filesystems compared"
+    );
+}

@@ -483,3 +483,49 @@ fn gpt_and_dos_tables_equal_sfdisk() {
         }
     }
 }
+
+/// FAT labels as blkid reads them: the root directory's volume-label
+/// entry, not the boot sector's copy (which tools such as Windows leave
+/// stale). Boot-sector label changed, then the directory entry removed.
+#[test]
+fn vfat_label_comes_from_the_root_directory() {
+    if !have("mkfs.vfat") || !have("blkid") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (fat, size, label_off) in [("16", 32u64 << 20, 43usize), ("32", 64 << 20, 71)] {
+        let img = dir.path().join(format!("fat{fat}"));
+        std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+        sh(&[
+            "mkfs.vfat",
+            "-F",
+            fat,
+            "-n",
+            "DIRLBL",
+            img.to_str().unwrap(),
+        ]);
+        let mut b = std::fs::read(&img).unwrap();
+        b[label_off..label_off + 11].copy_from_slice(b"BOOTONLY   ");
+        std::fs::write(&img, &b).unwrap();
+        let (_, l, u) = blkid(&img);
+        let got = ours(&img).unwrap();
+        assert_eq!(l.as_deref(), Some("DIRLBL"), "blkid, FAT{fat}");
+        assert_eq!(got.label, l, "FAT{fat}");
+        assert_eq!(got.uuid, u, "FAT{fat}");
+        // Delete the directory entry: no LABEL at all.
+        // The entry (name + attribute 0x08), not FAT32's backup boot sector.
+        let pos = b
+            .windows(12)
+            .position(|w| w == b"DIRLBL     \x08")
+            .expect("label entry");
+        b[pos] = 0xe5;
+        std::fs::write(&img, &b).unwrap();
+        let (_, l, _) = blkid(&img);
+        assert_eq!(l, None, "blkid, FAT{fat} without the entry");
+        assert_eq!(
+            ours(&img).unwrap().label,
+            None,
+            "FAT{fat} without the entry"
+        );
+    }
+}

@@ -128,7 +128,7 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         return Some(info("crypto_LUKS", lbl, label(&head[168..208])));
     }
     // FAT12/16/32.
-    if let Some(f) = vfat(&head) {
+    if let Some(f) = vfat(&head, read) {
         return Some(f);
     }
     // Swap: signature in the last 10 bytes of the first page.
@@ -322,7 +322,8 @@ pub fn md1_csum(b: &[u8]) -> u32 {
     ((sum & 0xffff_ffff) + (sum >> 32)) as u32
 }
 
-fn vfat(b: &[u8]) -> Option<FsInfo> {
+/// Is this a FAT boot sector? Returns (is FAT32, serial offset).
+fn fat_boot_sector(b: &[u8]) -> Option<(bool, usize)> {
     if b.len() < 512 || b[510] != 0x55 || b[511] != 0xaa {
         return None;
     }
@@ -336,24 +337,87 @@ fn vfat(b: &[u8]) -> Option<FsInfo> {
     if !valid_geometry {
         return None;
     }
-    let (id_off, label_off) = if &b[82..87] == b"FAT32" {
-        (67, 71)
-    } else if &b[54..59] == b"FAT12" || &b[54..59] == b"FAT16" || &b[54..57] == b"FAT" {
-        (39, 43)
+    if &b[82..87] == b"FAT32" {
+        Some((true, 67))
+    } else if &b[54..57] == b"FAT" {
+        Some((false, 39))
     } else {
-        return None;
-    };
-    // Extended boot signature 0x29 means the id and label fields are valid.
-    if b[id_off - 1] != 0x29 {
-        return Some(info("vfat", None, None));
+        None
     }
-    let id = le32(b, id_off);
-    let lbl = label(&b[label_off..label_off + 11]).filter(|l| l != "NO NAME");
-    Some(info(
-        "vfat",
-        lbl,
-        Some(format!("{:04X}-{:04X}", id >> 16, id & 0xffff)),
-    ))
+}
+
+/// The volume-label entry of a FAT directory (`entries` 32-byte entries
+/// at `off`): not free, no cluster, not a long-name part, volume-id bit
+/// without the directory bit.
+fn fat_dir_label(
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+    off: u64,
+    entries: usize,
+) -> Option<String> {
+    let dir = read(off, entries.min(65536) * 32)?;
+    for e in dir.chunks_exact(32) {
+        if e[0] == 0 {
+            break;
+        }
+        let attr = e[11];
+        if e[0] == 0xe5 || le16(e, 20) != 0 || le16(e, 26) != 0 || attr & 0x3f == 0x0f {
+            continue;
+        }
+        if attr & 0x18 == 0x08 {
+            let mut name = e[..11].to_vec();
+            if name[0] == 0x05 {
+                name[0] = 0xe5;
+            }
+            return label(&name);
+        }
+    }
+    None
+}
+
+/// FAT12/16/32. As blkid: LABEL is the root directory's volume-label
+/// entry (the boot sector's copy is only LABEL_FATBOOT there), UUID the
+/// volume serial when the extended boot signature says it is set.
+fn vfat(b: &[u8], read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> Option<FsInfo> {
+    let (fat32, id_off) = fat_boot_sector(b)?;
+    let bps = le16(b, 11) as u64;
+    let spc = b[13] as u64;
+    let reserved = le16(b, 14) as u64;
+    let fats = b[16] as u64;
+    let lbl = if !fat32 {
+        let root = (reserved + fats * le16(b, 22) as u64) * bps;
+        fat_dir_label(read, root, le16(b, 17) as usize)
+    } else {
+        // Follow the root directory's cluster chain (bounded).
+        let fat_len = le32(b, 36) as u64;
+        let data = reserved + fats * fat_len;
+        let max = fat_len * bps / 4;
+        let mut next = le32(b, 44) as u64;
+        let mut found = None;
+        for _ in 0..100 {
+            if next < 2 || next >= max {
+                break;
+            }
+            let off = (data + (next - 2) * spc) * bps;
+            if let Some(l) = fat_dir_label(read, off, (spc * bps / 32) as usize) {
+                found = Some(l);
+                break;
+            }
+            let Some(e) = read(reserved * bps + next * 4, 4) else {
+                break;
+            };
+            if e.len() < 4 {
+                break;
+            }
+            next = (le32(&e, 0) & 0x0fff_ffff) as u64;
+        }
+        found
+    };
+    let sig = b[id_off - 1];
+    let uuid = (sig == 0x29 || (!fat32 && sig == 0x28)).then(|| {
+        let id = le32(b, id_off);
+        format!("{:04X}-{:04X}", id >> 16, id & 0xffff)
+    });
+    Some(info("vfat", lbl, uuid))
 }
 
 /// A partition table: blkid's PTTYPE and PTUUID, and per entry the
@@ -444,7 +508,7 @@ pub fn partitions(
     if mbr.len() < 512
         || mbr[510] != 0x55
         || mbr[511] != 0xaa
-        || vfat(&mbr).is_some()
+        || fat_boot_sector(&mbr).is_some()
         || &mbr[3..7] == b"NTFS"
     {
         return None;
