@@ -292,7 +292,13 @@ fn md1(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, off: u64) -> Option<
     {
         return None;
     }
-    let n = 256 + 2 * le32(&b, 220) as usize;
+    // max_dev is at most a few thousand; anything larger is not an MD
+    // superblock (and must not size a read).
+    let max_dev = le32(&b, 220) as usize;
+    if max_dev > 65536 {
+        return None;
+    }
+    let n = 256 + 2 * max_dev;
     let mut full = read(off, n)?;
     if full.len() < n {
         return None;
@@ -480,7 +486,8 @@ pub fn partitions(
             uuid: guid(&h[56..72]),
             entries: Vec::new(),
         };
-        if esz < 128 {
+        // A corrupt header must not make us read gigabytes.
+        if !(128..=4096).contains(&esz) {
             return Some(t);
         }
         let all = read(lba * ss, count * esz).unwrap_or_default();
@@ -585,6 +592,10 @@ pub fn probe_file(f: &File, size: u64) -> Option<FsInfo> {
 /// Adapter: read from an open device or image file.
 pub fn reader(f: &File) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
     move |off, len| {
+        // Every probe reads a few KiB to a few MiB; refuse anything else.
+        if len > 16 << 20 {
+            return None;
+        }
         let mut buf = vec![0u8; len];
         let mut got = 0;
         while got < len {
@@ -700,6 +711,29 @@ mod tests {
         // Without the Joliet descriptor: the primary label.
         v[svd] = 0xff;
         assert_eq!(probe_vec(&v).unwrap().label.as_deref(), Some("SPEEDISO"));
+    }
+
+    #[test]
+    fn corrupt_headers_do_not_size_reads() {
+        let mut v = vec![0u8; 1 << 20];
+        v[512..520].copy_from_slice(b"EFI PART");
+        v[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+        v[512 + 80..512 + 84].copy_from_slice(&u32::MAX.to_le_bytes());
+        v[512 + 84..512 + 88].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut r = |off: u64, len: usize| {
+            assert!(len <= 16 << 20, "asked for {len} bytes");
+            let o = off as usize;
+            (o < v.len()).then(|| v[o..(o + len).min(v.len())].to_vec())
+        };
+        let t = partitions(&mut r, 512).unwrap();
+        assert_eq!(t.kind, "gpt");
+        assert!(t.entries.is_empty());
+        let mut md = vec![0u8; 1 << 20];
+        md[4096..4100].copy_from_slice(&0xa92b_4efcu32.to_le_bytes());
+        md[4100..4104].copy_from_slice(&1u32.to_le_bytes());
+        md[4096 + 144..4096 + 152].copy_from_slice(&8u64.to_le_bytes());
+        md[4096 + 220..4096 + 224].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(probe_vec(&md), None);
     }
 
     #[test]
