@@ -176,7 +176,7 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         return Some(info(kind, label(&sb[0x78..0x88]), uuid(&sb[0x68..0x78])));
     }
     // btrfs: superblock at 64 KiB, magic at +64.
-    if at(65536 + 64, 8) == Some(b"_BHRfS_M") {
+    if at(65536 + 64, 8) == Some(b"_BHRfS_M") && head.len() >= 65536 + 555 {
         let sb = &head[65536..];
         return Some(info("btrfs", label(&sb[299..299 + 256]), uuid(&sb[32..48])));
     }
@@ -734,6 +734,41 @@ mod tests {
         md[4096 + 144..4096 + 152].copy_from_slice(&8u64.to_le_bytes());
         md[4096 + 220..4096 + 224].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(probe_vec(&md), None);
+    }
+
+    /// Every signature, on devices cut short at every interesting size:
+    /// no panic, whatever is found.
+    #[test]
+    fn truncated_devices_do_not_panic() {
+        let mut full = vec![0u8; 70000];
+        full[0..4].copy_from_slice(b"XFSB");
+        full[1024 + 0x38..1024 + 0x3a].copy_from_slice(&0xef53u16.to_le_bytes());
+        full[65536 + 64..65536 + 72].copy_from_slice(b"_BHRfS_M");
+        full[32768..32774].copy_from_slice(b"\x01CD001");
+        full[3..11].copy_from_slice(b"NTFS    ");
+        full[510] = 0x55;
+        full[511] = 0xaa;
+        full[4086..4096].copy_from_slice(b"SWAPSPACE2");
+        let cuts = [
+            1024, 1100, 2047, 2048, 4095, 4096, 32800, 34815, 65600, 65700, 66090, 70000,
+        ];
+        for &n in &cuts {
+            for variant in 0..4 {
+                let mut v = full[..n].to_vec();
+                match variant {
+                    1 => v[0..4].fill(0),
+                    2 => {
+                        v[0..4].fill(0);
+                        if let Some(b) = v.get_mut(1024 + 0x38) {
+                            *b = 0;
+                        }
+                    }
+                    3 => v.iter_mut().take(60000).for_each(|b| *b = 0),
+                    _ => {}
+                }
+                let _ = probe_vec(&v);
+            }
+        }
     }
 
     #[test]
