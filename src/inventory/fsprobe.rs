@@ -490,7 +490,7 @@ pub fn partitions(
         if !(128..=4096).contains(&esz) {
             return Some(t);
         }
-        let all = read(lba * ss, count * esz).unwrap_or_default();
+        let all = read(lba.saturating_mul(ss), count * esz).unwrap_or_default();
         for (i, e) in all.chunks_exact(esz).enumerate() {
             let Some(type_id) = guid(&e[0..16]) else {
                 continue;
@@ -599,7 +599,8 @@ pub fn reader(f: &File) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
         let mut buf = vec![0u8; len];
         let mut got = 0;
         while got < len {
-            match f.read_at(&mut buf[got..], off + got as u64) {
+            let at = off.checked_add(got as u64)?;
+            match f.read_at(&mut buf[got..], at) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(_) => return None,
@@ -720,6 +721,7 @@ mod tests {
         v[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
         v[512 + 80..512 + 84].copy_from_slice(&u32::MAX.to_le_bytes());
         v[512 + 84..512 + 88].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut v2 = v.clone();
         let mut r = |off: u64, len: usize| {
             assert!(len <= 16 << 20, "asked for {len} bytes");
             let o = off as usize;
@@ -728,6 +730,14 @@ mod tests {
         let t = partitions(&mut r, 512).unwrap();
         assert_eq!(t.kind, "gpt");
         assert!(t.entries.is_empty());
+        // An entry array "at" LBA 2^63: no overflow, no entries.
+        v2[512 + 72..512 + 80].copy_from_slice(&(1u64 << 63).to_le_bytes());
+        v2[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+        let mut r2 = |off: u64, len: usize| {
+            let o = off as usize;
+            (o < v2.len()).then(|| v2[o..(o + len).min(v2.len())].to_vec())
+        };
+        assert!(partitions(&mut r2, 512).unwrap().entries.is_empty());
         let mut md = vec![0u8; 1 << 20];
         md[4096..4100].copy_from_slice(&0xa92b_4efcu32.to_le_bytes());
         md[4100..4104].copy_from_slice(&1u32.to_le_bytes());
