@@ -1039,3 +1039,48 @@ fn fixture_filesystems_equal_blkid_on_captured_heads() {
         "only {compared} captured filesystems compared"
     );
 }
+
+/// The human form of the QEMU fixture: one screen, compact sections,
+/// lspci-style PCI lines.
+#[test]
+fn qemu_fixture_human_form() {
+    let root = fixture(QEMU);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--root", root.to_str().unwrap(), "inventory"]);
+    if let Some(ids) = system_pci_ids() {
+        cmd.args(["--pci-ids", ids]);
+    }
+    let text = output(&mut cmd);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() <= 40, "more than a screen: {}", lines.len());
+    for section in [
+        "System ",
+        "Board ",
+        "Boot ",
+        "Kernel ",
+        "CPU ",
+        "Memory ",
+        "PCI (11)",
+        "Disks (4)",
+        "NICs (2)",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(section)),
+            "no {section:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("Speediso Fixture-VM (serial VM-SERIAL-0001"),
+        "{text}"
+    );
+    assert!(text.contains("BOOTIF 52:54:00:12:34:56"), "{text}");
+    assert!(text.contains("DIMM 0"), "{text}");
+    assert!(
+        text.contains("Hynix HMA82GR7CJR8N-XN  S/N DIMMSERIAL1"),
+        "{text}"
+    );
+    assert!(text.contains("  0000:00:1f.3 SMBus: "), "{text}");
+    assert!(text.contains("[SWAP]"), "{text}");
+    assert!(text.contains("/mnt/root"), "{text}");
+    assert!(text.contains("(boot)"), "{text}");
+}
