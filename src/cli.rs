@@ -158,6 +158,21 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         pubkey: String,
     },
+    /// Hardware inventory: PCI (named like lspci), CPU, memory and DIMMs,
+    /// DMI, disks with filesystems, NICs, boot mode. Read from /sys, /proc,
+    /// /dev and the SMBIOS tables; runs no tool unless --smart.
+    Inventory {
+        /// Print the inventory as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// pci.ids to name PCI devices from (default: /usr/share/hwdata/pci.ids,
+        /// /usr/share/misc/pci.ids).
+        #[arg(long, value_name = "PATH")]
+        pci_ids: Option<PathBuf>,
+        /// Also ask smartctl for the SMART health of NVMe/SATA/SAS disks.
+        #[arg(long)]
+        smart: bool,
+    },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
     Status {
@@ -313,6 +328,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
+        Command::Inventory {
+            json,
+            pci_ids,
+            smart,
+        } => cmd_inventory(&env, json, pci_ids, smart),
     }
 }
 
@@ -464,6 +484,27 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
         println!("{name:<14} BROKEN: {err}");
     }
     Ok(exit::SUCCESS)
+}
+
+fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -> Result<i32> {
+    let opts = crate::inventory::Options { pci_ids, smart };
+    let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
+    let text = if json {
+        for n in &notes {
+            eprintln!("speediso: note: {n}");
+        }
+        serde_json::to_string_pretty(&inv)? + "\n"
+    } else {
+        crate::inventory::render(&inv, &notes)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `speediso inventory | head` is fine.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the inventory")
+        }
+        _ => Ok(exit::SUCCESS),
+    }
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {

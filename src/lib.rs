@@ -9,12 +9,14 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod cmd;
 pub mod cmdline;
 #[cfg(feature = "collector")]
 pub mod collector;
 pub mod dispatch;
 pub mod events;
 pub mod host;
+pub mod inventory;
 pub mod netbench;
 pub mod plan;
 pub mod repo;

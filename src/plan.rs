@@ -130,6 +130,16 @@ const KNOWN: &[(&str, Kind, &str)] = &[
         Kind::NonEmpty,
         "path of the Ed25519 key that signs certificates",
     ),
+    (
+        "inventory.pci_ids",
+        Kind::NonEmpty,
+        "pci.ids file for PCI names (default: /usr/share/hwdata, /usr/share/misc)",
+    ),
+    (
+        "inventory.smart",
+        Kind::Bool,
+        "ask smartctl for disk SMART health in the inventory step (default on)",
+    ),
     ("net.server", Kind::HostPort, "iperf3 server, host[:port]"),
     (
         "net.http",

@@ -2,6 +2,7 @@
 //! with a safe signature. The only place in the crate where `unsafe` is allowed.
 
 pub mod blk;
+pub mod ifaddrs;
 pub mod lock;
 pub mod nvme;
 pub mod rusage;

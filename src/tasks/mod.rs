@@ -328,6 +328,7 @@ impl std::error::Error for ModuleError {}
 /// The one place that maps module names to implementations.
 pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
     match name {
+        "inventory" => Ok(Box::new(crate::inventory::Inventory)),
         "bench.net" => Ok(Box::new(crate::netbench::NetBench)),
         "wipe" => Ok(Box::new(crate::wipe::Wipe)),
         n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),

@@ -1,0 +1,447 @@
+//! Hardware inventory: one document with what lspci, lscpu, lsblk, blkid
+//! and dmidecode would say, read straight from /sys, /proc, /dev and the
+//! SMBIOS tables under a root directory (so fixture trees can stand in for
+//! a machine). `collect` builds it; `render` prints the human form; the
+//! `inventory` step module returns it as the step's result.
+//!
+//! Each area has its own file; none of them runs a tool except the optional
+//! SMART query (`smart`).
+
+pub mod cpu;
+pub mod disks;
+pub mod dmi;
+pub mod fsprobe;
+pub mod memory;
+pub mod nics;
+pub mod pci;
+pub mod pciids;
+pub mod smart;
+pub mod smbios;
+pub mod sysfs;
+
+use crate::cmdline::Cmdline;
+use crate::tasks::{Module, StepContext};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The module name, as tasks/*.toml write it.
+pub const NAME: &str = "inventory";
+
+/// The whole inventory document. Field order is the JSON key order.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub pci: Vec<pci::PciDevice>,
+    pub cpu: cpu::Cpu,
+    pub memory: memory::Memory,
+    pub dmi: dmi::Dmi,
+    pub disks: Vec<disks::Disk>,
+    pub nics: Vec<nics::Nic>,
+    pub boot_mode: BootMode,
+    pub kernel: Kernel,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BootMode {
+    /// `uefi` when /sys/firmware/efi exists, else `bios`.
+    pub mode: &'static str,
+    /// The MAC of BOOTIF= on the kernel command line, when present.
+    pub boot_mac: Option<String>,
+    /// UEFI Secure Boot state, when the firmware variable is readable.
+    pub secure_boot: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Kernel {
+    pub release: Option<String>,
+    pub version: Option<String>,
+    pub arch: &'static str,
+    pub cmdline: Option<String>,
+}
+
+/// What to collect and from where.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// pci.ids to use instead of the usual locations.
+    pub pci_ids: Option<PathBuf>,
+    /// Ask smartctl for SMART health (live system only).
+    pub smart: bool,
+}
+
+/// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
+/// then one byte 0 or 1.
+fn secure_boot(root: &Path) -> Option<bool> {
+    let p = root.join("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    let b = std::fs::read(p).ok()?;
+    b.get(4).map(|&v| v == 1)
+}
+
+/// Collect the inventory of the machine whose /proc, /sys and /dev are
+/// under `root`.
+pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report, Vec<String>)> {
+    let mut notes = Vec::new();
+    // pci.ids parsing and disk probing are independent; overlap them.
+    let (ids, disks) = std::thread::scope(|s| {
+        let ids = s.spawn(|| pciids::PciIds::load(opts.pci_ids.as_deref()));
+        let disks = disks::collect(root, disks::Opts { smart: opts.smart });
+        (ids.join().expect("pci.ids thread panicked"), disks)
+    });
+    let ids = ids?;
+    if ids.is_empty() {
+        notes.push(format!(
+            "no pci.ids found ({}): PCI names are numeric fallbacks",
+            pciids::DEFAULT_PATHS.join(", ")
+        ));
+    }
+    let boot_mac = crate::host::bootif_mac(cmdline);
+    let memory = memory::collect(root);
+    if let Some(n) = &memory.note {
+        notes.push(n.clone());
+    }
+    let efi = root.join("sys/firmware/efi").exists();
+    let inv = Report {
+        pci: pci::collect(root, &ids),
+        cpu: cpu::collect(root),
+        memory,
+        dmi: dmi::collect(root),
+        disks,
+        nics: nics::collect(root, boot_mac.as_deref()),
+        boot_mode: BootMode {
+            mode: if efi { "uefi" } else { "bios" },
+            secure_boot: if efi { secure_boot(root) } else { None },
+            boot_mac,
+        },
+        kernel: Kernel {
+            release: sysfs::read_trim(&root.join("proc/sys/kernel/osrelease")),
+            version: sysfs::read_trim(&root.join("proc/sys/kernel/version")),
+            arch: std::env::consts::ARCH,
+            cmdline: sysfs::read_trim(&root.join("proc/cmdline")),
+        },
+    };
+    Ok((inv, notes))
+}
+
+/// The `inventory` step module (registered in `tasks::module_for`).
+pub struct Inventory;
+
+fn step_opts(step: &toml::Table, options: &crate::plan::Options) -> Result<Options> {
+    let mut o = Options {
+        pci_ids: options.get("inventory.pci_ids").map(PathBuf::from),
+        smart: options
+            .get("inventory.smart")
+            .map(|v| !matches!(v, "0" | "false" | "no" | "off"))
+            .unwrap_or(true),
+    };
+    for (k, v) in step {
+        match (k.as_str(), v) {
+            ("pci_ids", toml::Value::String(s)) => o.pci_ids = Some(PathBuf::from(s)),
+            ("smart", toml::Value::Boolean(b)) => o.smart = *b,
+            ("pci_ids", _) => bail!("inventory option pci_ids must be a path string"),
+            ("smart", _) => bail!("inventory option smart must be true or false"),
+            (k, _) => bail!("unknown inventory option '{k}'; known: pci_ids, smart"),
+        }
+    }
+    Ok(o)
+}
+
+impl Module for Inventory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, step_options: &toml::Table, options: &crate::plan::Options) -> Result<()> {
+        step_opts(step_options, options).map(|_| ())
+    }
+
+    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
+        let opts = step_opts(ctx.step_options, ctx.options)?;
+        let line = crate::cmdline::read(ctx.root).unwrap_or_default();
+        let (inv, notes) = collect(ctx.root, &crate::cmdline::parse(&line), &opts)?;
+        for n in notes {
+            ctx.events.log(n);
+        }
+        ctx.events.log(summary(&inv));
+        Ok(serde_json::to_value(&inv)?)
+    }
+}
+
+/// `1.5 GiB`, binary units like lsblk's human sizes.
+pub fn human_bytes(n: u64) -> String {
+    const U: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else if v >= 100.0 || (v - v.round()).abs() < 0.05 {
+        format!("{:.0} {}", v, U[i])
+    } else {
+        format!("{:.1} {}", v, U[i])
+    }
+}
+
+fn or_dash(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+/// One line for the step log: the main figures.
+pub fn summary(inv: &Report) -> String {
+    format!(
+        "{} PCI devices, {} ({} threads), {} RAM, {} disks, {} NICs, {} boot",
+        inv.pci.len(),
+        or_dash(&inv.cpu.model),
+        inv.cpu.threads,
+        inv.memory
+            .total_bytes
+            .map(human_bytes)
+            .unwrap_or_else(|| "?".into()),
+        inv.disks.len(),
+        inv.nics.len(),
+        inv.boot_mode.mode
+    )
+}
+
+/// The human form: compact sections that fit a screen.
+pub fn render(inv: &Report, notes: &[String]) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let d = &inv.dmi;
+    let _ = writeln!(
+        o,
+        "System   {} {} (serial {}, uuid {})",
+        or_dash(&d.system_vendor),
+        or_dash(&d.system_product),
+        or_dash(&d.system_serial),
+        or_dash(&d.system_uuid)
+    );
+    let _ = writeln!(
+        o,
+        "Board    {} {} · BIOS {} {} ({}) · chassis {}",
+        or_dash(&d.board_vendor),
+        or_dash(&d.board_name),
+        or_dash(&d.bios_vendor),
+        or_dash(&d.bios_version),
+        or_dash(&d.bios_date),
+        or_dash(&d.chassis_type)
+    );
+    let _ = writeln!(
+        o,
+        "Boot     {}{} · BOOTIF {}",
+        inv.boot_mode.mode,
+        match inv.boot_mode.secure_boot {
+            Some(true) => " (secure boot on)",
+            Some(false) => " (secure boot off)",
+            None => "",
+        },
+        or_dash(&inv.boot_mode.boot_mac)
+    );
+    let _ = writeln!(
+        o,
+        "Kernel   {} {}",
+        or_dash(&inv.kernel.release),
+        inv.kernel.arch
+    );
+    let c = &inv.cpu;
+    let caches: Vec<String> = c
+        .caches
+        .iter()
+        .map(|k| format!("{} {}", k.name, human_bytes(k.total_bytes)))
+        .collect();
+    let _ =
+        writeln!(
+        o,
+        "CPU      {} · {} socket(s), {} cores, {} threads · {} MHz (max {}) · {} · {} NUMA node(s)",
+        or_dash(&c.model),
+        c.sockets,
+        c.cores,
+        c.threads,
+        c.mhz.map(|m| format!("{m:.0}")).unwrap_or_else(|| "-".into()),
+        c.mhz_max
+            .map(|m| format!("{m:.0}"))
+            .unwrap_or_else(|| "-".into()),
+        if caches.is_empty() {
+            "caches -".to_string()
+        } else {
+            caches.join(", ")
+        },
+        c.numa_nodes.len().max(1)
+    );
+    let m = &inv.memory;
+    let _ = writeln!(
+        o,
+        "Memory   {} usable · {} DIMM(s) in {} slot(s){}{}",
+        m.total_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+        m.dimms.len(),
+        m.slots.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+        m.ecc
+            .as_ref()
+            .map(|e| format!(" · {e}"))
+            .unwrap_or_default(),
+        m.note
+            .as_ref()
+            .map(|n| format!(" · {n}"))
+            .unwrap_or_default()
+    );
+    for dimm in &m.dimms {
+        let _ = writeln!(
+            o,
+            "  {:<12} {:>8} {} {} MT/s  {} {}  S/N {}",
+            or_dash(&dimm.locator),
+            dimm.size_bytes.map(human_bytes).unwrap_or_default(),
+            or_dash(&dimm.kind),
+            dimm.configured_speed_mts
+                .or(dimm.speed_mts)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            or_dash(&dimm.manufacturer),
+            or_dash(&dimm.part_number),
+            or_dash(&dimm.serial)
+        );
+    }
+    let _ = writeln!(o, "PCI ({})", inv.pci.len());
+    for p in &inv.pci {
+        let mut line = pci::lspci_line(p);
+        if let Some(dr) = &p.driver {
+            let _ = write!(line, " [{dr}]");
+        }
+        if let Some(l) = &p.link {
+            if let (Some(s), Some(w)) = (&l.speed, l.width) {
+                let _ = write!(line, " {s} x{w}");
+            }
+        }
+        let _ = writeln!(o, "  {line}");
+    }
+    let _ = writeln!(o, "Disks ({})", inv.disks.len());
+    for dk in &inv.disks {
+        let kind = if dk.rotational { "rot" } else { "ssd" };
+        let mut flags = Vec::new();
+        if dk.removable {
+            flags.push("removable".to_string());
+        }
+        if dk.read_only {
+            flags.push("ro".to_string());
+        }
+        if dk.in_use {
+            let mut why: Vec<String> = dk.mountpoints.clone();
+            if dk.swap {
+                why.push("swap".into());
+            }
+            why.extend(dk.holders.iter().map(|h| format!("held by {h}")));
+            flags.push(if why.is_empty() {
+                "in use (partitions)".into()
+            } else {
+                format!("in use: {}", why.join(", "))
+            });
+        }
+        let _ = writeln!(
+            o,
+            "  {:<10} {:>9}  {:<6} {}  {}  S/N {}{}{}{}",
+            dk.name,
+            human_bytes(dk.size_bytes),
+            dk.transport.as_deref().unwrap_or("-"),
+            kind,
+            or_dash(&dk.model),
+            or_dash(&dk.serial),
+            dk.fs
+                .as_ref()
+                .map(|f| format!("  {}", fs_text(f)))
+                .unwrap_or_default(),
+            dk.partition_table
+                .as_ref()
+                .map(|t| format!("  {t}"))
+                .unwrap_or_default(),
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", flags.join("; "))
+            }
+        );
+        for p in &dk.partitions {
+            let mut use_ = p.mountpoints.clone();
+            if p.swap {
+                use_.push("[SWAP]".into());
+            }
+            use_.extend(p.holders.iter().map(|h| format!("held by {h}")));
+            let _ = writeln!(
+                o,
+                "    {:<10} {:>9}  {}{}",
+                p.name,
+                human_bytes(p.size_bytes),
+                p.fs.as_ref().map(fs_text).unwrap_or_else(|| "-".into()),
+                if use_.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", use_.join(", "))
+                }
+            );
+        }
+    }
+    let _ = writeln!(o, "NICs ({})", inv.nics.len());
+    for n in &inv.nics {
+        let _ = writeln!(
+            o,
+            "  {:<10} {}  {:<12} {:<12} {} {} mtu {}{}{}",
+            n.name,
+            or_dash(&n.mac),
+            or_dash(&n.driver),
+            or_dash(&n.pci_address),
+            or_dash(&n.operstate),
+            n.speed_mbps
+                .map(|s| format!("{s} Mb/s"))
+                .unwrap_or_else(|| "speed -".into()),
+            n.mtu.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+            if n.boot { " (boot)" } else { "" },
+            if n.addresses.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", n.addresses.join(" "))
+            }
+        );
+    }
+    for n in notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    o
+}
+
+fn fs_text(f: &fsprobe::FsInfo) -> String {
+    let mut s = f.kind.clone();
+    if let Some(l) = &f.label {
+        s.push_str(&format!(" \"{l}\""));
+    }
+    if let Some(u) = &f.uuid {
+        s.push_str(&format!(" {u}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(256 << 30), "256 GiB");
+        assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(human_bytes(4000787030016), "3.6 TiB");
+    }
+
+    #[test]
+    fn step_options() {
+        let o = crate::plan::Options::default();
+        let t: toml::Table = toml::from_str("smart = false\npci_ids = '/x'").unwrap();
+        let s = step_opts(&t, &o).unwrap();
+        assert!(!s.smart);
+        assert_eq!(s.pci_ids.as_deref(), Some(Path::new("/x")));
+        assert!(step_opts(&toml::Table::new(), &o).unwrap().smart);
+        let bad: toml::Table = toml::from_str("colour = 1").unwrap();
+        assert!(step_opts(&bad, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown inventory option 'colour'"));
+    }
+}

@@ -1,0 +1,128 @@
+//! Physical network interfaces (those with a `device` link in
+//! /sys/class/net): MAC, driver, PCI address, link state and addresses.
+//! IPv6 addresses come from /proc/net/if_inet6 (under the root); IPv4 ones
+//! from getifaddrs, so only on the live system (`--root /`).
+
+use super::sysfs::{dir_names, link_name, natural_key, read_trim, read_u64};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Nic {
+    pub name: String,
+    pub mac: Option<String>,
+    /// The factory MAC when the current one was changed (bond slaves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permanent_mac: Option<String>,
+    pub driver: Option<String>,
+    pub pci_address: Option<String>,
+    /// `null` when the driver does not say (no link, virtual NICs).
+    pub speed_mbps: Option<u64>,
+    pub duplex: Option<String>,
+    pub carrier: Option<bool>,
+    pub operstate: Option<String>,
+    pub mtu: Option<u32>,
+    /// `addr/prefix`, IPv4 first.
+    pub addresses: Vec<String>,
+    /// True when this is the NIC the machine PXE-booted from (BOOTIF).
+    pub boot: bool,
+}
+
+/// Is `s` a PCI address like `0000:00:03.0`?
+fn is_pci_address(s: &str) -> bool {
+    let p: Vec<&str> = s.split([':', '.']).collect();
+    p.len() == 4
+        && p.iter()
+            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_hexdigit()))
+        && p[1].len() == 2
+        && p[2].len() == 2
+        && p[3].len() == 1
+}
+
+/// IPv6 addresses per interface from /proc/net/if_inet6.
+fn inet6(text: &str, ifname: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 6 || f[5] != ifname || f[0].len() != 32 {
+                return None;
+            }
+            let v = u128::from_str_radix(f[0], 16).ok()?;
+            let prefix = u8::from_str_radix(f[2], 16).ok()?;
+            Some(format!("{}/{prefix}", std::net::Ipv6Addr::from(v)))
+        })
+        .collect()
+}
+
+pub fn collect(root: &Path, boot_mac: Option<&str>) -> Vec<Nic> {
+    let net = root.join("sys/class/net");
+    let if_inet6 = std::fs::read_to_string(root.join("proc/net/if_inet6")).unwrap_or_default();
+    let v4 = if root == Path::new("/") {
+        crate::sys::ifaddrs::addresses()
+    } else {
+        Vec::new()
+    };
+    let mut names: Vec<String> = dir_names(&net)
+        .into_iter()
+        .filter(|n| net.join(n).join("device").exists())
+        .collect();
+    names.sort_by_key(|n| natural_key(n));
+    names
+        .into_iter()
+        .map(|name| {
+            let d = net.join(&name);
+            let dev = d.join("device");
+            let pci_address = std::fs::canonicalize(&dev).ok().and_then(|p| {
+                p.ancestors()
+                    .filter_map(|a| a.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .find(|n| is_pci_address(n))
+            });
+            let mac = read_trim(&d.join("address")).map(|m| m.to_ascii_lowercase());
+            let mut addresses: Vec<String> = v4
+                .iter()
+                .filter(|a| a.interface == name && a.addr.is_ipv4())
+                .map(|a| format!("{}/{}", a.addr, a.prefix))
+                .collect();
+            addresses.extend(inet6(&if_inet6, &name));
+            Nic {
+                permanent_mac: read_trim(&d.join("bonding_slave/perm_hwaddr"))
+                    .map(|m| m.to_ascii_lowercase())
+                    .filter(|p| Some(p) != mac.as_ref()),
+                boot: boot_mac.is_some_and(|b| Some(b) == mac.as_deref()),
+                mac,
+                driver: link_name(&dev.join("driver")),
+                pci_address,
+                // -1 (unknown) does not parse as u64.
+                speed_mbps: read_u64(&d.join("speed")).filter(|&s| s > 0 && s < u32::MAX as u64),
+                duplex: read_trim(&d.join("duplex")).filter(|x| x != "unknown"),
+                carrier: read_u64(&d.join("carrier")).map(|c| c == 1),
+                operstate: read_trim(&d.join("operstate")),
+                mtu: read_trim(&d.join("mtu")).and_then(|m| m.parse().ok()),
+                addresses,
+                name,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_address_shape() {
+        assert!(is_pci_address("0000:00:03.0"));
+        assert!(is_pci_address("10000:e1:00.1"));
+        assert!(!is_pci_address("virtio2"));
+        assert!(!is_pci_address("pci0000:00"));
+    }
+
+    #[test]
+    fn if_inet6_lines() {
+        let t = "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n\
+                 00000000000000000000000000000001 01 80 10 80       lo\n";
+        assert_eq!(inet6(t, "eth0"), ["fe80::fc:ff:fe00:1/64"]);
+        assert_eq!(inet6(t, "lo"), ["::1/128"]);
+    }
+}
