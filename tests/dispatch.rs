@@ -227,9 +227,24 @@ fn dispatch_table() {
         ),
         // Unavailable modules fail clearly at plan time (until they land).
         (
-            foreman("systemd.setenv=SPEEDISO=wipe"),
+            foreman("systemd.setenv=SPEEDISO=lininstall"),
             None,
-            Want::Rejected(Some("wipe"), "module 'wipe' is not available in this build"),
+            Want::Rejected(
+                Some("lininstall"),
+                "module 'install' is not available in this build",
+            ),
+        ),
+        (
+            foreman(
+                "systemd.setenv=SPEEDISO=wipe speediso.wipe.method=zero speediso.wipe.exclude=S1",
+            ),
+            None,
+            Want::Task("wipe"),
+        ),
+        (
+            foreman("systemd.setenv=SPEEDISO=decommission speediso.wipe.method=fast"),
+            None,
+            Want::Rejected(Some("decommission"), "speediso.wipe.method"),
         ),
     ];
     assert!(cases.len() >= 30);
