@@ -239,7 +239,10 @@ impl Env {
 
     /// The sinks for a run: console or JSON lines, journal and sd_notify
     /// under systemd, the state file. The report sink joins here.
-    fn sinks(&self, json: bool) -> Vec<Box<dyn Sink>> {
+    /// `state`: also record the run in the state file `speediso status`
+    /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
+    /// hides what the boot's task did.
+    fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
         let mut v: Vec<Box<dyn Sink>> = Vec::new();
         if json {
             v.push(Box::new(sinks::jsonl::JsonLines(std::io::stdout())));
@@ -252,8 +255,10 @@ impl Env {
         if let Some(n) = sinks::notify::Notify::from_env() {
             v.push(Box::new(n));
         }
-        if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
-            v.push(Box::new(s));
+        if state {
+            if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
+                v.push(Box::new(s));
+            }
         }
         // A bad report configuration rejects the plan (plan::build says
         // why); here it only means no report sink.
@@ -275,11 +280,22 @@ impl Env {
         v
     }
 
+    /// The bus of a task run or a dispatch: every sink.
     fn bus(&self, task: Option<String>, json: bool) -> Bus {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json),
+            self.sinks(json, true),
+        )
+    }
+
+    /// The bus of an ad-hoc command (bench, wipe by hand): every sink but
+    /// the state file.
+    fn adhoc_bus(&self, task: Option<String>, json: bool) -> Bus {
+        Bus::new(
+            task,
+            host::identify(&self.root, &self.cmdline),
+            self.sinks(json, false),
         )
     }
 }
@@ -339,7 +355,7 @@ pub fn run(cli: Cli) -> Result<i32> {
 fn cmd_bench(env: &Env, what: BenchCmd) -> Result<i32> {
     match what {
         BenchCmd::Net(args) => {
-            let bus = env.bus(None, args.json);
+            let bus = env.adhoc_bus(None, args.json);
             let rc = crate::netbench::cli(&args, &bus);
             bus.close(crate::run::CLOSE_DEADLINE);
             rc
@@ -693,7 +709,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     }
     use crate::events::{Body, Outcome};
     let started = std::time::Instant::now();
-    let bus = env.bus(Some(wipe::NAME.into()), a.json);
+    let bus = env.adhoc_bus(Some(wipe::NAME.into()), a.json);
     bus.emit(
         None,
         Body::RunStarted {

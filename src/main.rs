@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() {
+    speediso::sys::signal::default_sigpipe();
     let cli = speediso::cli::Cli::parse();
     // Under systemd the journal adds timestamps; elsewhere they are noise too
     // for a short-lived command, so never print them.

@@ -7,4 +7,5 @@ pub mod lock;
 pub mod nvme;
 pub mod rusage;
 pub mod sg;
+pub mod signal;
 pub mod tcp;
