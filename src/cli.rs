@@ -182,11 +182,56 @@ pub enum Command {
         #[arg(long, default_value_t = 15)]
         events: usize,
     },
+    /// Write a verified disk image to a disk (raw, .gz, .xz, .zst from
+    /// http, https or file URLs), or load an installer kernel for kexec.
+    ///
+    /// Options default to speediso.install.* from the command line. Image
+    /// mode writes only with --confirm naming the target (its serial, or
+    /// its path when it has none); otherwise it prints the target and
+    /// writes nothing.
+    Install(InstallArgs),
     /// Run one benchmark now, outside any task, with live progress.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Disk image URL (http, https or file).
+    #[arg(long, value_name = "URL")]
+    image: Option<String>,
+    /// SHA-256 of the image as served (required unless --insecure).
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Target disk: a /dev path, serial=SERIAL, wwn=WWN or smallest.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Write an image without a checksum.
+    #[arg(long)]
+    insecure: bool,
+    /// Installer kernel URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    kernel: Option<String>,
+    /// Installer initrd URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    initrd: Option<String>,
+    /// Installer kernel command line (kexec mode).
+    #[arg(long, value_name = "STR")]
+    append: Option<String>,
+    /// SHA-256 of the kernel (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    kernel_sha256: Option<String>,
+    /// SHA-256 of the initrd (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    initrd_sha256: Option<String>,
+    /// Confirm the target disk by serial number (or path when it has none).
+    #[arg(long, value_name = "SERIAL_OR_PATH")]
+    confirm: Option<String>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -344,6 +389,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             },
         ),
         Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
+        Command::Install(a) => cmd_install(&env, a),
         Command::Inventory {
             json,
             pci_ids,
@@ -763,6 +809,149 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
             eprintln!("speediso: wipe: {e:#}");
             error = Some(format!("{e:#}"));
             exit::FAILED
+        }
+    };
+    let outcome = if rc == exit::SUCCESS {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    ev.emit(Body::StepFinished {
+        outcome,
+        duration_ms,
+        error: error.clone(),
+    });
+    bus.emit(
+        None,
+        Body::RunFinished {
+            outcome,
+            exit_status: rc,
+            duration_ms,
+            error,
+        },
+    );
+    bus.close(crate::run::CLOSE_DEADLINE);
+    Ok(rc)
+}
+
+fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
+    use crate::events::{Body, Outcome};
+    use crate::install::{self, Config};
+    let (mut options, warnings) = match plan::check_options(&env.cmdline) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("speediso: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    for w in warnings {
+        eprintln!("speediso: warning: {w}");
+    }
+    for (k, v) in [
+        ("image", &a.image),
+        ("sha256", &a.sha256),
+        ("target", &a.target),
+        ("kernel", &a.kernel),
+        ("initrd", &a.initrd),
+        ("append", &a.append),
+        ("kernel_sha256", &a.kernel_sha256),
+        ("initrd_sha256", &a.initrd_sha256),
+    ] {
+        if let Some(v) = v {
+            options.0.insert(format!("install.{k}"), v.clone());
+        }
+    }
+    if a.insecure {
+        options.0.insert("install.insecure".into(), "1".into());
+    }
+    let cfg = match Config::from_options(&options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    for k in ["sha256", "kernel_sha256", "initrd_sha256"] {
+        if let Some(v) = options.get(&format!("install.{k}")) {
+            if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                eprintln!(
+                    "speediso: --{}: expected 64 hex digits",
+                    k.replace('_', "-")
+                );
+                return Ok(exit::USAGE);
+            }
+        }
+    }
+    let disk = if cfg.image.is_some() {
+        let disk = match install::resolve_target(&env.root, &cfg.target) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("speediso: {e:#}");
+                return Ok(exit::REFUSED);
+            }
+        };
+        let names = [disk.confirm_name(), disk.path.display().to_string()];
+        if !a.confirm.as_ref().is_some_and(|c| names.contains(c)) {
+            eprintln!(
+                "speediso: refusing to write {} ({} bytes{}): confirm with --confirm {}",
+                disk.path.display(),
+                disk.size_bytes,
+                disk.model
+                    .as_ref()
+                    .map(|m| format!(", {m}"))
+                    .unwrap_or_default(),
+                disk.confirm_name()
+            );
+            return Ok(exit::REFUSED);
+        }
+        Some(disk)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let bus = env.adhoc_bus(Some(install::NAME.into()), a.json);
+    bus.emit(
+        None,
+        Body::RunStarted {
+            steps: vec![install::NAME.into()],
+            destructive: disk.is_some(),
+            after: "stay".into(),
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
+    let ev = bus.step(install::NAME);
+    ev.emit(Body::StepStarted {
+        module: install::NAME.into(),
+    });
+    let res = match &disk {
+        Some(d) => install::install_image(&cfg, d, Some(&ev)).and_then(|r| {
+            if !a.json {
+                println!(
+                    "installed {} ({:?}, sha256 {}) to {}: {} bytes written and read back in {:.1}s ({:.1} MB/s)",
+                    r.image, r.format, r.sha256, r.target.path, r.bytes_written, r.duration_s, r.mb_per_s
+                );
+            }
+            Ok(serde_json::to_value(&r)?)
+        }),
+        None => install::kexec::load(&cfg).and_then(|l| {
+            if !a.json {
+                println!(
+                    "installer kernel {} loaded (kexec_loaded={}); boot it with `systemctl kexec`",
+                    l.kernel.url, l.loaded
+                );
+            }
+            Ok(serde_json::to_value(&l)?)
+        }),
+    };
+    let (rc, error) = match res {
+        Ok(data) => {
+            ev.emit(Body::Result { data });
+            (exit::SUCCESS, None)
+        }
+        Err(e) => {
+            eprintln!("speediso: install: {e:#}");
+            (exit::FAILED, Some(format!("{e:#}")))
         }
     };
     let outcome = if rc == exit::SUCCESS {

@@ -111,6 +111,10 @@ pub fn start_and_wait(
     let target = match plan.after {
         After::Stay => return exit::SUCCESS,
         After::Poweroff => "poweroff.target",
+        // An installer kernel loaded by the install module: systemd's
+        // kexec.target shuts down like a reboot (the report spool drains)
+        // and then jumps into it.
+        After::Reboot if crate::install::kexec::loaded() => "kexec.target",
         After::Reboot => "reboot.target",
     };
     say(format!(

@@ -16,6 +16,7 @@ pub mod collector;
 pub mod dispatch;
 pub mod events;
 pub mod host;
+pub mod install;
 pub mod inventory;
 pub mod netbench;
 pub mod plan;

@@ -193,6 +193,16 @@ const KNOWN: &[(&str, Kind, &str)] = &[
         "installer kernel command line",
     ),
     (
+        "install.kernel_sha256",
+        Kind::Sha256,
+        "SHA-256 of the installer kernel (optional)",
+    ),
+    (
+        "install.initrd_sha256",
+        Kind::Sha256,
+        "SHA-256 of the installer initrd (optional)",
+    ),
+    (
         "install.insecure",
         Kind::Bool,
         "allow an image without sha256",

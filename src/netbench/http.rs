@@ -86,7 +86,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// image trusts: `SSL_CERT_FILE` when set (an unreadable one is an error),
 /// else the system bundle when there is one. A mirror behind a company CA
 /// then verifies without turning verification off.
-fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>> {
+pub(crate) fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -137,7 +137,7 @@ fn agent(cfg: &Config) -> Result<ureq::Agent> {
 }
 
 /// Words for a transport error: DNS, refused, timeout, TLS.
-fn describe(url: &str, e: &ureq::Transport) -> anyhow::Error {
+pub(crate) fn describe(url: &str, e: &ureq::Transport) -> anyhow::Error {
     let what = match e.kind() {
         ureq::ErrorKind::Dns => "DNS failure",
         ureq::ErrorKind::ConnectionFailed => "connection failed",

@@ -49,3 +49,17 @@ pub fn discard(f: &File, start: u64, len: u64, secure: bool) -> io::Result<()> {
     }
     Ok(())
 }
+
+// _IO(0x12, 95)
+const BLKRRPART: libc::c_ulong = 0x125f;
+
+/// Ask the kernel to re-read the partition table (the fd must be the whole
+/// disk). Loop devices without partition scanning answer EINVAL.
+pub fn reread_partitions(f: &File) -> io::Result<()> {
+    // SAFETY: BLKRRPART takes no argument.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), BLKRRPART, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 pub mod blk;
 pub mod ifaddrs;
+pub mod kexec;
 pub mod lock;
 pub mod nvme;
 pub mod rusage;

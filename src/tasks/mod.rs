@@ -331,6 +331,7 @@ pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
         "inventory" => Ok(Box::new(crate::inventory::Inventory)),
         "bench.net" => Ok(Box::new(crate::netbench::NetBench)),
         "wipe" => Ok(Box::new(crate::wipe::Wipe)),
+        "install" => Ok(Box::new(crate::install::Install)),
         n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),
         n => Err(ModuleError::Unknown(n.to_string())),
     }

@@ -485,7 +485,9 @@ fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
     Some(dev_name(root, &path))
 }
 
-fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
+/// Whether `ex` (a serial, a WWN in any common spelling, or a /dev path)
+/// names `d`. Also the install target selector (`serial=`, `wwn=`).
+pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
     let norm = |s: &str| {
         s.trim()
             .to_ascii_lowercase()

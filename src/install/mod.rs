@@ -1,0 +1,553 @@
+//! OS install handoff. Image mode streams a disk image (raw, .gz, .xz,
+//! .zst) from http(s)/file onto the target disk with O_DIRECT writes,
+//! checks the SHA-256 of the bytes as served, reads the written range back
+//! and re-reads the partition table; any failure after writing began
+//! clears the partition tables. Kexec mode loads an installer kernel for
+//! systemd's kexec.target.
+//!
+//! Target safety is the wipe module's: `wipe::select` decides which disks
+//! may be written at all (mounted, holders, live medium, read-only, real
+//! disks only in the live image or with SPEEDISO_WIPE_ALLOW_REAL=1, the
+//! SPEEDISO_WIPE_TEST_ALLOW list).
+
+pub mod decompress;
+pub mod fetch;
+pub mod kexec;
+pub mod write;
+
+use crate::events::{Progress, StepEvents};
+use crate::plan::Options;
+use crate::tasks::{Module, StepContext};
+use crate::wipe::select::{self, Disk, Request, Skipped, Transport};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub const NAME: &str = "install";
+
+/// Which disk to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSel {
+    Path(String),
+    Serial(String),
+    Wwn(String),
+    /// The smallest eligible disk (USB disks are never eligible here).
+    Smallest,
+}
+
+impl TargetSel {
+    pub fn parse(s: &str) -> Result<TargetSel> {
+        let s = s.trim();
+        if let Some(v) = s.strip_prefix("serial=").filter(|v| !v.is_empty()) {
+            Ok(TargetSel::Serial(v.into()))
+        } else if let Some(v) = s.strip_prefix("wwn=").filter(|v| !v.is_empty()) {
+            Ok(TargetSel::Wwn(v.into()))
+        } else if s == "smallest" {
+            Ok(TargetSel::Smallest)
+        } else if s.starts_with("/dev/") {
+            Ok(TargetSel::Path(s.into()))
+        } else {
+            bail!("install target {s:?}: expected a /dev path, serial=SERIAL, wwn=WWN or smallest")
+        }
+    }
+}
+
+/// `speediso.install.*`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub image: Option<String>,
+    pub sha256: Option<String>,
+    pub target: TargetSel,
+    pub insecure: bool,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub append: Option<String>,
+    pub kernel_sha256: Option<String>,
+    pub initrd_sha256: Option<String>,
+}
+
+impl Config {
+    pub fn from_options(o: &Options) -> Result<Config> {
+        let s = |k: &str| o.get(k).map(str::to_string);
+        let c = Config {
+            image: s("install.image"),
+            sha256: s("install.sha256").map(|v| v.to_ascii_lowercase()),
+            target: match o.get("install.target") {
+                Some(t) => TargetSel::parse(t)?,
+                None => TargetSel::Smallest,
+            },
+            insecure: o.flag("install.insecure"),
+            kernel: s("install.kernel"),
+            initrd: s("install.initrd"),
+            append: s("install.append"),
+            kernel_sha256: s("install.kernel_sha256").map(|v| v.to_ascii_lowercase()),
+            initrd_sha256: s("install.initrd_sha256").map(|v| v.to_ascii_lowercase()),
+        };
+        let p = "speediso.install.";
+        match (&c.image, &c.kernel) {
+            (None, None) => bail!("install: set {p}image= (disk image mode) or {p}kernel= with {p}initrd= (kexec mode)"),
+            (Some(_), Some(_)) => bail!("install: {p}image= and {p}kernel= exclude each other; choose one mode"),
+            (Some(_), None) => {
+                if c.sha256.is_none() && !c.insecure {
+                    bail!("install: {p}image= needs {p}sha256= (or {p}insecure=1 to write an unverified image)");
+                }
+                for (k, v) in [
+                    ("initrd", c.initrd.is_some()),
+                    ("append", c.append.is_some()),
+                    ("kernel_sha256", c.kernel_sha256.is_some()),
+                    ("initrd_sha256", c.initrd_sha256.is_some()),
+                ] {
+                    if v {
+                        bail!("install: {p}{k}= belongs to kexec mode, not to {p}image=");
+                    }
+                }
+            }
+            (None, Some(_)) => {
+                if c.initrd.is_none() {
+                    bail!("install: {p}kernel= needs {p}initrd=");
+                }
+                if c.sha256.is_some() {
+                    bail!("install: {p}sha256= is the image's; in kexec mode use {p}kernel_sha256= and {p}initrd_sha256=");
+                }
+                if o.get("install.target").is_some() {
+                    bail!("install: {p}target= has no meaning in kexec mode (the installer picks its disk)");
+                }
+            }
+        }
+        if c.initrd.is_some() && c.kernel.is_none() {
+            bail!("install: {p}initrd= needs {p}kernel=");
+        }
+        Ok(c)
+    }
+}
+
+/// The disk written, as reports name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskId {
+    pub path: String,
+    pub transport: Transport,
+    pub size_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+}
+
+impl From<&Disk> for DiskId {
+    fn from(d: &Disk) -> DiskId {
+        DiskId {
+            path: d.path.display().to_string(),
+            transport: d.transport,
+            size_bytes: d.size_bytes,
+            model: d.model.clone(),
+            serial: d.serial.clone(),
+            wwn: d.wwn.clone(),
+        }
+    }
+}
+
+fn why_not(skipped: &[Skipped]) -> String {
+    skipped
+        .iter()
+        .map(|s| format!("{}: {}", s.device, s.reasons.join("; ")))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// The one disk `sel` names, if the wipe safety rules allow writing it.
+pub fn resolve_target(root: &Path, sel: &TargetSel) -> Result<Disk> {
+    if let TargetSel::Path(p) = sel {
+        let s = select::select(
+            root,
+            &Request {
+                devices: vec![p.clone()],
+                ..Default::default()
+            }
+            .with_env(),
+        );
+        return match s.eligible.into_iter().next() {
+            Some(d) => Ok(d),
+            None => bail!("refusing to write {p}: {}", why_not(&s.skipped)),
+        };
+    }
+    let s = select::select(
+        root,
+        &Request {
+            all: true,
+            ..Default::default()
+        }
+        .with_env(),
+    );
+    let found: Vec<Disk> = match sel {
+        TargetSel::Serial(v) | TargetSel::Wwn(v) => s
+            .eligible
+            .iter()
+            .filter(|d| {
+                let by = match sel {
+                    TargetSel::Serial(_) => {
+                        d.serial.as_deref().is_some_and(|x| x.trim() == v.trim())
+                    }
+                    _ => d.wwn.is_some() && select::matches_exclude(d, root, v),
+                };
+                by
+            })
+            .cloned()
+            .collect(),
+        _ => s
+            .eligible
+            .iter()
+            .min_by_key(|d| d.size_bytes)
+            .cloned()
+            .into_iter()
+            .collect(),
+    };
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one")),
+        0 => bail!(
+            "no eligible disk matches target {sel:?} (eligible: {}; skipped: {})",
+            s.eligible
+                .iter()
+                .map(|d| d.path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            why_not(&s.skipped)
+        ),
+        n => bail!("target {sel:?} matches {n} disks; name one by path"),
+    }
+}
+
+/// A successful image install.
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub mode: &'static str,
+    pub installed: bool,
+    pub image: String,
+    pub format: decompress::Format,
+    /// SHA-256 of the bytes as served.
+    pub sha256: String,
+    /// Whether `sha256` was checked against an expected value.
+    pub checksum_verified: bool,
+    /// SHA-256 of the decompressed image; the read-back matched it.
+    pub written_sha256: String,
+    pub readback_verified: bool,
+    pub bytes_served: u64,
+    pub bytes_written: u64,
+    /// Range requests made after dropped connections.
+    pub resumes: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drops: Vec<String>,
+    pub target: DiskId,
+    /// BLKRRPART: "ok", or why not (loop devices without partscan say EINVAL).
+    pub partition_table_reread: String,
+    pub duration_s: f64,
+    pub write_s: f64,
+    pub verify_s: f64,
+    /// Written bytes over the whole duration (download, write and verify).
+    pub mb_per_s: f64,
+}
+
+/// Progress every this often.
+const TICK: Duration = Duration::from_secs(1);
+
+struct Ticker<'a> {
+    events: Option<&'a StepEvents>,
+    start: Instant,
+    last: Instant,
+    phase: &'static str,
+}
+
+impl Ticker<'_> {
+    fn tick(&mut self, done: u64, fraction: Option<f64>, total: Option<u64>) {
+        let Some(ev) = self.events else { return };
+        if self.last.elapsed() < TICK {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = (secs > 0.0).then(|| done as f64 / secs);
+        let eta = fraction
+            .filter(|f| *f > 0.0 && *f < 1.0)
+            .map(|f| secs * (1.0 - f) / f);
+        ev.progress(Progress {
+            percent: fraction.map(|f| (f * 1000.0).round() / 10.0),
+            bytes: Some(done),
+            total_bytes: total,
+            rate,
+            eta_s: eta,
+            message: Some(self.phase.to_string()),
+        });
+    }
+}
+
+/// Write `cfg.image` to `disk`. The caller has checked confirmation.
+pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> Result<Installed> {
+    let url = cfg.image.as_deref().context("no image URL")?;
+    let t0 = Instant::now();
+    let mut src = fetch::Source::open(url)?;
+    let target = write::Target::open(&disk.path)?;
+    if let Some(ev) = events {
+        ev.log(format!(
+            "writing {url} ({}) to {} ({} bytes, {})",
+            src.total
+                .map(|t| format!("{t} bytes"))
+                .unwrap_or_else(|| "size unknown".into()),
+            disk.path.display(),
+            target.size,
+            disk.confirm_name()
+        ));
+    }
+    // From here on the disk may hold part of an image.
+    let mut phases = (0.0, 0.0);
+    let outcome = (|| -> Result<(decompress::Format, write::Written)> {
+        let counter = src.counter.clone();
+        let total = src.total;
+        let mut br = BufReader::with_capacity(write::CHUNK, &mut src);
+        let head = br.fill_buf().context("reading the image")?;
+        let head = head[..head.len().min(8)].to_vec();
+        let fmt = decompress::detect(url, &head)?;
+        let tw = Instant::now();
+        let mut tk = Ticker {
+            events,
+            start: tw,
+            last: tw,
+            phase: "writing",
+        };
+        let written = {
+            let mut dec = decompress::decoder(fmt, &mut br)?;
+            write::stream(&mut *dec, &target, &mut |done| {
+                let served = counter.load(Ordering::Relaxed);
+                let f = total.filter(|t| *t > 0).map(|t| served as f64 / t as f64);
+                tk.tick(
+                    done,
+                    f,
+                    if fmt == decompress::Format::Raw {
+                        total
+                    } else {
+                        None
+                    },
+                );
+            })
+            .with_context(|| format!("decompressing ({fmt:?}) and writing"))?
+        };
+        // Whatever the decoder left unread still belongs to the checksum.
+        std::io::copy(&mut br, &mut std::io::sink()).context("reading the image's end")?;
+        drop(br);
+        phases.0 = tw.elapsed().as_secs_f64();
+        let got = src.digest();
+        if let Some(want) = &cfg.sha256 {
+            if *want != got {
+                bail!(
+                    "checksum mismatch: {url} served {} bytes with SHA-256 {got}, expected {want}",
+                    src.served
+                );
+            }
+        }
+        if written.bytes == 0 {
+            bail!("{url}: the image is empty");
+        }
+        let tv = Instant::now();
+        let mut tk = Ticker {
+            events,
+            start: tv,
+            last: tv,
+            phase: "verifying",
+        };
+        let n = written.bytes;
+        let back = write::read_back(&disk.path, n, target.lbs, &mut |done| {
+            tk.tick(done, Some(done as f64 / n as f64), Some(n))
+        })?;
+        phases.1 = tv.elapsed().as_secs_f64();
+        if back != written.sha256 {
+            bail!(
+                "read-back verification failed: {} reads back with SHA-256 {}, the image written has {}",
+                disk.path.display(),
+                hex::encode(back),
+                hex::encode(written.sha256)
+            );
+        }
+        Ok((fmt, written))
+    })();
+    drop(target);
+    let (format, written) = match outcome {
+        Ok(x) => x,
+        Err(e) => {
+            let cleared = match write::clear_partition_tables(&disk.path) {
+                Ok(()) => "partition tables cleared (first and last MiB zeroed)".to_string(),
+                Err(c) => format!("clearing the partition tables ALSO FAILED: {c:#}"),
+            };
+            bail!(
+                "install to {} failed: {e:#}; {cleared}; nothing installed",
+                disk.path.display()
+            );
+        }
+    };
+    let reread = match write::reread(&disk.path) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("not re-read: {e}"),
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    Ok(Installed {
+        mode: "image",
+        installed: true,
+        image: url.to_string(),
+        format,
+        sha256: src.digest(),
+        checksum_verified: cfg.sha256.is_some(),
+        written_sha256: hex::encode(written.sha256),
+        readback_verified: true,
+        bytes_served: src.served,
+        bytes_written: written.bytes,
+        resumes: src.resumes,
+        drops: src.drops.clone(),
+        target: DiskId::from(disk),
+        partition_table_reread: reread,
+        duration_s: secs,
+        write_s: phases.0,
+        verify_s: phases.1,
+        mb_per_s: if secs > 0.0 {
+            written.bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        },
+    })
+}
+
+/// The `install` task module.
+pub struct Install;
+
+impl Module for Install {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
+        Config::from_options(options).map(|_| ())
+    }
+
+    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
+        let cfg = Config::from_options(ctx.options)?;
+        if cfg.kernel.is_some() {
+            let l = kexec::load(&cfg)?;
+            ctx.events
+                .log(format!("installer kernel loaded; {}", l.next));
+            return Ok(serde_json::to_value(&l)?);
+        }
+        if !ctx.destructive_allowed {
+            bail!("install is destructive and this run was not confirmed; nothing written");
+        }
+        let disk = resolve_target(ctx.root, &cfg.target)?;
+        let r = install_image(&cfg, &disk, Some(&ctx.events))?;
+        Ok(serde_json::to_value(&r)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        Options(
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("install.{k}"), v.to_string()))
+                .collect(),
+        )
+    }
+
+    const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn config_rules() {
+        let ok: &[&[(&str, &str)]] = &[
+            &[("image", "http://x/a.zst"), ("sha256", SUM)],
+            &[
+                ("image", "http://x/a"),
+                ("insecure", "1"),
+                ("target", "serial=S1"),
+            ],
+            &[
+                ("kernel", "http://x/k"),
+                ("initrd", "http://x/i"),
+                ("append", "inst.ks=http://f/ks"),
+            ],
+            &[
+                ("kernel", "http://x/k"),
+                ("initrd", "http://x/i"),
+                ("kernel_sha256", SUM),
+            ],
+        ];
+        for o in ok {
+            Config::from_options(&opts(o)).unwrap_or_else(|e| panic!("{o:?}: {e}"));
+        }
+        let bad: &[(&[(&str, &str)], &str)] = &[
+            (&[], "set speediso.install.image="),
+            (&[("image", "http://x/a")], "needs speediso.install.sha256="),
+            (
+                &[("image", "http://x/a"), ("insecure", "0")],
+                "needs speediso.install.sha256=",
+            ),
+            (
+                &[
+                    ("image", "http://x/a"),
+                    ("sha256", SUM),
+                    ("kernel", "http://k"),
+                ],
+                "exclude each other",
+            ),
+            (
+                &[("kernel", "http://x/k")],
+                "needs speediso.install.initrd=",
+            ),
+            (&[("initrd", "http://x/i")], "set speediso.install.image="),
+            (
+                &[("kernel", "k"), ("initrd", "i"), ("sha256", SUM)],
+                "kernel_sha256",
+            ),
+            (
+                &[("kernel", "k"), ("initrd", "i"), ("target", "smallest")],
+                "no meaning in kexec",
+            ),
+            (
+                &[("image", "i"), ("sha256", SUM), ("append", "x")],
+                "belongs to kexec",
+            ),
+            (
+                &[("image", "i"), ("sha256", SUM), ("target", "sda")],
+                "expected a /dev path",
+            ),
+        ];
+        for (o, want) in bad {
+            let e = Config::from_options(&opts(o)).unwrap_err().to_string();
+            assert!(e.contains(want), "{o:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn target_selectors() {
+        assert_eq!(TargetSel::parse("smallest").unwrap(), TargetSel::Smallest);
+        assert_eq!(
+            TargetSel::parse("serial=ABC").unwrap(),
+            TargetSel::Serial("ABC".into())
+        );
+        assert_eq!(
+            TargetSel::parse("wwn=eui.1").unwrap(),
+            TargetSel::Wwn("eui.1".into())
+        );
+        assert_eq!(
+            TargetSel::parse("/dev/nvme0n1").unwrap(),
+            TargetSel::Path("/dev/nvme0n1".into())
+        );
+        assert!(TargetSel::parse("serial=").is_err());
+        assert!(TargetSel::parse("nvme0n1").is_err());
+    }
+
+    #[test]
+    fn registered() {
+        assert_eq!(crate::tasks::module_for(NAME).unwrap().name(), NAME);
+    }
+}

@@ -1,0 +1,261 @@
+//! Writing the decompressed stream to the target: 1 MiB aligned O_DIRECT
+//! writes from a writer thread with a few buffers in flight, the last
+//! partial logical block through a buffered descriptor; then a read-back
+//! of the written range hashed against the stream; clearing the partition
+//! tables on failure.
+
+use crate::wipe::overwrite::AlignedBuf;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// Bytes per write (as wipe and `dd bs=1M`).
+pub const CHUNK: usize = 1 << 20;
+/// Buffers queued for the writer while the next one is filled.
+pub const IN_FLIGHT: usize = 4;
+/// Zeroed at both ends on failure: the MBR/GPT header and the GPT backup.
+pub const CLEAR_BYTES: u64 = 1 << 20;
+
+/// The target disk opened for writing.
+pub struct Target {
+    pub path: PathBuf,
+    direct: File,
+    /// For the last partial logical block only.
+    buffered: File,
+    pub size: u64,
+    pub lbs: u32,
+}
+
+impl Target {
+    /// Open `path` exclusively (O_EXCL fails on a mounted or held disk) for
+    /// direct and for buffered writes.
+    pub fn open(path: &Path) -> Result<Target> {
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_EXCL)
+            .open(path)
+            .with_context(|| format!("opening {} for direct writing", path.display()))?;
+        let buffered = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {} for writing", path.display()))?;
+        let size = crate::sys::blk::size_bytes(&direct)
+            .with_context(|| format!("{}: size", path.display()))?;
+        let lbs = crate::sys::blk::logical_block_size(&direct)
+            .with_context(|| format!("{}: logical block size", path.display()))?;
+        Ok(Target {
+            path: path.to_path_buf(),
+            direct,
+            buffered,
+            size,
+            lbs,
+        })
+    }
+
+    /// Write one chunk at `off`: the whole logical blocks directly, the
+    /// rest (end of the image only) through the page cache, then synced.
+    fn write_at(&self, data: &[u8], off: u64) -> Result<()> {
+        let end = off + data.len() as u64;
+        if end > self.size {
+            bail!(
+                "the image is larger than {} ({} bytes): it needs at least {end}",
+                self.path.display(),
+                self.size
+            );
+        }
+        let direct = data.len() / self.lbs as usize * self.lbs as usize;
+        if direct > 0 {
+            self.direct
+                .write_all_at(&data[..direct], off)
+                .with_context(|| format!("writing {} at byte {off}", self.path.display()))?;
+        }
+        if direct < data.len() {
+            let at = off + direct as u64;
+            self.buffered
+                .write_all_at(&data[direct..], at)
+                .and_then(|_| self.buffered.sync_data())
+                .with_context(|| {
+                    format!(
+                        "writing the last block of {} at byte {at}",
+                        self.path.display()
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// What the writer did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub bytes: u64,
+    /// SHA-256 of the decompressed stream, as written.
+    pub sha256: [u8; 32],
+}
+
+/// Fill `buf` from `r` until full or EOF; the count read.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Stream `r` onto the target from byte 0. `tick(bytes_written_so_far)`
+/// runs in the reading thread after each chunk is queued.
+pub fn stream(r: &mut dyn Read, t: &Target, tick: &mut dyn FnMut(u64)) -> Result<Written> {
+    let (tx, rx) = mpsc::sync_channel::<(AlignedBuf, usize, u64)>(IN_FLIGHT);
+    let (back_tx, back_rx) = mpsc::channel::<AlignedBuf>();
+    for _ in 0..IN_FLIGHT + 2 {
+        back_tx.send(AlignedBuf::new(CHUNK)).ok();
+    }
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || -> Result<[u8; 32]> {
+            let mut h = Sha256::new();
+            for (buf, len, off) in rx {
+                let data = &buf.as_slice()[..len];
+                h.update(data);
+                t.write_at(data, off)?;
+                back_tx.send(buf).ok();
+            }
+            t.direct
+                .sync_data()
+                .with_context(|| format!("flushing {}", t.path.display()))?;
+            Ok(h.finalize().into())
+        });
+        let mut off = 0u64;
+        let read_result: Result<()> = (|| {
+            loop {
+                // The writer hands buffers back; none means it stopped.
+                let Ok(mut buf) = back_rx.recv() else {
+                    return Ok(());
+                };
+                let n = fill(r, buf.as_mut_slice()).context("reading the image")?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if tx.send((buf, n, off)).is_err() {
+                    return Ok(());
+                }
+                off += n as u64;
+                tick(off);
+                if n < CHUNK {
+                    return Ok(());
+                }
+            }
+        })();
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        // A write error explains a reader stop, so it comes first.
+        let sha256 = written?;
+        read_result?;
+        Ok(Written { bytes: off, sha256 })
+    })
+}
+
+/// SHA-256 of the first `len` bytes of `path`, read with O_DIRECT (the
+/// device, not the page cache).
+pub fn read_back(path: &Path, len: u64, lbs: u32, tick: &mut dyn FnMut(u64)) -> Result<[u8; 32]> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .with_context(|| format!("opening {} to verify", path.display()))?;
+    let (tx, rx) = mpsc::sync_channel::<(AlignedBuf, usize)>(IN_FLIGHT);
+    let (back_tx, back_rx) = mpsc::channel::<AlignedBuf>();
+    for _ in 0..IN_FLIGHT + 2 {
+        back_tx.send(AlignedBuf::new(CHUNK)).ok();
+    }
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut h = Sha256::new();
+            for (buf, n) in rx {
+                h.update(&buf.as_slice()[..n]);
+                back_tx.send(buf).ok();
+            }
+            <[u8; 32]>::from(h.finalize())
+        });
+        let mut off = 0u64;
+        let res: Result<()> = (|| {
+            while off < len {
+                let want = (len - off).min(CHUNK as u64) as usize;
+                let aligned = want.div_ceil(lbs as usize) * lbs as usize;
+                let mut buf = back_rx.recv().context("verify hasher stopped")?;
+                f.read_exact_at(&mut buf.as_mut_slice()[..aligned], off)
+                    .with_context(|| format!("reading back {} at byte {off}", path.display()))?;
+                tx.send((buf, want)).ok();
+                off += want as u64;
+                tick(off);
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let h = hasher
+            .join()
+            .map_err(|_| anyhow::anyhow!("the verify thread panicked"))?;
+        res?;
+        Ok(h)
+    })
+}
+
+/// Zero the first and the last MiB (MBR, GPT header and its backup) so a
+/// half-written disk never boots, then ask the kernel to forget the old
+/// partitions.
+pub fn clear_partition_tables(path: &Path) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .with_context(|| format!("opening {} to clear it", path.display()))?;
+    let size =
+        crate::sys::blk::size_bytes(&f).with_context(|| format!("{}: size", path.display()))?;
+    let zeros = AlignedBuf::new(CLEAR_BYTES as usize);
+    let head = size.min(CLEAR_BYTES);
+    f.write_all_at(&zeros.as_slice()[..head as usize], 0)
+        .with_context(|| format!("zeroing the start of {}", path.display()))?;
+    if size > CLEAR_BYTES {
+        let at = size - CLEAR_BYTES.min(size - head);
+        let n = (size - at) as usize;
+        f.write_all_at(&zeros.as_slice()[..n], at)
+            .with_context(|| format!("zeroing the end of {}", path.display()))?;
+    }
+    f.sync_all()
+        .with_context(|| format!("flushing {}", path.display()))?;
+    reread(path).ok();
+    Ok(())
+}
+
+/// BLKRRPART on the whole disk.
+pub fn reread(path: &Path) -> io::Result<()> {
+    let f = File::open(path)?;
+    crate::sys::blk::reread_partitions(&f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_reads_until_full_or_eof() {
+        let data = vec![7u8; 10];
+        let mut r: &[u8] = &data;
+        let mut buf = [0u8; 4];
+        assert_eq!(fill(&mut r, &mut buf).unwrap(), 4);
+        let mut big = [0u8; 16];
+        assert_eq!(fill(&mut r, &mut big).unwrap(), 6);
+        assert_eq!(fill(&mut r, &mut big).unwrap(), 0);
+    }
+}
