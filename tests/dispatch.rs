@@ -225,14 +225,28 @@ fn dispatch_table() {
             None,
             Want::Rejected(Some("rescue"), "speediso.report"),
         ),
-        // Unavailable modules fail clearly at plan time (until they land).
+        // The install module checks its options at plan time.
         (
             foreman("systemd.setenv=SPEEDISO=lininstall"),
             None,
-            Want::Rejected(
-                Some("lininstall"),
-                "module 'install' is not available in this build",
+            Want::Rejected(Some("lininstall"), "set speediso.install.image="),
+        ),
+        (
+            foreman("systemd.setenv=SPEEDISO=lininstall speediso.install.image=http://repo/os.raw.zst"),
+            None,
+            Want::Rejected(Some("lininstall"), "needs speediso.install.sha256="),
+        ),
+        (
+            foreman("systemd.setenv=SPEEDISO=lininstall speediso.install.kernel=http://f/vmlinuz"),
+            None,
+            Want::Rejected(Some("lininstall"), "needs speediso.install.initrd="),
+        ),
+        (
+            foreman(
+                "systemd.setenv=SPEEDISO=lininstall speediso.install.image=http://repo/os.raw.zst speediso.install.sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             ),
+            None,
+            Want::Task("lininstall"),
         ),
         (
             foreman(

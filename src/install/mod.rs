@@ -262,9 +262,10 @@ struct Ticker<'a> {
 }
 
 impl Ticker<'_> {
-    fn tick(&mut self, done: u64, fraction: Option<f64>, total: Option<u64>) {
+    /// At most one event per `TICK`, except the `last` one of a phase.
+    fn tick(&mut self, done: u64, fraction: Option<f64>, total: Option<u64>, last: bool) {
         let Some(ev) = self.events else { return };
-        if self.last.elapsed() < TICK {
+        if !last && self.last.elapsed() < TICK {
             return;
         }
         self.last = Instant::now();
@@ -330,6 +331,7 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
                     } else {
                         None
                     },
+                    false,
                 );
             })
             .with_context(|| format!("decompressing ({fmt:?}) and writing"))?
@@ -337,6 +339,7 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
         // Whatever the decoder left unread still belongs to the checksum.
         std::io::copy(&mut br, &mut std::io::sink()).context("reading the image's end")?;
         drop(br);
+        tk.tick(written.bytes, Some(1.0), Some(written.bytes), true);
         phases.0 = tw.elapsed().as_secs_f64();
         let got = src.digest();
         if let Some(want) = &cfg.sha256 {
@@ -359,7 +362,7 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
         };
         let n = written.bytes;
         let back = write::read_back(&disk.path, n, target.lbs, &mut |done| {
-            tk.tick(done, Some(done as f64 / n as f64), Some(n))
+            tk.tick(done, Some(done as f64 / n as f64), Some(n), done == n)
         })?;
         phases.1 = tv.elapsed().as_secs_f64();
         if back != written.sha256 {
