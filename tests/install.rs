@@ -687,3 +687,36 @@ fn kexec_mode_checks_the_kernel_checksum_before_loading() {
         r.stderr()
     );
 }
+
+#[test]
+fn an_image_larger_than_the_disk_fails_and_clears_the_tables() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let raw = image();
+    let srv = Server::start([("img.raw".to_string(), raw.clone())].into(), &[]);
+    let lo = Loop::new(4 * MIB);
+    let r = install(
+        &lo.dev,
+        &[
+            "--image",
+            &srv.url("img.raw"),
+            "--sha256",
+            &sha(&raw),
+            "--target",
+            &lo.dev,
+            "--confirm",
+            &lo.dev,
+        ],
+    );
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("larger than"), "{}", r.stderr());
+    assert!(r.result().is_none());
+    assert_eq!(lo.read(0, MIB as usize), vec![0u8; MIB as usize]);
+    assert_eq!(lo.read(3 * MIB, MIB as usize), vec![0u8; MIB as usize]);
+    // Between the cleared ends, the image's bytes: writing had begun.
+    assert_eq!(
+        lo.read(MIB, 4096),
+        raw[MIB as usize..MIB as usize + 4096].to_vec()
+    );
+}
