@@ -22,6 +22,7 @@ for t in nginx curl zstd losetup; do
 done
 
 WORK=$(mktemp -d)
+chmod 755 "$WORK"  # nginx workers run unprivileged
 LOOP=""
 NGINX_PID=""
 cleanup() {
