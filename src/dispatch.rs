@@ -68,6 +68,18 @@ pub fn reject(bus: &Bus, r: &Rejection) -> i32 {
     rejection_status(r)
 }
 
+/// The systemd target that carries out `after=`. An installer kernel loaded
+/// by the install module turns a reboot into systemd's kexec.target, which
+/// shuts down like a reboot (the report spool drains) and then jumps into it.
+pub fn after_target(after: After, kexec_loaded: bool) -> Option<&'static str> {
+    match after {
+        After::Stay => None,
+        After::Poweroff => Some("poweroff.target"),
+        After::Reboot if kexec_loaded => Some("kexec.target"),
+        After::Reboot => Some("reboot.target"),
+    }
+}
+
 /// Start the plan's unit and wait for its job. Prints what it does with
 /// `say`. Returns the exit status.
 pub fn start_and_wait(
@@ -108,14 +120,8 @@ pub fn start_and_wait(
         return exit::FAILED;
     }
     say(format!("speediso: {unit} finished successfully"));
-    let target = match plan.after {
-        After::Stay => return exit::SUCCESS,
-        After::Poweroff => "poweroff.target",
-        // An installer kernel loaded by the install module: systemd's
-        // kexec.target shuts down like a reboot (the report spool drains)
-        // and then jumps into it.
-        After::Reboot if crate::install::kexec::loaded() => "kexec.target",
-        After::Reboot => "reboot.target",
+    let Some(target) = after_target(plan.after, crate::install::kexec::loaded()) else {
+        return exit::SUCCESS;
     };
     say(format!(
         "speediso: after={}: starting {target}",
@@ -145,6 +151,14 @@ mod tests {
             &Catalog::load(&[]),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn after_targets() {
+        assert_eq!(after_target(After::Stay, true), None);
+        assert_eq!(after_target(After::Poweroff, true), Some("poweroff.target"));
+        assert_eq!(after_target(After::Reboot, false), Some("reboot.target"));
+        assert_eq!(after_target(After::Reboot, true), Some("kexec.target"));
     }
 
     #[test]

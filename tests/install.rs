@@ -719,3 +719,55 @@ fn an_image_larger_than_the_disk_fails_and_clears_the_tables() {
         raw[MIB as usize..MIB as usize + 4096].to_vec()
     );
 }
+
+#[test]
+fn smallest_selects_the_smaller_allowed_disk() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let raw = image();
+    let srv = Server::start([("img.raw".to_string(), raw.clone())].into(), &[]);
+    let big = Loop::new(24 * MIB);
+    let small = Loop::new(12 * MIB);
+    let allow = format!("{},{}", big.dev, small.dev);
+    // Without --confirm it names the disk it picked, and writes nothing.
+    let r = install(
+        &allow,
+        &[
+            "--image",
+            &srv.url("img.raw"),
+            "--sha256",
+            &sha(&raw),
+            "--target",
+            "smallest",
+        ],
+    );
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(
+        r.stderr()
+            .contains(&format!("refusing to write {}", small.dev)),
+        "{}",
+        r.stderr()
+    );
+    let r = install(
+        &allow,
+        &[
+            "--image",
+            &srv.url("img.raw"),
+            "--sha256",
+            &sha(&raw),
+            "--target",
+            "smallest",
+            "--confirm",
+            &small.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(r.result().unwrap()["target"]["path"], small.dev.as_str());
+    assert_eq!(small.read(0, raw.len()), raw);
+    assert_eq!(
+        big.read(0, 4096),
+        vec![0xaa; 4096],
+        "the larger disk is untouched"
+    );
+}

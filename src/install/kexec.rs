@@ -81,3 +81,30 @@ pub fn load(cfg: &super::Config) -> Result<Loaded> {
         next: "systemctl kexec (kexec.target) after the report spool drained",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn fetch_to_memory_checks_and_keeps_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vmlinuz");
+        std::fs::write(&p, b"kernel bytes").unwrap();
+        let url = format!("file://{}", p.display());
+        let sum = "3ad9bb0a0c1ec2bd2b0ab6e4ac6b0e4d0e0f7b0a0c1ec2bd2b0ab6e4ac6b0e4d";
+        let e = fetch_to_memory(&url, Some(sum), "kernel")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SHA-256 mismatch"), "{e}");
+        let (mut f, got) = fetch_to_memory(&url, None, "kernel").unwrap();
+        assert_eq!(got.bytes, 12);
+        assert!(!got.verified);
+        let (_, again) = fetch_to_memory(&url, Some(&got.sha256), "kernel").unwrap();
+        assert!(again.verified);
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"kernel bytes");
+    }
+}
