@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod cmdline;
 pub mod dispatch;
@@ -16,5 +17,6 @@ pub mod host;
 pub mod plan;
 pub mod run;
 pub mod sinks;
+pub mod sys;
 pub mod systemd;
 pub mod tasks;

@@ -328,6 +328,9 @@ impl std::error::Error for ModuleError {}
 /// The one place that maps module names to implementations.
 pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
     match name {
+        "bench.cpu" => Ok(Box::new(crate::bench::cpu::BenchCpu)),
+        "bench.memory" => Ok(Box::new(crate::bench::memory::BenchMemory)),
+        "bench.disk" => Ok(Box::new(crate::bench::disk::BenchDisk)),
         n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),
         n => Err(ModuleError::Unknown(n.to_string())),
     }
