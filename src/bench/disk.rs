@@ -455,7 +455,8 @@ impl Histogram {
         for (i, &c) in self.counts.iter().enumerate() {
             seen += c;
             if seen >= want {
-                return Self::value(i);
+                // A bucket's midpoint can lie above the largest sample.
+                return Self::value(i).min(self.max as f64);
             }
         }
         self.max as f64

@@ -14,6 +14,7 @@ use crate::tasks::{Module, StepContext};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -218,13 +219,19 @@ fn stream(cfg: &Config, n: usize, ev: &StepEvents) -> (Bandwidth, u32) {
     let mut best = [f64::MAX; 4];
     let mut reps = 0u32;
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let base = Instant::now();
+    let marks: Vec<(AtomicU64, AtomicU64)> = (0..workers)
+        .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+        .collect();
     std::thread::scope(|s| {
         let bar = &barrier;
         let stop = &stop;
-        for ((a, b), c) in a
+        let (base, marks) = (&base, &marks);
+        for (w, ((a, b), c)) in a
             .chunks_mut(chunk)
             .zip(b.chunks_mut(chunk))
             .zip(c.chunks_mut(chunk))
+            .enumerate()
         {
             s.spawn(move || {
                 a.fill(1.0);
@@ -234,6 +241,7 @@ fn stream(cfg: &Config, n: usize, ev: &StepEvents) -> (Bandwidth, u32) {
                 loop {
                     for k in 0..4 {
                         bar.wait();
+                        marks[w].0.store(ns_since(base), Ordering::Relaxed);
                         match k {
                             0 => c.copy_from_slice(a),
                             1 => b
@@ -249,10 +257,11 @@ fn stream(cfg: &Config, n: usize, ev: &StepEvents) -> (Bandwidth, u32) {
                                 .zip(b.iter().zip(c.iter()))
                                 .for_each(|(a, (b, c))| *a = b + scalar * c),
                         }
+                        marks[w].1.store(ns_since(base), Ordering::Relaxed);
                         bar.wait();
                     }
                     bar.wait();
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
                         break;
                     }
                 }
@@ -264,13 +273,19 @@ fn stream(cfg: &Config, n: usize, ev: &StepEvents) -> (Bandwidth, u32) {
         loop {
             for best_k in best.iter_mut() {
                 barrier.wait();
-                let t0 = Instant::now();
                 barrier.wait();
-                *best_k = best_k.min(t0.elapsed().as_secs_f64());
+                // From the first worker's start to the last one's end: each
+                // worker stamps its own times, so a late wake-up of this
+                // thread cannot shorten the interval.
+                let first = marks.iter().map(|m| m.0.load(Ordering::Relaxed)).min();
+                let last = marks.iter().map(|m| m.1.load(Ordering::Relaxed)).max();
+                if let (Some(t0), Some(t1)) = (first, last) {
+                    *best_k = best_k.min(t1.saturating_sub(t0).max(1) as f64 / 1e9);
+                }
             }
             reps += 1;
             let done = reps >= 3 && (start.elapsed() >= deadline || reps >= 1000);
-            stop.store(done, std::sync::atomic::Ordering::Relaxed);
+            stop.store(done, Ordering::Relaxed);
             barrier.wait();
             if last_progress.elapsed() >= Duration::from_secs(1) || done {
                 last_progress = Instant::now();
@@ -299,6 +314,10 @@ fn stream(cfg: &Config, n: usize, ev: &StepEvents) -> (Bandwidth, u32) {
         },
         reps,
     )
+}
+
+fn ns_since(base: &Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
 }
 
 /// Mean latency of dependent loads over `bytes`, one per cache line, in a
