@@ -358,3 +358,62 @@ fn bench_modules_are_registered() {
         );
     }
 }
+
+#[test]
+fn bench_steps_run_in_a_task() {
+    // The same code as task steps: options come from the task file.
+    let dir = tmpdir();
+    let tasks = dir.path().join("tasks");
+    std::fs::create_dir_all(&tasks).unwrap();
+    let img = dir.path().join("step.img");
+    std::fs::write(
+        tasks.join("benchquick.toml"),
+        format!(
+            "name = 'benchquick'\ndescription = 'quick benches'\ntime_limit = '5m'\nafter = 'stay'\n\
+             [[steps]]\nmodule = 'bench.cpu'\noptions = {{ duration = 1, threads = 1, workloads = false }}\n\
+             [[steps]]\nmodule = 'bench.memory'\noptions = {{ duration = '1s', array_mib = 16 }}\n\
+             [[steps]]\nmodule = 'bench.disk'\noptions = {{ target = '{}', size_mib = 16, duration = '1s', mode = 'all' }}\n",
+            img.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "benchquick", "--json", "--cmdline", ""])
+        .arg("--tasks-dir")
+        .arg(&tasks)
+        .arg("--run-dir")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "result")
+        .collect();
+    assert_eq!(results.len(), 3, "{text}");
+    let by = |step: &str| {
+        results
+            .iter()
+            .find(|e| e["step"] == step)
+            .unwrap_or_else(|| panic!("no result for {step}"))["data"]
+            .clone()
+    };
+    let cpu = by("bench.cpu");
+    assert_eq!(cpu["threads"], 1);
+    assert!(cpu["sha256"].is_null(), "workloads = false: {cpu}");
+    assert!(f(&cpu, &["events_per_second", "single"]) > 0.0);
+    assert_eq!(f(&by("bench.memory"), &["array_bytes"]), 16.0 * 1048576.0);
+    let disk = &by("bench.disk")["disks"][0];
+    assert_eq!(disk["kind"], "file");
+    assert!(f(disk, &["rand_write_iops"]) > 0.0, "{disk}");
+    assert!(
+        text.lines().any(|l| l.contains("\"type\":\"progress\"")),
+        "no progress events"
+    );
+}

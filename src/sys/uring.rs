@@ -59,7 +59,8 @@ pub struct Completion {
 }
 
 /// An io_uring submission/completion queue over one file with `depth`
-/// slots of `block` bytes each.
+/// slots of `block` bytes each. Use it from the thread that created it
+/// (the ring is set up single-issuer).
 pub struct Queue {
     ring: IoUring,
     // Keeps the descriptor the queued entries name open.
@@ -80,9 +81,16 @@ impl Queue {
             ));
         }
         let entries = depth.next_power_of_two() as u32;
+        // As fio's io_uring engine does: completions are run when we reap
+        // them (no IPIs), by the one thread that submits. Older kernels
+        // (before 6.1) reject these flags; fall back to a plain ring.
         let ring = IoUring::builder()
             .setup_cqsize(entries * 2)
-            .build(entries)?;
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
         let bufs = (0..depth)
             .map(|_| AlignedBuf::new(block))
             .collect::<io::Result<Vec<_>>>()?;
