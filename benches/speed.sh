@@ -14,6 +14,7 @@
 #                 O_DIRECT bypasses the page cache, tmpfs cannot do it)
 #   SIZE_MIB=2048 size of each disk target
 #   SPEEDISO, SYSBENCH, FIO   binaries to use
+#   PARTS="cpu memory disk"   which comparisons to run
 # Targets: CPU prime events/s and disk figures within +-10% of the peer;
 # STREAM bandwidth at least sysbench memory's.
 set -euo pipefail
@@ -21,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-10}
 REPS=${REPS:-3}
+PARTS=${PARTS:-cpu memory disk}
 DIR=${DIR:-/var/tmp/speediso-bench}
 SIZE_MIB=${SIZE_MIB:-2048}
 SPEEDISO=${SPEEDISO:-target/release/speediso}
@@ -64,9 +66,12 @@ header() {
 echo "machine: $NPROC CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(uname -r)"
 echo "speediso $("$SPEEDISO" --version | awk '{print $2}'), $("$SYSBENCH" --version), $("$FIO" --version); ${DUR}s per measurement"
 
-# ---- CPU: sysbench cpu (max prime 10000) --------------------------------
 # Keys in speediso's JSON are sorted: pick the object first, then the field.
 obj() { sed -n "/\"$1\": {/,/}/p"; }
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+
+# ---- CPU: sysbench cpu (max prime 10000) --------------------------------
+if want cpu; then
 sb_cpu() { "$SYSBENCH" cpu --cpu-max-prime=10000 --threads="$1" --time="$DUR" run | sed -n 's/.*events per second: *//p'; }
 sp_cpu() { "$SPEEDISO" bench cpu --prime-only --duration "${DUR}s" --json 2>/dev/null | obj events_per_second; }
 sb1="" sbn="" sp1="" spn=""
@@ -85,13 +90,31 @@ pair "prime events/s, 1 thread" "$(median <<<"$sp1")" "$(median <<<"$sb1")" with
     "spread: speediso $(spread <<<"$sp1"), sysbench $(spread <<<"$sb1")"
 pair "prime events/s, $NPROC threads" "$(median <<<"$spn")" "$(median <<<"$sbn")" within10 \
     "spread: speediso $(spread <<<"$spn"), sysbench $(spread <<<"$sbn")"
+# Work per event, independent of how much of a shared CPU each tool got:
+# events per second of user CPU time, one thread each.
+TIMEFORMAT=%U
+cpu_s() { { time "$@" >"$DIR/.cpu.out" 2>/dev/null; } 2>&1; }
+sbc="" spc=""
+mkdir -p "$DIR"
+for ((r = 1; r <= REPS; r++)); do
+    u=$(cpu_s "$SYSBENCH" cpu --cpu-max-prime=10000 --threads=1 --time="$DUR" run)
+    ev=$(sed -n 's/.*total number of events: *//p' "$DIR/.cpu.out")
+    sbc+=" $(awk -v e="$ev" -v u="$u" 'BEGIN { printf "%.2f", e / u }')"
+    u=$(cpu_s "$SPEEDISO" bench cpu --prime-only --threads 1 --duration "${DUR}s" --json)
+    ev=$(obj events <"$DIR/.cpu.out" | grep -o '[0-9.]*' | awk '{ s += $1 } END { print s }')
+    spc+=" $(awk -v e="$ev" -v u="$u" 'BEGIN { printf "%.2f", e / u }')"
+done
+pair "prime events per CPU-second, 1 thread" "$(median <<<"$spc")" "$(median <<<"$sbc")" within10 \
+    "spread: speediso $(spread <<<"$spc"), sysbench $(spread <<<"$sbc")"
 cpu=$("$SPEEDISO" bench cpu --duration "${DUR}s" --json 2>/dev/null)
 for w in sha256 deflate; do
     v=$(obj "$w" <<<"$cpu")
     printf "%-44s %14.2f %14.2f (single, all threads; no peer)\n" "$w MB/s" "$(num single <<<"$v")" "$(num all <<<"$v")"
 done
+fi
 
 # ---- Memory: sysbench memory ---------------------------------------------
+if want memory; then
 mem=$("$SPEEDISO" bench memory --duration "${DUR}s" --json 2>/dev/null)
 arr_mib=$(( $(num array_bytes <<<"$mem") / 1048576 ))
 # sysbench prints MiB/sec; convert to MB/s (10^6) like speediso.
@@ -110,8 +133,10 @@ for k in copy scale add triad; do
 done
 pair "stream triad vs sysbench memory defaults (1K)" "$(num triad <<<"$mem")" "$sbd" info
 printf "%-44s %14.2f\n" "pointer-chase latency ns" "$(num latency_ns <<<"$mem")"
+fi
 
 # ---- Disk: fio, io_uring, direct=1 ----------------------------------------
+if want disk; then
 mkdir -p "$DIR"
 FILE=$DIR/file.img
 LOOPIMG=$DIR/loop.img
@@ -175,6 +200,7 @@ if [[ -n $LOOP ]]; then
 else
     echo "no loop device (losetup failed): loop pairs not measured"
     FAILS=$((FAILS + 1))
+fi
 fi
 
 echo

@@ -7,11 +7,13 @@
 //! 3..max_prime for primality by trial division with 64-bit integers,
 //! dividing by 2, 3, ... while the divisor is <= sqrt(c) (as a double). We
 //! keep the same integer widths and the same float comparison so the work
-//! per event, and hence events/s, matches.
+//! per event, and hence events/s, matches; the division is a real 64-bit
+//! `div` (see `sys::cpu::rem_u64`), as in sysbench's gcc build.
 
 use super::{default_threads, opt_duration, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
 use crate::plan::Options;
+use crate::sys::cpu::rem_u64;
 use crate::tasks::{Module, StepContext};
 use anyhow::Result;
 use serde::Serialize;
@@ -110,6 +112,8 @@ pub struct CpuReport {
     pub duration_s: f64,
     /// sysbench cpu events per second (`sysbench cpu --threads=1|N run`).
     pub events_per_second: Pair,
+    /// Events completed in each run (sysbench's "total number of events").
+    pub events: Pair,
     /// all / single events per second.
     pub scaling: f64,
     /// Primes below max_prime found in one event (a correctness check).
@@ -124,16 +128,24 @@ pub struct CpuReport {
 pub fn prime_event(max_prime: u64) -> u64 {
     let mut n = 0u64;
     let mut c: u64 = 3;
+    // Written to compile to what gcc -O2 makes of sysbench's loop, so the
+    // work per event matches: values stay far below 2^63, so converting
+    // through i64 is gcc's single cvtsi2sd; gcc turns the first divisor's
+    // `c % 2` into a parity test; every other `c % l` is a full 64-bit
+    // `div` (rem_u64), where LLVM would add a 32-bit shortcut.
     while c < max_prime {
-        let t = (c as f64).sqrt();
+        let t = (c as i64 as f64).sqrt();
         let mut l: u64 = 2;
-        while l as f64 <= t {
-            if c % l == 0 {
-                break;
+        if l as i64 as f64 <= t && c & 1 != 0 {
+            l = 3;
+            while l as i64 as f64 <= t {
+                if rem_u64(c, l) == 0 {
+                    break;
+                }
+                l += 1;
             }
-            l += 1;
         }
-        if l as f64 > t {
+        if l as i64 as f64 > t {
             n += 1;
         }
         c += 1;
@@ -144,7 +156,7 @@ pub fn prime_event(max_prime: u64) -> u64 {
 /// Run `work` on `threads` threads for `duration`; each call returns the
 /// units it did (1 event, or bytes). Returns units per second. Emits a
 /// progress event each second.
-fn timed<F>(threads: usize, duration: Duration, what: &str, ev: &StepEvents, work: F) -> f64
+fn timed<F>(threads: usize, duration: Duration, what: &str, ev: &StepEvents, work: F) -> (f64, u64)
 where
     F: Fn() -> u64 + Sync,
 {
@@ -184,7 +196,8 @@ where
         start
     });
     let secs = elapsed.elapsed().as_secs_f64();
-    done.load(Ordering::Relaxed) as f64 / secs
+    let units = done.load(Ordering::Relaxed);
+    (units as f64 / secs, units)
 }
 
 /// Text-like, moderately compressible input (about 3:1 with deflate): log
@@ -226,15 +239,22 @@ pub fn run(cfg: &Config, ev: &StepEvents) -> Result<CpuReport> {
     let threads = cfg.threads.max(1);
     let max_prime = cfg.max_prime;
     let primes_per_event = prime_event(max_prime);
-    let pair = |what: &str, f: &(dyn Fn() -> u64 + Sync)| -> Pair {
+    // Rates, and the units (events or bytes) done in each run.
+    let pair = |what: &str, f: &(dyn Fn() -> u64 + Sync)| -> (Pair, Pair) {
         let single = timed(1, cfg.duration, what, ev, f);
         let all = timed(threads, cfg.duration, what, ev, f);
-        Pair {
-            single: round2(single),
-            all: round2(all),
-        }
+        (
+            Pair {
+                single: round2(single.0),
+                all: round2(all.0),
+            },
+            Pair {
+                single: single.1 as f64,
+                all: all.1 as f64,
+            },
+        )
     };
-    let eps = pair("prime", &|| {
+    let (eps, events) = pair("prime", &|| {
         black_box(prime_event(black_box(max_prime)));
         1
     });
@@ -242,7 +262,7 @@ pub fn run(cfg: &Config, ev: &StepEvents) -> Result<CpuReport> {
     if cfg.workloads {
         let mut data = vec![0u8; CHUNK];
         Rng::new(42).fill(&mut data);
-        let p = pair("sha256", &|| {
+        let (p, _) = pair("sha256", &|| {
             use sha2::Digest;
             black_box(sha2::Sha256::digest(black_box(&data[..])));
             CHUNK as u64
@@ -251,7 +271,7 @@ pub fn run(cfg: &Config, ev: &StepEvents) -> Result<CpuReport> {
         let text = text_like(CHUNK, 7);
         let packed = miniz_oxide::deflate::compress_to_vec(&text, DEFLATE_LEVEL);
         deflate_ratio = Some(round2(packed.len() as f64 / text.len() as f64));
-        let p = pair("deflate", &|| {
+        let (p, _) = pair("deflate", &|| {
             black_box(miniz_oxide::deflate::compress_to_vec(
                 black_box(&text[..]),
                 DEFLATE_LEVEL,
@@ -265,6 +285,7 @@ pub fn run(cfg: &Config, ev: &StepEvents) -> Result<CpuReport> {
         max_prime,
         duration_s: cfg.duration.as_secs_f64(),
         events_per_second: eps,
+        events,
         scaling: round2(eps.all / eps.single.max(f64::MIN_POSITIVE)),
         primes_per_event,
         sha256,
