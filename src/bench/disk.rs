@@ -533,11 +533,16 @@ pub fn run_job(
     let mut started = vec![Instant::now(); qd];
     let start = Instant::now();
     let deadline = start + duration;
-    for (slot, t) in started.iter_mut().enumerate() {
+    // Latency is fio's "clat": from when the submission syscall returned
+    // to when the completion was reaped, so I/Os are stamped after
+    // `submit`, not when queued.
+    for slot in 0..qd {
         let off = next_offset(&mut rng);
-        *t = Instant::now();
         push(&mut q, slot, off)?;
     }
+    q.submit()?;
+    started.fill(Instant::now());
+    let mut resubmitted: Vec<usize> = Vec::with_capacity(qd);
     let (mut ios, mut bytes) = (0u64, 0u64);
     let mut done: Vec<Completion> = Vec::with_capacity(qd);
     let mut last = (start, 0u64);
@@ -562,8 +567,15 @@ pub fn run_job(
             bytes += n as u64;
             if now < deadline {
                 let off = next_offset(&mut rng);
-                started[c.slot] = now;
                 push(&mut q, c.slot, off)?;
+                resubmitted.push(c.slot);
+            }
+        }
+        if !resubmitted.is_empty() {
+            q.submit()?;
+            let t = Instant::now();
+            for slot in resubmitted.drain(..) {
+                started[slot] = t;
             }
         }
         if now.duration_since(last.0) >= Duration::from_secs(1) {
