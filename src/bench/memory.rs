@@ -375,6 +375,28 @@ fn pattern_word(pat: usize, i: usize, seed: u64) -> u64 {
     }
 }
 
+/// Words of `part` (starting at word `first_index` of the buffer) that do
+/// not hold pattern `pat`: the count, and the first 16 (index, value).
+fn mismatches_in(
+    part: &[u64],
+    first_index: usize,
+    pat: usize,
+    seed: u64,
+) -> (u64, Vec<(usize, u64)>) {
+    let mut n = 0u64;
+    let mut first = Vec::new();
+    for (j, &w) in part.iter().enumerate() {
+        let i = first_index + j;
+        if w != pattern_word(pat, i, seed) {
+            n += 1;
+            if first.len() < 16 {
+                first.push((i, w));
+            }
+        }
+    }
+    (n, first)
+}
+
 /// Write each pattern over `bytes`, read it back, report mismatches.
 pub fn pattern_check(bytes: u64, threads: usize, ev: &StepEvents) -> PatternCheck {
     let words = (bytes / 8) as usize;
@@ -398,22 +420,7 @@ pub fn pattern_check(bytes: u64, threads: usize, ev: &StepEvents) -> PatternChec
             let hs: Vec<_> = buf
                 .chunks(chunk)
                 .enumerate()
-                .map(|(t, part)| {
-                    s.spawn(move || {
-                        let mut n = 0u64;
-                        let mut first = Vec::new();
-                        for (j, &w) in part.iter().enumerate() {
-                            let i = t * chunk + j;
-                            if w != pattern_word(pat, i, seed) {
-                                n += 1;
-                                if first.len() < 16 {
-                                    first.push((i, w));
-                                }
-                            }
-                        }
-                        (n, first)
-                    })
-                })
+                .map(|(t, part)| s.spawn(move || mismatches_in(part, t * chunk, pat, seed)))
                 .collect();
             hs.into_iter()
                 .map(|h| h.join().unwrap_or_default())
@@ -600,6 +607,18 @@ mod tests {
         assert_eq!(c.errors, 0);
         assert_eq!(c.bytes, 4 * MIB);
         assert!(c.mismatches.is_empty());
+    }
+
+    #[test]
+    fn mismatches_name_the_word() {
+        for pat in 0..PATTERNS.len() {
+            let mut part: Vec<u64> = (0..1000).map(|j| pattern_word(pat, 5000 + j, 9)).collect();
+            assert_eq!(mismatches_in(&part, 5000, pat, 9), (0, vec![]));
+            part[123] ^= 1 << 17; // one flipped bit
+            let (n, first) = mismatches_in(&part, 5000, pat, 9);
+            assert_eq!(n, 1, "pattern {}", PATTERNS[pat]);
+            assert_eq!(first, vec![(5123, part[123])]);
+        }
     }
 
     #[test]
