@@ -611,12 +611,12 @@ mod tests {
 
     #[test]
     fn mismatches_name_the_word() {
-        for pat in 0..PATTERNS.len() {
+        for (pat, name) in PATTERNS.iter().enumerate() {
             let mut part: Vec<u64> = (0..1000).map(|j| pattern_word(pat, 5000 + j, 9)).collect();
             assert_eq!(mismatches_in(&part, 5000, pat, 9), (0, vec![]));
             part[123] ^= 1 << 17; // one flipped bit
             let (n, first) = mismatches_in(&part, 5000, pat, 9);
-            assert_eq!(n, 1, "pattern {}", PATTERNS[pat]);
+            assert_eq!(n, 1, "pattern {name}");
             assert_eq!(first, vec![(5123, part[123])]);
         }
     }
