@@ -38,12 +38,20 @@ def lspci(path):
         addr = words[0]
         fields = [w for w in words[1:] if not w.startswith("-")]
         cls, vendor, device = fields[0], fields[1], fields[2]
+        vname, vid = split_id(vendor)
+        dname, did = split_id(device)
+        # Without -nn lspci names an unknown id "Device 1234" / "Unknown
+        # vendor 1234"; the inventory stores those names.
+        if dname == "Device":
+            dname = f"Device {did}"
+        if vname == "Unknown vendor":
+            vname = f"Unknown vendor {vid}"
         devs[addr] = {
             "class_id": split_id(cls)[1],
-            "vendor": split_id(vendor)[0],
-            "vendor_id": split_id(vendor)[1],
-            "device": split_id(device)[0],
-            "device_id": split_id(device)[1],
+            "vendor": vname,
+            "vendor_id": vid,
+            "device": dname,
+            "device_id": did,
         }
     return devs
 

@@ -32,6 +32,10 @@ boot_timeout=${SPEEDISO_VM_BOOT_TIMEOUT:-600}
 http_guest=10.0.2.100:8080
 collector_guest=10.0.2.101:8470
 
+# The distribution's Python (its http.server and json), not a user's pyenv.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+
 say() { printf 'vm: %s\n' "$*" >&2; }
 die() {
     printf 'vm: FAIL: %s\n' "$*" >&2
@@ -62,8 +66,6 @@ check_prereqs() {
     command -v dhclient >/dev/null 2>&1 || missing+=("isc-dhcp-client")
     command -v dmsetup >/dev/null 2>&1 || missing+=("dmsetup")
     [ "${#missing[@]}" = 0 ] || missing_prereq "missing tools: ${missing[*]} (tests/apt/vm.txt)"
-    python=/usr/bin/python3
-    [ -x "$python" ] || python=$(command -v python3)
 }
 
 # A free TCP port on 127.0.0.1.
@@ -442,7 +444,7 @@ needs() {
 # 3a/3b: a bad task: nothing runs, the console says why, sshd is up and
 # `speediso status` names the value.
 rejected() {
-    local value=$1 shown=$2
+    local value=$1 shown=$2 bench=${3:-}
     if have_collector; then
         collector_port=$(free_port)
         start_collector "$collector_port" "$work/$name.db"
@@ -467,6 +469,8 @@ rejected() {
         die "$name: speediso-dispatch.service is not failed after a rejected task"
     save_journal
     console_lacks 'Starting speediso@'
+    vm_ssh systemd-analyze >"$out/$name.analyze" 2>&1 || true
+    if [ -n "$bench" ]; then bench_dispatch; fi
     if have_collector; then
         # The report endpoint heard the rejection, with the value.
         local found=0
@@ -501,7 +505,51 @@ PY
 scenario_rejected_random() {
     local value
     value=no-such-task-$RANDOM
-    rejected "$value" "$value"
+    rejected "$value" "$value" bench
+}
+
+# The dispatcher's own cost, in the guest that is up anyway: `speediso
+# dispatch` against `systemctl start` (the peer: the same StartUnit and wait)
+# for speediso@rescue.service, and `speediso dispatch --dry-run` (plan only)
+# in the guest and on the host, whose ratio is how much slower the emulated
+# CPU is. Figures go to target/vm/dispatch-bench.txt (see tests/vm/README.md).
+bench_dispatch() {
+    local f=$out/dispatch-bench.txt
+    vm_ssh 'bash -s' >"$f.raw" <<'GUEST' || die "$name: the dispatch benchmark failed in the guest"
+set -e
+now() { date +%s%N; }
+for i in 1 2 3 4 5 6 7; do
+    a=$(now); SPEEDISO=rescue speediso dispatch >/dev/null 2>&1; b=$(now)
+    systemctl start speediso@rescue.service; c=$(now)
+    speediso dispatch --dry-run --cmdline speediso.task=rescue >/dev/null; d=$(now)
+    echo "guest $(((b - a) / 1000)) $(((c - b) / 1000)) $(((d - c) / 1000))"
+done
+systemctl show -p Result --value speediso@rescue.service
+GUEST
+    grep -qx success "$f.raw" || die "$name: speediso@rescue.service did not succeed in the benchmark"
+    local bin a b
+    bin=$(./scripts/build-static.sh 2>/dev/null | tail -n1)
+    for _ in 1 2 3 4 5 6 7; do
+        a=$(date +%s%N)
+        "$bin" dispatch --dry-run --cmdline speediso.task=rescue >/dev/null
+        b=$(date +%s%N)
+        echo "host 0 0 $(((b - a) / 1000))" >>"$f.raw"
+    done
+    awk '
+        function median(arr, n,   i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+            return arr[int((n + 1) / 2)]
+        }
+        $1 == "guest" { g++; d[g] = $2; s[g] = $3; r[g] = $4 }
+        $1 == "host" { h++; hr[h] = $4 }
+        END {
+            md = median(d, g) / 1000; ms = median(s, g) / 1000; mr = median(r, g) / 1000; mh = median(hr, h) / 1000
+            printf "guest (TCG), median of %d: speediso dispatch %.1f ms, systemctl start %.1f ms, ratio %.2f; dispatch --dry-run %.1f ms\n", g, md, ms, md / ms, mr
+            printf "host, median of %d: dispatch --dry-run %.2f ms; emulation slowdown (dry-run guest/host) %.0fx\n", h, mh, mr / mh
+            printf "speediso dispatch over systemctl start: %.1f ms in the guest, about %.1f ms at native speed\n", md - ms, (md - ms) / (mr / mh)
+            printf "whole speediso dispatch (exec, plan, D-Bus, StartUnit, the task unit run, JobRemoved) scaled to native speed: about %.1f ms\n", md / (mr / mh)
+        }' "$f.raw" >"$f"
+    sed "s/^/$name: bench: /" "$f" >&2
 }
 
 scenario_rejected_empty() { rejected "" ""; }
