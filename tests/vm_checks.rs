@@ -64,9 +64,12 @@ fn inventory_checker_accepts_a_match() {
     assert!(ok, "{err}");
 }
 
+/// A change to the stored inventory that the checker must notice.
+type Mutation = dyn Fn(&mut Value);
+
 #[test]
 fn inventory_checker_finds_each_mismatch() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Box<Mutation>)> = vec![
         (
             "PCI addresses differ",
             Box::new(|d| {
