@@ -681,7 +681,8 @@ main() {
     fi
     [ "${#wanted[@]}" -gt 0 ] || wanted=("${all[@]}")
     mkdir -p "$out"
-    [ -x "$agent" ] || cargo build --locked --bin speediso >&2
+    # Up to date, so the scenario gates see what this tree builds.
+    cargo build --quiet --locked --bin speediso >&2
     if [ "$list" = 1 ]; then
         local s why
         for s in "${all[@]}"; do
@@ -689,17 +690,24 @@ main() {
         done
         return
     fi
+    local s why runnable=() passed=() failed=() skipped=()
+    for s in "${wanted[@]}"; do
+        if why=$(needs "$s"); then
+            runnable+=("$s")
+        else
+            say "SKIPPED $s: $why"
+            skipped+=("$s")
+        fi
+    done
+    if [ "${#runnable[@]}" = 0 ]; then
+        say "nothing to run; skipped: ${skipped[*]}"
+        return
+    fi
     check_prereqs
     : >"$out/timings"
     build_image
     start_http
-    local s why passed=() failed=() skipped=()
-    for s in "${wanted[@]}"; do
-        if ! why=$(needs "$s"); then
-            say "SKIPPED $s: $why"
-            skipped+=("$s")
-            continue
-        fi
+    for s in "${runnable[@]}"; do
         if (
             trap scenario_cleanup EXIT
             name=$s
