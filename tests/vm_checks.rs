@@ -1,6 +1,8 @@
 //! The VM suite's checkers (tests/vm/*.py) on fixed input, so a scenario that
 //! runs only once its feature lands compares for real: a matching inventory
-//! passes, and each kind of mismatch fails.
+//! passes, and each kind of mismatch fails. tests/vm/fixtures/ holds what a
+//! VM suite boot of the inventory branch stored and printed (state.json and
+//! `lspci -mm -nn -D` from the same QEMU guest).
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -34,6 +36,10 @@ fn inventory() -> Value {
 }
 
 fn check(inv: &Value) -> (bool, String) {
+    check_with(inv, LSPCI)
+}
+
+fn check_with(inv: &Value, lspci: &str) -> (bool, String) {
     let python = if std::path::Path::new("/usr/bin/python3").exists() {
         PathBuf::from("/usr/bin/python3")
     } else {
@@ -41,7 +47,7 @@ fn check(inv: &Value) -> (bool, String) {
     };
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("run.json"), inv.to_string()).unwrap();
-    std::fs::write(dir.path().join("lspci.txt"), LSPCI).unwrap();
+    std::fs::write(dir.path().join("lspci.txt"), lspci).unwrap();
     let out = Command::new(python)
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vm/check_inventory.py"))
         .arg(dir.path().join("run.json"))
@@ -104,4 +110,31 @@ fn inventory_checker_finds_each_mismatch() {
     }
     let (ok, err) = check(&json!({"results": []}));
     assert!(!ok && err.contains("no inventory result"), "{err}");
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vm/fixtures")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn inventory_checker_on_a_real_guest() {
+    let state: Value = serde_json::from_str(&fixture("qemu-inventory.state.json")).unwrap();
+    let lspci = fixture("qemu.lspci");
+    // QEMU's VGA has ids missing from pci.ids: "Vendor [1234]" in lspci -nn.
+    assert!(lspci.contains("\"Vendor [1234]\""));
+    let (ok, err) = check_with(&state, &lspci);
+    assert!(ok, "{err}");
+
+    let mut moved = state.clone();
+    moved["results"]["inventory"]["pci"][4]["address"] = json!("0000:00:1f.0");
+    let (ok, err) = check_with(&moved, &lspci);
+    assert!(!ok && err.contains("PCI addresses differ"), "{err}");
+
+    let mut renamed = state;
+    renamed["results"]["inventory"]["pci"][4]["vendor"] = json!("Vendor");
+    let (ok, err) = check_with(&renamed, &lspci);
+    assert!(!ok && err.contains("vendor"), "{err}");
 }

@@ -40,12 +40,13 @@ def lspci(path):
         cls, vendor, device = fields[0], fields[1], fields[2]
         vname, vid = split_id(vendor)
         dname, did = split_id(device)
-        # Without -nn lspci names an unknown id "Device 1234" / "Unknown
-        # vendor 1234"; the inventory stores those names.
-        if dname == "Device":
-            dname = f"Device {did}"
-        if vname == "Unknown vendor":
-            vname = f"Unknown vendor {vid}"
+        # For an id missing from pci.ids lspci -nn prints "Vendor [1234]" /
+        # "Device [1111]"; without -nn it prints "Vendor 1234" / "Device
+        # 1111", which is what the inventory stores.
+        if dname in ("Device", "Unknown device"):
+            dname = f"{dname} {did}"
+        if vname in ("Vendor", "Unknown vendor"):
+            vname = f"{vname} {vid}"
         devs[addr] = {
             "class_id": split_id(cls)[1],
             "vendor": vname,
