@@ -190,8 +190,12 @@ pub enum Command {
     /// its path when it has none); otherwise it prints the target and
     /// writes nothing.
     Install(InstallArgs),
-    /// Run one benchmark now, outside any task, with live progress.
+    /// Run one speed test now and print its figures (the same code as the
+    /// bench.* task steps).
     Bench {
+        /// Print the result as JSON on stdout (progress goes to stderr).
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         what: BenchCmd,
     },
@@ -234,10 +238,18 @@ pub struct InstallArgs {
     json: bool,
 }
 
+/// `speediso bench <what>`: one variant per benchmark module.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// sysbench-compatible prime search, SHA-256 and deflate, single and all threads.
+    Cpu(crate::bench::cpu::CpuArgs),
+    /// STREAM copy/scale/add/triad bandwidth, pointer-chase latency, pattern check.
+    Memory(crate::bench::memory::MemoryArgs),
+    /// fio-comparable seq/rand read/write jobs with O_DIRECT and io_uring.
+    Disk(crate::bench::disk::DiskArgs),
     /// Network throughput: an iperf3-compatible client against a stock
-    /// `iperf3 -s`, and/or an HTTP(S) download.
+    /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
+    /// stream as JSON lines.
     Net(crate::netbench::NetArgs),
 }
 
@@ -361,7 +373,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => cmd_run(&env, &task, json, confirm.as_deref()),
         Command::Tasks { json, options } => cmd_tasks(&env, json, options),
         Command::Status { json, events } => cmd_status(&env, json, events),
-        Command::Bench { what } => cmd_bench(&env, what),
+        Command::Bench { json, what } => cmd_bench(&env, json, &what),
         Command::Wipe {
             plan,
             device,
@@ -398,15 +410,70 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn cmd_bench(env: &Env, what: BenchCmd) -> Result<i32> {
-    match what {
+fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
+    use crate::bench::{cpu, disk, memory};
+    let step = match what {
         BenchCmd::Net(args) => {
-            let bus = env.adhoc_bus(None, args.json);
-            let rc = crate::netbench::cli(&args, &bus);
+            // The network test reports as an event stream (and to the
+            // report endpoint), so live throughput reaches every sink.
+            let bus = env.adhoc_bus(None, json);
+            let rc = crate::netbench::cli(args, &bus);
             bus.close(crate::run::CLOSE_DEADLINE);
-            rc
+            return rc;
         }
+        BenchCmd::Cpu(_) => cpu::NAME,
+        BenchCmd::Memory(_) => memory::NAME,
+        BenchCmd::Disk(_) => disk::NAME,
+    };
+    // With --json, stdout carries only the result; progress goes to stderr.
+    let console: Box<dyn Sink> = if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    };
+    let bus = Bus::new(
+        Some("bench".into()),
+        host::identify(&env.root, &env.cmdline),
+        vec![console],
+    );
+    let ev = bus.step(step);
+    let res = match what {
+        BenchCmd::Cpu(a) => cpu::run(&a.config(), &ev)
+            .and_then(|r| Ok((serde_json::to_value(&r)?, cpu::summary(&r)))),
+        BenchCmd::Memory(a) => memory::run(&a.config(), &env.root, &ev)
+            .and_then(|r| Ok((serde_json::to_value(&r)?, memory::summary(&r)))),
+        BenchCmd::Net(_) => unreachable!("handled above"),
+        BenchCmd::Disk(a) => {
+            disk::run_target(&env.root, &a.config(), &a.target, &ev).and_then(|r| {
+                if let Some(v) = r.verify.as_ref().filter(|v| v.errors > 0) {
+                    eprintln!("speediso: verify found {} bad sector(s)", v.errors);
+                }
+                Ok((serde_json::to_value(&r)?, disk::summary(&r)))
+            })
+        }
+    };
+    bus.close(Duration::from_secs(1));
+    let (value, text) = match res {
+        Ok(v) => v,
+        Err(e) if e.downcast_ref::<disk::Refusal>().is_some() => {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::REFUSED);
+        }
+        Err(e) => return Err(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{text}");
     }
+    let bad_verify = value["verify"]["errors"].as_u64().is_some_and(|n| n > 0)
+        || value["check"]["errors"].as_u64().is_some_and(|n| n > 0);
+    Ok(if bad_verify {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    })
 }
 
 fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) -> Result<i32> {

@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod cmdline;

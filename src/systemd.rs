@@ -105,13 +105,35 @@ trait Unit {
 /// The real thing: systemd on the system bus.
 pub struct SystemBus {
     conn: zbus::blocking::Connection,
+    /// Subscribe() is per client: a second call on the same connection fails
+    /// with AlreadySubscribed (seen in the VM suite when after=poweroff
+    /// started poweroff.target after the task's unit).
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 impl SystemBus {
     pub fn connect() -> Result<SystemBus> {
         let conn = zbus::blocking::Connection::system()
             .context("connecting to the system D-Bus (is systemd running?)")?;
-        Ok(SystemBus { conn })
+        Ok(SystemBus {
+            conn,
+            subscribed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn subscribe_once(&self, manager: &ManagerProxy<'_>) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.subscribed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match manager.subscribe() {
+            Ok(()) => {}
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+            Err(e) => return Err(e).context("subscribing to systemd signals"),
+        }
+        self.subscribed.store(true, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -142,9 +164,7 @@ impl Job for BusJob {
 impl Systemd for SystemBus {
     fn start_unit(&self, unit: &str, mode: &str) -> Result<Box<dyn Job>> {
         let manager = ManagerProxy::new(&self.conn).context("creating systemd manager proxy")?;
-        manager
-            .subscribe()
-            .context("subscribing to systemd signals")?;
+        self.subscribe_once(&manager)?;
         let signals = manager
             .receive_job_removed()
             .context("listening for JobRemoved")?;

@@ -27,9 +27,14 @@ fn ready(tools: &[&str]) -> bool {
     }
     for t in tools {
         if *t == "device-mapper" {
+            // A kernel without device-mapper (and without modules to load,
+            // as on these Firecracker VMs) is not something a package can
+            // fix: skip loudly even in CI. The VM suite's Debian kernel has
+            // dm_mod; the fault test without dm (`hole_*`) runs everywhere.
             let dm = std::fs::read_to_string("/proc/misc").unwrap_or_default();
             if !dm.contains("device-mapper") {
-                missing.push("device-mapper in the kernel (/proc/misc)".into());
+                eprintln!("SKIP: this kernel has no device-mapper (/proc/misc); cannot build a dm device here");
+                return false;
             }
             continue;
         }

@@ -47,9 +47,6 @@ pub struct NetArgs {
     /// (also bounds DNS and each connect).
     #[arg(long, default_value = "15", value_name = "S", value_parser = parse_secs)]
     pub timeout: Duration,
-    /// Print events (progress, result) as JSON lines on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

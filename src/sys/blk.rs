@@ -6,13 +6,13 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 // _IOR(0x12, 114, size_t)
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+const BLKGETSIZE64: libc::Ioctl = 0x8008_1272_u32 as libc::Ioctl;
 // _IO(0x12, 104)
-const BLKSSZGET: libc::c_ulong = 0x1268;
+const BLKSSZGET: libc::Ioctl = 0x1268_u32 as libc::Ioctl;
 // _IO(0x12, 119)
-const BLKDISCARD: libc::c_ulong = 0x1277;
+const BLKDISCARD: libc::Ioctl = 0x1277_u32 as libc::Ioctl;
 // _IO(0x12, 125)
-const BLKSECDISCARD: libc::c_ulong = 0x127d;
+const BLKSECDISCARD: libc::Ioctl = 0x127d_u32 as libc::Ioctl;
 
 /// Size of the block device in bytes.
 pub fn size_bytes(f: &File) -> io::Result<u64> {
@@ -51,7 +51,7 @@ pub fn discard(f: &File, start: u64, len: u64, secure: bool) -> io::Result<()> {
 }
 
 // _IO(0x12, 95)
-const BLKRRPART: libc::c_ulong = 0x125f;
+const BLKRRPART: libc::Ioctl = 0x125f_u32 as libc::Ioctl;
 
 /// Ask the kernel to re-read the partition table (the fd must be the whole
 /// disk). Loop devices without partition scanning answer EINVAL.

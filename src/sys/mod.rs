@@ -2,6 +2,7 @@
 //! with a safe signature. The only place in the crate where `unsafe` is allowed.
 
 pub mod blk;
+pub mod cpu;
 pub mod ifaddrs;
 pub mod kexec;
 pub mod lock;
@@ -10,3 +11,4 @@ pub mod rusage;
 pub mod sg;
 pub mod signal;
 pub mod tcp;
+pub mod uring;

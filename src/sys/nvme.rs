@@ -33,9 +33,9 @@ struct PassthruCmd {
 const _: () = assert!(std::mem::size_of::<PassthruCmd>() == 72);
 
 // _IOWR('N', 0x41, struct nvme_admin_cmd)
-const NVME_IOCTL_ADMIN_CMD: libc::c_ulong = 0xC048_4E41;
+const NVME_IOCTL_ADMIN_CMD: libc::Ioctl = 0xC048_4E41_u32 as libc::Ioctl;
 // _IO('N', 0x40): the namespace id of a namespace block device.
-const NVME_IOCTL_ID: libc::c_ulong = 0x4E40;
+const NVME_IOCTL_ID: libc::Ioctl = 0x4E40_u32 as libc::Ioctl;
 
 /// One admin command: opcode, namespace, command dwords 10-15.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -332,6 +332,9 @@ pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
         "bench.net" => Ok(Box::new(crate::netbench::NetBench)),
         "wipe" => Ok(Box::new(crate::wipe::Wipe)),
         "install" => Ok(Box::new(crate::install::Install)),
+        "bench.cpu" => Ok(Box::new(crate::bench::cpu::BenchCpu)),
+        "bench.memory" => Ok(Box::new(crate::bench::memory::BenchMemory)),
+        "bench.disk" => Ok(Box::new(crate::bench::disk::BenchDisk)),
         n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),
         n => Err(ModuleError::Unknown(n.to_string())),
     }

@@ -1,0 +1,269 @@
+//! A small io_uring queue for the disk benchmark: a file, `depth` aligned
+//! buffers ("slots") the queue owns, and reads/writes of whole slots at byte
+//! offsets. The unsafe part of io_uring is that the kernel reads or writes a
+//! buffer after `push` returned; here a slot cannot be touched or freed while
+//! its I/O is in flight (`buf_mut` refuses, `Drop` waits for the kernel).
+#![allow(unsafe_code)]
+
+use io_uring::{opcode, types, IoUring};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+
+/// Buffer alignment: O_DIRECT wants the logical block size; 4096 covers
+/// every disk we meet (512e and 4Kn) and is the page size.
+pub const ALIGN: usize = 4096;
+
+/// One heap buffer aligned for O_DIRECT.
+struct AlignedBuf {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+// The buffer is plain memory owned by this value.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn new(len: usize) -> io::Result<AlignedBuf> {
+        let layout = Layout::from_size_align(len.max(1), ALIGN)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        Ok(AlignedBuf { ptr, layout })
+    }
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is valid for layout.size() initialised (zeroed) bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// A finished I/O: which slot, and bytes transferred or the error.
+#[derive(Debug)]
+pub struct Completion {
+    pub slot: usize,
+    pub result: io::Result<usize>,
+}
+
+/// An io_uring submission/completion queue over one file with `depth`
+/// slots of `block` bytes each. Use it from the thread that created it
+/// (the ring is set up single-issuer).
+pub struct Queue {
+    ring: IoUring,
+    // Keeps the descriptor the queued entries name open.
+    file: File,
+    bufs: Vec<AlignedBuf>,
+    busy: Vec<bool>,
+    in_flight: usize,
+    pending: usize,
+}
+
+impl Queue {
+    /// A queue of `depth` slots of `block` bytes (a multiple of `ALIGN`).
+    pub fn new(file: File, depth: usize, block: usize) -> io::Result<Queue> {
+        if depth == 0 || block == 0 || block % ALIGN != 0 || block > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("queue depth {depth} and block {block} (must be a multiple of {ALIGN})"),
+            ));
+        }
+        let entries = depth.next_power_of_two() as u32;
+        // As fio's io_uring engine does: completions are run when we reap
+        // them (no IPIs), by the one thread that submits. Older kernels
+        // (before 6.1) reject these flags; fall back to a plain ring.
+        let ring = IoUring::builder()
+            .setup_cqsize(entries * 2)
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
+        let bufs = (0..depth)
+            .map(|_| AlignedBuf::new(block))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Queue {
+            ring,
+            file,
+            bufs,
+            busy: vec![false; depth],
+            in_flight: 0,
+            pending: 0,
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.bufs.len()
+    }
+
+    pub fn block(&self) -> usize {
+        self.bufs[0].layout.size()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The contents of an idle slot (`None` while its I/O is in flight).
+    pub fn buf(&self, slot: usize) -> Option<&[u8]> {
+        (!self.busy[slot]).then(|| self.bufs[slot].as_slice())
+    }
+
+    /// The contents of an idle slot, to fill before a write.
+    pub fn buf_mut(&mut self, slot: usize) -> Option<&mut [u8]> {
+        if self.busy[slot] {
+            return None;
+        }
+        Some(self.bufs[slot].as_mut_slice())
+    }
+
+    /// Queue a read of the whole slot from `offset`; sent on the next
+    /// `submit` or `wait`.
+    pub fn push_read(&mut self, slot: usize, offset: u64) -> io::Result<()> {
+        self.push(slot, offset, false)
+    }
+
+    /// Queue a write of the whole slot to `offset`.
+    pub fn push_write(&mut self, slot: usize, offset: u64) -> io::Result<()> {
+        self.push(slot, offset, true)
+    }
+
+    fn push(&mut self, slot: usize, offset: u64, write: bool) -> io::Result<()> {
+        if slot >= self.bufs.len() || self.busy[slot] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("slot {slot} is busy or out of range"),
+            ));
+        }
+        let fd = types::Fd(self.file.as_raw_fd());
+        let buf = &mut self.bufs[slot];
+        let len = buf.layout.size() as u32;
+        let entry = if write {
+            opcode::Write::new(fd, buf.ptr.as_ptr(), len)
+                .offset(offset)
+                .build()
+        } else {
+            opcode::Read::new(fd, buf.ptr.as_ptr(), len)
+                .offset(offset)
+                .build()
+        }
+        .user_data(slot as u64);
+        // SAFETY: the buffer stays allocated and untouched by us until its
+        // completion is reaped (the slot is busy until then, and Drop waits
+        // for every in-flight I/O); the fd lives as long as `self.file`.
+        // The SQ has at least `depth` entries and at most `depth` slots are
+        // busy, so it cannot be full.
+        unsafe { self.ring.submission().push(&entry) }
+            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        self.busy[slot] = true;
+        self.in_flight += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Send queued entries to the kernel without waiting.
+    pub fn submit(&mut self) -> io::Result<()> {
+        if self.pending > 0 {
+            self.ring.submit()?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Submit anything queued, wait until at least `min` I/Os completed
+    /// (bounded by what is in flight), and append every completion ready now.
+    pub fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        let want = min.min(self.in_flight);
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending = 0;
+        for cqe in self.ring.completion() {
+            let slot = cqe.user_data() as usize;
+            let res = cqe.result();
+            let result = if res < 0 {
+                Err(io::Error::from_raw_os_error(-res))
+            } else {
+                Ok(res as usize)
+            };
+            if slot < self.busy.len() && self.busy[slot] {
+                self.busy[slot] = false;
+                self.in_flight -= 1;
+            }
+            out.push(Completion { slot, result });
+        }
+        Ok(())
+    }
+
+    /// Wait for every in-flight I/O; their completions are dropped.
+    pub fn drain(&mut self) -> io::Result<()> {
+        let mut sink = Vec::new();
+        while self.in_flight > 0 {
+            sink.clear();
+            self.wait(1, &mut sink)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if self.drain().is_err() && self.in_flight > 0 {
+            // The kernel may still write into these buffers: leak them
+            // rather than free memory it owns.
+            std::mem::forget(std::mem::take(&mut self.bufs));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn write_then_read_back() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![0u8; 4 * ALIGN]).unwrap();
+        let mut q = Queue::new(f, 2, ALIGN).unwrap();
+        q.buf_mut(0).unwrap().fill(0xab);
+        q.push_write(0, ALIGN as u64).unwrap();
+        assert!(q.buf_mut(0).is_none(), "busy slot must not be writable");
+        assert!(q.push_read(0, 0).is_err(), "busy slot must not be reused");
+        let mut done = Vec::new();
+        q.wait(1, &mut done).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].result.as_ref().unwrap(), &ALIGN);
+        q.push_read(1, ALIGN as u64).unwrap();
+        done.clear();
+        q.wait(1, &mut done).unwrap();
+        assert_eq!(done[0].slot, 1);
+        assert!(q.buf(1).unwrap().iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn rejects_unaligned_block() {
+        let f = tempfile::tempfile().unwrap();
+        assert!(Queue::new(f, 1, 1000).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""VM suite, scenario inventory: the inventory the collector stored for the
+run equals what the guest itself shows.
+
+    check_inventory.py RUN.json LSPCI.txt
+
+RUN.json is the collector's GET /v1/runs/<run_id> ({run, events, results:
+[{seq, step, data}], certificates}) or, without a collector, the guest's
+/run/speediso/state.json ({results: {step: data}}); LSPCI.txt is `lspci -mm -nn -D` from inside the same guest.
+Asserts: the PCI list (address, vendor, device and class ids, names) equals
+lspci's, and the disks carry the serials given to QEMU.
+"""
+import json
+import re
+import shlex
+import sys
+
+WANT_SERIALS = {"NVME0001": "nvme", "SATA0002": "sata", "USB0003": "usb"}
+
+
+def fail(msg):
+    print(f"check_inventory: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def split_id(field):
+    """'Ethernet controller [0200]' -> ('Ethernet controller', '0200')."""
+    m = re.fullmatch(r"(.*) \[([0-9a-f]{4})\]", field)
+    return (m.group(1), m.group(2)) if m else (field, None)
+
+
+def lspci(path):
+    devs = {}
+    for line in open(path):
+        words = shlex.split(line)
+        if not words:
+            continue
+        addr = words[0]
+        fields = [w for w in words[1:] if not w.startswith("-")]
+        cls, vendor, device = fields[0], fields[1], fields[2]
+        vname, vid = split_id(vendor)
+        dname, did = split_id(device)
+        # For an id missing from pci.ids lspci -nn prints "Vendor [1234]" /
+        # "Device [1111]"; without -nn it prints "Vendor 1234" / "Device
+        # 1111", which is what the inventory stores.
+        if dname in ("Device", "Unknown device"):
+            dname = f"{dname} {did}"
+        if vname in ("Vendor", "Unknown vendor"):
+            vname = f"{vname} {vid}"
+        devs[addr] = {
+            "class_id": split_id(cls)[1],
+            "vendor": vname,
+            "vendor_id": vid,
+            "device": dname,
+            "device_id": did,
+        }
+    return devs
+
+
+def main():
+    run = json.load(open(sys.argv[1]))
+    guest = lspci(sys.argv[2])
+    if not guest:
+        fail("lspci printed nothing")
+    inv = None
+    results = run.get("results", [])
+    if isinstance(results, dict):
+        results = [{"step": k, "data": v} for k, v in results.items()]
+    for r in results:
+        data = r.get("data", {})
+        if isinstance(data, dict) and "pci" in data and "disks" in data:
+            inv = data
+    if inv is None:
+        fail("no inventory result in the run: %s" % json.dumps(run)[:500])
+    stored = {d["address"]: d for d in inv["pci"]}
+    if set(stored) != set(guest):
+        fail(f"PCI addresses differ: collector only {sorted(set(stored) - set(guest))}, "
+             f"lspci only {sorted(set(guest) - set(stored))}")
+    for addr, want in guest.items():
+        got = stored[addr]
+        for k, v in want.items():
+            if got.get(k) != v:
+                fail(f"{addr} {k}: collector {got.get(k)!r}, lspci {v!r}")
+    serials = {d.get("serial"): d for d in inv["disks"]}
+    for serial, transport in WANT_SERIALS.items():
+        if serial not in serials:
+            fail(f"no disk with serial {serial}: {sorted(map(str, serials))}")
+        got = serials[serial].get("transport")
+        if got != transport:
+            fail(f"disk {serial}: transport {got!r}, want {transport!r}")
+    print(f"check_inventory: {len(guest)} PCI devices and {len(WANT_SERIALS)} disk serials match")
+
+
+if __name__ == "__main__":
+    main()

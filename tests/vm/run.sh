@@ -1,0 +1,724 @@
+#!/usr/bin/env bash
+# The VM suite: build the live image the way production does (rootfs with the
+# static agent, units and tasks; squashfs; dracut livenet initramfs from
+# kickstart-snippets/dracut-initramfs.sh), serve it on host loopback, and boot
+# it in QEMU (TCG, restricted user networking) with the kernel command line
+# rendered from the Foreman PXELinux template. Each scenario asserts on the
+# console log (target/vm/<scenario>.log), on the guest over SSH, and, once the
+# collector exists, on what the collector stored.
+#
+#   tests/vm/run.sh                 every scenario (CI: scripts/test.sh)
+#   tests/vm/run.sh rejected-empty  just these scenarios
+#   tests/vm/run.sh --list          the scenarios and whether this build has
+#                                   what each needs
+#
+# Scenarios whose feature is not in this build (a task module, the collector)
+# are skipped with a line saying so; nothing pretends. Needs root (mmdebstrap,
+# dracut) and the packages in tests/apt/vm.txt; without them it skips, or
+# fails when SPEEDISO_REQUIRE_TOOLS=1 (CI).
+#
+# Environment: SPEEDISO_VM_MIRROR (Debian mirror; default: the machine's apt
+# sources), SPEEDISO_VM_BOOT_TIMEOUT (seconds per boot, default 600),
+# SPEEDISO_VM_KEEP=1 (keep target/vm/work).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+
+suite=bookworm
+out=$repo/target/vm
+cache=$repo/target/vm-cache
+work=$out/work
+boot_timeout=${SPEEDISO_VM_BOOT_TIMEOUT:-600}
+http_guest=10.0.2.100:8080
+collector_guest=10.0.2.101:8470
+
+# The distribution's Python (its http.server and json), not a user's pyenv.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+
+say() { printf 'vm: %s\n' "$*" >&2; }
+die() {
+    printf 'vm: FAIL: %s\n' "$*" >&2
+    exit 1
+}
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# --- prerequisites ----------------------------------------------------------
+
+missing_prereq() {
+    if [ "${SPEEDISO_REQUIRE_TOOLS:-}" = 1 ]; then
+        die "$* (SPEEDISO_REQUIRE_TOOLS=1); run scripts/setup.sh as root"
+    fi
+    say "skipping the VM suite: $*"
+    exit 0
+}
+
+check_prereqs() {
+    [ "$(id -u)" = 0 ] || missing_prereq "needs root (mmdebstrap, dracut, mounting nothing but building trees owned by root)"
+    local t missing=()
+    for t in qemu-system-x86_64 mmdebstrap mksquashfs dracut ruby ssh ssh-keygen socat curl cpio depmod; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    [ -x /usr/lib/dracut/modules.d/90dmsquash-live/module-setup.sh ] ||
+        [ -e /usr/lib/dracut/modules.d/90dmsquash-live ] || missing+=("dracut-live")
+    [ -e /usr/lib/dracut/modules.d/35network-legacy ] || missing+=("dracut-network")
+    command -v dhclient >/dev/null 2>&1 || missing+=("isc-dhcp-client")
+    command -v dmsetup >/dev/null 2>&1 || missing+=("dmsetup")
+    [ "${#missing[@]}" = 0 ] || missing_prereq "missing tools: ${missing[*]} (tests/apt/vm.txt)"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The Debian mirror the machine's apt sources name (deb822 or one-line).
+debian_mirror() {
+    if [ -n "${SPEEDISO_VM_MIRROR:-}" ]; then
+        echo "$SPEEDISO_VM_MIRROR"
+        return
+    fi
+    local m
+    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i } /^deb / { print ($2 ~ /^\[/ ? $3 : $2) }' |
+        grep -E '/debian/?$' | head -n1 || true)
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+# --- the image --------------------------------------------------------------
+
+# Base rootfs tarball, cached on the package list.
+rootfs_tarball() {
+    local key pkgs tar
+    key=$(cat tests/vm/rootfs-packages.txt <(echo "$suite minbase v1") | sha256sum | cut -c1-16)
+    tar=$cache/rootfs-$suite-$key.tar
+    if [ -s "$tar" ]; then
+        say "rootfs: cached $tar"
+    else
+        mkdir -p "$cache"
+        pkgs=$(sed 's/#.*//' tests/vm/rootfs-packages.txt | tr -s ' \t' '\n' | grep -v '^$' | paste -sd,)
+        say "rootfs: mmdebstrap $suite from $(debian_mirror) (cached afterwards)"
+        mmdebstrap --quiet --variant=minbase --include="$pkgs" "$suite" "$cache/partial-$key.tar" \
+            "$(debian_mirror)" >&2
+        mv "$cache/partial-$key.tar" "$tar"
+    fi
+    echo "$tar"
+}
+
+# Modules a test VM (or the agent) never needs; dropping them halves the
+# squashfs and the time to build and fetch it.
+prune_modules() {
+    local kdir=$1
+    rm -rf "$kdir"/kernel/sound "$kdir"/kernel/drivers/gpu "$kdir"/kernel/drivers/media \
+        "$kdir"/kernel/drivers/net/wireless "$kdir"/kernel/drivers/infiniband \
+        "$kdir"/kernel/drivers/staging "$kdir"/kernel/drivers/bluetooth \
+        "$kdir"/kernel/net/bluetooth "$kdir"/kernel/net/wireless "$kdir"/kernel/net/mac80211 \
+        "$kdir"/kernel/drivers/iio "$kdir"/kernel/drivers/isdn "$kdir"/kernel/drivers/hid \
+        "$kdir"/kernel/drivers/input/joystick "$kdir"/kernel/drivers/input/touchscreen \
+        "$kdir"/kernel/drivers/video "$kdir"/kernel/fs/ocfs2 "$kdir"/kernel/fs/gfs2
+}
+
+build_image() {
+    local t0 tar root kv bin build
+    t0=$(now)
+    bin=$(./scripts/build-static.sh | tail -n1)
+    [ -x "$bin" ] || die "no static agent from scripts/build-static.sh"
+    tar=$(rootfs_tarball)
+    rm -rf "$work"
+    mkdir -p "$work"
+    root=$work/rootfs
+    mkdir "$root"
+    tar -xpf "$tar" -C "$root" --numeric-owner
+    kv=$(basename "$(ls -d "$root"/lib/modules/*)")
+    say "image: kernel $kv"
+    prune_modules "$root/lib/modules/$kv"
+    depmod -b "$root" "$kv"
+    cp "$root/boot/vmlinuz-$kv" "$work/vmlinuz"
+
+    # The agent, units and tasks, where the kickstart's %post puts them.
+    install -m 0755 "$bin" "$root/usr/bin/speediso"
+    install -m 0644 units/*.service "$root/usr/lib/systemd/system/"
+    install -d "$root/usr/lib/speediso/tasks"
+    install -m 0644 tasks/*.toml "$root/usr/lib/speediso/tasks/"
+    systemctl --root="$root" enable speediso-dispatch.service ssh.service >/dev/null 2>&1
+    [ -L "$root/etc/systemd/system/multi-user.target.wants/speediso-dispatch.service" ] ||
+        die "speediso-dispatch.service was not enabled in the image"
+    build=${SPEEDISO_BUILD:-vm-$(git rev-parse --short HEAD 2>/dev/null || echo dev)}
+    printf 'speediso live image, build %s\n' "$build" >"$root/etc/motd"
+    echo speediso-vm >"$root/etc/hostname"
+    : >"$root/etc/machine-id"
+    mkdir -p "$root/etc/systemd/journald.conf.d"
+    printf '[Journal]\nStorage=volatile\n' >"$root/etc/systemd/journald.conf.d/speediso.conf"
+    # SSH: a key made for this run only.
+    ssh-keygen -q -t ed25519 -N '' -C speediso-vm-suite -f "$work/id_ed25519"
+    install -d -m 0700 "$root/root/.ssh"
+    install -m 0600 "$work/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+
+    mkdir -p "$work/www"
+    mksquashfs "$root" "$work/www/speediso.squashfs" -comp zstd -noappend -quiet -no-progress \
+        -e boot -e var/cache/apt -e usr/share/doc -e usr/share/man -e usr/share/locale >&2
+
+    # The initramfs: the production script, with Debian's network module.
+    local ikey initrd
+    ikey=$(cat kickstart-snippets/dracut-initramfs.sh <(echo "$kv") <(dpkg-query -W dracut-core) |
+        sha256sum | cut -c1-16)
+    initrd=$cache/initrd-$kv-$ikey.img
+    if [ -s "$initrd" ]; then
+        say "initramfs: cached $initrd"
+    else
+        SPEEDISO_KMODDIR="$root/lib/modules/$kv" SPEEDISO_NETWORK=network-legacy \
+            SPEEDISO_COMPRESS=--zstd \
+            kickstart-snippets/dracut-initramfs.sh "$kv" "$build" "$cache/partial-$ikey.img" \
+            >/dev/null 2>"$work/dracut.log" || {
+            tail -n 30 "$work/dracut.log" >&2
+            die "dracut-initramfs.sh failed"
+        }
+        mv "$cache/partial-$ikey.img" "$initrd"
+    fi
+    cp "$initrd" "$work/initrd.img"
+    rm -rf "$root"
+    say "image: built in $(elapsed "$t0") s ($(du -h "$work/www/speediso.squashfs" | cut -f1) squashfs)"
+    echo "image $(elapsed "$t0")" >>"$out/timings"
+}
+
+# --- the collector (issue 5) ------------------------------------------------
+
+collector_bin=""
+collector_pid=""
+
+have_collector() {
+    grep -q '^name = "speediso-collector"' Cargo.toml
+}
+
+build_collector() {
+    [ -n "$collector_bin" ] && return
+    cargo build --release --locked --bin speediso-collector >&2
+    collector_bin=$repo/target/release/speediso-collector
+}
+
+# start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's token.
+start_collector() {
+    local port=$1 db=$2
+    build_collector
+    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    "$collector_bin" serve --listen "127.0.0.1:$port" --db "$db" --tokens "$work/tokens" \
+        >>"$work/collector.log" 2>&1 &
+    collector_pid=$!
+    for _ in $(seq 1 50); do
+        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return
+        sleep 0.2
+    done
+    die "collector did not come up on 127.0.0.1:$port (see $work/collector.log)"
+}
+
+stop_collector() {
+    if [ -n "$collector_pid" ]; then
+        kill "$collector_pid" 2>/dev/null || true
+        wait "$collector_pid" 2>/dev/null || true
+        collector_pid=""
+    fi
+}
+
+# collector_get PORT PATH: JSON from the collector's API.
+collector_get() {
+    curl -fsS -H "Authorization: Bearer $(head -n1 "$work/tokens")" "http://127.0.0.1:$1$2"
+}
+
+# --- booting ----------------------------------------------------------------
+
+http_pid=""
+qemu_pid=""
+ssh_port=""
+collector_port=""
+
+start_http() {
+    http_port=$(free_port)
+    "$python" -m http.server --bind 127.0.0.1 --directory "$work/www" "$http_port" \
+        >"$work/http.log" 2>&1 &
+    http_pid=$!
+    for _ in $(seq 1 50); do
+        curl -fs -o /dev/null -r 0-0 "http://127.0.0.1:$http_port/speediso.squashfs" && return
+        sleep 0.2
+    done
+    die "the squashfs server did not come up"
+}
+
+# A scenario runs in a subshell: whatever way it ends, its QEMU and its
+# collector go with it (by PID), and the next scenario still runs.
+scenario_cleanup() {
+    if [ -n "$qemu_pid" ]; then
+        kill "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+    fi
+    stop_collector
+}
+
+cleanup() {
+    if [ -n "$http_pid" ]; then kill "$http_pid" 2>/dev/null || true; fi
+    if [ "${SPEEDISO_VM_KEEP:-}" != 1 ]; then rm -rf "$work/rootfs" "$work"/disks-*; fi
+}
+trap cleanup EXIT
+
+# kernel_cmdline TASK [HOST_PARAMS_JSON_FRAGMENT]: render the Foreman
+# PXELinux template and take its APPEND line, as a PXE boot would.
+kernel_cmdline() {
+    local task=$1 extra=${2:-} params=$work/params.json
+    printf '{"livesystem_url":"http://%s","live_squash":"speediso.squashfs","hk_speedtest_autotask":"%s","speediso_console":"console=ttyS0,115200","speediso_extra_append":"printk.time=1 systemd.journald.forward_to_console=1 systemd.show_status=1 panic=-1"%s}\n' \
+        "$http_guest" "$task" "${extra:+,$extra}" >"$params"
+    ruby kickstart-snippets/test/render.rb kickstart-snippets/foreman-pxelinux.erb "$params" |
+        sed -n 's/^ *APPEND initrd=[^ ]* //p'
+}
+
+# disk_pattern NAME: a disk's 64 MiB starting content, recognisable by NAME.
+disk_pattern() {
+    "$python" -c "import sys; sys.stdout.buffer.write((b'speediso-vm-$1-' * 4096)[:65536] * 1024)"
+}
+
+# boot SCENARIO CMDLINE [--ssh] [--collector]: start QEMU in the background,
+# console to target/vm/SCENARIO.log.
+boot() {
+    local name=$1 cmdline=$2
+    shift 2
+    local netdev="user,id=n0,restrict=on,guestfwd=tcp:$http_guest-cmd:socat STDIO TCP:127.0.0.1:$http_port"
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            --ssh)
+                ssh_port=$(free_port)
+                netdev+=",hostfwd=tcp:127.0.0.1:$ssh_port-:22"
+                ;;
+            --collector)
+                netdev+=",guestfwd=tcp:$collector_guest-cmd:socat STDIO TCP:127.0.0.1:$collector_port"
+                ;;
+        esac
+        shift
+    done
+    local disks=$work/disks-$name
+    rm -rf "$disks"
+    mkdir -p "$disks"
+    # Each disk starts with a recognisable pattern (a later wipe must change
+    # NVMe and SATA and leave USB alone).
+    local d
+    for d in nvme sata usb; do
+        disk_pattern "$d" >"$disks/$d.img"
+    done
+    log=$out/$name.log
+    : >"$log"
+    echo "$cmdline" >"$out/$name.cmdline"
+    boot_start=$(now)
+    timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 \
+        -accel tcg -cpu max -smp 2 -m 2048 -no-reboot \
+        -display none -monitor none -serial "file:$log" \
+        -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
+        -netdev "$netdev" -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
+        -drive "file=$disks/nvme.img,if=none,id=d0,format=raw" -device nvme,drive=d0,serial=NVME0001 \
+        -device ahci,id=ahci0 \
+        -drive "file=$disks/sata.img,if=none,id=d1,format=raw" \
+        -device ide-hd,drive=d1,bus=ahci0.0,serial=SATA0002 \
+        -device qemu-xhci,id=xhci \
+        -drive "file=$disks/usb.img,if=none,id=d2,format=raw" \
+        -device usb-storage,bus=xhci.0,drive=d2,serial=USB0003 \
+        </dev/null >"$out/$name.qemu.log" 2>&1 &
+    qemu_pid=$!
+    say "$name: booting (console: $log)"
+}
+
+# wait_console REGEX SECONDS: until the console log matches.
+wait_console() {
+    local re=$1 limit=$2 t0
+    t0=$(now)
+    while ! grep -Eq -- "$re" "$log"; do
+        if ! kill -0 "$qemu_pid" 2>/dev/null; then
+            tail -n 40 "$log" >&2
+            die "$name: QEMU exited before the console showed /$re/ (see $log, $out/$name.qemu.log)"
+        fi
+        if awk -v a="$t0" -v b="$(now)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+            tail -n 40 "$log" >&2
+            die "$name: no /$re/ on the console within ${limit}s (see $log)"
+        fi
+        sleep 2
+    done
+}
+
+console_has() { grep -Eq -- "$1" "$log" || die "$name: console lacks /$1/ (see $log)"; }
+console_lacks() { ! grep -Eq -- "$1" "$log" || die "$name: console shows /$1/ (see $log)"; }
+
+# wait_exit SECONDS: QEMU ends by itself (the guest powered off).
+wait_exit() {
+    local limit=$1
+    for _ in $(seq 1 "$limit"); do
+        kill -0 "$qemu_pid" 2>/dev/null || break
+        sleep 1
+    done
+    if kill -0 "$qemu_pid" 2>/dev/null; then
+        kill "$qemu_pid" 2>/dev/null || true
+        wait "$qemu_pid" 2>/dev/null || true
+        qemu_pid=""
+        die "$name: the guest did not power off within ${limit}s (see $log)"
+    fi
+    local rc=0
+    wait "$qemu_pid" || rc=$?
+    qemu_pid=""
+    [ "$rc" = 0 ] || die "$name: QEMU exited with status $rc (124: the boot timeout; see $log)"
+    console_has 'reboot: Power down'
+    say "$name: powered off after $(elapsed "$boot_start") s"
+    echo "$name $(elapsed "$boot_start")" >>"$out/timings"
+}
+
+vm_ssh() {
+    ssh -i "$work/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=10 \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        root@127.0.0.1 "$@"
+}
+
+# wait_ssh SECONDS: until sshd in the guest accepts the run's key.
+wait_ssh() {
+    local limit=$1 t0
+    t0=$(now)
+    until vm_ssh true 2>/dev/null; do
+        kill -0 "$qemu_pid" 2>/dev/null || die "$name: QEMU exited while waiting for sshd"
+        if awk -v a="$t0" -v b="$(now)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+            die "$name: no SSH login within ${limit}s (see $log)"
+        fi
+        sleep 3
+    done
+}
+
+# poweroff_over_ssh: ask the guest to power off and wait for QEMU to end.
+poweroff_over_ssh() {
+    vm_ssh systemctl poweroff >/dev/null 2>&1 || true
+    wait_exit 180
+}
+
+# The boot's journal with monotonic timestamps (seconds since the kernel
+# started), for the benchmark.
+save_journal() {
+    vm_ssh journalctl -b -o short-monotonic --no-pager >"$out/$name.journal" 2>&1 ||
+        die "$name: journalctl over SSH failed"
+}
+
+# --- features this build has ------------------------------------------------
+
+agent=target/debug/speediso
+# task_available TASK: the agent plans TASK (every module of it is built).
+task_available() {
+    "$agent" dispatch --dry-run --json --cmdline "speediso.task=$1" >/dev/null 2>&1
+}
+why_unavailable() {
+    "$agent" dispatch --dry-run --json --cmdline "speediso.task=$1" 2>/dev/null |
+        "$python" -c 'import json,sys; print(json.load(sys.stdin)["rejected"]["reason"])'
+}
+
+# needs SCENARIO: 0 when this build has what SCENARIO needs; else prints why.
+needs() {
+    case "$1" in
+        rejected-random | rejected-empty | rescue-dbus) return 0 ;;
+        inventory)
+            task_available inventory || {
+                echo "the inventory task is not in this build: $(why_unavailable inventory)"
+                return 1
+            }
+            ;;
+        decommission)
+            task_available decommission || {
+                echo "the decommission task is not in this build: $(why_unavailable decommission)"
+                return 1
+            }
+            have_collector || {
+                echo "the collector (speediso-collector) is not in this build"
+                return 1
+            }
+            ;;
+        collector-outage)
+            have_collector || {
+                echo "the collector (speediso-collector) is not in this build"
+                return 1
+            }
+            ;;
+        *) echo "unknown scenario" && return 1 ;;
+    esac
+}
+
+# --- scenarios --------------------------------------------------------------
+
+# 3a/3b: a bad task: nothing runs, the console says why, sshd is up and
+# `speediso status` names the value.
+rejected() {
+    local value=$1 shown=$2 bench=${3:-}
+    if have_collector; then
+        collector_port=$(free_port)
+        start_collector "$collector_port" "$work/$name.db"
+        boot "$name" "$(kernel_cmdline "$value" "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_insecure\":\"1\"")" --ssh --collector
+    else
+        say "$name: the collector is not in this build: checking the console and SSH only"
+        boot "$name" "$(kernel_cmdline "$value")" --ssh
+    fi
+    wait_console "task \"$shown\" rejected" "$boot_timeout"
+    console_has "known tasks: .*inventory.*rescue"
+    wait_ssh 300
+    local status
+    status=$(vm_ssh speediso status) || die "$name: speediso status failed over SSH"
+    printf '%s\n' "$status" >"$out/$name.status"
+    grep -Fq "boot task: \"$shown\" REJECTED" <<<"$status" ||
+        die "$name: speediso status does not name the rejected value: $status"
+    # Nothing ran: no task unit was ever started, the dispatcher failed.
+    local units
+    units=$(vm_ssh "systemctl list-units --all --plain --no-legend 'speediso@*'" || true)
+    [ -z "$units" ] || die "$name: a task unit exists after a rejection: $units"
+    vm_ssh systemctl is-failed speediso-dispatch.service >/dev/null ||
+        die "$name: speediso-dispatch.service is not failed after a rejected task"
+    save_journal
+    console_lacks 'Starting speediso@'
+    vm_ssh systemd-analyze >"$out/$name.analyze" 2>&1 || true
+    if [ -n "$bench" ]; then bench_dispatch; fi
+    if have_collector; then
+        # The report endpoint heard the rejection, with the value.
+        local found=0
+        for _ in $(seq 1 30); do
+            collector_get "$collector_port" "/v1/runs" >"$out/$name.runs.json" || true
+            if "$python" - "$out/$name.runs.json" "$collector_port" "$work/tokens" "$shown" <<'PY'; then
+import json, sys, urllib.request
+runs, port, tokens, value = sys.argv[1:5]
+runs = json.load(open(runs))
+runs = runs.get("runs", runs) if isinstance(runs, dict) else runs
+tok = open(tokens).readline().strip()
+for r in runs:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/runs/{r['run_id']}",
+                                 headers={"Authorization": f"Bearer {tok}"})
+    for e in json.load(urllib.request.urlopen(req, timeout=10))["events"]:
+        text = json.dumps(e)
+        if "dispatch_rejected" in text and json.dumps(value) in text:
+            sys.exit(0)
+sys.exit(1)
+PY
+                found=1
+                break
+            fi
+            sleep 2
+        done
+        [ "$found" = 1 ] || die "$name: the collector holds no dispatch_rejected event for \"$shown\""
+    fi
+    poweroff_over_ssh
+    stop_collector
+}
+
+scenario_rejected_random() {
+    local value
+    value=no-such-task-$RANDOM
+    rejected "$value" "$value" bench
+}
+
+# The dispatcher's own cost, in the guest that is up anyway: `speediso
+# dispatch` against `systemctl start` (the peer: the same StartUnit and wait)
+# for speediso@rescue.service, and `speediso dispatch --dry-run` (plan only)
+# in the guest and on the host, whose ratio is how much slower the emulated
+# CPU is. Figures go to target/vm/dispatch-bench.txt (see tests/vm/README.md).
+bench_dispatch() {
+    local f=$out/dispatch-bench.txt
+    vm_ssh 'bash -s' >"$f.raw" <<'GUEST' || die "$name: the dispatch benchmark failed in the guest"
+set -e
+now() { date +%s%N; }
+for i in 1 2 3 4 5 6 7; do
+    a=$(now); SPEEDISO=rescue speediso dispatch >/dev/null 2>&1; b=$(now)
+    systemctl start speediso@rescue.service; c=$(now)
+    speediso dispatch --dry-run --cmdline speediso.task=rescue >/dev/null; d=$(now)
+    echo "guest $(((b - a) / 1000)) $(((c - b) / 1000)) $(((d - c) / 1000))"
+done
+systemctl show -p Result --value speediso@rescue.service
+GUEST
+    grep -qx success "$f.raw" || die "$name: speediso@rescue.service did not succeed in the benchmark"
+    local bin a b
+    bin=$(./scripts/build-static.sh 2>/dev/null | tail -n1)
+    for _ in 1 2 3 4 5 6 7; do
+        a=$(date +%s%N)
+        "$bin" dispatch --dry-run --cmdline speediso.task=rescue >/dev/null
+        b=$(date +%s%N)
+        echo "host 0 0 $(((b - a) / 1000))" >>"$f.raw"
+    done
+    awk '
+        function median(arr, n,   i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (arr[j] < arr[i]) { t = arr[i]; arr[i] = arr[j]; arr[j] = t }
+            return arr[int((n + 1) / 2)]
+        }
+        $1 == "guest" { g++; d[g] = $2; s[g] = $3; r[g] = $4 }
+        $1 == "host" { h++; hr[h] = $4 }
+        END {
+            md = median(d, g) / 1000; ms = median(s, g) / 1000; mr = median(r, g) / 1000; mh = median(hr, h) / 1000
+            printf "guest (TCG), median of %d: speediso dispatch %.1f ms, systemctl start %.1f ms, ratio %.2f; dispatch --dry-run %.1f ms\n", g, md, ms, md / ms, mr
+            printf "host, median of %d: dispatch --dry-run %.2f ms; emulation slowdown (dry-run guest/host) %.0fx\n", h, mh, mr / mh
+            printf "speediso dispatch over systemctl start: %.1f ms in the guest, about %.1f ms at native speed\n", md - ms, (md - ms) / (mr / mh)
+            printf "whole speediso dispatch (exec, plan, D-Bus, StartUnit, the task unit run, JobRemoved) scaled to native speed: about %.1f ms\n", md / (mr / mh)
+        }' "$f.raw" >"$f"
+    sed "s/^/$name: bench: /" "$f" >&2
+}
+
+scenario_rejected_empty() { rejected "" ""; }
+
+# 1 (without the inventory module): the D-Bus path. dispatch starts
+# speediso@rescue.service through systemd, waits for its job, then
+# speediso.after=poweroff makes the machine power itself off.
+scenario_rescue_dbus() {
+    boot "$name" "$(kernel_cmdline rescue '"speediso_after":"poweroff"')"
+    wait_console 'speediso: starting speediso@rescue.service' "$boot_timeout"
+    wait_console 'speediso: speediso@rescue.service finished successfully' 300
+    console_has 'speediso: after=poweroff: starting poweroff.target'
+    wait_exit 300
+    console_has 'speediso\[[0-9]+\]: task rescue success \(exit 0\)'
+    console_has 'systemd\[1\]: (Finished speediso@rescue.service|speediso@rescue.service: Deactivated successfully)'
+    "$python" tests/vm/boot_timing.py "$log" rescue >"$out/$name.timing" ||
+        die "$name: no boot timing on the console"
+    sed "s/^/$name: /" "$out/$name.timing" >&2
+}
+
+# 1: SPEEDISO=inventory: dispatch starts speediso@inventory.service over
+# D-Bus and it succeeds; the stored inventory's PCI list equals the guest's
+# `lspci -mm -nn -D` and the disks carry the serials given to QEMU. The
+# inventory is read from the collector when this build has one, else from
+# the guest's /run/speediso/state.json (and the run says so).
+scenario_inventory() {
+    if have_collector; then
+        collector_port=$(free_port)
+        start_collector "$collector_port" "$work/inventory.db"
+        boot "$name" "$(kernel_cmdline inventory "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_insecure\":\"1\"")" --ssh --collector
+    else
+        say "$name: the collector is not in this build: reading the inventory from the guest's state file"
+        boot "$name" "$(kernel_cmdline inventory)" --ssh
+    fi
+    wait_console 'speediso: speediso@inventory.service finished successfully' "$boot_timeout"
+    wait_ssh 300
+    vm_ssh systemctl show -p Result --value speediso@inventory.service | grep -qx success ||
+        die "$name: speediso@inventory.service did not succeed"
+    vm_ssh lspci -mm -nn -D >"$out/$name.lspci"
+    save_journal
+    grep -q 'speediso-dispatch.*Starting speediso@inventory.service\|systemd\[1\]: Starting speediso@inventory.service' "$out/$name.journal" ||
+        die "$name: the journal does not show systemd starting speediso@inventory.service"
+    local source=$out/$name.state.json
+    vm_ssh cat /run/speediso/state.json >"$source"
+    if have_collector; then
+        local runs run
+        runs=$(collector_get "$collector_port" "/v1/runs?task=inventory")
+        run=$("$python" -c 'import json,sys; r=json.load(sys.stdin); r=r.get("runs", r) if isinstance(r, dict) else r; print(r[0]["run_id"])' <<<"$runs") ||
+            die "$name: the collector holds no inventory run: $runs"
+        source=$out/$name.collector.json
+        collector_get "$collector_port" "/v1/runs/$run" >"$source"
+    fi
+    "$python" tests/vm/check_inventory.py "$source" "$out/$name.lspci" ||
+        die "$name: the stored inventory does not match the guest ($source)"
+    poweroff_over_ssh
+    stop_collector
+}
+
+# 2: decommission: NVMe and SATA wiped and verified, the USB disk untouched
+# (checked from the host), certificates stored and verifiable, power off.
+scenario_decommission() {
+    collector_port=$(free_port)
+    start_collector "$collector_port" "$work/decommission.db"
+    boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\"")" --collector
+    local disks=$work/disks-$name usb_before
+    usb_before=$(disk_pattern usb | sha256sum)
+    wait_exit "$boot_timeout"
+    console_has 'speediso: speediso@decommission.service finished successfully'
+    [ "$(sha256sum <"$disks/usb.img")" = "$usb_before" ] || die "$name: the USB disk was changed"
+    local d
+    for d in nvme sata; do
+        if grep -aq "speediso-vm-$d-" "$disks/$d.img"; then
+            die "$name: the $d disk still holds its original pattern"
+        fi
+    done
+    local run
+    run=$(collector_get "$collector_port" "/v1/runs?task=decommission" |
+        "$python" -c 'import json,sys; r=json.load(sys.stdin); r=r.get("runs", r) if isinstance(r, dict) else r; print(r[0]["run_id"])') ||
+        die "$name: the collector holds no decommission run"
+    collector_get "$collector_port" "/v1/runs/$run" >"$out/$name.collector.json"
+    local ids id n=0
+    ids=$("$python" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["certificates"]))' "$out/$name.collector.json")
+    for id in $ids; do
+        collector_get "$collector_port" "/v1/certificates/$id" >"$out/$name.cert-$id.json"
+        "$python" -c 'import json,sys; v=json.load(open(sys.argv[1]))["verification"]; sys.exit(0 if v is True or (isinstance(v, dict) and v.get("ok", v.get("valid")) is True) else 1)' \
+            "$out/$name.cert-$id.json" || die "$name: certificate $id does not verify"
+        n=$((n + 1))
+    done
+    [ "$n" = 2 ] || die "$name: $n certificates stored, want 2 (NVMe and SATA)"
+    stop_collector
+}
+
+# 4: the collector is down when the guest boots and comes up 60 s after the
+# task started; the run waits for its spool (speediso.spool.drain=5m) and
+# every event arrives exactly once.
+scenario_collector_outage() {
+    collector_port=$(free_port)
+    echo "vm-suite-token" >"$work/tokens"
+    boot "$name" "$(kernel_cmdline rescue "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"vm-suite-token\",\"speediso_insecure\":\"1\",\"speediso_spool_drain\":\"5m\"")" --ssh --collector
+    wait_console 'speediso: starting speediso@rescue.service' "$boot_timeout"
+    say "$name: the task started with the collector down; starting it in 60 s"
+    sleep 60
+    start_collector "$collector_port" "$work/outage.db"
+    wait_console 'speediso: speediso@rescue.service finished successfully' 420
+    wait_ssh 300
+    vm_ssh cat /run/speediso/state.json >"$out/$name.state.json"
+    collector_get "$collector_port" "/v1/runs?task=rescue" >"$out/$name.runs.json" ||
+        die "$name: reading the collector's runs failed"
+    "$python" tests/vm/check_outage.py "$out/$name.state.json" "$out/$name.runs.json" \
+        "http://127.0.0.1:$collector_port" "$work/tokens" ||
+        die "$name: the collector does not hold every event exactly once"
+    poweroff_over_ssh
+    stop_collector
+}
+
+# --- main -------------------------------------------------------------------
+
+all=(rejected-random rejected-empty rescue-dbus inventory decommission collector-outage)
+
+main() {
+    local wanted=("$@") list=0
+    if [ "${1:-}" = --list ]; then
+        list=1
+        wanted=()
+    fi
+    [ "${#wanted[@]}" -gt 0 ] || wanted=("${all[@]}")
+    mkdir -p "$out"
+    # Up to date, so the scenario gates see what this tree builds.
+    cargo build --quiet --locked --bin speediso >&2
+    if [ "$list" = 1 ]; then
+        local s why
+        for s in "${all[@]}"; do
+            if why=$(needs "$s"); then echo "$s: runs"; else echo "$s: skipped: $why"; fi
+        done
+        return
+    fi
+    local s why runnable=() passed=() failed=() skipped=()
+    for s in "${wanted[@]}"; do
+        if why=$(needs "$s"); then
+            runnable+=("$s")
+        else
+            say "SKIPPED $s: $why"
+            skipped+=("$s")
+        fi
+    done
+    if [ "${#runnable[@]}" = 0 ]; then
+        say "nothing to run; skipped: ${skipped[*]}"
+        return
+    fi
+    check_prereqs
+    : >"$out/timings"
+    build_image
+    start_http
+    for s in "${runnable[@]}"; do
+        if (
+            trap scenario_cleanup EXIT
+            name=$s
+            "scenario_${s//-/_}"
+            [ -z "$qemu_pid" ] || die "$s: QEMU still running after the scenario"
+            say "PASS $s ($(elapsed "$boot_start") s)"
+        ); then
+            passed+=("$s")
+        else
+            failed+=("$s")
+        fi
+    done
+    say "passed: ${passed[*]:-none}; failed: ${failed[*]:-none}; skipped: ${skipped[*]:-none}"
+    say "console logs and timings in $out"
+    [ "${#failed[@]}" = 0 ]
+}
+
+main "$@"
