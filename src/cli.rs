@@ -820,7 +820,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         );
         return Ok(exit::REFUSED);
     }
-    use crate::events::{Body, Outcome};
+    use crate::events::Body;
     let started = std::time::Instant::now();
     let bus = env.adhoc_bus(Some(wipe::NAME.into()), a.json);
     bus.emit(
@@ -878,32 +878,11 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
             exit::FAILED
         }
     };
-    let outcome = if rc == exit::SUCCESS {
-        Outcome::Success
-    } else {
-        Outcome::Failed
-    };
-    let duration_ms = started.elapsed().as_millis() as u64;
-    ev.emit(Body::StepFinished {
-        outcome,
-        duration_ms,
-        error: error.clone(),
-    });
-    bus.emit(
-        None,
-        Body::RunFinished {
-            outcome,
-            exit_status: rc,
-            duration_ms,
-            error,
-        },
-    );
-    bus.close(crate::run::CLOSE_DEADLINE);
-    Ok(rc)
+    Ok(finish_adhoc(&bus, &ev, started, rc, error))
 }
 
 fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
-    use crate::events::{Body, Outcome};
+    use crate::events::Body;
     use crate::install::{self, Config};
     let (mut options, warnings) = match plan::check_options(&env.cmdline) {
         Ok(x) => x,
@@ -1021,20 +1000,33 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
             (exit::FAILED, Some(format!("{e:#}")))
         }
     };
+    Ok(finish_adhoc(&bus, &ev, started, rc, error))
+}
+
+/// End an ad-hoc destructive command (wipe, install by hand) the way a task
+/// run ends: step_finished and run_finished with the exit status, then close
+/// the sinks (the report spool drains, bounded). Returns `rc`.
+fn finish_adhoc(
+    bus: &Bus,
+    ev: &crate::events::StepEvents,
+    started: std::time::Instant,
+    rc: i32,
+    error: Option<String>,
+) -> i32 {
     let outcome = if rc == exit::SUCCESS {
-        Outcome::Success
+        crate::events::Outcome::Success
     } else {
-        Outcome::Failed
+        crate::events::Outcome::Failed
     };
     let duration_ms = started.elapsed().as_millis() as u64;
-    ev.emit(Body::StepFinished {
+    ev.emit(crate::events::Body::StepFinished {
         outcome,
         duration_ms,
         error: error.clone(),
     });
     bus.emit(
         None,
-        Body::RunFinished {
+        crate::events::Body::RunFinished {
             outcome,
             exit_status: rc,
             duration_ms,
@@ -1042,7 +1034,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
         },
     );
     bus.close(crate::run::CLOSE_DEADLINE);
-    Ok(rc)
+    rc
 }
 
 fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
