@@ -141,8 +141,11 @@ mkdir -p "$DIR"
 FILE=$DIR/file.img
 LOOPIMG=$DIR/loop.img
 LOOP=""
-cleanup() { [[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null; true; }
+cleanup() { [[ -n $LOOP ]] && losetup -d "$LOOP" 2>/dev/null; thp_restore; true; }
 trap cleanup EXIT
+# shellcheck source=benches/thp.sh
+. "$(dirname "$0")/thp.sh"
+thp_setup
 # Lay out both targets with real blocks (speediso writes a missing file fully).
 "$SPEEDISO" bench disk --target "$FILE" --size-mib "$SIZE_MIB" --jobs seq_read --duration 1s >/dev/null 2>&1
 if [[ $(stat -c %s "$LOOPIMG" 2>/dev/null || echo 0) -lt $((SIZE_MIB * 1048576)) ]]; then

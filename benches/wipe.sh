@@ -22,7 +22,10 @@ if [ "$BACKING" = ram ]; then
     mount -t tmpfs -o size=$((SIZE_MIB * 2 + 64))m speediso-bench "$WORK"
     DIO=off
 fi
+# shellcheck source=benches/thp.sh
+. "$(dirname "$0")/thp.sh"
 cleanup() {
+    thp_restore
     for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
     if [ "$BACKING" = ram ]; then
         # Detaching is asynchronous: wait for the loops to let go.
@@ -77,6 +80,7 @@ med3() { # CMD... → median of three runs' outputs
 }
 
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'), kernel $(uname -r)"
+thp_setup
 echo "size: ${SIZE_MIB} MiB"
 
 mkloop "$WORK/loop.img" "$SIZE_MIB"

@@ -4,6 +4,7 @@
 pub mod blk;
 pub mod cpu;
 pub mod ifaddrs;
+pub mod iobuf;
 pub mod kexec;
 pub mod lock;
 pub mod nvme;

@@ -5,51 +5,15 @@
 //! its I/O is in flight (`buf_mut` refuses, `Drop` waits for the kernel).
 #![allow(unsafe_code)]
 
+use super::iobuf::IoArena;
 use io_uring::{opcode, types, IoUring};
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::ptr::NonNull;
 
 /// Buffer alignment: O_DIRECT wants the logical block size; 4096 covers
 /// every disk we meet (512e and 4Kn) and is the page size.
 pub const ALIGN: usize = 4096;
-
-/// One heap buffer aligned for O_DIRECT.
-struct AlignedBuf {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-// The buffer is plain memory owned by this value.
-unsafe impl Send for AlignedBuf {}
-
-impl AlignedBuf {
-    fn new(len: usize) -> io::Result<AlignedBuf> {
-        let layout = Layout::from_size_align(len.max(1), ALIGN)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        Ok(AlignedBuf { ptr, layout })
-    }
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: ptr is valid for layout.size() initialised (zeroed) bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.layout.size()) }
-    }
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and &mut self gives exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.layout.size()) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) }
-    }
-}
 
 /// A finished I/O: which slot, and bytes transferred or the error.
 #[derive(Debug)]
@@ -65,7 +29,10 @@ pub struct Queue {
     ring: IoUring,
     // Keeps the descriptor the queued entries name open.
     file: File,
-    bufs: Vec<AlignedBuf>,
+    // Every slot's buffer, back to back (one huge-page-backed mapping);
+    // `None` only after Drop gave up on the kernel and leaked it.
+    arena: Option<IoArena>,
+    block: usize,
     busy: Vec<bool>,
     in_flight: usize,
     pending: usize,
@@ -91,13 +58,12 @@ impl Queue {
             .setup_defer_taskrun()
             .build(entries)
             .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
-        let bufs = (0..depth)
-            .map(|_| AlignedBuf::new(block))
-            .collect::<io::Result<Vec<_>>>()?;
+        let arena = IoArena::new(depth * block)?;
         Ok(Queue {
             ring,
             file,
-            bufs,
+            arena: Some(arena),
+            block,
             busy: vec![false; depth],
             in_flight: 0,
             pending: 0,
@@ -105,11 +71,15 @@ impl Queue {
     }
 
     pub fn depth(&self) -> usize {
-        self.bufs.len()
+        self.busy.len()
     }
 
     pub fn block(&self) -> usize {
-        self.bufs[0].layout.size()
+        self.block
+    }
+
+    fn slot_range(&self, slot: usize) -> std::ops::Range<usize> {
+        slot * self.block..(slot + 1) * self.block
     }
 
     pub fn in_flight(&self) -> usize {
@@ -122,7 +92,11 @@ impl Queue {
 
     /// The contents of an idle slot (`None` while its I/O is in flight).
     pub fn buf(&self, slot: usize) -> Option<&[u8]> {
-        (!self.busy[slot]).then(|| self.bufs[slot].as_slice())
+        if self.busy[slot] {
+            return None;
+        }
+        let r = self.slot_range(slot);
+        Some(&self.arena.as_ref()?.as_slice()[r])
     }
 
     /// The contents of an idle slot, to fill before a write.
@@ -130,7 +104,8 @@ impl Queue {
         if self.busy[slot] {
             return None;
         }
-        Some(self.bufs[slot].as_mut_slice())
+        let r = self.slot_range(slot);
+        Some(&mut self.arena.as_mut()?.as_mut_slice()[r])
     }
 
     /// Queue a read of the whole slot from `offset`; sent on the next
@@ -145,23 +120,24 @@ impl Queue {
     }
 
     fn push(&mut self, slot: usize, offset: u64, write: bool) -> io::Result<()> {
-        if slot >= self.bufs.len() || self.busy[slot] {
+        if slot >= self.busy.len() || self.busy[slot] {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("slot {slot} is busy or out of range"),
             ));
         }
         let fd = types::Fd(self.file.as_raw_fd());
-        let buf = &mut self.bufs[slot];
-        let len = buf.layout.size() as u32;
+        let arena = self
+            .arena
+            .as_ref()
+            .ok_or_else(|| io::Error::other("queue buffers were given up"))?;
+        // SAFETY: slot < depth, so the slot's block lies inside the arena.
+        let ptr = unsafe { arena.as_ptr().add(slot * self.block) };
+        let len = self.block as u32;
         let entry = if write {
-            opcode::Write::new(fd, buf.ptr.as_ptr(), len)
-                .offset(offset)
-                .build()
+            opcode::Write::new(fd, ptr, len).offset(offset).build()
         } else {
-            opcode::Read::new(fd, buf.ptr.as_ptr(), len)
-                .offset(offset)
-                .build()
+            opcode::Read::new(fd, ptr, len).offset(offset).build()
         }
         .user_data(slot as u64);
         // SAFETY: the buffer stays allocated and untouched by us until its
@@ -231,7 +207,7 @@ impl Drop for Queue {
         if self.drain().is_err() && self.in_flight > 0 {
             // The kernel may still write into these buffers: leak them
             // rather than free memory it owns.
-            std::mem::forget(std::mem::take(&mut self.bufs));
+            std::mem::forget(self.arena.take());
         }
     }
 }

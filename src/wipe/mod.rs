@@ -623,6 +623,7 @@ pub fn wipe_disk(
     p: &Planned,
     cfg: &Config,
     real_allowed: bool,
+    parallel: usize,
     events: Option<StepEvents>,
 ) -> DiskOutcome {
     let tracker = Tracker::new(p.disk.path.display().to_string(), events);
@@ -634,7 +635,8 @@ pub fn wipe_disk(
     let mut written = 0u64;
     let mut write_secs = 0f64;
     let res: Result<VerifyReport> = (|| {
-        let t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
+        let mut t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
+        t.depth = overwrite::depth_for(parallel);
         if t.size != p.disk.size_bytes {
             notes.push(format!(
                 "size from the kernel {} differs from sysfs {}",
@@ -846,7 +848,8 @@ pub fn execute(
             .iter()
             .map(|p| {
                 let ev = events.clone();
-                s.spawn(move || wipe_disk(p, cfg, real_allowed, ev))
+                let n = plan.erase.len();
+                s.spawn(move || wipe_disk(p, cfg, real_allowed, n, ev))
             })
             .collect();
         hs.into_iter()

@@ -3,8 +3,9 @@
 //! regenerated random stream, or, for firmware erases that define no
 //! pattern, "not the data that was there before".
 
-use super::overwrite::{AlignedBuf, Failures, Pattern, Target, CHUNK, IN_FLIGHT, RETRIES};
+use super::overwrite::{AlignedBuf, Failures, Pattern, Slots, Target, CHUNK, RETRIES, SPARE};
 use super::Tracker;
+use crate::sys::iobuf::IoArena;
 use serde::Serialize;
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::FileExt;
@@ -204,42 +205,67 @@ pub fn verify_pattern(
     let next = AtomicUsize::new(0);
     let bad = std::sync::atomic::AtomicU64::new(0);
     let lbs = t.lbs as usize;
+    // `t.depth` reads in flight; the spare workers compare (and regenerate
+    // the stream) while the others' reads are queued.
+    let slots = Slots::new(t.depth);
+    let workers = (t.depth + SPARE).min(list.len().max(1));
+    let mut arena = match IoArena::new(workers * CHUNK) {
+        Ok(a) => a,
+        Err(e) => {
+            let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
+            f.add(
+                t.lbs,
+                0,
+                0,
+                "buffers",
+                format!("no memory for I/O buffers: {e}"),
+            );
+            bad.fetch_add(1, Ordering::Relaxed);
+            return VerifyReport {
+                method: mode.as_string(),
+                expected,
+                result: "failed".into(),
+                mismatches: 1,
+                note: Some(format!("no memory for I/O buffers: {e}")),
+                ..Default::default()
+            };
+        }
+    };
+    let work = |got: &mut [u8]| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&(a, b)) = list.get(i) else { return };
+        let len = (b - a) as usize;
+        let g = &mut got[..len];
+        if let Err(e) = slots.with(|| read_with_retry(t, g, a)) {
+            bad.fetch_add(1, Ordering::Relaxed);
+            let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
+            f.add(t.lbs, a, len as u64, "verify-read", e.to_string());
+            tracker.add(len as u64);
+            continue;
+        }
+        // XOR the expected stream out in place: what is left must be
+        // zeros. No second buffer, half the memory.
+        if let Pattern::Stream { seed, pass } = pattern {
+            super::overwrite::xor_stream(&seed, pass, a, g);
+        }
+        if !is_zero(g) {
+            bad.fetch_add(1, Ordering::Relaxed);
+            let (x, y) = nonzero_span(g, lbs).unwrap_or((0, len));
+            let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
+            f.add(
+                t.lbs,
+                a + x as u64,
+                (y - x) as u64,
+                "verify",
+                format!("data is not {expected}"),
+            );
+        }
+        tracker.add(len as u64);
+    };
+    let work = &work;
     std::thread::scope(|s| {
-        for _ in 0..IN_FLIGHT.min(list.len().max(1)) {
-            s.spawn(|| {
-                let mut got = AlignedBuf::new(CHUNK);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(a, b)) = list.get(i) else { return };
-                    let len = (b - a) as usize;
-                    let g = &mut got.as_mut_slice()[..len];
-                    if let Err(e) = read_with_retry(t, g, a) {
-                        bad.fetch_add(1, Ordering::Relaxed);
-                        let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
-                        f.add(t.lbs, a, len as u64, "verify-read", e.to_string());
-                        tracker.add(len as u64);
-                        continue;
-                    }
-                    // XOR the expected stream out in place: what is left
-                    // must be zeros. No second buffer, half the memory.
-                    if let Pattern::Stream { seed, pass } = pattern {
-                        super::overwrite::xor_stream(&seed, pass, a, g);
-                    }
-                    if !is_zero(g) {
-                        bad.fetch_add(1, Ordering::Relaxed);
-                        let (x, y) = nonzero_span(g, lbs).unwrap_or((0, len));
-                        let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
-                        f.add(
-                            t.lbs,
-                            a + x as u64,
-                            (y - x) as u64,
-                            "verify",
-                            format!("data is not {expected}"),
-                        );
-                    }
-                    tracker.add(len as u64);
-                }
-            });
+        for got in arena.as_mut_slice().chunks_mut(CHUNK).take(workers) {
+            s.spawn(move || work(got));
         }
     });
     let secs = started.elapsed().as_secs_f64();
@@ -440,6 +466,7 @@ mod tests {
             file: f,
             size,
             lbs: 512,
+            depth: 4,
         };
         let tr = crate::wipe::Tracker::new("test".into(), None);
         let pat = Pattern::Stream { seed, pass: 1 };
