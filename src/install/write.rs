@@ -111,6 +111,19 @@ fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Where the verifier reads written ranges back from: the device, opened
+/// with O_DIRECT so the bytes come from the disk and not the page cache. A
+/// unit test substitutes a reader that returns wrong bytes.
+trait ReadBack: Sync {
+    fn read_back(&self, buf: &mut [u8], off: u64) -> io::Result<()>;
+}
+
+impl ReadBack for File {
+    fn read_back(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        self.read_exact_at(buf, off)
+    }
+}
+
 /// Stream `r` onto the target from byte 0, and read every chunk back.
 ///
 /// Three stages with buffers handed along channels: this thread reads
@@ -126,6 +139,15 @@ pub fn stream(r: &mut dyn Read, t: &Target, tick: &mut dyn FnMut(u64)) -> Result
         .custom_flags(libc::O_DIRECT)
         .open(&t.path)
         .with_context(|| format!("opening {} to verify", t.path.display()))?;
+    stream_checked(r, t, &check, tick)
+}
+
+fn stream_checked(
+    r: &mut dyn Read,
+    t: &Target,
+    check: &dyn ReadBack,
+    tick: &mut dyn FnMut(u64),
+) -> Result<Written> {
     let (tx, rx) = mpsc::sync_channel::<(AlignedBuf, usize, u64)>(IN_FLIGHT);
     let (vtx, vrx) = mpsc::sync_channel::<(AlignedBuf, usize, u64)>(IN_FLIGHT);
     let (back_tx, back_rx) = mpsc::channel::<AlignedBuf>();
@@ -150,7 +172,7 @@ pub fn stream(r: &mut dyn Read, t: &Target, tick: &mut dyn FnMut(u64)) -> Result
             for (buf, len, off) in vrx {
                 let aligned = (len.div_ceil(lbs) * lbs).min(CHUNK);
                 check
-                    .read_exact_at(&mut got.as_mut_slice()[..aligned], off)
+                    .read_back(&mut got.as_mut_slice()[..aligned], off)
                     .with_context(|| format!("reading back {} at byte {off}", t.path.display()))?;
                 let (want, have) = (&buf.as_slice()[..len], &got.as_slice()[..len]);
                 if want != have {
@@ -237,6 +259,69 @@ pub fn reread(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads the file back, but with one byte flipped at `bad`.
+    struct Lying {
+        file: File,
+        bad: u64,
+    }
+
+    impl ReadBack for Lying {
+        fn read_back(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+            self.file.read_exact_at(buf, off)?;
+            if (off..off + buf.len() as u64).contains(&self.bad) {
+                buf[(self.bad - off) as usize] ^= 0x5a;
+            }
+            Ok(())
+        }
+    }
+
+    fn file_target(size: u64) -> (tempfile::NamedTempFile, Target) {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.as_file().set_len(size).unwrap();
+        let t = Target {
+            path: tmp.path().to_path_buf(),
+            direct: tmp.reopen().unwrap(),
+            buffered: tmp.reopen().unwrap(),
+            size,
+            lbs: 512,
+        };
+        (tmp, t)
+    }
+
+    #[test]
+    fn read_back_mismatch_fails_the_install_naming_the_byte() {
+        let image: Vec<u8> = (0..3 * CHUNK + 700).map(|i| (i * 7 % 251) as u8).collect();
+        let (tmp, t) = file_target(4 * CHUNK as u64);
+        // Honest read-back: every byte written and verified.
+        let honest = tmp.reopen().unwrap();
+        let w = stream_checked(&mut &image[..], &t, &honest, &mut |_| {}).unwrap();
+        assert_eq!((w.bytes, w.verified), (image.len() as u64, true));
+        assert_eq!(std::fs::read(tmp.path()).unwrap()[..image.len()], image[..]);
+        // A device that returns one wrong byte in the third chunk.
+        let bad = 2 * CHUNK as u64 + 4097;
+        let lying = Lying {
+            file: tmp.reopen().unwrap(),
+            bad,
+        };
+        let mut ticks = 0u64;
+        let e = stream_checked(&mut &image[..], &t, &lying, &mut |n| ticks = n).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("read-back verification failed")
+                && msg.contains(&format!("at byte {bad}")),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn image_larger_than_the_target_is_refused() {
+        let image = vec![1u8; 2 * CHUNK];
+        let (tmp, t) = file_target(CHUNK as u64 + 4096);
+        let honest = tmp.reopen().unwrap();
+        let e = stream_checked(&mut &image[..], &t, &honest, &mut |_| {}).unwrap_err();
+        assert!(format!("{e:#}").contains("image is larger than"), "{e:#}");
+    }
 
     #[test]
     fn fill_reads_until_full_or_eof() {
