@@ -736,11 +736,13 @@ scenario_lininstall() {
     wait_exit "$boot_timeout" 'reboot: Restarting system'
     console_has 'speediso: starting speediso@lininstall.service'
     console_has "writing http://$http_guest/install.img.zst .* to /dev/nvme0n1"
+    console_has '\[install\] writing and verifying +[0-9.]+% .*/s'
     console_has "result: .*installed=true"
-    console_has 'speediso: speediso@lininstall.service finished successfully'
-    console_has 'speediso: after=reboot: starting reboot.target'
     local size
     size=$(stat -c %s "$work/install.img")
+    console_has "installed http://$http_guest/install.img.zst: $size bytes written to /dev/nvme0n1 \(model QEMU NVMe Ctrl, serial NVME0001\) and read back; sha256 $sum of the image as served, matches"
+    console_has 'speediso: speediso@lininstall.service finished successfully'
+    console_has 'speediso: after=reboot: starting reboot.target'
     cmp -n "$size" "$work/install.img" "$work/disks-$name/nvme.img" ||
         die "$name: the NVMe disk does not start with the image"
     say "$name: the NVMe disk's first $size bytes equal the image"
