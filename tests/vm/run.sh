@@ -789,7 +789,8 @@ scenario_lininstall_badsum() {
 # line that is this suite's command line for SPEEDISO=rescue with
 # after=poweroff plus a marker word, rendered through the Foreman template
 # (a host parameter with spaces, so quoted). The first boot loads it with
-# kexec_file_load, reports, and hands over through kexec.target; a second
+# kexec_file_load, waits for its report spool (the collector is down until
+# 40 s after the load) and hands over through kexec.target; a second
 # kernel boots on the same console with the marker on its command line,
 # runs rescue and powers off. The collector holds both runs.
 scenario_kexec() {
@@ -799,12 +800,21 @@ scenario_kexec() {
     ksum=$(sha256sum <"$work/vmlinuz" | cut -d' ' -f1)
     isum=$(sha256sum <"$work/initrd.img" | cut -d' ' -f1)
     marker=speediso_kexec_marker=vm$RANDOM$RANDOM
+    # The collector is down while the first boot's task runs: its events
+    # wait in the spool (speediso.spool.drain=5m), and the handover must
+    # wait for them.
     collector_port=$(free_port)
-    start_collector "$collector_port" "$work/$name.db"
+    echo "vm-suite-token" >"$work/tokens"
     second="$(kernel_cmdline rescue "$(report_params),\"speediso_after\":\"poweroff\"") $marker"
-    boot "$name" "$(kernel_cmdline lininstall "$(report_params),\"speediso_install_kernel\":\"http://$http_guest/vmlinuz\",\"speediso_install_initrd\":\"http://$http_guest/initrd.img\",\"speediso_install_kernel_sha256\":\"$ksum\",\"speediso_install_initrd_sha256\":\"$isum\",\"speediso_install_append\":\"$second\"")" --collector
+    boot "$name" "$(kernel_cmdline lininstall "$(report_params),\"speediso_spool_drain\":\"5m\",\"speediso_install_kernel\":\"http://$http_guest/vmlinuz\",\"speediso_install_initrd\":\"http://$http_guest/initrd.img\",\"speediso_install_kernel_sha256\":\"$ksum\",\"speediso_install_initrd_sha256\":\"$isum\",\"speediso_install_append\":\"$second\"")" --collector
     grep -Fq "speediso.install.append=\"$second\"" "$out/$name.cmdline" ||
         die "$name: the rendered command line does not carry the quoted append line"
+    wait_console 'installer kernel loaded' "$boot_timeout"
+    sleep 40
+    console_lacks 'Starting new kernel'
+    console_lacks 'starting kexec.target'
+    say "$name: the kernel is loaded and the handover waits for the spool; starting the collector"
+    start_collector "$collector_port" "$work/$name.db"
     wait_exit "$boot_timeout"
     console_has 'speediso: speediso@lininstall.service finished successfully'
     console_has 'installer kernel loaded'
@@ -826,8 +836,9 @@ scenario_kexec() {
         die "$name: the second boot did not run rescue"
     grep -q 'after=poweroff: starting poweroff.target' "$out/$name.second.log" ||
         die "$name: the second boot did not power off by its own after="
-    # The first run's last event reached the collector before the handover
-    # (nothing of the first system is left after it).
+    # The first run's last event reached the collector, which was down
+    # until 40 s after the kernel was loaded: the spool drained before the
+    # handover (nothing of the first system is left after it).
     collector_run lininstall "$out/$name.collector.json"
     "$python" tests/vm/check_install.py kexec "$out/$name.collector.json" "$ksum" >&2 ||
         die "$name: the collector's lininstall run is wrong ($out/$name.collector.json)"
