@@ -378,6 +378,20 @@ fn each_format_installs_and_reads_back() {
         assert_eq!(res["bytes_served"], files[name].len() as u64, "{name}");
         assert_eq!(res["readback_verified"], true, "{name}");
         assert_eq!(res["target"]["path"], lo.dev.as_str(), "{name}");
+        // The console (log event) names the digest and the target too.
+        let said = r
+            .events()
+            .into_iter()
+            .filter(|e| e["type"] == "log")
+            .filter_map(|e| e["message"].as_str().map(str::to_string))
+            .find(|m| m.starts_with("installed "))
+            .unwrap_or_else(|| panic!("{name}: no 'installed' log event"));
+        assert!(
+            said.contains(&format!("sha256 {sum}"))
+                && said.contains(&format!("written to {}", lo.dev))
+                && said.contains("matches speediso.install.sha256"),
+            "{name}: {said}"
+        );
         assert_eq!(
             res["format"],
             ["raw", "gzip", "xz", "zstd"][["img.raw", "img.raw.gz", "img.raw.xz", "img.raw.zst"]

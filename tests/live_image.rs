@@ -350,3 +350,34 @@ fn template_refuses_a_value_a_cmdline_cannot_carry() {
         assert!(err.contains("speediso_install_append"), "{t}: {err}");
     }
 }
+
+/// Every option the agent knows (but the task, which is
+/// hk_speedtest_autotask) can be set from a host parameter named after it
+/// (`speediso.install.kernel_sha256` ← `speediso_install_kernel_sha256`):
+/// a missing row silently dropped the installer checksums in the VM suite.
+#[test]
+fn templates_map_every_known_option() {
+    let mut params = base_params("rescue");
+    let keys: Vec<&str> = speediso::plan::known_options()
+        .map(|(k, _)| k)
+        .filter(|k| *k != "task")
+        .collect();
+    for k in &keys {
+        params[format!("speediso_{}", k.replace('.', "_"))] = json!(format!("v-{k}"));
+    }
+    for t in TEMPLATES {
+        let Some((rc, out, err)) = render(t, &params) else {
+            return;
+        };
+        assert_eq!(rc, 0, "{t}: {err}");
+        let line = kernel_line(t, &out);
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| !line.contains(&format!(" speediso.{k}=v-{k}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{t}: no host parameter writes {missing:?}: {line}"
+        );
+    }
+}

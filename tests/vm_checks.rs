@@ -2,7 +2,10 @@
 //! runs only once its feature lands compares for real: a matching inventory
 //! passes, and each kind of mismatch fails. tests/vm/fixtures/ holds what a
 //! VM suite boot of the inventory branch stored and printed (state.json and
-//! `lspci -mm -nn -D` from the same QEMU guest).
+//! `lspci -mm -nn -D` from the same QEMU guest), what the collector stored
+//! for the lininstall, lininstall-badsum and kexec boots
+//! (`*.collector.json`), and what guest_wipe_faults.sh left in a guest
+//! (`wipe-faults/`).
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -137,4 +140,231 @@ fn inventory_checker_on_a_real_guest() {
     renamed["results"]["inventory"]["pci"][4]["vendor"] = json!("Vendor");
     let (ok, err) = check_with(&renamed, &lspci);
     assert!(!ok && err.contains("vendor"), "{err}");
+}
+
+fn python() -> PathBuf {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        PathBuf::from("/usr/bin/python3")
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Run tests/vm/SCRIPT with ARGS; (success, stderr).
+fn run_checker(script: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vm")
+                .join(script),
+        )
+        .args(args)
+        .output()
+        .expect("running python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// check_install.py MODE on a (mutated) fixture run; (success, stderr).
+fn check_install(mode: &str, run: &Value, extra: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.json");
+    std::fs::write(&p, run.to_string()).unwrap();
+    let mut args = vec![mode, p.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_checker("check_install.py", &args)
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// What the collector stored for the VM suite's lininstall, lininstall-badsum
+/// and kexec boots (tests/vm/fixtures/*.collector.json) passes; each kind of
+/// wrong run fails with its reason.
+#[test]
+fn install_checker_on_real_runs() {
+    let image = fixture_json("lininstall.collector.json");
+    let sum = image["results"][0]["data"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ok = |v: &Value, sum: &str| check_install("image", v, &[sum, "NVME0001"]);
+    let (pass, err) = ok(&image, &sum);
+    assert!(pass, "{err}");
+    let (pass, err) = ok(&image, &"0".repeat(64));
+    assert!(!pass && err.contains("sha256"), "{err}");
+    let cases: Vec<(&str, Box<Mutation>)> = vec![
+        (
+            "target.serial",
+            Box::new(|d| d["results"][0]["data"]["target"]["serial"] = json!("USB0003")),
+        ),
+        (
+            "target.transport",
+            Box::new(|d| d["results"][0]["data"]["target"]["transport"] = json!("usb")),
+        ),
+        (
+            "readback_verified",
+            Box::new(|d| d["results"][0]["data"]["readback_verified"] = json!(false)),
+        ),
+        (
+            "want success",
+            Box::new(|d| d["run"]["outcome"] = json!("failed")),
+        ),
+        (
+            "no run_finished",
+            Box::new(|d| {
+                d["events"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e["type"] != "run_finished")
+            }),
+        ),
+    ];
+    for (want, mutate) in cases {
+        let mut v = image.clone();
+        mutate(&mut v);
+        let (pass, err) = ok(&v, &sum);
+        assert!(!pass && err.contains(want), "{want}: {err}");
+    }
+
+    let bad = fixture_json("lininstall-badsum.collector.json");
+    let (pass, err) = check_install("failed", &bad, &[]);
+    assert!(pass, "{err}");
+    // The good run is not a failed one.
+    let (pass, err) = check_install("failed", &image, &[]);
+    assert!(!pass && err.contains("succeeded"), "{err}");
+    let mut said_nothing = bad.clone();
+    for e in said_nothing["events"].as_array_mut().unwrap() {
+        if let Some(m) = e.get_mut("error") {
+            *m = json!("failed");
+        }
+        if let Some(m) = e.get_mut("message") {
+            *m = json!("failed");
+        }
+    }
+    let (pass, err) = check_install("failed", &said_nothing, &[]);
+    assert!(!pass && err.contains("checksum mismatch"), "{err}");
+
+    let kexec = fixture_json("kexec.collector.json");
+    let ksum = kexec["results"][0]["data"]["kernel"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (pass, err) = check_install("kexec", &kexec, &[&ksum]);
+    assert!(pass, "{err}");
+    let mut unverified = kexec.clone();
+    unverified["results"][0]["data"]["kernel"]["verified"] = json!(false);
+    let (pass, err) = check_install("kexec", &unverified, &[&ksum]);
+    assert!(!pass && err.contains("unverified"), "{err}");
+    let mut not_loaded = kexec;
+    not_loaded["results"][0]["data"]["loaded"] = json!(false);
+    let (pass, err) = check_install("kexec", &not_loaded, &[&ksum]);
+    assert!(!pass && err.contains("no kexec image is loaded"), "{err}");
+}
+
+/// A copy of tests/vm/fixtures/wipe-faults (what guest_wipe_faults.sh left
+/// in a real guest) with FILE's JSON (or JSON lines) changed by `mutate`.
+fn wipe_faults_with(file: &str, mutate: &dyn Fn(&mut Value)) -> (bool, String) {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vm/fixtures/wipe-faults");
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["", "a.certs", "b.certs"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    if !file.is_empty() {
+        let p = dir.path().join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let changed = match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) => {
+                mutate(&mut v);
+                v.to_string()
+            }
+            Err(_) => text
+                .lines()
+                .map(|l| {
+                    let mut v: Value = serde_json::from_str(l).unwrap();
+                    mutate(&mut v);
+                    v.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        std::fs::write(&p, changed).unwrap();
+    }
+    run_checker("check_wipe_faults.py", &[dir.path().to_str().unwrap()])
+}
+
+#[test]
+fn wipe_faults_checker_on_a_real_guest() {
+    let (pass, err) = wipe_faults_with("", &|_| {});
+    assert!(pass, "{err}");
+    let cert_a = std::fs::read_dir(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vm/fixtures/wipe-faults/a.certs"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    .find(|n| n.ends_with(".json"))
+    .unwrap();
+    let cases: Vec<(String, Box<Mutation>, &str)> = vec![
+        (
+            format!("a.certs/{cert_a}"),
+            Box::new(|c| c["outcome"] = json!("wiped")),
+            "certificate's outcome",
+        ),
+        (
+            format!("a.certs/{cert_a}"),
+            Box::new(|c| c["errors"][0]["lba_start"] = json!(0)),
+            "certificate's write errors",
+        ),
+        (
+            "a.json".into(),
+            Box::new(|e| {
+                if e["type"] == "result" {
+                    e["data"]["disks"][0]["failed_ranges"][0]["lba_count"] = json!(1);
+                }
+            }),
+            "are not exactly LBA",
+        ),
+        (
+            "a.json".into(),
+            Box::new(|e| {
+                if e["type"] == "run_finished" {
+                    e["outcome"] = json!("success");
+                    e["exit_status"] = json!(0);
+                }
+            }),
+            "the run finished success",
+        ),
+        (
+            "b.plan.json".into(),
+            Box::new(|p| {
+                p["skipped"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|s| !s["reasons"].to_string().contains("held by dm-"))
+            }),
+            "the held loop device",
+        ),
+        (
+            "b.json".into(),
+            Box::new(|e| {
+                if e["type"] == "result" {
+                    e["data"]["disks"][0]["outcome"] = json!("failed");
+                }
+            }),
+            "outcome 'failed'",
+        ),
+    ];
+    for (file, mutate, want) in cases {
+        let (pass, err) = wipe_faults_with(&file, &*mutate);
+        assert!(!pass && err.contains(want), "{file}, {want}: {err}");
+    }
 }

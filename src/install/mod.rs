@@ -373,6 +373,23 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
         Ok(()) => "ok".to_string(),
         Err(e) => format!("not re-read: {e}"),
     };
+    // The result line on the console is a summary that leaves nested and
+    // late fields out: say what was installed where in one line.
+    if let Some(ev) = events {
+        ev.log(format!(
+            "installed {url}: {} bytes written to {} (model {}, serial {}) and read back; sha256 {} of the image as served{}",
+            written.bytes,
+            disk.path.display(),
+            disk.model.as_deref().unwrap_or("unknown"),
+            disk.serial.as_deref().unwrap_or("none"),
+            src.digest(),
+            if cfg.sha256.is_some() {
+                ", matches speediso.install.sha256"
+            } else {
+                ", NOT checked (speediso.install.insecure=1)"
+            }
+        ));
+    }
     let secs = t0.elapsed().as_secs_f64();
     Ok(Installed {
         mode: "image",

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs INSIDE the VM suite's guest (the booted live image, as root), piped
+# over SSH by tests/vm/run.sh (scenario wipe-faults): the wipe tests of
+# tests/wipe.rs that need device-mapper, which the CI host kernel lacks and
+# the image's Debian kernel has. Every disk here is a loop device over a file
+# on tmpfs that this script creates. It asserts what shell can (exit codes,
+# checksums, zeros) and leaves the JSON in $OUTDIR for
+# tests/vm/check_wipe_faults.py on the host:
+#
+#   a.json a.stderr a.rc a.certs/  a dm device linear | error | linear over a
+#                                  loop device: `wipe --method zero --verify full`
+#                                  must fail, naming the bad LBA range
+#   b.plan.json b.json b.stderr b.rc b.certs/ b.devices
+#                                  `wipe --all`: a mounted loop device, one held
+#                                  by dm and one excluded by path are skipped and
+#                                  keep their bytes; a plain one is zeroed
+set -euo pipefail
+
+OUTDIR=${OUTDIR:-/run/speediso-wipe-faults}
+work=$(mktemp -d /run/wipe-faults.XXXXXX)
+loops=()
+dms=()
+mnt=""
+
+fail() {
+    echo "guest_wipe_faults: FAIL: $*" >&2
+    exit 1
+}
+
+cleanup() {
+    local d
+    [ -z "$mnt" ] || umount "$mnt" || true
+    for d in "${dms[@]}"; do dmsetup remove --retry "$d" || true; done
+    for d in "${loops[@]}"; do losetup -d "$d" || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# new_loop NAME MIB: a loop device over a new tmpfs file, filled with a
+# non-zero pattern; its path in $dev. Checks it is ours before use.
+dev=""
+new_loop() {
+    local f=$work/$1.img
+    # (head first: tr reading /dev/zero would die of SIGPIPE under pipefail)
+    head -c $(($2 << 20)) /dev/zero | tr '\0' 'Z' >"$f"
+    printf 'SPEEDISO-MARKER-%s' "$1" | dd of="$f" conv=notrunc status=none
+    dev=$(losetup --find --show "$f")
+    case "$dev" in /dev/loop*) ;; *) fail "losetup gave $dev" ;; esac
+    [ "$(losetup --noheadings -O BACK-FILE "$dev" | sed 's/ *$//')" = "$f" ] || fail "$dev is not backed by $f"
+    loops+=("$dev")
+}
+
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR"
+for t in dmsetup losetup mkfs.ext4 udevadm speediso; do
+    command -v "$t" >/dev/null || fail "$t is not in the image (dmsetup comes with libdevmapper1.02.1; else list it in tests/vm/rootfs-packages.txt)"
+done
+grep -q device-mapper /proc/misc || modprobe dm_mod
+grep -q device-mapper /proc/misc || fail "no device-mapper in the guest kernel"
+grep -q 'root=live:' /proc/cmdline || fail "not the booted live image"
+
+# --- (a) dm-error in the middle ----------------------------------------------
+new_loop under 32
+under=$dev
+total=$((32 << 11)) # 512-byte sectors
+bad_start=20480     # 10 MiB in
+bad_len=2048        # 1 MiB
+rest=$((bad_start + bad_len))
+printf '0 %d linear %s 0\n%d %d error\n%d %d linear %s %d\n' \
+    "$bad_start" "$under" "$bad_start" "$bad_len" "$rest" $((total - rest)) "$under" "$rest" |
+    dmsetup create speediso-vm-fault
+dms+=(speediso-vm-fault)
+udevadm settle
+fault=/dev/mapper/speediso-vm-fault
+fault_kernel=$(readlink -f "$fault")
+case "$fault_kernel" in /dev/dm-*) ;; *) fail "$fault is $fault_kernel, not a dm device" ;; esac
+echo "$fault_kernel $bad_start $bad_len" >"$OUTDIR/a.device"
+rc=0
+SPEEDISO_WIPE_TEST_ALLOW=$fault SPEEDISO_RUN_DIR=$work/run-a \
+    speediso wipe --device "$fault" --method zero --verify full --json --confirm "$fault_kernel" \
+    >"$OUTDIR/a.json" 2>"$OUTDIR/a.stderr" || rc=$?
+echo "$rc" >"$OUTDIR/a.rc"
+cp -r "$work/run-a/certs" "$OUTDIR/a.certs" 2>/dev/null || mkdir -p "$OUTDIR/a.certs"
+[ "$rc" = 1 ] || fail "(a) wipe of a device with bad sectors exited $rc, want 1 (failed): $(cat "$OUTDIR/a.stderr")"
+grep -q 'wipe FAILED on' "$OUTDIR/a.stderr" || fail "(a) stderr does not say the wipe FAILED: $(cat "$OUTDIR/a.stderr")"
+# Everything outside the bad range was overwritten: the marker at offset 0 is gone.
+! grep -aq SPEEDISO-MARKER "$work/under.img" || fail "(a) a marker survived outside the bad range"
+dmsetup remove --retry speediso-vm-fault
+dms=()
+# Detached, so that the --all run below does not find it eligible.
+losetup -d "$under"
+loops=()
+echo "guest_wipe_faults: (a) wipe of $fault_kernel failed as it must (exit $rc)" >&2
+
+# --- (b) --all skips mounted, held and excluded loop devices -------------------
+new_loop target 8
+target=$dev
+new_loop mounted 16
+mounted=$dev
+new_loop held 8
+held=$dev
+new_loop excluded 8
+excluded=$dev
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$mounted"
+mnt=$work/mnt
+mkdir "$mnt"
+mount "$mounted" "$mnt"
+echo kept >"$mnt/file"
+dmsetup create speediso-vm-hold --table "0 $((8 << 11)) linear $held 0"
+dms+=(speediso-vm-hold)
+udevadm settle
+sync
+printf '%s %s\n' target "$target" mounted "$mounted" held "$held" excluded "$excluded" >"$OUTDIR/b.devices"
+sums() { sha256sum "$work/mounted.img" "$work/held.img" "$work/excluded.img"; }
+sums >"$OUTDIR/b.sums-before"
+# The real command line (root=live: and all) plus the exclusion; the
+# emulated NVMe and SATA disks are excluded too (by serial and by path) so
+# that --all erases only the loop device this script made (USB is skipped
+# by default).
+real=""
+for id in /dev/disk/by-id/nvme-*NVME0001 /dev/disk/by-id/ata-*SATA0002; do
+    if [ -e "$id" ]; then real+=",$(readlink -f "$id")"; fi
+done
+cmdline="$(cat /proc/cmdline) speediso.wipe.exclude=$excluded,NVME0001,SATA0002$real"
+speediso --cmdline "$cmdline" wipe --plan --all --json --method zero >"$OUTDIR/b.plan.json"
+rc=0
+SPEEDISO_RUN_DIR=$work/run-b speediso --cmdline "$cmdline" \
+    wipe --all --method zero --verify full --json --confirm "$target" \
+    >"$OUTDIR/b.json" 2>"$OUTDIR/b.stderr" || rc=$?
+echo "$rc" >"$OUTDIR/b.rc"
+cp -r "$work/run-b/certs" "$OUTDIR/b.certs" 2>/dev/null || mkdir -p "$OUTDIR/b.certs"
+[ "$rc" = 0 ] || fail "(b) wipe --all exited $rc: $(cat "$OUTDIR/b.stderr")"
+sync
+sums >"$OUTDIR/b.sums-after"
+cmp "$OUTDIR/b.sums-before" "$OUTDIR/b.sums-after" ||
+    fail "(b) a skipped loop device changed: $(cat "$OUTDIR/b.sums-before" "$OUTDIR/b.sums-after")"
+cmp -n $((8 << 20)) "$work/target.img" /dev/zero ||
+    fail "(b) the included loop device $target is not all zeros after the wipe"
+[ "$(cat "$mnt/file")" = kept ] || fail "(b) the mounted file system lost its file"
+echo "guest_wipe_faults: (b) $target zeroed; $mounted, $held, $excluded unchanged" >&2
