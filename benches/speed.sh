@@ -168,7 +168,7 @@ run_disk() { # target
         for ((r = 1; r <= REPS; r++)); do
             run_fio() {
                 fo=$("$FIO" --name="$job" --filename="$t" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-                    --ioengine=io_uring --direct=1 --size="${SIZE_MIB}M" --runtime="$DUR" --time_based \
+                    --ioengine=io_uring --direct=1 --iomem_align=2m --size="${SIZE_MIB}M" --runtime="$DUR" --time_based \
                     --output-format=json 2>/dev/null)
             }
             run_sp() {

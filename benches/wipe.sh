@@ -53,7 +53,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 settle() { sync; sleep 1; }
 
 fio_bw() { # TARGET RW → MB/s
-    fio --name=b --filename="$1" --rw="$2" --bs=1M --direct=1 --iodepth=16 --ioengine=libaio \
+    fio --name=b --filename="$1" --rw="$2" --bs=1M --direct=1 --iodepth=16 --ioengine=libaio --iomem_align=2m \
         --size="${SIZE_MIB}M" --output-format=json 2>/dev/null |
         python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; k=sys.argv[1]; print(round(j[k]["bw_bytes"]/1e6))' "$3"
 }

@@ -364,7 +364,10 @@ pub fn write_range(
     }
     .min(chunks);
     let buffers = if pattern == Pattern::Zero { 1 } else { workers };
-    let mut arena = match IoArena::new(buffers * CHUNK) {
+    // At least one huge page, so even the single zero buffer is one
+    // physically contiguous segment per write (a 1 MiB mapping gets 4 KiB
+    // pages: measured 0.66 of fio's write speed for zeros).
+    let mut arena = match IoArena::new((buffers * CHUNK).max(crate::sys::iobuf::HUGE)) {
         Ok(a) => a,
         Err(e) => {
             let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
