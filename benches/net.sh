@@ -32,11 +32,8 @@ iperf3_mbps() { # streams, extra flag
 }
 speediso_mbps() {
     SPEEDISO_RUN_DIR=$(mktemp -d) "$BIN" --cmdline "" bench net --server "127.0.0.1:$PORT" \
-        --duration "$DURATION" --streams "$1" ${2:+"$2"} --json |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    e = json.loads(l)
-    if e["type"] == "result": print(e["data"]["received_mbps"])'
+        --duration "$DURATION" --streams "$1" ${2:+"$2"} --json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["received_mbps"])'
 }
 median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 

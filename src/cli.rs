@@ -300,12 +300,18 @@ impl Env {
     /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
     /// hides what the boot's task did.
     fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
-        let mut v: Vec<Box<dyn Sink>> = Vec::new();
-        if json {
-            v.push(Box::new(sinks::jsonl::JsonLines(std::io::stdout())));
+        let console: Box<dyn Sink> = if json {
+            Box::new(sinks::jsonl::JsonLines(std::io::stdout()))
         } else {
-            v.push(Box::new(sinks::console::Console::stdout()));
-        }
+            Box::new(sinks::console::Console::stdout())
+        };
+        self.sinks_with(console, state)
+    }
+
+    /// `console` plus the sinks every bus gets (journal, notify, the state
+    /// file when `state`, report and Foreman when configured).
+    fn sinks_with(&self, console: Box<dyn Sink>, state: bool) -> Vec<Box<dyn Sink>> {
+        let mut v: Vec<Box<dyn Sink>> = vec![console];
         if let Some(j) = sinks::journal::Journal::under_systemd() {
             v.push(Box::new(j));
         }
@@ -414,12 +420,28 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     use crate::bench::{cpu, disk, memory};
     let step = match what {
         BenchCmd::Net(args) => {
-            // The network test reports as an event stream (and to the
-            // report endpoint), so live throughput reaches every sink.
-            let bus = env.adhoc_bus(None, json);
-            let rc = crate::netbench::cli(args, &bus);
+            // Live throughput goes to every sink (journal, report
+            // endpoint). The console is stdout, or with --json stderr,
+            // and stdout then carries only the result document, as for
+            // the other benchmarks.
+            let console: Box<dyn Sink> = if json {
+                let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+                Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+            } else {
+                Box::new(sinks::console::Console::stdout())
+            };
+            let bus = Bus::new(
+                None,
+                host::identify(&env.root, &env.cmdline),
+                env.sinks_with(console, false),
+            );
+            let res = crate::netbench::cli(args, &bus);
             bus.close(crate::run::CLOSE_DEADLINE);
-            return rc;
+            let (rc, data) = res?;
+            if let (true, Some(data)) = (json, data) {
+                println!("{}", serde_json::to_string_pretty(&data)?);
+            }
+            return Ok(rc);
         }
         BenchCmd::Cpu(_) => cpu::NAME,
         BenchCmd::Memory(_) => memory::NAME,

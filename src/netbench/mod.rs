@@ -271,18 +271,20 @@ impl Module for NetBench {
 
 /// `speediso bench net`: one step on `bus`, outside any task. Returns the
 /// exit status; the error (if any) goes to the caller to print.
-pub fn cli(args: &NetArgs, bus: &Bus) -> Result<i32> {
+/// `speediso bench net`: the exit status, and the result document when
+/// the test ran.
+pub fn cli(args: &NetArgs, bus: &Bus) -> Result<(i32, Option<Value>)> {
     let plan = match Plan::from_args(args) {
         Ok(p) if p.is_empty() => {
             eprintln!(
                 "speediso: bench net: nothing to test; give --server HOST[:PORT] and/or --http URL"
             );
-            return Ok(crate::run::exit::USAGE);
+            return Ok((crate::run::exit::USAGE, None));
         }
         Ok(p) => p,
         Err(e) => {
             eprintln!("speediso: bench net: {e:#}");
-            return Ok(crate::run::exit::USAGE);
+            return Ok((crate::run::exit::USAGE, None));
         }
     };
     let ev = bus.step(NAME);
@@ -294,13 +296,13 @@ pub fn cli(args: &NetArgs, bus: &Bus) -> Result<i32> {
     let ms = t0.elapsed().as_millis() as u64;
     match res {
         Ok(data) => {
-            ev.emit(Body::Result { data });
+            ev.emit(Body::Result { data: data.clone() });
             ev.emit(Body::StepFinished {
                 outcome: Outcome::Success,
                 duration_ms: ms,
                 error: None,
             });
-            Ok(crate::run::exit::SUCCESS)
+            Ok((crate::run::exit::SUCCESS, Some(data)))
         }
         Err(e) => {
             ev.emit(Body::StepFinished {
