@@ -14,6 +14,9 @@
 #                                  `wipe --all`: a mounted loop device, one held
 #                                  by dm and one excluded by path are skipped and
 #                                  keep their bytes; a plain one is zeroed
+#   c.json c.stderr c.rc c.certs/  a dm device whose table is swapped for an
+#                                  all-error one mid-wipe (the disk went away):
+#                                  the wipe must end FAILED, never wiped
 set -euo pipefail
 
 OUTDIR=${OUTDIR:-/run/speediso-wipe-faults}
@@ -138,3 +141,40 @@ cmp -n $((8 << 20)) "$work/target.img" /dev/zero ||
     fail "(b) the included loop device $target is not all zeros after the wipe"
 [ "$(cat "$mnt/file")" = kept ] || fail "(b) the mounted file system lost its file"
 echo "guest_wipe_faults: (b) $target zeroed; $mounted, $held, $excluded unchanged" >&2
+
+# --- (c) a disk that goes away mid-wipe --------------------------------------
+# A dm device over a loop device; once the wipe has started writing (the
+# marker at byte 0 is gone), its table is swapped for an all-error one, as
+# when a disk drops off the bus. The wipe must end, FAILED, with the error
+# in the result and the certificate; never "wiped".
+new_loop gone 96
+gone_under=$dev
+sectors=$((96 << 11))
+dmsetup create speediso-vm-gone --table "0 $sectors linear $gone_under 0"
+dms+=(speediso-vm-gone)
+udevadm settle
+gone=/dev/mapper/speediso-vm-gone
+gone_kernel=$(readlink -f "$gone")
+SPEEDISO_WIPE_TEST_ALLOW=$gone SPEEDISO_RUN_DIR=$work/run-c \
+    speediso wipe --device "$gone" --method random --verify full --json --confirm "$gone_kernel" \
+    >"$OUTDIR/c.json" 2>"$OUTDIR/c.stderr" &
+wipe_pid=$!
+for _ in $(seq 400); do
+    head -c 64 "$work/gone.img" | grep -aq SPEEDISO-MARKER || break
+    sleep 0.05
+done
+head -c 64 "$work/gone.img" | grep -aq SPEEDISO-MARKER && fail "(c) the wipe did not start writing within 20 s"
+kill -0 "$wipe_pid" 2>/dev/null || fail "(c) the wipe finished before the disk could be taken away (too fast to test)"
+dmsetup suspend speediso-vm-gone
+dmsetup load speediso-vm-gone --table "0 $sectors error"
+dmsetup resume speediso-vm-gone
+echo "guest_wipe_faults: (c) $gone_kernel now fails every I/O" >&2
+rc=0
+wait "$wipe_pid" || rc=$?
+echo "$rc" >"$OUTDIR/c.rc"
+cp -r "$work/run-c/certs" "$OUTDIR/c.certs" 2>/dev/null || mkdir -p "$OUTDIR/c.certs"
+[ "$rc" = 1 ] || fail "(c) the wipe of a disk that went away exited $rc, want 1: $(tail -5 "$OUTDIR/c.stderr")"
+grep -q 'wipe FAILED on' "$OUTDIR/c.stderr" || fail "(c) stderr does not say the wipe FAILED: $(tail -5 "$OUTDIR/c.stderr")"
+grep -q '"outcome": *"wiped"' "$OUTDIR/c.json" && fail "(c) a disk that went away is reported wiped"
+grep -q '"outcome": *"failed"' "$OUTDIR/c.certs"/*.json || fail "(c) no certificate says failed"
+echo "guest_wipe_faults: (c) wipe of $gone_kernel failed as it must when the disk went away (exit $rc)" >&2
