@@ -343,6 +343,23 @@ impl Env {
         v
     }
 
+    /// The command line's `speediso.*` options for a command run by hand,
+    /// warnings printed; `None` (the error printed) when one is invalid.
+    fn checked_options(&self) -> Option<plan::Options> {
+        match plan::check_options(&self.cmdline) {
+            Ok((options, warnings)) => {
+                for w in warnings {
+                    eprintln!("speediso: warning: {w}");
+                }
+                Some(options)
+            }
+            Err(e) => {
+                eprintln!("speediso: {e}");
+                None
+            }
+        }
+    }
+
     /// The bus of a task run or a dispatch: every sink.
     fn bus(&self, task: Option<String>, json: bool) -> Bus {
         Bus::new(
@@ -753,16 +770,9 @@ struct WipeArgs {
 
 fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     use crate::wipe::{self, select::Request, verify::VerifyMode};
-    let (mut options, warnings) = match plan::check_options(&env.cmdline) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("speediso: {e}");
-            return Ok(exit::USAGE);
-        }
+    let Some(mut options) = env.checked_options() else {
+        return Ok(exit::USAGE);
     };
-    for w in warnings {
-        eprintln!("speediso: warning: {w}");
-    }
     if let Some(m) = &a.method {
         options.0.insert("wipe.method".into(), m.clone());
     }
@@ -906,16 +916,9 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
 fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     use crate::events::Body;
     use crate::install::{self, Config};
-    let (mut options, warnings) = match plan::check_options(&env.cmdline) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("speediso: {e}");
-            return Ok(exit::USAGE);
-        }
+    let Some(mut options) = env.checked_options() else {
+        return Ok(exit::USAGE);
     };
-    for w in warnings {
-        eprintln!("speediso: warning: {w}");
-    }
     for (k, v) in [
         ("image", &a.image),
         ("sha256", &a.sha256),

@@ -5,7 +5,6 @@
 //! sysbench and fio by benches/speed.sh.
 
 use serde_json::Value;
-use std::path::Path;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
@@ -33,37 +32,13 @@ fn json_of(args: &[&str]) -> Value {
     })
 }
 
+mod loop_support;
+use loop_support::Loop;
+
 /// Is this test able to run here? Root and the named tools; when
 /// SPEEDISO_REQUIRE_TOOLS=1 (CI) a missing one fails the test instead.
 fn can_run(tools: &[&str]) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        })
-        .map(|t| t.to_string())
-        .collect();
-    if !root {
-        missing.push("root".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("needs {}", missing.join(", "));
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{msg} (SPEEDISO_REQUIRE_TOOLS=1)");
-    }
-    eprintln!("skipping: {msg}");
-    false
+    loop_support::ready("bench test", tools)
 }
 
 fn f(v: &Value, path: &[&str]) -> f64 {
@@ -219,35 +194,6 @@ fn disk_on_a_file() {
     check_verify_sectors(&std::fs::read(&file).unwrap()[..1 << 20]);
 }
 
-/// A loop device over a temp file, detached on drop.
-struct Loop {
-    dev: String,
-}
-
-impl Loop {
-    fn new(backing: &Path) -> Loop {
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(backing)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        assert!(dev.starts_with("/dev/loop"), "{dev}");
-        Loop { dev }
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
-
 #[test]
 fn disk_on_a_loop_device() {
     if !can_run(&["losetup"]) {
@@ -259,7 +205,7 @@ fn disk_on_a_loop_device() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    let lo = Loop::new(&img);
+    let lo = Loop::over(&img);
     let v = json_of(&[
         "bench",
         "disk",
@@ -288,7 +234,7 @@ fn loop_device_defaults_to_read_only_jobs() {
     let dir = tmpdir();
     let img = dir.path().join("ro.img");
     std::fs::write(&img, vec![0x5au8; 8 << 20]).unwrap();
-    let lo = Loop::new(&img);
+    let lo = Loop::over(&img);
     let v = json_of(&[
         "bench",
         "disk",

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -19,98 +18,17 @@ use std::sync::{Arc, Mutex};
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
 const MIB: u64 = 1 << 20;
 
+mod loop_support;
+use loop_support::Loop;
+
 /// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
 fn ready(tools: &[&str]) -> bool {
-    let mut missing: Vec<String> = Vec::new();
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/loop-control")
-        .is_err()
-    {
-        missing.push("root (to open /dev/loop-control)".into());
-    }
-    for t in tools {
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .chain(["/usr/sbin", "/sbin"])
-            .any(|d| Path::new(d).join(t).exists());
-        if !found {
-            missing.push(format!("tool {t}"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("install loop-device test needs: {}", missing.join(", "));
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{msg} (SPEEDISO_REQUIRE_TOOLS=1)");
-    }
-    eprintln!("SKIP: {msg}");
-    false
+    loop_support::ready("install loop-device test", tools)
 }
 
-fn sh(argv: &[&str]) -> String {
-    let o = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// A loop device over a temp file, every byte 0xAA to start with (so a
-/// cleared or written range is visible); detached on drop.
-struct Loop {
-    dev: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Loop {
-    fn new(size: u64) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("disk.img");
-        std::fs::write(&file, vec![0xaa; size as usize]).unwrap();
-        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
-        // The target must be the loop device this test just created.
-        assert!(dev.starts_with("/dev/loop"), "{dev}");
-        let name = dev.trim_start_matches("/dev/");
-        let backing =
-            std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap();
-        assert_eq!(
-            Path::new(backing.trim()),
-            file.as_path(),
-            "{dev} is not ours"
-        );
-        Loop { dev, _dir: dir }
-    }
-
-    fn read(&self, off: u64, len: usize) -> Vec<u8> {
-        let f = std::fs::File::open(&self.dev).unwrap();
-        let mut b = vec![0u8; len];
-        f.read_exact_at(&mut b, off).unwrap();
-        b
-    }
-
-    fn size(&self) -> u64 {
-        let name = self.dev.trim_start_matches("/dev/");
-        sh(&["cat", &format!("/sys/block/{name}/size")])
-            .parse::<u64>()
-            .unwrap()
-            * 512
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
+/// Every target starts with every byte 0xAA, so a cleared or written range
+/// is visible.
+const FILL: u8 = 0xaa;
 
 /// One request the server saw.
 #[derive(Debug, Clone)]
@@ -348,7 +266,7 @@ fn each_format_installs_and_reads_back() {
     let files = served_images(&raw);
     let srv = Server::start(files.clone(), &[]);
     for name in ["img.raw", "img.raw.gz", "img.raw.xz", "img.raw.zst"] {
-        let lo = Loop::new(16 * MIB);
+        let lo = Loop::new(16 * MIB, FILL);
         let sum = sha(&files[name]);
         let r = install(
             &lo.dev,
@@ -414,7 +332,7 @@ fn wrong_checksum_fails_and_clears_the_partition_tables() {
     let raw = image();
     let files = served_images(&raw);
     let srv = Server::start(files, &[]);
-    let lo = Loop::new(16 * MIB);
+    let lo = Loop::new(16 * MIB, FILL);
     let size = lo.size();
     let wrong = "00".repeat(32);
     let r = install(
@@ -466,7 +384,7 @@ fn dropped_connection_resumes_with_a_range_request() {
     let files = served_images(&raw);
     for name in ["img.raw", "img.raw.zst"] {
         let srv = Server::start(files.clone(), &[name]);
-        let lo = Loop::new(16 * MIB);
+        let lo = Loop::new(16 * MIB, FILL);
         let sum = sha(&files[name]);
         let r = install(
             &lo.dev,
@@ -509,8 +427,8 @@ fn targets_outside_the_rules_are_refused() {
     if !ready(&["losetup"]) {
         return;
     }
-    let lo = Loop::new(8 * MIB);
-    let other = Loop::new(8 * MIB);
+    let lo = Loop::new(8 * MIB, FILL);
+    let other = Loop::new(8 * MIB, FILL);
     // The server has nothing: were a refusal missed, the download would
     // fail before the disk is opened, with a different exit status.
     let srv = Server::start(HashMap::new(), &[]);
@@ -596,7 +514,7 @@ fn a_dropped_file_url_is_an_error_not_a_short_image() {
     if !ready(&["losetup"]) {
         return;
     }
-    let lo = Loop::new(8 * MIB);
+    let lo = Loop::new(8 * MIB, FILL);
     let r = install(
         &lo.dev,
         &[
@@ -630,7 +548,7 @@ fn boot_task_lininstall_writes_the_image_with_progress() {
     let raw = image();
     let files = served_images(&raw);
     let srv = Server::start(files.clone(), &[]);
-    let lo = Loop::new(16 * MIB);
+    let lo = Loop::new(16 * MIB, FILL);
     let line = format!(
         "speediso.install.image={} speediso.install.sha256={} speediso.install.target={}",
         srv.url("img.raw.xz"),
@@ -708,7 +626,7 @@ fn an_image_larger_than_the_disk_fails_and_clears_the_tables() {
     }
     let raw = image();
     let srv = Server::start([("img.raw".to_string(), raw.clone())].into(), &[]);
-    let lo = Loop::new(4 * MIB);
+    let lo = Loop::new(4 * MIB, FILL);
     let r = install(
         &lo.dev,
         &[
@@ -741,8 +659,8 @@ fn smallest_selects_the_smaller_allowed_disk() {
     }
     let raw = image();
     let srv = Server::start([("img.raw".to_string(), raw.clone())].into(), &[]);
-    let big = Loop::new(24 * MIB);
-    let small = Loop::new(12 * MIB);
+    let big = Loop::new(24 * MIB, FILL);
+    let small = Loop::new(12 * MIB, FILL);
     let allow = format!("{},{}", big.dev, small.dev);
     // Without --confirm it names the disk it picked, and writes nothing.
     let r = install(

@@ -13,90 +13,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_speediso");
 const MARKER: &[u8] = b"SPEEDISO-MARKER-";
 const MIB: u64 = 1 << 20;
 
+mod loop_support;
+use loop_support::{sh, Loop};
+
 /// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
 fn ready(tools: &[&str]) -> bool {
-    let mut missing: Vec<String> = Vec::new();
-    // Root check: /dev/loop-control opens read-write only for root.
-    if std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/loop-control")
-        .is_err()
-    {
-        missing.push("root (to open /dev/loop-control)".into());
-    }
-    for t in tools {
-        if *t == "device-mapper" {
-            // A kernel without device-mapper (and without modules to load,
-            // as on these Firecracker VMs) is not something a package can
-            // fix: skip loudly even in CI. The VM suite's Debian kernel has
-            // dm_mod; the fault test without dm (`hole_*`) runs everywhere.
-            let dm = std::fs::read_to_string("/proc/misc").unwrap_or_default();
-            if !dm.contains("device-mapper") {
-                eprintln!("SKIP: this kernel has no device-mapper (/proc/misc); cannot build a dm device here");
-                return false;
-            }
-            continue;
-        }
-        let found = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .chain(["/usr/sbin", "/sbin"])
-            .any(|d| Path::new(d).join(t).exists());
-        if !found {
-            missing.push(format!("tool {t}"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("wipe loop-device test needs: {}", missing.join(", "));
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{msg} (SPEEDISO_REQUIRE_TOOLS=1)");
-    }
-    eprintln!("SKIP: {msg}");
-    false
-}
-
-fn sh(argv: &[&str]) -> String {
-    let o = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// A loop device over a temp file; detached (and the file removed) on drop.
-struct Loop {
-    dev: String,
-    file: PathBuf,
-    _dir: tempfile::TempDir,
+    loop_support::ready("wipe loop-device test", tools)
 }
 
 impl Loop {
-    fn new(size: u64) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("disk.img");
-        let f = std::fs::File::create(&file).unwrap();
-        f.set_len(size).unwrap();
-        drop(f);
-        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
-        // The target must be a loop device, and the one we just created.
-        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
-        let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &dev]);
-        assert_eq!(Path::new(&back), file.as_path(), "{dev} is not ours");
-        Loop {
-            dev,
-            file,
-            _dir: dir,
-        }
-    }
-
     /// Fill with a non-zero background and write markers at `n` offsets
     /// (pseudo-random, 512-aligned, plus the first and last sector).
     fn fill_with_markers(&self, n: usize, seed: u64) -> Vec<u64> {
@@ -125,21 +50,6 @@ impl Loop {
         }
         f.sync_all().unwrap();
         offs
-    }
-
-    fn size(&self) -> u64 {
-        std::fs::metadata(&self.file).unwrap().len()
-    }
-
-    /// The raw bytes, read from the backing file.
-    fn bytes(&self) -> Vec<u8> {
-        std::fs::read(&self.file).unwrap()
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
 
@@ -235,7 +145,7 @@ fn zero_full_erases_every_marker_and_signs_a_certificate() {
     if !ready(&["losetup"]) {
         return;
     }
-    let l = Loop::new(48 * MIB + 512 * 3);
+    let l = Loop::new(48 * MIB + 512 * 3, 0);
     l.fill_with_markers(40, 11);
     assert!(!no_marker(&l.bytes()));
     let r = wipe(
@@ -304,7 +214,7 @@ fn random_with_each_verify_mode_leaves_the_regenerable_stream() {
         ("sample:0.25", "sample", Some(0.25)),
         ("off", "off", None),
     ] {
-        let l = Loop::new(24 * MIB);
+        let l = Loop::new(24 * MIB, 0);
         l.fill_with_markers(30, 5);
         let r = wipe(
             &[&l.dev],
@@ -348,8 +258,8 @@ fn two_random_passes_end_with_pass_two_and_disks_run_in_parallel() {
     if !ready(&["losetup"]) {
         return;
     }
-    let a = Loop::new(16 * MIB);
-    let b = Loop::new(16 * MIB);
+    let a = Loop::new(16 * MIB, 0);
+    let b = Loop::new(16 * MIB, 0);
     a.fill_with_markers(10, 1);
     b.fill_with_markers(10, 2);
     let r = wipe(
@@ -382,7 +292,7 @@ fn quick_clears_signature_regions_only() {
         return;
     }
     let size = 128 * MIB;
-    let l = Loop::new(size);
+    let l = Loop::new(size, 0);
     l.fill_with_markers(0, 3);
     let f = std::fs::OpenOptions::new()
         .write(true)
@@ -433,7 +343,7 @@ fn without_confirm_nothing_is_erased() {
     if !ready(&["losetup"]) {
         return;
     }
-    let l = Loop::new(8 * MIB);
+    let l = Loop::new(8 * MIB, 0);
     l.fill_with_markers(5, 9);
     let before = l.bytes();
     let r = wipe(
@@ -477,7 +387,7 @@ fn task_module_wipes_and_reports_certificates() {
     if !ready(&["losetup"]) {
         return;
     }
-    let l = Loop::new(8 * MIB);
+    let l = Loop::new(8 * MIB, 0);
     l.fill_with_markers(8, 4);
     let r = wipe(
         &[&l.dev],
@@ -562,10 +472,10 @@ fn all_skips_a_disk_held_by_device_mapper() {
 /// held by a dm-linear device: `--all` erases only the target (and the
 /// last one when it is not held), and the skipped ones keep their bytes.
 fn skips_under_all(dm: bool) {
-    let target = Loop::new(8 * MIB);
-    let mounted = Loop::new(16 * MIB);
-    let held = Loop::new(8 * MIB);
-    let excluded = Loop::new(8 * MIB);
+    let target = Loop::new(8 * MIB, 0);
+    let mounted = Loop::new(16 * MIB, 0);
+    let held = Loop::new(8 * MIB, 0);
+    let excluded = Loop::new(8 * MIB, 0);
     target.fill_with_markers(4, 7);
     for l in [&held, &excluded] {
         l.fill_with_markers(4, 8);
@@ -669,8 +579,8 @@ fn dm_error_in_the_middle_fails_with_the_bad_range_and_spares_the_other_disk() {
     if !ready(&["losetup", "dmsetup", "device-mapper"]) {
         return;
     }
-    let under = Loop::new(32 * MIB);
-    let healthy = Loop::new(8 * MIB);
+    let under = Loop::new(32 * MIB, 0);
+    let healthy = Loop::new(8 * MIB, 0);
     healthy.fill_with_markers(4, 6);
     let total = under.size() / 512;
     let (bad_start, bad_len) = (20480u64, 2048u64); // 10 MiB in, 1 MiB long
@@ -753,7 +663,7 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     if !ready(&["losetup"]) {
         return;
     }
-    let l = Loop::new(8 * MIB);
+    let l = Loop::new(8 * MIB, 0);
     l.fill_with_markers(6, 12);
     let r = wipe(
         &[&l.dev],
@@ -799,20 +709,11 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     assert_eq!(c["timing"]["bytes_written"], l.size());
 }
 
-struct Detach(String);
-impl Drop for Detach {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.0]).status();
-    }
-}
-
 /// A loop device over a file on a full tmpfs, with an unallocated hole:
 /// writes into the hole fail (ENOSPC → I/O error), all others succeed.
 /// Fields drop in order: detach, unmount, remove the directory.
 struct Holey {
-    dev: String,
-    file: PathBuf,
-    _d: Detach,
+    lo: Loop,
     _t: TmpfsMount,
     _dir: tempfile::TempDir,
 }
@@ -846,12 +747,8 @@ impl Holey {
             "tmpfs not full"
         );
         drop(f);
-        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
-        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
         Holey {
-            _d: Detach(dev.clone()),
-            dev,
-            file,
+            lo: Loop::over(&file),
             _t: t,
             _dir: dir,
         }
@@ -875,8 +772,8 @@ fn io_errors_in_the_middle_fail_the_disk_with_the_bad_range() {
     }
     let (hole, hole_len) = (10 * MIB, MIB);
     let h = Holey::new(32, 10, 1);
-    let (dev, file) = (h.dev.clone(), h.file.clone());
-    let healthy = Loop::new(8 * MIB);
+    let (dev, file) = (h.lo.dev.clone(), h.lo.file.clone());
+    let healthy = Loop::new(8 * MIB, 0);
     healthy.fill_with_markers(3, 21);
     let r = wipe(
         &[&dev, &healthy.dev],
@@ -952,20 +849,20 @@ fn a_dead_disk_is_given_up_on_and_fails() {
     let h = Holey::new(40, 8, 24);
     let t0 = std::time::Instant::now();
     let r = wipe(
-        &[&h.dev],
+        &[&h.lo.dev],
         "quiet",
         &[
             "wipe",
             "--device",
-            &h.dev,
+            &h.lo.dev,
             "--method",
             "random",
             "--confirm",
-            &h.dev,
+            &h.lo.dev,
         ],
     );
     assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
-    let c = r.cert_for(&h.dev);
+    let c = r.cert_for(&h.lo.dev);
     assert_eq!(c["outcome"], "failed");
     assert!(
         c["error"].as_str().unwrap().contains("gave up"),

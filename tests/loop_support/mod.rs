@@ -1,0 +1,128 @@
+//! Shared by the tests that erase or write block devices (wipe, install,
+//! bench): the root-and-tools gate and loop devices over temp files that the
+//! test itself creates, checks and detaches. No other block device is ever
+//! opened for writing.
+#![allow(dead_code)]
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Root and `tools`, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1). `what`
+/// names the test group in the message. The pseudo-tool "device-mapper" asks
+/// for a kernel with dm; without one the test skips loudly even in CI (no
+/// package can fix the kernel; the VM suite's kernel has dm).
+pub fn ready(what: &str, tools: &[&str]) -> bool {
+    let mut missing: Vec<String> = Vec::new();
+    // Root check: /dev/loop-control opens read-write only for root.
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .is_err()
+    {
+        missing.push("root (to open /dev/loop-control)".into());
+    }
+    for t in tools {
+        if *t == "device-mapper" {
+            let dm = std::fs::read_to_string("/proc/misc").unwrap_or_default();
+            if !dm.contains("device-mapper") {
+                eprintln!("SKIP: this kernel has no device-mapper (/proc/misc); cannot build a dm device here");
+                return false;
+            }
+            continue;
+        }
+        let found = std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .chain(["/usr/sbin", "/sbin"])
+            .any(|d| Path::new(d).join(t).exists());
+        if !found {
+            missing.push(format!("tool {t}"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{what} needs: {}", missing.join(", "));
+    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("{msg} (SPEEDISO_REQUIRE_TOOLS=1)");
+    }
+    eprintln!("SKIP: {msg}");
+    false
+}
+
+/// Run `argv`, panic with its stderr unless it succeeds; trimmed stdout.
+pub fn sh(argv: &[&str]) -> String {
+    let o = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {argv:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A loop device over a file this test made; detached on drop (and the
+/// temp directory, when it owns one, removed after).
+pub struct Loop {
+    pub dev: String,
+    pub file: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Loop {
+    /// A new `size`-byte temp file, every byte `fill` (sparse for 0).
+    pub fn new(size: u64, fill: u8) -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        if fill == 0 {
+            std::fs::File::create(&file).unwrap().set_len(size).unwrap();
+        } else {
+            std::fs::write(&file, vec![fill; size as usize]).unwrap();
+        }
+        let mut l = Loop::over(&file);
+        l._dir = Some(dir);
+        l
+    }
+
+    /// Attach an existing file the test created.
+    pub fn over(file: &Path) -> Loop {
+        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
+        // The target must be a loop device, and the one we just created.
+        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
+        let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &dev]);
+        assert_eq!(Path::new(&back), file, "{dev} is not ours");
+        Loop {
+            dev,
+            file: file.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.file).unwrap().len()
+    }
+
+    /// The raw bytes, read from the backing file.
+    pub fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.file).unwrap()
+    }
+
+    /// `len` bytes at `off`, read through the device.
+    pub fn read(&self, off: u64, len: usize) -> Vec<u8> {
+        let f = std::fs::File::open(&self.dev).unwrap();
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, off).unwrap();
+        b
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
