@@ -281,9 +281,17 @@ impl Env {
             .clone()
             .or_else(|| std::env::var_os("SPEEDISO_RUN_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/run/speediso"));
+        let cmdline = cmdline::parse(&line);
+        // Secrets are known before anything is printed or sent.
+        for p in &cmdline.params {
+            if let Some(v) = &p.value {
+                let key = p.key.strip_prefix("speediso.").unwrap_or(&p.key);
+                crate::redact::register_option(key, v);
+            }
+        }
         Ok(Env {
             root: cli.root.clone(),
-            cmdline: cmdline::parse(&line),
+            cmdline,
             env_task: std::env::var("SPEEDISO").ok(),
             catalog: Catalog::load(&tasks::default_dirs(&dirs)),
             run_dir,
@@ -562,7 +570,7 @@ fn print_plan(plan: &Result<Plan, Rejection>) {
                 if p.task.destructive { "YES" } else { "no" }
             );
             println!("after:       {}", p.after.as_str());
-            for (k, v) in &p.options.0 {
+            for (k, v) in &p.options.redacted() {
                 println!("option:      speediso.{k}={v}");
             }
             for w in &p.warnings {

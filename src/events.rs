@@ -187,6 +187,8 @@ impl Bus {
 
     /// Emit one event. Sequence numbers start at 0 and increase by one.
     pub fn emit(&self, step: Option<&str>, body: Body) -> Event {
+        // Secrets never reach a sink, whatever a module put in its text.
+        let body = redact_body(body);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let ev = Event {
             v: EVENT_VERSION,
@@ -220,6 +222,19 @@ impl Bus {
             step: step.to_string(),
         }
     }
+}
+
+/// `body` with every string passed through `redact::text`. Events are
+/// rare next to the work they describe (progress is throttled), so one
+/// round trip through JSON each is cheap; an unchanged body is kept as is.
+fn redact_body(body: Body) -> Body {
+    let Ok(mut v) = serde_json::to_value(&body) else {
+        return body;
+    };
+    if !crate::redact::json(&mut v) {
+        return body;
+    }
+    serde_json::from_value(v).unwrap_or(body)
 }
 
 /// The event handle a module gets: everything it says is scoped to its step.
@@ -361,6 +376,23 @@ mod tests {
         assert_eq!(j["v"], EVENT_VERSION);
         let back: Event = serde_json::from_value(j).unwrap();
         assert_eq!(back, got[1]);
+    }
+
+    #[test]
+    fn no_sink_sees_a_registered_secret() {
+        crate::redact::register_option("token", "bus-test-token-5150");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let bus = Bus::new(None, HostId::default(), vec![Box::new(Collect(got.clone()))]);
+        let st = bus.step("s");
+        st.log("posting with bus-test-token-5150 to https://u:pw@h/");
+        st.emit(Body::Result {
+            data: serde_json::json!({"kernel": {"cmdline": "a speediso.token=bus-test-token-5150 b"}}),
+        });
+        let got = got.lock().unwrap();
+        let all = serde_json::to_string(&*got).unwrap();
+        assert!(!all.contains("bus-test-token-5150"), "{all}");
+        assert!(!all.contains("u:pw"), "{all}");
+        assert!(all.contains("speediso.token=***"), "{all}");
     }
 
     #[test]

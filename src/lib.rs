@@ -21,6 +21,7 @@ pub mod install;
 pub mod inventory;
 pub mod netbench;
 pub mod plan;
+pub mod redact;
 pub mod repo;
 pub mod report;
 pub mod run;

@@ -14,14 +14,16 @@ fn main() {
     };
     tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
+        // Log lines pass through the mask, like events (speediso::redact).
+        .with_writer(|| speediso::redact::Stderr)
         .without_time()
         .with_target(false)
         .init();
     let code = match speediso::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("speediso: error: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("speediso: error: {}", speediso::redact::text(&msg));
             speediso::run::exit::FAILED
         }
     };

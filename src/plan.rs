@@ -76,7 +76,7 @@ const KNOWN: &[(&str, Kind, &str)] = &[
     (
         "token",
         Kind::NonEmpty,
-        "bearer token for the report endpoint",
+        "bearer token for the report endpoint (a secret: shown as *** everywhere)",
     ),
     (
         "ca",
@@ -214,10 +214,41 @@ pub fn known_options() -> impl Iterator<Item = (&'static str, &'static str)> {
     KNOWN.iter().map(|(k, _, h)| (*k, *h))
 }
 
-/// Validated `speediso.*` options, by key without the prefix.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
+/// Validated `speediso.*` options, by key without the prefix. Serialised
+/// (and debug-printed) with secrets masked (`redact`): the values are for
+/// the agent's own use, never for output.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Options(pub BTreeMap<String, String>);
+
+impl Options {
+    /// The options as they may be shown: secret values and URL
+    /// credentials masked.
+    pub fn redacted(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                let v = if crate::redact::is_secret_key(k) {
+                    crate::redact::MASK.to_string()
+                } else {
+                    crate::redact::text(v).into_owned()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+impl Serialize for Options {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(s)
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Options").field(&self.redacted()).finish()
+    }
+}
 
 impl Options {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -397,11 +428,18 @@ pub fn check_options(cmdline: &Cmdline) -> Result<(Options, Vec<String>), String
     let mut opts = BTreeMap::new();
     let mut warnings = Vec::new();
     for (key, value) in cmdline.speediso_options() {
+        crate::redact::register_option(&key, &value);
+        // What a message may say of the value: never a secret.
+        let shown = if crate::redact::is_secret_key(&key) {
+            crate::redact::MASK.to_string()
+        } else {
+            crate::redact::text(&value).into_owned()
+        };
         match KNOWN.iter().find(|(k, _, _)| *k == key) {
-            None => warnings.push(format!("unknown option speediso.{key}={value:?} ignored")),
+            None => warnings.push(format!("unknown option speediso.{key}={shown:?} ignored")),
             Some((_, kind, _)) => {
                 if let Err(why) = check_value(*kind, &value) {
-                    return Err(format!("bad value {value:?} for speediso.{key}: {why}"));
+                    return Err(format!("bad value {shown:?} for speediso.{key}: {why}"));
                 }
                 opts.insert(key, value);
             }

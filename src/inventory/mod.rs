@@ -115,7 +115,8 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
             release: sysfs::read_trim(&root.join("proc/sys/kernel/osrelease")),
             version: sysfs::read_trim(&root.join("proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
-            cmdline: sysfs::read_trim(&root.join("proc/cmdline")),
+            // Masked: the line carries the report token and credentials.
+            cmdline: sysfs::read_trim(&root.join("proc/cmdline")).map(|l| crate::redact::cmdline(&l)),
         },
     };
     Ok((inv, notes))
