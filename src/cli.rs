@@ -307,18 +307,20 @@ impl Env {
     /// `state`: also record the run in the state file `speediso status`
     /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
     /// hides what the boot's task did.
-    fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
+    fn sinks(&self, json: bool, state: bool, hold: bool) -> Vec<Box<dyn Sink>> {
         let console: Box<dyn Sink> = if json {
             Box::new(sinks::jsonl::JsonLines(std::io::stdout()))
         } else {
             Box::new(sinks::console::Console::stdout())
         };
-        self.sinks_with(console, state)
+        self.sinks_with(console, state, hold)
     }
 
     /// `console` plus the sinks every bus gets (journal, notify, the state
     /// file when `state`, report and Foreman when configured).
-    fn sinks_with(&self, console: Box<dyn Sink>, state: bool) -> Vec<Box<dyn Sink>> {
+    /// `hold`: the report sink stays (and keeps sending) while erasure
+    /// certificates are undelivered (`Report::hold_evidence`).
+    fn sinks_with(&self, console: Box<dyn Sink>, state: bool, hold: bool) -> Vec<Box<dyn Sink>> {
         let mut v: Vec<Box<dyn Sink>> = vec![console];
         if let Some(j) = sinks::journal::Journal::under_systemd() {
             v.push(Box::new(j));
@@ -335,7 +337,9 @@ impl Env {
         // why); here it only means no report sink.
         if let Ok((opts, _)) = plan::check_options(&self.cmdline) {
             if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
-                v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
+                v.push(Box::new(
+                    sinks::report::Report::new(cfg, &self.run_dir).hold_evidence(hold),
+                ));
             }
             if let Ok(Some(cfg)) = crate::report::Config::foreman(&opts) {
                 match cfg.agent() {
@@ -369,11 +373,11 @@ impl Env {
     }
 
     /// The bus of a task run or a dispatch: every sink.
-    fn bus(&self, task: Option<String>, json: bool) -> Bus {
+    fn bus(&self, task: Option<String>, json: bool, hold: bool) -> Bus {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, true),
+            self.sinks(json, true, hold),
         )
     }
 
@@ -383,7 +387,7 @@ impl Env {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, false),
+            self.sinks(json, false, false),
         )
     }
 }
@@ -458,7 +462,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             let bus = Bus::new(
                 None,
                 host::identify(&env.root, &env.cmdline),
-                env.sinks_with(console, false),
+                env.sinks_with(console, false, false),
             );
             let res = crate::netbench::cli(args, &bus);
             bus.close(crate::run::CLOSE_DEADLINE);
@@ -542,7 +546,7 @@ fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) ->
     let plan = match plan {
         Ok(p) => p,
         Err(r) => {
-            let bus = env.bus(None, json);
+            let bus = env.bus(None, json, false);
             let rc = dispatch::reject(&bus, &r);
             bus.close(crate::run::CLOSE_DEADLINE);
             return Ok(rc);
@@ -595,7 +599,10 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     };
     let boot = env.boot_task().map(|(t, _)| t);
     let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
-    let bus = env.bus(Some(plan.task.name.clone()), json);
+    // A task that powers off or reboots afterwards must not take its
+    // erasure certificates down with it (audit item 6).
+    let hold = plan.after != tasks::After::Stay && !plan.options.flag("wipe.poweroff_undelivered");
+    let bus = env.bus(Some(plan.task.name.clone()), json, hold);
     let rc = crate::run::run(&plan, &env.root, &bus, allowed);
     bus.close(crate::run::CLOSE_DEADLINE);
     Ok(rc)
@@ -692,7 +699,14 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             .and_then(|s| s.unit_state(u))
             .map_err(|e| format!("{e:#}"))
     });
-    let backlog = crate::report::spool::backlog(&crate::report::spool::spool_dir(&env.run_dir));
+    let spool_dir = crate::report::spool::spool_dir(&env.run_dir);
+    let backlog = crate::report::spool::backlog(&spool_dir);
+    let undelivered_certs = crate::report::spool::undelivered_certificates_in(&spool_dir);
+    // Written by a run that stays up for its certificates (audit item 6).
+    let holding: Option<serde_json::Value> =
+        std::fs::read(crate::report::spool::hold_path(&spool_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
     let state = sinks::state::read(&env.run_dir)
         .with_context(|| format!("reading state in {}", env.run_dir.display()))?;
     if json {
@@ -708,6 +722,8 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             "report_backlog": {
                 "spools": backlog.0,
                 "undelivered_events": backlog.1,
+                "undelivered_certificates": undelivered_certs,
+                "holding_for_certificates": holding,
             },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -729,7 +745,19 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             "report:    {} event(s) not yet delivered, in {} spool(s) under {}",
             backlog.1,
             backlog.0,
-            crate::report::spool::spool_dir(&env.run_dir).display()
+            spool_dir.display()
+        );
+    }
+    if undelivered_certs > 0 {
+        println!("evidence:  {undelivered_certs} erasure certificate(s) not yet delivered");
+    }
+    if let Some(h) = &holding {
+        println!(
+            "HOLDING:   the run stays up until its certificates reach {} (since {}; last error: {}); \
+             speediso.wipe.poweroff_undelivered=1 would power off without them",
+            h["endpoint"].as_str().unwrap_or("?"),
+            h["since"].as_str().unwrap_or("?"),
+            h["last_error"].as_str().unwrap_or("none"),
         );
     }
     let Some(st) = state else {
@@ -1090,6 +1118,14 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
                 v["sanitization"]["method"].as_str().unwrap_or("?"),
                 hex::encode(key.to_bytes())
             );
+            match v["signer"]["source"].as_str() {
+                Some("generated") => println!(
+                    "note: signed by a key generated for that run: it proves the certificate \
+                     was not altered, not who produced it"
+                ),
+                Some(src) => println!("key source (signed): {src}"),
+                None => println!("note: schema 1 certificate: the key's source is not signed"),
+            }
             Ok(exit::SUCCESS)
         }
         Err(e) => {

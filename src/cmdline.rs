@@ -119,11 +119,14 @@ impl Cmdline {
     }
 
     /// Every `speediso.<key>` parameter, last one winning, in first-seen order.
+    /// A bare `speediso.wipe.usb` (no `=`) is a switch turned on and reads
+    /// as `1`; `speediso.wipe.usb=` keeps its empty value, which a boolean
+    /// option rejects.
     pub fn speediso_options(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         for p in &self.params {
             if let Some(key) = p.key.strip_prefix("speediso.") {
-                let value = p.value.clone().unwrap_or_default();
+                let value = p.value.clone().unwrap_or_else(|| "1".into());
                 match out.iter_mut().find(|(k, _)| k == key) {
                     Some(slot) => slot.1 = value,
                     None => out.push((key.to_string(), value)),
@@ -213,7 +216,7 @@ mod tests {
             vec![
                 ("a".into(), "3".into()),
                 ("b".into(), "2".into()),
-                ("flag".into(), "".into())
+                ("flag".into(), "1".into())
             ]
         );
     }

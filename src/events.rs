@@ -382,7 +382,11 @@ mod tests {
     fn no_sink_sees_a_registered_secret() {
         crate::redact::register_option("token", "bus-test-token-5150");
         let got = Arc::new(Mutex::new(Vec::new()));
-        let bus = Bus::new(None, HostId::default(), vec![Box::new(Collect(got.clone()))]);
+        let bus = Bus::new(
+            None,
+            HostId::default(),
+            vec![Box::new(Collect(got.clone()))],
+        );
         let st = bus.step("s");
         st.log("posting with bus-test-token-5150 to https://u:pw@h/");
         st.emit(Body::Result {

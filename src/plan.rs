@@ -128,7 +128,37 @@ const KNOWN: &[(&str, Kind, &str)] = &[
     (
         "wipe.key",
         Kind::NonEmpty,
-        "path of the Ed25519 key that signs certificates",
+        "Ed25519 key that signs certificates: a path, or an https:// URL fetched with the token and kept in RAM",
+    ),
+    (
+        "wipe.operator",
+        Kind::NonEmpty,
+        "certificate: who performs the sanitization (NIST SP 800-88 App. G)",
+    ),
+    (
+        "wipe.validator",
+        Kind::NonEmpty,
+        "certificate: who validates the sanitization",
+    ),
+    (
+        "wipe.organization",
+        Kind::NonEmpty,
+        "certificate: the organisation responsible",
+    ),
+    (
+        "wipe.asset_tag",
+        Kind::NonEmpty,
+        "certificate: the asset tag (default: the chassis asset tag from SMBIOS)",
+    ),
+    (
+        "wipe.destination",
+        Kind::NonEmpty,
+        "certificate: where the media goes next (reuse, resale, recycle, destroy, return)",
+    ),
+    (
+        "wipe.poweroff_undelivered",
+        Kind::Bool,
+        "power off or reboot even while erasure certificates are undelivered (default: stay up and keep sending)",
     ),
     (
         "inventory.pci_ids",
@@ -262,7 +292,7 @@ impl Options {
 
 fn parse_bool(v: &str) -> Option<bool> {
     match v {
-        "1" | "true" | "yes" | "on" | "" => Some(true),
+        "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
         _ => None,
     }
@@ -567,6 +597,8 @@ mod tests {
             ("speediso.net.server=a:b:c", "host[:port]"),
             ("speediso.install.sha256=abc", "64 hex"),
             ("speediso.wipe.usb=maybe", "expected 1/0"),
+            // An empty value is not "true" (audit, low): it is rejected.
+            ("speediso.wipe.usb=", "expected 1/0"),
             ("speediso.wipe.passes=0", "from 1 to 35"),
             ("speediso.token=", "non-empty"),
             ("speediso.wipe.exclude=a,,b", "comma-separated"),
@@ -606,5 +638,13 @@ mod tests {
             Some(("b".into(), TaskSource::SpeedisoTask))
         );
         assert_eq!(boot_task(None, &parse("quiet")), None);
+    }
+
+    #[test]
+    fn a_bare_switch_is_on_an_empty_one_is_refused() {
+        let (o, _) = check_options(&parse("speediso.wipe.usb speediso.wipe.blank=0")).unwrap();
+        assert!(o.flag("wipe.usb"));
+        assert!(!o.flag("wipe.blank"));
+        assert!(check_options(&parse("speediso.wipe.usb=")).is_err());
     }
 }

@@ -35,9 +35,16 @@ pub fn is_secret_key(key: &str) -> bool {
         return true;
     }
     let k = key.to_ascii_lowercase();
-    ["token", "passw", "secret", "credential", "apikey", "api_key"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "token",
+        "passw",
+        "secret",
+        "credential",
+        "apikey",
+        "api_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// Remember a secret value, so `text` masks it wherever it appears.
@@ -224,12 +231,17 @@ mod tests {
         assert!(got.contains("speediso.token=***"), "{got}");
         assert!(got.contains("https://***@foreman.example/"), "{got}");
         assert!(got.contains("root=live:http://mirror/x.squashfs"), "{got}");
-        assert!(got.contains("speediso.report=https://c.example quiet"), "{got}");
+        assert!(
+            got.contains("speediso.report=https://c.example quiet"),
+            "{got}"
+        );
     }
 
     #[test]
     fn quoted_and_misspelt_secrets() {
-        let got = cmdline(r#"a "speediso.token=two words" speediso.report_token=abc speediso.wipe.key=/k b"#);
+        let got = cmdline(
+            r#"a "speediso.token=two words" speediso.report_token=abc speediso.wipe.key=/k b"#,
+        );
         assert_eq!(
             got,
             r#"a "speediso.token=***" speediso.report_token=*** speediso.wipe.key=/k b"#

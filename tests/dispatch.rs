@@ -325,7 +325,8 @@ fn dry_run_fields_and_warnings() {
     assert_eq!(v["destructive"], false);
     assert_eq!(v["steps"], serde_json::json!([]));
     assert_eq!(v["options"]["report"], "https://collector.example.net");
-    assert_eq!(v["options"]["token"], "abc");
+    // Set, but never shown (audit item 1).
+    assert_eq!(v["options"]["token"], "***");
     assert!(v["options"].get("colour").is_none());
     let w = v["warnings"].as_array().unwrap();
     assert_eq!(w.len(), 1);

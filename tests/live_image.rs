@@ -254,6 +254,7 @@ fn templates_render_the_task_and_every_set_option() {
             "{t}: {line}"
         );
         assert!(!line.contains("speediso.net.server"), "{t}: {line}");
+        assert!(line.contains("speediso.token=s3cr3t-token"), "{t}: {line}");
         let (plan, rc) = dry_run(&line);
         assert_eq!(rc, 0, "{t}: {plan:#}");
         assert_eq!(plan["task"], "rescue", "{t}: {plan:#}");
@@ -263,7 +264,8 @@ fn templates_render_the_task_and_every_set_option() {
             plan["options"],
             json!({
                 "report": "https://collector.example.net/speediso",
-                "token": "s3cr3t-token",
+                // The template wrote it; the plan never shows it.
+                "token": "***",
                 "after": "poweroff",
                 "wipe.method": "auto",
                 "wipe.verify": "sample:0.01",

@@ -54,7 +54,10 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
     // Foreman-booted server's does.
     let root = tmp.path().join("root");
     let st = Command::new("cp")
-        .args(["-a", concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sysroot/qemu-q35")])
+        .args([
+            "-a",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sysroot/qemu-q35"),
+        ])
         .arg(&root)
         .status()
         .unwrap();
@@ -71,11 +74,18 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
 
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut keep = |what: &str, bytes: &[u8]| {
-        seen.push((what.to_string(), String::from_utf8_lossy(bytes).into_owned()));
+        seen.push((
+            what.to_string(),
+            String::from_utf8_lossy(bytes).into_owned(),
+        ));
     };
 
     let run = speediso(&root, &run_dir, &line, &["run", "inventory", "--json"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     keep("run --json stdout", &run.stdout);
     keep("run --json stderr", &run.stderr);
     let events: Vec<Value> = String::from_utf8_lossy(&run.stdout)
@@ -108,10 +118,7 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
 
     let mut files = Vec::new();
     files_under(&run_dir, &mut files);
-    assert!(
-        files.iter().any(|f| f.ends_with("state.json")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.ends_with("state.json")), "{files:?}");
     for f in &files {
         keep(&f.display().to_string(), &std::fs::read(f).unwrap());
     }
@@ -131,7 +138,10 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
     for l in &stored {
         keep("stored line", l.as_bytes());
     }
-    let host_key = result["host"]["boot_mac"].as_str().unwrap_or("").to_string();
+    let host_key = result["host"]["boot_mac"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     for path in [
         "/v1/hosts".to_string(),
         "/v1/runs".to_string(),
@@ -145,7 +155,10 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
     keep("database file", &std::fs::read(c.dir.join("c.db")).unwrap());
 
     for (what, text) in &seen {
-        assert!(!text.contains(TOKEN), "the token leaked into {what}:\n{text}");
+        assert!(
+            !text.contains(TOKEN),
+            "the token leaked into {what}:\n{text}"
+        );
         assert!(
             !text.contains(FOREMAN_PASS),
             "the Foreman password leaked into {what}:\n{text}"

@@ -15,6 +15,8 @@ const MIB: u64 = 1 << 20;
 
 mod loop_support;
 use loop_support::{sh, Loop};
+#[cfg(feature = "collector")]
+mod report_support;
 
 /// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
 fn ready(tools: &[&str]) -> bool {
@@ -235,7 +237,13 @@ fn random_with_each_verify_mode_leaves_the_regenerable_stream() {
         let b = l.bytes();
         assert!(no_marker(&b), "{mode}: a marker survived");
         let c = r.cert_for(&l.dev);
-        assert_eq!(c["outcome"], "wiped");
+        // `wiped` only with verification on (audit item 2).
+        let want = if mode == "off" {
+            "wiped-unverified"
+        } else {
+            "wiped"
+        };
+        assert_eq!(c["outcome"], want, "{mode}");
         assert_stream(&b, &seed_of(&c), 1);
         assert_eq!(c["verification"]["method"], method, "{mode}");
         match fraction {
@@ -396,12 +404,22 @@ fn task_module_wipes_and_reports_certificates() {
     );
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     assert!(l.bytes().iter().all(|&x| x == 0));
-    let result: Value = r
+    let results: Vec<Value> = r
         .stdout()
         .lines()
         .filter_map(|x| serde_json::from_str::<Value>(x).ok())
-        .find(|e| e["type"] == "result")
-        .expect("a result event");
+        .filter(|e| e["type"] == "result")
+        .collect();
+    // The disk's certificate went out as soon as the disk was done, in a
+    // result of its own, then again in the step's result.
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0]["data"]["disk"], l.dev.as_str());
+    assert_eq!(results[0]["data"]["outcome"], "wiped");
+    assert_eq!(
+        results[0]["data"]["certificates"][0],
+        results[1]["data"]["certificates"][0]
+    );
+    let result = &results[1];
     let certs = result["data"]["certificate_files"].as_array().unwrap();
     assert_eq!(certs.len(), 1);
     // The signed document itself travels in the result, for the collector.
@@ -880,4 +898,309 @@ fn a_dead_disk_is_given_up_on_and_fails() {
         "{failed}"
     );
     assert!(t0.elapsed() < std::time::Duration::from_secs(120));
+}
+
+/// A one-file key server on 127.0.0.1: answers `GET` with `body` when the
+/// request carries `Bearer <token>`, 403 otherwise. Serves `max` requests.
+fn key_server(token: &'static str, body: String, max: usize) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        for stream in l.incoming().take(max) {
+            let mut s = stream.unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut authorized = false;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:")
+                    && line.trim_end().ends_with(&format!("Bearer {token}"))
+                {
+                    authorized = true;
+                }
+            }
+            let (status, b) = if authorized {
+                ("200 OK", body.clone())
+            } else {
+                ("403 Forbidden", "no\n".to_string())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                b.len()
+            );
+        }
+    });
+    (port, h)
+}
+
+/// Audit item 2: the certificate names its signer and the key's source in
+/// the signed body, and the Appendix G people, organisation, asset and
+/// destination; a key fetched at boot with the host's token signs it and
+/// is written nowhere; a key server that refuses the token stops the wipe
+/// before anything is erased.
+#[test]
+fn certificate_names_its_signer_and_a_fetched_key_never_touches_disk() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let seed_hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    let public = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let l = Loop::new(4 * MIB, 0);
+    l.fill_with_markers(4, 9);
+    let before = l.bytes();
+
+    // Wrong token: refused before any byte is written.
+    let (port, h) = key_server("right-token-1234", format!("{seed_hex}\n"), 1);
+    let line = format!(
+        "speediso.wipe.method=zero speediso.token=wrong-token-9876 speediso.wipe.key=http://127.0.0.1:{port}/wipe.key"
+    );
+    let r = wipe(&[&l.dev], &line, &["run", "wipe", "--confirm", "wipe"]);
+    h.join().unwrap();
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert!(r.stdout().contains("answered 403"), "{}", r.stdout());
+    assert!(r.stdout().contains("nothing erased"), "{}", r.stdout());
+    assert!(
+        l.bytes() == before,
+        "a refused key still let the wipe write"
+    );
+    assert!(r.certs().is_empty());
+
+    // The right token: signed by the served key, which is nowhere on disk.
+    let (port, h) = key_server("right-token-1234", format!("{seed_hex}\n"), 1);
+    let line = format!(
+        "speediso.wipe.method=zero speediso.token=right-token-1234 \
+         speediso.wipe.key=http://127.0.0.1:{port}/wipe.key speediso.wipe.operator=alice \
+         speediso.wipe.validator=bob speediso.wipe.organization=ACME-Hosting \
+         speediso.wipe.asset_tag=AT-0042 speediso.wipe.destination=resale"
+    );
+    let r = wipe(
+        &[&l.dev],
+        &line,
+        &["run", "wipe", "--confirm", "wipe", "--json"],
+    );
+    h.join().unwrap();
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(l.bytes().iter().all(|&b| b == 0));
+    let (path, c) = r.certs().pop().expect("a certificate");
+    assert_eq!(c["schema"], "speediso.wipe.certificate/2");
+    assert_eq!(c["signature"]["public_key"], public);
+    assert_eq!(c["signer"]["public_key"], public);
+    assert_eq!(
+        c["signer"]["source"],
+        format!("url:http://127.0.0.1:{port}/wipe.key")
+    );
+    assert_eq!(c["signer"]["key_id"].as_str().unwrap().len(), 16);
+    let a = &c["attestation"];
+    assert_eq!(a["performed_by"], "alice");
+    assert_eq!(a["validated_by"], "bob");
+    assert_eq!(a["organization"], "ACME-Hosting");
+    assert_eq!(a["asset_tag"], "AT-0042");
+    assert_eq!(a["post_sanitization_destination"], "resale");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(c["sanitization"]["tool"]["kernel"], kernel.trim());
+    assert_eq!(verify_cert(&path, public).0, 0);
+    // The secret seed is in no file the run left, nor in its output.
+    let mut stack = vec![r.run_dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).to_lowercase();
+                assert!(!text.contains(seed_hex), "the key is in {}", p.display());
+            }
+        }
+    }
+    assert!(!r.stdout().contains(seed_hex) && !r.stderr().contains(seed_hex));
+    assert!(!r.stdout().contains("right-token-1234"));
+}
+
+/// Audit item 6: a certificate that cannot be written to the run
+/// directory loses nothing: each disk's signed certificate is still in its
+/// own result event, and the other disks' certificates too.
+#[test]
+fn an_unwritable_certificate_directory_loses_no_certificate() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let a = Loop::new(2 * MIB, 0x11);
+    let b = Loop::new(3 * MIB, 0x22);
+    let run_dir = tempfile::tempdir().unwrap();
+    // `certs` is a file: creating the directory and every write fail.
+    std::fs::write(run_dir.path().join("certs"), b"in the way").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--cmdline",
+            "speediso.wipe.method=zero speediso.wipe.verify=full",
+            "run",
+            "wipe",
+            "--confirm",
+            "wipe",
+            "--json",
+        ])
+        .env("SPEEDISO_WIPE_TEST_ALLOW", format!("{},{}", a.dev, b.dev))
+        .env("SPEEDISO_RUN_DIR", run_dir.path())
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let evs: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let per_disk: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["type"] == "result" && e["data"]["disk"].is_string())
+        .collect();
+    assert_eq!(per_disk.len(), 2, "{stdout}");
+    for dev in [&a.dev, &b.dev] {
+        let e = per_disk
+            .iter()
+            .find(|e| e["data"]["disk"] == dev.as_str())
+            .unwrap_or_else(|| panic!("no certificate event for {dev}"));
+        let c = &e["data"]["certificates"][0];
+        assert_eq!(c["media"]["device_path"], dev.as_str());
+        assert_eq!(c["outcome"], "wiped");
+        assert!(e["data"]["certificate_file"].is_null());
+    }
+    assert!(
+        evs.iter().any(|e| e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("certificate not written")),
+        "{stdout}"
+    );
+    let last = evs.iter().rev().find(|e| e["type"] == "result").unwrap();
+    assert_eq!(last["data"]["certificates"].as_array().unwrap().len(), 2);
+}
+
+/// Audit item 6: a decommission-style run (after=poweroff) whose
+/// collector is down stays up with its certificates, says so on the
+/// console and in `speediso status`, and delivers them (then exits, so the
+/// dispatcher may power off) once the collector is back. With
+/// `speediso.wipe.poweroff_undelivered=1` it gives up after the drain.
+#[cfg(feature = "collector")]
+#[test]
+fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
+    use std::time::{Duration, Instant};
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(2 * MIB, 0x33);
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let line = format!(
+        "speediso.report=http://127.0.0.1:{port} speediso.token={} speediso.spool.drain=1s \
+         speediso.after=poweroff speediso.wipe.method=zero",
+        report_support::TOKEN
+    );
+    let spawn = |line: &str, run_dir: &Path| {
+        Command::new(BIN)
+            .args(["--cmdline", line, "run", "wipe", "--confirm", "wipe"])
+            .env("SPEEDISO_WIPE_TEST_ALLOW", &l.dev)
+            .env("SPEEDISO_RUN_DIR", run_dir)
+            .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+            .env_remove("SPEEDISO")
+            .env_remove("INVOCATION_ID")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    // Allowed to power off without them: gives up after the drain.
+    let run_dir = tmp.path().join("run-giveup");
+    let giveup = format!("{line} speediso.wipe.poweroff_undelivered=1");
+    let t0 = Instant::now();
+    let out = spawn(&giveup, &run_dir).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NOT DELIVERED"), "{stderr}");
+    assert!(!stderr.contains("STAYS UP"), "{stderr}");
+
+    // The default: stays up.
+    let run_dir = tmp.path().join("run");
+    let mut child = spawn(&line, &run_dir);
+    let hold_file = run_dir.join("spool/HOLDING-FOR-CERTIFICATES.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hold_file.exists() {
+        assert!(Instant::now() < deadline, "no hold file");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited without delivering"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run exited with its certificate undelivered"
+    );
+    let status = Command::new(BIN)
+        .args(["--cmdline", &line, "status", "--json"])
+        .env("SPEEDISO_RUN_DIR", &run_dir)
+        .output()
+        .unwrap();
+    let st: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["report_backlog"]["undelivered_certificates"], 1, "{st}");
+    assert!(
+        st["report_backlog"]["holding_for_certificates"].is_object(),
+        "{st}"
+    );
+    assert!(!String::from_utf8_lossy(&status.stdout).contains(report_support::TOKEN));
+    let text = Command::new(BIN)
+        .args(["--cmdline", &line, "status"])
+        .env("SPEEDISO_RUN_DIR", &run_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("HOLDING:"), "{text}");
+
+    // The collector comes back: the certificate goes in, the run ends.
+    let c = report_support::Collector::start(&tmp.path().join("collector"), Some(port), &[]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still holding with the collector up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("ERASURE CERTIFICATE(S) NOT DELIVERED"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("STAYS UP"), "{stderr}");
+    assert!(
+        stderr.contains("every erasure certificate delivered"),
+        "{stderr}"
+    );
+    assert!(!hold_file.exists());
+    let runs = c.get("/v1/runs?task=wipe");
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let run = c.get(&format!("/v1/runs/{run_id}"));
+    assert_eq!(run["certificates"].as_array().unwrap().len(), 1, "{run}");
+    let stored = c.stored_lines(&run_id);
+    assert!(stored.iter().any(|l| l.contains("\"run_finished\"")));
 }

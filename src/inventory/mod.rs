@@ -116,7 +116,8 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
             version: sysfs::read_trim(&root.join("proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
             // Masked: the line carries the report token and credentials.
-            cmdline: sysfs::read_trim(&root.join("proc/cmdline")).map(|l| crate::redact::cmdline(&l)),
+            cmdline: sysfs::read_trim(&root.join("proc/cmdline"))
+                .map(|l| crate::redact::cmdline(&l)),
         },
     };
     Ok((inv, notes))

@@ -82,6 +82,35 @@ impl Config {
         }))
     }
 
+    /// `speediso.wipe.key=https://...`: the signing key fetched at boot
+    /// with the host's token, over TLS with the report's trust (pinned CA,
+    /// else the image's bundle). Plain http only to loopback, whatever
+    /// `insecure=` says: a signing key never travels in the clear.
+    /// `Ok(None)` when the key is a path (or not set).
+    pub fn signing_key(opts: &Options) -> Result<Option<Config>, String> {
+        let Some(url) = opts.get("wipe.key") else {
+            return Ok(None);
+        };
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Ok(None);
+        }
+        let base = url.to_string();
+        let https = base.starts_with("https://");
+        let host = url_host(&base).unwrap_or_default();
+        if !https && !is_loopback(&host) {
+            return Err(format!(
+                "speediso.wipe.key={} is plain http:// to {host}: a signing key is fetched only over https:// (or from loopback)",
+                crate::redact::text(url)
+            ));
+        }
+        let mut cfg = Self::endpoint(opts, "wipe.key")
+            .map_err(|_| format!("speediso.wipe.key={}: bad URL", crate::redact::text(url)))?
+            .expect("wipe.key is set");
+        cfg.base = base;
+        cfg.https = https;
+        Ok(Some(cfg))
+    }
+
     pub fn events_url(&self) -> String {
         format!("{}/v1/events", self.base)
     }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 pub const SPOOL_EXT: &str = "ndjson";
 pub const ACK_EXT: &str = "acked";
+/// Next to each spool: the report endpoint its events were meant for.
+pub const ENDPOINT_EXT: &str = "endpoint";
 
 /// `<run_dir>/spool`.
 pub fn spool_dir(run_dir: &Path) -> PathBuf {
@@ -43,8 +45,17 @@ fn ack_path(path: &Path) -> PathBuf {
     path.with_extension(ACK_EXT)
 }
 
-/// Create the spool of a new run and return its append handle (locked).
-pub fn create(dir: &Path, run_id: &str) -> Result<(File, PathBuf)> {
+/// The endpoint recorded for a spool, if any (spools of older agents
+/// have none and go wherever they are replayed).
+pub fn endpoint_of(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path.with_extension(ENDPOINT_EXT))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Create the spool of a new run for `endpoint` and return its append
+/// handle (locked).
+pub fn create(dir: &Path, run_id: &str, endpoint: &str) -> Result<(File, PathBuf)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{run_id}.{SPOOL_EXT}"));
     let f = OpenOptions::new()
@@ -54,6 +65,10 @@ pub fn create(dir: &Path, run_id: &str) -> Result<(File, PathBuf)> {
         .with_context(|| format!("creating spool {}", path.display()))?;
     crate::sys::lock::try_lock_exclusive(&f)
         .with_context(|| format!("locking {}", path.display()))?;
+    let ep = path.with_extension(ENDPOINT_EXT);
+    // Masked like everything the agent writes; still tells hosts apart.
+    std::fs::write(&ep, format!("{}\n", crate::redact::text(endpoint)))
+        .with_context(|| format!("writing {}", ep.display()))?;
     Ok((f, path))
 }
 
@@ -81,6 +96,64 @@ pub fn undelivered_lines(path: &Path) -> u64 {
     buf.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// Ids of the erasure certificates in `path` after its acknowledged
+/// offset (the `certificates` of `result` events), each once.
+pub fn undelivered_certificates(path: &Path) -> Vec<String> {
+    let acked = read_acked(path);
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(acked)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let mut ids = Vec::new();
+    // Only complete lines; a cheap substring test first, as most are progress.
+    for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if memchr::memmem::find(line, b"\"certificates\"").is_none() {
+            continue;
+        }
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["type"] != "result" {
+            continue;
+        }
+        for c in v["data"]["certificates"].as_array().into_iter().flatten() {
+            let id = c["id"].as_str().unwrap_or("?").to_string();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// Erasure certificates not yet delivered, over every spool in `dir`.
+pub fn undelivered_certificates_in(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|e| e.to_str()) == Some(SPOOL_EXT) {
+            for id in undelivered_certificates(&p) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids.len()
+}
+
+/// The file that says a run is staying up for its certificates (written
+/// and removed by the report sink, read by `speediso status`).
+pub fn hold_path(dir: &Path) -> PathBuf {
+    dir.join("HOLDING-FOR-CERTIFICATES.json")
+}
+
 /// Spool files in `dir` and the events in them not yet acknowledged.
 pub fn backlog(dir: &Path) -> (usize, u64) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -100,7 +173,11 @@ pub fn backlog(dir: &Path) -> (usize, u64) {
 
 /// Leftover spools of earlier runs in `dir` that nobody else holds, oldest
 /// first, each locked by the returned handle.
-pub fn leftovers(dir: &Path) -> Vec<SpoolFile> {
+///
+/// Only spools meant for `endpoint` (or of unknown destination): a
+/// leftover of a run that reported elsewhere is never replayed to a
+/// different collector; it stays for an agent with that endpoint.
+pub fn leftovers(dir: &Path, endpoint: &str) -> Vec<SpoolFile> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -109,6 +186,15 @@ pub fn leftovers(dir: &Path) -> Vec<SpoolFile> {
         let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some(SPOOL_EXT) {
             continue;
+        }
+        if let Some(ep) = endpoint_of(&path) {
+            if ep != crate::redact::text(endpoint) {
+                tracing::info!(
+                    "report: leaving spool {} alone: its events are for another endpoint",
+                    path.display()
+                );
+                continue;
+            }
         }
         let Ok(lock) = File::open(&path) else {
             continue;
@@ -219,6 +305,7 @@ impl SpoolFile {
     /// Delete the spool and its offset (everything was delivered).
     pub fn remove(self) {
         let _ = std::fs::remove_file(ack_path(&self.path));
+        let _ = std::fs::remove_file(self.path.with_extension(ENDPOINT_EXT));
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -230,13 +317,13 @@ mod tests {
     #[test]
     fn batches_acks_and_leftovers() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut w, path) = create(dir.path(), "r1").unwrap();
+        let (mut w, path) = create(dir.path(), "r1", "http://a").unwrap();
         for i in 0..10 {
             writeln!(w, "{{\"seq\":{i}}}").unwrap();
         }
         w.write_all(b"{\"partial").unwrap();
         // Our own live spool is locked: not a leftover.
-        assert!(leftovers(dir.path()).is_empty());
+        assert!(leftovers(dir.path(), "http://a").is_empty());
         let mut s = SpoolFile::open(&path, None).unwrap();
         let len = s.sync().unwrap();
         let b = s.read_batch(len, 1 << 20, 4).unwrap();
@@ -253,7 +340,9 @@ mod tests {
         let b = s.read_batch(len, 3, 100).unwrap();
         assert_eq!(b.bytes, b"{\"seq\":4}\n");
         drop(w); // the writer exits: the spool becomes a leftover
-        let left = leftovers(dir.path());
+                 // ... but only for the endpoint it was meant for (audit, low).
+        assert!(leftovers(dir.path(), "http://b").is_empty());
+        let left = leftovers(dir.path(), "http://a");
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].acked(), s.acked());
         // The trailing partial line is never sent.

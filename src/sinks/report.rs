@@ -54,6 +54,9 @@ struct Shared {
     drained: bool,
     /// Last delivery problem, for the close message.
     last_error: Option<String>,
+    /// Keep sending past the drain deadline (erasure certificates are
+    /// undelivered and the machine must not power off without them).
+    hold: bool,
 }
 
 struct State {
@@ -75,7 +78,12 @@ pub struct Report {
     state: Arc<State>,
     sender: Option<JoinHandle<()>>,
     tuning: Tuning,
+    /// See `hold_evidence`.
+    hold_evidence: bool,
 }
+
+/// How often a holding run repeats its box on the console.
+const HOLD_REMIND: Duration = Duration::from_secs(600);
 
 impl Report {
     /// A report sink spooling under `<run_dir>/spool`. Leftover spools of
@@ -90,7 +98,7 @@ impl Report {
             cv: Condvar::new(),
         });
         let dir = spool::spool_dir(run_dir);
-        let leftovers = spool::leftovers(&dir);
+        let leftovers = spool::leftovers(&dir, &cfg.base);
         if !leftovers.is_empty() {
             tracing::info!(
                 "report: replaying {} leftover spool(s) from {}",
@@ -123,11 +131,96 @@ impl Report {
             state,
             sender,
             tuning,
+            hold_evidence: false,
+        }
+    }
+
+    /// When `close` finds erasure certificates undelivered at its deadline,
+    /// keep sending them without a deadline, saying so on the console and
+    /// in the spool's hold file (`speediso status` shows it), instead of
+    /// returning: the caller is about to power the machine off, and the
+    /// certificates would die with its RAM. Set for runs whose task powers
+    /// off or reboots, unless `speediso.wipe.poweroff_undelivered=1`.
+    pub fn hold_evidence(mut self, on: bool) -> Report {
+        self.hold_evidence = on;
+        self
+    }
+
+    /// Erasure certificates in the spools not yet acknowledged.
+    pub fn undelivered_certificates(&self) -> usize {
+        let s = self.state.lock();
+        let mut ids: Vec<String> = Vec::new();
+        for p in &s.pending {
+            for id in spool::undelivered_certificates(p) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.len()
+    }
+
+    /// Stay until every certificate is delivered (see `hold_evidence`).
+    fn hold(&self, waited: Duration) {
+        let started = Instant::now();
+        let hold_file = spool::hold_path(&self.dir);
+        let mut last_box: Option<Instant> = None;
+        let mut s = self.state.lock();
+        while !s.drained {
+            let n_certs = {
+                drop(s);
+                let n = self.undelivered_certificates();
+                s = self.state.lock();
+                n
+            };
+            if n_certs == 0 && !s.drained {
+                // Only plain events are left: the ordinary rules apply.
+                break;
+            }
+            if last_box.is_none_or(|t| t.elapsed() >= HOLD_REMIND) {
+                let info = serde_json::json!({
+                    "since": crate::events::rfc3339(std::time::SystemTime::now() - started.elapsed()),
+                    "certificates": n_certs,
+                    "endpoint": crate::redact::text(&self.cfg.base),
+                    "last_error": s.last_error.as_deref().map(|e| crate::redact::text(e).into_owned()),
+                    "pid": std::process::id(),
+                });
+                let _ = std::fs::write(&hold_file, format!("{info}\n"));
+                let msg = hold_box(
+                    n_certs,
+                    &self.cfg.base,
+                    waited + started.elapsed(),
+                    &self.dir,
+                    s.last_error.as_deref(),
+                );
+                say_loudly(&msg);
+                last_box = Some(Instant::now());
+            }
+            s = self
+                .state
+                .cv
+                .wait_timeout(s, Duration::from_secs(5))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let drained = s.drained;
+        s.hold = false;
+        drop(s);
+        self.state.cv.notify_all();
+        if last_box.is_some() {
+            let _ = std::fs::remove_file(&hold_file);
+            if drained {
+                say_loudly(&format!(
+                    "speediso: report: every erasure certificate delivered to {} after {}; going on\n",
+                    crate::redact::text(&self.cfg.base),
+                    crate::sinks::human_duration((waited + started.elapsed()).as_secs_f64())
+                ));
+            }
         }
     }
 
     fn open_spool(&mut self, run_id: &str) -> bool {
-        match spool::create(&self.dir, run_id) {
+        match spool::create(&self.dir, run_id, &self.cfg.base) {
             Ok((f, path)) => {
                 self.writer = Some(f);
                 let mut s = self.state.lock();
@@ -183,8 +276,10 @@ impl Sink for Report {
     fn close(&mut self, deadline: Duration) {
         let wait = self.cfg.drain.unwrap_or(deadline);
         let until = Instant::now() + wait;
+        let hold = self.hold_evidence && self.sender.is_some() && !self.disabled;
         let mut s = self.state.lock();
         s.closing = Some(until);
+        s.hold = hold;
         self.state.cv.notify_all();
         if self.sender.is_some() {
             while !s.drained {
@@ -200,9 +295,13 @@ impl Sink for Report {
                     .0;
             }
         }
-        let drained = s.drained;
-        let last_error = s.last_error.clone();
+        let mut drained = s.drained;
         drop(s);
+        if !drained && hold {
+            self.hold(wait);
+            drained = self.state.lock().drained;
+        }
+        let last_error = self.state.lock().last_error.clone();
         if drained {
             if let Some(h) = self.sender.take() {
                 let _ = h.join();
@@ -211,15 +310,57 @@ impl Sink for Report {
         }
         let n = self.undelivered();
         let msg = undelivered_box(n, &self.cfg.base, wait, &self.dir, last_error.as_deref());
-        eprint!("{msg}");
-        // Under systemd stderr is the journal; the person at the console
-        // must see this too.
-        if std::env::var_os("INVOCATION_ID").is_some() {
-            if let Ok(mut c) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-                let _ = c.write_all(msg.as_bytes());
-            }
+        say_loudly(&msg);
+    }
+}
+
+/// To stderr, and under systemd (where stderr is the journal) to the
+/// console too: the person at the console must see it.
+fn say_loudly(msg: &str) {
+    let msg = crate::redact::text(msg);
+    eprint!("{msg}");
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        if let Ok(mut c) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+            let _ = c.write_all(msg.as_bytes());
         }
     }
+}
+
+/// The box a run prints while it stays up for undelivered certificates.
+pub fn hold_box(
+    certs: usize,
+    url: &str,
+    waited: Duration,
+    dir: &Path,
+    last_error: Option<&str>,
+) -> String {
+    let mut lines = vec![
+        format!("SPEEDISO: {certs} ERASURE CERTIFICATE(S) NOT DELIVERED to {url}"),
+        format!(
+            "Not taken within {}. This machine STAYS UP and keeps sending;",
+            crate::sinks::human_duration(waited.as_secs_f64())
+        ),
+        "it powers off (or reboots) once they are delivered.".into(),
+    ];
+    if let Some(e) = last_error {
+        let e: String = e.chars().take(100).collect();
+        lines.push(format!("last error: {e}"));
+    }
+    lines.push(format!("They are kept in {}/ (RAM).", dir.display()));
+    lines.push("speediso.wipe.poweroff_undelivered=1 powers off without them.".into());
+    framed(&lines)
+}
+
+fn framed(lines: &[String]) -> String {
+    let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let bar = format!("+{}+\n", "=".repeat(w + 4));
+    let mut out = String::from("\n");
+    out.push_str(&bar);
+    for l in lines {
+        out.push_str(&format!("|  {l:<w$}  |\n"));
+    }
+    out.push_str(&bar);
+    out
 }
 
 /// The loud message printed when the spool could not be drained.
@@ -243,15 +384,7 @@ pub fn undelivered_box(
     }
     lines.push(format!("They are kept in {}/ and are sent", dir.display()));
     lines.push("by the next speediso run with the same speediso.report=.".into());
-    let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let bar = format!("+{}+\n", "=".repeat(w + 4));
-    let mut out = String::from("\n");
-    out.push_str(&bar);
-    for l in &lines {
-        out.push_str(&format!("|  {l:<w$}  |\n"));
-    }
-    out.push_str(&bar);
-    out
+    framed(&lines)
 }
 
 /// Outcome of one POST.
@@ -414,6 +547,11 @@ impl Sender {
                     });
                     match b.next_delay() {
                         Some(d) => self.wait_backoff(d, closing.is_none()),
+                        None if self.state.lock().hold => {
+                            // Holding for certificates: past the drain
+                            // deadline, back off as while running.
+                            self.backoff = Some(self.tuning.running.start());
+                        }
                         None => {
                             // Drain deadline passed: close() reports it.
                             return;

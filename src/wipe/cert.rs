@@ -9,12 +9,115 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA: &str = "speediso.wipe.certificate/1";
+pub const SCHEMA: &str = "speediso.wipe.certificate/2";
 
-/// The signing key and where it came from (`file:PATH` or `generated`).
+/// The signing key and where it came from (`file:PATH`, `url:URL` or
+/// `generated`). The source goes into the signed body, so a certificate
+/// signed by a throw-away key says so itself.
 pub struct Key {
     pub key: SigningKey,
     pub source: String,
+}
+
+impl Key {
+    /// The 64 hex digits of the public key.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    /// The signed `signer` member: which key, and where it came from.
+    pub fn signer(&self) -> Value {
+        json!({
+            "public_key": self.public_hex(),
+            "key_id": key_id(&self.key.verifying_key()),
+            "source": self.source,
+        })
+    }
+}
+
+/// A short, stable name of a public key: the first 16 hex digits of the
+/// SHA-256 of its 32 bytes (what operators compare and list).
+pub fn key_id(key: &VerifyingKey) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(key.to_bytes())[..8])
+}
+
+/// Who and what a certificate names besides the disk: NIST SP 800-88
+/// Appendix G's people, organisation, asset and destination, and the tool
+/// with the image and kernel it ran in.
+#[derive(Debug, Clone, Default)]
+pub struct Issuer {
+    pub run_id: String,
+    pub host: HostId,
+    /// `speediso.wipe.operator=`: who performed the sanitization.
+    pub performed_by: Option<String>,
+    /// `speediso.wipe.validator=`: who validated it.
+    pub validated_by: Option<String>,
+    /// `speediso.wipe.organization=`.
+    pub organization: Option<String>,
+    /// `speediso.wipe.asset_tag=`, else the chassis asset tag from SMBIOS.
+    pub asset_tag: Option<String>,
+    /// `speediso.wipe.destination=`: reuse, resale, recycle, destroy, return.
+    pub destination: Option<String>,
+    /// The live image's build (`/etc/speediso-build`).
+    pub image_build: Option<String>,
+    /// The running kernel's release.
+    pub kernel: Option<String>,
+}
+
+/// The make of a disk: the vendor field when it names one, else taken
+/// from the model string the drive reports (sysfs says "ATA" for every
+/// SATA disk, and NVMe has no vendor field at all).
+pub fn media_make(vendor: Option<&str>, model: Option<&str>) -> Option<String> {
+    let generic = |v: &str| {
+        let v = v.trim();
+        v.is_empty()
+            || ["ATA", "SATA", "NVME", "SCSI", "USB", "GENERIC"]
+                .contains(&v.to_ascii_uppercase().as_str())
+    };
+    if let Some(v) = vendor.filter(|v| !generic(v)) {
+        return Some(v.trim().to_string());
+    }
+    let model = model?.trim();
+    let upper = model.to_ascii_uppercase();
+    // Prefixes drives put in their model string, longest match first.
+    const MAKES: &[(&str, &str)] = &[
+        ("WESTERN DIGITAL", "Western Digital"),
+        ("WDC", "Western Digital"),
+        ("WD_", "Western Digital"),
+        ("WUH", "Western Digital (HGST)"),
+        ("HGST", "HGST"),
+        ("HITACHI", "Hitachi"),
+        ("SAMSUNG", "Samsung"),
+        ("MZ", "Samsung"),
+        ("INTEL", "Intel"),
+        ("SSDPE", "Intel"),
+        ("SSDSC", "Intel"),
+        ("SOLIDIGM", "Solidigm"),
+        ("MICRON", "Micron"),
+        ("CT", "Crucial"),
+        ("CRUCIAL", "Crucial"),
+        ("KINGSTON", "Kingston"),
+        ("TOSHIBA", "Toshiba"),
+        ("KIOXIA", "Kioxia"),
+        ("SEAGATE", "Seagate"),
+        ("ST", "Seagate"),
+        ("SK HYNIX", "SK hynix"),
+        ("HFS", "SK hynix"),
+        ("SANDISK", "SanDisk"),
+        ("QEMU", "QEMU"),
+        ("VBOX", "VirtualBox"),
+    ];
+    for (prefix, make) in MAKES {
+        if let Some(rest) = upper.strip_prefix(prefix) {
+            // ST and CT only with a digit after (ST4000..., CT500...).
+            if ["ST", "CT"].contains(prefix) && !rest.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            return Some((*make).to_string());
+        }
+    }
+    model.split_whitespace().next().map(str::to_string)
 }
 
 /// Parse a key file: 32 raw bytes, or 64 hex digits (whitespace ignored).
@@ -68,6 +171,47 @@ pub fn load_or_generate(path: Option<&Path>) -> Result<Key> {
         key: SigningKey::from_bytes(&seed),
         source: "generated".into(),
     })
+}
+
+/// Fetch the signing key from `cfg.base` with the host's bearer token,
+/// over TLS with the report endpoint's trust. The key stays in this
+/// process's memory: it is never written to disk, so an image on a mirror
+/// holds no key, and a key server that checks tokens decides which hosts
+/// may sign. Retried briefly; a 4xx answer is final.
+pub fn fetch_key(cfg: &crate::report::Config) -> Result<Key> {
+    use std::io::Read;
+    let shown = crate::redact::text(&cfg.base).into_owned();
+    let agent = cfg.agent()?;
+    let mut last = String::new();
+    for attempt in 0..4u32 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2));
+        }
+        let mut req = agent.get(&cfg.base);
+        if let Some(t) = &cfg.token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        match req.call() {
+            Ok(r) => {
+                let mut body = Vec::new();
+                r.into_reader()
+                    .take(4096)
+                    .read_to_end(&mut body)
+                    .with_context(|| format!("reading the signing key from {shown}"))?;
+                let key = parse_secret(&body)
+                    .with_context(|| format!("the signing key served by {shown}"))?;
+                return Ok(Key {
+                    key,
+                    source: format!("url:{shown}"),
+                });
+            }
+            Err(ureq::Error::Status(code, _)) if (400..500).contains(&code) && code != 429 => {
+                bail!("fetching the signing key from {shown}: the server answered {code}");
+            }
+            Err(e) => last = crate::redact::text(&e.to_string()).into_owned(),
+        }
+    }
+    bail!("fetching the signing key from {shown}: {last}")
 }
 
 /// Canonical JSON: object keys sorted by their UTF-8 bytes, no whitespace,
@@ -125,9 +269,12 @@ fn opt(s: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Build the unsigned certificate of one disk. Only integers, strings,
-/// booleans and null: no floats, so any language canonicalises it alike.
-pub fn build(o: &DiskOutcome, host: &HostId, run_id: &str) -> Value {
+/// Build the unsigned certificate of one disk, signed by `key`. Only
+/// integers, strings, booleans and null: no floats, so any language
+/// canonicalises it alike.
+pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
+    let host = &ctx.host;
+    let run_id = &ctx.run_id;
     let d = &o.disk;
     let errors: Vec<Value> = o
         .failed_ranges
@@ -147,7 +294,8 @@ pub fn build(o: &DiskOutcome, host: &HostId, run_id: &str) -> Value {
         "issued": crate::events::rfc3339_now(),
         "media": {
             "device_path": o.device,
-            "make": opt(&d.vendor),
+            "make": media_make(d.vendor.as_deref(), d.model.as_deref()),
+            "vendor_field": opt(&d.vendor),
             "model": opt(&d.model),
             "serial": opt(&d.serial),
             "wwn": opt(&d.wwn),
@@ -168,7 +316,12 @@ pub fn build(o: &DiskOutcome, host: &HostId, run_id: &str) -> Value {
             "random_stream": o.seed.as_ref().map(|_| "ChaCha8; block b of pass p = ChaCha8(key=seed, nonce=u64le(b)||u32le(p)), 1 MiB blocks"),
             "seed": opt(&o.seed),
             "notes": o.notes,
-            "tool": { "name": "speediso", "version": env!("CARGO_PKG_VERSION") },
+            "tool": {
+                "name": "speediso",
+                "version": env!("CARGO_PKG_VERSION"),
+                "image_build": opt(&ctx.image_build),
+                "kernel": opt(&ctx.kernel),
+            },
         },
         "verification": {
             "method": v.method,
@@ -196,6 +349,14 @@ pub fn build(o: &DiskOutcome, host: &HostId, run_id: &str) -> Value {
             "boot_mac": opt(&host.boot_mac),
             "hostname": opt(&host.hostname),
         },
+        "attestation": {
+            "performed_by": opt(&ctx.performed_by),
+            "validated_by": opt(&ctx.validated_by),
+            "organization": opt(&ctx.organization),
+            "asset_tag": opt(&ctx.asset_tag),
+            "post_sanitization_destination": opt(&ctx.destination),
+        },
+        "signer": key.signer(),
     })
 }
 
@@ -222,6 +383,16 @@ pub fn verify(cert: &Value, key: &VerifyingKey) -> Result<()> {
     let embedded = sig.get("public_key").and_then(Value::as_str).unwrap_or("");
     if embedded != hex::encode(key.to_bytes()) {
         bail!("certificate was signed by key {embedded}, not the one given");
+    }
+    // Schema 2 names its signer inside the signed body; the two must agree.
+    if let Some(signer) = cert.get("signer") {
+        let named = signer
+            .get("public_key")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if named != embedded {
+            bail!("the signed body names signer {named}, but the signature is by {embedded}");
+        }
     }
     let value = sig
         .get("value")
@@ -259,11 +430,28 @@ pub fn write(dir: &Path, cert: &Value) -> Result<(PathBuf, PathBuf)> {
                 .to_string()
         });
     let run = cert["run_id"].as_str().unwrap_or("run");
-    let stem = format!(
-        "{}-{}",
-        safe_name(&who),
-        safe_name(&run[..run.len().min(8)])
-    );
+    // The device name too: namespaces of one controller (and the paths of
+    // one multipath LUN) share a serial.
+    let dev = media["device_path"]
+        .as_str()
+        .unwrap_or("disk")
+        .rsplit('/')
+        .next()
+        .unwrap_or("disk");
+    let stem = if who.trim_start_matches("/dev/") == dev {
+        format!(
+            "{}-{}",
+            safe_name(&who),
+            safe_name(&run[..run.len().min(8)])
+        )
+    } else {
+        format!(
+            "{}-{}-{}",
+            safe_name(&who),
+            safe_name(dev),
+            safe_name(&run[..run.len().min(8)])
+        )
+    };
     let json_path = dir.join(format!("{stem}.json"));
     let html_path = dir.join(format!("{stem}.html"));
     std::fs::write(&json_path, serde_json::to_string_pretty(cert)? + "\n")
@@ -318,6 +506,8 @@ pub fn html(cert: &Value) -> String {
         ("Verification", "verification"),
         ("Timing", "timing"),
         ("Host", "host"),
+        ("Attestation", "attestation"),
+        ("Signer", "signer"),
     ];
     for (title, key) in sections {
         s.push_str(&format!("<h2>{title}</h2>\n<table>\n"));
@@ -395,6 +585,65 @@ mod tests {
         let reparsed: Value =
             serde_json::from_str(&serde_json::to_string_pretty(&c).unwrap()).unwrap();
         assert!(verify(&reparsed, &key.verifying_key()).is_ok());
+    }
+
+    #[test]
+    fn make_comes_from_the_model_when_sysfs_says_ata() {
+        let cases = [
+            (
+                Some("ATA"),
+                Some("Samsung SSD 870 EVO 1TB"),
+                Some("Samsung"),
+            ),
+            (
+                Some("ATA"),
+                Some("WDC WD40EFRX-68N32N0"),
+                Some("Western Digital"),
+            ),
+            (Some("ATA"), Some("ST4000NM0035-1V4107"), Some("Seagate")),
+            (Some("ATA"), Some("QEMU HARDDISK"), Some("QEMU")),
+            (None, Some("SAMSUNG MZVL2512HCJQ-00B00"), Some("Samsung")),
+            (None, Some("INTEL SSDPE2KX040T8"), Some("Intel")),
+            (None, Some("MZVL2512HCJQ-00B00"), Some("Samsung")),
+            (None, Some("Micron_7450_MTFDKCC3T8TFR"), Some("Micron")),
+            (Some("HGST    "), Some("HUH721212AL5200"), Some("HGST")),
+            (Some("SEAGATE"), Some("ST8000NM0075"), Some("SEAGATE")),
+            (None, Some("STORAGE THING"), Some("STORAGE")),
+            (None, None, None),
+        ];
+        for (vendor, model, want) in cases {
+            assert_eq!(
+                media_make(vendor, model).as_deref(),
+                want,
+                "{vendor:?} {model:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_signer_named_in_the_body_must_be_the_one_that_signed() {
+        let key = Key {
+            key: SigningKey::from_bytes(&[5u8; 32]),
+            source: "generated".into(),
+        };
+        let c = sign(
+            json!({"outcome": "wiped", "signer": key.signer()}),
+            &key.key,
+        );
+        assert!(verify(&c, &key.key.verifying_key()).is_ok());
+        assert_eq!(c["signer"]["key_id"].as_str().unwrap().len(), 16);
+        // Claiming a provisioned key in the body breaks the signature.
+        let mut t = c.clone();
+        t["signer"]["source"] = json!("file:/etc/speediso/wipe.key");
+        assert!(verify(&t, &key.key.verifying_key()).is_err());
+        // A body naming another signer, re-signed by this key, is refused.
+        let other = SigningKey::from_bytes(&[6u8; 32]);
+        let mut body = c.clone();
+        body.as_object_mut().unwrap().remove("signature");
+        body["signer"]["public_key"] = json!(hex::encode(other.verifying_key().to_bytes()));
+        let forged = sign(body, &key.key);
+        let e = verify(&forged, &key.key.verifying_key()).unwrap_err();
+        assert!(e.to_string().contains("names signer"), "{e}");
     }
 
     #[test]

@@ -364,6 +364,39 @@ pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, Strin
     }
 }
 
+/// Where the signing key comes from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// A fresh key for this run: the certificates say `generated`, and
+    /// prove only that they were not altered since.
+    Generate,
+    /// A key file in the image (`speediso.wipe.key=PATH`, `--key`).
+    File(PathBuf),
+    /// Fetched at boot with the host's token (`speediso.wipe.key=https://`),
+    /// kept in memory only.
+    Url(crate::report::Config),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Generate => write!(f, "Generate"),
+            KeySource::File(p) => write!(f, "File({})", p.display()),
+            KeySource::Url(c) => write!(f, "Url({})", crate::redact::text(&c.base)),
+        }
+    }
+}
+
+/// NIST SP 800-88 Appendix G fields that come from the operator.
+#[derive(Debug, Clone, Default)]
+pub struct Attestation {
+    pub performed_by: Option<String>,
+    pub validated_by: Option<String>,
+    pub organization: Option<String>,
+    pub asset_tag: Option<String>,
+    pub destination: Option<String>,
+}
+
 /// Settings of one wipe run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -371,7 +404,8 @@ pub struct Config {
     pub verify: VerifyMode,
     pub passes: u32,
     pub blank: bool,
-    pub key: Option<PathBuf>,
+    pub key: KeySource,
+    pub attestation: Attestation,
     pub run_dir: PathBuf,
 }
 
@@ -396,7 +430,19 @@ impl Config {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(1),
             blank: o.flag("wipe.blank"),
-            key: o.get("wipe.key").map(PathBuf::from),
+            key: match crate::report::Config::signing_key(o).map_err(|e| anyhow!(e))? {
+                Some(c) => KeySource::Url(c),
+                None => o
+                    .get("wipe.key")
+                    .map_or(KeySource::Generate, |p| KeySource::File(PathBuf::from(p))),
+            },
+            attestation: Attestation {
+                performed_by: o.get("wipe.operator").map(str::to_string),
+                validated_by: o.get("wipe.validator").map(str::to_string),
+                organization: o.get("wipe.organization").map(str::to_string),
+                asset_tag: o.get("wipe.asset_tag").map(str::to_string),
+                destination: o.get("wipe.destination").map(str::to_string),
+            },
             run_dir,
         })
     }
@@ -754,7 +800,7 @@ pub fn wipe_disk(
         disk: p.disk.clone(),
         method: p.method,
         why: p.why.clone(),
-        outcome: if error.is_none() { "wiped" } else { "failed" }.into(),
+        outcome: outcome_of(p.method, error.is_some(), &verify).into(),
         error,
         failed_ranges,
         passes: if p.method.is_firmware() {
@@ -775,6 +821,22 @@ pub fn wipe_disk(
             0.0
         },
         notes,
+    }
+}
+
+/// What a certificate may claim. `wiped` only for a Clear or Purge
+/// method whose verification ran and passed; a Clear/Purge with
+/// verification off (or inconclusive) is `wiped-unverified`; the quick
+/// signature wipe and a discard are not sanitization at all and say so.
+pub fn outcome_of(method: Method, failed: bool, verify: &VerifyReport) -> &'static str {
+    if failed {
+        return "failed";
+    }
+    match method {
+        Method::Quick => "signatures-erased",
+        Method::Discard => "discarded",
+        _ if verify.result == "passed" => "wiped",
+        _ => "wiped-unverified",
     }
 }
 
@@ -828,8 +890,89 @@ pub struct RunResult {
     pub failed: Vec<String>,
 }
 
-/// Erase every planned disk in parallel, then write a signed certificate
-/// per disk under `run_dir/certs/`. One disk failing never stops another.
+/// Load the signing key. Runs before anything is erased, so a key that
+/// cannot be had stops the wipe with every disk untouched.
+pub fn load_key(src: &KeySource) -> Result<cert::Key> {
+    match src {
+        KeySource::Generate => cert::load_or_generate(None),
+        KeySource::File(p) => cert::load_or_generate(Some(p)),
+        KeySource::Url(c) => cert::fetch_key(c),
+    }
+}
+
+/// The certificate context of this machine and run.
+fn cert_context(root: &Path, run_id: &str, a: &Attestation) -> cert::Issuer {
+    let host = crate::host::identify(
+        root,
+        &crate::cmdline::parse(&crate::cmdline::read(root).unwrap_or_default()),
+    );
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    cert::Issuer {
+        run_id: run_id.to_string(),
+        host,
+        performed_by: a.performed_by.clone(),
+        validated_by: a.validated_by.clone(),
+        organization: a.organization.clone(),
+        asset_tag: a
+            .asset_tag
+            .clone()
+            .or_else(|| crate::inventory::dmi::collect(root).chassis_asset_tag),
+        destination: a.destination.clone(),
+        // "speediso live image, build X" (kickstart %post).
+        image_build: read("etc/speediso-build")
+            .map(|s| s.rsplit("build ").next().unwrap_or(&s).to_string()),
+        kernel: read("proc/sys/kernel/osrelease"),
+    }
+}
+
+/// One finished disk: its signed certificate, written to `dir` and sent
+/// at once as a `result` event of its own, so a disk that is still running
+/// (or hangs) delays no other disk's evidence. A failed write loses
+/// nothing: the certificate is still in the event stream.
+fn certify(
+    o: &DiskOutcome,
+    ctx: &cert::Issuer,
+    key: &cert::Key,
+    dir: &Path,
+    events: Option<&StepEvents>,
+) -> (serde_json::Value, Result<PathBuf, String>) {
+    let signed = cert::sign(cert::build(o, ctx, key), &key.key);
+    let file = cert::write(dir, &signed)
+        .map(|(json, _html)| json)
+        .map_err(|e| format!("{e:#}"));
+    if let Some(ev) = events {
+        match &file {
+            Ok(p) => ev.log(format!(
+                "{}: {} — certificate {}",
+                o.device,
+                o.outcome,
+                p.display()
+            )),
+            Err(e) => ev.warn(format!(
+                "{}: {} — certificate not written ({e}); it is in this run's events",
+                o.device, o.outcome
+            )),
+        }
+        ev.emit(Body::Result {
+            data: serde_json::json!({
+                "disk": o.device,
+                "outcome": o.outcome,
+                "certificates": [signed.clone()],
+                "certificate_file": file.as_ref().ok().map(|p| p.display().to_string()),
+            }),
+        });
+    }
+    (signed, file)
+}
+
+/// Erase every planned disk in parallel; each disk's signed certificate is
+/// written under `run_dir/certs/` and emitted as soon as that disk is
+/// done. One disk failing never stops another.
 pub fn execute(
     plan: &WipePlan,
     cfg: &Config,
@@ -840,63 +983,65 @@ pub fn execute(
     if root != Path::new("/") {
         bail!("--root points at a fixture; refusing to erase anything");
     }
-    let key = cert::load_or_generate(cfg.key.as_deref())?;
-    let real_allowed = select::real_disks_allowed();
-    let outcomes: Vec<DiskOutcome> = std::thread::scope(|s| {
-        let hs: Vec<_> = plan
-            .erase
-            .iter()
-            .map(|p| {
-                let ev = events.clone();
-                let n = plan.erase.len();
-                s.spawn(move || wipe_disk(p, cfg, real_allowed, n, ev))
-            })
-            .collect();
-        hs.into_iter()
-            .zip(&plan.erase)
-            .map(|(h, p)| {
-                h.join().unwrap_or_else(|_| {
-                    let mut o = wipe_disk_panicked(p);
-                    o.error = Some("the wipe thread panicked".into());
-                    o
-                })
-            })
-            .collect()
-    });
-    let host = crate::host::identify(
-        root,
-        &crate::cmdline::parse(&crate::cmdline::read(root).unwrap_or_default()),
-    );
+    let key = load_key(&cfg.key).context("loading the certificate signing key; nothing erased")?;
+    let ctx = cert_context(root, run_id, &cfg.attestation);
     let dir = cfg.run_dir.join("certs");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        // Not fatal: the certificates still go out in the events.
+        if let Some(ev) = &events {
+            ev.warn(format!("creating {}: {e}", dir.display()));
+        }
+    }
+    let real_allowed = select::real_disks_allowed();
+    let n = plan.erase.len();
+    let done: Vec<(DiskOutcome, serde_json::Value, Result<PathBuf, String>)> =
+        std::thread::scope(|s| {
+            let hs: Vec<_> = plan
+                .erase
+                .iter()
+                .map(|p| {
+                    let ev = events.clone();
+                    let (ctx, key, dir) = (&ctx, &key, &dir);
+                    s.spawn(move || {
+                        let o = wipe_disk(p, cfg, real_allowed, n, ev.clone());
+                        let (c, f) = certify(&o, ctx, key, dir, ev.as_ref());
+                        (o, c, f)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .zip(&plan.erase)
+                .map(|(h, p)| {
+                    h.join().unwrap_or_else(|_| {
+                        let mut o = wipe_disk_panicked(p);
+                        o.error = Some("the wipe thread panicked".into());
+                        let (c, f) = certify(&o, &ctx, &key, &dir, events.as_ref());
+                        (o, c, f)
+                    })
+                })
+                .collect()
+        });
+    let mut outcomes = Vec::new();
     let mut certificates = Vec::new();
     let mut certificate_files = Vec::new();
     let mut failed = Vec::new();
-    for o in &outcomes {
+    for (o, c, f) in done {
         if let Some(e) = &o.error {
             failed.push(format!("{}: {e}", o.device));
         }
-        let c = cert::build(o, &host, run_id);
-        let signed = cert::sign(c, &key.key);
-        let (json, html) = cert::write(&dir, &signed)?;
-        if let Some(ev) = &events {
-            ev.log(format!(
-                "{}: {} — certificate {}",
-                o.device,
-                o.outcome,
-                json.display()
-            ));
+        match f {
+            Ok(p) => certificate_files.push(p.display().to_string()),
+            Err(e) => certificate_files.push(format!("not written: {e}")),
         }
-        certificate_files.push(json.display().to_string());
-        certificates.push(signed);
-        let _ = html;
+        certificates.push(c);
+        outcomes.push(o);
     }
     Ok(RunResult {
         disks: outcomes,
         skipped: plan.skipped.clone(),
         certificates,
         certificate_files,
-        public_key: hex::encode(key.key.verifying_key().to_bytes()),
+        public_key: key.public_hex(),
         key_source: key.source,
         failed,
     })

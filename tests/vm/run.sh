@@ -628,19 +628,78 @@ scenario_inventory() {
     fi
     "$python" tests/vm/check_inventory.py "$source" "$out/$name.lspci" ||
         die "$name: the stored inventory does not match the guest ($source)"
+    if have_collector; then
+        # The token is on the guest's command line; nothing speediso wrote
+        # or sent may carry it (audit item 1): the whole journal with every
+        # field, the state file, the stored run, and the run's inventory
+        # still shows the command line (masked).
+        local tok
+        tok=$(head -n1 "$work/tokens")
+        vm_ssh journalctl -b -o export --no-pager >"$out/$name.journal.export" 2>&1 ||
+            die "$name: journalctl -o export over SSH failed"
+        grep -q 'SPEEDISO_RUN_ID=' "$out/$name.journal.export" ||
+            die "$name: the journal has no speediso entries"
+        # The kernel itself logs its command line; no entry of speediso's
+        # (any field) may carry the token.
+        "$python" - "$out/$name.journal.export" "$tok" <<'PY' || die "$name: the report token leaked into speediso's journal entries"
+import struct, sys
+data, tok = open(sys.argv[1], "rb").read(), sys.argv[2].encode()
+entries, cur, i = [], {}, 0
+while i < len(data):
+    nl = data.find(b"\n", i)
+    nl = len(data) if nl < 0 else nl
+    line = data[i:nl]
+    if not line:
+        if cur:
+            entries.append(cur)
+        cur, i = {}, nl + 1
+        continue
+    if b"=" in line:
+        k, v = line.split(b"=", 1)
+        i = nl + 1
+    else:  # binary field: NAME\n<le64 length><bytes>\n
+        (n,) = struct.unpack("<Q", data[nl + 1:nl + 9])
+        k, v, i = line, data[nl + 9:nl + 9 + n], nl + 9 + n + 1
+    cur[k] = v
+if cur:
+    entries.append(cur)
+ours = [e for e in entries if b"SPEEDISO_RUN_ID" in e or e.get(b"SYSLOG_IDENTIFIER") == b"speediso" or e.get(b"_COMM") == b"speediso"]
+leaks = [e for e in ours if any(tok in v for v in e.values())]
+print(f"{len(ours)} speediso journal entries, {len(leaks)} with the token")
+sys.exit(1 if not ours or leaks else 0)
+PY
+        if grep -aq -- "$tok" "$out/$name.state.json" "$out/$name.collector.json"; then
+            die "$name: the report token leaked into the state file or the collector"
+        fi
+        grep -q 'speediso.token=\*\*\*' "$out/$name.collector.json" ||
+            die "$name: the stored inventory lacks the masked command line"
+    fi
     poweroff_over_ssh
     stop_collector
 }
 
 # 2: decommission: NVMe and SATA wiped and verified, the USB disk untouched
 # (checked from the host), certificates stored and verifiable, power off.
+# The collector is down for the whole decommission: the machine must stay
+# up with its certificates (a box on the console, no power-off) and power
+# off only once they reach the collector, started after the hold (audit
+# item 6).
 scenario_decommission() {
     collector_port=$(free_port)
-    start_collector "$collector_port" "$work/decommission.db"
-    boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\"")" --collector
+    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\",\"speediso_spool_drain\":\"15s\",\"speediso_wipe_operator\":\"vm-suite\"")" --collector
     local disks=$work/disks-$name usb_before
     usb_before=$(disk_pattern usb | sha256sum)
-    wait_exit "$boot_timeout"
+    wait_console 'ERASURE CERTIFICATE\(S\) NOT DELIVERED' "$boot_timeout"
+    console_has 'STAYS UP'
+    say "$name: holding for its certificates; checking it stays up for 30 s"
+    sleep 30
+    kill -0 "$qemu_pid" 2>/dev/null || die "$name: the guest powered off with its certificates undelivered"
+    console_lacks 'reboot: Power down'
+    console_lacks 'Starting.*poweroff|Reached target.*Power-Off'
+    start_collector "$collector_port" "$work/decommission.db"
+    wait_exit 300
+    console_has 'every erasure certificate delivered'
     console_has 'speediso: speediso@decommission.service finished successfully'
     [ "$(sha256sum <"$disks/usb.img")" = "$usb_before" ] || die "$name: the USB disk was changed"
     local d
@@ -663,6 +722,9 @@ scenario_decommission() {
         n=$((n + 1))
     done
     [ "$n" = 2 ] || die "$name: $n certificates stored, want 2 (NVMe and SATA)"
+    grep -q '"performed_by": *"vm-suite"' "$out/$name".cert-*.json ||
+        grep -q '"performed_by":"vm-suite"' "$out/$name".cert-*.json ||
+        die "$name: the certificates lack attestation.performed_by"
     stop_collector
 }
 
