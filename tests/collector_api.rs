@@ -283,3 +283,173 @@ fn sigterm_exits_cleanly_and_keeps_acknowledged_events() {
     c.restart();
     assert_eq!(c.get("/v1/runs/r-term")["run"]["events"], 100);
 }
+
+/// A collector whose tokens file has two global tokens and one bound to a
+/// boot MAC.
+const OTHER_TOKEN: &str = "other-global-token-77";
+const MAC_TOKEN: &str = "mac-bound-token-99";
+
+fn start_with_tokens(dir: &std::path::Path) -> Collector {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("tokens"),
+        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\n"),
+    )
+    .unwrap();
+    Collector::start(dir, None, &[])
+}
+
+fn with_host(line: String, host: &str) -> String {
+    let i = line.find(r#""host":{"#).unwrap();
+    let j = i + line[i..].find('}').unwrap() + 1;
+    format!("{}\"host\":{host}{}", &line[..i], &line[j..])
+}
+
+#[test]
+fn runs_are_bound_to_their_host_and_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = start_with_tokens(tmp.path());
+    assert_eq!(c.post(Some(TOKEN), &batch("r-live", 3, "S1")).0, 200);
+    let before = c.stored_lines("r-live");
+
+    // Another token, same host: refused, nothing stored.
+    let ahead: String = (3..6).map(|s| log_line("r-live", s, "S1") + "\n").collect();
+    let (code, body) = c.post(Some(OTHER_TOKEN), &ahead);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("line 1") && body.contains("another token"),
+        "{body}"
+    );
+    // The same token, another host: refused.
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!(
+            "{}\n{}\n",
+            log_line("r-live", 3, "S1"),
+            log_line("r-live", 4, "S2")
+        ),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("line 2") && body.contains("belongs to host S1"),
+        "{body}"
+    );
+    assert_eq!(c.stored_lines("r-live"), before);
+    assert_eq!(c.get("/v1/runs/r-live")["run"]["events"], 3);
+
+    // A MAC-bound token cannot file under another host's serial: its
+    // events are filed under its MAC, so it can neither join r-live...
+    let hijack = with_host(
+        log_line("r-live", 3, "S1"),
+        r#"{"serial":"S1","boot_mac":"52:54:00:AA:BB:01"}"#,
+    );
+    let (code, body) = c.post(Some(MAC_TOKEN), &format!("{hijack}\n"));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(c.stored_lines("r-live"), before);
+    // ...nor create runs under serial VICTIM.
+    let fake = with_host(
+        log_line("r-fake", 0, "VICTIM"),
+        r#"{"serial":"VICTIM","boot_mac":"52:54:00:aa:bb:01"}"#,
+    );
+    let (code, body) = c.post(Some(MAC_TOKEN), &format!("{fake}\n"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.get("/v1/runs?host=VICTIM").as_array().unwrap().len(), 0);
+    let runs = c.get("/v1/runs?host=52:54:00:aa:bb:01");
+    assert_eq!(runs[0]["run_id"], "r-fake", "{runs}");
+    // A token without host= still files under the serial, as before.
+    assert_eq!(c.get("/v1/runs?host=S1")[0]["run_id"], "r-live");
+    // The owner goes on.
+    let (code, body) = c.post(Some(TOKEN), &batch("r-live", 5, "S1"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.stored("r-live"), (5, 5, 4));
+}
+
+#[test]
+fn a_replay_with_other_content_is_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    assert_eq!(c.post(Some(TOKEN), &batch("r-c", 4, "S1")).0, 200);
+    let before = c.stored_lines("r-c");
+    let changed = event_line(
+        "r-c",
+        2,
+        "S1",
+        r#""type":"log","level":"info","message":"not hello""#,
+    );
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n{changed}\n", log_line("r-c", 4, "S1")),
+    );
+    assert_eq!(code, 409, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 2, "{body}");
+    assert!(v["error"].as_str().unwrap().contains("line 2"), "{body}");
+    assert_eq!(c.stored_lines("r-c"), before, "nothing of the batch stored");
+    assert_eq!(c.get("/v1/runs/r-c")["run"]["events"], 4);
+    // The same content is still a duplicate.
+    let (code, body) = c.post(Some(TOKEN), &batch("r-c", 5, "S1"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["stored"].as_u64(), v["duplicates"].as_u64()),
+        (Some(1), Some(4))
+    );
+}
+
+/// Events planted ahead of a live run (same host and token: the host
+/// itself) no longer make the real ones vanish as duplicates: the agent
+/// gets 409, splits the batch down to the one line, skips only it, and
+/// delivers every other event.
+#[test]
+fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let run_dir = tmp.path().join("agent");
+    let cfg = Config {
+        base: c.url(),
+        token: Some(TOKEN.into()),
+        ca_pem: None,
+        https: false,
+        drain: None,
+    };
+    let tuning = Tuning {
+        running: RetryPolicy {
+            initial: Duration::from_millis(50),
+            cap: Duration::from_millis(200),
+            jitter: 0.5,
+            deadline: None,
+        },
+        linger: Duration::from_millis(300),
+        ..Tuning::default()
+    };
+    let host = HostId {
+        serial: Some("AG1".into()),
+        ..HostId::default()
+    };
+    let bus = Bus::new(
+        Some("speedtest".into()),
+        host,
+        vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+    );
+    let run = bus.run_id().to_string();
+    let planted = event_line(
+        &run,
+        3,
+        "AG1",
+        r#""type":"log","level":"info","message":"planted""#,
+    )
+    .replace(r#""task":"t""#, r#""task":"speedtest""#);
+    assert_eq!(c.post(Some(TOKEN), &format!("{planted}\n")).0, 200);
+    for s in 0..10 {
+        bus.step("bench.cpu").log(format!("event {s}"));
+    }
+    bus.close(Duration::from_secs(20));
+    let left = std::fs::read_dir(run_dir.join("spool")).unwrap().count();
+    assert_eq!(left, 0, "spool not drained: the 409 was retried");
+    let lines = c.stored_lines(&run);
+    assert_eq!(lines.len(), 10, "{lines:#?}");
+    assert!(lines[3].contains("planted"), "{}", lines[3]);
+    for (i, l) in lines.iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert!(l.contains(&format!("event {i}")), "{l}");
+    }
+}

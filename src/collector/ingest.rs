@@ -1,6 +1,9 @@
 //! Parsing and validating a POSTed NDJSON batch, before anything touches the
 //! store: a batch is accepted whole or rejected whole, and a rejection names
-//! the first bad line and why.
+//! the first bad line and why. Enumerated fields (`outcome`s) are checked
+//! here, so nothing but the agent's own values reaches the pages, and so are
+//! the certificates a wipe result carries (their run and host must be the
+//! event's). `bind` then ties the batch to the token that sent it.
 
 use serde::Deserialize;
 
@@ -57,10 +60,18 @@ impl HostHead {
 
     /// Does a per-host token's `host=` value name this host?
     pub fn matches(&self, id: &str) -> bool {
+        self.bound_key(id).is_some()
+    }
+
+    /// The event's own spelling of a per-host token's identity (serial,
+    /// else UUID, else boot MAC equal to it): what its events are filed
+    /// under, whatever else the event claims.
+    pub fn bound_key(&self, id: &str) -> Option<String> {
         [&self.serial, &self.uuid, &self.boot_mac]
             .into_iter()
             .flatten()
-            .any(|v| v.eq_ignore_ascii_case(id))
+            .find(|v| v.eq_ignore_ascii_case(id))
+            .cloned()
     }
 }
 
@@ -71,6 +82,11 @@ pub struct Incoming {
     pub seq: u64,
     pub ts: String,
     pub host: HostHead,
+    /// The host it is filed under: `host.key()`, or for a per-host token
+    /// the identity the token is bound to (`bind`).
+    pub host_key: String,
+    /// `Token::id` of the token that sent it (`bind`; empty until then).
+    pub token_id: String,
     pub task: Option<String>,
     pub step: Option<String>,
     pub kind: String,
@@ -89,13 +105,41 @@ pub enum Refusal {
     TooLarge(String),
     /// 400: the content is wrong; `line` is 1-based.
     Bad { line: usize, why: String },
+    /// 403: this token may not file this line (another host, or a run that
+    /// belongs to another host or token).
+    Forbidden { line: usize, why: String },
+    /// 409: `(run_id, seq)` is already stored with a different content.
+    Conflict { line: usize, why: String },
+}
+
+impl Refusal {
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::TooLarge(_) => 413,
+            Refusal::Bad { .. } => 400,
+            Refusal::Forbidden { .. } => 403,
+            Refusal::Conflict { .. } => 409,
+        }
+    }
+
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Refusal::TooLarge(_) => None,
+            Refusal::Bad { line, .. }
+            | Refusal::Forbidden { line, .. }
+            | Refusal::Conflict { line, .. } => Some(*line),
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::TooLarge(s) => write!(f, "{s}"),
-            Refusal::Bad { line, why } => write!(f, "line {line}: {why}"),
+            Refusal::Bad { line, why }
+            | Refusal::Forbidden { line, why }
+            | Refusal::Conflict { line, why } => write!(f, "line {line}: {why}"),
         }
     }
 }
@@ -112,6 +156,31 @@ const KNOWN_TYPES: &[&str] = &[
     "run_finished",
     "dispatch_rejected",
 ];
+
+/// Tie a parsed batch to the token that sent it: every event gets the
+/// token's id, and a per-host token's events must carry its identity (as
+/// serial, UUID or boot MAC) and are filed under it, so a host-bound token
+/// can never file under another host's key, whatever else the event says.
+pub fn bind(events: &mut [Incoming], token: &super::tokens::Token) -> Result<(), Refusal> {
+    for e in events.iter_mut() {
+        e.token_id = token.id.clone();
+        if let Some(id) = &token.host {
+            match e.host.bound_key(id) {
+                Some(k) => e.host_key = k,
+                None => {
+                    return Err(Refusal::Forbidden {
+                        line: e.line_no,
+                        why: format!(
+                            "this token is for host {id}, the event is from {}",
+                            e.host.key()
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Parse a whole batch. Empty lines are skipped (a trailing newline is
 /// normal); anything else must be one valid event.
@@ -178,6 +247,8 @@ pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal
             return Err(bad("result event without data".into()));
         }
         out.push(Incoming {
+            host_key: head.host.key(),
+            token_id: String::new(),
             run_id: head.run_id,
             seq: head.seq,
             ts: head.ts,
@@ -252,5 +323,37 @@ mod tests {
             parse_batch(b"\xff\xfe\n", l),
             Err(Refusal::Bad { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn bind_files_a_host_token_under_its_identity() {
+        use crate::collector::tokens::{token_id, Token};
+        let t = |host: Option<&str>| Token {
+            secret: "s3cret-token".into(),
+            host: host.map(str::to_string),
+            id: token_id("s3cret-token"),
+        };
+        let line = ev(0, "log").replace(
+            r#"{"serial":"S1"}"#,
+            r#"{"serial":"VICTIM","boot_mac":"52:54:00:00:00:0a"}"#,
+        );
+        let parse = || parse_batch(line.as_bytes(), Limits::default()).unwrap();
+        let mut e = parse();
+        bind(&mut e, &t(None)).unwrap();
+        assert_eq!(
+            (e[0].host_key.as_str(), e[0].token_id.len()),
+            ("VICTIM", 16)
+        );
+        let mut e = parse();
+        bind(&mut e, &t(Some("52:54:00:00:00:0A"))).unwrap();
+        assert_eq!(e[0].host_key, "52:54:00:00:00:0a");
+        let mut e = parse();
+        let r = bind(&mut e, &t(Some("OTHER"))).unwrap_err();
+        assert_eq!(r.status(), 403);
+        assert!(
+            r.to_string()
+                .starts_with("line 1: this token is for host OTHER"),
+            "{r}"
+        );
     }
 }

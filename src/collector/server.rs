@@ -4,7 +4,7 @@
 //! SIGTERM/SIGINT (in-flight batches are committed and answered first).
 
 use super::ingest::{self, Limits, Refusal};
-use super::store::{self, Stats, Store};
+use super::store::{self, BatchOutcome, Store};
 use super::tokens::Tokens;
 use super::{cert, web};
 use anyhow::{Context, Result};
@@ -32,7 +32,7 @@ pub struct ServeArgs {
 /// One batch waiting for the writer.
 struct Job {
     events: Vec<ingest::Incoming>,
-    reply: oneshot::Sender<Result<Stats, String>>,
+    reply: oneshot::Sender<Result<BatchOutcome, String>>,
 }
 
 pub struct App {
@@ -68,6 +68,15 @@ impl App {
 
 pub fn error(code: StatusCode, msg: &str) -> Response {
     (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// A refused batch: its status, `{"error": "line N: why", "line": N}`.
+fn refused(r: &Refusal) -> Response {
+    let code = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    match r.line() {
+        Some(line) => (code, Json(json!({ "error": r.to_string(), "line": line }))).into_response(),
+        None => error(code, &r.to_string()),
+    }
 }
 
 /// The writer: takes every waiting batch (up to a bound), stores them in
@@ -234,37 +243,20 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         Err(None) => return too_large(),
         Err(Some(e)) => return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
     };
-    let events = match ingest::parse_batch(&bytes, app.limits) {
+    let mut events = match ingest::parse_batch(&bytes, app.limits) {
         Ok(e) => e,
-        Err(r @ Refusal::TooLarge(_)) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, &r.to_string())
-        }
-        Err(Refusal::Bad { line, why }) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("line {line}: {why}"), "line": line })),
-            )
-                .into_response()
-        }
+        Err(r) => return refused(&r),
     };
-    if let Some(h) = &token.host {
-        if let Some(e) = events.iter().find(|e| !e.host.matches(h)) {
-            return error(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "line {}: this token is for host {h}, the event is from {}",
-                    e.line_no,
-                    e.host.key()
-                ),
-            );
-        }
+    if let Err(r) = ingest::bind(&mut events, &token) {
+        return refused(&r);
     }
     let (reply, rx) = oneshot::channel();
     if app.writer.send(Job { events, reply }).await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {
-        Ok(Ok(stats)) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Ok(Ok(stats))) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Ok(Err(r))) => refused(&r),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
