@@ -157,6 +157,115 @@ const KNOWN_TYPES: &[&str] = &[
     "dispatch_rejected",
 ];
 
+/// A certificate's `outcome`: what the wipe module writes, now and before.
+pub const CERT_OUTCOMES: &[&str] = &[
+    "wiped",
+    "wiped-unverified",
+    "signatures-erased",
+    "discarded",
+    "failed",
+];
+
+/// The step whose results may carry certificates (`src/wipe`).
+pub const WIPE_STEP: &str = "wipe";
+
+/// The certificates of a result: only from the wipe step, each about this
+/// run and this host (every identity both sides have is equal, at least one
+/// is shared), with a known outcome.
+fn check_certificates(
+    run_id: &str,
+    step: Option<&str>,
+    host: &HostHead,
+    data: &serde_json::Value,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let Some(certs) = data.get("certificates") else {
+        return Ok(());
+    };
+    if step != Some(WIPE_STEP) {
+        return Err(format!(
+            "certificates are accepted only in results of step {WIPE_STEP}, not of step {:?}",
+            step.unwrap_or("")
+        ));
+    }
+    let certs = certs
+        .as_array()
+        .ok_or_else(|| "certificates is not an array".to_string())?;
+    for (i, c) in certs.iter().enumerate() {
+        let name = match c.get("id").and_then(Value::as_str) {
+            Some(id) => format!(
+                "certificate {i} ({:?})",
+                id.chars().take(80).collect::<String>()
+            ),
+            None => format!("certificate {i}"),
+        };
+        if !c.is_object() {
+            return Err(format!("{name} is not an object"));
+        }
+        match c.get("run_id").and_then(Value::as_str) {
+            Some(r) if r == run_id => {}
+            other => {
+                return Err(format!(
+                    "{name}: run_id {:?} is not the event's run {run_id}",
+                    other
+                        .unwrap_or("(none)")
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
+                ))
+            }
+        }
+        let ch = c.get("host").cloned().unwrap_or(Value::Null);
+        let mut shared = 0;
+        for (field, mine) in [
+            ("serial", &host.serial),
+            ("uuid", &host.uuid),
+            ("boot_mac", &host.boot_mac),
+        ] {
+            let theirs = ch
+                .get(field)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty());
+            let mine = mine.as_deref().filter(|s| !s.is_empty());
+            if let (Some(t), Some(m)) = (theirs, mine) {
+                // Serials are compared as written; UUIDs and MACs are hex.
+                let same = if field == "serial" {
+                    t == m
+                } else {
+                    t.eq_ignore_ascii_case(m)
+                };
+                if !same {
+                    return Err(format!(
+                        "{name}: host.{field} {:?} is not the event's host.{field} {m:?}",
+                        t.chars().take(80).collect::<String>()
+                    ));
+                }
+                shared += 1;
+            }
+        }
+        if shared == 0 {
+            return Err(format!(
+                "{name}: its host shares no identity (serial, uuid, boot_mac) with the event's host"
+            ));
+        }
+        match c.get("outcome").and_then(Value::as_str) {
+            Some(o) if CERT_OUTCOMES.contains(&o) => {}
+            other => {
+                return Err(format!(
+                    "{name}: outcome {:?} is not one of {}",
+                    other
+                        .unwrap_or("(none)")
+                        .chars()
+                        .take(80)
+                        .collect::<String>(),
+                    CERT_OUTCOMES.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Tie a parsed batch to the token that sent it: every event gets the
 /// token's id, and a per-host token's events must carry its identity (as
 /// serial, UUID or boot MAC) and are filed under it, so a host-bound token
@@ -245,6 +354,15 @@ pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal
         }
         if head.kind == "result" && value.get("data").is_none() {
             return Err(bad("result event without data".into()));
+        }
+        if head.kind == "result" {
+            check_certificates(
+                &head.run_id,
+                head.step.as_deref(),
+                &head.host,
+                &value["data"],
+            )
+            .map_err(bad)?;
         }
         out.push(Incoming {
             host_key: head.host.key(),
@@ -355,5 +473,67 @@ mod tests {
                 .starts_with("line 1: this token is for host OTHER"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn certificates_must_match_step_run_and_host() {
+        let host = HostHead {
+            serial: Some("S1".into()),
+            boot_mac: Some("52:54:00:00:00:0a".into()),
+            ..HostHead::default()
+        };
+        let data = |c: serde_json::Value| serde_json::json!({ "certificates": [c] });
+        let good = serde_json::json!({"id": "c", "run_id": "r-1", "outcome": "wiped",
+            "host": {"serial": "S1", "uuid": "U-9", "boot_mac": "52:54:00:00:00:0A"}});
+        let check = |step: &str, c: &serde_json::Value| {
+            check_certificates("r-1", Some(step), &host, &data(c.clone()))
+        };
+        assert_eq!(check("wipe", &good), Ok(()));
+        assert_eq!(
+            check_certificates("r-1", Some("x"), &host, &serde_json::json!({})),
+            Ok(())
+        );
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            c
+        };
+        let cases = [
+            ("bench.cpu", good.clone(), "only in results of step wipe"),
+            ("wipe", with("run_id", "r-2".into()), "run_id \"r-2\""),
+            ("wipe", with("run_id", serde_json::Value::Null), "(none)"),
+            (
+                "wipe",
+                with("host", serde_json::json!({"serial": "S2"})),
+                "host.serial \"S2\"",
+            ),
+            (
+                "wipe",
+                with(
+                    "host",
+                    serde_json::json!({"serial": "S1", "boot_mac": "aa"}),
+                ),
+                "host.boot_mac",
+            ),
+            (
+                "wipe",
+                with("host", serde_json::json!({"uuid": "U-9"})),
+                "shares no identity",
+            ),
+            (
+                "wipe",
+                with("host", serde_json::Value::Null),
+                "shares no identity",
+            ),
+            ("wipe", with("outcome", "success\" x=\"".into()), "outcome"),
+            ("wipe", serde_json::json!("c"), "not an object"),
+        ];
+        for (step, c, want) in cases {
+            let e = check(step, &c).unwrap_err();
+            assert!(e.contains(want), "{c}: {e}");
+        }
+        for o in CERT_OUTCOMES {
+            assert_eq!(check("wipe", &with("outcome", (*o).into())), Ok(()));
+        }
     }
 }

@@ -56,6 +56,11 @@ pub enum Command {
         /// Longest NDJSON line accepted, in bytes (longer: 413).
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,
+        /// Public keys whose wipe certificates are trusted: one
+        /// `<64 hex> [name]` per line, `#` comments. Without it every
+        /// certificate, however valid its signature, shows as untrusted.
+        #[arg(long)]
+        trusted_signers: Option<PathBuf>,
     },
     /// Load generator for benchmarks: N agents send M events each.
     #[command(hide = true)]
@@ -82,12 +87,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             tokens,
             max_body,
             max_line,
+            trusted_signers,
         } => {
             server::serve(server::ServeArgs {
                 listen,
                 db,
                 tokens,
                 limits: ingest::Limits { max_body, max_line },
+                trusted_signers,
             })?;
             Ok(0)
         }

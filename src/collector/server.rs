@@ -27,6 +27,8 @@ pub struct ServeArgs {
     pub db: String,
     pub tokens: PathBuf,
     pub limits: Limits,
+    /// `--trusted-signers`.
+    pub trusted_signers: Option<PathBuf>,
 }
 
 /// One batch waiting for the writer.
@@ -39,6 +41,8 @@ pub struct App {
     /// Reloaded from the file on SIGHUP.
     tokens: std::sync::RwLock<Tokens>,
     limits: Limits,
+    /// Keys whose certificates are trusted; `None`: no list configured.
+    pub(crate) trusted: Option<Arc<cert::TrustedSigners>>,
     writer: mpsc::Sender<Job>,
     readers: Vec<Mutex<Box<dyn Store>>>,
     next_reader: AtomicUsize,
@@ -131,6 +135,10 @@ pub fn router(app: Arc<App>) -> Router {
 /// acknowledged batch is committed.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let tokens = Tokens::load(&args.tokens)?;
+    let trusted = match &args.trusted_signers {
+        Some(p) => Some(Arc::new(cert::TrustedSigners::load(p)?)),
+        None => None,
+    };
     let conn = store::open(&args.db)?;
     let mut readers = Vec::new();
     for _ in 0..4 {
@@ -143,6 +151,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let app = Arc::new(App {
         tokens: std::sync::RwLock::new(tokens),
         limits: args.limits,
+        trusted,
         writer: tx,
         readers,
         next_reader: AtomicUsize::new(0),
@@ -358,7 +367,7 @@ async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) 
 async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
     match app.read(move |s| s.certificate(&id)).await {
         Ok(Some((run_id, body))) => {
-            let v = cert::verify(&body);
+            let v = cert::verify(&body, app.trusted.as_deref());
             Json(json!({ "run_id": run_id, "certificate": body, "verification": v }))
                 .into_response()
         }

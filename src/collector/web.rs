@@ -3,6 +3,7 @@
 //! model (`/hosts/{key}`), and a run page with its results, certificates
 //! and event timeline (`/runs/{run_id}`). No JavaScript.
 
+use super::cert::{Trust, Verification};
 use super::server::App;
 use super::store::{self, RunRow, Store};
 use axum::extract::{Path as UrlPath, State};
@@ -46,7 +47,7 @@ pub fn url_seg(s: &str) -> String {
 const CSS: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.success{color:#176f2c;font-weight:bold}.failed,.timed_out,.rejected,.refused{color:#b00020;font-weight:bold}
-.running{color:#8a6d00}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
+.running{color:#8a6d00}.trusted{color:#176f2c;font-weight:bold}.untrusted{background:#ffe3b0;color:#8a3b00;font-weight:bold}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
 pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}.warning{background:#fff4cc}";
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -273,7 +274,79 @@ pub fn verdict(c: &store::Comparison) -> Option<bool> {
     }
 }
 
+/// The certificates of a run. Trust comes first and only a trusted
+/// signature is green: a valid signature from an unlisted key proves only
+/// that someone with some key signed it.
+pub fn certs_table(certs: &[(String, Verification)]) -> String {
+    if certs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<h2>Erasure certificates</h2>\n");
+    let untrusted = certs
+        .iter()
+        .filter(|(_, v)| v.trust != Trust::Trusted)
+        .count();
+    if untrusted == 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"trusted\" id=\"cert-trust\">All {} certificate(s) signed by a trusted key.</p>",
+            certs.len()
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "<p class=\"untrusted\" id=\"cert-trust\">{untrusted} of {} certificate(s) NOT signed by a trusted key: do not rely on them.</p>",
+            certs.len()
+        );
+    }
+    s.push_str(
+        "<table class=\"certs\"><tr><th>certificate</th><th>trust</th><th>signature</th></tr>\n",
+    );
+    for (id, v) in certs {
+        let key = v.signed_by.as_deref().unwrap_or("-");
+        let source = v
+            .key_source
+            .as_deref()
+            .map(|k| format!("; key source {k}"))
+            .unwrap_or_default();
+        let (class, label, detail) = match v.trust {
+            Trust::Trusted => (
+                "trusted",
+                "TRUSTED",
+                format!(
+                    "signed by {} (key {key}){source}",
+                    v.signer_name.as_deref().unwrap_or("a listed key")
+                ),
+            ),
+            Trust::Untrusted => (
+                "untrusted",
+                "UNTRUSTED",
+                format!(
+                    "the signature matches, but by key {key}{source}: {}",
+                    v.trust_note.as_deref().unwrap_or("not a trusted key")
+                ),
+            ),
+            Trust::Invalid => ("failed", "INVALID", v.error.clone().unwrap_or_default()),
+        };
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"trust {class}\">{label}</td><td>{}</td></tr>",
+            url_seg(id),
+            esc(id),
+            esc(&format!("{detail}{note}"))
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
 pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+    let trusted = app.trusted.clone();
     let res = app
         .read(move |c| {
             let Some(r) = c.run(&run_id)? else {
@@ -284,7 +357,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
             let mut certs = Vec::new();
             for id in c.certificate_ids(&run_id)? {
                 if let Some((_, body)) = c.certificate(&id)? {
-                    certs.push((id, super::cert::verify(&body)));
+                    certs.push((id, super::cert::verify(&body, trusted.as_deref())));
                 }
             }
             Ok(Some((r, events, results, certs)))
@@ -322,24 +395,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         );
     }
     s.push_str("</table>\n");
-    if !certs.is_empty() {
-        s.push_str("<h2>Erasure certificates</h2>\n<table class=\"certs\"><tr><th>certificate</th><th>signature</th></tr>\n");
-        for (id, v) in &certs {
-            let _ = writeln!(
-                s,
-                "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"{}\">{}</td></tr>",
-                url_seg(id),
-                esc(id),
-                if v.valid { "success" } else { "failed" },
-                if v.valid {
-                    "valid".to_string()
-                } else {
-                    esc(&format!("INVALID: {}", v.error.as_deref().unwrap_or("")))
-                }
-            );
-        }
-        s.push_str("</table>\n");
-    }
+    s.push_str(&certs_table(&certs));
     s.push_str("<h2>Results</h2>\n");
     if results.is_empty() {
         s.push_str("<p>No results.</p>\n");
