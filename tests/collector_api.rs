@@ -692,3 +692,48 @@ fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
         assert!(l.contains(&format!("event {i}")), "{l}");
     }
 }
+
+#[test]
+fn enumerated_fields_are_checked_at_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    let hostile = event_line(
+        "r-xss",
+        1,
+        "S1",
+        r#""type":"run_finished","outcome":"x\" onmouseover=\"alert(1)","exit_status":1,"duration_ms":5"#,
+    );
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n{hostile}\n", log_line("r-xss", 0, "S1")),
+    );
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 2, "{body}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("run_finished outcome"),
+        "{body}"
+    );
+    let step = event_line(
+        "r-xss",
+        1,
+        "S1",
+        r#""type":"step_finished","outcome":"bogus","duration_ms":5"#,
+    );
+    assert_eq!(c.post(Some(TOKEN), &format!("{step}\n")).0, 400);
+    assert_eq!(c.stored("r-xss").0, 0);
+    for o in ["success", "failed", "timed_out", "refused"] {
+        let run = format!("r-{o}");
+        let line = event_line(
+            &run,
+            0,
+            "S1",
+            &format!(r#""type":"run_finished","outcome":"{o}","exit_status":1,"duration_ms":5"#),
+        );
+        assert_eq!(c.post(Some(TOKEN), &format!("{line}\n")).0, 200, "{o}");
+        assert_eq!(c.get(&format!("/v1/runs/{run}"))["run"]["outcome"], o);
+    }
+}

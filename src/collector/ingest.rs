@@ -157,6 +157,27 @@ const KNOWN_TYPES: &[&str] = &[
     "dispatch_rejected",
 ];
 
+/// `outcome` of `step_finished` / `run_finished`: `events::Outcome`.
+const RUN_OUTCOMES: &[&str] = &["success", "failed", "timed_out", "refused"];
+
+/// Enumerated fields: only the values the agent emits.
+fn check_enums(kind: &str, value: &serde_json::Value) -> Result<(), String> {
+    if kind == "step_finished" || kind == "run_finished" {
+        match value.get("outcome").and_then(serde_json::Value::as_str) {
+            Some(o) if RUN_OUTCOMES.contains(&o) => {}
+            Some(o) => {
+                return Err(format!(
+                    "{kind} outcome {:?} is not one of {}",
+                    o.chars().take(80).collect::<String>(),
+                    RUN_OUTCOMES.join(", ")
+                ))
+            }
+            None => return Err(format!("{kind} without a string outcome")),
+        }
+    }
+    Ok(())
+}
+
 /// A certificate's `outcome`: what the wipe module writes, now and before.
 pub const CERT_OUTCOMES: &[&str] = &[
     "wiped",
@@ -355,6 +376,7 @@ pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal
         if head.kind == "result" && value.get("data").is_none() {
             return Err(bad("result event without data".into()));
         }
+        check_enums(&head.kind, &value).map_err(bad)?;
         if head.kind == "result" {
             check_certificates(
                 &head.run_id,
@@ -417,6 +439,19 @@ mod tests {
             (ev(0, "log").replace("\"v\":1", "\"v\":9"), 1, "version 9"),
             (ev(0, "log").replace("r-1", "a/b"), 1, "run_id"),
             (ev(0, "log").replace(":0,", ":-1,"), 1, "not an event"),
+            (
+                ev(0, "run_finished").replace(
+                    r#""type""#,
+                    r#""outcome":"x\" onmouseover=\"alert(1)","type""#,
+                ),
+                1,
+                "run_finished outcome \"x\\\" onmouseover",
+            ),
+            (
+                ev(0, "step_finished"),
+                1,
+                "step_finished without a string outcome",
+            ),
         ];
         for (body, line, want) in cases {
             match parse_batch(body.as_bytes(), l) {

@@ -58,9 +58,25 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// The outcomes with a style; the class is only ever one of these (rows
+/// stored before ingest checked outcomes may hold anything).
+const OUTCOME_CLASSES: &[&str] = &[
+    "success",
+    "failed",
+    "timed_out",
+    "refused",
+    "rejected",
+    "running",
+];
+
 fn outcome_cell(r: &RunRow) -> String {
     let o = r.outcome.as_deref().unwrap_or("running");
-    format!("<td class=\"outcome {o}\">{}</td>", esc(o))
+    let class = if OUTCOME_CLASSES.contains(&o) {
+        o
+    } else {
+        "unknown"
+    };
+    format!("<td class=\"outcome {class}\">{}</td>", esc(o))
 }
 
 fn duration(r: &RunRow) -> String {
@@ -146,13 +162,17 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
             Ok((hosts, runs))
         })
         .await;
-    let (hosts, runs) = match res {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    match res {
+        Ok((hosts, runs)) => render_index(&hosts, &runs).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/`: the hosts and the recent runs.
+pub fn render_index(hosts: &[store::HostRow], runs: &[(RunRow, String)]) -> Html<String> {
     let mut s = format!("<h2>Hosts ({})</h2>\n", hosts.len());
     s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
-    for h in &hosts {
+    for h in hosts {
         let _ = writeln!(
             s,
             "<tr><td><a href=\"/hosts/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -167,8 +187,8 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
         );
     }
     s.push_str("</table>\n<h2>Recent runs</h2>\n");
-    s.push_str(&runs_table(&runs, true));
-    page("Hosts and recent runs", &s).into_response()
+    s.push_str(&runs_table(runs, true));
+    page("Hosts and recent runs", &s)
 }
 
 /// Whether a bigger value of this figure is better (rates, scores) or
@@ -193,11 +213,19 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
             Ok(Some((h, cmp, runs)))
         })
         .await;
-    let (h, cmp, runs) = match res {
-        Ok(Some(v)) => v,
-        Ok(None) => return (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
-        Err(r) => return r,
-    };
+    match res {
+        Ok(Some((h, cmp, runs))) => render_host(&h, &cmp, &runs).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/hosts/{key}`: a host, its bench figures against its siblings, its runs.
+pub fn render_host(
+    h: &store::HostRow,
+    cmp: &[store::Comparison],
+    runs: &[(RunRow, String)],
+) -> Html<String> {
     let mut s = String::from("<table class=\"host\">");
     for (k, v) in [
         ("serial", &h.serial),
@@ -225,7 +253,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         s.push_str("<p>No bench results yet.</p>\n");
     } else {
         s.push_str("<table class=\"compare\"><tr><th>step</th><th>figure</th><th>this host</th><th>median of siblings</th><th>siblings</th><th>vs. median</th></tr>\n");
-        for c in &cmp {
+        for c in cmp {
             let class = match verdict(c) {
                 Some(true) => " class=\"slower\"",
                 Some(false) => " class=\"faster\"",
@@ -247,8 +275,8 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         s.push_str("</table>\n");
     }
     s.push_str("<h2>Runs</h2>\n");
-    s.push_str(&runs_table(&runs, false));
-    page(&format!("Host {}", h.host_key), &s).into_response()
+    s.push_str(&runs_table(runs, false));
+    page(&format!("Host {}", h.host_key), &s)
 }
 
 /// `Some(true)`: worse than the siblings' median by more than the
@@ -363,11 +391,22 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
             Ok(Some((r, events, results, certs)))
         })
         .await;
-    let (r, events, results, certs) = match res {
-        Ok(Some(v)) => v,
-        Ok(None) => return (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
-        Err(resp) => return resp,
-    };
+    match res {
+        Ok(Some((r, events, results, certs))) => {
+            render_run(&r, &events, &results, &certs).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// `/runs/{run_id}`: a run, its certificates, results and timeline.
+pub fn render_run(
+    r: &RunRow,
+    events: &[serde_json::Value],
+    results: &[store::ResultRow],
+    certs: &[(String, Verification)],
+) -> Html<String> {
     let mut s = String::from("<table class=\"run\">");
     let _ = write!(
         s,
@@ -379,9 +418,9 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         url_seg(&r.host_key),
         esc(&r.host_key),
         esc(r.task.as_deref().unwrap_or("-")),
-        outcome_cell(&r),
+        outcome_cell(r),
         r.exit_status.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-        duration(&r),
+        duration(r),
         esc(r.started.as_deref().unwrap_or("-")),
         esc(r.finished.as_deref().unwrap_or("-")),
         r.events,
@@ -395,12 +434,12 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         );
     }
     s.push_str("</table>\n");
-    s.push_str(&certs_table(&certs));
+    s.push_str(&certs_table(certs));
     s.push_str("<h2>Results</h2>\n");
     if results.is_empty() {
         s.push_str("<p>No results.</p>\n");
     }
-    for res in &results {
+    for res in results {
         let _ = writeln!(
             s,
             "<h3>{}</h3><pre class=\"result\">{}</pre>",
@@ -409,7 +448,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         );
     }
     s.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
-    for ev in &events {
+    for ev in events {
         let kind = ev["type"].as_str().unwrap_or("?");
         let what = serde_json::from_value::<crate::events::Event>(ev.clone())
             .map(|e| crate::sinks::describe(&e))
@@ -421,7 +460,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         let _ = writeln!(
             s,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ev["seq"],
+            esc(&ev["seq"].to_string()),
             esc(ev["ts"].as_str().unwrap_or("")),
             esc(ev["step"].as_str().unwrap_or("")),
             esc(kind),
@@ -437,7 +476,6 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         ),
         &s,
     )
-    .into_response()
 }
 
 #[cfg(test)]
@@ -466,5 +504,168 @@ mod tests {
         assert_eq!(verdict(&c("events_per_second.all", 0.95)), None);
         assert_eq!(verdict(&c("latency_us.p99", 1.5)), Some(true));
         assert_eq!(verdict(&c("latency_us.p99", 0.5)), Some(false));
+    }
+
+    /// Every attribute of every tag as (tag, name, value); panics unless
+    /// each is `name="value"` with no `"`, `<` or `>` inside the value.
+    fn attributes(html: &str) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let b = html.as_bytes();
+        let mut i = 0;
+        while let Some(off) = html[i..].find('<') {
+            i += off + 1;
+            if matches!(b.get(i), Some(b'!' | b'/')) {
+                i += html[i..].find('>').expect("tag closed");
+                continue;
+            }
+            let start = i;
+            while b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let tag = html[start..i].to_string();
+            assert!(
+                !tag.is_empty(),
+                "a bare '<' in markup at {start}: {}",
+                &html[start - 1..]
+            );
+            loop {
+                while b[i] == b' ' {
+                    i += 1;
+                }
+                if b[i] == b'>' {
+                    break;
+                }
+                let n = i;
+                while b[i].is_ascii_lowercase() || b[i] == b'-' {
+                    i += 1;
+                }
+                let name = html[n..i].to_string();
+                assert!(
+                    !name.is_empty() && &html[i..i + 2] == "=\"",
+                    "<{tag}: not name=\"value\" at {}",
+                    &html[n..(n + 60).min(html.len())]
+                );
+                i += 2;
+                let end = i + html[i..].find('"').unwrap();
+                let value = html[i..end].to_string();
+                assert!(!value.contains(['<', '>']), "<{tag} {name}={value:?}");
+                out.push((tag.clone(), name, value));
+                i = end + 1;
+                assert!(
+                    matches!(b[i], b' ' | b'>'),
+                    "<{tag}: junk after an attribute: {}",
+                    &html[i..(i + 60).min(html.len())]
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped_on_every_page() {
+        let h = r#"x" onmouseover="alert(1)" y='<script>alert(2)</script>&amp;"#;
+        let some = || Some(h.to_string());
+        let host = store::HostRow {
+            host_key: h.into(),
+            serial: some(),
+            uuid: some(),
+            boot_mac: some(),
+            hostname: some(),
+            cpu_model: some(),
+            first_seen: h.into(),
+            last_seen: h.into(),
+            runs: 1,
+        };
+        // Outcome as a row stored before ingest checked it could hold.
+        let run = RunRow {
+            run_id: h.into(),
+            host_key: h.into(),
+            task: some(),
+            started: some(),
+            finished: some(),
+            outcome: some(),
+            exit_status: Some(1),
+            duration_ms: Some(5),
+            error: some(),
+            events: 1,
+            last_seq: 0,
+            first_ts: h.into(),
+        };
+        let results = vec![store::ResultRow {
+            seq: 1,
+            step: Some(format!("bench{h}")),
+            data: serde_json::json!({ h: 1.5, "x": h }),
+        }];
+        let events = vec![
+            serde_json::json!({"v":1,"run_id":h,"seq":0,"ts":h,"host":{"serial":h},"task":h,"step":h,"type":"warning","message":h}),
+            serde_json::json!({"seq":h,"ts":h,"step":h,"type":h}),
+        ];
+        let verification = |trust| Verification {
+            valid: trust != Trust::Invalid,
+            trust,
+            signed_by: some(),
+            key_id: some(),
+            key_source: some(),
+            signer_name: some(),
+            trust_note: some(),
+            note: some(),
+            error: some(),
+        };
+        let certs = vec![
+            (h.to_string(), verification(Trust::Trusted)),
+            (h.to_string(), verification(Trust::Untrusted)),
+            (h.to_string(), verification(Trust::Invalid)),
+        ];
+        let cmp = vec![store::Comparison {
+            step: h.into(),
+            figure: h.into(),
+            value: 1.0,
+            median: Some(2.0),
+            siblings: 1,
+            ratio: Some(0.5),
+        }];
+        let runs = vec![(run.clone(), key_figures(&results))];
+        let pages = [
+            render_index(std::slice::from_ref(&host), &runs).0,
+            render_host(&host, &cmp, &runs).0,
+            render_run(&run, &events, &results, &certs).0,
+        ];
+        for html in &pages {
+            assert!(
+                !html.contains("<script") && !html.contains("onmouseover=\""),
+                "{html}"
+            );
+            let attrs = attributes(html);
+            assert!(attrs.len() > 5, "{attrs:?}");
+            for (tag, name, value) in attrs {
+                match name.as_str() {
+                    "class" => assert!(
+                        value
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b" _".contains(&b)),
+                        "<{tag} class={value:?}"
+                    ),
+                    "href" => assert!(
+                        value.starts_with('/')
+                            && value
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~".contains(&b)),
+                        "<{tag} href={value:?}"
+                    ),
+                    "id" | "lang" | "charset" => {
+                        assert!(value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                    }
+                    other => panic!("<{tag}: unexpected attribute {other}={value:?}"),
+                }
+            }
+        }
+        // The hostile outcome is shown, as text, with a neutral class.
+        assert!(
+            pages[2].contains("<td class=\"outcome unknown\">x&quot; onmouseover="),
+            "{}",
+            pages[2]
+        );
     }
 }
