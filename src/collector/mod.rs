@@ -36,8 +36,8 @@ pub enum Command {
     /// Serve the API and web pages until SIGTERM/SIGINT.
     ///
     /// Tokens file: one token per line, or `host=<serial|uuid|mac> TOKEN`
-    /// for a token only that host may use; `#` starts a comment. SIGHUP
-    /// re-reads it.
+    /// for a token only that host may use (its events are filed under that
+    /// identity); `#` starts a comment. SIGHUP re-reads it.
     Serve {
         /// Address to listen on (port 0 picks a free one; the chosen
         /// address is printed on stdout).
