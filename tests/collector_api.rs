@@ -158,9 +158,17 @@ fn tokens_limits_and_malformed_lines() {
 }
 
 fn signed_cert(id: &str, outcome: &str) -> serde_json::Value {
+    signed_cert_for(id, outcome, "r-wipe", "W1")
+}
+
+/// A schema /1 certificate (no signer) about `run` on host `serial`.
+fn signed_cert_for(id: &str, outcome: &str, run: &str, serial: &str) -> serde_json::Value {
     let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
     let v = serde_json::json!({
+        "schema": "speediso.wipe.certificate/1",
         "id": id,
+        "run_id": run,
+        "host": {"serial": serial, "uuid": null, "boot_mac": "52:54:00:12:34:56", "hostname": "h"},
         "media": {"model": "QEMU NVMe Ctrl", "serial": "NVME0001"},
         "sanitization": {"method": "nvme-format-crypto", "category": "Purge"},
         "outcome": outcome,
@@ -168,28 +176,68 @@ fn signed_cert(id: &str, outcome: &str) -> serde_json::Value {
     speediso::wipe::cert::sign(v, &sk)
 }
 
+fn public_hex(seed: u8) -> String {
+    hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
+/// A schema /2 certificate signed with key `seed`, whose signer member
+/// names key `signer_seed`.
+fn cert_v2(id: &str, run: &str, serial: &str, seed: u8, signer_seed: u8) -> serde_json::Value {
+    use sha2::Digest;
+    let signer = public_hex(signer_seed);
+    let key_id = hex::encode(&sha2::Sha256::digest(hex::decode(&signer).unwrap())[..8]);
+    let v = serde_json::json!({
+        "schema": "speediso.wipe.certificate/2",
+        "id": id,
+        "run_id": run,
+        "host": {"serial": serial, "uuid": null, "boot_mac": null, "hostname": "h"},
+        "media": {"serial": "NVME0001"},
+        "outcome": "wiped",
+        "signer": {"public_key": signer, "key_id": key_id, "source": "file:/etc/speediso/wipe.key"},
+    });
+    speediso::wipe::cert::sign(v, &ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+}
+
+/// The wipe step's result carrying `certs`.
+fn wipe_result(run: &str, seq: u64, serial: &str, certs: &[serde_json::Value]) -> String {
+    let data = serde_json::json!({ "certificates": certs });
+    event_line(
+        run,
+        seq,
+        serial,
+        &format!(r#""type":"result","data":{data}"#),
+    )
+    .replace(r#""step":"s""#, r#""step":"wipe""#)
+}
+
 #[test]
 fn certificates_are_stored_and_verified() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(tmp.path(), None, &[]);
-    let good = signed_cert("cert-good", "success");
+    let good = signed_cert("cert-good", "wiped");
     let mut forged = signed_cert("cert-forged", "failed");
-    forged["outcome"] = "success".into(); // altered after signing
-    let data = serde_json::json!({"certificates": [good, forged]});
-    let line = event_line(
-        "r-wipe",
-        0,
-        "W1",
-        &format!(r#""type":"result","data":{data}"#),
-    );
+    forged["outcome"] = "wiped".into(); // altered after signing
+    let line = wipe_result("r-wipe", 0, "W1", &[good, forged]);
     let (code, body) = c.post(Some(TOKEN), &format!("{line}\n"));
     assert_eq!(code, 200, "{body}");
     let g = c.get("/v1/certificates/cert-good");
     assert_eq!(g["verification"]["valid"], true, "{g}");
+    // Valid, but no trusted signers list: not trusted.
+    assert_eq!(g["verification"]["trust"], "untrusted", "{g}");
+    assert!(g["verification"]["trust_note"]
+        .as_str()
+        .unwrap()
+        .contains("no trusted signers list"));
+    assert_eq!(g["verification"]["signed_by"], public_hex(9));
     assert_eq!(g["certificate"]["media"]["serial"], "NVME0001");
     assert_eq!(g["run_id"], "r-wipe");
     let f = c.get("/v1/certificates/cert-forged");
     assert_eq!(f["verification"]["valid"], false, "{f}");
+    assert_eq!(f["verification"]["trust"], "invalid", "{f}");
     let r = ureq::get(&format!("{}/v1/certificates/nope", c.url())).call();
     assert!(matches!(r, Err(ureq::Error::Status(404, _))));
     let run = c.get("/v1/runs/r-wipe");
@@ -197,6 +245,197 @@ fn certificates_are_stored_and_verified() {
         run["certificates"],
         serde_json::json!(["cert-good", "cert-forged"])
     );
+}
+
+#[test]
+fn certificates_only_from_the_wipe_step_of_their_own_run_and_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    let ok = signed_cert_for("c-ok", "wiped", "r-x", "W1");
+    let cases = [
+        (
+            // Another step's result.
+            wipe_result("r-x", 1, "W1", std::slice::from_ref(&ok))
+                .replace(r#""step":"wipe""#, r#""step":"bench.cpu""#),
+            "only in results of step wipe",
+        ),
+        (
+            // A certificate of another run.
+            wipe_result(
+                "r-x",
+                1,
+                "W1",
+                &[signed_cert_for("c-1", "wiped", "r-other", "W1")],
+            ),
+            "run_id \"r-other\" is not the event's run r-x",
+        ),
+        (
+            // A certificate of another host.
+            wipe_result(
+                "r-x",
+                1,
+                "W1",
+                &[signed_cert_for("c-2", "wiped", "r-x", "W2")],
+            ),
+            "host.serial \"W2\" is not the event's host.serial \"W1\"",
+        ),
+        (
+            // No identity in common (the event has only a serial).
+            wipe_result(
+                "r-x",
+                1,
+                "W1",
+                &[{
+                    let mut v = ok.clone();
+                    v["host"] = serde_json::json!({"boot_mac": "52:54:00:12:34:56"});
+                    v
+                }],
+            ),
+            "shares no identity",
+        ),
+        (
+            wipe_result(
+                "r-x",
+                1,
+                "W1",
+                &[signed_cert_for(
+                    "c-3",
+                    "x\" onmouseover=\"alert(1)",
+                    "r-x",
+                    "W1",
+                )],
+            ),
+            "outcome",
+        ),
+    ];
+    for (bad, why) in cases {
+        let body = format!("{}\n{bad}\n", log_line("r-x", 0, "W1"));
+        let (code, resp) = c.post(Some(TOKEN), &body);
+        assert_eq!(code, 400, "{why}: {resp}");
+        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        assert_eq!(v["line"], 2, "{resp}");
+        let err = v["error"].as_str().unwrap();
+        assert!(
+            err.starts_with("line 2: ") && err.contains(why),
+            "{why}: {err}"
+        );
+        assert_eq!(c.stored("r-x").0, 0, "{why}: nothing stored");
+    }
+    let r = ureq::get(&format!("{}/v1/certificates/c-1", c.url())).call();
+    assert!(matches!(r, Err(ureq::Error::Status(404, _))));
+    // The right one is taken.
+    let body = format!("{}\n", wipe_result("r-x", 1, "W1", &[ok]));
+    assert_eq!(c.post(Some(TOKEN), &body).0, 200);
+    assert_eq!(
+        c.get("/v1/runs/r-x")["certificates"],
+        serde_json::json!(["c-ok"])
+    );
+}
+
+#[test]
+fn certificate_trust_comes_from_the_trusted_signers_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("signers");
+    std::fs::write(
+        &list,
+        format!("# wipe keys\n{} lab wipe key\n", public_hex(9)),
+    )
+    .unwrap();
+    let c = Collector::start(
+        &tmp.path().join("c"),
+        None,
+        &["--trusted-signers", list.to_str().unwrap()],
+    );
+    let certs = [
+        cert_v2("t-trusted", "r-t", "W1", 9, 9),
+        cert_v2("t-unlisted", "r-t", "W1", 10, 10),
+        // Signed by key 10, but the signer member claims the listed key 9.
+        cert_v2("t-liar", "r-t", "W1", 10, 9),
+    ];
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n", wipe_result("r-t", 0, "W1", &certs)),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v = &c.get("/v1/certificates/t-trusted")["verification"];
+    assert_eq!(
+        (v["valid"].as_bool(), v["trust"].as_str()),
+        (Some(true), Some("trusted")),
+        "{v}"
+    );
+    assert_eq!(v["signer_name"], "lab wipe key");
+    assert_eq!(v["key_source"], "file:/etc/speediso/wipe.key");
+    assert_eq!(v["signed_by"], public_hex(9));
+    let v = &c.get("/v1/certificates/t-unlisted")["verification"];
+    assert_eq!(
+        (v["valid"].as_bool(), v["trust"].as_str()),
+        (Some(true), Some("untrusted")),
+        "{v}"
+    );
+    assert!(
+        v["trust_note"]
+            .as_str()
+            .unwrap()
+            .contains("not in the trusted signers list"),
+        "{v}"
+    );
+    let v = &c.get("/v1/certificates/t-liar")["verification"];
+    assert_eq!(
+        (v["valid"].as_bool(), v["trust"].as_str()),
+        (Some(false), Some("invalid")),
+        "{v}"
+    );
+    assert!(
+        v["error"].as_str().unwrap().contains("signer.public_key"),
+        "{v}"
+    );
+
+    // The run page: the trust summary says it, only the trusted one is green.
+    let page = ureq::get(&format!("{}/runs/r-t", c.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("id=\"cert-trust\">2 of 3 certificate(s) NOT signed by a trusted key"),
+        "{page}"
+    );
+    let row = |id: &str| {
+        page.split("<tr>")
+            .find(|r| r.contains(&format!(">{id}</a>")))
+            .unwrap_or_else(|| panic!("row {id}: {page}"))
+            .to_string()
+    };
+    assert!(
+        row("t-trusted").contains("class=\"trust trusted\">TRUSTED<"),
+        "{page}"
+    );
+    assert!(row("t-trusted").contains("lab wipe key"));
+    let unlisted = row("t-unlisted");
+    assert!(
+        unlisted.contains("class=\"trust untrusted\">UNTRUSTED<"),
+        "{unlisted}"
+    );
+    assert!(
+        !unlisted.contains("success") && !unlisted.contains(">valid<"),
+        "{unlisted}"
+    );
+    assert!(row("t-liar").contains(">INVALID<"));
+
+    // A malformed list stops the collector at start, naming the line.
+    std::fs::write(&list, format!("{}\nnot-a-key bob\n", public_hex(9))).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_speediso-collector"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(tmp.path().join("x.db"))
+        .arg("--tokens")
+        .arg(tmp.path().join("c/tokens"))
+        .arg("--trusted-signers")
+        .arg(&list)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("signers") && err.contains("line 2"), "{err}");
 }
 
 /// Real agents: each thread builds a bus with the report sink (its own
@@ -282,4 +521,219 @@ fn sigterm_exits_cleanly_and_keeps_acknowledged_events() {
     assert_eq!(c.stored("r-term"), (100, 100, 99));
     c.restart();
     assert_eq!(c.get("/v1/runs/r-term")["run"]["events"], 100);
+}
+
+/// A collector whose tokens file has two global tokens and one bound to a
+/// boot MAC.
+const OTHER_TOKEN: &str = "other-global-token-77";
+const MAC_TOKEN: &str = "mac-bound-token-99";
+
+fn start_with_tokens(dir: &std::path::Path) -> Collector {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("tokens"),
+        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\n"),
+    )
+    .unwrap();
+    Collector::start(dir, None, &[])
+}
+
+fn with_host(line: String, host: &str) -> String {
+    let i = line.find(r#""host":{"#).unwrap();
+    let j = i + line[i..].find('}').unwrap() + 1;
+    format!("{}\"host\":{host}{}", &line[..i], &line[j..])
+}
+
+#[test]
+fn runs_are_bound_to_their_host_and_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = start_with_tokens(tmp.path());
+    assert_eq!(c.post(Some(TOKEN), &batch("r-live", 3, "S1")).0, 200);
+    let before = c.stored_lines("r-live");
+
+    // Another token, same host: refused, nothing stored.
+    let ahead: String = (3..6).map(|s| log_line("r-live", s, "S1") + "\n").collect();
+    let (code, body) = c.post(Some(OTHER_TOKEN), &ahead);
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("line 1") && body.contains("another token"),
+        "{body}"
+    );
+    // The same token, another host: refused.
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!(
+            "{}\n{}\n",
+            log_line("r-live", 3, "S1"),
+            log_line("r-live", 4, "S2")
+        ),
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("line 2") && body.contains("belongs to host S1"),
+        "{body}"
+    );
+    assert_eq!(c.stored_lines("r-live"), before);
+    assert_eq!(c.get("/v1/runs/r-live")["run"]["events"], 3);
+
+    // A MAC-bound token cannot file under another host's serial: its
+    // events are filed under its MAC, so it can neither join r-live...
+    let hijack = with_host(
+        log_line("r-live", 3, "S1"),
+        r#"{"serial":"S1","boot_mac":"52:54:00:AA:BB:01"}"#,
+    );
+    let (code, body) = c.post(Some(MAC_TOKEN), &format!("{hijack}\n"));
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(c.stored_lines("r-live"), before);
+    // ...nor create runs under serial VICTIM.
+    let fake = with_host(
+        log_line("r-fake", 0, "VICTIM"),
+        r#"{"serial":"VICTIM","boot_mac":"52:54:00:aa:bb:01"}"#,
+    );
+    let (code, body) = c.post(Some(MAC_TOKEN), &format!("{fake}\n"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.get("/v1/runs?host=VICTIM").as_array().unwrap().len(), 0);
+    let runs = c.get("/v1/runs?host=52:54:00:aa:bb:01");
+    assert_eq!(runs[0]["run_id"], "r-fake", "{runs}");
+    // A token without host= still files under the serial, as before.
+    assert_eq!(c.get("/v1/runs?host=S1")[0]["run_id"], "r-live");
+    // The owner goes on.
+    let (code, body) = c.post(Some(TOKEN), &batch("r-live", 5, "S1"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(c.stored("r-live"), (5, 5, 4));
+}
+
+#[test]
+fn a_replay_with_other_content_is_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    assert_eq!(c.post(Some(TOKEN), &batch("r-c", 4, "S1")).0, 200);
+    let before = c.stored_lines("r-c");
+    let changed = event_line(
+        "r-c",
+        2,
+        "S1",
+        r#""type":"log","level":"info","message":"not hello""#,
+    );
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n{changed}\n", log_line("r-c", 4, "S1")),
+    );
+    assert_eq!(code, 409, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 2, "{body}");
+    assert!(v["error"].as_str().unwrap().contains("line 2"), "{body}");
+    assert_eq!(c.stored_lines("r-c"), before, "nothing of the batch stored");
+    assert_eq!(c.get("/v1/runs/r-c")["run"]["events"], 4);
+    // The same content is still a duplicate.
+    let (code, body) = c.post(Some(TOKEN), &batch("r-c", 5, "S1"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["stored"].as_u64(), v["duplicates"].as_u64()),
+        (Some(1), Some(4))
+    );
+}
+
+/// Events planted ahead of a live run (same host and token: the host
+/// itself) no longer make the real ones vanish as duplicates: the agent
+/// gets 409, splits the batch down to the one line, skips only it, and
+/// delivers every other event.
+#[test]
+fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let run_dir = tmp.path().join("agent");
+    let cfg = Config {
+        base: c.url(),
+        token: Some(TOKEN.into()),
+        ca_pem: None,
+        https: false,
+        drain: None,
+    };
+    let tuning = Tuning {
+        running: RetryPolicy {
+            initial: Duration::from_millis(50),
+            cap: Duration::from_millis(200),
+            jitter: 0.5,
+            deadline: None,
+        },
+        linger: Duration::from_millis(300),
+        ..Tuning::default()
+    };
+    let host = HostId {
+        serial: Some("AG1".into()),
+        ..HostId::default()
+    };
+    let bus = Bus::new(
+        Some("speedtest".into()),
+        host,
+        vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+    );
+    let run = bus.run_id().to_string();
+    let planted = event_line(
+        &run,
+        3,
+        "AG1",
+        r#""type":"log","level":"info","message":"planted""#,
+    )
+    .replace(r#""task":"t""#, r#""task":"speedtest""#);
+    assert_eq!(c.post(Some(TOKEN), &format!("{planted}\n")).0, 200);
+    for s in 0..10 {
+        bus.step("bench.cpu").log(format!("event {s}"));
+    }
+    bus.close(Duration::from_secs(20));
+    let left = std::fs::read_dir(run_dir.join("spool")).unwrap().count();
+    assert_eq!(left, 0, "spool not drained: the 409 was retried");
+    let lines = c.stored_lines(&run);
+    assert_eq!(lines.len(), 10, "{lines:#?}");
+    assert!(lines[3].contains("planted"), "{}", lines[3]);
+    for (i, l) in lines.iter().enumerate().filter(|(i, _)| *i != 3) {
+        assert!(l.contains(&format!("event {i}")), "{l}");
+    }
+}
+
+#[test]
+fn enumerated_fields_are_checked_at_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(tmp.path(), None, &[]);
+    let hostile = event_line(
+        "r-xss",
+        1,
+        "S1",
+        r#""type":"run_finished","outcome":"x\" onmouseover=\"alert(1)","exit_status":1,"duration_ms":5"#,
+    );
+    let (code, body) = c.post(
+        Some(TOKEN),
+        &format!("{}\n{hostile}\n", log_line("r-xss", 0, "S1")),
+    );
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["line"], 2, "{body}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("run_finished outcome"),
+        "{body}"
+    );
+    let step = event_line(
+        "r-xss",
+        1,
+        "S1",
+        r#""type":"step_finished","outcome":"bogus","duration_ms":5"#,
+    );
+    assert_eq!(c.post(Some(TOKEN), &format!("{step}\n")).0, 400);
+    assert_eq!(c.stored("r-xss").0, 0);
+    for o in ["success", "failed", "timed_out", "refused"] {
+        let run = format!("r-{o}");
+        let line = event_line(
+            &run,
+            0,
+            "S1",
+            &format!(r#""type":"run_finished","outcome":"{o}","exit_status":1,"duration_ms":5"#),
+        );
+        assert_eq!(c.post(Some(TOKEN), &format!("{line}\n")).0, 200, "{o}");
+        assert_eq!(c.get(&format!("/v1/runs/{run}"))["run"]["outcome"], o);
+    }
 }

@@ -140,7 +140,7 @@ fn postgres_store_and_two_collectors_sharing_it() {
     // The store checks SQLite passes, against PostgreSQL.
     let mut s = PgStore::connect(&pg.url()).unwrap();
     speediso::collector::store::conformance::exercise(&mut s);
-    assert_eq!(s.migrate().unwrap(), 1, "migrating twice applies nothing");
+    assert_eq!(s.migrate().unwrap(), 2, "migrating twice applies nothing");
 
     // Two collectors on one database; half the agents report to each, and
     // every batch is replayed to the other collector too.
@@ -189,16 +189,27 @@ fn postgres_store_and_two_collectors_sharing_it() {
     for h in handles {
         ids.push(h.join().unwrap());
     }
-    // Replays across collectors: acknowledged, stored once.
-    let body: String = (0..100)
-        .map(|s| log_line(&ids[0], s, "PG00") + "\n")
+    // Replays across collectors (the same events, re-serialised: equal
+    // JSON): acknowledged, stored once.
+    let mut check = PgStore::connect(&pg.url()).unwrap();
+    let body: String = check
+        .events(&ids[0])
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string() + "\n")
         .collect();
     let (code, resp) = b.post(Some(TOKEN), &body);
     assert_eq!(code, 200, "{resp}");
     let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
     assert_eq!(v["duplicates"], 100, "{resp}");
+    // Another content under a stored (run_id, seq): 409; another host for
+    // the run: 403; nothing of either stored, on either collector.
+    let (code, resp) = a.post(Some(TOKEN), &(log_line(&ids[0], 5, "PG00") + "\n"));
+    assert_eq!(code, 409, "{resp}");
+    let (code, resp) = b.post(Some(TOKEN), &(log_line(&ids[0], 100, "PG99") + "\n"));
+    assert_eq!(code, 403, "{resp}");
+    assert!(resp.contains("belongs to host PG00"), "{resp}");
 
-    let mut check = PgStore::connect(&pg.url()).unwrap();
     for id in &ids {
         let run = check
             .run(id)

@@ -236,3 +236,60 @@ fn pages_in_headless_chromium() {
     assert_eq!(&png[1..4], b"PNG");
     assert!(png.len() > 10_000, "screenshot of {} bytes", png.len());
 }
+
+/// Free-text fields with markup in them (host identities, task, step,
+/// messages) come out as text on every page; an outcome that is not one
+/// of the agent's is refused at ingest.
+#[test]
+fn hostile_strings_never_become_markup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let h = r#"x\" onmouseover=\"alert(1)\" y='<script>alert(2)</script>"#;
+    let bad = finished("run-x", 1, "S1", "x\\\" onmouseover=\\\"alert(1)", None);
+    let (code, body) = c.post(Some(TOKEN), &format!("{bad}\n"));
+    assert_eq!(code, 400, "{body}");
+    let line = |seq: u64, fields: &str| {
+        format!(
+            r#"{{"v":1,"run_id":"run-h","seq":{seq},"ts":"2026-01-01T00:00:0{seq}.000Z","host":{{"serial":"{h}","hostname":"{h}","boot_mac":"{h}"}},"task":"{h}","step":"{h}",{fields}}}"#
+        )
+    };
+    let body = [
+        line(0, r#""type":"run_started","steps":["a"],"destructive":false,"after":"stay","agent_version":"0""#),
+        line(1, &format!(r#""type":"warning","message":"{h}""#)),
+        line(2, &format!(r#""type":"result","data":{{"cpu":{{"model":"{h}"}}}}"#)),
+        line(3, &format!(r#""type":"run_finished","outcome":"failed","exit_status":1,"duration_ms":5,"error":"{h}""#)),
+    ]
+    .join("\n");
+    let (code, resp) = c.post(Some(TOKEN), &body);
+    assert_eq!(code, 200, "{resp}");
+    let key = serde_json::from_str::<serde_json::Value>(&format!("\"{h}\"")).unwrap();
+    let key = key.as_str().unwrap();
+    let enc: String = key
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    for path in [
+        "/".to_string(),
+        "/runs/run-h".into(),
+        format!("/hosts/{enc}"),
+    ] {
+        let page = ureq::get(&format!("{}{path}", c.url()))
+            .call()
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .into_string()
+            .unwrap();
+        assert!(
+            page.contains("onmouseover=&quot;alert(1)"),
+            "{path}: shown as text:\n{page}"
+        );
+        assert!(!page.contains("onmouseover=\""), "{path}:\n{page}");
+        assert!(!page.contains("<script"), "{path}:\n{page}");
+        assert!(!page.contains("y='"), "{path}:\n{page}");
+    }
+}

@@ -36,8 +36,8 @@ pub enum Command {
     /// Serve the API and web pages until SIGTERM/SIGINT.
     ///
     /// Tokens file: one token per line, or `host=<serial|uuid|mac> TOKEN`
-    /// for a token only that host may use; `#` starts a comment. SIGHUP
-    /// re-reads it.
+    /// for a token only that host may use (its events are filed under that
+    /// identity); `#` starts a comment. SIGHUP re-reads it.
     Serve {
         /// Address to listen on (port 0 picks a free one; the chosen
         /// address is printed on stdout).
@@ -56,6 +56,11 @@ pub enum Command {
         /// Longest NDJSON line accepted, in bytes (longer: 413).
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,
+        /// Public keys whose wipe certificates are trusted: one
+        /// `<64 hex> [name]` per line, `#` comments. Without it every
+        /// certificate, however valid its signature, shows as untrusted.
+        #[arg(long)]
+        trusted_signers: Option<PathBuf>,
     },
     /// Load generator for benchmarks: N agents send M events each.
     #[command(hide = true)]
@@ -82,12 +87,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             tokens,
             max_body,
             max_line,
+            trusted_signers,
         } => {
             server::serve(server::ServeArgs {
                 listen,
                 db,
                 tokens,
                 limits: ingest::Limits { max_body, max_line },
+                trusted_signers,
             })?;
             Ok(0)
         }

@@ -1,17 +1,24 @@
 //! The PostgreSQL store, for fleets where one collector is not enough:
 //! several collectors can share one database (idempotency holds across
-//! them: `(run_id, seq)` is the primary key and derived counters are
-//! updated only for rows actually inserted). Same SQL as SQLite
+//! them: `(run_id, seq)` is the primary key, derived counters are updated
+//! only for rows actually inserted, and a run is claimed by its first
+//! batch before anything else, so a concurrent one waits and sees the
+//! binding). Same SQL as SQLite
 //! (`store::sql`), schema in `migrations/postgres/`.
 
 use super::ingest::Incoming;
-use super::store::{sql, Derived, HostRow, ResultRow, RunRow, Stats, Store};
+use super::store::{sql, BatchOutcome, BatchTx, Derived, HostRow, ResultRow, RunRow, Store};
 use anyhow::{Context, Result};
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_run_token.sql"),
+    ),
+];
 
 /// Any fixed number: serialises migrations of collectors starting together.
 const MIGRATION_LOCK: i64 = 0x05ee_d150;
@@ -56,48 +63,49 @@ impl PgStore {
     }
 }
 
-fn run_row(r: &Row) -> RunRow {
-    RunRow {
-        run_id: r.get(0),
-        host_key: r.get(1),
-        task: r.get(2),
-        started: r.get(3),
-        finished: r.get(4),
-        outcome: r.get(5),
-        exit_status: r.get(6),
-        duration_ms: r.get(7),
-        error: r.get(8),
-        events: r.get(9),
-        last_seq: r.get(10),
-        first_ts: r.get(11),
-    }
-}
+/// `store::insert_batch`'s operations on PostgreSQL, inside the caller's
+/// transaction.
+struct Tx<'a, 'b>(&'a mut postgres::Transaction<'b>);
 
-impl Store for PgStore {
-    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>> {
-        let mut tx = self.client.transaction()?;
-        let ins = tx.prepare(sql::INSERT_EVENT)?;
-        let mut all = Vec::with_capacity(batches.len());
-        let mut d = Derived::default();
-        for b in batches {
-            let mut st = Stats {
-                received: b.len(),
-                ..Stats::default()
-            };
-            for e in b.iter() {
-                let n = tx.execute(
-                    &ins,
-                    &[&e.run_id, &(e.seq as i64), &e.ts, &e.kind, &e.step, &e.line],
-                )?;
-                if n == 0 {
-                    st.duplicates += 1;
-                } else {
-                    st.stored += 1;
-                    d.add(e);
-                }
-            }
-            all.push(st);
-        }
+impl BatchTx for Tx<'_, '_> {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.0.batch_execute(sql)?;
+        Ok(())
+    }
+
+    fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()> {
+        self.0
+            .execute(sql::CLAIM_RUN, &[&run_id, &host_key, &token_id, &ts])?;
+        Ok(())
+    }
+
+    fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)> {
+        let r = self.0.query_one(sql::RUN_OWNER, &[&run_id])?;
+        Ok((r.get(0), r.get(1)))
+    }
+
+    fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()> {
+        self.0.execute(sql::SET_RUN_TOKEN, &[&token_id, &run_id])?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, e: &Incoming) -> Result<bool> {
+        let n = self.0.execute(
+            sql::INSERT_EVENT,
+            &[&e.run_id, &(e.seq as i64), &e.ts, &e.kind, &e.step, &e.line],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .query_opt(sql::SELECT_EVENT_BODY, &[&run_id, &seq])?
+            .map(|r| r.get(0)))
+    }
+
+    fn apply(&mut self, d: &Derived<'_>) -> Result<()> {
+        let tx = &mut *self.0;
         for (run_id, seq, step, data) in &d.results {
             tx.execute(sql::INSERT_RESULT, &[run_id, seq, step, data])?;
         }
@@ -138,6 +146,34 @@ impl Store for PgStore {
             if let Some((ts, outcome, status, dur, err)) = &r.finished {
                 tx.execute(sql::SET_FINISHED, &[ts, outcome, status, dur, err, run_id])?;
             }
+        }
+        Ok(())
+    }
+}
+
+fn run_row(r: &Row) -> RunRow {
+    RunRow {
+        run_id: r.get(0),
+        host_key: r.get(1),
+        task: r.get(2),
+        started: r.get(3),
+        finished: r.get(4),
+        outcome: r.get(5),
+        exit_status: r.get(6),
+        duration_ms: r.get(7),
+        error: r.get(8),
+        events: r.get(9),
+        last_seq: r.get(10),
+        first_ts: r.get(11),
+    }
+}
+
+impl Store for PgStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.client.transaction()?;
+        let mut all = Vec::with_capacity(batches.len());
+        for b in batches {
+            all.push(super::store::insert_batch(&mut Tx(&mut tx), b)?);
         }
         tx.commit()?;
         Ok(all)

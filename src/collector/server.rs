@@ -4,7 +4,7 @@
 //! SIGTERM/SIGINT (in-flight batches are committed and answered first).
 
 use super::ingest::{self, Limits, Refusal};
-use super::store::{self, Stats, Store};
+use super::store::{self, BatchOutcome, Store};
 use super::tokens::Tokens;
 use super::{cert, web};
 use anyhow::{Context, Result};
@@ -27,18 +27,22 @@ pub struct ServeArgs {
     pub db: String,
     pub tokens: PathBuf,
     pub limits: Limits,
+    /// `--trusted-signers`.
+    pub trusted_signers: Option<PathBuf>,
 }
 
 /// One batch waiting for the writer.
 struct Job {
     events: Vec<ingest::Incoming>,
-    reply: oneshot::Sender<Result<Stats, String>>,
+    reply: oneshot::Sender<Result<BatchOutcome, String>>,
 }
 
 pub struct App {
     /// Reloaded from the file on SIGHUP.
     tokens: std::sync::RwLock<Tokens>,
     limits: Limits,
+    /// Keys whose certificates are trusted; `None`: no list configured.
+    pub(crate) trusted: Option<Arc<cert::TrustedSigners>>,
     writer: mpsc::Sender<Job>,
     readers: Vec<Mutex<Box<dyn Store>>>,
     next_reader: AtomicUsize,
@@ -68,6 +72,15 @@ impl App {
 
 pub fn error(code: StatusCode, msg: &str) -> Response {
     (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// A refused batch: its status, `{"error": "line N: why", "line": N}`.
+fn refused(r: &Refusal) -> Response {
+    let code = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    match r.line() {
+        Some(line) => (code, Json(json!({ "error": r.to_string(), "line": line }))).into_response(),
+        None => error(code, &r.to_string()),
+    }
 }
 
 /// The writer: takes every waiting batch (up to a bound), stores them in
@@ -122,6 +135,10 @@ pub fn router(app: Arc<App>) -> Router {
 /// acknowledged batch is committed.
 pub fn serve(args: ServeArgs) -> Result<()> {
     let tokens = Tokens::load(&args.tokens)?;
+    let trusted = match &args.trusted_signers {
+        Some(p) => Some(Arc::new(cert::TrustedSigners::load(p)?)),
+        None => None,
+    };
     let conn = store::open(&args.db)?;
     let mut readers = Vec::new();
     for _ in 0..4 {
@@ -134,6 +151,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let app = Arc::new(App {
         tokens: std::sync::RwLock::new(tokens),
         limits: args.limits,
+        trusted,
         writer: tx,
         readers,
         next_reader: AtomicUsize::new(0),
@@ -234,37 +252,20 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
         Err(None) => return too_large(),
         Err(Some(e)) => return error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}")),
     };
-    let events = match ingest::parse_batch(&bytes, app.limits) {
+    let mut events = match ingest::parse_batch(&bytes, app.limits) {
         Ok(e) => e,
-        Err(r @ Refusal::TooLarge(_)) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, &r.to_string())
-        }
-        Err(Refusal::Bad { line, why }) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("line {line}: {why}"), "line": line })),
-            )
-                .into_response()
-        }
+        Err(r) => return refused(&r),
     };
-    if let Some(h) = &token.host {
-        if let Some(e) = events.iter().find(|e| !e.host.matches(h)) {
-            return error(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "line {}: this token is for host {h}, the event is from {}",
-                    e.line_no,
-                    e.host.key()
-                ),
-            );
-        }
+    if let Err(r) = ingest::bind(&mut events, &token) {
+        return refused(&r);
     }
     let (reply, rx) = oneshot::channel();
     if app.writer.send(Job { events, reply }).await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match rx.await {
-        Ok(Ok(stats)) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Ok(Ok(stats))) => (StatusCode::OK, Json(stats)).into_response(),
+        Ok(Ok(Err(r))) => refused(&r),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -366,7 +367,7 @@ async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) 
 async fn get_certificate(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
     match app.read(move |s| s.certificate(&id)).await {
         Ok(Some((run_id, body))) => {
-            let v = cert::verify(&body);
+            let v = cert::verify(&body, app.trusted.as_deref());
             Json(json!({ "run_id": run_id, "certificate": body, "verification": v }))
                 .into_response()
         }

@@ -3,15 +3,20 @@
 //! before it is acknowledged.
 
 use super::ingest::Incoming;
-use super::store::{sql, Derived, HostRow, ResultRow, RunRow, Stats, Store};
+use super::store::{sql, BatchOutcome, BatchTx, Derived, HostRow, ResultRow, RunRow, Store};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use std::path::Path;
 
 /// Schema migrations, applied in order; `schema_version` records each.
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_run_token.sql"),
+    ),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -60,16 +65,39 @@ pub fn migrate(conn: &Connection) -> Result<i64> {
     Ok(current)
 }
 
-/// Store one batch inside the caller's transaction.
-fn insert_batch(tx: &Connection, events: &[Incoming]) -> Result<Stats> {
-    let mut st = Stats {
-        received: events.len(),
-        ..Stats::default()
-    };
-    let mut ins = tx.prepare_cached(sql::INSERT_EVENT)?;
-    let mut d = Derived::default();
-    for e in events {
-        let n = ins.execute(params![
+/// `store::insert_batch`'s operations on SQLite, inside the caller's
+/// transaction.
+struct Tx<'a>(&'a Connection);
+
+impl BatchTx for Tx<'_> {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.0.execute_batch(sql)?;
+        Ok(())
+    }
+
+    fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()> {
+        self.0
+            .prepare_cached(sql::CLAIM_RUN)?
+            .execute(params![run_id, host_key, token_id, ts])?;
+        Ok(())
+    }
+
+    fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)> {
+        Ok(self
+            .0
+            .prepare_cached(sql::RUN_OWNER)?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()> {
+        self.0
+            .prepare_cached(sql::SET_RUN_TOKEN)?
+            .execute(params![token_id, run_id])?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, e: &Incoming) -> Result<bool> {
+        let n = self.0.prepare_cached(sql::INSERT_EVENT)?.execute(params![
             e.run_id,
             e.seq as i64,
             e.ts,
@@ -77,48 +105,55 @@ fn insert_batch(tx: &Connection, events: &[Incoming]) -> Result<Stats> {
             e.step,
             e.line
         ])?;
-        if n == 0 {
-            st.duplicates += 1;
-        } else {
-            st.stored += 1;
-            d.add(e);
+        Ok(n > 0)
+    }
+
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .prepare_cached(sql::SELECT_EVENT_BODY)?
+            .query_row(params![run_id, seq], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn apply(&mut self, d: &Derived<'_>) -> Result<()> {
+        let tx = self.0;
+        for (run_id, seq, step, data) in &d.results {
+            tx.prepare_cached(sql::INSERT_RESULT)?
+                .execute(params![run_id, seq, step, data])?;
         }
-    }
-    for (run_id, seq, step, data) in &d.results {
-        tx.prepare_cached(sql::INSERT_RESULT)?
-            .execute(params![run_id, seq, step, data])?;
-    }
-    for (id, run_id, seq, ord, step, body) in &d.certs {
-        tx.prepare_cached(sql::INSERT_CERT)?
-            .execute(params![id, run_id, seq, ord, step, body])?;
-    }
-    for (key, e) in &d.hosts {
-        tx.prepare_cached(sql::UPSERT_HOST)?.execute(params![
-            key,
-            e.host.serial,
-            e.host.uuid,
-            e.host.boot_mac,
-            e.host.hostname,
-            e.ts
-        ])?;
-    }
-    for (key, m) in &d.cpu_models {
-        tx.prepare_cached(sql::SET_CPU)?.execute(params![m, key])?;
-    }
-    for (run_id, r) in &d.runs {
-        tx.prepare_cached(sql::UPSERT_RUN)?.execute(params![
-            run_id, r.host_key, r.task, r.first_ts, r.events, r.last_seq
-        ])?;
-        if let Some(s) = &r.started {
-            tx.prepare_cached(sql::SET_STARTED)?
-                .execute(params![s, run_id])?;
+        for (id, run_id, seq, ord, step, body) in &d.certs {
+            tx.prepare_cached(sql::INSERT_CERT)?
+                .execute(params![id, run_id, seq, ord, step, body])?;
         }
-        if let Some((ts, outcome, status, dur, err)) = &r.finished {
-            tx.prepare_cached(sql::SET_FINISHED)?
-                .execute(params![ts, outcome, status, dur, err, run_id])?;
+        for (key, e) in &d.hosts {
+            tx.prepare_cached(sql::UPSERT_HOST)?.execute(params![
+                key,
+                e.host.serial,
+                e.host.uuid,
+                e.host.boot_mac,
+                e.host.hostname,
+                e.ts
+            ])?;
         }
+        for (key, m) in &d.cpu_models {
+            tx.prepare_cached(sql::SET_CPU)?.execute(params![m, key])?;
+        }
+        for (run_id, r) in &d.runs {
+            tx.prepare_cached(sql::UPSERT_RUN)?.execute(params![
+                run_id, r.host_key, r.task, r.first_ts, r.events, r.last_seq
+            ])?;
+            if let Some(s) = &r.started {
+                tx.prepare_cached(sql::SET_STARTED)?
+                    .execute(params![s, run_id])?;
+            }
+            if let Some((ts, outcome, status, dur, err)) = &r.finished {
+                tx.prepare_cached(sql::SET_FINISHED)?
+                    .execute(params![ts, outcome, status, dur, err, run_id])?;
+            }
+        }
+        Ok(())
     }
-    Ok(st)
 }
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -139,11 +174,11 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 impl Store for SqliteStore {
-    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>> {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
         let tx = self.conn.transaction()?;
         let mut stats = Vec::with_capacity(batches.len());
         for b in batches {
-            stats.push(insert_batch(&tx, b)?);
+            stats.push(super::store::insert_batch(&mut Tx(&tx), b)?);
         }
         tx.commit()?;
         Ok(stats)
@@ -260,6 +295,6 @@ mod tests {
     fn sqlite_store() {
         let mut s = SqliteStore::in_memory().unwrap();
         crate::collector::store::conformance::exercise(&mut s);
-        assert_eq!(migrate(&s.conn).unwrap(), 1); // applies nothing twice
+        assert_eq!(migrate(&s.conn).unwrap(), 2); // applies nothing twice
     }
 }

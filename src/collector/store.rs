@@ -2,9 +2,11 @@
 //! (SQLite in `sqlite`, PostgreSQL in `pg`), the SQL both run (written
 //! once, `$n` placeholders in order of first use so SQLite binds them
 //! positionally too), what a batch changes besides its events (`Derived`),
+//! the checks every batch passes inside its transaction (`insert_batch`:
+//! runs bound to their host and token, replays that must be identical),
 //! and the figures/median logic of the host comparison.
 
-use super::ingest::Incoming;
+use super::ingest::{Incoming, Refusal};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -57,7 +59,9 @@ pub struct ResultRow {
 /// A database the collector stores into and reads from.
 pub trait Store: Send {
     /// Store several batches in ONE transaction; `Ok` only after commit.
-    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<Stats>>;
+    /// Each batch is stored whole or, when refused (`insert_batch`), not
+    /// at all, without affecting the others.
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>>;
     fn hosts(&mut self) -> Result<Vec<HostRow>>;
     fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
         -> Result<Vec<RunRow>>;
@@ -73,6 +77,110 @@ pub trait Store: Send {
     /// Other hosts with this CPU model.
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
     fn ping(&mut self) -> Result<()>;
+}
+
+/// A batch stored, or refused with nothing of it stored.
+pub type BatchOutcome = std::result::Result<Stats, Refusal>;
+
+/// The primitive operations `insert_batch` needs inside a backend's open
+/// transaction (same SQL, `sql::*`, on both).
+pub trait BatchTx {
+    /// Run a statement without parameters (savepoints).
+    fn exec(&mut self, sql: &str) -> Result<()>;
+    /// `sql::CLAIM_RUN`.
+    fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()>;
+    /// (host_key, token_id) the run is bound to.
+    fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)>;
+    /// `sql::SET_RUN_TOKEN`: bind a run stored before runs had tokens.
+    fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()>;
+    /// Insert the event; false when `(run_id, seq)` is already stored.
+    fn insert_event(&mut self, e: &Incoming) -> Result<bool>;
+    /// The stored line of `(run_id, seq)`.
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>>;
+    /// Write what the new events change in runs, hosts, results, certificates.
+    fn apply(&mut self, d: &Derived<'_>) -> Result<()>;
+}
+
+/// Store one batch inside the caller's transaction, under a savepoint: a
+/// refused batch is rolled back whole. Refusals (`Ok(Err(_))`):
+/// - 403 when an event belongs to a run bound to another host key or
+///   another token (the host and token of the run's first stored event);
+/// - 409 when `(run_id, seq)` is stored with a different content (a replay
+///   must be the same JSON to count as a duplicate).
+pub fn insert_batch(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<BatchOutcome> {
+    tx.exec("SAVEPOINT batch")?;
+    let out = insert_batch_inner(tx, events)?;
+    if out.is_err() {
+        tx.exec("ROLLBACK TO SAVEPOINT batch")?;
+    }
+    tx.exec("RELEASE SAVEPOINT batch")?;
+    Ok(out)
+}
+
+fn insert_batch_inner(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<BatchOutcome> {
+    let mut st = Stats {
+        received: events.len(),
+        ..Stats::default()
+    };
+    let mut owners: BTreeMap<&str, (String, String)> = BTreeMap::new();
+    let mut d = Derived::default();
+    for e in events {
+        if !owners.contains_key(e.run_id.as_str()) {
+            // Claim first: with PostgreSQL a concurrent first batch of the
+            // same run waits here for the other to commit.
+            tx.claim_run(&e.run_id, &e.host_key, &e.token_id, &e.ts)?;
+            let (host, token) = tx.run_owner(&e.run_id)?;
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    tx.set_run_token(&e.run_id, &e.token_id)?;
+                    e.token_id.clone()
+                }
+            };
+            owners.insert(&e.run_id, (host, token));
+        }
+        let (host, token) = &owners[e.run_id.as_str()];
+        if *host != e.host_key {
+            return Ok(Err(Refusal::Forbidden {
+                line: e.line_no,
+                why: format!(
+                    "run {} belongs to host {host}, this event is from host {}",
+                    e.run_id, e.host_key
+                ),
+            }));
+        }
+        if *token != e.token_id {
+            return Ok(Err(Refusal::Forbidden {
+                line: e.line_no,
+                why: format!(
+                    "run {} was started with another token; only that token may add to it",
+                    e.run_id
+                ),
+            }));
+        }
+        if tx.insert_event(e)? {
+            st.stored += 1;
+            d.add(e);
+            continue;
+        }
+        let stored = tx.event_body(&e.run_id, e.seq as i64)?;
+        let same = stored
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .is_some_and(|v| v == e.value);
+        if !same {
+            return Ok(Err(Refusal::Conflict {
+                line: e.line_no,
+                why: format!(
+                    "run {} seq {} is already stored with a different content",
+                    e.run_id, e.seq
+                ),
+            }));
+        }
+        st.duplicates += 1;
+    }
+    tx.apply(&d)?;
+    Ok(Ok(st))
 }
 
 /// Open the store `spec` names: a `postgres://` or `postgresql://` URL, or
@@ -91,6 +199,13 @@ pub fn open(spec: &str) -> Result<Box<dyn Store>> {
 pub mod sql {
     pub const INSERT_EVENT: &str = "INSERT INTO events (run_id, seq, ts, type, step, body) \
         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING";
+    pub const CLAIM_RUN: &str = "INSERT INTO runs \
+        (run_id, host_key, token_id, first_ts, events, last_seq) \
+        VALUES ($1, $2, $3, $4, 0, -1) ON CONFLICT (run_id) DO NOTHING";
+    pub const RUN_OWNER: &str = "SELECT host_key, token_id FROM runs WHERE run_id = $1";
+    pub const SET_RUN_TOKEN: &str =
+        "UPDATE runs SET token_id = $1 WHERE run_id = $2 AND token_id IS NULL";
+    pub const SELECT_EVENT_BODY: &str = "SELECT body FROM events WHERE run_id = $1 AND seq = $2";
     pub const INSERT_RESULT: &str = "INSERT INTO results (run_id, seq, step, data) \
         VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, seq) DO NOTHING";
     pub const INSERT_CERT: &str = "INSERT INTO certificates (id, run_id, seq, ord, step, body) \
@@ -145,6 +260,10 @@ pub mod sql {
 
     pub const ALL: &[&str] = &[
         INSERT_EVENT,
+        CLAIM_RUN,
+        RUN_OWNER,
+        SET_RUN_TOKEN,
+        SELECT_EVENT_BODY,
         INSERT_RESULT,
         INSERT_CERT,
         UPSERT_HOST,
@@ -197,7 +316,7 @@ pub struct Derived<'a> {
 impl<'a> Derived<'a> {
     /// Account for one event that was NOT a duplicate.
     pub fn add(&mut self, e: &'a Incoming) {
-        let key = e.host.key();
+        let key = e.host_key.clone();
         let d = self.runs.entry(&e.run_id).or_insert_with(|| RunDelta {
             host_key: key.clone(),
             first_ts: e.ts.clone(),
@@ -389,7 +508,8 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 #[doc(hidden)]
 pub mod conformance {
     use super::{host, latest_figures, Store};
-    use crate::collector::ingest::{parse_batch, Limits};
+    use crate::collector::ingest::{bind, parse_batch, Incoming, Limits, Refusal};
+    use crate::collector::tokens::{token_id, Token};
 
     fn line(run: &str, seq: u64, serial: &str, kind: &str, extra: &str) -> String {
         format!(
@@ -397,20 +517,77 @@ pub mod conformance {
         )
     }
 
+    fn token(secret: &str, host: Option<&str>) -> Token {
+        Token {
+            secret: secret.into(),
+            host: host.map(str::to_string),
+            id: token_id(secret),
+        }
+    }
+
+    /// Parse and bind a batch as the server does.
+    fn batch(lines: &[String], t: &Token) -> Vec<Incoming> {
+        let mut evs = parse_batch(lines.join("\n").as_bytes(), Limits::default()).unwrap();
+        bind(&mut evs, t).unwrap();
+        evs
+    }
+
+    fn refusal(s: &mut dyn Store, evs: &[Incoming]) -> Refusal {
+        match s.insert_group(&[evs]).unwrap().remove(0) {
+            Err(r) => r,
+            Ok(st) => panic!("stored: {st:?}"),
+        }
+    }
+
     pub fn exercise(s: &mut dyn Store) {
+        let t1 = token("token-one-secret", None);
+        let t2 = token("token-two-secret", None);
+        let cert = |id: &str, x: u64| {
+            format!(
+                r#"{{"id":"{id}","x":{x},"run_id":"a","host":{{"serial":"S1"}},"outcome":"wiped"}}"#
+            )
+        };
         let body = [
-            line("a", 0, "S1", "run_started", r##","steps":[],"destructive":false,"after":"stay","agent_version":"0""##),
-            line("a", 1, "S1", "result", r#","data":{"cpu":{"model":"EPYC"},"certificates":[{"id":"c2","x":1},{"id":"c1","x":2}]}"#),
-            line("a", 2, "S1", "result", r#","data":{"events_per_second":{"single":100.0,"all":800}}"#),
-            line("a", 3, "S1", "run_finished", r#","outcome":"failed","exit_status":1,"duration_ms":1500"#),
-        ]
-        .join("\n");
-        let evs = parse_batch(body.as_bytes(), Limits::default()).unwrap();
-        let st = s.insert_group(&[&evs]).unwrap();
-        assert_eq!((st[0].stored, st[0].duplicates), (4, 0));
+            line(
+                "a",
+                0,
+                "S1",
+                "run_started",
+                r##","steps":[],"destructive":false,"after":"stay","agent_version":"0""##,
+            ),
+            line(
+                "a",
+                1,
+                "S1",
+                "result",
+                &format!(
+                    r#","data":{{"cpu":{{"model":"EPYC"}},"certificates":[{},{}]}}"#,
+                    cert("c2", 1),
+                    cert("c1", 2)
+                ),
+            )
+            .replace(r#""step":"bench.cpu""#, r#""step":"wipe""#),
+            line(
+                "a",
+                2,
+                "S1",
+                "result",
+                r#","data":{"events_per_second":{"single":100.0,"all":800}}"#,
+            ),
+            line(
+                "a",
+                3,
+                "S1",
+                "run_finished",
+                r#","outcome":"failed","exit_status":1,"duration_ms":1500"#,
+            ),
+        ];
+        let evs = batch(&body, &t1);
+        let st = s.insert_group(&[&evs]).unwrap().remove(0).unwrap();
+        assert_eq!((st.stored, st.duplicates), (4, 0));
         let st = s.insert_group(&[&evs[1..3], &evs[..1]]).unwrap();
-        assert_eq!((st[0].stored, st[0].duplicates), (0, 2));
-        assert_eq!((st[1].stored, st[1].duplicates), (0, 1));
+        assert_eq!(st[0].as_ref().map(|s| (s.stored, s.duplicates)), Ok((0, 2)));
+        assert_eq!(st[1].as_ref().map(|s| (s.stored, s.duplicates)), Ok((0, 1)));
         let r = s.run("a").unwrap().unwrap();
         assert_eq!((r.events, r.last_seq), (4, 3));
         assert_eq!(r.outcome.as_deref(), Some("failed"));
@@ -431,6 +608,67 @@ pub mod conformance {
         assert_eq!(s.runs(Some("S2"), None, 10).unwrap().len(), 0);
         assert_eq!(s.runs(None, None, 10).unwrap().len(), 1);
         assert!(s.siblings("EPYC", "S1").unwrap().is_empty());
+
+        // A run is bound to the host and the token of its first event.
+        let log = |seq, serial| line("a", seq, serial, "log", r#","level":"info","message":"m""#);
+        let r = refusal(s, &batch(&[log(4, "S1")], &t2));
+        assert!(
+            matches!(&r, Refusal::Forbidden { line: 1, why } if why.contains("another token")),
+            "{r:?}"
+        );
+        let r = refusal(s, &batch(&[log(4, "S1"), log(5, "S9")], &t1));
+        assert!(
+            matches!(&r, Refusal::Forbidden { line: 2, why } if why.contains("belongs to host S1")),
+            "{r:?}"
+        );
+        // A per-host token files under its identity: the run is not its host's.
+        let bound = token("token-bound-secret", Some("52:54:00:00:00:01"));
+        let hijack = line("a", 4, "S1", "log", r#","level":"info","message":"m""#).replace(
+            r#"{"serial":"S1"}"#,
+            r#"{"serial":"S1","boot_mac":"52:54:00:00:00:01"}"#,
+        );
+        let evs = batch(&[hijack], &bound);
+        assert_eq!(evs[0].host_key, "52:54:00:00:00:01");
+        assert!(matches!(refusal(s, &evs), Refusal::Forbidden { .. }));
+        assert_eq!(
+            s.events("a").unwrap().len(),
+            4,
+            "refused batches store nothing"
+        );
+        assert!(host(s, "S9").unwrap().is_none());
+
+        // A replay must be the same content; otherwise the whole batch is
+        // refused, and a batch refused in a group leaves the others stored.
+        let other = line(
+            "a",
+            2,
+            "S1",
+            "result",
+            r#","data":{"events_per_second":{"all":1}}"#,
+        );
+        let good = batch(&[log(4, "S1")], &t1);
+        let bad = batch(&[log(5, "S1"), other], &t1);
+        let st = s.insert_group(&[&bad, &good]).unwrap();
+        assert!(
+            matches!(&st[0], Err(Refusal::Conflict { line: 2, why }) if why.contains("seq 2")),
+            "{st:?}"
+        );
+        assert_eq!(st[1].as_ref().map(|s| s.stored), Ok(1));
+        let evs = s.events("a").unwrap();
+        assert_eq!(evs.len(), 5, "seq 5 of the refused batch not stored");
+        assert_eq!(evs[2]["data"]["events_per_second"]["all"], 800);
+        assert_eq!(s.run("a").unwrap().unwrap().events, 5);
+        // Equal JSON, other spelling: still a duplicate.
+        let respelled = log(4, "S1").replace(
+            r#""level":"info","message":"m""#,
+            r#""message":"m", "level":"info""#,
+        );
+        let st = s
+            .insert_group(&[&batch(&[respelled], &t1)])
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!((st.stored, st.duplicates), (0, 1));
         s.ping().unwrap();
     }
 }

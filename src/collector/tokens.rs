@@ -8,7 +8,10 @@
 //! host=52:54:00:12:34:56 77aa01...
 //! ```
 //!
-//! A per-host token is refused (403) for events of any other host.
+//! A per-host token is refused (403) for events of any other host, and its
+//! events are filed under the identity it is bound to (`ingest::bind`).
+//! Runs remember the token that opened them by `Token::id`, a hash of the
+//! secret, never the secret itself.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -18,6 +21,15 @@ pub struct Token {
     pub secret: String,
     /// `host=` restriction, when given.
     pub host: Option<String>,
+    /// What the store records of this token: the first 16 hex digits of
+    /// the SHA-256 of the secret (stable across reloads and reordering).
+    pub id: String,
+}
+
+/// The identity a token is stored as: never the secret itself.
+pub fn token_id(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,10 +54,12 @@ impl Tokens {
                 [secret] => Token {
                     secret: secret.to_string(),
                     host: None,
+                    id: token_id(secret),
                 },
                 [h, secret] if h.starts_with("host=") && h.len() > 5 => Token {
                     secret: secret.to_string(),
                     host: Some(h[5..].to_string()),
+                    id: token_id(secret),
                 },
                 _ => bail!(
                     "line {}: expected TOKEN or host=<serial|uuid|mac> TOKEN",
@@ -98,6 +112,10 @@ mod tests {
             Some("S1")
         );
         assert!(t.check(Some("Bearer secret-on")).is_none());
+        let id = &t.check(Some("Bearer secret-one")).unwrap().id;
+        assert_eq!(id.len(), 16);
+        assert!(!id.contains("secret"));
+        assert_ne!(id, &t.check(Some("Bearer secret-two")).unwrap().id);
         assert!(t.check(Some("secret-one")).is_none());
         assert!(t.check(None).is_none());
         assert!(Tokens::parse("a b c\n").is_err());

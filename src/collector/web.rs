@@ -3,6 +3,7 @@
 //! model (`/hosts/{key}`), and a run page with its results, certificates
 //! and event timeline (`/runs/{run_id}`). No JavaScript.
 
+use super::cert::{Trust, Verification};
 use super::server::App;
 use super::store::{self, RunRow, Store};
 use axum::extract::{Path as UrlPath, State};
@@ -46,7 +47,7 @@ pub fn url_seg(s: &str) -> String {
 const CSS: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.success{color:#176f2c;font-weight:bold}.failed,.timed_out,.rejected,.refused{color:#b00020;font-weight:bold}
-.running{color:#8a6d00}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
+.running{color:#8a6d00}.trusted{color:#176f2c;font-weight:bold}.untrusted{background:#ffe3b0;color:#8a3b00;font-weight:bold}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
 pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}.warning{background:#fff4cc}";
 
 fn page(title: &str, body: &str) -> Html<String> {
@@ -57,9 +58,25 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
+/// The outcomes with a style; the class is only ever one of these (rows
+/// stored before ingest checked outcomes may hold anything).
+const OUTCOME_CLASSES: &[&str] = &[
+    "success",
+    "failed",
+    "timed_out",
+    "refused",
+    "rejected",
+    "running",
+];
+
 fn outcome_cell(r: &RunRow) -> String {
     let o = r.outcome.as_deref().unwrap_or("running");
-    format!("<td class=\"outcome {o}\">{}</td>", esc(o))
+    let class = if OUTCOME_CLASSES.contains(&o) {
+        o
+    } else {
+        "unknown"
+    };
+    format!("<td class=\"outcome {class}\">{}</td>", esc(o))
 }
 
 fn duration(r: &RunRow) -> String {
@@ -145,13 +162,17 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
             Ok((hosts, runs))
         })
         .await;
-    let (hosts, runs) = match res {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    match res {
+        Ok((hosts, runs)) => render_index(&hosts, &runs).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/`: the hosts and the recent runs.
+pub fn render_index(hosts: &[store::HostRow], runs: &[(RunRow, String)]) -> Html<String> {
     let mut s = format!("<h2>Hosts ({})</h2>\n", hosts.len());
     s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
-    for h in &hosts {
+    for h in hosts {
         let _ = writeln!(
             s,
             "<tr><td><a href=\"/hosts/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -166,8 +187,8 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
         );
     }
     s.push_str("</table>\n<h2>Recent runs</h2>\n");
-    s.push_str(&runs_table(&runs, true));
-    page("Hosts and recent runs", &s).into_response()
+    s.push_str(&runs_table(runs, true));
+    page("Hosts and recent runs", &s)
 }
 
 /// Whether a bigger value of this figure is better (rates, scores) or
@@ -192,11 +213,19 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
             Ok(Some((h, cmp, runs)))
         })
         .await;
-    let (h, cmp, runs) = match res {
-        Ok(Some(v)) => v,
-        Ok(None) => return (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
-        Err(r) => return r,
-    };
+    match res {
+        Ok(Some((h, cmp, runs))) => render_host(&h, &cmp, &runs).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/hosts/{key}`: a host, its bench figures against its siblings, its runs.
+pub fn render_host(
+    h: &store::HostRow,
+    cmp: &[store::Comparison],
+    runs: &[(RunRow, String)],
+) -> Html<String> {
     let mut s = String::from("<table class=\"host\">");
     for (k, v) in [
         ("serial", &h.serial),
@@ -224,7 +253,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         s.push_str("<p>No bench results yet.</p>\n");
     } else {
         s.push_str("<table class=\"compare\"><tr><th>step</th><th>figure</th><th>this host</th><th>median of siblings</th><th>siblings</th><th>vs. median</th></tr>\n");
-        for c in &cmp {
+        for c in cmp {
             let class = match verdict(c) {
                 Some(true) => " class=\"slower\"",
                 Some(false) => " class=\"faster\"",
@@ -246,8 +275,8 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         s.push_str("</table>\n");
     }
     s.push_str("<h2>Runs</h2>\n");
-    s.push_str(&runs_table(&runs, false));
-    page(&format!("Host {}", h.host_key), &s).into_response()
+    s.push_str(&runs_table(runs, false));
+    page(&format!("Host {}", h.host_key), &s)
 }
 
 /// `Some(true)`: worse than the siblings' median by more than the
@@ -273,7 +302,79 @@ pub fn verdict(c: &store::Comparison) -> Option<bool> {
     }
 }
 
+/// The certificates of a run. Trust comes first and only a trusted
+/// signature is green: a valid signature from an unlisted key proves only
+/// that someone with some key signed it.
+pub fn certs_table(certs: &[(String, Verification)]) -> String {
+    if certs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<h2>Erasure certificates</h2>\n");
+    let untrusted = certs
+        .iter()
+        .filter(|(_, v)| v.trust != Trust::Trusted)
+        .count();
+    if untrusted == 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"trusted\" id=\"cert-trust\">All {} certificate(s) signed by a trusted key.</p>",
+            certs.len()
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "<p class=\"untrusted\" id=\"cert-trust\">{untrusted} of {} certificate(s) NOT signed by a trusted key: do not rely on them.</p>",
+            certs.len()
+        );
+    }
+    s.push_str(
+        "<table class=\"certs\"><tr><th>certificate</th><th>trust</th><th>signature</th></tr>\n",
+    );
+    for (id, v) in certs {
+        let key = v.signed_by.as_deref().unwrap_or("-");
+        let source = v
+            .key_source
+            .as_deref()
+            .map(|k| format!("; key source {k}"))
+            .unwrap_or_default();
+        let (class, label, detail) = match v.trust {
+            Trust::Trusted => (
+                "trusted",
+                "TRUSTED",
+                format!(
+                    "signed by {} (key {key}){source}",
+                    v.signer_name.as_deref().unwrap_or("a listed key")
+                ),
+            ),
+            Trust::Untrusted => (
+                "untrusted",
+                "UNTRUSTED",
+                format!(
+                    "the signature matches, but by key {key}{source}: {}",
+                    v.trust_note.as_deref().unwrap_or("not a trusted key")
+                ),
+            ),
+            Trust::Invalid => ("failed", "INVALID", v.error.clone().unwrap_or_default()),
+        };
+        let note = v
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"trust {class}\">{label}</td><td>{}</td></tr>",
+            url_seg(id),
+            esc(id),
+            esc(&format!("{detail}{note}"))
+        );
+    }
+    s.push_str("</table>\n");
+    s
+}
+
 pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+    let trusted = app.trusted.clone();
     let res = app
         .read(move |c| {
             let Some(r) = c.run(&run_id)? else {
@@ -284,17 +385,28 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
             let mut certs = Vec::new();
             for id in c.certificate_ids(&run_id)? {
                 if let Some((_, body)) = c.certificate(&id)? {
-                    certs.push((id, super::cert::verify(&body)));
+                    certs.push((id, super::cert::verify(&body, trusted.as_deref())));
                 }
             }
             Ok(Some((r, events, results, certs)))
         })
         .await;
-    let (r, events, results, certs) = match res {
-        Ok(Some(v)) => v,
-        Ok(None) => return (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
-        Err(resp) => return resp,
-    };
+    match res {
+        Ok(Some((r, events, results, certs))) => {
+            render_run(&r, &events, &results, &certs).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// `/runs/{run_id}`: a run, its certificates, results and timeline.
+pub fn render_run(
+    r: &RunRow,
+    events: &[serde_json::Value],
+    results: &[store::ResultRow],
+    certs: &[(String, Verification)],
+) -> Html<String> {
     let mut s = String::from("<table class=\"run\">");
     let _ = write!(
         s,
@@ -306,9 +418,9 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         url_seg(&r.host_key),
         esc(&r.host_key),
         esc(r.task.as_deref().unwrap_or("-")),
-        outcome_cell(&r),
+        outcome_cell(r),
         r.exit_status.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-        duration(&r),
+        duration(r),
         esc(r.started.as_deref().unwrap_or("-")),
         esc(r.finished.as_deref().unwrap_or("-")),
         r.events,
@@ -322,29 +434,12 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         );
     }
     s.push_str("</table>\n");
-    if !certs.is_empty() {
-        s.push_str("<h2>Erasure certificates</h2>\n<table class=\"certs\"><tr><th>certificate</th><th>signature</th></tr>\n");
-        for (id, v) in &certs {
-            let _ = writeln!(
-                s,
-                "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"{}\">{}</td></tr>",
-                url_seg(id),
-                esc(id),
-                if v.valid { "success" } else { "failed" },
-                if v.valid {
-                    "valid".to_string()
-                } else {
-                    esc(&format!("INVALID: {}", v.error.as_deref().unwrap_or("")))
-                }
-            );
-        }
-        s.push_str("</table>\n");
-    }
+    s.push_str(&certs_table(certs));
     s.push_str("<h2>Results</h2>\n");
     if results.is_empty() {
         s.push_str("<p>No results.</p>\n");
     }
-    for res in &results {
+    for res in results {
         let _ = writeln!(
             s,
             "<h3>{}</h3><pre class=\"result\">{}</pre>",
@@ -353,7 +448,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         );
     }
     s.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
-    for ev in &events {
+    for ev in events {
         let kind = ev["type"].as_str().unwrap_or("?");
         let what = serde_json::from_value::<crate::events::Event>(ev.clone())
             .map(|e| crate::sinks::describe(&e))
@@ -365,7 +460,7 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         let _ = writeln!(
             s,
             "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ev["seq"],
+            esc(&ev["seq"].to_string()),
             esc(ev["ts"].as_str().unwrap_or("")),
             esc(ev["step"].as_str().unwrap_or("")),
             esc(kind),
@@ -381,7 +476,6 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
         ),
         &s,
     )
-    .into_response()
 }
 
 #[cfg(test)]
@@ -410,5 +504,168 @@ mod tests {
         assert_eq!(verdict(&c("events_per_second.all", 0.95)), None);
         assert_eq!(verdict(&c("latency_us.p99", 1.5)), Some(true));
         assert_eq!(verdict(&c("latency_us.p99", 0.5)), Some(false));
+    }
+
+    /// Every attribute of every tag as (tag, name, value); panics unless
+    /// each is `name="value"` with no `"`, `<` or `>` inside the value.
+    fn attributes(html: &str) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let b = html.as_bytes();
+        let mut i = 0;
+        while let Some(off) = html[i..].find('<') {
+            i += off + 1;
+            if matches!(b.get(i), Some(b'!' | b'/')) {
+                i += html[i..].find('>').expect("tag closed");
+                continue;
+            }
+            let start = i;
+            while b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let tag = html[start..i].to_string();
+            assert!(
+                !tag.is_empty(),
+                "a bare '<' in markup at {start}: {}",
+                &html[start - 1..]
+            );
+            loop {
+                while b[i] == b' ' {
+                    i += 1;
+                }
+                if b[i] == b'>' {
+                    break;
+                }
+                let n = i;
+                while b[i].is_ascii_lowercase() || b[i] == b'-' {
+                    i += 1;
+                }
+                let name = html[n..i].to_string();
+                assert!(
+                    !name.is_empty() && &html[i..i + 2] == "=\"",
+                    "<{tag}: not name=\"value\" at {}",
+                    &html[n..(n + 60).min(html.len())]
+                );
+                i += 2;
+                let end = i + html[i..].find('"').unwrap();
+                let value = html[i..end].to_string();
+                assert!(!value.contains(['<', '>']), "<{tag} {name}={value:?}");
+                out.push((tag.clone(), name, value));
+                i = end + 1;
+                assert!(
+                    matches!(b[i], b' ' | b'>'),
+                    "<{tag}: junk after an attribute: {}",
+                    &html[i..(i + 60).min(html.len())]
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hostile_strings_are_escaped_on_every_page() {
+        let h = r#"x" onmouseover="alert(1)" y='<script>alert(2)</script>&amp;"#;
+        let some = || Some(h.to_string());
+        let host = store::HostRow {
+            host_key: h.into(),
+            serial: some(),
+            uuid: some(),
+            boot_mac: some(),
+            hostname: some(),
+            cpu_model: some(),
+            first_seen: h.into(),
+            last_seen: h.into(),
+            runs: 1,
+        };
+        // Outcome as a row stored before ingest checked it could hold.
+        let run = RunRow {
+            run_id: h.into(),
+            host_key: h.into(),
+            task: some(),
+            started: some(),
+            finished: some(),
+            outcome: some(),
+            exit_status: Some(1),
+            duration_ms: Some(5),
+            error: some(),
+            events: 1,
+            last_seq: 0,
+            first_ts: h.into(),
+        };
+        let results = vec![store::ResultRow {
+            seq: 1,
+            step: Some(format!("bench{h}")),
+            data: serde_json::json!({ h: 1.5, "x": h }),
+        }];
+        let events = vec![
+            serde_json::json!({"v":1,"run_id":h,"seq":0,"ts":h,"host":{"serial":h},"task":h,"step":h,"type":"warning","message":h}),
+            serde_json::json!({"seq":h,"ts":h,"step":h,"type":h}),
+        ];
+        let verification = |trust| Verification {
+            valid: trust != Trust::Invalid,
+            trust,
+            signed_by: some(),
+            key_id: some(),
+            key_source: some(),
+            signer_name: some(),
+            trust_note: some(),
+            note: some(),
+            error: some(),
+        };
+        let certs = vec![
+            (h.to_string(), verification(Trust::Trusted)),
+            (h.to_string(), verification(Trust::Untrusted)),
+            (h.to_string(), verification(Trust::Invalid)),
+        ];
+        let cmp = vec![store::Comparison {
+            step: h.into(),
+            figure: h.into(),
+            value: 1.0,
+            median: Some(2.0),
+            siblings: 1,
+            ratio: Some(0.5),
+        }];
+        let runs = vec![(run.clone(), key_figures(&results))];
+        let pages = [
+            render_index(std::slice::from_ref(&host), &runs).0,
+            render_host(&host, &cmp, &runs).0,
+            render_run(&run, &events, &results, &certs).0,
+        ];
+        for html in &pages {
+            assert!(
+                !html.contains("<script") && !html.contains("onmouseover=\""),
+                "{html}"
+            );
+            let attrs = attributes(html);
+            assert!(attrs.len() > 5, "{attrs:?}");
+            for (tag, name, value) in attrs {
+                match name.as_str() {
+                    "class" => assert!(
+                        value
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b" _".contains(&b)),
+                        "<{tag} class={value:?}"
+                    ),
+                    "href" => assert!(
+                        value.starts_with('/')
+                            && value
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~".contains(&b)),
+                        "<{tag} href={value:?}"
+                    ),
+                    "id" | "lang" | "charset" => {
+                        assert!(value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                    }
+                    other => panic!("<{tag}: unexpected attribute {other}={value:?}"),
+                }
+            }
+        }
+        // The hostile outcome is shown, as text, with a neutral class.
+        assert!(
+            pages[2].contains("<td class=\"outcome unknown\">x&quot; onmouseover="),
+            "{}",
+            pages[2]
+        );
     }
 }

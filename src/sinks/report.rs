@@ -392,8 +392,9 @@ enum Sent {
     Ok,
     /// Worth retrying later (network, 5xx, 401/403, 429).
     Retry(String),
-    /// The collector refused this batch's content (400, 413): split it, or
-    /// drop a single offending line.
+    /// The collector refused this batch's content (400, 413, 422, or 409:
+    /// a `(run_id, seq)` it holds with another content): split it, or drop
+    /// a single offending line.
     Rejected(String),
 }
 
@@ -581,7 +582,7 @@ impl Sender {
                     .collect();
                 let why = format!("{} answered {code}: {}", self.cfg.events_url(), text.trim());
                 match code {
-                    400 | 413 | 422 => Sent::Rejected(why),
+                    400 | 409 | 413 | 422 => Sent::Rejected(why),
                     _ => Sent::Retry(why),
                 }
             }
