@@ -185,6 +185,11 @@ impl Bus {
         self.task.as_deref()
     }
 
+    /// The host every event of this bus names.
+    pub fn host(&self) -> &HostId {
+        &self.host
+    }
+
     /// Emit one event. Sequence numbers start at 0 and increase by one.
     pub fn emit(&self, step: Option<&str>, body: Body) -> Event {
         // Secrets never reach a sink, whatever a module put in its text.
@@ -274,6 +279,10 @@ impl StepEvents {
     }
     pub fn run_id(&self) -> &str {
         self.bus.run_id()
+    }
+
+    pub fn host(&self) -> &HostId {
+        self.bus.host()
     }
 }
 
