@@ -209,6 +209,35 @@ fn plan_names_every_skip_reason() {
         let got = reasons(&p, dev);
         assert!(got.contains(why), "{dev}: want {why:?}, got {got}");
     }
+    // Operator choices and non-disks are policy skips; the rest would
+    // fail a wipe task.
+    let class = |dev: &str| -> String {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| s["class"].as_str().unwrap_or("none").to_string())
+            .unwrap_or_default()
+    };
+    for dev in [
+        "/dev/sdb",
+        "/dev/sde",
+        "/dev/sdf",
+        "/dev/dm-0",
+        "/dev/loop0",
+    ] {
+        assert_eq!(class(dev), "policy", "{dev}");
+    }
+    for dev in [
+        "/dev/sda",
+        "/dev/sdc",
+        "/dev/nvme0n1",
+        "/dev/nvme1n1",
+        "/dev/sdd",
+    ] {
+        assert_eq!(class(dev), "blocking", "{dev}");
+    }
     let erase: Vec<&str> = p["erase"]
         .as_array()
         .unwrap()
@@ -273,6 +302,7 @@ fn plan_names_every_skip_reason() {
         reasons(&p, "/dev/nvme2n1").contains("not an ATA/SCSI disk"),
         "{p}"
     );
+    assert_eq!(p["skipped"][0]["class"], "blocking", "{p}");
 }
 
 #[test]

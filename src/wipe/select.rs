@@ -1,6 +1,9 @@
 //! Which disks a wipe may touch. Reads /sys/block, mountinfo, /proc/swaps
 //! and the command line through `root`, and gives every device either a
-//! place in the plan or the list of reasons it is skipped. Pure reads: this
+//! place in the plan or the list of reasons it is skipped, each skip
+//! classed as policy (not a target: excluded, live medium, USB, not a
+//! disk) or blocking (a disk that should be erased and cannot be:
+//! read-only, mounted, held, ...; fails a wipe task). Pure reads: this
 //! file never opens a device.
 
 use crate::host::read_attr;
@@ -108,6 +111,21 @@ pub struct Request {
 }
 
 impl Request {
+    /// Exclusions and USB from `speediso.wipe.*`.
+    pub fn with_options(mut self, o: &crate::plan::Options) -> Request {
+        self.exclude = o
+            .get("wipe.exclude")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.usb = o.flag("wipe.usb");
+        self
+    }
+
     /// Fill the environment-driven fields the way production does.
     pub fn with_env(mut self) -> Request {
         self.test_allow = std::env::var(TEST_ALLOW_ENV).ok().map(|v| {
@@ -122,6 +140,23 @@ impl Request {
     }
 }
 
+/// Whether a skip is a choice or a failure to do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipClass {
+    /// Not a target: excluded by the operator, the live medium, USB when
+    /// not asked for, remote storage, not a disk at all, outside the test
+    /// restriction.
+    Policy,
+    /// A disk that should have been erased and cannot be (read-only,
+    /// mounted, swap, held, the method cannot handle it, ...). A wipe task
+    /// with one fails, after erasing the rest.
+    Blocking,
+}
+
+/// One reason a device is skipped, with its class.
+pub type Reason = (SkipClass, String);
+
 /// One device the wipe will not touch, and every reason why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skipped {
@@ -130,6 +165,29 @@ pub struct Skipped {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<Disk>,
     pub reasons: Vec<String>,
+    /// `policy` when any reason is a policy one (the device is no target
+    /// anyway), else `blocking`.
+    pub class: SkipClass,
+}
+
+impl Skipped {
+    pub fn new(device: String, disk: Option<Disk>, reasons: Vec<Reason>) -> Skipped {
+        let class = if reasons.iter().any(|(c, _)| *c == SkipClass::Policy) {
+            SkipClass::Policy
+        } else {
+            SkipClass::Blocking
+        };
+        Skipped {
+            device,
+            disk,
+            reasons: reasons.into_iter().map(|(_, r)| r).collect(),
+            class,
+        }
+    }
+
+    pub fn is_blocking(&self) -> bool {
+        self.class == SkipClass::Blocking
+    }
 }
 
 /// The result of selection: disks that may be erased, and the rest.
@@ -165,8 +223,9 @@ struct SysState {
     part_of: BTreeMap<String, String>,
     /// `major:minor` → disk or partition name.
     by_devno: BTreeMap<String, String>,
-    /// Disk name → reasons found by scanning mounts, swaps, cmdline.
-    found: BTreeMap<String, BTreeSet<String>>,
+    /// Disk name → reasons found by scanning mounts, swaps, holders,
+    /// cmdline.
+    found: BTreeMap<String, BTreeSet<Reason>>,
 }
 
 fn read_trim(p: &Path) -> Option<String> {
@@ -341,9 +400,9 @@ impl SysState {
         self.part_of.get(name).cloned()
     }
 
-    fn note(&mut self, name: &str, why: String) {
+    fn note(&mut self, name: &str, class: SkipClass, why: String) {
         if let Some(d) = self.disk_of(name) {
-            self.found.entry(d).or_default().insert(why);
+            self.found.entry(d).or_default().insert((class, why));
         }
     }
 
@@ -371,9 +430,13 @@ impl SysState {
             } else {
                 format!("partition {name} mounted at {}", m.mountpoint)
             };
-            self.note(&name, what);
+            self.note(&name, SkipClass::Blocking, what);
             if m.mountpoint == "/run/initramfs/live" {
-                self.note(&name, "live medium (mounted at /run/initramfs/live)".into());
+                self.note(
+                    &name,
+                    SkipClass::Policy,
+                    "live medium (mounted at /run/initramfs/live)".into(),
+                );
             }
         }
         if let Ok(t) = std::fs::read_to_string(root.join("proc/swaps")) {
@@ -381,14 +444,14 @@ impl SysState {
                 if let Some(src) = l.split_whitespace().next() {
                     if src.starts_with("/dev/") {
                         let n = dev_name(root, src);
-                        self.note(&n, format!("swap ({src})"));
+                        self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
                     }
                 }
             }
         }
         // Holders: dm, md, LVM and bcache sit on top of the disk or one of
         // its partitions.
-        let holder_notes: Vec<(String, String)> = self
+        let holder_notes: Vec<(String, SkipClass, String)> = self
             .disks
             .values()
             .flat_map(|d| {
@@ -410,6 +473,7 @@ impl SysState {
                         hs.sort();
                         v.push((
                             d.name.clone(),
+                            SkipClass::Blocking,
                             format!("{who} is held by {}", hs.join(", ")),
                         ));
                     }
@@ -417,8 +481,8 @@ impl SysState {
                 v
             })
             .collect();
-        for (d, why) in holder_notes {
-            self.note(&d, why);
+        for (d, class, why) in holder_notes {
+            self.note(&d, class, why);
         }
         // The live medium named by root= (live:CDLABEL=, UUID=, /dev/...).
         if let Ok(c) = crate::cmdline::read(root) {
@@ -427,7 +491,11 @@ impl SysState {
                 .and_then(|p| p.value.clone())
             {
                 if let Some(n) = resolve_root_arg(root, &v) {
-                    self.note(&n, format!("live medium or root file system (root={v})"));
+                    self.note(
+                        &n,
+                        SkipClass::Policy,
+                        format!("live medium or root file system (root={v})"),
+                    );
                 }
             }
         }
@@ -449,7 +517,11 @@ impl SysState {
             if let Some(m) = best {
                 if let Some(n) = self.by_devno.get(&m.devno).cloned() {
                     if n != lo {
-                        self.note(&n, format!("holds the backing file of /dev/{lo} ({file})"));
+                        self.note(
+                            &n,
+                            SkipClass::Blocking,
+                            format!("holds the backing file of /dev/{lo} ({file})"),
+                        );
                     }
                 }
             }
@@ -513,39 +585,56 @@ pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
     ex.starts_with("/dev/") && dev_name(root, ex) == d.name
 }
 
-/// Every reason `d` must not be erased, given what was scanned.
-fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path) -> Vec<String> {
-    let mut r = Vec::new();
+/// Every reason `d` must not be erased, given what was scanned. `named`:
+/// the operator named it (`--device`), or the test restriction lists it.
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool) -> Vec<Reason> {
+    use SkipClass::{Blocking, Policy};
+    let mut r: Vec<Reason> = Vec::new();
     if let Some(allow) = &req.test_allow {
         if !allow.iter().any(|a| dev_name(root, a) == d.name) {
-            r.push(format!("not in {TEST_ALLOW_ENV} (test restriction)"));
+            r.push((
+                Policy,
+                format!("not in {TEST_ALLOW_ENV} (test restriction)"),
+            ));
         }
     }
     if d.transport == Transport::Other && !d.test_target {
-        r.push("not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into());
+        r.push((Policy, "not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into()));
     }
     if d.transport == Transport::Loop && d.backing_file.is_none() {
-        r.push("loop device without a backing file".into());
+        r.push((Policy, "loop device without a backing file".into()));
     }
     if !d.is_loop() && !d.test_target && !req.real_allowed {
-        r.push(format!(
+        r.push((Blocking, format!(
             "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
-        ));
+        )));
     }
     if d.size_bytes == 0 {
-        r.push("zero size (no medium?)".into());
+        r.push((Blocking, "zero size (no medium?)".into()));
     }
     if d.read_only {
-        r.push("read-only (ro=1)".into());
+        r.push((Blocking, "read-only (ro=1)".into()));
     }
     if d.transport == Transport::Usb && !req.usb {
-        r.push("USB disk (set speediso.wipe.usb=1 to include)".into());
+        r.push((
+            Policy,
+            "USB disk (set speediso.wipe.usb=1 to include)".into(),
+        ));
     }
     if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
-        r.push(format!("excluded by speediso.wipe.exclude ({ex})"));
+        r.push((Policy, format!("excluded by speediso.wipe.exclude ({ex})")));
     }
     if let Some(f) = st.found.get(&d.name) {
         r.extend(f.iter().cloned());
+    }
+    // A loop device nobody named is a file of the running system (the
+    // live image's squashfs, an overlay), not a disk of this machine:
+    // whatever keeps it from being erased is no failure.
+    if d.is_loop() && !named && !r.is_empty() {
+        r.push((
+            Policy,
+            "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
+        ));
     }
     r
 }
@@ -584,19 +673,23 @@ pub fn select(root: &Path, req: &Request) -> Selection {
     for dev in &req.devices {
         let n = dev_name(root, dev);
         if let Some(disk) = st.part_of.get(&n) {
-            sel.skipped.push(Skipped {
-                device: dev.clone(),
-                disk: None,
-                reasons: vec![format!(
-                    "partition {n} of /dev/{disk}, not a whole disk (name the disk)"
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    format!("partition {n} of /dev/{disk}, not a whole disk (name the disk)"),
                 )],
-            });
+            ));
         } else if !st.disks.contains_key(&n) {
-            sel.skipped.push(Skipped {
-                device: dev.clone(),
-                disk: None,
-                reasons: vec!["not a block device listed in /sys/block".into()],
-            });
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    "not a block device listed in /sys/block".into(),
+                )],
+            ));
         } else if !names.iter().any(|(_, x)| *x == n) {
             names.push((dev.clone(), n));
         }
@@ -604,15 +697,16 @@ pub fn select(root: &Path, req: &Request) -> Selection {
     for (shown, n) in names {
         let mut d = st.disks[&n].clone();
         d.test_target = is_test_dm(&d, req, root);
-        let reasons = reasons_for(&d, &st, req, root);
+        let named = req.devices.iter().any(|x| dev_name(root, x) == n)
+            || req
+                .test_allow
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| dev_name(root, x) == n));
+        let reasons = reasons_for(&d, &st, req, root, named);
         if reasons.is_empty() {
             sel.eligible.push(d);
         } else {
-            sel.skipped.push(Skipped {
-                device: shown,
-                disk: Some(d),
-                reasons,
-            });
+            sel.skipped.push(Skipped::new(shown, Some(d), reasons));
         }
     }
     sel
@@ -621,6 +715,21 @@ pub fn select(root: &Path, req: &Request) -> Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_reason_makes_the_skip_a_policy_one() {
+        use SkipClass::{Blocking, Policy};
+        let k = Skipped::new("/dev/x".into(), None, vec![(Blocking, "ro".into())]);
+        assert!(k.is_blocking());
+        let k = Skipped::new(
+            "/dev/x".into(),
+            None,
+            vec![(Blocking, "ro".into()), (Policy, "excluded".into())],
+        );
+        assert_eq!(k.class, Policy);
+        assert_eq!(k.reasons, vec!["ro", "excluded"]);
+        assert_eq!(serde_json::to_value(&k).unwrap()["class"], "policy");
+    }
 
     #[test]
     fn mountinfo_lines() {
