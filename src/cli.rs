@@ -804,7 +804,13 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     }
     .with_options(&options)
     .with_env();
-    let p = wipe::plan(&env.root, &req, &cfg);
+    let p = match wipe::plan(&env.root, &req, &cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
     let show = |p: &wipe::WipePlan| -> Result<()> {
         if a.json {
             println!("{}", serde_json::to_string_pretty(p)?);
@@ -964,7 +970,15 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
         }
     }
     let disk = if cfg.image.is_some() {
-        let disk = match install::resolve_target(&env.root, &cfg.target) {
+        // An exclusion that names no disk rejects the plan, as for wipe.
+        let exclude = crate::wipe::select::Request::default()
+            .with_options(&options)
+            .exclude;
+        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+        let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("speediso: {e:#}");

@@ -572,7 +572,19 @@ fn skips_under_all(dm: bool) {
     };
     let sums: Vec<String> = kept.iter().map(|l| sha(&l.file)).collect();
     let allow = [&*target.dev, &*mounted.dev, &*held.dev, &*excluded.dev];
-    let cmdline = format!("speediso.wipe.exclude=/dev/nothing,{}", excluded.dev);
+    // An exclusion that names no disk rejects the plan.
+    let bad = wipe(
+        &allow,
+        &format!("speediso.wipe.exclude=/dev/nothing,{}", excluded.dev),
+        &["wipe", "--plan", "--all", "--json"],
+    );
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("\"/dev/nothing\" matches no disk"),
+        "{}",
+        bad.stderr()
+    );
+    let cmdline = format!("speediso.wipe.exclude={}", excluded.dev);
     let plan = wipe(
         &allow,
         &cmdline,

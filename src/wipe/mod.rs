@@ -422,12 +422,13 @@ pub struct WipePlan {
     pub blank: bool,
 }
 
-/// Select disks and choose a method for each.
-pub fn plan(root: &Path, req: &Request, cfg: &Config) -> WipePlan {
+/// Select disks and choose a method for each. Fails when an exclusion
+/// names no disk.
+pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let Selection {
         eligible,
         mut skipped,
-    } = select::select(root, req);
+    } = select::select(root, req)?;
     let mut erase = Vec::new();
     for d in eligible {
         let caps = probe(root, &d);
@@ -449,13 +450,13 @@ pub fn plan(root: &Path, req: &Request, cfg: &Config) -> WipePlan {
             )),
         }
     }
-    WipePlan {
+    Ok(WipePlan {
         erase,
         skipped,
         verify: cfg.verify.as_string(),
         passes: cfg.passes,
         blank: cfg.blank,
-    }
+    })
 }
 
 impl WipePlan {
@@ -991,7 +992,7 @@ impl Module for Wipe {
         }
         .with_options(ctx.options)
         .with_env();
-        let p = plan(ctx.root, &req, &cfg);
+        let p = plan(ctx.root, &req, &cfg)?;
         for line in describe_plan(&p).lines() {
             ctx.events.log(line.to_string());
         }
