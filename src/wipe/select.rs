@@ -625,6 +625,12 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool)
     if d.transport == Transport::Other && !d.test_target {
         r.push((Policy, "not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into()));
     }
+    if let Some(user) = emmc_boot_area(d) {
+        r.push((
+            Policy,
+            format!("eMMC hardware boot partition of /dev/{user} (boot firmware, read-only by default; the user area is /dev/{user})"),
+        ));
+    }
     if d.transport == Transport::Loop && d.backing_file.is_none() {
         r.push((Policy, "loop device without a backing file".into()));
     }
@@ -668,6 +674,17 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool)
         ));
     }
     r
+}
+
+/// For an eMMC hardware boot partition (`mmcblk0boot0`), its device's
+/// user area (`mmcblk0`). The kernel lists them in /sys/block with
+/// force_ro set; they hold the boot firmware, not the user's data.
+fn emmc_boot_area(d: &Disk) -> Option<String> {
+    if d.transport != Transport::Mmc {
+        return None;
+    }
+    let (user, part) = d.name.split_once("boot")?;
+    (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| user.to_string())
 }
 
 /// The hint every remote/shared refusal ends with.
@@ -1125,6 +1142,25 @@ mod tests {
         assert_eq!(c("nvme0n1"), vec!["nvme0"]);
         assert_eq!(c("nvme1n1"), vec!["nvme1", "nvme4"]);
         assert_eq!(c("nvme2n1"), vec!["nvme2", "nvme5"]);
+    }
+
+    #[test]
+    fn emmc_boot_partitions_are_no_target() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let mmc = "platform/fe330000.mmc/mmc_host/mmc0/mmc0:0001/block";
+        disk(r, mmc, "mmcblk0", &[]);
+        disk(r, mmc, "mmcblk0boot0", &[("ro", "1\n")]);
+        let s = all(r);
+        assert_eq!(s.eligible.len(), 1);
+        assert_eq!(s.eligible[0].name, "mmcblk0");
+        let k = &s.skipped[0];
+        assert_eq!(k.device, "/dev/mmcblk0boot0");
+        assert_eq!(k.class, SkipClass::Policy, "{:?}", k.reasons);
+        assert!(k
+            .reasons
+            .iter()
+            .any(|x| x.contains("eMMC hardware boot partition of /dev/mmcblk0")));
     }
 
     #[test]
