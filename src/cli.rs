@@ -836,15 +836,17 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     let req = Request {
         devices: a.device.clone(),
         all: a.all,
-        exclude: options
-            .get("wipe.exclude")
-            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
-            .unwrap_or_default(),
-        usb: options.flag("wipe.usb"),
         ..Default::default()
     }
+    .with_options(&options)
     .with_env();
-    let p = wipe::plan(&env.root, &req, &cfg);
+    let p = match wipe::plan(&env.root, &req, &cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
     let show = |p: &wipe::WipePlan| -> Result<()> {
         if a.json {
             println!("{}", serde_json::to_string_pretty(p)?);
@@ -863,6 +865,9 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     if p.erase.is_empty() {
         show(&p)?;
         eprintln!("speediso: no disk is eligible for wiping; nothing erased");
+        if let Some(b) = p.blocking_summary() {
+            eprintln!("speediso: {b}");
+        }
         return Ok(exit::FAILED);
     }
     let unconfirmed: Vec<String> = p
@@ -932,11 +937,21 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
                 }
                 println!("public key ({}): {}", r.key_source, r.public_key);
             }
-            if r.failed.is_empty() {
+            // Named devices (--device) are the only ones in the plan, so
+            // the rule is the task's: a blocking skip fails the run.
+            let mut errors = Vec::new();
+            if !r.failed.is_empty() {
+                eprintln!("speediso: wipe FAILED on: {}", r.failed.join("; "));
+                errors.push(format!("wipe failed on: {}", r.failed.join("; ")));
+            }
+            if let Some(b) = p.blocking_summary() {
+                eprintln!("speediso: wipe FAILED: not erased: {b}");
+                errors.push(format!("not erased: {b}"));
+            }
+            if errors.is_empty() {
                 exit::SUCCESS
             } else {
-                eprintln!("speediso: wipe FAILED on: {}", r.failed.join("; "));
-                error = Some(format!("wipe failed on: {}", r.failed.join("; ")));
+                error = Some(errors.join("; "));
                 exit::FAILED
             }
         }
@@ -991,7 +1006,15 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
         }
     }
     let disk = if cfg.image.is_some() {
-        let disk = match install::resolve_target(&env.root, &cfg.target) {
+        // An exclusion that names no disk rejects the plan, as for wipe.
+        let exclude = crate::wipe::select::Request::default()
+            .with_options(&options)
+            .exclude;
+        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
+            eprintln!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+        let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("speediso: {e:#}");

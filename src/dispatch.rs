@@ -182,6 +182,28 @@ mod tests {
     }
 
     #[test]
+    fn failed_decommission_does_not_power_off() {
+        // A wipe step that fails (a disk it could not erase) fails the
+        // unit; the task's after=poweroff must not happen then.
+        let fake = FakeSystemd::default();
+        *fake.result.lock().unwrap() = Some(JobResult::Failed);
+        let p = plan_for("decommission", "");
+        assert_eq!(p.after, After::Poweroff);
+        let mut said = Vec::new();
+        let rc = start_and_wait(&p, &fake, None, &mut |s| said.push(s));
+        assert_eq!(rc, exit::FAILED);
+        assert_eq!(
+            *fake.started.lock().unwrap(),
+            vec![(
+                "speediso@decommission.service".to_string(),
+                "replace".to_string()
+            )],
+            "no poweroff.target after a failure"
+        );
+        assert!(said.iter().any(|s| s.contains("staying up")), "{said:?}");
+    }
+
+    #[test]
     fn failed_job_stays_up() {
         let fake = FakeSystemd::default();
         *fake.result.lock().unwrap() = Some(JobResult::Failed);

@@ -120,6 +120,11 @@ const KNOWN: &[(&str, Kind, &str)] = &[
     ),
     ("wipe.usb", Kind::Bool, "also wipe USB disks"),
     (
+        "wipe.remote",
+        Kind::Bool,
+        "also wipe remote (FC, iSCSI, NVMe-oF) and shared (multipath, cluster file system) storage",
+    ),
+    (
         "wipe.blank",
         Kind::Bool,
         "overwrite with zeros after a firmware erase",

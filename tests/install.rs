@@ -703,3 +703,92 @@ fn smallest_selects_the_smaller_allowed_disk() {
         "the larger disk is untouched"
     );
 }
+
+/// A disk of `sectors` at `sys/devices/<devpath>/block/<name>` in a fixture
+/// tree, linked from sys/block.
+fn fixture_disk(root: &Path, devpath: &str, name: &str, sectors: u64, files: &[(&str, &str)]) {
+    let real = root.join(format!("sys/devices/{devpath}/block/{name}"));
+    std::fs::create_dir_all(real.join("queue")).unwrap();
+    std::fs::write(real.join("size"), format!("{sectors}\n")).unwrap();
+    std::fs::write(real.join("dev"), "8:0\n").unwrap();
+    for (f, text) in files {
+        let p = real.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    std::fs::create_dir_all(root.join("sys/block")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../devices/{devpath}/block/{name}"),
+        root.join("sys/block").join(name),
+    )
+    .unwrap();
+}
+
+/// Target selection against a fixture tree (`--root`, any user): the
+/// wipe's refusals of remote storage and its exclusions hold for install
+/// too. Without --confirm nothing is written anyway; the refusal names the
+/// disk it would have picked.
+#[test]
+fn targets_honour_remote_refusals_and_wipe_exclusions() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let ata = |n: u32| format!("pci0000:00/0000:00:1f.2/ata{n}/host{n}/target{n}:0:0/{n}:0:0:0");
+    fixture_disk(r, &ata(1), "sda", 16384, &[("device/serial", "BIG\n")]);
+    fixture_disk(r, &ata(2), "sdc", 2048, &[("device/serial", "KEEP\n")]);
+    // The smallest disk of all is an FC LUN.
+    fixture_disk(
+        r,
+        "pci0000:00/0000:00:03.0/0000:05:00.0/host3/rport-3:0-0/target3:0:0/3:0:0:0",
+        "sdb",
+        1024,
+        &[],
+    );
+    let run = |cmdline: &str, target: &str| -> (i32, String) {
+        let o = Command::new(BIN)
+            .args(["--root", r.to_str().unwrap(), "--cmdline", cmdline])
+            .args(["--run-dir"])
+            .arg(r.join("run"))
+            .args(["install", "--image", "file:///nonexistent.raw", "--sha256"])
+            .arg("11".repeat(32))
+            .args(["--target", target, "--json"])
+            .env("SPEEDISO_WIPE_ALLOW_REAL", "1")
+            .env_remove("SPEEDISO_WIPE_TEST_ALLOW")
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    // smallest skips the FC LUN and the excluded disk.
+    let (rc, err) = run("speediso.wipe.exclude=KEEP", "smallest");
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("refusing to write /dev/sda"), "{err}");
+    // Without the exclusion the smaller local disk wins.
+    let (rc, err) = run("", "smallest");
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("refusing to write /dev/sdc"), "{err}");
+    // Named explicitly, each is refused with its reason.
+    let (rc, err) = run("", "/dev/sdb");
+    assert_eq!(rc, 3, "{err}");
+    assert!(
+        err.contains("refusing to write /dev/sdb") && err.contains("Fibre Channel LUN"),
+        "{err}"
+    );
+    let (rc, err) = run("speediso.wipe.exclude=KEEP", "serial=KEEP");
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("no eligible disk matches"), "{err}");
+    assert!(
+        err.contains("excluded by speediso.wipe.exclude (KEEP)"),
+        "{err}"
+    );
+    // The opt-in makes the LUN a candidate again.
+    let (rc, err) = run("speediso.wipe.remote=1", "smallest");
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("refusing to write /dev/sdb"), "{err}");
+    // An exclusion that names no disk rejects the plan.
+    let (rc, err) = run("speediso.wipe.exclude=KEPT", "smallest");
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("\"KEPT\" matches no disk"), "{err}");
+    assert!(err.contains("/dev/sdc (serial KEEP)"), "{err}");
+}

@@ -440,6 +440,67 @@ fn task_module_wipes_and_reports_certificates() {
         .any(|e| e["type"] == "progress" && e["percent"].is_number()));
 }
 
+/// A task-style wipe (every eligible disk) beside a read-only disk: the
+/// writable disk is erased, and the step and the run still fail, naming
+/// the read-only one, so a decommission does not power off with it
+/// untouched.
+#[test]
+fn task_wipe_erases_the_writable_disk_and_fails_on_a_read_only_one() {
+    if !ready(&["losetup", "sha256sum"]) {
+        return;
+    }
+    let rw = Loop::new(8 * MIB, 0);
+    rw.fill_with_markers(8, 11);
+    let ro = Loop::read_only(8 * MIB, 0x5A);
+    let before = sha(&ro.file);
+    let r = wipe(
+        &[&rw.dev, &ro.dev],
+        "speediso.wipe.method=zero speediso.wipe.verify=full",
+        &["run", "wipe", "--confirm", "wipe", "--json"],
+    );
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    assert!(
+        rw.bytes().iter().all(|&x| x == 0),
+        "the writable disk is erased first"
+    );
+    assert_eq!(sha(&ro.file), before, "the read-only disk is untouched");
+    assert_eq!(r.certs().len(), 1);
+    assert_eq!(r.cert_for(&rw.dev)["outcome"], "wiped");
+    let events: Vec<Value> = r
+        .stdout()
+        .lines()
+        .filter_map(|x| serde_json::from_str::<Value>(x).ok())
+        .collect();
+    let step = events
+        .iter()
+        .find(|e| e["type"] == "step_finished")
+        .expect("step_finished");
+    assert_eq!(step["outcome"], "failed");
+    let err = step["error"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("{}: read-only (ro=1)", ro.dev)),
+        "{err}"
+    );
+    let run = events
+        .iter()
+        .find(|e| e["type"] == "run_finished")
+        .expect("run_finished");
+    assert_eq!(run["outcome"], "failed");
+    // The result still carries the erased disk's certificate, and the
+    // skip's class.
+    let result = events
+        .iter()
+        .find(|e| e["type"] == "result")
+        .expect("result");
+    assert_eq!(result["data"]["certificates"].as_array().unwrap().len(), 1);
+    let skipped = result["data"]["skipped"].as_array().unwrap();
+    let s = skipped
+        .iter()
+        .find(|s| s["device"] == ro.dev.as_str())
+        .expect("the read-only disk is listed");
+    assert_eq!(s["class"], "blocking");
+}
+
 fn sha(path: &Path) -> String {
     sh(&["sha256sum", path.to_str().unwrap()])
         .split_whitespace()
@@ -529,7 +590,19 @@ fn skips_under_all(dm: bool) {
     };
     let sums: Vec<String> = kept.iter().map(|l| sha(&l.file)).collect();
     let allow = [&*target.dev, &*mounted.dev, &*held.dev, &*excluded.dev];
-    let cmdline = format!("speediso.wipe.exclude=/dev/nothing,{}", excluded.dev);
+    // An exclusion that names no disk rejects the plan.
+    let bad = wipe(
+        &allow,
+        &format!("speediso.wipe.exclude=/dev/nothing,{}", excluded.dev),
+        &["wipe", "--plan", "--all", "--json"],
+    );
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("\"/dev/nothing\" matches no disk"),
+        "{}",
+        bad.stderr()
+    );
+    let cmdline = format!("speediso.wipe.exclude={}", excluded.dev);
     let plan = wipe(
         &allow,
         &cmdline,
@@ -581,10 +654,35 @@ fn skips_under_all(dm: bool) {
         .to_string()
         .contains("SPEEDISO_WIPE_TEST_ALLOW")));
 
+    // The mounted (and the held) disk is a blocking skip; the excluded one
+    // is the operator's choice.
+    let class = |dev: &str| -> Value {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| s["class"].clone())
+            .unwrap()
+    };
+    assert_eq!(class(&mounted.dev), "blocking");
+    assert_eq!(class(&excluded.dev), "policy");
+    if dm {
+        assert_eq!(class(&held.dev), "blocking");
+    }
+
     let mut args = vec!["wipe", "--all", "--method", "zero", "--confirm"];
     args.extend(confirm.iter().copied());
     let r = wipe(&allow, &cmdline, &args);
-    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    // With --all, as in the task: the eligible disks are erased, and the
+    // run fails because the mounted one could not be.
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    assert!(
+        r.stderr().contains(&format!("{}: mounted at", mounted.dev)),
+        "{}",
+        r.stderr()
+    );
+    assert!(!r.stderr().contains(&excluded.dev), "{}", r.stderr());
     assert!(target.bytes().iter().all(|&x| x == 0));
     sh(&["sync"]);
     let after: Vec<String> = kept.iter().map(|l| sha(&l.file)).collect();

@@ -209,6 +209,35 @@ fn plan_names_every_skip_reason() {
         let got = reasons(&p, dev);
         assert!(got.contains(why), "{dev}: want {why:?}, got {got}");
     }
+    // Operator choices and non-disks are policy skips; the rest would
+    // fail a wipe task.
+    let class = |dev: &str| -> String {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| s["class"].as_str().unwrap_or("none").to_string())
+            .unwrap_or_default()
+    };
+    for dev in [
+        "/dev/sdb",
+        "/dev/sde",
+        "/dev/sdf",
+        "/dev/dm-0",
+        "/dev/loop0",
+    ] {
+        assert_eq!(class(dev), "policy", "{dev}");
+    }
+    for dev in [
+        "/dev/sda",
+        "/dev/sdc",
+        "/dev/nvme0n1",
+        "/dev/nvme1n1",
+        "/dev/sdd",
+    ] {
+        assert_eq!(class(dev), "blocking", "{dev}");
+    }
     let erase: Vec<&str> = p["erase"]
         .as_array()
         .unwrap()
@@ -273,6 +302,7 @@ fn plan_names_every_skip_reason() {
         reasons(&p, "/dev/nvme2n1").contains("not an ATA/SCSI disk"),
         "{p}"
     );
+    assert_eq!(p["skipped"][0]["class"], "blocking", "{p}");
 }
 
 #[test]
@@ -341,4 +371,317 @@ fn real_disks_need_the_live_image_or_the_vm_switch() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `wipe --plan` with a fixture root and extra kernel options.
+fn plan_run(root: &Path, cmdline: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["--root", root.to_str().unwrap(), "--cmdline", cmdline])
+        .args(["wipe", "--plan"])
+        .args(args)
+        .env("SPEEDISO_WIPE_ALLOW_REAL", "1")
+        .env_remove("SPEEDISO_WIPE_TEST_ALLOW")
+        .output()
+        .unwrap()
+}
+
+/// A sparse `sectors`-sector /dev file under the fixture root with `bytes`
+/// written at each offset (what the signature probe reads).
+fn dev_image(root: &Path, name: &str, sectors: u64, at: &[(u64, &[u8])]) {
+    use std::os::unix::fs::FileExt;
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    let f = std::fs::File::create(root.join("dev").join(name)).unwrap();
+    f.set_len(sectors * 512).unwrap();
+    for (off, b) in at {
+        f.write_all_at(b, *off).unwrap();
+    }
+}
+
+/// Remote, shared, cluster and local disks side by side.
+fn remote_and_shared_tree(r: &Path) {
+    let local = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0";
+    disk(
+        r,
+        local,
+        "sda",
+        "8:0",
+        8192,
+        &[("device/vpd_pg80", &vpd80("SERA"))],
+    );
+    // FC: the LUN sits below the HBA's remote port.
+    disk(
+        r,
+        "pci0000:00/0000:00:03.0/0000:05:00.0/host3/rport-3:0-0/target3:0:0/3:0:0:0",
+        "sdb",
+        "8:16",
+        8192,
+        &[],
+    );
+    // iSCSI: below the session.
+    disk(
+        r,
+        "platform/host4/session1/target4:0:0/4:0:0:0",
+        "sdc",
+        "8:32",
+        8192,
+        &[],
+    );
+    w(
+        r,
+        "sys/class/iscsi_session/session1/targetname",
+        "iqn.2001-05.com.example:array.lun1\n",
+    );
+    // Two paths (two SAS ports) to one LUN: the same WWID twice.
+    for (i, n, devno) in [(5, "sdd", "8:48"), (6, "sde", "8:64")] {
+        disk(
+            r,
+            &format!("pci0000:00/0000:00:02.0/0000:03:00.0/host{i}/port-{i}:0/end_device-{i}:0/target{i}:0:0/{i}:0:0:0"),
+            n,
+            devno,
+            8192,
+            &[("device/wwid", "naa.5000c500a1b2c3d4\n")],
+        );
+    }
+    // VMFS datastore, Ceph BlueStore OSD, GPFS NSD partition type.
+    for (i, n, devno) in [(1, "sdf", "8:80"), (2, "sdg", "8:96"), (3, "sdj", "8:144")] {
+        disk(
+            r,
+            &format!(
+                "pci0000:00/0000:00:1f.2/ata{}/host1{i}/target1{i}:0:0/1{i}:0:0:0",
+                i + 1
+            ),
+            n,
+            devno,
+            8192,
+            &[],
+        );
+    }
+    dev_image(r, "sdf", 8192, &[(2 << 20, &0x2fab_f15eu32.to_le_bytes())]);
+    dev_image(
+        r,
+        "sdg",
+        8192,
+        &[(
+            0,
+            b"bluestore block device\n0a1b2c3d-0000-4000-8000-00000000c0de\n",
+        )],
+    );
+    let mut gpt = vec![0u8; 92];
+    gpt[..8].copy_from_slice(b"EFI PART");
+    gpt[72..80].copy_from_slice(&2u64.to_le_bytes());
+    gpt[80..84].copy_from_slice(&1u32.to_le_bytes());
+    gpt[84..88].copy_from_slice(&128u32.to_le_bytes());
+    // 37AFFC90-EF7D-4E96-91C3-2D7AE055B174, the first three fields little-endian.
+    let mut entry = vec![
+        0x90, 0xfc, 0xaf, 0x37, 0x7d, 0xef, 0x96, 0x4e, 0x91, 0xc3, 0x2d, 0x7a, 0xe0, 0x55, 0xb1,
+        0x74,
+    ];
+    entry.extend([0x11; 16]);
+    entry.extend(2048u64.to_le_bytes());
+    dev_image(r, "sdj", 8192, &[(512, &gpt), (1024, &entry)]);
+    // Read-only and excluded local disks.
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata5/host15/target15:0:0/15:0:0:0",
+        "sdh",
+        "8:112",
+        8192,
+        &[("ro", "1\n")],
+    );
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata6/host16/target16:0:0/16:0:0:0",
+        "sdi",
+        "8:128",
+        8192,
+        &[("device/vpd_pg80", &vpd80("SERI"))],
+    );
+    // NVMe over TCP: the namespace's controller says transport=tcp.
+    let c1 = "virtual/nvme-fabrics/ctl/nvme1";
+    disk(r, c1, "nvme1n1", "259:1", 8192, &[]);
+    std::os::unix::fs::symlink(
+        "../..",
+        r.join(format!("sys/devices/{c1}/block/nvme1n1/device")),
+    )
+    .unwrap();
+    w(r, &format!("sys/devices/{c1}/transport"), "tcp\n");
+    w(
+        r,
+        &format!("sys/devices/{c1}/subsysnqn"),
+        "nqn.2014-08.org.example:array1\n",
+    );
+    std::fs::create_dir_all(r.join("sys/class/nvme")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../devices/{c1}"),
+        r.join("sys/class/nvme/nvme1"),
+    )
+    .unwrap();
+    // A native-multipath namespace head with paths through two controllers.
+    disk(
+        r,
+        "virtual/nvme-subsystem/nvme-subsys2",
+        "nvme2n1",
+        "259:2",
+        8192,
+        &[("multipath/nvme2c2n1", ""), ("multipath/nvme2c3n1", "")],
+    );
+    // A local PCIe NVMe namespace.
+    let c4 = "pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme4";
+    disk(r, c4, "nvme4n1", "259:4", 8192, &[]);
+    std::os::unix::fs::symlink(
+        "../..",
+        r.join(format!("sys/devices/{c4}/block/nvme4n1/device")),
+    )
+    .unwrap();
+    w(r, &format!("sys/devices/{c4}/transport"), "pcie\n");
+    w(r, &format!("sys/devices/{c4}/serial"), "NV4\n");
+    // A path held by a dm-multipath map.
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata7/host17/target17:0:0/17:0:0:0",
+        "sdk",
+        "8:160",
+        8192,
+        &[("holders/dm-1", "")],
+    );
+    disk(
+        r,
+        "virtual",
+        "dm-1",
+        "253:1",
+        8192,
+        &[("dm/uuid", "mpath-3600a098038303053453f463045727a51\n")],
+    );
+    // A read-only loop device with a file behind it (the live image's
+    // squashfs, say): not a disk of this machine.
+    disk(
+        r,
+        "virtual",
+        "loop5",
+        "7:5",
+        8192,
+        &[
+            (
+                "loop/backing_file",
+                "/run/initramfs/live/LiveOS/squashfs.img\n",
+            ),
+            ("ro", "1\n"),
+        ],
+    );
+    w(
+        r,
+        "proc/self/mountinfo",
+        "22 1 0:30 / / rw - overlay overlay rw\n",
+    );
+}
+
+#[test]
+fn plan_refuses_remote_and_shared_storage_and_classes_every_skip() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    remote_and_shared_tree(r);
+    let o = plan_run(r, "speediso.wipe.exclude=SERI", &["--all", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let skip = |dev: &str| -> (String, String) {
+        p["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["device"] == dev)
+            .map(|s| {
+                (
+                    s["class"].as_str().unwrap().to_string(),
+                    s["reasons"].to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{dev} not skipped: {p}"))
+    };
+    let want = [
+        ("/dev/sdb", "policy", "Fibre Channel LUN (remote port rport-3:0-0"),
+        ("/dev/sdc", "policy", "iSCSI LUN (session1, target iqn.2001-05.com.example:array.lun1)"),
+        ("/dev/nvme1n1", "policy", "NVMe over Fabrics (controller nvme1 transport=tcp, subsystem nqn.2014-08.org.example:array1)"),
+        ("/dev/nvme2n1", "blocking", "reachable through 2 controllers (nvme2, nvme3)"),
+        ("/dev/sdd", "blocking", "one of 2 paths to the same LUN (wwid naa.5000c500a1b2c3d4: /dev/sdd, /dev/sde)"),
+        ("/dev/sde", "blocking", "one of 2 paths"),
+        ("/dev/sdf", "blocking", "/dev/sdf carries VMFS (VMFS file system magic 0x2fabf15e at 2 MiB)"),
+        ("/dev/sdg", "blocking", "/dev/sdg carries ceph_bluestore"),
+        ("/dev/sdj", "blocking", "partition 1 of /dev/sdj has GPT type 37affc90-ef7d-4e96-91c3-2d7ae055b174 (IBM GPFS"),
+        ("/dev/sdh", "blocking", "read-only"),
+        ("/dev/sdi", "policy", "excluded by speediso.wipe.exclude (SERI)"),
+        ("/dev/loop5", "policy", "loop device not named"),
+        ("/dev/sdk", "blocking", "a path of dm-multipath device dm-1 (dm uuid mpath-3600a098038303053453f463045727a51)"),
+    ];
+    for (dev, class, why) in want {
+        let (c, reasons) = skip(dev);
+        assert_eq!(c, class, "{dev}: {reasons}");
+        assert!(reasons.contains(why), "{dev}: want {why:?}, got {reasons}");
+    }
+    for dev in ["/dev/sdb", "/dev/sdf", "/dev/nvme2n1"] {
+        assert!(skip(dev).1.contains("speediso.wipe.remote=1"), "{dev}");
+    }
+    let erase = |p: &Value| -> Vec<String> {
+        let mut v: Vec<String> = p["erase"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["disk"]["path"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(erase(&p), vec!["/dev/nvme4n1", "/dev/sda"]);
+
+    // The human plan says the run will fail, and because of which disks.
+    let o = plan_run(r, "speediso.wipe.exclude=SERI", &["--all"]);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let fail = text
+        .find("the run will FAIL")
+        .unwrap_or_else(|| panic!("{text}"));
+    let sdh = text.find("/dev/sdh").unwrap();
+    let policy = text.find("skipped (not targets)").unwrap();
+    let sdb = text.find("/dev/sdb").unwrap();
+    assert!(fail < sdh && sdh < policy && policy < sdb, "{text}");
+
+    // Named explicitly, a loop device is a target like any disk.
+    let o = plan_run(r, "", &["--device", "/dev/loop5", "--json"]);
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["skipped"][0]["class"], "blocking", "{p}");
+
+    // The operator's opt-in lifts the remote and shared refusals only.
+    let o = plan_run(
+        r,
+        "speediso.wipe.exclude=SERI speediso.wipe.remote=1",
+        &["--all", "--json"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut want: Vec<String> = [
+        "sda", "sdb", "sdc", "sdd", "sde", "sdf", "sdg", "sdj", "nvme1n1", "nvme2n1", "nvme4n1",
+    ]
+    .iter()
+    .map(|n| format!("/dev/{n}"))
+    .collect();
+    want.sort();
+    assert_eq!(erase(&p), want);
+}
+
+#[test]
+fn an_exclusion_that_names_no_disk_rejects_the_plan() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    remote_and_shared_tree(r);
+    let o = plan_run(
+        r,
+        "speediso.wipe.exclude=SERI,SERX,/dev/sdz",
+        &["--all", "--json"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty(), "no plan is printed");
+    assert!(err.contains(r#""SERX", "/dev/sdz" match no disk"#), "{err}");
+    // The message lists the disks, with what an exclusion can name.
+    assert!(err.contains("/dev/sda (serial SERA)"), "{err}");
+    assert!(err.contains("/dev/sdd (wwn naa.5000c500a1b2c3d4)"), "{err}");
+    assert!(!err.contains("SERI\""), "{err}");
 }

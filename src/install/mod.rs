@@ -8,7 +8,10 @@
 //! Target safety is the wipe module's: `wipe::select` decides which disks
 //! may be written at all (mounted, holders, live medium, read-only, real
 //! disks only in the live image or with SPEEDISO_WIPE_ALLOW_REAL=1, the
-//! SPEEDISO_WIPE_TEST_ALLOW list).
+//! SPEEDISO_WIPE_TEST_ALLOW list), and honours its options: disks named
+//! by `speediso.wipe.exclude` (an entry naming no disk is an error), and
+//! remote and shared storage only with `speediso.wipe.remote`. USB disks
+//! are never a target, whatever `speediso.wipe.usb` says.
 
 pub mod decompress;
 pub mod fetch;
@@ -159,8 +162,9 @@ fn why_not(skipped: &[Skipped]) -> String {
         .join(" | ")
 }
 
-/// The one disk `sel` names, if the wipe safety rules allow writing it.
-pub fn resolve_target(root: &Path, sel: &TargetSel) -> Result<Disk> {
+/// The one disk `sel` names, if the wipe safety rules (and the
+/// `speediso.wipe.*` options in `options`) allow writing it.
+pub fn resolve_target(root: &Path, sel: &TargetSel, options: &Options) -> Result<Disk> {
     if let TargetSel::Path(p) = sel {
         let s = select::select(
             root,
@@ -168,8 +172,10 @@ pub fn resolve_target(root: &Path, sel: &TargetSel) -> Result<Disk> {
                 devices: vec![p.clone()],
                 ..Default::default()
             }
-            .with_env(),
-        );
+            .with_options(options)
+            .with_env()
+            .no_usb(),
+        )?;
         return match s.eligible.into_iter().next() {
             Some(d) => Ok(d),
             None => bail!("refusing to write {p}: {}", why_not(&s.skipped)),
@@ -181,8 +187,10 @@ pub fn resolve_target(root: &Path, sel: &TargetSel) -> Result<Disk> {
             all: true,
             ..Default::default()
         }
-        .with_env(),
-    );
+        .with_options(options)
+        .with_env()
+        .no_usb(),
+    )?;
     let found: Vec<Disk> = match sel {
         TargetSel::Serial(v) | TargetSel::Wwn(v) => s
             .eligible
@@ -438,7 +446,7 @@ impl Module for Install {
         if !ctx.destructive_allowed {
             bail!("install is destructive and this run was not confirmed; nothing written");
         }
-        let disk = resolve_target(ctx.root, &cfg.target)?;
+        let disk = resolve_target(ctx.root, &cfg.target, ctx.options)?;
         let r = install_image(&cfg, &disk, Some(&ctx.events))?;
         Ok(serde_json::to_value(&r)?)
     }

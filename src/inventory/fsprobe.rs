@@ -92,6 +92,9 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
             return Some(r);
         }
     }
+    if let Some(r) = cluster_fs(&head, read, size) {
+        return Some(r);
+    }
     // LVM2 physical volume: "LABELONE" in one of the first four sectors,
     // naming its own sector.
     for s in 0..4usize {
@@ -221,6 +224,81 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
             None,
             Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xffff)),
         ));
+    }
+    None
+}
+
+/// File systems and volume formats that several hosts share, with where
+/// their signature is. Magic numbers as libblkid knows them
+/// (util-linux `libblkid/src/superblocks/{vmfs,gfs,ocfs,bluestore}.c`);
+/// the wipe refuses disks that carry one (`wipe::select`).
+pub const CLUSTER_FS: &[(&str, &str)] = &[
+    (
+        "ceph_bluestore",
+        "Ceph BlueStore OSD label \"bluestore block device\" at offset 0",
+    ),
+    (
+        "VMFS_volume_member",
+        "VMFS volume magic 0xc001d00d at 1 MiB",
+    ),
+    ("VMFS", "VMFS file system magic 0x2fabf15e at 2 MiB"),
+    ("gfs2", "GFS2 superblock magic 0x01161970 at 64 KiB"),
+    ("gfs", "GFS superblock magic 0x01161970 at 64 KiB"),
+    ("ocfs2", "OCFS2 superblock \"OCFSV2\" in block 2"),
+];
+
+/// GPT partition types of cluster storage (the UEFI list of type GUIDs as
+/// published by the vendors: IBM Spectrum Scale/GPFS NSD, ceph-disk OSD
+/// data and journal).
+pub const CLUSTER_PART_TYPES: &[(&str, &str)] = &[
+    (
+        "37affc90-ef7d-4e96-91c3-2d7ae055b174",
+        "IBM GPFS (Spectrum Scale) NSD",
+    ),
+    ("4fbd7e29-9d25-41b8-afd0-062c0ceff05d", "Ceph OSD data"),
+    ("45b0969e-9b03-4f30-b4c6-b4b80ceff106", "Ceph OSD journal"),
+];
+
+/// A cluster file system or shared volume signature (see `CLUSTER_FS`).
+fn cluster_fs(
+    head: &[u8],
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+    size: u64,
+) -> Option<FsInfo> {
+    let at = |o: usize, n: usize| head.get(o..o + n);
+    if at(0, 22) == Some(b"bluestore block device") {
+        // The OSD's UUID follows as text after the newline.
+        let id = at(23, 36).map(|b| String::from_utf8_lossy(b).into_owned());
+        return Some(info("ceph_bluestore", None, id));
+    }
+    // GFS and GFS2: meta header magic, type 1 (superblock), then the
+    // on-disk format (GFS 1309, GFS2 1801).
+    let be32 = |o: usize| at(o, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if be32(65536) == Some(0x0116_1970) && be32(65536 + 4) == Some(1) {
+        match be32(65536 + 24) {
+            Some(1801) => return Some(info("gfs2", None, None)),
+            Some(1309) => return Some(info("gfs", None, None)),
+            _ => {}
+        }
+    }
+    // OCFS2: the superblock is block 2 for block sizes 512 B to 4 KiB.
+    for kb in [1usize, 2, 4, 8] {
+        if at(kb * 1024, 6) == Some(b"OCFSV2") {
+            return Some(info("ocfs2", None, None));
+        }
+    }
+    // VMFS: the LVM-like volume header at 1 MiB, the file system at 2 MiB.
+    for (off, magic, kind) in [
+        (1u64 << 20, 0xc001_d00du32, "VMFS_volume_member"),
+        (2 << 20, 0x2fab_f15e, "VMFS"),
+    ] {
+        if size >= off + 4 {
+            if let Some(b) = read(off, 4).filter(|b| b.len() == 4) {
+                if le32(&b, 0) == magic {
+                    return Some(info(kind, None, None));
+                }
+            }
+        }
     }
     None
 }
@@ -778,6 +856,41 @@ mod tests {
                 }
                 let _ = probe_vec(&v);
             }
+        }
+    }
+
+    #[test]
+    fn cluster_file_systems() {
+        let kind = |v: &[u8]| probe_vec(v).map(|f| f.kind);
+        let mut v = vec![0u8; 4 << 20];
+        v[..23].copy_from_slice(b"bluestore block device\n");
+        assert_eq!(kind(&v).as_deref(), Some("ceph_bluestore"));
+        let mut v = vec![0u8; 4 << 20];
+        v[65536..65540].copy_from_slice(&0x0116_1970u32.to_be_bytes());
+        v[65540..65544].copy_from_slice(&1u32.to_be_bytes());
+        v[65536 + 24..65536 + 28].copy_from_slice(&1801u32.to_be_bytes());
+        assert_eq!(kind(&v).as_deref(), Some("gfs2"));
+        v[65536 + 24..65536 + 28].copy_from_slice(&1309u32.to_be_bytes());
+        assert_eq!(kind(&v).as_deref(), Some("gfs"));
+        let mut v = vec![0u8; 4 << 20];
+        v[4096..4102].copy_from_slice(b"OCFSV2");
+        assert_eq!(kind(&v).as_deref(), Some("ocfs2"));
+        let mut v = vec![0u8; 4 << 20];
+        v[1 << 20..(1 << 20) + 4].copy_from_slice(&0xc001_d00du32.to_le_bytes());
+        assert_eq!(kind(&v).as_deref(), Some("VMFS_volume_member"));
+        let mut v = vec![0u8; 4 << 20];
+        v[2 << 20..(2 << 20) + 4].copy_from_slice(&0x2fab_f15eu32.to_le_bytes());
+        assert_eq!(kind(&v).as_deref(), Some("VMFS"));
+        // Every kind found has its evidence in the table the wipe uses.
+        for k in [
+            "ceph_bluestore",
+            "gfs2",
+            "gfs",
+            "ocfs2",
+            "VMFS_volume_member",
+            "VMFS",
+        ] {
+            assert!(CLUSTER_FS.iter().any(|(n, _)| *n == k), "{k}");
         }
     }
 

@@ -468,12 +468,13 @@ pub struct WipePlan {
     pub blank: bool,
 }
 
-/// Select disks and choose a method for each.
-pub fn plan(root: &Path, req: &Request, cfg: &Config) -> WipePlan {
+/// Select disks and choose a method for each. Fails when an exclusion
+/// names no disk.
+pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let Selection {
         eligible,
         mut skipped,
-    } = select::select(root, req);
+    } = select::select(root, req)?;
     let mut erase = Vec::new();
     for d in eligible {
         let caps = probe(root, &d);
@@ -485,19 +486,44 @@ pub fn plan(root: &Path, req: &Request, cfg: &Config) -> WipePlan {
                 why,
                 caps,
             }),
-            Err(why) => skipped.push(select::Skipped {
-                device: d.path.display().to_string(),
-                disk: Some(d),
-                reasons: vec![format!("method {}: {why}", cfg.method.name())],
-            }),
+            Err(why) => skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(
+                    select::SkipClass::Blocking,
+                    format!("method {}: {why}", cfg.method.name()),
+                )],
+            )),
         }
     }
-    WipePlan {
+    Ok(WipePlan {
         erase,
         skipped,
         verify: cfg.verify.as_string(),
         passes: cfg.passes,
         blank: cfg.blank,
+    })
+}
+
+impl WipePlan {
+    /// Skipped disks that make the run fail (see `select::SkipClass`).
+    pub fn blocking(&self) -> Vec<&select::Skipped> {
+        self.skipped.iter().filter(|k| k.is_blocking()).collect()
+    }
+
+    /// `"/dev/x: why; why"` for each blocking skip, or `None`.
+    pub fn blocking_summary(&self) -> Option<String> {
+        let b = self.blocking();
+        (!b.is_empty()).then(|| {
+            format!(
+                "{} disk(s) that should be erased cannot be: {}",
+                b.len(),
+                b.iter()
+                    .map(|k| format!("{}: {}", k.device, k.reasons.join("; ")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
+        })
     }
 }
 
@@ -549,10 +575,20 @@ pub fn describe_plan(p: &WipePlan) -> String {
             e.why
         ));
     }
-    if !p.skipped.is_empty() {
-        s.push_str("skipped:\n");
+    let blocking = p.blocking();
+    if !blocking.is_empty() {
+        s.push_str(&format!(
+            "NOT ERASED, and the run will FAIL because of them ({} disk(s); fix them, or exclude them with speediso.wipe.exclude):\n",
+            blocking.len()
+        ));
     }
-    for k in &p.skipped {
+    for k in &blocking {
+        s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+    }
+    if p.skipped.iter().any(|k| !k.is_blocking()) {
+        s.push_str("skipped (not targets):\n");
+    }
+    for k in p.skipped.iter().filter(|k| !k.is_blocking()) {
         s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
     }
     s
@@ -1101,16 +1137,11 @@ impl Module for Wipe {
         let cfg = Config::from_options(ctx.options, default_run_dir())?;
         let req = Request {
             all: true,
-            exclude: ctx
-                .options
-                .get("wipe.exclude")
-                .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
-                .unwrap_or_default(),
-            usb: ctx.options.flag("wipe.usb"),
             ..Default::default()
         }
+        .with_options(ctx.options)
         .with_env();
-        let p = plan(ctx.root, &req, &cfg);
+        let p = plan(ctx.root, &req, &cfg)?;
         for line in describe_plan(&p).lines() {
             ctx.events.log(line.to_string());
         }
@@ -1118,18 +1149,32 @@ impl Module for Wipe {
             ctx.events.emit(Body::Result {
                 data: serde_json::to_value(&p)?,
             });
-            bail!("no disk is eligible for wiping (see the skipped list)");
+            let also = p
+                .blocking_summary()
+                .map(|b| format!("; {b}"))
+                .unwrap_or_default();
+            bail!("no disk is eligible for wiping (see the skipped list){also}");
         }
         let run_id = ctx.events.run_id().to_string();
         let r = execute(&p, &cfg, ctx.root, &run_id, Some(ctx.events.clone()))?;
         let data = serde_json::to_value(&r)?;
+        // The eligible disks are erased first; then a disk that should have
+        // been erased and was not fails the step, so a decommission never
+        // powers off with it untouched.
+        let mut errors = Vec::new();
         if !r.failed.is_empty() {
-            ctx.events.emit(Body::Result { data });
-            bail!(
+            errors.push(format!(
                 "wipe failed on {} disk(s): {}",
                 r.failed.len(),
                 r.failed.join("; ")
-            );
+            ));
+        }
+        if let Some(b) = p.blocking_summary() {
+            errors.push(format!("not erased: {b}"));
+        }
+        if !errors.is_empty() {
+            ctx.events.emit(Body::Result { data });
+            bail!("{}", errors.join("; "));
         }
         Ok(data)
     }

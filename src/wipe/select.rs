@@ -1,7 +1,11 @@
 //! Which disks a wipe may touch. Reads /sys/block, mountinfo, /proc/swaps
 //! and the command line through `root`, and gives every device either a
-//! place in the plan or the list of reasons it is skipped. Pure reads: this
-//! file never opens a device.
+//! place in the plan or the list of reasons it is skipped, each skip
+//! classed as policy (not a target: excluded, live medium, USB, remote
+//! storage, not a disk) or blocking (a disk that should be erased and
+//! cannot be: read-only, mounted, held, ...; fails a wipe task). Pure
+//! reads: devices are only opened read-only, to look for cluster file
+//! system signatures.
 
 use crate::host::read_attr;
 use serde::Serialize;
@@ -101,6 +105,9 @@ pub struct Request {
     pub exclude: Vec<String>,
     /// `speediso.wipe.usb=1`.
     pub usb: bool,
+    /// `speediso.wipe.remote=1`: remote (FC, iSCSI, NVMe-oF) and shared
+    /// (multipath, cluster file system) storage is erased too.
+    pub remote: bool,
     /// Test restriction (`SPEEDISO_WIPE_TEST_ALLOW`): only these paths.
     pub test_allow: Option<Vec<String>>,
     /// Whether real (non-loop) disks may be erased on this machine.
@@ -108,6 +115,29 @@ pub struct Request {
 }
 
 impl Request {
+    /// Exclusions, USB and remote storage from `speediso.wipe.*`.
+    pub fn with_options(mut self, o: &crate::plan::Options) -> Request {
+        self.exclude = o
+            .get("wipe.exclude")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.usb = o.flag("wipe.usb");
+        self.remote = o.flag("wipe.remote");
+        self
+    }
+
+    /// USB disks are not selected, whatever `speediso.wipe.usb` says
+    /// (install targets).
+    pub fn no_usb(mut self) -> Request {
+        self.usb = false;
+        self
+    }
+
     /// Fill the environment-driven fields the way production does.
     pub fn with_env(mut self) -> Request {
         self.test_allow = std::env::var(TEST_ALLOW_ENV).ok().map(|v| {
@@ -122,6 +152,23 @@ impl Request {
     }
 }
 
+/// Whether a skip is a choice or a failure to do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipClass {
+    /// Not a target: excluded by the operator, the live medium, USB when
+    /// not asked for, remote storage, not a disk at all, outside the test
+    /// restriction.
+    Policy,
+    /// A disk that should have been erased and cannot be (read-only,
+    /// mounted, swap, held, the method cannot handle it, ...). A wipe task
+    /// with one fails, after erasing the rest.
+    Blocking,
+}
+
+/// One reason a device is skipped, with its class.
+pub type Reason = (SkipClass, String);
+
 /// One device the wipe will not touch, and every reason why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skipped {
@@ -130,6 +177,29 @@ pub struct Skipped {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk: Option<Disk>,
     pub reasons: Vec<String>,
+    /// `policy` when any reason is a policy one (the device is no target
+    /// anyway), else `blocking`.
+    pub class: SkipClass,
+}
+
+impl Skipped {
+    pub fn new(device: String, disk: Option<Disk>, reasons: Vec<Reason>) -> Skipped {
+        let class = if reasons.iter().any(|(c, _)| *c == SkipClass::Policy) {
+            SkipClass::Policy
+        } else {
+            SkipClass::Blocking
+        };
+        Skipped {
+            device,
+            disk,
+            reasons: reasons.into_iter().map(|(_, r)| r).collect(),
+            class,
+        }
+    }
+
+    pub fn is_blocking(&self) -> bool {
+        self.class == SkipClass::Blocking
+    }
 }
 
 /// The result of selection: disks that may be erased, and the rest.
@@ -165,8 +235,9 @@ struct SysState {
     part_of: BTreeMap<String, String>,
     /// `major:minor` → disk or partition name.
     by_devno: BTreeMap<String, String>,
-    /// Disk name → reasons found by scanning mounts, swaps, cmdline.
-    found: BTreeMap<String, BTreeSet<String>>,
+    /// Disk name → reasons found by scanning mounts, swaps, holders,
+    /// cmdline.
+    found: BTreeMap<String, BTreeSet<Reason>>,
 }
 
 fn read_trim(p: &Path) -> Option<String> {
@@ -341,9 +412,9 @@ impl SysState {
         self.part_of.get(name).cloned()
     }
 
-    fn note(&mut self, name: &str, why: String) {
+    fn note(&mut self, name: &str, class: SkipClass, why: String) {
         if let Some(d) = self.disk_of(name) {
-            self.found.entry(d).or_default().insert(why);
+            self.found.entry(d).or_default().insert((class, why));
         }
     }
 
@@ -371,9 +442,13 @@ impl SysState {
             } else {
                 format!("partition {name} mounted at {}", m.mountpoint)
             };
-            self.note(&name, what);
+            self.note(&name, SkipClass::Blocking, what);
             if m.mountpoint == "/run/initramfs/live" {
-                self.note(&name, "live medium (mounted at /run/initramfs/live)".into());
+                self.note(
+                    &name,
+                    SkipClass::Policy,
+                    "live medium (mounted at /run/initramfs/live)".into(),
+                );
             }
         }
         if let Ok(t) = std::fs::read_to_string(root.join("proc/swaps")) {
@@ -381,14 +456,14 @@ impl SysState {
                 if let Some(src) = l.split_whitespace().next() {
                     if src.starts_with("/dev/") {
                         let n = dev_name(root, src);
-                        self.note(&n, format!("swap ({src})"));
+                        self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
                     }
                 }
             }
         }
         // Holders: dm, md, LVM and bcache sit on top of the disk or one of
         // its partitions.
-        let holder_notes: Vec<(String, String)> = self
+        let holder_notes: Vec<(String, SkipClass, String)> = self
             .disks
             .values()
             .flat_map(|d| {
@@ -410,15 +485,28 @@ impl SysState {
                         hs.sort();
                         v.push((
                             d.name.clone(),
+                            SkipClass::Blocking,
                             format!("{who} is held by {}", hs.join(", ")),
                         ));
+                        // A dm-multipath map over the disk: it is one path
+                        // of a LUN that other hosts may share.
+                        for h in &hs {
+                            let uuid = read_trim(&root.join("sys/block").join(h).join("dm/uuid"));
+                            if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
+                                v.push((
+                                    d.name.clone(),
+                                    SkipClass::Blocking,
+                                    format!("a path of dm-multipath device {h} (dm uuid {u}): shared storage"),
+                                ));
+                            }
+                        }
                     }
                 }
                 v
             })
             .collect();
-        for (d, why) in holder_notes {
-            self.note(&d, why);
+        for (d, class, why) in holder_notes {
+            self.note(&d, class, why);
         }
         // The live medium named by root= (live:CDLABEL=, UUID=, /dev/...).
         if let Ok(c) = crate::cmdline::read(root) {
@@ -427,7 +515,11 @@ impl SysState {
                 .and_then(|p| p.value.clone())
             {
                 if let Some(n) = resolve_root_arg(root, &v) {
-                    self.note(&n, format!("live medium or root file system (root={v})"));
+                    self.note(
+                        &n,
+                        SkipClass::Policy,
+                        format!("live medium or root file system (root={v})"),
+                    );
                 }
             }
         }
@@ -449,7 +541,11 @@ impl SysState {
             if let Some(m) = best {
                 if let Some(n) = self.by_devno.get(&m.devno).cloned() {
                     if n != lo {
-                        self.note(&n, format!("holds the backing file of /dev/{lo} ({file})"));
+                        self.note(
+                            &n,
+                            SkipClass::Blocking,
+                            format!("holds the backing file of /dev/{lo} ({file})"),
+                        );
                     }
                 }
             }
@@ -513,41 +609,336 @@ pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
     ex.starts_with("/dev/") && dev_name(root, ex) == d.name
 }
 
-/// Every reason `d` must not be erased, given what was scanned.
-fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path) -> Vec<String> {
-    let mut r = Vec::new();
+/// Every reason `d` must not be erased, given what was scanned. `named`:
+/// the operator named it (`--device`), or the test restriction lists it.
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool) -> Vec<Reason> {
+    use SkipClass::{Blocking, Policy};
+    let mut r: Vec<Reason> = Vec::new();
     if let Some(allow) = &req.test_allow {
         if !allow.iter().any(|a| dev_name(root, a) == d.name) {
-            r.push(format!("not in {TEST_ALLOW_ENV} (test restriction)"));
+            r.push((
+                Policy,
+                format!("not in {TEST_ALLOW_ENV} (test restriction)"),
+            ));
         }
     }
     if d.transport == Transport::Other && !d.test_target {
-        r.push("not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into());
+        r.push((Policy, "not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into()));
     }
-    if d.transport == Transport::Loop && d.backing_file.is_none() {
-        r.push("loop device without a backing file".into());
-    }
-    if !d.is_loop() && !d.test_target && !req.real_allowed {
-        r.push(format!(
-            "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
+    if let Some(user) = emmc_boot_area(d) {
+        r.push((
+            Policy,
+            format!("eMMC hardware boot partition of /dev/{user} (boot firmware, read-only by default; the user area is /dev/{user})"),
         ));
     }
+    if d.transport == Transport::Loop && d.backing_file.is_none() {
+        r.push((Policy, "loop device without a backing file".into()));
+    }
+    if !d.is_loop() && !d.test_target && !req.real_allowed {
+        r.push((Blocking, format!(
+            "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
+        )));
+    }
     if d.size_bytes == 0 {
-        r.push("zero size (no medium?)".into());
+        r.push((Blocking, "zero size (no medium?)".into()));
     }
     if d.read_only {
-        r.push("read-only (ro=1)".into());
+        r.push((Blocking, "read-only (ro=1)".into()));
     }
     if d.transport == Transport::Usb && !req.usb {
-        r.push("USB disk (set speediso.wipe.usb=1 to include)".into());
+        r.push((
+            Policy,
+            "USB disk (set speediso.wipe.usb=1 to include)".into(),
+        ));
     }
     if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
-        r.push(format!("excluded by speediso.wipe.exclude ({ex})"));
+        r.push((Policy, format!("excluded by speediso.wipe.exclude ({ex})")));
     }
     if let Some(f) = st.found.get(&d.name) {
         r.extend(f.iter().cloned());
     }
+    if !req.remote {
+        r.extend(remote_evidence(root, d, st));
+        // Reading the disk is for disks that are still targets.
+        if !r.iter().any(|(c, _)| *c == Policy) {
+            r.extend(cluster_signatures(root, d));
+        }
+    }
+    // A loop device nobody named is a file of the running system (the
+    // live image's squashfs, an overlay), not a disk of this machine:
+    // whatever keeps it from being erased is no failure.
+    if d.is_loop() && !named && !r.is_empty() {
+        r.push((
+            Policy,
+            "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
+        ));
+    }
     r
+}
+
+/// For an eMMC hardware boot partition (`mmcblk0boot0`), its device's
+/// user area (`mmcblk0`). The kernel lists them in /sys/block with
+/// force_ro set; they hold the boot firmware, not the user's data.
+fn emmc_boot_area(d: &Disk) -> Option<String> {
+    if d.transport != Transport::Mmc {
+        return None;
+    }
+    let (user, part) = d.name.split_once("boot")?;
+    (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| user.to_string())
+}
+
+/// The hint every remote/shared refusal ends with.
+const REMOTE_HINT: &str = "set speediso.wipe.remote=1 to erase it";
+
+/// Evidence in /sys that `d` is storage of another machine (FC, iSCSI,
+/// NVMe over Fabrics: policy) or reachable by several paths (multipath
+/// LUN, NVMe namespace behind several controllers: blocking, since it may
+/// be this server's own dual-ported disk or another host's data; the
+/// operator decides with speediso.wipe.exclude or speediso.wipe.remote).
+fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
+    use SkipClass::{Blocking, Policy};
+    let mut r: Vec<Reason> = Vec::new();
+    let real = std::fs::canonicalize(&d.sys_path).unwrap_or_else(|_| d.sys_path.clone());
+    let segs: Vec<String> = real
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let class_dir = |class: &str, name: &str| root.join("sys/class").join(class).join(name);
+    if matches!(d.transport, Transport::Scsi | Transport::Ata) {
+        let host = segs.iter().find(|s| {
+            s.strip_prefix("host")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if let Some(rport) = segs.iter().find(|s| s.starts_with("rport-")) {
+            r.push((Policy, format!("remote storage: Fibre Channel LUN (remote port {rport} in its sysfs path); {REMOTE_HINT}")));
+        } else if let Some(h) = host.filter(|h| class_dir("fc_host", h).exists()) {
+            r.push((Policy, format!("remote storage: Fibre Channel LUN (SCSI {h} is in /sys/class/fc_host); {REMOTE_HINT}")));
+        }
+        if let Some(sess) = segs.iter().find(|s| {
+            s.strip_prefix("session")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        }) {
+            let target = read_trim(&class_dir("iscsi_session", sess).join("targetname"))
+                .map(|t| format!(", target {t}"))
+                .unwrap_or_default();
+            r.push((
+                Policy,
+                format!("remote storage: iSCSI LUN ({sess}{target}); {REMOTE_HINT}"),
+            ));
+        } else if let Some(h) = host.filter(|h| class_dir("iscsi_host", h).exists()) {
+            r.push((Policy, format!("remote storage: iSCSI LUN (SCSI {h} is in /sys/class/iscsi_host); {REMOTE_HINT}")));
+        }
+    }
+    if d.transport == Transport::Nvme {
+        let ctrls = nvme_controllers(root, d);
+        for c in &ctrls {
+            let t = read_trim(&class_dir("nvme", c).join("transport"));
+            if let Some(t) = t.filter(|t| NVME_FABRICS.contains(&t.as_str())) {
+                let nqn = read_trim(&class_dir("nvme", c).join("subsysnqn"))
+                    .map(|n| format!(", subsystem {n}"))
+                    .unwrap_or_default();
+                r.push((Policy, format!("remote storage: NVMe over Fabrics (controller {c} transport={t}{nqn}); {REMOTE_HINT}")));
+            }
+        }
+        if ctrls.len() > 1 {
+            r.push((Blocking, format!(
+                "shared storage: NVMe namespace reachable through {} controllers ({}), a multipath or shared namespace; {REMOTE_HINT}",
+                ctrls.len(),
+                ctrls.join(", ")
+            )));
+        }
+    }
+    // Two block devices with one WWID are two paths to one LUN or namespace.
+    if let Some(w) = d.wwn.as_deref().filter(|_| d.transport != Transport::Other) {
+        let same: Vec<String> = st
+            .disks
+            .values()
+            .filter(|o| o.transport != Transport::Other && o.wwn.as_deref() == Some(w))
+            .map(|o| format!("/dev/{}", o.name))
+            .collect();
+        if same.len() > 1 {
+            r.push((
+                Blocking,
+                format!(
+                    "shared storage: one of {} paths to the same LUN (wwid {w}: {}); {REMOTE_HINT}",
+                    same.len(),
+                    same.join(", ")
+                ),
+            ));
+        }
+    }
+    r
+}
+
+/// `/sys/class/nvme/*/transport` values of NVMe over Fabrics (the kernel's
+/// `nvmf_transport_ops` names); `pcie` (and Apple's) are local.
+const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
+
+/// The NVMe controllers through which namespace `d` is reached: its
+/// `device` when that is a controller, else (a native-multipath head,
+/// whose `device` is the subsystem) the controllers of its `multipath/`
+/// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
+/// subsystem's controllers.
+pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let is_ctrl = |n: &str| {
+        n.strip_prefix("nvme")
+            .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut v: Vec<String> = Vec::new();
+    let dev = std::fs::canonicalize(d.sys_path.join("device")).ok();
+    if let Some(dev) = &dev {
+        if dev.join("transport").exists() {
+            if let Some(n) = dev.file_name() {
+                v.push(n.to_string_lossy().to_string());
+            }
+        }
+    }
+    if v.is_empty() {
+        for p in names(&d.sys_path.join("multipath")) {
+            // nvme<subsys>c<ctrl>n<ns>
+            if let Some((_, rest)) = p.split_once('c') {
+                if let Some((c, _)) = rest.split_once('n') {
+                    if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) {
+                        v.push(format!("nvme{c}"));
+                    }
+                }
+            }
+        }
+    }
+    if v.is_empty() {
+        if let Some(dev) = dev.filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("nvme-subsys"))
+        }) {
+            v = names(&dev).into_iter().filter(|n| is_ctrl(n)).collect();
+        }
+    }
+    if v.is_empty() {
+        // No device link to go by: nvme<ctrl>n<ns> names its controller.
+        if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
+            let c = format!("nvme{c}");
+            if is_ctrl(&c) && root.join("sys/class/nvme").join(&c).exists() {
+                v.push(c);
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Cluster file system and shared volume signatures on the disk or its
+/// partitions (VMFS, GFS/GFS2, OCFS2, Ceph BlueStore; GPT types of GPFS
+/// NSDs and Ceph OSDs), read through `root`'s /dev. Blocking: the disk may
+/// be shared with other hosts, or be this server's own; the operator says
+/// which (speediso.wipe.exclude, or speediso.wipe.remote=1 to erase it).
+fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
+    use crate::inventory::fsprobe;
+    let mut r: Vec<Reason> = Vec::new();
+    let mut devs = vec![(d.name.clone(), d.size_bytes)];
+    for p in &d.partitions {
+        let size = read_trim(&d.sys_path.join(p).join("size"))
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 512;
+        devs.push((p.clone(), size));
+    }
+    for (i, (n, size)) in devs.iter().enumerate() {
+        let path = root.join("dev").join(n);
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let size = if *size > 0 {
+            *size
+        } else {
+            f.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+        let mut rd = fsprobe::reader(&f);
+        if let Some(fs) = fsprobe::probe(&mut rd, size) {
+            if let Some((_, what)) = fsprobe::CLUSTER_FS.iter().find(|(k, _)| *k == fs.kind) {
+                r.push((
+                    SkipClass::Blocking,
+                    format!(
+                        "shared storage: /dev/{n} carries {} ({what}); {REMOTE_HINT}",
+                        fs.kind
+                    ),
+                ));
+            }
+        }
+        if i == 0 {
+            let sector = d.logical_block_size.max(512) as u64;
+            if let Some(t) = fsprobe::partitions(&mut rd, sector) {
+                for e in &t.entries {
+                    let ty = e.type_id.to_ascii_lowercase();
+                    if let Some((_, what)) =
+                        fsprobe::CLUSTER_PART_TYPES.iter().find(|(g, _)| *g == ty)
+                    {
+                        r.push((SkipClass::Blocking, format!(
+                            "shared storage: partition {} of /dev/{n} has GPT type {ty} ({what}); {REMOTE_HINT}",
+                            e.number
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Exclusion entries that name no block device under `root` (a typo, or a
+/// disk that is not there): the plan is rejected rather than silently
+/// wiping what the operator meant to keep.
+pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
+    if exclude.is_empty() {
+        return Ok(());
+    }
+    let st = SysState::read(root);
+    let missing: Vec<&String> = exclude
+        .iter()
+        .filter(|e| !st.disks.values().any(|d| matches_exclude(d, root, e)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let disks: Vec<String> = st
+        .disks
+        .values()
+        .filter(|d| d.transport != Transport::Other)
+        .map(|d| {
+            let mut s = d.path.display().to_string();
+            let ids: Vec<String> = [("serial", &d.serial), ("wwn", &d.wwn)]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+                .collect();
+            if !ids.is_empty() {
+                s.push_str(&format!(" ({})", ids.join(", ")));
+            }
+            s
+        })
+        .collect();
+    anyhow::bail!(
+        "speediso.wipe.exclude: {} match{} no disk; refusing to go on (disks: {})",
+        missing
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if missing.len() == 1 { "es" } else { "" },
+        if disks.is_empty() {
+            "none".to_string()
+        } else {
+            disks.join("; ")
+        }
+    )
 }
 
 /// A dm device the test allow list names whose every slave is a loop
@@ -572,7 +963,8 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
 /// Select the disks `req` asks for. Explicit devices that are partitions or
 /// not block devices are skipped with the reason; with `all`, every whole
 /// block device is considered.
-pub fn select(root: &Path, req: &Request) -> Selection {
+pub fn select(root: &Path, req: &Request) -> anyhow::Result<Selection> {
+    check_excludes(root, &req.exclude)?;
     let st = SysState::read(root);
     let mut sel = Selection::default();
     let mut names: Vec<(String, String)> = Vec::new();
@@ -584,19 +976,23 @@ pub fn select(root: &Path, req: &Request) -> Selection {
     for dev in &req.devices {
         let n = dev_name(root, dev);
         if let Some(disk) = st.part_of.get(&n) {
-            sel.skipped.push(Skipped {
-                device: dev.clone(),
-                disk: None,
-                reasons: vec![format!(
-                    "partition {n} of /dev/{disk}, not a whole disk (name the disk)"
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    format!("partition {n} of /dev/{disk}, not a whole disk (name the disk)"),
                 )],
-            });
+            ));
         } else if !st.disks.contains_key(&n) {
-            sel.skipped.push(Skipped {
-                device: dev.clone(),
-                disk: None,
-                reasons: vec!["not a block device listed in /sys/block".into()],
-            });
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    "not a block device listed in /sys/block".into(),
+                )],
+            ));
         } else if !names.iter().any(|(_, x)| *x == n) {
             names.push((dev.clone(), n));
         }
@@ -604,23 +1000,192 @@ pub fn select(root: &Path, req: &Request) -> Selection {
     for (shown, n) in names {
         let mut d = st.disks[&n].clone();
         d.test_target = is_test_dm(&d, req, root);
-        let reasons = reasons_for(&d, &st, req, root);
+        let named = req.devices.iter().any(|x| dev_name(root, x) == n)
+            || req
+                .test_allow
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| dev_name(root, x) == n));
+        let reasons = reasons_for(&d, &st, req, root, named);
         if reasons.is_empty() {
             sel.eligible.push(d);
         } else {
-            sel.skipped.push(Skipped {
-                device: shown,
-                disk: Some(d),
-                reasons,
-            });
+            sel.skipped.push(Skipped::new(shown, Some(d), reasons));
         }
     }
-    sel
+    Ok(sel)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
+    /// sys/block, with `files` (relative to the disk) written.
+    fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
+        let real = root.join("sys/devices").join(devpath).join(name);
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("size"), "8192\n").unwrap();
+        std::fs::write(real.join("dev"), "8:0\n").unwrap();
+        for (f, text) in files {
+            let p = real.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        std::fs::create_dir_all(root.join("sys/block")).unwrap();
+        std::os::unix::fs::symlink(&real, root.join("sys/block").join(name)).unwrap();
+    }
+
+    fn all(root: &Path) -> Selection {
+        select(
+            root,
+            &Request {
+                all: true,
+                real_allowed: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_policy_reason_makes_the_skip_a_policy_one() {
+        use SkipClass::{Blocking, Policy};
+        let k = Skipped::new("/dev/x".into(), None, vec![(Blocking, "ro".into())]);
+        assert!(k.is_blocking());
+        let k = Skipped::new(
+            "/dev/x".into(),
+            None,
+            vec![(Blocking, "ro".into()), (Policy, "excluded".into())],
+        );
+        assert_eq!(k.class, Policy);
+        assert_eq!(k.reasons, vec!["ro", "excluded"]);
+        assert_eq!(serde_json::to_value(&k).unwrap()["class"], "policy");
+    }
+
+    #[test]
+    fn scsi_hosts_of_fc_and_iscsi_transports_are_remote() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // No rport-/session in the path: the SCSI host's class says it.
+        disk(
+            r,
+            "pci0000:00/0000:00:03.0/host7/target7:0:0/7:0:0:0",
+            "sdb",
+            &[],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:04.0/host8/target8:0:0/8:0:0:0",
+            "sdc",
+            &[],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:05.0/host9/target9:0:0/9:0:0:0",
+            "sdd",
+            &[],
+        );
+        std::fs::create_dir_all(r.join("sys/class/fc_host/host7")).unwrap();
+        std::fs::create_dir_all(r.join("sys/class/iscsi_host/host8")).unwrap();
+        let s = all(r);
+        let why = |d: &str| {
+            let k = s.skipped.iter().find(|k| k.device == d).unwrap();
+            assert_eq!(k.class, SkipClass::Policy, "{d}");
+            k.reasons.join("; ")
+        };
+        assert!(why("/dev/sdb").contains("Fibre Channel LUN (SCSI host7 is in /sys/class/fc_host)"));
+        assert!(why("/dev/sdc").contains("iSCSI LUN (SCSI host8 is in /sys/class/iscsi_host)"));
+        assert_eq!(s.eligible.len(), 1);
+        assert_eq!(s.eligible[0].name, "sdd");
+        // The operator's opt-in.
+        let s = select(
+            r,
+            &Request {
+                all: true,
+                real_allowed: true,
+                remote: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.eligible.len(), 3);
+    }
+
+    #[test]
+    fn nvme_controllers_of_plain_and_multipath_namespaces() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // Plain: `device` is the controller (it has `transport`).
+        let c0 = "pci0000:00/0000:00:1d.0/nvme/nvme0";
+        disk(r, c0, "nvme0n1", &[]);
+        std::fs::write(r.join("sys/devices").join(c0).join("transport"), "pcie\n").unwrap();
+        std::os::unix::fs::symlink("..", r.join("sys/devices").join(c0).join("nvme0n1/device"))
+            .unwrap();
+        // A multipath head: its paths name the controllers.
+        let sub = "virtual/nvme-subsystem/nvme-subsys1";
+        disk(
+            r,
+            sub,
+            "nvme1n1",
+            &[("multipath/nvme1c1n1", ""), ("multipath/nvme1c4n1", "")],
+        );
+        // A head without path links: the subsystem's controllers.
+        let sub2 = r.join("sys/devices/virtual/nvme-subsystem/nvme-subsys2");
+        disk(r, "virtual/nvme-subsystem/nvme-subsys2", "nvme2n1", &[]);
+        std::os::unix::fs::symlink("..", sub2.join("nvme2n1/device")).unwrap();
+        for c in ["nvme2", "nvme5"] {
+            std::fs::create_dir_all(sub2.join(c)).unwrap();
+        }
+        std::fs::write(sub2.join("subsysnqn"), "nqn.x\n").unwrap();
+        let st = SysState::read(r);
+        let c = |n: &str| nvme_controllers(r, &st.disks[n]);
+        assert_eq!(c("nvme0n1"), vec!["nvme0"]);
+        assert_eq!(c("nvme1n1"), vec!["nvme1", "nvme4"]);
+        assert_eq!(c("nvme2n1"), vec!["nvme2", "nvme5"]);
+    }
+
+    #[test]
+    fn emmc_boot_partitions_are_no_target() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let mmc = "platform/fe330000.mmc/mmc_host/mmc0/mmc0:0001/block";
+        disk(r, mmc, "mmcblk0", &[]);
+        disk(r, mmc, "mmcblk0boot0", &[("ro", "1\n")]);
+        let s = all(r);
+        assert_eq!(s.eligible.len(), 1);
+        assert_eq!(s.eligible[0].name, "mmcblk0");
+        let k = &s.skipped[0];
+        assert_eq!(k.device, "/dev/mmcblk0boot0");
+        assert_eq!(k.class, SkipClass::Policy, "{:?}", k.reasons);
+        assert!(k
+            .reasons
+            .iter()
+            .any(|x| x.contains("eMMC hardware boot partition of /dev/mmcblk0")));
+    }
+
+    #[test]
+    fn an_exclusion_naming_no_disk_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        disk(
+            r,
+            "pci0000:00/ata1/host0/target0:0:0/0:0:0:0",
+            "sda",
+            &[("device/serial", "S1\n")],
+        );
+        assert!(check_excludes(r, &["S1".into(), "/dev/sda".into()]).is_ok());
+        let e = check_excludes(r, &["S1".into(), "S2".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "speediso.wipe.exclude: \"S2\" matches no disk; refusing to go on (disks: /dev/sda (serial S1))"
+        );
+        let req = Request {
+            all: true,
+            exclude: vec!["S9".into()],
+            ..Default::default()
+        };
+        assert!(select(r, &req).is_err());
+    }
 
     #[test]
     fn mountinfo_lines() {

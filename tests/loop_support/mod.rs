@@ -89,9 +89,26 @@ impl Loop {
         l
     }
 
+    /// Like `new`, attached read-only (`losetup -r`: the kernel's ro=1).
+    pub fn read_only(size: u64, fill: u8) -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        std::fs::write(&file, vec![fill; size as usize]).unwrap();
+        let mut l = Loop::attach(&file, &["-r"]);
+        l._dir = Some(dir);
+        l
+    }
+
     /// Attach an existing file the test created.
     pub fn over(file: &Path) -> Loop {
-        let dev = sh(&["losetup", "--find", "--show", file.to_str().unwrap()]);
+        Loop::attach(file, &[])
+    }
+
+    fn attach(file: &Path, flags: &[&str]) -> Loop {
+        let mut argv = vec!["losetup"];
+        argv.extend(flags);
+        argv.extend(["--find", "--show", file.to_str().unwrap()]);
+        let dev = sh(&argv);
         // The target must be a loop device, and the one we just created.
         assert!(dev.starts_with("/dev/loop"), "losetup gave {dev}");
         let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &dev]);
