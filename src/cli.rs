@@ -1021,8 +1021,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
                 return Ok(exit::REFUSED);
             }
         };
-        let names = [disk.confirm_name(), disk.path.display().to_string()];
-        if !a.confirm.as_ref().is_some_and(|c| names.contains(c)) {
+        if !install::confirmed(&disk, a.confirm.as_deref()) {
             eprintln!(
                 "speediso: refusing to write {} ({} bytes{}): confirm with --confirm {}",
                 disk.path.display(),
