@@ -1331,3 +1331,50 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
     let stored = c.stored_lines(&run_id);
     assert!(stored.iter().any(|l| l.contains("\"run_finished\"")));
 }
+
+/// Audit (low): the wipe step raises the task's time limit from its disks'
+/// sizes and methods. A task limited to one second still completes a wipe
+/// that takes longer (three passes over 1 GiB and a full read-back), where
+/// a fixed limit would kill it mid-erase (exit 4, "time limit reached").
+#[test]
+fn the_wipe_step_raises_a_time_limit_too_short_for_its_disks() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(1024 * MIB, 0);
+    let tasks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tasks.path().join("quickwipe.toml"),
+        "name = \"quickwipe\"\ndescription = \"a wipe with a 1 s limit\"\ndestructive = true\n\
+         time_limit = \"1s\"\nafter = \"stay\"\n[[steps]]\nmodule = \"wipe\"\n",
+    )
+    .unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .arg("--tasks-dir")
+        .arg(tasks.path())
+        .args([
+            "--cmdline",
+            "speediso.wipe.method=zero speediso.wipe.passes=3",
+            "run",
+            "quickwipe",
+            "--confirm",
+            "quickwipe",
+        ])
+        .env("SPEEDISO_WIPE_TEST_ALLOW", &l.dev)
+        .env("SPEEDISO_RUN_DIR", run_dir.path())
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took > std::time::Duration::from_secs(1),
+        "the wipe took {took:?}: too fast to prove anything on this machine"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("time limit raised to"), "{stdout}");
+    assert!(!stdout.contains("time limit of"), "{stdout}");
+}
