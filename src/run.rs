@@ -203,6 +203,72 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
     status
 }
 
+/// One command run by hand (a benchmark, a wipe, an install) as a run of
+/// one step, with the events a task run has (run_started, step_started,
+/// the step's result, step_finished, run_finished), on a bus with every
+/// sink, so it reaches the console, the journal and the report endpoint
+/// like a task does.
+pub struct AdHoc {
+    bus: Bus,
+    /// The step's events; results and progress go here.
+    pub step: crate::events::StepEvents,
+    started: Instant,
+}
+
+impl AdHoc {
+    pub fn start(bus: Bus, step: &str, module: &str, destructive: bool) -> AdHoc {
+        bus.emit(
+            None,
+            Body::RunStarted {
+                steps: vec![step.to_string()],
+                destructive,
+                after: "stay".into(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+            },
+        );
+        let ev = bus.step(step);
+        ev.emit(Body::StepStarted {
+            module: module.to_string(),
+        });
+        AdHoc {
+            bus,
+            step: ev,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.bus.run_id()
+    }
+
+    /// End the run with exit status `rc` (and `error` when it failed),
+    /// drain the sinks, and return `rc`.
+    pub fn finish(self, rc: i32, error: Option<String>) -> i32 {
+        let outcome = if rc == exit::SUCCESS {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        };
+        let duration_ms = elapsed_ms(self.started);
+        self.step.emit(Body::StepFinished {
+            outcome,
+            duration_ms,
+            error: error.clone(),
+        });
+        self.bus.emit(
+            None,
+            Body::RunFinished {
+                outcome,
+                exit_status: rc,
+                duration_ms,
+                error,
+            },
+        );
+        self.bus.close(CLOSE_DEADLINE);
+        rc
+    }
+}
+
 /// How long to give sinks (the report spool) to drain before exiting.
 pub const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 
