@@ -307,20 +307,18 @@ impl Env {
     /// `state`: also record the run in the state file `speediso status`
     /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
     /// hides what the boot's task did.
-    fn sinks(&self, json: bool, state: bool, hold: bool) -> Vec<Box<dyn Sink>> {
+    fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
         let console: Box<dyn Sink> = if json {
             Box::new(sinks::jsonl::JsonLines(std::io::stdout()))
         } else {
             Box::new(sinks::console::Console::stdout())
         };
-        self.sinks_with(console, state, hold)
+        self.sinks_with(console, state)
     }
 
     /// `console` plus the sinks every bus gets (journal, notify, the state
     /// file when `state`, report and Foreman when configured).
-    /// `hold`: the report sink stays (and keeps sending) while erasure
-    /// certificates are undelivered (`Report::hold_evidence`).
-    fn sinks_with(&self, console: Box<dyn Sink>, state: bool, hold: bool) -> Vec<Box<dyn Sink>> {
+    fn sinks_with(&self, console: Box<dyn Sink>, state: bool) -> Vec<Box<dyn Sink>> {
         let mut v: Vec<Box<dyn Sink>> = vec![console];
         if let Some(j) = sinks::journal::Journal::under_systemd() {
             v.push(Box::new(j));
@@ -337,9 +335,7 @@ impl Env {
         // why); here it only means no report sink.
         if let Ok((opts, _)) = plan::check_options(&self.cmdline) {
             if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
-                v.push(Box::new(
-                    sinks::report::Report::new(cfg, &self.run_dir).hold_evidence(hold),
-                ));
+                v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
             }
             if let Ok(Some(cfg)) = crate::report::Config::foreman(&opts) {
                 match cfg.agent() {
@@ -348,7 +344,7 @@ impl Env {
                         agent,
                         sinks::foreman::POLICY,
                     ))),
-                    Err(e) => eprintln!("speediso: foreman: {e:#}"),
+                    Err(e) => crate::say!("speediso: foreman: {e:#}"),
                 }
             }
         }
@@ -361,23 +357,23 @@ impl Env {
         match plan::check_options(&self.cmdline) {
             Ok((options, warnings)) => {
                 for w in warnings {
-                    eprintln!("speediso: warning: {w}");
+                    crate::say!("speediso: warning: {w}");
                 }
                 Some(options)
             }
             Err(e) => {
-                eprintln!("speediso: {e}");
+                crate::say!("speediso: {e}");
                 None
             }
         }
     }
 
     /// The bus of a task run or a dispatch: every sink.
-    fn bus(&self, task: Option<String>, json: bool, hold: bool) -> Bus {
+    fn bus(&self, task: Option<String>, json: bool) -> Bus {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, true, hold),
+            self.sinks(json, true),
         )
     }
 
@@ -387,7 +383,7 @@ impl Env {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, false, false),
+            self.sinks(json, false),
         )
     }
 }
@@ -466,7 +462,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             let bus = Bus::new(
                 Some("bench".into()),
                 host::identify(&env.root, &env.cmdline),
-                env.sinks_with(console, false, false),
+                env.sinks_with(console, false),
             );
             let run =
                 crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
@@ -476,7 +472,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
                         .emit(crate::events::Body::Result { data: data.clone() });
                     let rc = run.finish(exit::SUCCESS, None);
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&data)?);
+                        crate::out!("{}", serde_json::to_string_pretty(&data)?);
                     }
                     Ok(rc)
                 }
@@ -501,7 +497,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     // A refused command line starts no run (like a usage error).
     if let BenchCmd::Disk(a) = what {
         if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
-            eprintln!("speediso: {e:#}");
+            crate::say!("speediso: {e:#}");
             return Ok(if e.downcast_ref::<disk::Refusal>().is_some() {
                 exit::REFUSED
             } else {
@@ -513,7 +509,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     let bus = Bus::new(
         Some("bench".into()),
         host::identify(&env.root, &env.cmdline),
-        env.sinks_with(console, false, false),
+        env.sinks_with(console, false),
     );
     let run = crate::run::AdHoc::start(bus, step, step, false);
     let ev = run.step.clone();
@@ -526,7 +522,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
         BenchCmd::Disk(a) => {
             disk::run_target(&env.root, &a.config(), &a.target, &ev).and_then(|r| {
                 if let Some(v) = r.verify.as_ref().filter(|v| v.errors > 0) {
-                    eprintln!("speediso: verify found {} bad sector(s)", v.errors);
+                    crate::say!("speediso: verify found {} bad sector(s)", v.errors);
                 }
                 Ok((serde_json::to_value(&r)?, disk::summary(&r)))
             })
@@ -535,7 +531,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     let (value, text) = match res {
         Ok(v) => v,
         Err(e) if e.downcast_ref::<disk::Refusal>().is_some() => {
-            eprintln!("speediso: {e:#}");
+            crate::say!("speediso: {e:#}");
             return Ok(run.finish(exit::REFUSED, Some(format!("{e:#}"))));
         }
         Err(e) => {
@@ -554,9 +550,9 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
         run.finish(exit::SUCCESS, None)
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::out!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{text}");
+        print!("{}", crate::redact::text(&text));
     }
     Ok(rc)
 }
@@ -565,7 +561,7 @@ fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) ->
     let plan = plan::build(env.boot_task(), &env.cmdline, &env.catalog);
     if dry_run {
         if json {
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::to_string_pretty(&dispatch::dry_run_json(&plan))?
             );
@@ -580,42 +576,45 @@ fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) ->
     let plan = match plan {
         Ok(p) => p,
         Err(r) => {
-            let bus = env.bus(None, json, false);
+            let bus = env.bus(None, json);
             let rc = dispatch::reject(&bus, &r);
             bus.close(crate::run::CLOSE_DEADLINE);
             return Ok(rc);
         }
     };
     for w in &plan.warnings {
-        eprintln!("speediso: warning: {w}");
+        crate::say!("speediso: warning: {w}");
     }
-    let wait = wait.or_else(|| plan.task.time_limit.map(|l| l + Duration::from_secs(300)));
+    // No timeout of our own by default (`wait` is only --wait):
+    // `speediso run` enforces the task's limit (which a wipe raises from
+    // its disks' sizes) and may stay up for undelivered certificates; the
+    // unit has TimeoutStartSec=infinity.
     let systemd = SystemBus::connect()?;
     Ok(dispatch::start_and_wait(&plan, &systemd, wait, &mut |s| {
-        println!("{s}")
+        crate::out!("{s}")
     }))
 }
 
 fn print_plan(plan: &Result<Plan, Rejection>) {
     match plan {
         Ok(p) => {
-            println!("task:        {} ({:?})", p.task.name, p.source);
-            println!("unit:        {}", p.unit());
-            println!("description: {}", p.task.description);
-            println!("steps:       {}", p.step_ids().join(", "));
-            println!(
+            crate::out!("task:        {} ({:?})", p.task.name, p.source);
+            crate::out!("unit:        {}", p.unit());
+            crate::out!("description: {}", p.task.description);
+            crate::out!("steps:       {}", p.step_ids().join(", "));
+            crate::out!(
                 "destructive: {}",
                 if p.task.destructive { "YES" } else { "no" }
             );
-            println!("after:       {}", p.after.as_str());
+            crate::out!("after:       {}", p.after.as_str());
             for (k, v) in &p.options.redacted() {
-                println!("option:      speediso.{k}={v}");
+                crate::out!("option:      speediso.{k}={v}");
             }
             for w in &p.warnings {
-                println!("warning:     {w}");
+                crate::out!("warning:     {w}");
             }
         }
-        Err(r) => println!("rejected: {}", r.reason),
+        Err(r) => crate::out!("rejected: {}", r.reason),
     }
 }
 
@@ -627,18 +626,31 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     ) {
         Ok(p) => p,
         Err(r) => {
-            eprintln!("speediso: {}", r.reason);
+            crate::say!("speediso: {}", r.reason);
             return Ok(exit::USAGE);
         }
     };
     let boot = env.boot_task().map(|(t, _)| t);
     let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
-    // A task that powers off or reboots afterwards must not take its
-    // erasure certificates down with it (audit item 6).
-    let hold = plan.after != tasks::After::Stay && !plan.options.flag("wipe.poweroff_undelivered");
-    let bus = env.bus(Some(plan.task.name.clone()), json, hold);
+    let bus = env.bus(Some(plan.task.name.clone()), json);
     let rc = crate::run::run(&plan, &env.root, &bus, allowed);
+    // A run that succeeded and whose task powers off or reboots afterwards
+    // must not take its erasure certificates down with it (audit item 6).
+    // A failed run stays up anyway: the dispatcher applies after= only on
+    // success.
+    sinks::report::set_hold_evidence(
+        rc == exit::SUCCESS
+            && plan.after != tasks::After::Stay
+            && !plan.options.flag("wipe.poweroff_undelivered"),
+    );
     bus.close(crate::run::CLOSE_DEADLINE);
+    if rc == exit::SUCCESS && sinks::report::evidence_lost() {
+        crate::say!(
+            "speediso: an erasure certificate of this run could not be delivered (refused, or \
+             the spool was full): the run FAILS so the machine is not powered off without it"
+        );
+        return Ok(exit::FAILED);
+    }
     Ok(rc)
 }
 
@@ -648,10 +660,10 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
             let m: serde_json::Map<String, serde_json::Value> = plan::known_options()
                 .map(|(k, h)| (format!("speediso.{k}"), h.into()))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&m)?);
+            crate::out!("{}", serde_json::to_string_pretty(&m)?);
         } else {
             for (k, h) in plan::known_options() {
-                println!("speediso.{k:<18} {h}");
+                crate::out!("speediso.{k:<18} {h}");
             }
         }
         return Ok(exit::SUCCESS);
@@ -661,12 +673,15 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
             "tasks": env.catalog.tasks.values().collect::<Vec<_>>(),
             "broken": env.catalog.broken,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::SUCCESS);
     }
-    println!(
+    crate::out!(
         "{:<14} {:<11} {:<9} {:<6} STEPS",
-        "TASK", "DESTRUCTIVE", "AFTER", "LIMIT"
+        "TASK",
+        "DESTRUCTIVE",
+        "AFTER",
+        "LIMIT"
     );
     for t in env.catalog.tasks.values() {
         let steps: Vec<String> = t
@@ -681,7 +696,7 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
                 format!("{}{avail}", s.id())
             })
             .collect();
-        println!(
+        crate::out!(
             "{:<14} {:<11} {:<9} {:<6} {}",
             t.name,
             if t.destructive { "yes" } else { "no" },
@@ -695,10 +710,10 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
                 steps.join(", ")
             }
         );
-        println!("{:<14} {}", "", t.description);
+        crate::out!("{:<14} {}", "", t.description);
     }
     for (name, err) in &env.catalog.broken {
-        println!("{name:<14} BROKEN: {err}");
+        crate::out!("{name:<14} BROKEN: {err}");
     }
     Ok(exit::SUCCESS)
 }
@@ -708,7 +723,7 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
     let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
     let text = if json {
         for n in &notes {
-            eprintln!("speediso: note: {n}");
+            crate::say!("speediso: note: {n}");
         }
         serde_json::to_string_pretty(&inv)? + "\n"
     } else {
@@ -760,22 +775,22 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
                 "holding_for_certificates": holding,
             },
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::SUCCESS);
     }
     match (&boot, &plan) {
-        (_, Ok(p)) => println!("boot task: {} ({:?})", p.task.name, p.source),
-        (None, Err(_)) => println!("boot task: none (rescue: nothing runs)"),
-        (Some((t, _)), Err(r)) => println!("boot task: {t:?} REJECTED: {}", r.reason),
+        (_, Ok(p)) => crate::out!("boot task: {} ({:?})", p.task.name, p.source),
+        (None, Err(_)) => crate::out!("boot task: none (rescue: nothing runs)"),
+        (Some((t, _)), Err(r)) => crate::out!("boot task: {t:?} REJECTED: {}", r.reason),
     }
     if let (Some(u), Some(st)) = (&unit, &unit_state) {
         match st {
-            Ok(s) => println!("unit:      {u}: {} ({})", s.active_state, s.sub_state),
-            Err(e) => println!("unit:      {u}: state unknown ({e})"),
+            Ok(s) => crate::out!("unit:      {u}: {} ({})", s.active_state, s.sub_state),
+            Err(e) => crate::out!("unit:      {u}: state unknown ({e})"),
         }
     }
     if backlog.1 > 0 {
-        println!(
+        crate::out!(
             "report:    {} event(s) not yet delivered, in {} spool(s) under {}",
             backlog.1,
             backlog.0,
@@ -783,10 +798,10 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
         );
     }
     if undelivered_certs > 0 {
-        println!("evidence:  {undelivered_certs} erasure certificate(s) not yet delivered");
+        crate::out!("evidence:  {undelivered_certs} erasure certificate(s) not yet delivered");
     }
     if let Some(h) = &holding {
-        println!(
+        crate::out!(
             "HOLDING:   the run stays up until its certificates reach {} (since {}; last error: {}); \
              speediso.wipe.poweroff_undelivered=1 would power off without them",
             h["endpoint"].as_str().unwrap_or("?"),
@@ -795,10 +810,10 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
         );
     }
     let Some(st) = state else {
-        println!("no run recorded in {}", env.run_dir.display());
+        crate::out!("no run recorded in {}", env.run_dir.display());
         return Ok(exit::SUCCESS);
     };
-    println!(
+    crate::out!(
         "last run:  {} task {} {} (started {}, finished {})",
         st.run_id,
         st.task.as_deref().unwrap_or("-"),
@@ -808,16 +823,16 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
     );
     let skip = st.events.len().saturating_sub(n_events);
     if !st.events.is_empty() {
-        println!("events:");
+        crate::out!("events:");
     }
     for ev in st.events.iter().skip(skip) {
         let time = ev.ts.get(11..19).unwrap_or(&ev.ts);
-        println!("  {time}  {}", sinks::describe(ev));
+        crate::out!("  {time}  {}", sinks::describe(ev));
     }
     for (step, data) in &st.results {
         let text = serde_json::to_string(data)?;
         let short: String = text.chars().take(160).collect();
-        println!(
+        crate::out!(
             "result [{step}]: {short}{}",
             if text.len() > 160 { "…" } else { "" }
         );
@@ -848,7 +863,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     }
     if let Some(v) = &a.verify {
         if VerifyMode::parse(v).is_none() {
-            eprintln!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
+            crate::say!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
             return Ok(exit::USAGE);
         }
         options.0.insert("wipe.verify".into(), v.clone());
@@ -864,7 +879,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     }
     let cfg = wipe::Config::from_options(&options, env.run_dir.clone())?;
     if a.device.is_empty() && !a.all {
-        eprintln!("speediso: name the disks with --device PATH, or use --all");
+        crate::say!("speediso: name the disks with --device PATH, or use --all");
         return Ok(exit::USAGE);
     }
     let req = Request {
@@ -877,30 +892,30 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     let p = match wipe::plan(&env.root, &req, &cfg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("speediso: {e:#}");
+            crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
     };
     let show = |p: &wipe::WipePlan| -> Result<()> {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(p)?);
+            crate::out!("{}", serde_json::to_string_pretty(p)?);
         } else {
-            print!("{}", wipe::describe_plan(p));
+            print!("{}", crate::redact::text(&wipe::describe_plan(p)));
         }
         Ok(())
     };
     if a.plan {
         if !a.json {
-            println!("WIPE PLAN (nothing is erased with --plan)");
+            crate::out!("WIPE PLAN (nothing is erased with --plan)");
         }
         show(&p)?;
         return Ok(exit::SUCCESS);
     }
     if p.erase.is_empty() {
         show(&p)?;
-        eprintln!("speediso: no disk is eligible for wiping; nothing erased");
+        crate::say!("speediso: no disk is eligible for wiping; nothing erased");
         if let Some(b) = p.blocking_summary() {
-            eprintln!("speediso: {b}");
+            crate::say!("speediso: {b}");
         }
         return Ok(exit::FAILED);
     }
@@ -921,7 +936,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         .collect();
     if !unconfirmed.is_empty() {
         show(&p)?;
-        eprintln!(
+        crate::say!(
             "speediso: refusing to erase: each disk must be confirmed with --confirm SERIAL (or PATH when it has no serial); not confirmed: {}",
             unconfirmed.join(", ")
         );
@@ -944,7 +959,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
             });
             if !a.json {
                 for d in &r.disks {
-                    println!(
+                    crate::out!(
                         "{}: {} by {} ({}), verify {} {}{}",
                         d.device,
                         d.outcome.to_uppercase(),
@@ -959,19 +974,19 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
                     );
                 }
                 for c in &r.certificate_files {
-                    println!("certificate: {c}");
+                    crate::out!("certificate: {c}");
                 }
-                println!("public key ({}): {}", r.key_source, r.public_key);
+                crate::out!("public key ({}): {}", r.key_source, r.public_key);
             }
             // Named devices (--device) are the only ones in the plan, so
             // the rule is the task's: a blocking skip fails the run.
             let mut errors = Vec::new();
             if !r.failed.is_empty() {
-                eprintln!("speediso: wipe FAILED on: {}", r.failed.join("; "));
+                crate::say!("speediso: wipe FAILED on: {}", r.failed.join("; "));
                 errors.push(format!("wipe failed on: {}", r.failed.join("; ")));
             }
             if let Some(b) = p.blocking_summary() {
-                eprintln!("speediso: wipe FAILED: not erased: {b}");
+                crate::say!("speediso: wipe FAILED: not erased: {b}");
                 errors.push(format!("not erased: {b}"));
             }
             if errors.is_empty() {
@@ -982,7 +997,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
             }
         }
         Err(e) => {
-            eprintln!("speediso: wipe: {e:#}");
+            crate::say!("speediso: wipe: {e:#}");
             error = Some(format!("{e:#}"));
             exit::FAILED
         }
@@ -1016,14 +1031,14 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     let cfg = match Config::from_options(&options) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("speediso: {e:#}");
+            crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
     };
     for k in ["sha256", "kernel_sha256", "initrd_sha256"] {
         if let Some(v) = options.get(&format!("install.{k}")) {
             if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                eprintln!(
+                crate::say!(
                     "speediso: --{}: expected 64 hex digits",
                     k.replace('_', "-")
                 );
@@ -1037,18 +1052,18 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
             .with_options(&options)
             .exclude;
         if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
-            eprintln!("speediso: {e:#}");
+            crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
         let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("speediso: {e:#}");
+                crate::say!("speediso: {e:#}");
                 return Ok(exit::REFUSED);
             }
         };
         if !install::confirmed(&disk, a.confirm.as_deref()) {
-            eprintln!(
+            crate::say!(
                 "speediso: refusing to write {} ({} bytes{}): confirm with --confirm {}",
                 disk.path.display(),
                 disk.size_bytes,
@@ -1074,7 +1089,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     let res = match &disk {
         Some(d) => install::install_image(&cfg, d, Some(&ev)).and_then(|r| {
             if !a.json {
-                println!(
+                crate::out!(
                     "installed {} ({:?}, sha256 {}) to {}: {} bytes written and read back in {:.1}s ({:.1} MB/s)",
                     r.image, r.format, r.sha256, r.target.path, r.bytes_written, r.duration_s, r.mb_per_s
                 );
@@ -1083,7 +1098,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
         }),
         None => install::kexec::load(&cfg).and_then(|l| {
             if !a.json {
-                println!(
+                crate::out!(
                     "installer kernel {} loaded (kexec_loaded={}); boot it with `systemctl kexec`",
                     l.kernel.url, l.loaded
                 );
@@ -1097,7 +1112,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
             (exit::SUCCESS, None)
         }
         Err(e) => {
-            eprintln!("speediso: install: {e:#}");
+            crate::say!("speediso: install: {e:#}");
             (exit::FAILED, Some(format!("{e:#}")))
         }
     };
@@ -1113,7 +1128,7 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
     let key = cert::parse_public(pubkey)?;
     match cert::verify(&v, &key) {
         Ok(()) => {
-            println!(
+            crate::out!(
                 "OK: {} certificate {} for {} ({}), signed by {}",
                 v["outcome"].as_str().unwrap_or("?"),
                 v["id"].as_str().unwrap_or("?"),
@@ -1125,17 +1140,17 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
                 hex::encode(key.to_bytes())
             );
             match v["signer"]["source"].as_str() {
-                Some("generated") => println!(
+                Some("generated") => crate::out!(
                     "note: signed by a key generated for that run: it proves the certificate \
                      was not altered, not who produced it"
                 ),
-                Some(src) => println!("key source (signed): {src}"),
-                None => println!("note: schema 1 certificate: the key's source is not signed"),
+                Some(src) => crate::out!("key source (signed): {src}"),
+                None => crate::out!("note: schema 1 certificate: the key's source is not signed"),
             }
             Ok(exit::SUCCESS)
         }
         Err(e) => {
-            println!("INVALID: {}: {e:#}", file.display());
+            crate::out!("INVALID: {}: {e:#}", file.display());
             Ok(exit::FAILED)
         }
     }

@@ -239,7 +239,10 @@ fn redact_body(body: Body) -> Body {
     if !crate::redact::json(&mut v) {
         return body;
     }
-    serde_json::from_value(v).unwrap_or(body)
+    // Fail closed: a body that cannot be rebuilt masked is not sent as is.
+    serde_json::from_value(v).unwrap_or_else(|_| Body::Warning {
+        message: "an event was withheld: it could not be checked for secrets".into(),
+    })
 }
 
 /// The event handle a module gets: everything it says is scoped to its step.

@@ -490,9 +490,10 @@ pub fn build(
     catalog: &Catalog,
 ) -> Result<Plan, Rejection> {
     let known = catalog.names();
+    // A rejection is printed and reported: never with a secret in it.
     let reject = |value: Option<String>, reason: String| Rejection {
         value,
-        reason,
+        reason: crate::redact::text(&reason).into_owned(),
         known_tasks: known.clone(),
     };
     let Some((name, source)) = requested else {

@@ -24,7 +24,7 @@ pub const SECRET_OPTIONS: &[&str] = &["token"];
 /// Values shorter than this are not registered for substring replacement
 /// (a 2-character "secret" would mask every occurrence of two letters);
 /// they are still masked structurally.
-const MIN_REGISTERED: usize = 4;
+const MIN_REGISTERED: usize = 6;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
@@ -66,10 +66,12 @@ pub fn register_option(key: &str, value: &str) {
     if is_secret_key(key) {
         register(value);
     }
+    // The password of a URL; the user name alone is no secret (and masking
+    // every "admin" would garble unrelated text).
     for (start, end) in userinfo_spans(value) {
         let info = &value[start..end];
-        register(info);
         if let Some((_, pass)) = info.split_once(':') {
+            register(info);
             register(pass);
         }
     }
@@ -117,6 +119,9 @@ pub fn json(v: &mut serde_json::Value) -> bool {
             }
         },
         Value::Array(a) => a.iter_mut().fold(false, |acc, x| json(x) | acc),
+        // A signed document (an erasure certificate) was masked before it
+        // was signed; changing it now would only break its signature.
+        Value::Object(m) if m.contains_key("signature") && m.contains_key("schema") => false,
         Value::Object(m) => m.values_mut().fold(false, |acc, x| json(x) | acc),
         _ => false,
     }
@@ -203,6 +208,24 @@ fn option_spans(s: &str) -> Vec<(usize, usize)> {
     spans
 }
 
+/// `eprintln!` with secrets masked: what the agent prints on stderr.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::redact::text(&format!($($arg)*)))
+    };
+}
+
+/// `println!` with secrets masked: what the agent prints on stdout
+/// (documents with URLs an operator typed, plans, results).
+#[macro_export]
+macro_rules! out {
+    () => { println!() };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::redact::text(&format!($($arg)*)))
+    };
+}
+
 /// A `tracing` writer that masks what it writes: stderr, line by line.
 pub struct Stderr;
 
@@ -255,6 +278,7 @@ mod tests {
     #[test]
     fn registered_values_are_masked_anywhere() {
         register_option("token", "registered-token-123");
+        register_option("foreman", "https://admin@f.example");
         register_option("foreman", "https://ops:pa55word-xyz@f.example");
         let s = "sending with Bearer registered-token-123; user ops:pa55word-xyz; pa55word-xyz";
         let got = text(s);
@@ -264,6 +288,12 @@ mod tests {
         assert!(json(&mut v));
         assert_eq!(v["a"][0], "x ***");
         assert!(!json(&mut v));
+        // A user name alone is not registered: "admin" elsewhere stays.
+        assert_eq!(text("admin01 is the host"), "admin01 is the host");
+        // A signed document is left alone.
+        let mut signed =
+            serde_json::json!({"schema": "s", "signature": {}, "x": "registered-token-123"});
+        assert!(!json(&mut signed));
     }
 
     #[test]

@@ -1378,3 +1378,69 @@ fn the_wipe_step_raises_a_time_limit_too_short_for_its_disks() {
     assert!(stdout.contains("time limit raised to"), "{stdout}");
     assert!(!stdout.contains("time limit of"), "{stdout}");
 }
+
+/// Review of audit item 6: a certificate the collector refuses is not a
+/// delivered one. Here a task names its wipe step `erase`, and the
+/// collector takes certificates only from a step `wipe`: the refused line
+/// is kept next to the spool and the run fails (so nothing powers off),
+/// instead of "every certificate delivered".
+#[cfg(feature = "collector")]
+#[test]
+fn a_refused_certificate_fails_the_run_and_is_kept() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(2 * MIB, 0x44);
+    let tmp = tempfile::tempdir().unwrap();
+    let c = report_support::Collector::start(&tmp.path().join("collector"), None, &[]);
+    let tasks = tmp.path().join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    std::fs::write(
+        tasks.join("scrap.toml"),
+        "name = \"scrap\"\ndescription = \"erase, then power off\"\ndestructive = true\n\
+         time_limit = \"1h\"\nafter = \"poweroff\"\n[[steps]]\nmodule = \"wipe\"\nid = \"erase\"\n",
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = Command::new(BIN)
+        .arg("--tasks-dir")
+        .arg(&tasks)
+        .args([
+            "--cmdline",
+            &format!(
+                "speediso.report={} speediso.token={} speediso.spool.drain=5s speediso.wipe.method=zero",
+                c.url(),
+                report_support::TOKEN
+            ),
+            "run",
+            "scrap",
+            "--confirm",
+            "scrap",
+        ])
+        .env("SPEEDISO_WIPE_TEST_ALLOW", &l.dev)
+        .env("SPEEDISO_RUN_DIR", &run_dir)
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO")
+        .env_remove("INVOCATION_ID")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(l.bytes().iter().all(|&b| b == 0), "the disk was erased");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("REFUSED an erasure certificate"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("every erasure certificate delivered"),
+        "{stderr}"
+    );
+    let refused: Vec<_> = std::fs::read_dir(run_dir.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "refused"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let kept = std::fs::read_to_string(&refused[0]).unwrap();
+    assert!(kept.contains("\"certificates\":[{"), "{kept}");
+}

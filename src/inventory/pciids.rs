@@ -500,7 +500,7 @@ C ff  Unassigned class
         };
         let t = std::time::Instant::now();
         let ids = PciIds::parse(text);
-        eprintln!("indexed pci.ids in {:?}", t.elapsed());
+        crate::say!("indexed pci.ids in {:?}", t.elapsed());
         assert_eq!(
             ids.vendor_name(0x8086).as_deref(),
             Some("Intel Corporation")

@@ -274,14 +274,14 @@ impl Module for NetBench {
 pub fn cli_plan(args: &NetArgs) -> Result<Plan, i32> {
     match Plan::from_args(args) {
         Ok(p) if p.is_empty() => {
-            eprintln!(
+            crate::say!(
                 "speediso: bench net: nothing to test; give --server HOST[:PORT] and/or --http URL"
             );
             Err(crate::run::exit::USAGE)
         }
         Ok(p) => Ok(p),
         Err(e) => {
-            eprintln!("speediso: bench net: {e:#}");
+            crate::say!("speediso: bench net: {e:#}");
             Err(crate::run::exit::USAGE)
         }
     }

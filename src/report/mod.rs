@@ -14,8 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
 
-/// The validated report configuration.
-#[derive(Debug, Clone, PartialEq)]
+/// The validated report configuration. `Debug` masks the token.
+#[derive(Clone, PartialEq)]
 pub struct Config {
     /// Base URL as given, without a trailing slash.
     pub base: String,
@@ -25,6 +25,18 @@ pub struct Config {
     pub https: bool,
     /// `speediso.spool.drain=`: how long close waits for the spool.
     pub drain: Option<Duration>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("base", &crate::redact::text(&self.base))
+            .field("token", &self.token.as_ref().map(|_| crate::redact::MASK))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
+            .field("https", &self.https)
+            .field("drain", &self.drain)
+            .finish()
+    }
 }
 
 impl Config {
@@ -85,6 +97,12 @@ impl Config {
         };
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return Ok(None);
+        }
+        if url.contains('?') || url.contains('#') {
+            return Err(format!(
+                "speediso.wipe.key={}: no query or fragment: the URL is published in every certificate (signer.source); the host's token authenticates the request",
+                crate::redact::text(url)
+            ));
         }
         let base = url.to_string();
         let https = base.starts_with("https://");

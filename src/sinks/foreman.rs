@@ -72,7 +72,7 @@ impl Sink for Foreman {
                         if (400..500).contains(&code) && code != 429 =>
                     {
                         let text = r.into_string().unwrap_or_default();
-                        eprintln!(
+                        crate::say!(
                             "speediso: foreman refused the facts ({code}): {}",
                             text.trim()
                         );
@@ -81,7 +81,7 @@ impl Sink for Foreman {
                     Err(e) => match backoff.next_delay() {
                         Some(d) => std::thread::sleep(d),
                         None => {
-                            eprintln!("speediso: foreman facts not uploaded: {e}");
+                            crate::say!("speediso: foreman facts not uploaded: {e}");
                             break;
                         }
                     },

@@ -60,6 +60,11 @@ struct Shared {
     /// Events that could not be appended to the spool (its file system is
     /// full, or an I/O error): lost, counted, and said loudly.
     dropped: u64,
+    /// Certificates the collector refused (a 4xx for their line): never
+    /// delivered, so a hold must not end as if they were.
+    refused_certificates: u64,
+    /// The sender thread ended (a panic): nothing will be sent any more.
+    sender_gone: bool,
 }
 
 struct State {
@@ -81,12 +86,42 @@ pub struct Report {
     state: Arc<State>,
     sender: Option<JoinHandle<()>>,
     tuning: Tuning,
-    /// See `hold_evidence`.
-    hold_evidence: bool,
+    /// The spool has run out of room once: from then on progress events
+    /// are not even tried, so what room there is goes to what matters.
+    full: bool,
 }
 
 /// How often a holding run repeats its box on the console.
 const HOLD_REMIND: Duration = Duration::from_secs(600);
+/// Room kept free in the spool directory for the events that matter when
+/// its file system fills up (certificates, results, the run's end).
+const RESERVE_BYTES: usize = 4 << 20;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `close` holds for undelivered certificates (see
+/// `set_hold_evidence`). One process runs one task, so a process-wide
+/// switch is the honest shape: the runner decides once the run is over.
+static HOLD_EVIDENCE: AtomicBool = AtomicBool::new(false);
+/// Set when an erasure certificate can never reach the report endpoint
+/// (the collector refused it, or it could not be spooled).
+static EVIDENCE_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Hold in `close` while certificates are undelivered: for a run that
+/// succeeded and whose task powers off or reboots afterwards.
+pub fn set_hold_evidence(on: bool) {
+    HOLD_EVIDENCE.store(on, Ordering::SeqCst);
+}
+
+/// Did a certificate of this process's run become undeliverable? The
+/// runner then fails the run, so nothing powers the machine off.
+pub fn evidence_lost() -> bool {
+    EVIDENCE_LOST.load(Ordering::SeqCst)
+}
+
+fn carries_certificates(line: &[u8]) -> bool {
+    memchr::memmem::find(line, b"\"certificates\":[{").is_some()
+}
 
 impl Report {
     /// A report sink spooling under `<run_dir>/spool`. Leftover spools of
@@ -117,7 +152,10 @@ impl Report {
                 let t = tuning.clone();
                 std::thread::Builder::new()
                     .name("report-sender".into())
-                    .spawn(move || Sender::new(c, agent, st, t, leftovers).run())
+                    .spawn(move || {
+                        let _gone = Gone(st.clone());
+                        Sender::new(c, agent, st, t, leftovers).run()
+                    })
                     .map_err(|e| tracing::warn!("report: cannot start sender: {e}"))
                     .ok()
             }
@@ -134,19 +172,8 @@ impl Report {
             state,
             sender,
             tuning,
-            hold_evidence: false,
+            full: false,
         }
-    }
-
-    /// When `close` finds erasure certificates undelivered at its deadline,
-    /// keep sending them without a deadline, saying so on the console and
-    /// in the spool's hold file (`speediso status` shows it), instead of
-    /// returning: the caller is about to power the machine off, and the
-    /// certificates would die with its RAM. Set for runs whose task powers
-    /// off or reboots, unless `speediso.wipe.poweroff_undelivered=1`.
-    pub fn hold_evidence(mut self, on: bool) -> Report {
-        self.hold_evidence = on;
-        self
     }
 
     /// Events that could not be spooled (and so will never be delivered).
@@ -156,9 +183,9 @@ impl Report {
 
     /// Erasure certificates in the spools not yet acknowledged.
     pub fn undelivered_certificates(&self) -> usize {
-        let s = self.state.lock();
+        let pending = self.state.lock().pending.clone();
         let mut ids: Vec<String> = Vec::new();
-        for p in &s.pending {
+        for p in &pending {
             for id in spool::undelivered_certificates(p) {
                 if !ids.contains(&id) {
                     ids.push(id);
@@ -175,6 +202,11 @@ impl Report {
         let mut last_box: Option<Instant> = None;
         let mut s = self.state.lock();
         while !s.drained {
+            if s.sender_gone {
+                say_loudly("speediso: report: the sender stopped; the certificates cannot be delivered from this run\n");
+                EVIDENCE_LOST.store(true, Ordering::SeqCst);
+                break;
+            }
             let n_certs = {
                 drop(s);
                 let n = self.undelivered_certificates();
@@ -230,6 +262,8 @@ impl Report {
     fn open_spool(&mut self, run_id: &str) -> bool {
         match spool::create(&self.dir, run_id, &self.cfg.base) {
             Ok((f, path)) => {
+                // Best effort: a reserve that a full file system gives back.
+                let _ = std::fs::write(self.reserve_path(), vec![0u8; RESERVE_BYTES]);
                 self.writer = Some(f);
                 let mut s = self.state.lock();
                 s.current = Some(path.clone());
@@ -238,11 +272,39 @@ impl Report {
             }
             Err(e) => {
                 // Without a spool nothing is durable; say so once and stop.
-                eprintln!("speediso: report: {e:#}; events will not be reported");
+                say_loudly(&format!(
+                    "speediso: report: {e:#}; events will not be reported\n"
+                ));
                 self.disabled = true;
                 false
             }
         }
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.dir.join(".reserve")
+    }
+
+    /// Append one line, whole or not at all. On a full file system the
+    /// reserve is given back once and the line tried again.
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let whole = self.state.lock().written;
+        let w = self.writer.as_mut().expect("spool opened");
+        match w.write_all(line) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                // A partial write (ENOSPC mid-line) must not leave a torn
+                // line for the next event to be glued onto.
+                let _ = w.set_len(whole);
+                if std::fs::remove_file(self.reserve_path()).is_err() {
+                    return Err(e);
+                }
+            }
+        }
+        let w = self.writer.as_mut().expect("spool opened");
+        w.write_all(line).inspect_err(|_| {
+            let _ = w.set_len(whole);
+        })
     }
 
     /// How many events are not yet acknowledged, from the spools on disk.
@@ -258,37 +320,46 @@ impl Report {
 
 impl Sink for Report {
     fn event(&mut self, ev: &Event) {
-        if self.disabled {
-            return;
-        }
-        if self.writer.is_none() && !self.open_spool(&ev.run_id) {
+        if self.disabled || (self.writer.is_none() && !self.open_spool(&ev.run_id)) {
+            if let crate::events::Body::Result { data } = &ev.body {
+                if data["certificates"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+                {
+                    EVIDENCE_LOST.store(true, Ordering::SeqCst);
+                }
+            }
             return;
         }
         let Ok(mut line) = serde_json::to_vec(ev) else {
             return;
         };
         line.push(b'\n');
-        let w = self.writer.as_mut().expect("spool opened above");
+        let progress = matches!(ev.body, crate::events::Body::Progress { .. });
         // One write(2) per event: the line is in the page cache (and
         // survives our own crash) before anything is sent.
-        if let Err(e) = w.write_all(&line) {
-            // A partial write (ENOSPC mid-line) must not leave a torn line
-            // for the next event to be glued onto: cut the file back to
-            // the last whole line, and count the event as lost.
-            let whole = self.state.lock().written;
-            let cut = w.set_len(whole);
+        let res = if self.full && progress {
+            Err(std::io::Error::other("spool full: progress not kept"))
+        } else {
+            self.append(&line)
+        };
+        if let Err(e) = res {
+            self.full = true;
             let mut s = self.state.lock();
             s.dropped += 1;
             let n = s.dropped;
             drop(s);
-            if n == 1 || n.is_power_of_two() {
+            if carries_certificates(&line) {
+                EVIDENCE_LOST.store(true, Ordering::SeqCst);
                 say_loudly(&format!(
-                    "speediso: report: SPOOL FULL or failing ({e}{}): {n} event(s) dropped so far, \
-                     not kept for the report endpoint\n",
-                    match cut {
-                        Ok(()) => String::new(),
-                        Err(c) => format!("; cutting the torn line failed: {c}"),
-                    }
+                    "speediso: report: SPOOL FULL ({e}): an ERASURE CERTIFICATE could not be \
+                     spooled and will not reach {}; the run fails so the machine is not powered off\n",
+                    crate::redact::text(&self.cfg.base)
+                ));
+            } else if n == 1 || n.is_power_of_two() {
+                say_loudly(&format!(
+                    "speediso: report: SPOOL FULL or failing ({e}): {n} event(s) dropped so far, \
+                     not kept for the report endpoint\n"
                 ));
             }
             return;
@@ -300,9 +371,11 @@ impl Sink for Report {
     }
 
     fn close(&mut self, deadline: Duration) {
+        // Nothing more is appended: the reserve has done its job.
+        let _ = std::fs::remove_file(self.reserve_path());
         let wait = self.cfg.drain.unwrap_or(deadline);
         let until = Instant::now() + wait;
-        let hold = self.hold_evidence && self.sender.is_some() && !self.disabled;
+        let hold = HOLD_EVIDENCE.load(Ordering::SeqCst) && self.sender.is_some() && !self.disabled;
         let mut s = self.state.lock();
         s.closing = Some(until);
         s.hold = hold;
@@ -351,6 +424,19 @@ impl Sink for Report {
         let n = self.undelivered();
         let msg = undelivered_box(n, &self.cfg.base, wait, &self.dir, last_error.as_deref());
         say_loudly(&msg);
+    }
+}
+
+/// Marks the sender as gone when its thread unwinds from a panic, so a
+/// holding `close` does not wait for a sender that no longer exists.
+struct Gone(Arc<State>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().sender_gone = true;
+            self.0.cv.notify_all();
+        }
     }
 }
 
@@ -570,7 +656,29 @@ impl Sender {
                 Sent::Rejected(why) => {
                     // One event the collector will never take: skip it,
                     // else it blocks every later one forever.
-                    eprintln!("speediso: report: collector rejected an event, skipping it: {why}");
+                    if carries_certificates(&batch.bytes) {
+                        // Kept, and the run fails: a refused certificate is
+                        // not a delivered one.
+                        let kept = self.spools[0].path.with_extension("refused");
+                        let _ = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&kept)
+                            .and_then(|mut f| f.write_all(&batch.bytes));
+                        self.state.lock().refused_certificates += 1;
+                        EVIDENCE_LOST.store(true, Ordering::SeqCst);
+                        say_loudly(&format!(
+                            "speediso: report: the collector REFUSED an erasure certificate ({}); \
+                             kept in {}; the run fails so the machine is not powered off\n",
+                            crate::redact::text(&why),
+                            kept.display()
+                        ));
+                    } else {
+                        say_loudly(&format!(
+                            "speediso: report: collector rejected an event, skipping it: {}\n",
+                            crate::redact::text(&why)
+                        ));
+                    }
                     if let Err(e) = self.spools[0].ack(batch.end) {
                         tracing::warn!("report: recording delivery: {e:#}");
                     }

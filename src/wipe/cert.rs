@@ -181,7 +181,12 @@ pub fn load_or_generate(path: Option<&Path>) -> Result<Key> {
 pub fn fetch_key(cfg: &crate::report::Config) -> Result<Key> {
     use std::io::Read;
     let shown = crate::redact::text(&cfg.base).into_owned();
-    let agent = cfg.agent()?;
+    // No redirects: one could lead the key to plain http, or elsewhere.
+    let agent = crate::http::builder(&cfg.trust())?
+        .redirects(0)
+        .timeout_connect(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(20))
+        .build();
     let mut last = String::new();
     for attempt in 0..4u32 {
         if attempt > 0 {

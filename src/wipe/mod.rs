@@ -1012,7 +1012,10 @@ fn certify(
     dir: &Path,
     events: Option<&StepEvents>,
 ) -> (serde_json::Value, Result<PathBuf, String>) {
-    let signed = cert::sign(cert::build(o, ctx, key), &key.key);
+    // Masked before signing: the bus leaves signed documents alone.
+    let mut body = cert::build(o, ctx, key);
+    crate::redact::json(&mut body);
+    let signed = cert::sign(body, &key.key);
     let file = cert::write(dir, &signed)
         .map(|(json, _html)| json)
         .map_err(|e| format!("{e:#}"));

@@ -920,15 +920,18 @@ scenario_wipe_faults() {
     boot "$name" "$(kernel_cmdline rescue)" --ssh
     wait_console 'speediso: speediso@rescue.service finished successfully' "$boot_timeout"
     wait_ssh 300
-    vm_ssh 'bash -s' <tests/vm/guest_wipe_faults.sh >"$out/$name.guest.log" 2>&1 || {
-        cat "$out/$name.guest.log" >&2
-        die "$name: the guest script failed"
-    }
-    sed "s/^/$name: guest: /" "$out/$name.guest.log" >&2
+    local guest_rc=0
+    vm_ssh 'bash -s' <tests/vm/guest_wipe_faults.sh >"$out/$name.guest.log" 2>&1 || guest_rc=$?
     rm -rf "$out/$name.out"
     mkdir -p "$out/$name.out"
+    # Fetched before judging, so a failure leaves its evidence in $out.
     vm_ssh tar -C /run/speediso-wipe-faults -cf - . | tar -xf - -C "$out/$name.out" ||
-        die "$name: copying the guest's results failed"
+        [ "$guest_rc" != 0 ] || die "$name: copying the guest's results failed"
+    if [ "$guest_rc" != 0 ]; then
+        cat "$out/$name.guest.log" >&2
+        die "$name: the guest script failed (its output: $out/$name.out)"
+    fi
+    sed "s/^/$name: guest: /" "$out/$name.guest.log" >&2
     "$python" tests/vm/check_wipe_faults.py "$out/$name.out" >&2 ||
         die "$name: the wipe results are wrong (see $out/$name.out)"
     poweroff_over_ssh
