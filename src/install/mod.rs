@@ -378,6 +378,8 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
         if written.bytes == 0 {
             bail!("{url}: the image is empty");
         }
+        // The digest matched: only now does the disk get its first MiB.
+        let written = written.commit(&target)?;
         Ok((fmt, written))
     })();
     drop(target);

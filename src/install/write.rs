@@ -133,21 +133,64 @@ impl ReadBack for File {
 /// byte for byte with the buffer that was written before the buffer is
 /// reused. Verification overlaps the download instead of doubling the
 /// time. `tick(bytes_so_far)` runs in this thread after each chunk.
-pub fn stream(r: &mut dyn Read, t: &Target, tick: &mut dyn FnMut(u64)) -> Result<Written> {
-    let check = OpenOptions::new()
+///
+/// The first MiB is held back: `Pending::commit` writes it once the caller
+/// has checked the image's digest, so a disk whose image failed its
+/// checksum never gets a partition table, even for a moment.
+pub fn stream(r: &mut dyn Read, t: &Target, tick: &mut dyn FnMut(u64)) -> Result<Pending> {
+    let check = open_check(t)?;
+    let (bytes, head) = stream_body(r, t, &check, tick)?;
+    Ok(Pending { bytes, head })
+}
+
+fn open_check(t: &Target) -> Result<File> {
+    OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECT)
         .open(&t.path)
-        .with_context(|| format!("opening {} to verify", t.path.display()))?;
-    stream_checked(r, t, &check, tick)
+        .with_context(|| format!("opening {} to verify", t.path.display()))
 }
 
+/// An image on the disk but its first MiB, which is still zero.
+pub struct Pending {
+    /// Bytes of the image, the held-back head included.
+    pub bytes: u64,
+    head: Option<(AlignedBuf, usize)>,
+}
+
+impl Pending {
+    /// Write and read back the first MiB: the disk becomes valid only now.
+    pub fn commit(self, t: &Target) -> Result<Written> {
+        let check = open_check(t)?;
+        write_head(t, &check, self.head)?;
+        Ok(Written {
+            bytes: self.bytes,
+            verified: true,
+        })
+    }
+}
+
+#[cfg(test)]
 fn stream_checked(
     r: &mut dyn Read,
     t: &Target,
     check: &dyn ReadBack,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Written> {
+    let (bytes, head) = stream_body(r, t, check, tick)?;
+    write_head(t, check, head)?;
+    Ok(Written {
+        bytes,
+        verified: true,
+    })
+}
+
+fn stream_body(
+    r: &mut dyn Read,
+    t: &Target,
+    check: &dyn ReadBack,
+    tick: &mut dyn FnMut(u64),
+) -> Result<(u64, Option<(AlignedBuf, usize)>)> {
     let (tx, rx) = mpsc::sync_channel::<(AlignedBuf, usize, u64)>(IN_FLIGHT);
     let (vtx, vrx) = mpsc::sync_channel::<(AlignedBuf, usize, u64)>(IN_FLIGHT);
     let (back_tx, back_rx) = mpsc::channel::<AlignedBuf>();
@@ -157,13 +200,22 @@ fn stream_checked(
     // The first MiB (partition table, boot sector) is zeroed now and
     // written last, as coreos-installer does: an install cut short never
     // leaves a disk that looks valid, with the old table or the new one.
-    let head_len = CHUNK.min(t.size as usize) / t.lbs as usize * t.lbs as usize;
+    // The last MiB (the backup GPT) is zeroed too; the image overwrites
+    // it where it reaches that far.
+    let lbs = u64::from(t.lbs);
+    let head_len = (CHUNK as u64).min(t.size) / lbs * lbs;
+    let tail_off = (t.size.saturating_sub(CHUNK as u64) / lbs * lbs).max(head_len);
+    let tail_len = (t.size - tail_off) / lbs * lbs;
+    let zeros = AlignedBuf::new(CHUNK + t.lbs as usize);
     if head_len > 0 {
-        t.write_at(&AlignedBuf::new(CHUNK).as_slice()[..head_len], 0)?;
-        t.direct
-            .sync_data()
-            .with_context(|| format!("flushing {}", t.path.display()))?;
+        t.write_at(&zeros.as_slice()[..head_len as usize], 0)?;
     }
+    if tail_len > 0 {
+        t.write_at(&zeros.as_slice()[..tail_len as usize], tail_off)?;
+    }
+    t.direct
+        .sync_data()
+        .with_context(|| format!("flushing {}", t.path.display()))?;
     let mut head: Option<(AlignedBuf, usize)> = None;
     let streamed = std::thread::scope(|s| -> Result<u64> {
         let writer = s.spawn(move || -> Result<()> {
@@ -232,7 +284,11 @@ fn stream_checked(
         read_result?;
         Ok(off)
     })?;
-    // Everything else is on the disk and verified: now the first MiB.
+    Ok((streamed, head))
+}
+
+/// Write the held-back first MiB and read it back.
+fn write_head(t: &Target, check: &dyn ReadBack, head: Option<(AlignedBuf, usize)>) -> Result<()> {
     if let Some((buf, len)) = head {
         t.write_at(&buf.as_slice()[..len], 0)?;
         t.direct
@@ -253,10 +309,7 @@ fn stream_checked(
             );
         }
     }
-    Ok(Written {
-        bytes: streamed,
-        verified: true,
-    })
+    Ok(())
 }
 
 /// Zero the first and the last MiB (MBR, GPT header and its backup) so a
@@ -384,6 +437,34 @@ mod tests {
         };
         let e = stream_checked(&mut &image[..], &t, &lying, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("at byte 10"), "{e}");
+    }
+
+    /// Review of item 13: the head waits for the caller's digest check;
+    /// until `commit`, the first and the last MiB are zero.
+    #[test]
+    fn the_first_mib_waits_for_the_commit() {
+        let (tmp, t) = file_target(6 * CHUNK as u64);
+        tmp.as_file()
+            .write_all_at(&vec![0xEEu8; 6 * CHUNK], 0)
+            .unwrap();
+        let image: Vec<u8> = (0..3 * CHUNK).map(|i| (i % 251 + 1) as u8).collect();
+        let honest = tmp.reopen().unwrap();
+        let (bytes, head) = stream_body(&mut &image[..], &t, &honest, &mut |_| {}).unwrap();
+        assert_eq!(bytes, image.len() as u64);
+        let mut disk = vec![0u8; 6 * CHUNK];
+        tmp.as_file().read_exact_at(&mut disk, 0).unwrap();
+        assert!(
+            disk[..CHUNK].iter().all(|&b| b == 0),
+            "head written before the commit"
+        );
+        assert!(
+            disk[5 * CHUNK..].iter().all(|&b| b == 0),
+            "old backup GPT survives"
+        );
+        assert_eq!(&disk[CHUNK..3 * CHUNK], &image[CHUNK..]);
+        write_head(&t, &honest, head).unwrap();
+        tmp.as_file().read_exact_at(&mut disk, 0).unwrap();
+        assert_eq!(&disk[..3 * CHUNK], &image[..]);
     }
 
     #[test]
