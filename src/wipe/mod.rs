@@ -118,14 +118,13 @@ impl Method {
         )
     }
 
-    /// Firmware erases after which reads must return zeros.
-    fn defines_zeros(self) -> bool {
+    /// Cryptographic erases: the specifications leave what a read returns
+    /// afterwards undefined, and some drives fail such reads (see
+    /// `verify::marker_verdict`).
+    fn content_indeterminate(self) -> bool {
         matches!(
             self,
-            Method::NvmeSanitizeBlock
-                | Method::NvmeFormat
-                | Method::AtaSanitizeBlock
-                | Method::Discard
+            Method::NvmeSanitizeCrypto | Method::NvmeFormatCrypto | Method::AtaSanitizeCrypto
         )
     }
 }
@@ -775,27 +774,35 @@ pub fn wipe_disk(
                 ))
             }
             m => {
-                let before = verify::snapshot(&t, cfg.verify);
+                let markers = verify::place_markers(&t, cfg.verify);
                 tracker.phase(m.name(), 0);
                 firmware_erase(m, &t, &p.disk, &tracker, &mut notes)?;
+                let found = verify::verify_markers(
+                    &t,
+                    &markers,
+                    m.content_indeterminate(),
+                    cfg.verify,
+                    &fails,
+                );
                 if cfg.blank {
                     overwrite_pass(Pattern::Zero, "blank (zeros)".into(), &full);
-                    return Ok(verify::verify_pattern(
+                    let mut z = verify::verify_pattern(
                         &t,
                         &full,
                         cfg.verify,
                         Pattern::Zero,
                         &tracker,
                         &fails,
-                    ));
+                    );
+                    // The firmware erase is judged before the blank pass
+                    // hides what it left.
+                    if found.result == "failed" {
+                        z.result = "failed".into();
+                    }
+                    z.note = found.note;
+                    return Ok(z);
                 }
-                Ok(verify::verify_changed(
-                    &t,
-                    &before,
-                    m.defines_zeros(),
-                    cfg.verify,
-                    &fails,
-                ))
+                Ok(found)
             }
         }
     })();
@@ -826,10 +833,13 @@ pub fn wipe_disk(
         ));
     }
     if error.is_none() && verify.result == "failed" {
-        error = Some(format!(
-            "verification failed: {} mismatching range(s)",
-            verify.mismatches
-        ));
+        error = Some(match &verify.note {
+            Some(n) => format!("verification failed: {n}"),
+            None => format!(
+                "verification failed: {} mismatching range(s)",
+                verify.mismatches
+            ),
+        });
     }
     DiskOutcome {
         device: p.disk.path.display().to_string(),
