@@ -800,6 +800,7 @@ pub struct DiskOutcome {
 pub fn wipe_disk(
     p: &Planned,
     cfg: &Config,
+    root: &Path,
     real_allowed: bool,
     parallel: usize,
     events: Option<StepEvents>,
@@ -814,6 +815,7 @@ pub fn wipe_disk(
     let mut write_secs = 0f64;
     let res: Result<VerifyReport> = (|| {
         let mut t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
+        check_identity(root, &t.file, &p.disk)?;
         t.depth = overwrite::depth_for(parallel);
         if t.size != p.disk.size_bytes {
             notes.push(format!(
@@ -981,6 +983,46 @@ pub fn wipe_disk(
         },
         notes,
     }
+}
+
+/// Right after open and before any write: the opened device must still be
+/// the planned disk. Its number (fstat's st_rdev) must be the planned
+/// `major:minor`, and the disk now at that number must have the planned
+/// serial, WWN and (loop devices) backing file. Between plan and open a
+/// disk can be pulled and another take its name, or a loop device be
+/// re-attached to another file; either fails this disk, untouched.
+pub fn check_identity(root: &Path, f: &std::fs::File, d: &Disk) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let path = d.path.display();
+    let rdev = f
+        .metadata()
+        .with_context(|| format!("fstat of {path}"))?
+        .rdev();
+    let now = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+    if now != d.devno {
+        bail!(
+            "{path} is now device {now}, not {} as planned: the disk was replaced or renumbered since the plan; nothing written",
+            d.devno
+        );
+    }
+    let cur = select::disk_at(root, &now).ok_or_else(|| {
+        anyhow!("cannot read /sys/dev/block/{now} to confirm {path} is the planned disk; nothing written")
+    })?;
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    for (what, planned, found) in [
+        ("serial", &d.serial, &cur.serial),
+        ("WWN", &d.wwn, &cur.wwn),
+        ("backing file", &d.backing_file, &cur.backing_file),
+    ] {
+        if planned != found {
+            bail!(
+                "{path} ({now}) now has {what} {}, not {} as planned: the disk was replaced since the plan; nothing written",
+                show(found),
+                show(planned)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What a certificate may claim. `wiped` only for a Clear or Purge
@@ -1166,7 +1208,7 @@ pub fn execute(
                     let ev = events.clone();
                     let (ctx, key, dir) = (&ctx, &key, &dir);
                     s.spawn(move || {
-                        let o = wipe_disk(p, cfg, real_allowed, n, ev.clone());
+                        let o = wipe_disk(p, cfg, root, real_allowed, n, ev.clone());
                         let (c, f) = certify(&o, ctx, key, dir, ev.as_ref());
                         (o, c, f)
                     })
