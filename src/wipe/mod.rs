@@ -889,6 +889,17 @@ pub fn wipe_disk(
                         p.caps.nvme_siblings.join(", ")
                     ));
                 }
+                if matches!(m, Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock) {
+                    // A sanitize still running from before a reboot aborts
+                    // the marker writes: let it end first.
+                    nvme::await_running_sanitize(
+                        &t.file,
+                        Duration::from_secs(1),
+                        &tracker,
+                        &mut notes,
+                    )
+                    .with_context(|| format!("{} on {}", m.name(), p.disk.path.display()))?;
+                }
                 let markers = verify::place_markers(&t, cfg.verify);
                 tracker.phase(m.name(), 0);
                 firmware_erase(m, &t, &p.disk, &tracker, &mut notes)?;

@@ -272,12 +272,43 @@ fn wait_sanitize(
     }
 }
 
-/// Sanitize with `act`, polling every `pause`. The log is read first: a
-/// sanitize already in progress (the machine rebooted in the middle of
-/// one; the controller carries on after a reset) is waited for instead of
-/// starting another, and counts when it completes. One that ends failed
-/// leaves the drive in sanitize failure mode, which only a successful
-/// sanitize leaves: then ours is issued.
+/// Wait for a sanitize that is already running: the machine rebooted in
+/// the middle of one, and the controller carries on after a reset. Called
+/// before the verification markers are written (a sanitizing controller
+/// aborts writes) and again before ours is issued, so a second Sanitize is
+/// never sent on top of a running one. Its end is noted; a failed one
+/// leaves the drive in sanitize failure mode, which ours then clears.
+pub fn await_running_sanitize(
+    dev: &dyn Admin,
+    pause: Duration,
+    tracker: &Tracker,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let before = sanitize_status(dev, pause)?;
+    if before.status != 2 {
+        return Ok(());
+    }
+    notes.push(format!(
+        "a sanitize was already in progress (SANACT={}, {:.0} % done), started before this run; waiting for it before starting ours",
+        before.cdw10 & 0x7,
+        before.progress as f64 * 100.0 / 65536.0
+    ));
+    let end = wait_sanitize(dev, pause, tracker, false)?;
+    notes.push(format!(
+        "the earlier sanitize ended with SSTAT={}{}",
+        end.status,
+        if end.status == 3 {
+            " (failed: the drive is in sanitize failure mode until ours succeeds)"
+        } else {
+            " (completed)"
+        }
+    ));
+    Ok(())
+}
+
+/// Sanitize with `act`, polling every `pause`: the Sanitize Status log is
+/// read first and a running sanitize waited for (`await_running_sanitize`),
+/// then ours is issued and polled, each log read tried `LOG_TRIES` times.
 pub fn sanitize(
     dev: &dyn Admin,
     act: SanAct,
@@ -285,25 +316,7 @@ pub fn sanitize(
     tracker: &Tracker,
     notes: &mut Vec<String>,
 ) -> Result<()> {
-    let before = sanitize_status(dev, pause)?;
-    if before.status == 2 {
-        notes.push(format!(
-            "a sanitize was already in progress (SANACT={}, {:.0} % done), started before this run; waiting for it instead of starting another",
-            before.cdw10 & 0x7,
-            before.progress as f64 * 100.0 / 65536.0
-        ));
-        let end = wait_sanitize(dev, pause, tracker, false)?;
-        if end.status != 3 {
-            tracker.fraction(1.0);
-            notes.push(format!(
-                "sanitize status log: the sanitize in progress completed (SSTAT={}, SANACT={})",
-                end.status,
-                end.cdw10 & 0x7
-            ));
-            return Ok(());
-        }
-        notes.push("the sanitize in progress failed (SSTAT=3); issuing a new one".into());
-    }
+    await_running_sanitize(dev, pause, tracker, notes)?;
     dev.admin(&sanitize_cmd(act, false), None)
         .map_err(|e| anyhow!("Sanitize: {e}"))?;
     notes.push(format!(
@@ -477,7 +490,8 @@ mod tests {
         type Case<'a> = (&'a [Log], &'a [u8], Result<&'a str, &'a str>);
         let table: &[Case] = &[
             // Rebooted mid-sanitize: the failed reads are retried, the
-            // running block erase is waited for, no new Sanitize is sent.
+            // running block erase is waited for, and only then is ours
+            // sent (never on top of the running one).
             (
                 &[
                     None,
@@ -485,8 +499,10 @@ mod tests {
                     Some((2, 0x8000, 2)),
                     Some((2, 0xE000, 2)),
                     Some((1, 0, 2)),
+                    Some((2, 0x100, 4)),
+                    Some((1, 0, 4)),
                 ],
-                &[LOG, LOG, LOG, LOG, LOG],
+                &[LOG, LOG, LOG, LOG, LOG, SAN, LOG, LOG],
                 Ok("already in progress (SANACT=2, 50 % done)"),
             ),
             // Nothing running: ours is issued; a failed poll is retried.
@@ -505,7 +521,7 @@ mod tests {
                     Some((4, 0, 4)),
                 ],
                 &[LOG, LOG, SAN, LOG, LOG],
-                Ok("failed (SSTAT=3); issuing a new one"),
+                Ok("in sanitize failure mode until ours succeeds"),
             ),
             // Ours fails.
             (
@@ -526,6 +542,7 @@ mod tests {
             let mut notes = vec![];
             let r = sanitize(&c, SanAct::CryptoErase, z, &tr, &mut notes);
             assert_eq!(*c.ops.borrow(), *want_ops, "{logs:?}");
+            assert!(c.ops.borrow().iter().filter(|&&o| o == SAN).count() <= 1);
             match (r, want) {
                 (Ok(()), Ok(w)) => assert!(notes.iter().any(|n| n.contains(w)), "{notes:?}"),
                 (Err(e), Err(w)) => assert!(format!("{e:#}").contains(w), "{e:#}"),
