@@ -486,14 +486,12 @@ fn task_wipe_erases_the_writable_disk_and_fails_on_a_read_only_one() {
         .find(|e| e["type"] == "run_finished")
         .expect("run_finished");
     assert_eq!(run["outcome"], "failed");
-    // The result still carries the erased disk's certificate, and the
-    // skip's class.
-    // (The step's result, after the disk's own certificate event.)
+    // The step's result still carries the erased disk's certificate, and
+    // the skip's class (the disk's own result event comes first).
     let result = events
         .iter()
-        .rev()
-        .find(|e| e["type"] == "result")
-        .expect("result");
+        .find(|e| e["type"] == "result" && e["data"]["skipped"].is_array())
+        .expect("the step's result");
     assert_eq!(result["data"]["certificates"].as_array().unwrap().len(), 1);
     let skipped = result["data"]["skipped"].as_array().unwrap();
     let s = skipped
@@ -801,7 +799,20 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     let c = r.cert_for(&l.dev);
     assert_eq!(c["sanitization"]["category"], "none");
     assert_eq!(c["verification"]["result"], "passed");
-    assert_eq!(c["verification"]["expected"], "zeros or changed data");
+    // Markers were stamped before the discard and none survived it.
+    assert_eq!(
+        c["verification"]["expected"],
+        "no marker written before the erase survives"
+    );
+    assert_eq!(c["verification"]["method"], "markers");
+    assert!(
+        c["verification"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("0 with a surviving marker"),
+        "{}",
+        c["verification"]
+    );
     // With --blank a zero pass follows, verified as zeros over the whole disk.
     l.fill_with_markers(6, 13);
     let r = wipe(
@@ -1443,4 +1454,104 @@ fn a_refused_certificate_fails_the_run_and_is_kept() {
     assert_eq!(refused.len(), 1, "{refused:?}");
     let kept = std::fs::read_to_string(&refused[0]).unwrap();
     assert!(kept.contains("\"certificates\":[{"), "{kept}");
+}
+
+/// Plan one loop device through the library, as `speediso wipe` does.
+fn plan_one(
+    dev: &str,
+) -> (
+    speediso::wipe::Planned,
+    speediso::wipe::Config,
+    tempfile::TempDir,
+) {
+    use speediso::wipe::{select::Request, verify::VerifyMode, Config, KeySource, Method};
+    let run_dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        method: Method::Zero,
+        verify: VerifyMode::Full,
+        passes: 1,
+        blank: false,
+        key: KeySource::Generate,
+        attestation: Default::default(),
+        run_dir: run_dir.path().to_path_buf(),
+    };
+    let req = Request {
+        devices: vec![dev.to_string()],
+        test_allow: Some(vec![dev.to_string()]),
+        ..Default::default()
+    };
+    let mut p = speediso::wipe::plan(Path::new("/"), &req, &cfg).unwrap();
+    assert_eq!(p.erase.len(), 1, "{dev} not planned: {:?}", p.skipped);
+    (p.erase.remove(0), cfg, run_dir)
+}
+
+/// Between plan and open the planned path came to name another disk (a
+/// renumbering, as after a hot-swap): the opened device's number is not
+/// the planned one, the disk fails and neither disk is written.
+#[test]
+fn a_disk_renumbered_between_plan_and_open_is_not_written() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let a = Loop::new(4 * MIB, 0);
+    let b = Loop::new(4 * MIB, 0);
+    a.fill_with_markers(3, 31);
+    b.fill_with_markers(3, 32);
+    let (before_a, before_b) = (a.bytes(), b.bytes());
+    let (mut p, cfg, _dir) = plan_one(&a.dev);
+    let planned = p.disk.devno.clone();
+    // The name the plan holds now leads to the other device.
+    p.disk.path = PathBuf::from(&b.dev);
+    let o = speediso::wipe::wipe_disk(&p, &cfg, Path::new("/"), false, 1, None);
+    assert_eq!(o.outcome, "failed");
+    let e = o.error.unwrap();
+    assert!(
+        e.contains(&format!("not {planned} as planned")) && e.contains("renumbered"),
+        "{e}"
+    );
+    assert_eq!(o.bytes_written, 0);
+    assert!(
+        a.bytes() == before_a && b.bytes() == before_b,
+        "a disk was written"
+    );
+}
+
+/// The loop device the plan chose is detached and another file attached
+/// to the same /dev/loopN: same device number, another backing file (a
+/// loop device's identity, as a serial is a disk's). It fails untouched.
+#[test]
+fn a_disk_replaced_behind_the_same_device_number_is_not_written() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let a = Loop::new(4 * MIB, 0);
+    a.fill_with_markers(3, 33);
+    let (p, cfg, _dir) = plan_one(&a.dev);
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = other_dir.path().join("other.img");
+    std::fs::write(&other, vec![0x5Au8; (4 * MIB) as usize]).unwrap();
+    sh(&["losetup", "-d", &a.dev]);
+    // Another test may take the freed number first; then this one cannot
+    // stage the swap (and must not touch that device).
+    let attached = Command::new("losetup")
+        .args([&a.dev, other.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        attached,
+        "{} was taken before it could be re-attached",
+        a.dev
+    );
+    let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &a.dev]);
+    assert_eq!(Path::new(&back), other);
+    let o = speediso::wipe::wipe_disk(&p, &cfg, Path::new("/"), false, 1, None);
+    // `a`'s drop guard detaches the device, now over `other`.
+    assert_eq!(o.outcome, "failed");
+    let e = o.error.unwrap();
+    assert!(e.contains("backing file") && e.contains("replaced"), "{e}");
+    assert!(
+        std::fs::read(&other).unwrap().iter().all(|&x| x == 0x5A),
+        "the replacement was written"
+    );
 }

@@ -118,14 +118,13 @@ impl Method {
         )
     }
 
-    /// Firmware erases after which reads must return zeros.
-    fn defines_zeros(self) -> bool {
+    /// Cryptographic erases: the specifications leave what a read returns
+    /// afterwards undefined, and some drives fail such reads (see
+    /// `verify::marker_verdict`).
+    fn content_indeterminate(self) -> bool {
         matches!(
             self,
-            Method::NvmeSanitizeBlock
-                | Method::NvmeFormat
-                | Method::AtaSanitizeBlock
-                | Method::Discard
+            Method::NvmeSanitizeCrypto | Method::NvmeFormatCrypto | Method::AtaSanitizeCrypto
         )
     }
 }
@@ -147,6 +146,40 @@ pub struct Caps {
     /// controllers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nvme_siblings: Vec<String>,
+    /// The siblings this run does not erase, each with why (excluded,
+    /// mounted, not named...). Filled in by `plan`, which knows the
+    /// selection; a format that reaches every namespace is refused while
+    /// one is listed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nvme_siblings_kept: Vec<String>,
+    /// The controller (its sysfs device), so formats that reach every
+    /// namespace run one at a time.
+    #[serde(skip)]
+    pub nvme_controller: Option<PathBuf>,
+}
+
+/// Whether `m` on this disk also erases the controller's other namespaces
+/// through a format that reaches all of them (FNA bit 0 or 1).
+fn format_reaches_siblings(m: Method, caps: &Caps) -> bool {
+    matches!(m, Method::NvmeFormat | Method::NvmeFormatCrypto)
+        && !caps.nvme_siblings.is_empty()
+        && caps.nvme.as_ref().is_some_and(|n| n.format_reaches_all())
+}
+
+/// One lock per NVMe controller: two formats that each reach every
+/// namespace must not run at once (the second would abort, and reads of
+/// the first's markers would fail while it runs).
+fn controller_lock(ctrl: &Path) -> std::sync::Arc<Mutex<()>> {
+    static LOCKS: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(ctrl.to_path_buf())
+        .or_default()
+        .clone()
 }
 
 /// Block devices under `root` whose `device` link resolves to the same
@@ -183,6 +216,7 @@ pub fn probe(root: &Path, d: &Disk) -> Caps {
     };
     if d.transport == Transport::Nvme {
         c.nvme_siblings = controller_siblings(root, d);
+        c.nvme_controller = std::fs::canonicalize(d.sys_path.join("device")).ok();
     }
     if root != Path::new("/") {
         return c;
@@ -201,10 +235,33 @@ pub fn probe(root: &Path, d: &Disk) -> Caps {
     c
 }
 
+fn fna_words(n: Option<&nvme::NvmeCaps>) -> &'static str {
+    match n {
+        Some(n) if n.format_erases_all_namespaces => {
+            "bit 1: its secure erase applies to all namespaces"
+        }
+        Some(n) if n.format_all_namespaces => "bit 0: the format applies to all namespaces",
+        _ => "per namespace",
+    }
+}
+
 /// The method for `d`: `requested`, when the disk supports it, or under
 /// `auto` the strongest it supports. `Err` says why the request cannot be
-/// met on this disk.
+/// met on this disk. A format that also erases the controller's other
+/// namespaces says so, naming them.
 pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, String), String> {
+    let (m, mut why) = choose_method(d, caps, requested)?;
+    if format_reaches_siblings(m, caps) {
+        why.push_str(&format!(
+            "; also erases {} (FNA {}), each itself selected for this wipe",
+            caps.nvme_siblings.join(", "),
+            fna_words(caps.nvme.as_ref())
+        ));
+    }
+    Ok((m, why))
+}
+
+fn choose_method(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, String), String> {
     let n = caps.nvme.as_ref();
     let a = caps.ata.as_ref();
     let need_nvme = |ok: bool, what: &str| -> Result<(), String> {
@@ -218,24 +275,34 @@ pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, Strin
             Some(_) => Ok(()),
         }
     };
-    // Sanitize always, and a format when FNA says its secure erase covers
-    // every namespace, reach the controller's other namespaces too.
+    // Sanitize reaches the whole NVM subsystem: only on a controller with
+    // no other namespace. A format whose FNA says it reaches every
+    // namespace: only when this run erases each of the others too.
     let whole_controller = |m: Method| -> Result<(), String> {
-        let all_ns = match m {
-            Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock => true,
-            Method::NvmeFormat | Method::NvmeFormatCrypto => {
-                n.is_some_and(|n| n.format_erases_all_namespaces)
+        match m {
+            Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock
+                if !caps.nvme_siblings.is_empty() =>
+            {
+                Err(format!(
+                    "{} would also erase the controller's other namespaces ({}); refusing",
+                    m.name(),
+                    caps.nvme_siblings.join(", ")
+                ))
             }
-            _ => false,
-        };
-        if all_ns && !caps.nvme_siblings.is_empty() {
-            return Err(format!(
-                "{} would also erase the controller's other namespaces ({}); refusing",
-                m.name(),
-                caps.nvme_siblings.join(", ")
-            ));
+            Method::NvmeFormat | Method::NvmeFormatCrypto
+                if n.is_some_and(|n| n.format_reaches_all())
+                    && !caps.nvme_siblings_kept.is_empty() =>
+            {
+                Err(format!(
+                    "{} would also erase {}: the controller's Format NVM reaches every namespace (FNA {}), and this wipe does not erase {}; refusing",
+                    m.name(),
+                    caps.nvme_siblings_kept.join(", "),
+                    fna_words(n),
+                    if caps.nvme_siblings_kept.len() == 1 { "it" } else { "them" }
+                ))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     };
     let need_ata = |ok: bool, what: &str| -> Result<(), String> {
         match a {
@@ -265,7 +332,9 @@ pub fn choose(d: &Disk, caps: &Caps, requested: Method) -> Result<(Method, Strin
                     return Ok((Method::NvmeSanitizeBlock, "auto: SANICAP.BES=1".into()));
                 }
             }
-            if let Some(n) = n.filter(|n| alone || !n.format_erases_all_namespaces) {
+            if let Some(n) =
+                n.filter(|n| !n.format_reaches_all() || caps.nvme_siblings_kept.is_empty())
+            {
                 if n.format && n.format_crypto {
                     return Ok((
                         Method::NvmeFormatCrypto,
@@ -468,6 +537,30 @@ pub struct WipePlan {
     pub blank: bool,
 }
 
+/// The `siblings` not among the `chosen` disks, each with the reasons
+/// selection gave for skipping it, or "not selected for this wipe" (not
+/// named by `--device`).
+fn siblings_kept(
+    siblings: &[String],
+    chosen: &[String],
+    skipped: &[select::Skipped],
+) -> Vec<String> {
+    siblings
+        .iter()
+        .filter(|n| !chosen.contains(n))
+        .map(|n| {
+            let why = skipped
+                .iter()
+                .find(|k| {
+                    k.disk.as_ref().is_some_and(|d| &d.name == n) || k.device == format!("/dev/{n}")
+                })
+                .map(|k| k.reasons.join("; "))
+                .unwrap_or_else(|| "not selected for this wipe".into());
+            format!("{n} ({why})")
+        })
+        .collect()
+}
+
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
 pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
@@ -476,8 +569,11 @@ pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
         mut skipped,
     } = select::select(root, req)?;
     let mut erase = Vec::new();
+    let chosen: Vec<String> = eligible.iter().map(|d| d.name.clone()).collect();
+    let skipped_by_select = skipped.clone();
     for d in eligible {
-        let caps = probe(root, &d);
+        let mut caps = probe(root, &d);
+        caps.nvme_siblings_kept = siblings_kept(&caps.nvme_siblings, &chosen, &skipped_by_select);
         match choose(&d, &caps, cfg.method) {
             Ok((method, why)) => erase.push(Planned {
                 category: method.category(),
@@ -704,6 +800,7 @@ pub struct DiskOutcome {
 pub fn wipe_disk(
     p: &Planned,
     cfg: &Config,
+    root: &Path,
     real_allowed: bool,
     parallel: usize,
     events: Option<StepEvents>,
@@ -718,6 +815,7 @@ pub fn wipe_disk(
     let mut write_secs = 0f64;
     let res: Result<VerifyReport> = (|| {
         let mut t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
+        check_identity(root, &t.file, &p.disk)?;
         t.depth = overwrite::depth_for(parallel);
         if t.size != p.disk.size_bytes {
             notes.push(format!(
@@ -775,27 +873,62 @@ pub fn wipe_disk(
                 ))
             }
             m => {
-                let before = verify::snapshot(&t, cfg.verify);
+                let ctrl = p
+                    .caps
+                    .nvme_controller
+                    .as_deref()
+                    .filter(|_| format_reaches_siblings(m, &p.caps))
+                    .map(controller_lock);
+                let _one_format_at_a_time = ctrl
+                    .as_ref()
+                    .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
+                if format_reaches_siblings(m, &p.caps) {
+                    notes.push(format!(
+                        "Format NVM reaches every namespace of the controller (FNA {}): also erases {}",
+                        fna_words(p.caps.nvme.as_ref()),
+                        p.caps.nvme_siblings.join(", ")
+                    ));
+                }
+                if matches!(m, Method::NvmeSanitizeCrypto | Method::NvmeSanitizeBlock) {
+                    // A sanitize still running from before a reboot aborts
+                    // the marker writes: let it end first.
+                    nvme::await_running_sanitize(
+                        &t.file,
+                        Duration::from_secs(1),
+                        &tracker,
+                        &mut notes,
+                    )
+                    .with_context(|| format!("{} on {}", m.name(), p.disk.path.display()))?;
+                }
+                let markers = verify::place_markers(&t, cfg.verify);
                 tracker.phase(m.name(), 0);
                 firmware_erase(m, &t, &p.disk, &tracker, &mut notes)?;
+                let found = verify::verify_markers(
+                    &t,
+                    &markers,
+                    m.content_indeterminate(),
+                    cfg.verify,
+                    &fails,
+                );
                 if cfg.blank {
                     overwrite_pass(Pattern::Zero, "blank (zeros)".into(), &full);
-                    return Ok(verify::verify_pattern(
+                    let mut z = verify::verify_pattern(
                         &t,
                         &full,
                         cfg.verify,
                         Pattern::Zero,
                         &tracker,
                         &fails,
-                    ));
+                    );
+                    // The firmware erase is judged before the blank pass
+                    // hides what it left.
+                    if found.result == "failed" {
+                        z.result = "failed".into();
+                    }
+                    z.note = found.note;
+                    return Ok(z);
                 }
-                Ok(verify::verify_changed(
-                    &t,
-                    &before,
-                    m.defines_zeros(),
-                    cfg.verify,
-                    &fails,
-                ))
+                Ok(found)
             }
         }
     })();
@@ -826,10 +959,13 @@ pub fn wipe_disk(
         ));
     }
     if error.is_none() && verify.result == "failed" {
-        error = Some(format!(
-            "verification failed: {} mismatching range(s)",
-            verify.mismatches
-        ));
+        error = Some(match &verify.note {
+            Some(n) => format!("verification failed: {n}"),
+            None => format!(
+                "verification failed: {} mismatching range(s)",
+                verify.mismatches
+            ),
+        });
     }
     DiskOutcome {
         device: p.disk.path.display().to_string(),
@@ -858,6 +994,46 @@ pub fn wipe_disk(
         },
         notes,
     }
+}
+
+/// Right after open and before any write: the opened device must still be
+/// the planned disk. Its number (fstat's st_rdev) must be the planned
+/// `major:minor`, and the disk now at that number must have the planned
+/// serial, WWN and (loop devices) backing file. Between plan and open a
+/// disk can be pulled and another take its name, or a loop device be
+/// re-attached to another file; either fails this disk, untouched.
+pub fn check_identity(root: &Path, f: &std::fs::File, d: &Disk) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let path = d.path.display();
+    let rdev = f
+        .metadata()
+        .with_context(|| format!("fstat of {path}"))?
+        .rdev();
+    let now = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+    if now != d.devno {
+        bail!(
+            "{path} is now device {now}, not {} as planned: the disk was replaced or renumbered since the plan; nothing written",
+            d.devno
+        );
+    }
+    let cur = select::disk_at(root, &now).ok_or_else(|| {
+        anyhow!("cannot read /sys/dev/block/{now} to confirm {path} is the planned disk; nothing written")
+    })?;
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    for (what, planned, found) in [
+        ("serial", &d.serial, &cur.serial),
+        ("WWN", &d.wwn, &cur.wwn),
+        ("backing file", &d.backing_file, &cur.backing_file),
+    ] {
+        if planned != found {
+            bail!(
+                "{path} ({now}) now has {what} {}, not {} as planned: the disk was replaced since the plan; nothing written",
+                show(found),
+                show(planned)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What a certificate may claim. `wiped` only for a Clear or Purge
@@ -1081,7 +1257,7 @@ pub fn execute(
                     let ev = events.clone();
                     let (ctx, key, dir) = (&ctx, &key, &dir);
                     s.spawn(move || {
-                        let o = wipe_disk(p, cfg, real_allowed, n, ev.clone());
+                        let o = wipe_disk(p, cfg, root, real_allowed, n, ev.clone());
                         let (c, f) = certify(&o, ctx, key, dir, ev.as_ref());
                         (o, c, f)
                     })
@@ -1343,11 +1519,51 @@ mod tests {
         assert_eq!(pick(&shared), Method::NvmeFormatCrypto);
         let err = choose(&d, &shared, Method::NvmeSanitizeCrypto).unwrap_err();
         assert!(err.contains("other namespaces (nvme0n2)"), "{err}");
-        if let Some(n) = shared.nvme.as_mut() {
-            n.format_erases_all_namespaces = true;
+        // FNA bit 1 or bit 0: the format reaches nvme0n2 too. Allowed while
+        // nvme0n2 is itself erased by this run, and said so; refused,
+        // naming it and why, when it is kept.
+        for (fns, sens) in [(false, true), (true, false)] {
+            if let Some(n) = shared.nvme.as_mut() {
+                n.format_erases_all_namespaces = sens;
+                n.format_all_namespaces = fns;
+            }
+            shared.nvme_siblings_kept = vec![];
+            let (m, why) = choose(&d, &shared, Method::Auto).unwrap();
+            assert_eq!(m, Method::NvmeFormatCrypto);
+            assert!(why.contains("also erases nvme0n2 (FNA bit"), "{why}");
+            shared.nvme_siblings_kept = vec!["nvme0n2 (excluded by speediso.wipe.exclude)".into()];
+            assert_eq!(pick(&shared), Method::Random);
+            let err = choose(&d, &shared, Method::NvmeFormat).unwrap_err();
+            assert!(
+                err.contains("would also erase nvme0n2 (excluded by speediso.wipe.exclude)"),
+                "{err}"
+            );
         }
-        assert_eq!(pick(&shared), Method::Random);
-        assert!(choose(&d, &shared, Method::NvmeFormat).is_err());
+        // Alone on its controller: nothing else to name.
+        let (_, why) = choose(&d, &nv(false, false, true, true), Method::Auto).unwrap();
+        assert!(!why.contains("also erases"), "{why}");
+    }
+
+    #[test]
+    fn siblings_kept_name_why() {
+        let sib: Vec<String> = ["nvme0n2", "nvme0n3", "nvme0n4"].map(String::from).into();
+        let chosen = vec!["nvme0n1".to_string(), "nvme0n3".to_string()];
+        let skipped = vec![select::Skipped::new(
+            "/dev/nvme0n2".into(),
+            None,
+            vec![(
+                select::SkipClass::Policy,
+                "excluded by speediso.wipe.exclude".into(),
+            )],
+        )];
+        assert_eq!(
+            siblings_kept(&sib, &chosen, &skipped),
+            [
+                "nvme0n2 (excluded by speediso.wipe.exclude)",
+                "nvme0n4 (not selected for this wipe)"
+            ]
+        );
+        assert!(siblings_kept(&sib[1..2], &chosen, &skipped).is_empty());
     }
 
     #[test]

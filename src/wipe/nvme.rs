@@ -5,7 +5,7 @@
 
 use super::overwrite::Target;
 use super::{Method, Tracker};
-use crate::sys::nvme::{admin, namespace_id, AdminCmd};
+use crate::sys::nvme::{admin, namespace_id, AdminCmd, AdminError};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -37,6 +37,9 @@ pub struct NvmeCaps {
     pub format_crypto: bool,
     /// FNA bit 1: a secure erase applies to all namespaces.
     pub format_erases_all_namespaces: bool,
+    /// FNA bit 0: a format (of any kind) of one namespace formats all of
+    /// them.
+    pub format_all_namespaces: bool,
     pub model: String,
     pub serial: String,
     pub firmware: String,
@@ -75,8 +78,22 @@ pub fn identify_ns_cmd(nsid: u32) -> AdminCmd {
     }
 }
 
-/// Decode the fields we use from the 4096-byte Identify Controller data:
-/// SN 4..24, MN 24..64, FR 64..72, OACS 256..258, SANICAP 328..332, FNA 524.
+impl NvmeCaps {
+    /// Whether our secure Format NVM of one namespace reaches the other
+    /// namespaces: FNA bit 1 (its secure erase applies to all), or bit 0
+    /// (the format itself applies to all; the others lose their data even
+    /// where only this namespace is securely erased). NVMe Base 2.0
+    /// Identify Controller byte 524 and the Format NVM scope table.
+    pub fn format_reaches_all(&self) -> bool {
+        self.format_erases_all_namespaces || self.format_all_namespaces
+    }
+}
+
+/// Decode the fields we use from the 4096-byte Identify Controller data
+/// (NVMe Base 2.0 Figure 275): SN 4..24, MN 24..64, FR 64..72, OACS
+/// 256..258, SANICAP 328..332, FNA 524 (bit 0 format applies to all
+/// namespaces, bit 1 secure erase applies to all namespaces, bit 2 crypto
+/// erase supported).
 pub fn parse_identify_ctrl(b: &[u8]) -> NvmeCaps {
     let oacs = le16(b, 256);
     let sanicap = le32(b, 328);
@@ -88,6 +105,7 @@ pub fn parse_identify_ctrl(b: &[u8]) -> NvmeCaps {
         format: oacs & 0x2 != 0,
         format_crypto: fna & 0x4 != 0,
         format_erases_all_namespaces: fna & 0x2 != 0,
+        format_all_namespaces: fna & 0x1 != 0,
         serial: ascii(&b[4..24]),
         model: ascii(&b[24..64]),
         firmware: ascii(&b[64..72]),
@@ -128,20 +146,24 @@ pub fn sanitize_log_cmd() -> AdminCmd {
     }
 }
 
-/// Sanitize Status log: SPROG (bytes 0-1, progress in 1/65536) and SSTAT
-/// (bytes 2-3; bits 2:0 the status of the most recent sanitize).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sanitize Status log (log page 81h, NVMe Base 2.0 5.16.1.25): SPROG
+/// (bytes 0-1, progress in 1/65536), SSTAT (bytes 2-3; bits 2:0 the status
+/// of the most recent sanitize) and SCDW10 (bytes 4-7, the CDW10 of the
+/// Sanitize command that started it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SanitizeStatus {
     pub progress: u16,
     /// 0 never, 1 completed, 2 in progress, 3 failed, 4 completed with
     /// No-Deallocate.
     pub status: u8,
+    pub cdw10: u32,
 }
 
 pub fn parse_sanitize_log(b: &[u8]) -> SanitizeStatus {
     SanitizeStatus {
         progress: le16(b, 0),
         status: (le16(b, 2) & 0x7) as u8,
+        cdw10: le32(b, 4),
     }
 }
 
@@ -182,11 +204,135 @@ pub fn probe(path: &Path) -> Result<NvmeCaps> {
     Ok(parse_identify_ctrl(&buf))
 }
 
-fn sanitize_status(t: &Target) -> Result<SanitizeStatus> {
-    let mut buf = vec![0u8; 512];
-    admin(&t.file, &sanitize_log_cmd(), Some(&mut buf))
-        .map_err(|e| anyhow!("Get Log Page (Sanitize Status): {e}"))?;
-    Ok(parse_sanitize_log(&buf))
+/// The admin queue of a controller: the opened namespace, or a scripted
+/// fake in tests (Sanitize cannot run on a loop device).
+pub trait Admin {
+    fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> Result<u32, AdminError>;
+}
+
+impl Admin for std::fs::File {
+    fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> Result<u32, AdminError> {
+        admin(self, cmd, data)
+    }
+}
+
+/// Tries of one Sanitize Status read before the disk is given up: a
+/// controller busy with a sanitize may fail a log read now and then.
+pub const LOG_TRIES: u32 = 5;
+
+fn sanitize_status(dev: &dyn Admin, pause: Duration) -> Result<SanitizeStatus> {
+    let mut last = None;
+    for i in 0..LOG_TRIES {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
+        let mut buf = vec![0u8; 512];
+        match dev.admin(&sanitize_log_cmd(), Some(&mut buf)) {
+            Ok(_) => return Ok(parse_sanitize_log(&buf)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow!(
+        "Get Log Page (Sanitize Status) failed {LOG_TRIES} times: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+/// Poll the Sanitize Status log every `pause` until the sanitize ends:
+/// `Ok(status)` with 1 or 4 (completed) or 3 (failed).
+fn wait_sanitize(
+    dev: &dyn Admin,
+    pause: Duration,
+    tracker: &Tracker,
+    issued: bool,
+) -> Result<SanitizeStatus> {
+    let start = Instant::now();
+    let mut seen_running = !issued;
+    loop {
+        std::thread::sleep(pause);
+        let s = sanitize_status(dev, pause)?;
+        match s.status {
+            2 => {
+                seen_running = true;
+                tracker.fraction(s.progress as f64 / 65536.0);
+            }
+            1 | 3 | 4 => return Ok(s),
+            st if !seen_running && start.elapsed() > Duration::from_secs(30) => {
+                bail!("sanitize never started (SSTAT={st} after 30 s)")
+            }
+            st if !issued => bail!("the sanitize in progress vanished (SSTAT={st})"),
+            _ => {}
+        }
+        if start.elapsed() > SANITIZE_LIMIT {
+            bail!(
+                "sanitize still running after {} h",
+                SANITIZE_LIMIT.as_secs() / 3600
+            );
+        }
+    }
+}
+
+/// Wait for a sanitize that is already running: the machine rebooted in
+/// the middle of one, and the controller carries on after a reset. Called
+/// before the verification markers are written (a sanitizing controller
+/// aborts writes) and again before ours is issued, so a second Sanitize is
+/// never sent on top of a running one. Its end is noted; a failed one
+/// leaves the drive in sanitize failure mode, which ours then clears.
+pub fn await_running_sanitize(
+    dev: &dyn Admin,
+    pause: Duration,
+    tracker: &Tracker,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let before = sanitize_status(dev, pause)?;
+    if before.status != 2 {
+        return Ok(());
+    }
+    notes.push(format!(
+        "a sanitize was already in progress (SANACT={}, {:.0} % done), started before this run; waiting for it before starting ours",
+        before.cdw10 & 0x7,
+        before.progress as f64 * 100.0 / 65536.0
+    ));
+    let end = wait_sanitize(dev, pause, tracker, false)?;
+    notes.push(format!(
+        "the earlier sanitize ended with SSTAT={}{}",
+        end.status,
+        if end.status == 3 {
+            " (failed: the drive is in sanitize failure mode until ours succeeds)"
+        } else {
+            " (completed)"
+        }
+    ));
+    Ok(())
+}
+
+/// Sanitize with `act`, polling every `pause`: the Sanitize Status log is
+/// read first and a running sanitize waited for (`await_running_sanitize`),
+/// then ours is issued and polled, each log read tried `LOG_TRIES` times.
+pub fn sanitize(
+    dev: &dyn Admin,
+    act: SanAct,
+    pause: Duration,
+    tracker: &Tracker,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    await_running_sanitize(dev, pause, tracker, notes)?;
+    dev.admin(&sanitize_cmd(act, false), None)
+        .map_err(|e| anyhow!("Sanitize: {e}"))?;
+    notes.push(format!(
+        "NVMe Sanitize SANACT={} issued; applies to the whole NVM subsystem",
+        act as u32
+    ));
+    let end = wait_sanitize(dev, pause, tracker, true)?;
+    if end.status == 3 {
+        bail!("the sanitize operation failed (SSTAT=3); the drive stays in sanitize failure mode until a sanitize succeeds");
+    }
+    tracker.fraction(1.0);
+    notes.push(format!(
+        "sanitize status log: completed (SSTAT={})",
+        end.status
+    ));
+    Ok(())
 }
 
 /// Run `m` on the controller behind `t` and wait for it.
@@ -198,40 +344,7 @@ pub fn erase(m: Method, t: &Target, tracker: &Tracker, notes: &mut Vec<String>) 
             } else {
                 SanAct::BlockErase
             };
-            admin(&t.file, &sanitize_cmd(act, false), None)
-                .map_err(|e| anyhow!("Sanitize: {e}"))?;
-            notes.push(format!(
-                "NVMe Sanitize SANACT={} issued; applies to the whole NVM subsystem",
-                act as u32
-            ));
-            let start = Instant::now();
-            let mut seen_running = false;
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                let s = sanitize_status(t)?;
-                match s.status {
-                    2 => {
-                        seen_running = true;
-                        tracker.fraction(s.progress as f64 / 65536.0);
-                    }
-                    1 | 4 => {
-                        tracker.fraction(1.0);
-                        notes.push(format!("sanitize status log: completed (SSTAT={})", s.status));
-                        return Ok(());
-                    }
-                    3 => bail!("the sanitize operation failed (SSTAT=3); the drive stays in sanitize failure mode until a sanitize succeeds"),
-                    st if !seen_running && start.elapsed() > Duration::from_secs(30) => {
-                        bail!("sanitize never started (SSTAT={st} after 30 s)")
-                    }
-                    _ => {}
-                }
-                if start.elapsed() > SANITIZE_LIMIT {
-                    bail!(
-                        "sanitize still running after {} h",
-                        SANITIZE_LIMIT.as_secs() / 3600
-                    );
-                }
-            }
+            sanitize(&t.file, act, Duration::from_secs(1), tracker, notes)
         }
         Method::NvmeFormatCrypto | Method::NvmeFormat => {
             let nsid = namespace_id(&t.file).context("NVME_IOCTL_ID")?;
@@ -309,16 +422,159 @@ mod tests {
         let mut b = vec![0u8; 512];
         b[0..2].copy_from_slice(&0x8000u16.to_le_bytes());
         b[2..4].copy_from_slice(&0x0102u16.to_le_bytes()); // in progress (+GED bit 8)
+        b[4..8].copy_from_slice(&0x4u32.to_le_bytes()); // SCDW10: crypto erase
         assert_eq!(
             parse_sanitize_log(&b),
             SanitizeStatus {
                 progress: 0x8000,
-                status: 2
+                status: 2,
+                cdw10: 4,
             }
         );
         let mut ns = vec![0u8; 4096];
         ns[26] = 0x21 | 0x10; // LBAF index 1 + high bit (bit 5 → +16), MSET
         ns[29] = 0x09; // PI type 1, PIP
         assert_eq!(current_format(&ns), (17, true, 1, true));
+    }
+
+    /// A controller's admin queue, scripted: each Get Log Page (Sanitize
+    /// Status) takes the next answer, `None` being a failed read.
+    struct FakeCtrl {
+        logs: std::cell::RefCell<std::collections::VecDeque<Option<(u8, u16, u32)>>>,
+        ops: std::cell::RefCell<Vec<u8>>,
+    }
+
+    impl FakeCtrl {
+        fn new(logs: &[Option<(u8, u16, u32)>]) -> FakeCtrl {
+            FakeCtrl {
+                logs: std::cell::RefCell::new(logs.iter().copied().collect()),
+                ops: Default::default(),
+            }
+        }
+    }
+
+    impl Admin for FakeCtrl {
+        fn admin(&self, cmd: &AdminCmd, data: Option<&mut [u8]>) -> Result<u32, AdminError> {
+            self.ops.borrow_mut().push(cmd.opcode);
+            if cmd.opcode != OPC_GET_LOG_PAGE {
+                return Ok(0);
+            }
+            assert_eq!(cmd.cdw10 & 0xFF, LID_SANITIZE_STATUS as u32);
+            let next = self
+                .logs
+                .borrow_mut()
+                .pop_front()
+                .expect("log read not scripted");
+            let Some((sstat, sprog, scdw10)) = next else {
+                // Status 0x0006: Internal Error.
+                return Err(AdminError::Status(0x0006));
+            };
+            // The 512-byte page: SPROG 0-1, SSTAT 2-3, SCDW10 4-7.
+            let b = data.expect("buffer");
+            b.fill(0);
+            b[0..2].copy_from_slice(&sprog.to_le_bytes());
+            b[2..4].copy_from_slice(&(sstat as u16).to_le_bytes());
+            b[4..8].copy_from_slice(&scdw10.to_le_bytes());
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn sanitize_reads_the_log_first_waits_and_retries() {
+        const LOG: u8 = OPC_GET_LOG_PAGE;
+        const SAN: u8 = OPC_SANITIZE;
+        let tr = Tracker::new("test".into(), None);
+        let z = Duration::ZERO;
+        // (log answers, commands sent, Ok or the error's words)
+        type Log = Option<(u8, u16, u32)>;
+        type Case<'a> = (&'a [Log], &'a [u8], Result<&'a str, &'a str>);
+        let table: &[Case] = &[
+            // Rebooted mid-sanitize: the failed reads are retried, the
+            // running block erase is waited for, and only then is ours
+            // sent (never on top of the running one).
+            (
+                &[
+                    None,
+                    None,
+                    Some((2, 0x8000, 2)),
+                    Some((2, 0xE000, 2)),
+                    Some((1, 0, 2)),
+                    Some((2, 0x100, 4)),
+                    Some((1, 0, 4)),
+                ],
+                &[LOG, LOG, LOG, LOG, LOG, SAN, LOG, LOG],
+                Ok("already in progress (SANACT=2, 50 % done)"),
+            ),
+            // Nothing running: ours is issued; a failed poll is retried.
+            (
+                &[Some((0, 0, 0)), None, Some((2, 0x100, 4)), Some((1, 0, 4))],
+                &[LOG, SAN, LOG, LOG, LOG],
+                Ok("SANACT=4 issued"),
+            ),
+            // The one in progress failed: the drive is in failure mode,
+            // ours is issued to leave it.
+            (
+                &[
+                    Some((2, 0, 2)),
+                    Some((3, 0, 2)),
+                    Some((2, 0, 4)),
+                    Some((4, 0, 4)),
+                ],
+                &[LOG, LOG, SAN, LOG, LOG],
+                Ok("in sanitize failure mode until ours succeeds"),
+            ),
+            // Ours fails.
+            (
+                &[Some((1, 0, 4)), Some((2, 0, 4)), Some((3, 0, 4))],
+                &[LOG, SAN, LOG, LOG],
+                Err("sanitize failure mode"),
+            ),
+            // The log cannot be read at all: given up after LOG_TRIES,
+            // before anything is sent.
+            (
+                &[None, None, None, None, None],
+                &[LOG, LOG, LOG, LOG, LOG],
+                Err("failed 5 times: NVMe status 0x006"),
+            ),
+        ];
+        for (logs, want_ops, want) in table {
+            let c = FakeCtrl::new(logs);
+            let mut notes = vec![];
+            let r = sanitize(&c, SanAct::CryptoErase, z, &tr, &mut notes);
+            assert_eq!(*c.ops.borrow(), *want_ops, "{logs:?}");
+            assert!(c.ops.borrow().iter().filter(|&&o| o == SAN).count() <= 1);
+            match (r, want) {
+                (Ok(()), Ok(w)) => assert!(notes.iter().any(|n| n.contains(w)), "{notes:?}"),
+                (Err(e), Err(w)) => assert!(format!("{e:#}").contains(w), "{e:#}"),
+                (r, w) => panic!("{logs:?}: got {r:?}, want {w:?}"),
+            }
+            assert!(c.logs.borrow().is_empty(), "unread answers for {logs:?}");
+        }
+    }
+
+    #[test]
+    fn fna_bits() {
+        let mut b = vec![0u8; 4096];
+        // (FNA, format applies to all, secure erase applies to all, crypto)
+        for (fna, fns, sens, ces) in [
+            (0x00u8, false, false, false),
+            (0x01, true, false, false),
+            (0x02, false, true, false),
+            (0x04, false, false, true),
+            (0x07, true, true, true),
+        ] {
+            b[524] = fna;
+            let c = parse_identify_ctrl(&b);
+            assert_eq!(
+                (
+                    c.format_all_namespaces,
+                    c.format_erases_all_namespaces,
+                    c.format_crypto
+                ),
+                (fns, sens, ces),
+                "{fna:#x}"
+            );
+            assert_eq!(c.format_reaches_all(), fns || sens);
+        }
     }
 }

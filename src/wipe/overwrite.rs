@@ -320,7 +320,7 @@ fn write_with_retry(
     }
 }
 
-fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
+pub(crate) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
     while !buf.is_empty() {
         match f.write_at(buf, off) {
             Ok(0) => {

@@ -318,6 +318,18 @@ fn read_disk(root: &Path, name: &str) -> Disk {
     }
 }
 
+/// The disk now behind block device number `devno` (`M:m`), through
+/// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
+/// with the plan.
+pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
+    let real = std::fs::canonicalize(root.join("sys/dev/block").join(devno)).ok()?;
+    let name = real.file_name()?.to_string_lossy().to_string();
+    root.join("sys/block")
+        .join(&name)
+        .exists()
+        .then(|| read_disk(root, &name))
+}
+
 /// The kernel name behind a /dev path (following one symlink, e.g.
 /// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
 pub fn dev_name(root: &Path, path: &str) -> String {

@@ -1,20 +1,19 @@
 //! Read-back verification: every byte (full) or a stated fraction of 1 MiB
 //! units (sample), compared with what the method must have left: zeros, the
-//! regenerated random stream, or, for firmware erases that define no
-//! pattern, "not the data that was there before".
+//! regenerated random stream, or, for firmware erases, "no marker stamped
+//! before the erase survives it".
 
 use super::overwrite::{AlignedBuf, Failures, Pattern, Slots, Target, CHUNK, RETRIES, SPARE};
 use super::Tracker;
 use crate::sys::iobuf::IoArena;
 use serde::Serialize;
-use std::hash::{Hash, Hasher};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Size of one sampled unit.
 pub const UNIT: u64 = 1 << 20;
-/// Units read before and after a firmware erase to show the data changed.
+/// Units stamped with markers before a firmware erase (at least).
 pub const SNAPSHOT_UNITS: u64 = 64;
 
 /// `--verify` / `speediso.wipe.verify`.
@@ -290,118 +289,272 @@ pub fn verify_pattern(
     }
 }
 
-/// One unit read before a firmware erase: where, a hash, and whether it
-/// was all zeros (then "unchanged" proves nothing either way).
-#[derive(Debug, Clone)]
-pub struct Snap {
-    pub off: u64,
-    pub len: u64,
-    pub hash: u64,
-    pub zero: bool,
+/// Magic at the start of every marker block; followed by the run's nonce,
+/// the block's LBA and its unit's index.
+pub const MARKER_MAGIC: &[u8; 16] = b"SPEEDISO-WIPE-MK";
+/// Bytes of a marker block that identify it: magic and nonce.
+const MARKER_ID: usize = 32;
+
+/// Units stamped with markers before a firmware erase. Every logical block
+/// of a unit starts with magic, a per-run random nonce, its own LBA and the
+/// unit's index, so neither an old copy of the disk nor a stale cache
+/// entry from an earlier run can stand in for it, and any block that still
+/// carries it after the erase is named.
+#[derive(Debug, Clone, Default)]
+pub struct Markers {
+    pub nonce: [u8; 16],
+    /// (offset, length) of each unit written and read back before the erase.
+    pub units: Vec<(u64, u64)>,
+    /// Units that could not be written or did not read back: not probes.
+    pub not_placed: Vec<(u64, String)>,
 }
 
-fn hash(b: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    b.hash(&mut h);
-    h.finish()
+/// Fill `buf` (one unit at device offset `off`) with marker blocks.
+pub fn stamp(buf: &mut [u8], nonce: &[u8; 16], off: u64, unit: u64, lbs: usize) {
+    for (i, b) in buf.chunks_mut(lbs).enumerate() {
+        let lba = (off + (i * lbs) as u64) / lbs as u64;
+        let mut head = [0u8; 48];
+        head[..16].copy_from_slice(MARKER_MAGIC);
+        head[16..32].copy_from_slice(nonce);
+        head[32..40].copy_from_slice(&lba.to_le_bytes());
+        head[40..48].copy_from_slice(&unit.to_le_bytes());
+        // The header repeated over the whole block: a block the erase only
+        // partly changed still shows it.
+        for (j, x) in b.iter_mut().enumerate() {
+            *x = head[j % head.len()];
+        }
+    }
 }
 
-/// Read `SNAPSHOT_UNITS` (or, in full mode, more: one unit per 1/fraction)
-/// spread over the device before a firmware erase.
-pub fn snapshot(t: &Target, mode: VerifyMode) -> Vec<Snap> {
+/// Logical blocks of `buf` (read at device offset `off`) that still carry
+/// this run's marker, as merged (first LBA, count) runs.
+pub fn surviving(buf: &[u8], nonce: &[u8; 16], off: u64, lbs: usize) -> Vec<(u64, u64)> {
+    let mut id = [0u8; MARKER_ID];
+    id[..16].copy_from_slice(MARKER_MAGIC);
+    id[16..].copy_from_slice(nonce);
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for (i, b) in buf.chunks(lbs).enumerate() {
+        if b.len() < MARKER_ID || b[..MARKER_ID] != id {
+            continue;
+        }
+        let lba = (off + (i * lbs) as u64) / lbs as u64;
+        match runs.last_mut() {
+            Some((s, n)) if *s + *n == lba => *n += 1,
+            _ => runs.push((lba, 1)),
+        }
+    }
+    runs
+}
+
+/// Units to stamp: `SNAPSHOT_UNITS`, or a fraction of the device in
+/// sample mode when that is more, spread evenly (first unit included).
+pub fn marker_offsets(size: u64, mode: VerifyMode) -> Vec<(u64, u64)> {
     let frac = match mode {
         VerifyMode::Off => return vec![],
         VerifyMode::Full => 0.0,
         VerifyMode::Sample(f) => f,
     };
-    let units = t.size.div_ceil(UNIT).max(1);
+    if size == 0 {
+        return vec![];
+    }
+    let units = size.div_ceil(UNIT);
     let want = ((units as f64 * frac).ceil() as u64)
         .max(SNAPSHOT_UNITS)
         .min(units);
-    let mut buf = AlignedBuf::new(UNIT as usize);
-    (0..want)
-        .filter_map(|i| {
+    let mut v: Vec<(u64, u64)> = (0..want)
+        .map(|i| {
             let off = i * units / want * UNIT;
-            let len = UNIT.min(t.size - off) as usize;
-            let b = &mut buf.as_mut_slice()[..len];
-            read_with_retry(t, b, off).ok()?;
-            Some(Snap {
-                off,
-                len: len as u64,
-                hash: hash(b),
-                zero: b.iter().all(|&x| x == 0),
-            })
+            (off, UNIT.min(size - off))
         })
-        .collect()
+        .collect();
+    // The last unit too: firmware that skips the end of the LBA range
+    // must not pass.
+    let last = (units - 1) * UNIT;
+    if v.last().is_some_and(|&(o, _)| o != last) {
+        v.push((last, size - last));
+    }
+    v
 }
 
-/// After a firmware erase: every snapshot unit must differ from before, or
-/// read as zeros where the command defines zeros (block erase, user-data
-/// format). Units that were zeros before and still are prove nothing and
-/// are counted, not failed.
-pub fn verify_changed(
+/// Before a firmware erase: stamp the marker units, flush, and read each
+/// back, so only markers the device really stored count as probes.
+pub fn place_markers(t: &Target, mode: VerifyMode) -> Markers {
+    let mut m = Markers::default();
+    if getrandom::getrandom(&mut m.nonce).is_err() {
+        // Unique per run is what matters, not secrecy.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        m.nonce = (t ^ (std::process::id() as u128) << 96).to_le_bytes();
+    }
+    let lbs = (t.lbs as usize).max(512);
+    let list = marker_offsets(t.size, mode);
+    let mut buf = AlignedBuf::new(UNIT as usize);
+    let mut written = Vec::new();
+    for (i, &(off, len)) in list.iter().enumerate() {
+        let b = &mut buf.as_mut_slice()[..len as usize];
+        stamp(b, &m.nonce, off, i as u64, lbs);
+        let mut r = super::overwrite::write_all_at(&t.file, b, off);
+        for _ in 1..RETRIES {
+            if r.is_ok() {
+                break;
+            }
+            r = super::overwrite::write_all_at(&t.file, b, off);
+        }
+        match r {
+            Ok(()) => written.push((i, off, len)),
+            Err(e) => m
+                .not_placed
+                .push((off, format!("marker write failed: {e}"))),
+        }
+    }
+    if let Err(e) = t.file.sync_data() {
+        for (_, off, _) in written.drain(..) {
+            m.not_placed
+                .push((off, format!("flush after the markers failed: {e}")));
+        }
+    }
+    for (_, off, len) in written {
+        let b = &mut buf.as_mut_slice()[..len as usize];
+        match read_with_retry(t, b, off) {
+            Err(e) => m
+                .not_placed
+                .push((off, format!("marker read-back failed: {e}"))),
+            Ok(()) => {
+                let blocks = len.div_ceil(lbs as u64);
+                let kept: u64 = surviving(b, &m.nonce, off, lbs).iter().map(|r| r.1).sum();
+                if kept == blocks {
+                    m.units.push((off, len));
+                } else {
+                    m.not_placed.push((
+                        off,
+                        format!("only {kept} of {blocks} marker blocks read back"),
+                    ));
+                }
+            }
+        }
+    }
+    m
+}
+
+/// What reading the marker units back after the erase found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarkerCounts {
+    /// Units placed before the erase.
+    pub placed: u64,
+    /// Units read after the erase and searched for markers.
+    pub compared: u64,
+    /// Units with at least one surviving marker block.
+    pub survived: u64,
+    /// Units that could not be read after the erase (all retries failed).
+    pub unreadable: u64,
+    /// Units that could not be placed before the erase.
+    pub not_placed: u64,
+}
+
+/// The verdict on the counts. A surviving marker fails. An unreadable
+/// unit fails, except after a cryptographic erase (`indeterminate`), whose
+/// content the specifications leave undefined: some drives answer reads
+/// of blocks keyed with the old media key with an uncorrectable error.
+/// Nothing compared is never a pass.
+pub fn marker_verdict(c: &MarkerCounts, indeterminate: bool) -> (bool, String) {
+    let mut note = format!(
+        "{} units stamped with markers before the erase, {} compared after it; {} with a surviving marker; {} unreadable{}",
+        c.placed,
+        c.compared,
+        c.survived,
+        c.unreadable,
+        if c.unreadable > 0 && indeterminate {
+            " (content after a cryptographic erase is indeterminate; not a failure)"
+        } else {
+            ""
+        }
+    );
+    if c.not_placed > 0 {
+        note.push_str(&format!("; {} units could not be stamped", c.not_placed));
+    }
+    if c.compared == 0 {
+        note.push_str("; nothing was compared, so nothing is proven");
+        return (false, note);
+    }
+    let ok = c.survived == 0 && (c.unreadable == 0 || indeterminate);
+    (ok, note)
+}
+
+/// After a firmware erase: read every marker unit back. A block that still
+/// carries its marker fails naming its LBA; see `marker_verdict` for
+/// unreadable units and for nothing compared.
+pub fn verify_markers(
     t: &Target,
-    before: &[Snap],
-    zeros_ok: bool,
+    m: &Markers,
+    indeterminate: bool,
     mode: VerifyMode,
     fails: &Mutex<Failures>,
 ) -> VerifyReport {
     let started = std::time::Instant::now();
+    let expected = "no marker written before the erase survives".to_string();
     if mode == VerifyMode::Off {
         return VerifyReport {
             method: "off".into(),
-            expected: "changed data".into(),
+            expected,
             result: "skipped".into(),
             ..Default::default()
         };
     }
+    let lbs = (t.lbs as usize).max(512);
     let mut buf = AlignedBuf::new(UNIT as usize);
-    let (mut bad, mut inconclusive, mut zeros, mut bytes) = (0u64, 0u64, 0u64, 0u64);
-    for s in before {
-        let b = &mut buf.as_mut_slice()[..s.len as usize];
-        if let Err(e) = read_with_retry(t, b, s.off) {
-            bad += 1;
-            fails.lock().unwrap_or_else(|e| e.into_inner()).add(
-                t.lbs,
-                s.off,
-                s.len,
-                "verify-read",
-                e.to_string(),
+    let mut c = MarkerCounts {
+        placed: m.units.len() as u64,
+        not_placed: m.not_placed.len() as u64,
+        ..Default::default()
+    };
+    let mut bytes = 0u64;
+    let add = |off: u64, len: u64, op: &str, e: String| {
+        fails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(t.lbs, off, len, op, e)
+    };
+    for &(off, len) in &m.units {
+        let b = &mut buf.as_mut_slice()[..len as usize];
+        if let Err(e) = read_with_retry(t, b, off) {
+            c.unreadable += 1;
+            if !indeterminate {
+                add(
+                    off,
+                    len,
+                    "verify-read",
+                    format!("unreadable after the erase: {e}"),
+                );
+            }
+            continue;
+        }
+        c.compared += 1;
+        bytes += len;
+        let runs = surviving(b, &m.nonce, off, lbs);
+        if !runs.is_empty() {
+            c.survived += 1;
+        }
+        for (lba, n) in runs {
+            add(
+                lba * lbs as u64,
+                n * lbs as u64,
+                "verify",
+                format!("marker written before the erase survived at LBA {lba}"),
             );
-            continue;
         }
-        bytes += s.len;
-        let is_zero = b.iter().all(|&x| x == 0);
-        zeros += is_zero as u64;
-        let changed = hash(b) != s.hash;
-        if changed && (!is_zero || zeros_ok || !s.zero) {
-            continue;
-        }
-        if s.zero && is_zero {
-            inconclusive += 1;
-            continue;
-        }
-        bad += 1;
-        fails.lock().unwrap_or_else(|e| e.into_inner()).add(
-            t.lbs,
-            s.off,
-            s.len,
-            "verify",
-            "data unchanged by the erase".into(),
-        );
     }
+    let (ok, note) = marker_verdict(&c, indeterminate);
     let secs = started.elapsed().as_secs_f64();
     VerifyReport {
-        method: "sample".into(),
-        expected: if zeros_ok { "zeros or changed data".into() } else { "changed data".into() },
+        method: "markers".into(),
+        expected,
         fraction: Some(bytes as f64 / t.size.max(1) as f64),
         bytes_read: bytes,
-        result: if bad == 0 { "passed" } else { "failed" }.into(),
-        mismatches: bad,
-        note: Some(format!(
-            "{} units compared with a read before the erase; {zeros} read as zeros after; {inconclusive} were zeros before and after",
-            before.len()
-        )),
+        result: if ok { "passed" } else { "failed" }.into(),
+        mismatches: c.survived + if indeterminate { 0 } else { c.unreadable },
+        note: Some(note),
         duration_s: secs,
         throughput_bps: if secs > 0.0 { bytes as f64 / secs } else { 0.0 },
     }
@@ -508,5 +661,128 @@ mod tests {
             &fails,
         );
         assert_eq!(z.result, "failed");
+    }
+
+    #[test]
+    fn marker_blocks_are_found_by_nonce_and_named_by_lba() {
+        let nonce = [9u8; 16];
+        let off = 5 * UNIT;
+        let mut b = vec![0u8; 8 * 512];
+        stamp(&mut b, &nonce, off, 3, 512);
+        // Header of block 0: magic, nonce, LBA (little-endian), unit index.
+        assert_eq!(&b[..16], MARKER_MAGIC);
+        assert_eq!(&b[16..32], &nonce);
+        assert_eq!(b[32..40], (off / 512).to_le_bytes());
+        assert_eq!(b[40..48], 3u64.to_le_bytes());
+        assert_eq!(b[48..64], b[..16]);
+        assert_eq!(surviving(&b, &nonce, off, 512), vec![(off / 512, 8)]);
+        // Blocks 2 and 3 erased: two runs either side.
+        b[1024..2048].fill(0);
+        assert_eq!(
+            surviving(&b, &nonce, off, 512),
+            vec![(off / 512, 2), (off / 512 + 4, 4)]
+        );
+        // Another run's markers (a different nonce) are not this run's.
+        assert!(surviving(&b, &[8u8; 16], off, 512).is_empty());
+        // Random-looking data that happens to start with the magic only.
+        let mut o = vec![0u8; 512];
+        o[..16].copy_from_slice(MARKER_MAGIC);
+        assert!(surviving(&o, &nonce, 0, 512).is_empty());
+    }
+
+    #[test]
+    fn marker_units_cover_first_and_last() {
+        let size = 100 * UNIT + 4096;
+        let v = marker_offsets(size, VerifyMode::Full);
+        assert_eq!(v.len() as u64, SNAPSHOT_UNITS + 1);
+        assert_eq!(v[0], (0, UNIT));
+        assert_eq!(*v.last().unwrap(), (100 * UNIT, 4096));
+        assert_eq!(marker_offsets(size, VerifyMode::Sample(1.0)).len(), 101);
+        assert!(marker_offsets(size, VerifyMode::Off).is_empty());
+        assert!(marker_offsets(0, VerifyMode::Full).is_empty());
+        assert_eq!(marker_offsets(3 * UNIT, VerifyMode::Full).len(), 3);
+    }
+
+    #[test]
+    fn marker_verdicts() {
+        let c = |placed, compared, survived, unreadable| MarkerCounts {
+            placed,
+            compared,
+            survived,
+            unreadable,
+            not_placed: 0,
+        };
+        // (counts, crypto erase, passes)
+        let table = [
+            (c(65, 65, 0, 0), false, true),
+            (c(65, 65, 1, 0), false, false),
+            (c(65, 65, 1, 0), true, false),
+            // Unreadable after a block erase: the content is defined, fail.
+            (c(65, 64, 0, 1), false, false),
+            // After a crypto erase: indeterminate, counted, not failed.
+            (c(65, 64, 0, 1), true, true),
+            // Nothing compared is never a pass.
+            (c(65, 0, 0, 65), true, false),
+            (c(0, 0, 0, 0), false, false),
+        ];
+        for (counts, crypto, want) in table {
+            let (ok, note) = marker_verdict(&counts, crypto);
+            assert_eq!(ok, want, "{counts:?} crypto={crypto}: {note}");
+        }
+        assert!(marker_verdict(&c(0, 0, 0, 0), false)
+            .1
+            .contains("nothing was compared"));
+    }
+
+    /// The marker round trip on a plain file standing in for the disk: an
+    /// erase that did nothing fails naming the LBAs (the old comparison
+    /// passed it on a disk of zeros: "zeros before and after,
+    /// inconclusive"); an erase that zeroed all but one block fails naming
+    /// exactly that block; a real erase passes; no markers at all fails.
+    #[test]
+    fn a_firmware_erase_that_left_a_marker_fails_with_its_lba() {
+        use std::os::unix::fs::FileExt;
+        let size = 8 * UNIT;
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(size).unwrap();
+        let t = Target {
+            file: f,
+            size,
+            lbs: 512,
+            depth: 1,
+        };
+        let m = place_markers(&t, VerifyMode::Full);
+        assert_eq!((m.units.len(), m.not_placed.len()), (8, 0));
+        // No-op erase.
+        let fails = Mutex::new(Failures::default());
+        let r = verify_markers(&t, &m, false, VerifyMode::Full, &fails);
+        assert_eq!((r.result.as_str(), r.mismatches), ("failed", 8), "{r:?}");
+        let fr = &fails.lock().unwrap().ranges;
+        assert_eq!((fr[0].lba_start, fr[0].op.as_str()), (0, "verify"));
+        assert!(fr[0].error.contains("survived at LBA 0"), "{}", fr[0].error);
+        // Everything zeroed but one block in unit 5.
+        let keep = 5 * UNIT + 7 * 512;
+        let mut blk = vec![0u8; 512];
+        t.file.read_exact_at(&mut blk, keep).unwrap();
+        t.file.write_all_at(&vec![0u8; size as usize], 0).unwrap();
+        t.file.write_all_at(&blk, keep).unwrap();
+        let fails = Mutex::new(Failures::default());
+        let r = verify_markers(&t, &m, true, VerifyMode::Full, &fails);
+        assert_eq!((r.result.as_str(), r.mismatches), ("failed", 1));
+        let fr = &fails.lock().unwrap().ranges;
+        assert_eq!(
+            (fr.len(), fr[0].lba_start, fr[0].lba_count),
+            (1, keep / 512, 1)
+        );
+        // A complete erase.
+        t.file.write_all_at(&[0u8; 512], keep).unwrap();
+        let fails = Mutex::new(Failures::default());
+        let r = verify_markers(&t, &m, false, VerifyMode::Full, &fails);
+        assert_eq!(r.result, "passed", "{r:?}");
+        assert_eq!(r.bytes_read, size);
+        // Nothing placed: failed, never passed.
+        let r = verify_markers(&t, &Markers::default(), false, VerifyMode::Full, &fails);
+        assert_eq!(r.result, "failed");
+        assert!(r.note.unwrap().contains("nothing was compared"));
     }
 }
