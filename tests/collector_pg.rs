@@ -228,3 +228,67 @@ fn postgres_store_and_two_collectors_sharing_it() {
         assert_eq!(r["events"].as_array().unwrap().len(), 100);
     }
 }
+
+/// A NUL in strings the collector indexes (host, step, error) and in a
+/// message: stored, and read back the same on both stores (`\u0000` as six
+/// characters), while another agent's batch posted at the same moment
+/// (grouped into the same transaction or not) is stored too.
+fn nul_batch_and_neighbour(c: &Collector, round: usize) {
+    let run = format!("nul-{round}");
+    let host = r#""host":{"serial":"NUL1","hostname":"h\u0000x"}"#;
+    let lines = [
+        r#"{"v":1,"run_id":"RUN","seq":0,"ts":"2026-01-01T00:00:00.000Z",HOST,"task":"t","step":"s\u0000t","type":"log","level":"info","message":"a\u0000b"}"#,
+        r#"{"v":1,"run_id":"RUN","seq":1,"ts":"2026-01-01T00:00:01.000Z",HOST,"task":"t","step":null,"type":"run_finished","outcome":"failed","exit_status":1,"duration_ms":5,"error":"e\u0000r"}"#,
+    ]
+    .map(|l| l.replace("RUN", &run).replace("HOST", host))
+    .join("\n");
+    let other = (0..50)
+        .map(|s| log_line(&format!("neighbour-{round}"), s, "NUL2"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| c.post(Some(TOKEN), &lines));
+        let b = sc.spawn(|| c.post(Some(TOKEN), &other));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.0, 200, "{}", a.1);
+    assert_eq!(b.0, 200, "{}", b.1);
+    let r = c.get(&format!("/v1/runs/{run}"));
+    assert_eq!(r["run"]["error"], "e\\u0000r", "{r}");
+    assert_eq!(
+        r["events"][0]["message"], "a\u{0}b",
+        "the line is kept as received"
+    );
+    let n = c.get(&format!("/v1/runs/neighbour-{round}"));
+    assert_eq!(n["run"]["events"], 50, "{n}");
+}
+
+fn nul_checks(c: &Collector) {
+    for round in 0..5 {
+        nul_batch_and_neighbour(c, round);
+    }
+    let hosts = c.get("/v1/hosts");
+    let h = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host_key"] == "NUL1")
+        .unwrap_or_else(|| panic!("{hosts}"));
+    assert_eq!(h["hostname"], "h\\u0000x");
+    let page = ureq::get(&format!("{}/runs/nul-0", c.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(!page.contains('\0') && page.contains("a\\u0000b"), "{page}");
+}
+
+#[test]
+fn nul_in_strings_is_stored_escaped_on_both_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sqlite = Collector::start(&tmp.path().join("sqlite"), None, &[]);
+    nul_checks(&sqlite);
+    let Some(pg) = Postgres::start() else { return };
+    let c = Collector::start_with_db(&tmp.path().join("pg"), None, &pg.url(), &[]);
+    nul_checks(&c);
+}

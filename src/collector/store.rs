@@ -6,7 +6,7 @@
 //! runs bound to their host and token, replays that must be identical),
 //! and the figures/median logic of the host comparison.
 
-use super::ingest::{Incoming, Refusal};
+use super::ingest::{escape_nul, Incoming, Refusal};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -340,7 +340,7 @@ impl<'a> Derived<'a> {
                     v["outcome"].as_str().unwrap_or("unknown").to_string(),
                     v["exit_status"].as_i64(),
                     v["duration_ms"].as_i64(),
-                    v["error"].as_str().map(str::to_string),
+                    v["error"].as_str().map(escape_nul),
                 ));
             }
             "dispatch_rejected" => {
@@ -350,7 +350,7 @@ impl<'a> Derived<'a> {
                     "rejected".into(),
                     None,
                     Some(0),
-                    e.value["reason"].as_str().map(str::to_string),
+                    e.value["reason"].as_str().map(escape_nul),
                 ));
             }
             "result" => {
@@ -396,7 +396,7 @@ pub fn cpu_model(data: &Value) -> Option<String> {
     ["model", "model_name", "brand"]
         .iter()
         .find_map(|k| cpu.get(*k).and_then(Value::as_str))
-        .map(|s| s.trim().to_string())
+        .map(|s| escape_nul(s.trim()))
         .filter(|s| !s.is_empty())
 }
 

@@ -25,6 +25,8 @@ pub fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            // As the store writes it (ingest::escape_nul); never markup.
+            '\0' => o.push_str("\\u0000"),
             c => o.push(c),
         }
     }
