@@ -737,3 +737,113 @@ fn enumerated_fields_are_checked_at_ingest() {
         assert_eq!(c.get(&format!("/v1/runs/{run}"))["run"]["outcome"], o);
     }
 }
+
+/// A POST whose body is sent only partly: it holds one in-flight slot
+/// until `finish` sends the rest (a valid batch of `n` events).
+struct SlowPost {
+    sock: std::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl SlowPost {
+    fn start(port: u16, run: &str, n: u64) -> SlowPost {
+        use std::io::Write;
+        let body = batch(run, n, "SLOW1").into_bytes();
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            sock,
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        sock.write_all(&body[..10]).unwrap();
+        SlowPost {
+            sock,
+            rest: body[10..].to_vec(),
+        }
+    }
+
+    /// Send the rest; the status line's code.
+    fn finish(mut self) -> u16 {
+        use std::io::{Read, Write};
+        self.sock.write_all(&self.rest).unwrap();
+        let mut buf = [0u8; 12];
+        self.sock.read_exact(&mut buf).unwrap();
+        std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap()
+    }
+}
+
+#[test]
+fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(
+        &tmp.path().join("collector"),
+        None,
+        &["--max-in-flight", "2"],
+    );
+    let slow: Vec<SlowPost> = (0..2)
+        .map(|i| SlowPost::start(c.port, &format!("slow-{i}"), 20))
+        .collect();
+    // Both slots are taken once the collector has read both heads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        match ureq::get(&format!("{}/healthz", c.url())).call() {
+            Err(ureq::Error::Status(503, r)) => break r,
+            _ => assert!(std::time::Instant::now() < deadline, "never full"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    let (code, resp) = c.post(Some(TOKEN), &batch("full", 3, "FULL1"));
+    assert_eq!(code, 503, "{resp}");
+    assert!(resp.contains("too many requests in flight"), "{resp}");
+    assert_eq!(c.stored("full"), (0, 0, -1));
+
+    // Agents reporting while it is full keep their events and retry.
+    let agents: Vec<_> = (0..6)
+        .map(|i| {
+            let cfg = Config {
+                base: c.url(),
+                token: Some(TOKEN.into()),
+                ca_pem: None,
+                https: false,
+                drain: None,
+            };
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            std::thread::spawn(move || {
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(300),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("limited".into()),
+                    HostId {
+                        serial: Some(format!("LIM{i}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                for s in 0..50 {
+                    bus.step("bench.cpu").log(format!("event {s}"));
+                }
+                bus.close(Duration::from_secs(60));
+                bus.run_id().to_string()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for s in slow {
+        assert_eq!(s.finish(), 200);
+    }
+    for a in agents {
+        let id = a.join().unwrap();
+        assert_eq!(c.stored(&id), (50, 50, 49), "{id}: every event once");
+    }
+    assert_eq!(c.stored("slow-0"), (20, 20, 19));
+}

@@ -61,6 +61,10 @@ pub enum Command {
         /// certificate, however valid its signature, shows as untrusted.
         #[arg(long)]
         trusted_signers: Option<PathBuf>,
+        /// Requests served at once; more are answered 503 with
+        /// Retry-After (agents retry, their events stay spooled).
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: usize,
     },
     /// Load generator for benchmarks: N agents send M events each.
     #[command(hide = true)]
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             max_body,
             max_line,
             trusted_signers,
+            max_in_flight,
         } => {
             server::serve(server::ServeArgs {
                 listen,
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 tokens,
                 limits: ingest::Limits { max_body, max_line },
                 trusted_signers,
+                max_in_flight,
             })?;
             Ok(0)
         }

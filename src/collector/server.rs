@@ -29,6 +29,8 @@ pub struct ServeArgs {
     pub limits: Limits,
     /// `--trusted-signers`.
     pub trusted_signers: Option<PathBuf>,
+    /// `--max-in-flight`: requests served at once; more get 503.
+    pub max_in_flight: usize,
 }
 
 /// One batch waiting for the writer.
@@ -117,7 +119,28 @@ fn writer_loop(mut st: Box<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// Requests being served; beyond the limit, 503 with `Retry-After` (the
+/// agent keeps its spool and retries any 5xx). Bounds memory (each POST
+/// may hold `--max-body`) and the queue in front of the store.
+async fn limit_in_flight(
+    State(slots): State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = slots.try_acquire_owned() else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight; retry later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, "1".parse().expect("static"));
+        return r;
+    };
+    next.run(req).await
+}
+
+pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/hosts", get(get_hosts))
@@ -129,6 +152,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hosts/{key}", get(web::host_page))
         .route("/runs/{run_id}", get(web::run_page))
         .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
 
 /// Start serving; returns when a shutdown signal arrived and every
@@ -169,7 +193,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         println!("speediso-collector: listening on {addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router(app))
+        axum::serve(listener, router(app, args.max_in_flight))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")
