@@ -847,3 +847,150 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
     }
     assert_eq!(c.stored("slow-0"), (20, 20, 19));
 }
+
+fn progress_line(run: &str, seq: u64) -> String {
+    event_line(
+        run,
+        seq,
+        "LONG1",
+        &format!(
+            r#""type":"progress","percent":{}.0,"bytes":{seq}"#,
+            seq % 100
+        ),
+    )
+    .replace(r#""step":"s""#, r#""step":"wipe""#)
+}
+
+/// A 48 h wipe reports millions of progress events: the run page and the
+/// JSON are served in bounded size, paging walks every event exactly once,
+/// and the results stay complete.
+#[test]
+fn a_run_with_200000_progress_events_is_paged() {
+    const PROGRESS: u64 = 200_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let run = "long-wipe";
+    let mut seq = 0;
+    let mut other = Vec::new(); // seqs of the events that are not progress
+    let mut body = String::new();
+    let flush = |body: &mut String| {
+        let (code, resp) = c.post(Some(TOKEN), body);
+        assert_eq!(code, 200, "{resp}");
+        body.clear();
+    };
+    for i in 0..PROGRESS {
+        if i % 40_000 == 0 {
+            body.push_str(&log_line(run, seq, "LONG1"));
+            body.push('\n');
+            other.push(seq);
+            seq += 1;
+        }
+        body.push_str(&progress_line(run, seq));
+        body.push('\n');
+        seq += 1;
+        if i % 20_000 == 19_999 {
+            flush(&mut body);
+        }
+    }
+    let result = event_line(
+        run,
+        seq,
+        "LONG1",
+        r#""type":"result","data":{"disks":[{"name":"sda","outcome":"wiped"}]}"#,
+    );
+    let done = event_line(
+        run,
+        seq + 1,
+        "LONG1",
+        r#""type":"run_finished","outcome":"success","exit_status":0,"duration_ms":172800000"#,
+    );
+    other.extend([seq, seq + 1]);
+    body = format!("{result}\n{done}\n");
+    flush(&mut body);
+    let total = seq + 2;
+
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", c.url()))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap()
+    };
+    // The page: the last events, the progress counted, the result whole.
+    let html = get(&format!("/runs/{run}"));
+    assert!(html.len() < 100_000, "run page is {} bytes", html.len());
+    assert!(
+        html.contains(&format!("{PROGRESS} progress event(s) counted")),
+        "{html}"
+    );
+    assert!(
+        html.contains("&quot;wiped&quot;") && html.contains("success"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/runs/{run}?after_seq=-1")),
+        "{html}"
+    );
+
+    // The JSON: one page by default, every type, a cursor to the next.
+    let v: serde_json::Value = serde_json::from_str(&get(&format!("/v1/runs/{run}"))).unwrap();
+    let page = v["events"].as_array().unwrap();
+    assert_eq!(page.len(), 5000);
+    assert_eq!(v["page"]["next_after_seq"], 4999);
+    assert_eq!(v["run"]["events"], total);
+    assert_eq!(
+        v["results"].as_array().unwrap().len(),
+        1,
+        "results complete"
+    );
+    let small = get(&format!("/v1/runs/{run}?progress=omit"));
+    assert!(small.len() < 20_000, "{} bytes", small.len());
+
+    // Walking every page sees every event exactly once.
+    let mut seen = Vec::new();
+    let mut after = -1i64;
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&get(&format!(
+            "/v1/runs/{run}?after_seq={after}&limit=50000&progress=all"
+        )))
+        .unwrap();
+        seen.extend(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        match v["page"]["next_after_seq"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..total).collect::<Vec<_>>());
+    // Without progress, in small pages: the others once, the progress
+    // counted once.
+    let (mut listed, mut counted, mut after) = (Vec::new(), 0, -1i64);
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&get(&format!(
+            "/v1/runs/{run}?after_seq={after}&limit=2&progress=omit"
+        )))
+        .unwrap();
+        listed.extend(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        for p in v["page"]["progress_omitted"].as_array().unwrap() {
+            assert_eq!(p["step"], "wipe");
+            counted += p["count"].as_u64().unwrap();
+        }
+        match v["page"]["next_after_seq"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(listed, other);
+    assert_eq!(counted, PROGRESS);
+}

@@ -7,7 +7,9 @@
 //! (`store::sql`), schema in `migrations/postgres/`.
 
 use super::ingest::Incoming;
-use super::store::{sql, BatchOutcome, BatchTx, Derived, HostRow, ResultRow, RunRow, Store};
+use super::store::{
+    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+};
 use anyhow::{Context, Result};
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
@@ -17,6 +19,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/postgres/0002_run_token.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_event_pages.sql"),
     ),
 ];
 
@@ -224,6 +230,57 @@ impl Store for PgStore {
         let mut out = Vec::new();
         for r in self.client.query(sql::SELECT_EVENTS, &[&run_id])? {
             out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        Ok(out)
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        let q = if with_progress {
+            sql::SELECT_EVENTS_PAGE
+        } else {
+            sql::SELECT_EVENTS_PAGE_NP
+        };
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(q, &[&run_id, &after_seq, &(limit as i64)])?
+        {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        Ok(out)
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(sql::SELECT_EVENTS_TAIL, &[&run_id, &(limit as i64)])?
+        {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(sql::SELECT_PROGRESS_SPANS, &[&run_id, &after, &upto])?
+        {
+            out.push(ProgressSpan {
+                step: r.get(0),
+                count: r.get(1),
+                first_seq: r.get(2),
+                last_seq: r.get(3),
+                last: serde_json::from_str(r.get::<_, &str>(4))?,
+            });
         }
         Ok(out)
     }

@@ -367,15 +367,45 @@ async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Re
     }
 }
 
-async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+#[derive(Deserialize)]
+pub struct RunQuery {
+    after_seq: Option<i64>,
+    limit: Option<usize>,
+    /// `all` (default) or `omit`.
+    progress: Option<String>,
+}
+
+/// Events per `GET /v1/runs/{id}` page: default and most.
+pub const RUN_EVENTS_LIMIT: usize = 5_000;
+pub const RUN_EVENTS_MAX: usize = 50_000;
+
+async fn get_run(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+    Query(q): Query<RunQuery>,
+) -> Response {
+    let with_progress = match q.progress.as_deref() {
+        None | Some("all") => true,
+        Some("omit") => false,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("progress={other:?}: use all or omit"),
+            )
+        }
+    };
+    let limit = q.limit.unwrap_or(RUN_EVENTS_LIMIT).clamp(1, RUN_EVENTS_MAX);
+    let after = q.after_seq.unwrap_or(-1);
     let res = app
         .read(move |s| {
             let Some(run) = s.run(&run_id)? else {
                 return Ok(None);
             };
+            let page = store::events_page(s, &run_id, after, limit, with_progress)?;
             Ok(Some(json!({
                 "run": run,
-                "events": s.events(&run_id)?,
+                "events": page.events,
+                "page": page,
                 "results": s.results(&run_id)?,
                 "certificates": s.certificate_ids(&run_id)?,
             })))

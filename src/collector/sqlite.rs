@@ -3,7 +3,9 @@
 //! before it is acknowledged.
 
 use super::ingest::Incoming;
-use super::store::{sql, BatchOutcome, BatchTx, Derived, HostRow, ResultRow, RunRow, Store};
+use super::store::{
+    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -15,6 +17,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/sqlite/0002_run_token.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_event_pages.sql"),
     ),
 ];
 
@@ -230,6 +236,65 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        let q = if with_progress {
+            sql::SELECT_EVENTS_PAGE
+        } else {
+            sql::SELECT_EVENTS_PAGE_NP
+        };
+        let mut s = self.conn.prepare_cached(q)?;
+        let rows = s.query_map(params![run_id, after_seq, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS_TAIL)?;
+        let rows = s.query_map(params![run_id, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_PROGRESS_SPANS)?;
+        let rows = s.query_map(params![run_id, after, upto], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (step, count, first_seq, last_seq, body) = row?;
+            out.push(ProgressSpan {
+                step,
+                count,
+                first_seq,
+                last_seq,
+                last: serde_json::from_str(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
         let mut s = self.conn.prepare_cached(sql::SELECT_RESULTS)?;
         let rows = s.query_map([run_id], |r| {
@@ -295,6 +360,6 @@ mod tests {
     fn sqlite_store() {
         let mut s = SqliteStore::in_memory().unwrap();
         crate::collector::store::conformance::exercise(&mut s);
-        assert_eq!(migrate(&s.conn).unwrap(), 2); // applies nothing twice
+        assert_eq!(migrate(&s.conn).unwrap(), 3); // applies nothing twice
     }
 }

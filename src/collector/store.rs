@@ -49,6 +49,18 @@ pub struct RunRow {
     pub first_ts: String,
 }
 
+/// The progress events of one step within a page's range, left out of
+/// the page and counted instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressSpan {
+    pub step: Option<String>,
+    pub count: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// The last of them (the latest figures).
+    pub last: Value,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ResultRow {
     pub seq: i64,
@@ -66,8 +78,22 @@ pub trait Store: Send {
     fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
         -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
-    /// A run's events (parsed) in `seq` order.
+    /// A run's events (parsed) in `seq` order: all of them, for tests and
+    /// small runs; pages use `events_page`.
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>>;
+    /// Up to `limit` events with `seq > after_seq`, in `seq` order; progress
+    /// events only when `with_progress`.
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>>;
+    /// The last `limit` events that are not progress, in `seq` order.
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>>;
+    /// The progress events with `after < seq <= upto`, counted per step.
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>>;
     fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>>;
     fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>>;
     /// (run_id, certificate) by id.
@@ -247,6 +273,18 @@ pub mod sql {
     pub const SELECT_RUN: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs WHERE run_id = $1";
     pub const SELECT_EVENTS: &str = "SELECT body FROM events WHERE run_id = $1 ORDER BY seq";
+    pub const SELECT_EVENTS_PAGE: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    /// `type <> 'progress'` exactly as the partial index says (migration 3).
+    pub const SELECT_EVENTS_PAGE_NP: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND seq > $2 AND type <> 'progress' ORDER BY seq LIMIT $3";
+    pub const SELECT_EVENTS_TAIL: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND type <> 'progress' ORDER BY seq DESC LIMIT $2";
+    pub const SELECT_PROGRESS_SPANS: &str = "SELECT g.step, g.n, g.first_seq, g.last_seq, \
+        (SELECT body FROM events e WHERE e.run_id = $1 AND e.seq = g.last_seq) \
+        FROM (SELECT step, count(*) AS n, min(seq) AS first_seq, max(seq) AS last_seq \
+              FROM events WHERE run_id = $1 AND seq > $2 AND seq <= $3 AND type = 'progress' \
+              GROUP BY step) g ORDER BY g.first_seq";
     pub const SELECT_RESULTS: &str =
         "SELECT seq, step, data FROM results WHERE run_id = $1 ORDER BY seq";
     pub const SELECT_CERT_IDS: &str =
@@ -275,6 +313,10 @@ pub mod sql {
         SELECT_RUNS,
         SELECT_RUN,
         SELECT_EVENTS,
+        SELECT_EVENTS_PAGE,
+        SELECT_EVENTS_PAGE_NP,
+        SELECT_EVENTS_TAIL,
+        SELECT_PROGRESS_SPANS,
         SELECT_RESULTS,
         SELECT_CERT_IDS,
         SELECT_CERT,
@@ -426,6 +468,77 @@ pub fn figures(data: &Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     walk("", data, 0, &mut out);
     out
+}
+
+/// One page of a run's events, and what it leaves out.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsPage {
+    /// The page holds events with `seq > after_seq`.
+    pub after_seq: i64,
+    pub limit: usize,
+    /// `all`, or `omit`: progress events left out, counted in
+    /// `progress_omitted` (each exactly once over a walk of the pages).
+    pub progress: &'static str,
+    #[serde(skip)]
+    pub events: Vec<Value>,
+    /// The cursor of the next page; `None` on the last one.
+    pub next_after_seq: Option<i64>,
+    pub progress_omitted: Vec<ProgressSpan>,
+}
+
+fn seq_of(e: &Value) -> Option<i64> {
+    e.get("seq").and_then(Value::as_i64)
+}
+
+/// Up to `limit` events after `after_seq` (without progress unless
+/// `with_progress`, the progress of the same range counted instead).
+pub fn events_page(
+    s: &mut dyn Store,
+    run_id: &str,
+    after_seq: i64,
+    limit: usize,
+    with_progress: bool,
+) -> Result<EventsPage> {
+    let limit = limit.max(1);
+    let events = s.events_page(run_id, after_seq, limit, with_progress)?;
+    let next_after_seq = if events.len() == limit {
+        events.last().and_then(seq_of)
+    } else {
+        None
+    };
+    let progress_omitted = if with_progress {
+        Vec::new()
+    } else {
+        s.progress_spans(run_id, after_seq, next_after_seq.unwrap_or(i64::MAX))?
+    };
+    Ok(EventsPage {
+        after_seq,
+        limit,
+        progress: if with_progress { "all" } else { "omit" },
+        events,
+        next_after_seq,
+        progress_omitted,
+    })
+}
+
+/// The last `limit` events that are not progress, and the progress from
+/// the first of them on (from the start when the run fits).
+pub fn events_tail(s: &mut dyn Store, run_id: &str, limit: usize) -> Result<EventsPage> {
+    let limit = limit.max(1);
+    let events = s.events_tail(run_id, limit)?;
+    let after_seq = match events.first().and_then(seq_of) {
+        Some(first) if events.len() == limit => first - 1,
+        _ => -1,
+    };
+    let progress_omitted = s.progress_spans(run_id, after_seq, i64::MAX)?;
+    Ok(EventsPage {
+        after_seq,
+        limit,
+        progress: "omit",
+        events,
+        next_after_seq: None,
+        progress_omitted,
+    })
 }
 
 pub fn host(s: &mut dyn Store, key: &str) -> Result<Option<HostRow>> {

@@ -6,7 +6,7 @@
 use super::cert::{Trust, Verification};
 use super::server::App;
 use super::store::{self, RunRow, Store};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write as _;
@@ -375,14 +375,30 @@ pub fn certs_table(certs: &[(String, Verification)]) -> String {
     s
 }
 
-pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+#[derive(serde::Deserialize)]
+pub struct RunPageQuery {
+    after_seq: Option<i64>,
+}
+
+/// Events on a run page: the last ones by default, or a page from a
+/// cursor; progress events are counted, not listed.
+pub const RUN_PAGE_EVENTS: usize = 200;
+
+pub async fn run_page(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+    Query(q): Query<RunPageQuery>,
+) -> Response {
     let trusted = app.trusted.clone();
     let res = app
         .read(move |c| {
             let Some(r) = c.run(&run_id)? else {
                 return Ok(None);
             };
-            let events = c.events(&run_id)?;
+            let events = match q.after_seq {
+                None => store::events_tail(c, &run_id, RUN_PAGE_EVENTS)?,
+                Some(a) => store::events_page(c, &run_id, a, RUN_PAGE_EVENTS, false)?,
+            };
             let results = c.results(&run_id)?;
             let mut certs = Vec::new();
             for id in c.certificate_ids(&run_id)? {
@@ -402,10 +418,17 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
     }
 }
 
+/// One event as the console would say it.
+fn describe(ev: &serde_json::Value) -> String {
+    serde_json::from_value::<crate::events::Event>(ev.clone())
+        .map(|e| crate::sinks::describe(&e))
+        .unwrap_or_else(|_| ev.to_string())
+}
+
 /// `/runs/{run_id}`: a run, its certificates, results and timeline.
 pub fn render_run(
     r: &RunRow,
-    events: &[serde_json::Value],
+    events: &store::EventsPage,
     results: &[store::ResultRow],
     certs: &[(String, Verification)],
 ) -> Html<String> {
@@ -449,12 +472,44 @@ pub fn render_run(
             esc(&serde_json::to_string_pretty(&res.data).unwrap_or_default())
         );
     }
-    s.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
-    for ev in events {
+    s.push_str("<h2>Timeline</h2>\n");
+    let run = url_seg(&r.run_id);
+    let omitted: i64 = events.progress_omitted.iter().map(|p| p.count).sum();
+    let _ = write!(
+        s,
+        "<p class=\"paging\">{} event(s) after seq {}, {omitted} progress event(s) counted, not listed; \
+         <a href=\"/runs/{run}?after_seq=-1\">from the start</a>",
+        events.events.len(),
+        events.after_seq
+    );
+    if let Some(n) = events.next_after_seq {
+        let _ = write!(s, ", <a href=\"/runs/{run}?after_seq={n}\">next page</a>");
+    }
+    let _ = writeln!(
+        s,
+        ", <a href=\"/v1/runs/{run}?progress=all\">every event (JSON, paged)</a></p>"
+    );
+    s.push_str("<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
+    // Each progress span is shown where its last event is.
+    let mut spans = events.progress_omitted.iter().peekable();
+    let span_row = |s: &mut String, p: &store::ProgressSpan| {
+        let _ = writeln!(
+            s,
+            "<tr class=\"progress\"><td>{}-{}</td><td>{}</td><td>{}</td><td>progress</td><td>{} progress event(s); last: {}</td></tr>",
+            p.first_seq,
+            p.last_seq,
+            esc(p.last["ts"].as_str().unwrap_or("")),
+            esc(p.step.as_deref().unwrap_or("")),
+            p.count,
+            esc(&describe(&p.last))
+        );
+    };
+    for ev in &events.events {
+        let seq = ev["seq"].as_i64().unwrap_or(i64::MAX);
+        while let Some(p) = spans.next_if(|p| p.last_seq < seq) {
+            span_row(&mut s, p);
+        }
         let kind = ev["type"].as_str().unwrap_or("?");
-        let what = serde_json::from_value::<crate::events::Event>(ev.clone())
-            .map(|e| crate::sinks::describe(&e))
-            .unwrap_or_else(|_| ev.to_string());
         let class = match kind {
             "warning" => " class=\"warning\"",
             _ => "",
@@ -466,8 +521,11 @@ pub fn render_run(
             esc(ev["ts"].as_str().unwrap_or("")),
             esc(ev["step"].as_str().unwrap_or("")),
             esc(kind),
-            esc(&what)
+            esc(&describe(ev))
         );
+    }
+    for p in spans {
+        span_row(&mut s, p);
     }
     s.push_str("</table>\n");
     page(
@@ -630,7 +688,26 @@ mod tests {
         let pages = [
             render_index(std::slice::from_ref(&host), &runs).0,
             render_host(&host, &cmp, &runs).0,
-            render_run(&run, &events, &results, &certs).0,
+            render_run(
+                &run,
+                &store::EventsPage {
+                    after_seq: -1,
+                    limit: 10,
+                    progress: "omit",
+                    events,
+                    next_after_seq: Some(1),
+                    progress_omitted: vec![store::ProgressSpan {
+                        step: some(),
+                        count: 3,
+                        first_seq: 2,
+                        last_seq: 4,
+                        last: serde_json::json!({"ts": h, "step": h, "type": "progress", "message": h}),
+                    }],
+                },
+                &results,
+                &certs,
+            )
+            .0,
         ];
         for html in &pages {
             assert!(
@@ -651,7 +728,7 @@ mod tests {
                         value.starts_with('/')
                             && value
                                 .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~".contains(&b)),
+                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~?=".contains(&b)),
                         "<{tag} href={value:?}"
                     ),
                     "id" | "lang" | "charset" => {
