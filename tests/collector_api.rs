@@ -994,3 +994,59 @@ fn a_run_with_200000_progress_events_is_paged() {
     assert_eq!(listed, other);
     assert_eq!(counted, PROGRESS);
 }
+
+/// `/` with a few thousand hosts: one page at a time, the total shown,
+/// and the pages together list every host exactly once.
+#[test]
+fn the_host_list_is_paged() {
+    const HOSTS: usize = 3000;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    for chunk in (0..HOSTS).collect::<Vec<_>>().chunks(1000) {
+        let body: String = chunk
+            .iter()
+            .map(|i| log_line(&format!("h-{i}"), 0, &format!("HK{i:05}")) + "\n")
+            .collect();
+        let (code, resp) = c.post(Some(TOKEN), &body);
+        assert_eq!(code, 200, "{resp}");
+    }
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", c.url()))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    let mut path = "/".to_string();
+    loop {
+        let html = get(&path);
+        assert!(html.len() < 60_000, "{path}: {} bytes", html.len());
+        assert!(html.contains(&format!("Hosts ({HOSTS})")), "{html}");
+        let hosts = html.split("class=\"hosts\"").nth(1).unwrap();
+        let hosts = hosts.split("</table>").next().unwrap();
+        seen.extend(
+            hosts
+                .split("<a href=\"/hosts/")
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap().to_string()),
+        );
+        match html.split("<a href=\"/?offset=").find_map(|s| {
+            let (n, rest) = s.split_once('"')?;
+            rest.starts_with(">next<").then(|| n.to_string())
+        }) {
+            Some(n) => path = format!("/?offset={n}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let want: Vec<String> = (0..HOSTS).map(|i| format!("HK{i:05}")).collect();
+    assert_eq!(seen, want);
+    // The API: pages of `limit`, the total in X-Total-Count.
+    let r = ureq::get(&format!("{}/v1/hosts?limit=500&offset=2900", c.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.header("X-Total-Count"), Some("3000"));
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 100);
+}

@@ -157,6 +157,20 @@ impl BatchTx for Tx<'_, '_> {
     }
 }
 
+fn host_row(r: &Row) -> HostRow {
+    HostRow {
+        host_key: r.get(0),
+        serial: r.get(1),
+        uuid: r.get(2),
+        boot_mac: r.get(3),
+        hostname: r.get(4),
+        cpu_model: r.get(5),
+        first_seen: r.get(6),
+        last_seen: r.get(7),
+        runs: r.get(8),
+    }
+}
+
 fn run_row(r: &Row) -> RunRow {
     RunRow {
         run_id: r.get(0),
@@ -185,23 +199,25 @@ impl Store for PgStore {
         Ok(all)
     }
 
-    fn hosts(&mut self) -> Result<Vec<HostRow>> {
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
         Ok(self
             .client
-            .query(sql::SELECT_HOSTS, &[])?
+            .query(sql::SELECT_HOSTS, &[&(limit as i64), &(offset as i64)])?
             .iter()
-            .map(|r| HostRow {
-                host_key: r.get(0),
-                serial: r.get(1),
-                uuid: r.get(2),
-                boot_mac: r.get(3),
-                hostname: r.get(4),
-                cpu_model: r.get(5),
-                first_seen: r.get(6),
-                last_seen: r.get(7),
-                runs: r.get(8),
-            })
+            .map(host_row)
             .collect())
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        Ok(self
+            .client
+            .query_opt(sql::SELECT_HOST, &[&key])?
+            .as_ref()
+            .map(host_row))
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        Ok(self.client.query_one(sql::COUNT_HOSTS, &[])?.get(0))
     }
 
     fn runs(

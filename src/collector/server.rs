@@ -342,9 +342,27 @@ async fn read_limited(mut body: Body, max: usize) -> Result<axum::body::Bytes, O
     }
 }
 
-async fn get_hosts(State(app): State<Arc<App>>) -> Response {
-    match app.read(|s| s.hosts()).await {
-        Ok(h) => Json(h).into_response(),
+#[derive(Deserialize)]
+pub struct HostsQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /v1/hosts`: `limit` (default 1000, at most 10000) from `offset`;
+/// the total in `X-Total-Count`.
+async fn get_hosts(State(app): State<Arc<App>>, Query(q): Query<HostsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let offset = q.offset.unwrap_or(0);
+    match app
+        .read(move |s| Ok((s.hosts(limit, offset)?, s.host_count()?)))
+        .await
+    {
+        Ok((h, total)) => {
+            let mut r = Json(h).into_response();
+            r.headers_mut()
+                .insert("x-total-count", total.to_string().parse().expect("digits"));
+            r
+        }
         Err(r) => r,
     }
 }

@@ -162,6 +162,20 @@ impl BatchTx for Tx<'_> {
     }
 }
 
+fn host_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HostRow> {
+    Ok(HostRow {
+        host_key: r.get(0)?,
+        serial: r.get(1)?,
+        uuid: r.get(2)?,
+        boot_mac: r.get(3)?,
+        hostname: r.get(4)?,
+        cpu_model: r.get(5)?,
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+        runs: r.get(8)?,
+    })
+}
+
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
@@ -190,22 +204,21 @@ impl Store for SqliteStore {
         Ok(stats)
     }
 
-    fn hosts(&mut self) -> Result<Vec<HostRow>> {
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
         let mut s = self.conn.prepare_cached(sql::SELECT_HOSTS)?;
-        let rows = s.query_map([], |r| {
-            Ok(HostRow {
-                host_key: r.get(0)?,
-                serial: r.get(1)?,
-                uuid: r.get(2)?,
-                boot_mac: r.get(3)?,
-                hostname: r.get(4)?,
-                cpu_model: r.get(5)?,
-                first_seen: r.get(6)?,
-                last_seen: r.get(7)?,
-                runs: r.get(8)?,
-            })
-        })?;
+        let rows = s.query_map(params![limit as i64, offset as i64], host_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        Ok(self
+            .conn
+            .query_row(sql::SELECT_HOST, [key], host_row)
+            .optional()?)
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row(sql::COUNT_HOSTS, [], |r| r.get(0))?)
     }
 
     fn runs(

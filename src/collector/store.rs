@@ -74,7 +74,10 @@ pub trait Store: Send {
     /// Each batch is stored whole or, when refused (`insert_batch`), not
     /// at all, without affecting the others.
     fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>>;
-    fn hosts(&mut self) -> Result<Vec<HostRow>>;
+    /// Hosts, most recently seen first, `limit` from `offset`.
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>>;
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>>;
+    fn host_count(&mut self) -> Result<i64>;
     fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
         -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
@@ -263,7 +266,12 @@ pub mod sql {
     pub const SELECT_HOSTS: &str = "SELECT h.host_key, serial, uuid, boot_mac, hostname, \
         cpu_model, first_seen, last_seen, \
         (SELECT count(*) FROM runs r WHERE r.host_key = h.host_key) \
-        FROM hosts h ORDER BY last_seen DESC";
+        FROM hosts h ORDER BY last_seen DESC, host_key LIMIT $1 OFFSET $2";
+    pub const SELECT_HOST: &str = "SELECT h.host_key, serial, uuid, boot_mac, hostname, \
+        cpu_model, first_seen, last_seen, \
+        (SELECT count(*) FROM runs r WHERE r.host_key = h.host_key) \
+        FROM hosts h WHERE h.host_key = $1";
+    pub const COUNT_HOSTS: &str = "SELECT count(*) FROM hosts";
     pub const RUN_COLS: &str = "run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts";
     pub const SELECT_RUNS: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
@@ -312,6 +320,9 @@ pub mod sql {
         SELECT_HOSTS,
         SELECT_RUNS,
         SELECT_RUN,
+        SELECT_HOSTS,
+        SELECT_HOST,
+        COUNT_HOSTS,
         SELECT_EVENTS,
         SELECT_EVENTS_PAGE,
         SELECT_EVENTS_PAGE_NP,
@@ -542,7 +553,7 @@ pub fn events_tail(s: &mut dyn Store, run_id: &str, limit: usize) -> Result<Even
 }
 
 pub fn host(s: &mut dyn Store, key: &str) -> Result<Option<HostRow>> {
-    Ok(s.hosts()?.into_iter().find(|h| h.host_key == key))
+    s.host(key)
 }
 
 /// The latest figures of each bench step of a host: `step → figure → value`.

@@ -155,10 +155,30 @@ fn with_figures(c: &mut dyn Store, runs: Vec<RunRow>) -> anyhow::Result<Vec<(Run
     Ok(out)
 }
 
-pub async fn index(State(app): State<Arc<App>>) -> Response {
+#[derive(serde::Deserialize)]
+pub struct IndexQuery {
+    offset: Option<usize>,
+}
+
+/// Hosts per page of `/`.
+pub const HOSTS_PER_PAGE: usize = 100;
+
+/// One page of the host list: its hosts, where it starts, of how many.
+pub struct HostsPage {
+    pub hosts: Vec<store::HostRow>,
+    pub offset: usize,
+    pub total: i64,
+}
+
+pub async fn index(State(app): State<Arc<App>>, Query(q): Query<IndexQuery>) -> Response {
+    let offset = q.offset.unwrap_or(0);
     let res = app
-        .read(|c| {
-            let hosts = c.hosts()?;
+        .read(move |c| {
+            let hosts = HostsPage {
+                hosts: c.hosts(HOSTS_PER_PAGE, offset)?,
+                offset,
+                total: c.host_count()?,
+            };
             let runs = c.runs(None, None, 50)?;
             let runs = with_figures(c, runs)?;
             Ok((hosts, runs))
@@ -170,9 +190,24 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// `/`: the hosts and the recent runs.
-pub fn render_index(hosts: &[store::HostRow], runs: &[(RunRow, String)]) -> Html<String> {
-    let mut s = format!("<h2>Hosts ({})</h2>\n", hosts.len());
+/// `/`: a page of hosts and the recent runs.
+pub fn render_index(page_: &HostsPage, runs: &[(RunRow, String)]) -> Html<String> {
+    let hosts = &page_.hosts;
+    let mut s = format!("<h2>Hosts ({})</h2>\n", page_.total);
+    let (from, to) = (page_.offset + 1, page_.offset + hosts.len());
+    let _ = write!(
+        s,
+        "<p class=\"paging\" id=\"hosts-paging\">hosts {from}-{to} of {}",
+        page_.total
+    );
+    if page_.offset > 0 {
+        let prev = page_.offset.saturating_sub(HOSTS_PER_PAGE);
+        let _ = write!(s, ", <a href=\"/?offset={prev}\">previous</a>");
+    }
+    if (to as i64) < page_.total {
+        let _ = write!(s, ", <a href=\"/?offset={to}\">next</a>");
+    }
+    s.push_str("</p>\n");
     s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
     for h in hosts {
         let _ = writeln!(
@@ -686,7 +721,15 @@ mod tests {
         }];
         let runs = vec![(run.clone(), key_figures(&results))];
         let pages = [
-            render_index(std::slice::from_ref(&host), &runs).0,
+            render_index(
+                &HostsPage {
+                    hosts: vec![host.clone()],
+                    offset: 100,
+                    total: 300,
+                },
+                &runs,
+            )
+            .0,
             render_host(&host, &cmp, &runs).0,
             render_run(
                 &run,
