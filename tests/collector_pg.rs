@@ -59,6 +59,11 @@ impl Postgres {
     }
 
     fn start() -> Option<Postgres> {
+        Self::start_with("")
+    }
+
+    /// With extra server options (`-c name=value ...`).
+    fn start_with(opts: &str) -> Option<Postgres> {
         let bin = pg_bin()?;
         let tmp = tempfile::tempdir().unwrap();
         let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
@@ -100,7 +105,7 @@ impl Postgres {
             .arg(&pg.data)
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on {opts}",
                 sock.display()
             ))
             .args(["-w", "-t", "60", "-l"])
@@ -115,6 +120,11 @@ impl Postgres {
             std::fs::read_to_string(sock.join("log")).unwrap_or_default()
         );
         Some(pg)
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._tmp.path().join("log")).unwrap_or_default()
     }
 
     fn url(&self) -> String {
@@ -291,4 +301,72 @@ fn nul_in_strings_is_stored_escaped_on_both_stores() {
     let Some(pg) = Postgres::start() else { return };
     let c = Collector::start_with_db(&tmp.path().join("pg"), None, &pg.url(), &[]);
     nul_checks(&c);
+}
+
+fn inventory_and_bench(run: &str, serial: &str, eps: f64) -> String {
+    let l = |seq: u64, step: &str, data: String| {
+        event_line(
+            run,
+            seq,
+            serial,
+            &format!(r#""type":"result","data":{data}"#),
+        )
+        .replace(r#""step":"s""#, &format!(r#""step":"{step}""#))
+    };
+    format!(
+        "{}\n{}\n",
+        l(0, "inventory", r#"{"cpu":{"model":"EPYC 9654"}}"#.into()),
+        l(
+            1,
+            "bench.cpu",
+            format!(r#"{{"events_per_second":{{"all":{eps}}}}}"#)
+        )
+    )
+}
+
+/// The host page of a host with 500 runs and 60 siblings (same CPU model)
+/// is served with a bounded number of SQL statements, counted by the
+/// PostgreSQL server itself (`log_statement=all`), not one per run or
+/// sibling.
+#[test]
+fn host_page_statements_are_bounded() {
+    let Some(pg) = Postgres::start_with("-c log_statement=all") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start_with_db(&tmp.path().join("c"), None, &pg.url(), &[]);
+    let mut body = String::new();
+    for i in 0..500 {
+        body.push_str(&inventory_and_bench(&format!("mine-{i}"), "BIG1", 100.0));
+    }
+    for i in 0..60 {
+        body.push_str(&inventory_and_bench(
+            &format!("sib-{i}"),
+            &format!("SIB{i}"),
+            200.0,
+        ));
+    }
+    let (code, resp) = c.post(Some(TOKEN), &body);
+    assert_eq!(code, 200, "{resp}");
+    let statements = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let before = statements(&pg.log());
+    let html = ureq::get(&format!("{}/hosts/BIG1", c.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let n = statements(&pg.log()) - before;
+    assert!(html.contains("SLOWER"), "100 vs a median of 200: {html}");
+    assert_eq!(html.matches("<a href=\"/runs/mine-").count(), 100);
+    assert!(
+        html.contains("bench.cpu events_per_second.all=100"),
+        "{html}"
+    );
+    assert!(n <= 8, "{n} statements for one host page");
 }

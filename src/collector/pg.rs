@@ -338,6 +338,33 @@ impl Store for PgStore {
             .collect())
     }
 
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_SIBLING_BENCH, &[&cpu_model, &except])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_RUNS_BENCH, &[&host, &task, &(limit as i64)])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
         Ok(self
             .client

@@ -352,6 +352,31 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLING_BENCH)?;
+        let rows = s.query_map(params![cpu_model, except], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS_BENCH)?;
+        let rows = s.query_map(params![host, task, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
         let mut s = self.conn.prepare_cached(sql::SELECT_SIBLINGS)?;
         let rows = s.query_map(params![cpu_model, except], |r| r.get(0))?;

@@ -103,6 +103,21 @@ pub trait Store: Send {
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>>;
     /// (step, data JSON) of a host's bench results, oldest first.
     fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>>;
+    /// (host_key, step, data JSON) of the bench results of the other
+    /// hosts with this CPU model, oldest first.
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>>;
+    /// (run_id, step, data JSON) of the bench results of the runs
+    /// `runs(host, task, limit)` lists.
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>>;
     /// Other hosts with this CPU model.
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
     fn ping(&mut self) -> Result<()>;
@@ -301,6 +316,19 @@ pub mod sql {
     pub const SELECT_BENCH: &str = "SELECT res.step, res.data FROM results res \
         JOIN runs r ON r.run_id = res.run_id \
         WHERE r.host_key = $1 AND res.step LIKE 'bench%' ORDER BY r.first_ts, res.seq";
+    /// The bench results of every other host with this CPU model (one
+    /// statement for the whole comparison).
+    pub const SELECT_SIBLING_BENCH: &str = "SELECT r.host_key, res.step, res.data \
+        FROM results res JOIN runs r ON r.run_id = res.run_id \
+        JOIN hosts h ON h.host_key = r.host_key \
+        WHERE h.cpu_model = $1 AND h.host_key <> $2 AND res.step LIKE 'bench%' \
+        ORDER BY r.first_ts, res.seq";
+    /// The bench results of the runs `SELECT_RUNS` lists (same filter).
+    pub const SELECT_RUNS_BENCH: &str = "SELECT res.run_id, res.step, res.data \
+        FROM results res JOIN (SELECT run_id FROM runs \
+          WHERE (CAST($1 AS TEXT) IS NULL OR host_key = $1) AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+          ORDER BY first_ts DESC LIMIT $3) r ON r.run_id = res.run_id \
+        WHERE res.step LIKE 'bench%' ORDER BY res.run_id, res.seq";
     pub const SELECT_SIBLINGS: &str =
         "SELECT host_key FROM hosts WHERE cpu_model = $1 AND host_key <> $2";
 
@@ -333,6 +361,8 @@ pub mod sql {
         SELECT_CERT,
         SELECT_BENCH,
         SELECT_SIBLINGS,
+        SELECT_SIBLING_BENCH,
+        SELECT_RUNS_BENCH,
     ];
 }
 
@@ -585,14 +615,18 @@ pub struct Comparison {
 
 pub fn compare(s: &mut dyn Store, host: &HostRow) -> Result<Vec<Comparison>> {
     let mine = latest_figures(s, &host.host_key)?;
-    let siblings = match &host.cpu_model {
-        Some(m) => s.siblings(m, &host.host_key)?,
-        None => Vec::new(),
-    };
-    let mut theirs = Vec::new();
-    for k in &siblings {
-        theirs.push(latest_figures(s, k)?);
+    // Each sibling's latest figures, from one statement.
+    let mut by_host: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
+    if let Some(m) = &host.cpu_model {
+        for (key, step, data) in s.sibling_bench_results(m, &host.host_key)? {
+            let data: Value = serde_json::from_str(&data)?;
+            by_host
+                .entry(key)
+                .or_default()
+                .insert(step.unwrap_or_default(), figures(&data));
+        }
     }
+    let theirs: Vec<_> = by_host.into_values().collect();
     let mut out = Vec::new();
     for (step, figs) in &mine {
         for (fig, &value) in figs {

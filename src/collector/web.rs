@@ -146,13 +146,34 @@ fn runs_table(runs: &[(RunRow, String)], with_host: bool) -> String {
     s
 }
 
-fn with_figures(c: &mut dyn Store, runs: Vec<RunRow>) -> anyhow::Result<Vec<(RunRow, String)>> {
-    let mut out = Vec::new();
-    for r in runs {
-        let f = key_figures(&c.results(&r.run_id)?);
-        out.push((r, f));
+/// The runs `runs(host, task, limit)` lists, each with its key figures:
+/// two statements, however many runs.
+fn runs_with_figures(
+    c: &mut dyn Store,
+    host: Option<&str>,
+    task: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<(RunRow, String)>> {
+    let runs = c.runs(host, task, limit)?;
+    let mut bench: std::collections::HashMap<String, Vec<store::ResultRow>> =
+        std::collections::HashMap::new();
+    for (run_id, step, data) in c.runs_bench_results(host, task, limit)? {
+        bench.entry(run_id).or_default().push(store::ResultRow {
+            seq: 0,
+            step,
+            data: serde_json::from_str(&data)?,
+        });
     }
-    Ok(out)
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            let f = bench
+                .get(&r.run_id)
+                .map(|b| key_figures(b))
+                .unwrap_or_default();
+            (r, f)
+        })
+        .collect())
 }
 
 #[derive(serde::Deserialize)]
@@ -179,8 +200,7 @@ pub async fn index(State(app): State<Arc<App>>, Query(q): Query<IndexQuery>) -> 
                 offset,
                 total: c.host_count()?,
             };
-            let runs = c.runs(None, None, 50)?;
-            let runs = with_figures(c, runs)?;
+            let runs = runs_with_figures(c, None, None, 50)?;
             Ok((hosts, runs))
         })
         .await;
@@ -245,8 +265,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
                 return Ok(None);
             };
             let cmp = store::compare(c, &h)?;
-            let runs = c.runs(Some(&key), None, 100)?;
-            let runs = with_figures(c, runs)?;
+            let runs = runs_with_figures(c, Some(&key), None, 100)?;
             Ok(Some((h, cmp, runs)))
         })
         .await;
