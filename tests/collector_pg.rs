@@ -98,14 +98,22 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let sock = pg._tmp.path();
-        let out = pg
+        pg.pg_start(opts);
+        Some(pg)
+    }
+
+    /// `pg_ctl start` on the existing cluster (same port), waiting until
+    /// it accepts connections.
+    fn pg_start(&self, opts: &str) {
+        let sock = self._tmp.path();
+        let out = self
             .cmd("pg_ctl")
             .arg("-D")
-            .arg(&pg.data)
+            .arg(&self.data)
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on {opts}",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on {opts}",
+                self.port,
                 sock.display()
             ))
             .args(["-w", "-t", "60", "-l"])
@@ -119,7 +127,18 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             std::fs::read_to_string(sock.join("log")).unwrap_or_default()
         );
-        Some(pg)
+    }
+
+    /// `pg_ctl stop -m fast`: connections are closed, the server exits.
+    fn pg_stop(&self) {
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-m", "fast", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {out:?}");
     }
 
     /// The server's log so far.
@@ -369,4 +388,97 @@ fn host_page_statements_are_bounded() {
         "{html}"
     );
     assert!(n <= 8, "{n} statements for one host page");
+}
+
+/// PostgreSQL restarted under the collector while agents post: while it
+/// is down the collector answers 503 (never 400: agents keep their
+/// spools), and once it is back it reconnects by itself and every event
+/// is stored exactly once.
+#[test]
+fn postgres_restart_under_load_loses_nothing() {
+    let Some(pg) = Postgres::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start_with_db(&tmp.path().join("c"), None, &pg.url(), &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let agents: Vec<_> = (0..8)
+        .map(|i| {
+            let url = c.url();
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let cfg = Config {
+                    base: url,
+                    token: Some(TOKEN.into()),
+                    ca_pem: None,
+                    https: false,
+                    drain: None,
+                };
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(400),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("pgrestart".into()),
+                    HostId {
+                        serial: Some(format!("RST{i}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    bus.step("wipe").log(format!("event {n}"));
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                bus.close(Duration::from_secs(90));
+                let left = std::fs::read_dir(run_dir.join("spool")).unwrap().count();
+                (bus.run_id().to_string(), n, left)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.pg_stop();
+    // Down: 503 for a batch and for the health check, never 400.
+    let (code, resp) = c.post(Some(TOKEN), &(log_line("down-1", 0, "DOWN1") + "\n"));
+    assert_eq!(code, 503, "{resp}");
+    match ureq::get(&format!("{}/healthz", c.url())).call() {
+        Err(ureq::Error::Status(503, r)) => assert_eq!(r.header("Retry-After"), Some("1")),
+        other => panic!("healthz while the database is down: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.pg_start("");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut check = PgStore::connect(&pg.url()).unwrap();
+    for a in agents {
+        let (id, n, left) = a.join().unwrap();
+        assert!(n > 300, "{id}: only {n} events");
+        assert_eq!(left, 0, "{id}: spool not drained");
+        let run = check.run(&id).unwrap().expect("run stored");
+        assert_eq!((run.events, run.last_seq), (n as i64, n as i64 - 1), "{id}");
+        let seqs: Vec<i64> = check
+            .events(&id)
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..n as i64).collect::<Vec<_>>(),
+            "{id}: each event once"
+        );
+    }
+    let r = ureq::get(&format!("{}/healthz", c.url())).call().unwrap();
+    assert_eq!(r.status(), 200, "reconnected");
+    assert_eq!(
+        c.get("/v1/runs?task=pgrestart").as_array().unwrap().len(),
+        8
+    );
 }

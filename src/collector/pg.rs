@@ -29,20 +29,130 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 /// Any fixed number: serialises migrations of collectors starting together.
 const MIGRATION_LOCK: i64 = 0x05ee_d150;
 
-pub struct PgStore {
+/// One open connection; `PgStore` replaces it when it breaks.
+struct Conn {
     client: Client,
 }
 
+/// The PostgreSQL store. A connection lost (the server restarted, the
+/// network broke) is reopened on a later call, with backoff; meanwhile
+/// every call fails with `store::Unavailable`, which the server answers
+/// with 503, so agents keep their spools and retry.
+pub struct PgStore {
+    config: postgres::Config,
+    conn: Option<Conn>,
+    /// No reconnect before this; the delay doubles on each failure.
+    next_try: std::time::Instant,
+    delay: std::time::Duration,
+}
+
+const RECONNECT_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `e` says the connection (not the statement) failed: no
+/// server-side error at all (I/O, closed), or SQLSTATE class 08
+/// (connection exception) or 57 (operator intervention: shutdown).
+fn connection_lost(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<postgres::Error>())
+        .any(|pe| {
+            pe.is_closed()
+                || match pe.code() {
+                    Some(code) => code.code().starts_with("08") || code.code().starts_with("57"),
+                    None => pe.as_db_error().is_none(),
+                }
+        })
+}
+
 impl PgStore {
-    /// Connect (no TLS: run it on the collector's host or a private
-    /// network) and migrate.
+    /// Connect and migrate; the connection must work now (a collector
+    /// that cannot reach its database at start stops with the reason).
     pub fn connect(url: &str) -> Result<PgStore> {
-        let client = Client::connect(url, NoTls).context("connecting to PostgreSQL")?;
-        let mut s = PgStore { client };
+        let mut config: postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        let mut s = PgStore {
+            config,
+            conn: None,
+            next_try: std::time::Instant::now(),
+            delay: RECONNECT_FIRST,
+        };
+        let c = s.open().context("connecting to PostgreSQL")?;
+        s.conn = Some(c);
         s.migrate().context("migrating the PostgreSQL schema")?;
         Ok(s)
     }
 
+    fn open(&self) -> Result<Conn> {
+        let client = self.config.connect(NoTls)?;
+        Ok(Conn { client })
+    }
+
+    /// The open connection, reopened when lost (not before the backoff
+    /// allows); `Unavailable` otherwise.
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let now = std::time::Instant::now();
+            if now < self.next_try {
+                return Err(anyhow::anyhow!(
+                    "reconnecting in {} ms",
+                    (self.next_try - now).as_millis()
+                )
+                .context(super::store::Unavailable));
+            }
+            match self.open() {
+                Ok(c) => {
+                    tracing::warn!("reconnected to PostgreSQL");
+                    self.delay = RECONNECT_FIRST;
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    self.next_try = now + self.delay;
+                    self.delay = (self.delay * 2).min(RECONNECT_MAX);
+                    return Err(e
+                        .context("reconnecting to PostgreSQL")
+                        .context(super::store::Unavailable));
+                }
+            }
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    /// Run `f` on the connection. When the connection turns out lost (a
+    /// server restart breaks every idle one), `f` runs once more on a new
+    /// one (safe for a batch too: a commit whose answer was lost shows up
+    /// as duplicates); failing again, `Unavailable`.
+    fn call<T>(&mut self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let r = f(self.conn()?);
+            let lost = matches!(&r, Err(e) if connection_lost(e))
+                || self.conn.as_ref().is_some_and(|c| c.client.is_closed());
+            match r {
+                Err(e) if lost => {
+                    tracing::warn!("lost the PostgreSQL connection: {e:#}");
+                    self.conn = None;
+                    if retried {
+                        return Err(e.context(super::store::Unavailable));
+                    }
+                    retried = true;
+                    self.next_try = std::time::Instant::now();
+                }
+                r => return r,
+            }
+        }
+    }
+
+    pub fn migrate(&mut self) -> Result<i64> {
+        self.call(|c| c.migrate())
+    }
+}
+
+impl Conn {
     pub fn migrate(&mut self) -> Result<i64> {
         let mut tx = self.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -188,7 +298,7 @@ fn run_row(r: &Row) -> RunRow {
     }
 }
 
-impl Store for PgStore {
+impl Conn {
     fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.client.transaction()?;
         let mut all = Vec::with_capacity(batches.len());
@@ -377,5 +487,99 @@ impl Store for PgStore {
     fn ping(&mut self) -> Result<()> {
         self.client.query_one("SELECT 1", &[])?;
         Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        self.call(|c| c.insert_group(batches))
+    }
+
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
+        self.call(|c| c.hosts(limit, offset))
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        self.call(|c| c.host(key))
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        self.call(|c| c.host_count())
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        self.call(|c| c.runs(host, task, limit))
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        self.call(|c| c.run(run_id))
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        self.call(|c| c.events(run_id))
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        self.call(|c| c.events_page(run_id, after_seq, limit, with_progress))
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        self.call(|c| c.events_tail(run_id, limit))
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        self.call(|c| c.progress_spans(run_id, after, upto))
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        self.call(|c| c.results(run_id))
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        self.call(|c| c.certificate_ids(run_id))
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        self.call(|c| c.certificate(id))
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        self.call(|c| c.bench_results(host_key))
+    }
+
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        self.call(|c| c.sibling_bench_results(cpu_model, except))
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        self.call(|c| c.runs_bench_results(host, task, limit))
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        self.call(|c| c.siblings(cpu_model, except))
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.call(|c| c.ping())
     }
 }

@@ -66,6 +66,9 @@ impl App {
         .await;
         match r {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.downcast_ref::<store::Unavailable>().is_some() => {
+                Err(unavailable(&format!("{e:#}")))
+            }
             Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))),
             Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
         }
@@ -74,6 +77,14 @@ impl App {
 
 pub fn error(code: StatusCode, msg: &str) -> Response {
     (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// 503 with `Retry-After`: nothing wrong with the request, try again.
+pub fn unavailable(msg: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, "1".parse().expect("static"));
+    r
 }
 
 /// A refused batch: its status, `{"error": "line N: why", "line": N}`.
@@ -128,13 +139,7 @@ async fn limit_in_flight(
     next: axum::middleware::Next,
 ) -> Response {
     let Ok(_permit) = slots.try_acquire_owned() else {
-        let mut r = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many requests in flight; retry later",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, "1".parse().expect("static"));
-        return r;
+        return unavailable("too many requests in flight; retry later");
     };
     next.run(req).await
 }
@@ -290,11 +295,8 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     match rx.await {
         Ok(Ok(Ok(stats))) => (StatusCode::OK, Json(stats)).into_response(),
         Ok(Ok(Err(r))) => refused(&r),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not stored: writer stopped",
-        ),
+        Ok(Err(e)) => unavailable(&format!("not stored: {e}")),
+        Err(_) => unavailable("not stored: writer stopped"),
     }
 }
 

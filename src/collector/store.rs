@@ -123,6 +123,18 @@ pub trait Store: Send {
     fn ping(&mut self) -> Result<()>;
 }
 
+/// The database cannot be reached now (a lost connection is being
+/// reopened): the server answers 503, so agents keep their spools and
+/// retry. Attached as context to the error that says why.
+#[derive(Debug, Clone, Copy)]
+pub struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database is unavailable")
+    }
+}
+
 /// A batch stored, or refused with nothing of it stored.
 pub type BatchOutcome = std::result::Result<Stats, Refusal>;
 
