@@ -482,3 +482,168 @@ fn postgres_restart_under_load_loses_nothing() {
         8
     );
 }
+
+/// `openssl` with these arguments, in `dir`; panics with its stderr.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `name`.pem/.key, self-signed.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+/// The collector binary's exit status and stderr for `serve --db db`,
+/// when it stops at start.
+fn collector_refuses(dir: &std::path::Path, db: &str) -> String {
+    std::fs::write(dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_speediso-collector"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--tokens"])
+        .arg(dir.join("tokens"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started with {db}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// TLS to PostgreSQL with a server certificate from a CA this test makes:
+/// `sslmode=verify-full` with that CA connects (the server logs every
+/// connection as SSL) and the collector works; another CA, or a mode that
+/// could fall back to plain text, stops the collector with a clear error.
+#[test]
+fn postgres_over_verified_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    make_ca(d, "ca");
+    make_ca(d, "other-ca");
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+    // The server's key must be its own and private.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+        for f in ["server.key", "server.pem"] {
+            assert!(Command::new("chown")
+                .arg("postgres")
+                .arg(d.join(f))
+                .status()
+                .unwrap()
+                .success());
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let Some(pg) = Postgres::start_with(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    )) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let url = |ca: &str| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg.url(),
+            d.join(ca).display()
+        )
+    };
+    let c = Collector::start_with_db(&tmp.path().join("good"), None, &url("ca.pem"), &[]);
+    let (code, resp) = c.post(Some(TOKEN), &(log_line("tls-1", 0, "TLS1") + "\n"));
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(c.get("/v1/runs/tls-1")["run"]["events"], 1);
+    let log = pg.log();
+    let authorized: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connection authorized"))
+        .collect();
+    assert!(authorized.len() >= 5, "writer and 4 readers: {log}");
+    assert!(
+        authorized.iter().all(|l| l.contains("SSL enabled")),
+        "every connection over TLS: {authorized:#?}"
+    );
+
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let err = collector_refuses(&bad, &url("other-ca.pem"));
+    assert!(
+        err.contains("connecting to PostgreSQL") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    eprintln!("wrong CA: {err}");
+    let err = collector_refuses(&bad, &format!("{}?sslmode=prefer", pg.url()));
+    assert!(err.contains("sslmode=prefer is not supported"), "{err}");
+}

@@ -44,7 +44,8 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
         /// The store: a SQLite file (created and migrated when needed), or
-        /// a postgres://user@host/dbname URL (migrated when needed).
+        /// a postgres://user@host/dbname URL (migrated when needed; add
+        /// ?sslmode=verify-full&sslrootcert=CA.pem for verified TLS).
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
         /// Tokens file.

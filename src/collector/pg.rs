@@ -4,7 +4,8 @@
 //! only for rows actually inserted, and a run is claimed by its first
 //! batch before anything else, so a concurrent one waits and sees the
 //! binding). Same SQL as SQLite
-//! (`store::sql`), schema in `migrations/postgres/`.
+//! (`store::sql`), schema in `migrations/postgres/`. TLS (rustls) and
+//! reconnecting after a lost connection are here too.
 
 use super::ingest::Incoming;
 use super::store::{
@@ -13,6 +14,7 @@ use super::store::{
 use anyhow::{Context, Result};
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -40,6 +42,8 @@ struct Conn {
 /// with 503, so agents keep their spools and retry.
 pub struct PgStore {
     config: postgres::Config,
+    /// `sslmode=verify-full`: the rustls connector (certificate checked).
+    tls: Option<MakeRustlsConnect>,
     conn: Option<Conn>,
     /// No reconnect before this; the delay doubles on each failure.
     next_try: std::time::Instant,
@@ -48,6 +52,62 @@ pub struct PgStore {
 
 const RECONNECT_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The connection settings of a `postgres://` URL, and its TLS. TLS is
+/// set with libpq's parameters, which the `postgres` crate does not know
+/// (they are taken out of the URL here): `sslmode=verify-full` (or
+/// `require`, which here verifies as well) encrypts and verifies the
+/// server's certificate against `sslrootcert=PATH` (PEM), else the system
+/// CA bundle, and its name against the URL's host; `sslmode=disable` or
+/// none: no TLS. `prefer`, `allow` (which fall back to plain text) and
+/// `verify-ca` (no host name check) are refused.
+pub fn parse_url(url: &str) -> Result<(postgres::Config, Option<MakeRustlsConnect>)> {
+    let mut u = url::Url::parse(url).context("parsing the PostgreSQL URL")?;
+    let (mut mode, mut root, mut rest) = (None, None, Vec::new());
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => mode = Some(v.into_owned()),
+            "sslrootcert" => root = Some(v.into_owned()),
+            _ => rest.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if rest.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(&rest);
+    }
+    let mut config: postgres::Config = u.as_str().parse().context("parsing the PostgreSQL URL")?;
+    let tls = match mode.as_deref() {
+        None | Some("disable") => {
+            if let Some(r) = &root {
+                anyhow::bail!("sslrootcert={r} without sslmode=verify-full");
+            }
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            None
+        }
+        Some("verify-full" | "require") => {
+            let (pem, from) = match &root {
+                Some(p) => (
+                    std::fs::read(p).with_context(|| format!("reading sslrootcert {p}"))?,
+                    p.clone(),
+                ),
+                None => crate::report::IMAGE_CA_BUNDLES
+                    .iter()
+                    .find_map(|p| Some((std::fs::read(p).ok()?, p.to_string())))
+                    .context("sslmode=verify-full without sslrootcert= and no system CA bundle")?,
+            };
+            let tls = crate::report::tls_config(&pem)
+                .with_context(|| format!("CA certificates of {from}"))?;
+            config.ssl_mode(postgres::config::SslMode::Require);
+            Some(MakeRustlsConnect::new(tls))
+        }
+        Some(other) => anyhow::bail!(
+            "sslmode={other} is not supported: use verify-full (TLS, certificate and host name \
+             verified; sslrootcert=PATH for a private CA) or disable"
+        ),
+    };
+    Ok((config, tls))
+}
 
 /// Whether `e` says the connection (not the statement) failed: no
 /// server-side error at all (I/O, closed), or SQLSTATE class 08
@@ -68,24 +128,37 @@ impl PgStore {
     /// Connect and migrate; the connection must work now (a collector
     /// that cannot reach its database at start stops with the reason).
     pub fn connect(url: &str) -> Result<PgStore> {
-        let mut config: postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let (mut config, tls) = parse_url(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
         let mut s = PgStore {
             config,
+            tls,
             conn: None,
             next_try: std::time::Instant::now(),
             delay: RECONNECT_FIRST,
         };
-        let c = s.open().context("connecting to PostgreSQL")?;
+        let c = s.open().with_context(|| {
+            format!(
+                "connecting to PostgreSQL ({})",
+                if s.tls.is_some() {
+                    "TLS, certificate and host name verified"
+                } else {
+                    "no TLS: add sslmode=verify-full to the URL for TLS"
+                }
+            )
+        })?;
         s.conn = Some(c);
         s.migrate().context("migrating the PostgreSQL schema")?;
         Ok(s)
     }
 
     fn open(&self) -> Result<Conn> {
-        let client = self.config.connect(NoTls)?;
+        let client = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone())?,
+            None => self.config.connect(NoTls)?,
+        };
         Ok(Conn { client })
     }
 
