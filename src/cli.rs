@@ -459,18 +459,33 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             } else {
                 Box::new(sinks::console::Console::stdout())
             };
+            let plan = match crate::netbench::cli_plan(args) {
+                Ok(p) => p,
+                Err(rc) => return Ok(rc),
+            };
             let bus = Bus::new(
-                None,
+                Some("bench".into()),
                 host::identify(&env.root, &env.cmdline),
                 env.sinks_with(console, false, false),
             );
-            let res = crate::netbench::cli(args, &bus);
-            bus.close(crate::run::CLOSE_DEADLINE);
-            let (rc, data) = res?;
-            if let (true, Some(data)) = (json, data) {
-                println!("{}", serde_json::to_string_pretty(&data)?);
-            }
-            return Ok(rc);
+            let run =
+                crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
+            return match crate::netbench::run(&plan, &run.step) {
+                Ok(data) => {
+                    run.step
+                        .emit(crate::events::Body::Result { data: data.clone() });
+                    let rc = run.finish(exit::SUCCESS, None);
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&data)?);
+                    }
+                    Ok(rc)
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    run.finish(exit::FAILED, Some(msg));
+                    Err(e)
+                }
+            };
         }
         BenchCmd::Cpu(_) => cpu::NAME,
         BenchCmd::Memory(_) => memory::NAME,
@@ -483,12 +498,25 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     } else {
         Box::new(sinks::console::Console::stdout())
     };
+    // A refused command line starts no run (like a usage error).
+    if let BenchCmd::Disk(a) = what {
+        if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
+            eprintln!("speediso: {e:#}");
+            return Ok(if e.downcast_ref::<disk::Refusal>().is_some() {
+                exit::REFUSED
+            } else {
+                exit::FAILED
+            });
+        }
+    }
+    // Every sink, as for a task's step: by hand is no reason to be unheard.
     let bus = Bus::new(
         Some("bench".into()),
         host::identify(&env.root, &env.cmdline),
-        vec![console],
+        env.sinks_with(console, false, false),
     );
-    let ev = bus.step(step);
+    let run = crate::run::AdHoc::start(bus, step, step, false);
+    let ev = run.step.clone();
     let res = match what {
         BenchCmd::Cpu(a) => cpu::run(&a.config(), &ev)
             .and_then(|r| Ok((serde_json::to_value(&r)?, cpu::summary(&r)))),
@@ -504,27 +532,33 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             })
         }
     };
-    bus.close(Duration::from_secs(1));
     let (value, text) = match res {
         Ok(v) => v,
         Err(e) if e.downcast_ref::<disk::Refusal>().is_some() => {
             eprintln!("speediso: {e:#}");
-            return Ok(exit::REFUSED);
+            return Ok(run.finish(exit::REFUSED, Some(format!("{e:#}"))));
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    ev.emit(crate::events::Body::Result {
+        data: value.clone(),
+    });
+    let bad_verify = value["verify"]["errors"].as_u64().is_some_and(|n| n > 0)
+        || value["check"]["errors"].as_u64().is_some_and(|n| n > 0);
+    let rc = if bad_verify {
+        run.finish(exit::FAILED, Some("verification found bad sectors".into()))
+    } else {
+        run.finish(exit::SUCCESS, None)
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{text}");
     }
-    let bad_verify = value["verify"]["errors"].as_u64().is_some_and(|n| n > 0)
-        || value["check"]["errors"].as_u64().is_some_and(|n| n > 0);
-    Ok(if bad_verify {
-        exit::FAILED
-    } else {
-        exit::SUCCESS
-    })
+    Ok(rc)
 }
 
 fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) -> Result<i32> {
@@ -894,22 +928,14 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         return Ok(exit::REFUSED);
     }
     use crate::events::Body;
-    let started = std::time::Instant::now();
-    let bus = env.adhoc_bus(Some(wipe::NAME.into()), a.json);
-    bus.emit(
-        None,
-        Body::RunStarted {
-            steps: vec![wipe::NAME.into()],
-            destructive: true,
-            after: "stay".into(),
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-        },
+    let run = crate::run::AdHoc::start(
+        env.adhoc_bus(Some(wipe::NAME.into()), a.json),
+        wipe::NAME,
+        wipe::NAME,
+        true,
     );
-    let ev = bus.step(wipe::NAME);
-    ev.emit(Body::StepStarted {
-        module: wipe::NAME.into(),
-    });
-    let res = wipe::execute(&p, &cfg, &env.root, bus.run_id(), Some(ev.clone()));
+    let ev = run.step.clone();
+    let res = wipe::execute(&p, &cfg, &env.root, run.run_id(), Some(ev.clone()));
     let mut error = None;
     let rc = match res {
         Ok(r) => {
@@ -961,7 +987,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
             exit::FAILED
         }
     };
-    Ok(finish_adhoc(&bus, &ev, started, rc, error))
+    Ok(run.finish(rc, error))
 }
 
 fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
@@ -1021,8 +1047,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
                 return Ok(exit::REFUSED);
             }
         };
-        let names = [disk.confirm_name(), disk.path.display().to_string()];
-        if !a.confirm.as_ref().is_some_and(|c| names.contains(c)) {
+        if !install::confirmed(&disk, a.confirm.as_deref()) {
             eprintln!(
                 "speediso: refusing to write {} ({} bytes{}): confirm with --confirm {}",
                 disk.path.display(),
@@ -1039,21 +1064,13 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     } else {
         None
     };
-    let started = std::time::Instant::now();
-    let bus = env.adhoc_bus(Some(install::NAME.into()), a.json);
-    bus.emit(
-        None,
-        Body::RunStarted {
-            steps: vec![install::NAME.into()],
-            destructive: disk.is_some(),
-            after: "stay".into(),
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-        },
+    let run = crate::run::AdHoc::start(
+        env.adhoc_bus(Some(install::NAME.into()), a.json),
+        install::NAME,
+        install::NAME,
+        disk.is_some(),
     );
-    let ev = bus.step(install::NAME);
-    ev.emit(Body::StepStarted {
-        module: install::NAME.into(),
-    });
+    let ev = run.step.clone();
     let res = match &disk {
         Some(d) => install::install_image(&cfg, d, Some(&ev)).and_then(|r| {
             if !a.json {
@@ -1084,41 +1101,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
             (exit::FAILED, Some(format!("{e:#}")))
         }
     };
-    Ok(finish_adhoc(&bus, &ev, started, rc, error))
-}
-
-/// End an ad-hoc destructive command (wipe, install by hand) the way a task
-/// run ends: step_finished and run_finished with the exit status, then close
-/// the sinks (the report spool drains, bounded). Returns `rc`.
-fn finish_adhoc(
-    bus: &Bus,
-    ev: &crate::events::StepEvents,
-    started: std::time::Instant,
-    rc: i32,
-    error: Option<String>,
-) -> i32 {
-    let outcome = if rc == exit::SUCCESS {
-        crate::events::Outcome::Success
-    } else {
-        crate::events::Outcome::Failed
-    };
-    let duration_ms = started.elapsed().as_millis() as u64;
-    ev.emit(crate::events::Body::StepFinished {
-        outcome,
-        duration_ms,
-        error: error.clone(),
-    });
-    bus.emit(
-        None,
-        crate::events::Body::RunFinished {
-            outcome,
-            exit_status: rc,
-            duration_ms,
-            error,
-        },
-    );
-    bus.close(crate::run::CLOSE_DEADLINE);
-    rc
+    Ok(run.finish(rc, error))
 }
 
 fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {

@@ -17,6 +17,7 @@ pub mod collector;
 pub mod dispatch;
 pub mod events;
 pub mod host;
+pub mod http;
 pub mod install;
 pub mod inventory;
 pub mod netbench;

@@ -79,6 +79,8 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
     let worker_plan = plan.clone();
     let worker_root = root.to_path_buf();
     let worker_bus = bus.clone();
+    let deadline = tasks::Deadline::new(task.time_limit.map(|l| start + l));
+    let worker_deadline = deadline.clone();
     let worker = std::thread::spawn(move || {
         let plan = worker_plan;
         for (i, step) in plan.task.steps.iter().enumerate() {
@@ -96,6 +98,7 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
                         step_options: &step.options,
                         events: ev.clone(),
                         destructive_allowed: destructive_ok,
+                        deadline: worker_deadline.clone(),
                     };
                     m.run(&ctx)
                 });
@@ -123,14 +126,19 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
         }
     });
 
-    let deadline = task.time_limit.map(|l| start + l);
     let mut failed: Vec<String> = Vec::new();
     let mut done = 0;
     while done < task.steps.len() {
-        let msg = match deadline {
+        let msg = match deadline.get() {
             Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
+        // A step may have raised the limit while we waited.
+        if let (Err(mpsc::RecvTimeoutError::Timeout), Some(d)) = (&msg, deadline.get()) {
+            if d > Instant::now() {
+                continue;
+            }
+        }
         match msg {
             Ok((i, ok)) => {
                 done += 1;
@@ -140,7 +148,10 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let step = task.steps[done].id();
-                let limit = task.time_limit.unwrap_or_default();
+                let limit = deadline
+                    .get()
+                    .map(|d| d.saturating_duration_since(start))
+                    .unwrap_or_default();
                 let msg = format!(
                     "time limit of {} reached during step '{step}'",
                     crate::sinks::human_duration(limit.as_secs_f64())
@@ -190,6 +201,72 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
         },
     );
     status
+}
+
+/// One command run by hand (a benchmark, a wipe, an install) as a run of
+/// one step, with the events a task run has (run_started, step_started,
+/// the step's result, step_finished, run_finished), on a bus with every
+/// sink, so it reaches the console, the journal and the report endpoint
+/// like a task does.
+pub struct AdHoc {
+    bus: Bus,
+    /// The step's events; results and progress go here.
+    pub step: crate::events::StepEvents,
+    started: Instant,
+}
+
+impl AdHoc {
+    pub fn start(bus: Bus, step: &str, module: &str, destructive: bool) -> AdHoc {
+        bus.emit(
+            None,
+            Body::RunStarted {
+                steps: vec![step.to_string()],
+                destructive,
+                after: "stay".into(),
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+            },
+        );
+        let ev = bus.step(step);
+        ev.emit(Body::StepStarted {
+            module: module.to_string(),
+        });
+        AdHoc {
+            bus,
+            step: ev,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.bus.run_id()
+    }
+
+    /// End the run with exit status `rc` (and `error` when it failed),
+    /// drain the sinks, and return `rc`.
+    pub fn finish(self, rc: i32, error: Option<String>) -> i32 {
+        let outcome = if rc == exit::SUCCESS {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        };
+        let duration_ms = elapsed_ms(self.started);
+        self.step.emit(Body::StepFinished {
+            outcome,
+            duration_ms,
+            error: error.clone(),
+        });
+        self.bus.emit(
+            None,
+            Body::RunFinished {
+                outcome,
+                exit_status: rc,
+                duration_ms,
+                error,
+            },
+        );
+        self.bus.close(CLOSE_DEADLINE);
+        rc
+    }
 }
 
 /// How long to give sinks (the report spool) to drain before exiting.

@@ -596,6 +596,8 @@ fn kexec_mode_checks_the_kernel_checksum_before_loading() {
             &srv.url("initrd.img"),
             "--kernel-sha256",
             &"22".repeat(32),
+            "--initrd-sha256",
+            &sha(b"not an initrd"),
             "--append",
             "inst.ks=http://127.0.0.1/ks.cfg",
         ],
@@ -617,6 +619,24 @@ fn kexec_mode_checks_the_kernel_checksum_before_loading() {
         "{}",
         r.stderr()
     );
+    // Without both checksums nothing is fetched, unless waived (audit 13).
+    let before = srv.seen().len();
+    let r = install(
+        "",
+        &[
+            "--kernel",
+            &srv.url("vmlinuz"),
+            "--initrd",
+            &srv.url("initrd.img"),
+        ],
+    );
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("needs speediso.install.kernel_sha256="),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(srv.seen().len(), before, "fetched without checksums");
 }
 
 #[test]

@@ -298,3 +298,123 @@ fn plain_http_to_a_remote_endpoint_is_refused_at_plan_time() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("speediso.ca="), "{stderr}");
 }
+
+/// Audit item 11: the spool's file system fills up mid-run. A partial
+/// write never leaves a torn line (every spooled line is whole JSON, so
+/// no later event is glued onto one), the lost events are counted, and
+/// everything that was spooled is delivered exactly once.
+#[test]
+fn a_full_spool_file_system_drops_whole_events_and_never_tears_a_line() {
+    // A tiny tmpfs of our own: root only.
+    if not_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "speediso-test",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let run_dir = mnt.join("run");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let report = Report::with_tuning(config(port), &run_dir, fast_tuning());
+    let state = Arc::new(Mutex::new(0u64));
+    let bus = Bus::new(
+        Some("wipe".into()),
+        HostId {
+            serial: Some("FULL01".into()),
+            ..HostId::default()
+        },
+        vec![Box::new(Counted(report, state.clone()))],
+    );
+    let step = bus.step("wipe");
+    for i in 0..2000u64 {
+        // Lines of varying length, so the file system fills mid-line.
+        step.log(format!("event {i} {}", "x".repeat((i as usize * 37) % 500)));
+    }
+    let spool: Vec<_> = std::fs::read_dir(run_dir.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    assert_eq!(spool.len(), 1);
+    let text = std::fs::read(&spool[0]).unwrap();
+    assert_eq!(text.last(), Some(&b'\n'), "the spool ends in a torn line");
+    let lines: Vec<&[u8]> = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for l in &lines {
+        serde_json::from_slice::<serde_json::Value>(l).unwrap_or_else(|e| {
+            panic!("a torn or glued line: {e}: {}", String::from_utf8_lossy(l))
+        });
+    }
+    let dropped = *state.lock().unwrap();
+    assert!(dropped > 0, "the file system never filled");
+    assert_eq!(
+        lines.len() as u64 + dropped,
+        2000,
+        "every event is spooled or counted"
+    );
+    // Whatever was spooled is delivered exactly once.
+    let c = Collector::start(&tmp.path().join("collector"), Some(port), &[]);
+    let t0 = Instant::now();
+    bus.close(Duration::from_secs(60));
+    // Drained (not given up at the deadline), though the full file system
+    // cannot even record the acknowledged offset.
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "the spool never drained"
+    );
+    let (n, distinct, _) = c.stored(bus.run_id());
+    assert_eq!((n, distinct), (lines.len() as i64, lines.len() as i64));
+}
+
+fn not_root() -> bool {
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")
+        .is_ok();
+    if !root {
+        assert!(
+            std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "the full-spool test needs root to mount a tmpfs (SPEEDISO_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIP: the full-spool test needs root to mount a tmpfs");
+    }
+    !root
+}
+
+/// The report sink, with its dropped-event count copied out at close.
+struct Counted(Report, Arc<Mutex<u64>>);
+
+impl speediso::events::Sink for Counted {
+    fn event(&mut self, ev: &speediso::events::Event) {
+        self.0.event(ev);
+        *self.1.lock().unwrap() = self.0.dropped();
+    }
+    fn close(&mut self, deadline: Duration) {
+        self.0.close(deadline);
+    }
+}

@@ -488,8 +488,10 @@ fn task_wipe_erases_the_writable_disk_and_fails_on_a_read_only_one() {
     assert_eq!(run["outcome"], "failed");
     // The result still carries the erased disk's certificate, and the
     // skip's class.
+    // (The step's result, after the disk's own certificate event.)
     let result = events
         .iter()
+        .rev()
         .find(|e| e["type"] == "result")
         .expect("result");
     assert_eq!(result["data"]["certificates"].as_array().unwrap().len(), 1);
@@ -1201,10 +1203,24 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
         .local_addr()
         .unwrap()
         .port();
+    // A provisioned key, which the collector lists as trusted.
+    let key = tmp.path().join("wipe.key");
+    std::fs::write(
+        &key,
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n",
+    )
+    .unwrap();
+    let trusted = tmp.path().join("trusted-signers");
+    std::fs::write(
+        &trusted,
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a lab key\n",
+    )
+    .unwrap();
     let line = format!(
         "speediso.report=http://127.0.0.1:{port} speediso.token={} speediso.spool.drain=1s \
-         speediso.after=poweroff speediso.wipe.method=zero",
-        report_support::TOKEN
+         speediso.after=poweroff speediso.wipe.method=zero speediso.wipe.key={}",
+        report_support::TOKEN,
+        key.display()
     );
     let spawn = |line: &str, run_dir: &Path| {
         Command::new(BIN)
@@ -1270,7 +1286,11 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
     assert!(text.contains("HOLDING:"), "{text}");
 
     // The collector comes back: the certificate goes in, the run ends.
-    let c = report_support::Collector::start(&tmp.path().join("collector"), Some(port), &[]);
+    let c = report_support::Collector::start(
+        &tmp.path().join("collector"),
+        Some(port),
+        &["--trusted-signers", trusted.to_str().unwrap()],
+    );
     let deadline = Instant::now() + Duration::from_secs(90);
     let code = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -1298,7 +1318,63 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
     let runs = c.get("/v1/runs?task=wipe");
     let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
     let run = c.get(&format!("/v1/runs/{run_id}"));
-    assert_eq!(run["certificates"].as_array().unwrap().len(), 1, "{run}");
+    let ids = run["certificates"].as_array().unwrap();
+    assert_eq!(ids.len(), 1, "{run}");
+    // The real agent's certificate, through the real collector: accepted
+    // for its own run and host, and trusted by the listed key.
+    let got = c.get(&format!("/v1/certificates/{}", ids[0].as_str().unwrap()));
+    let v = &got["verification"];
+    assert_eq!(v["valid"], true, "{got}");
+    assert_eq!(v["trust"], "trusted", "{got}");
+    assert_eq!(v["signer_name"], "lab key", "{got}");
+    assert_eq!(v["key_source"], format!("file:{}", key.display()), "{got}");
     let stored = c.stored_lines(&run_id);
     assert!(stored.iter().any(|l| l.contains("\"run_finished\"")));
+}
+
+/// Audit (low): the wipe step raises the task's time limit from its disks'
+/// sizes and methods. A task limited to one second still completes a wipe
+/// that takes longer (three passes over 1 GiB and a full read-back), where
+/// a fixed limit would kill it mid-erase (exit 4, "time limit reached").
+#[test]
+fn the_wipe_step_raises_a_time_limit_too_short_for_its_disks() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(1024 * MIB, 0);
+    let tasks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tasks.path().join("quickwipe.toml"),
+        "name = \"quickwipe\"\ndescription = \"a wipe with a 1 s limit\"\ndestructive = true\n\
+         time_limit = \"1s\"\nafter = \"stay\"\n[[steps]]\nmodule = \"wipe\"\n",
+    )
+    .unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let t0 = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .arg("--tasks-dir")
+        .arg(tasks.path())
+        .args([
+            "--cmdline",
+            "speediso.wipe.method=zero speediso.wipe.passes=3",
+            "run",
+            "quickwipe",
+            "--confirm",
+            "quickwipe",
+        ])
+        .env("SPEEDISO_WIPE_TEST_ALLOW", &l.dev)
+        .env("SPEEDISO_RUN_DIR", run_dir.path())
+        .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        took > std::time::Duration::from_secs(1),
+        "the wipe took {took:?}: too fast to prove anything on this machine"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("time limit raised to"), "{stdout}");
+    assert!(!stdout.contains("time limit of"), "{stdout}");
 }

@@ -685,3 +685,85 @@ fn an_exclusion_that_names_no_disk_rejects_the_plan() {
     assert!(err.contains("/dev/sdd (wwn naa.5000c500a1b2c3d4)"), "{err}");
     assert!(!err.contains("SERI\""), "{err}");
 }
+
+/// Audit (low): BMC virtual media are never wiped, not even with
+/// speediso.wipe.usb=1; removable media that do not sit on USB are
+/// treated like USB disks.
+#[test]
+fn bmc_virtual_media_and_removable_media_are_not_targets() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    // iDRAC's virtual floppy, on the BMC's internal USB hub.
+    disk(
+        r,
+        "pci0000:00/0000:00:14.0/usb1/1-4/1-4:1.0/host7/target7:0:0/7:0:0:0",
+        "sdv",
+        "8:80",
+        2880,
+        &[
+            ("device/vendor", "iDRAC   \n"),
+            ("device/model", "Virtual Floppy  \n"),
+            ("removable", "1\n"),
+        ],
+    );
+    // A card reader on a SATA/PCI bridge: not under /usb, but removable.
+    disk(
+        r,
+        "pci0000:00/0000:00:1c.0/0000:03:00.0/host8/target8:0:0/8:0:0:0",
+        "sdr",
+        "8:96",
+        4096,
+        &[
+            ("device/vendor", "Generic \n"),
+            ("device/model", "SD/MMC CRW      \n"),
+            ("removable", "1\n"),
+        ],
+    );
+    // An ordinary disk, the control.
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0",
+        "sda",
+        "8:0",
+        8192,
+        &[("device/model", "DATA DISK\n"), ("removable", "0\n")],
+    );
+    for line in ["quiet", "speediso.wipe.usb=1"] {
+        let o = plan_run(r, line, &["--all", "--json"]);
+        let p: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        let erase: Vec<&str> = p["erase"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["disk"]["path"].as_str().unwrap())
+            .collect();
+        let skip = |dev: &str| {
+            p["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["device"] == dev)
+                .cloned()
+        };
+        let v = skip("/dev/sdv").unwrap_or_else(|| panic!("{line}: sdv erased: {p}"));
+        assert!(
+            v["reasons"]
+                .to_string()
+                .contains("BMC virtual media (iDRAC Virtual Floppy)"),
+            "{v}"
+        );
+        assert_eq!(v["class"], "policy");
+        assert!(erase.contains(&"/dev/sda"), "{line}: {p}");
+        if line == "quiet" {
+            let c = skip("/dev/sdr").unwrap_or_else(|| panic!("card reader erased: {p}"));
+            assert!(c["reasons"].to_string().contains("removable media"), "{c}");
+            assert_eq!(c["class"], "policy");
+        } else {
+            assert!(
+                erase.contains(&"/dev/sdr"),
+                "{line}: wipe.usb=1 includes removable media: {p}"
+            );
+        }
+    }
+}

@@ -808,19 +808,34 @@ fn target_size(path: &Path) -> Result<u64> {
 }
 
 /// Run the configured jobs on one target.
-pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
-    let (kind, dev) = classify(root, path)?;
-    let jobs: Vec<Job> = match (&cfg.jobs, cfg.mode) {
+/// The jobs a run does on a target of `kind`.
+fn jobs_for(cfg: &Config, kind: Kind) -> Vec<Job> {
+    match (&cfg.jobs, cfg.mode) {
         (Some(j), _) => j.clone(),
         (None, Mode::Read) => vec![Job::SeqRead, Job::RandRead],
         (None, Mode::Write) => vec![Job::SeqWrite, Job::RandWrite],
         (None, Mode::All) => Job::ALL.to_vec(),
         (None, Mode::Auto) if kind == Kind::File => Job::ALL.to_vec(),
         (None, Mode::Auto) => vec![Job::SeqRead, Job::RandRead],
-    };
+    }
+}
+
+/// The checks `run_target` makes before touching `path`, for a caller that
+/// wants a refusal before anything starts (a `Refusal` error when the jobs
+/// would write to a disk they must not).
+pub fn check_target(root: &Path, cfg: &Config, path: &Path) -> Result<()> {
+    let (kind, dev) = classify(root, path)?;
+    let jobs = jobs_for(cfg, kind);
     if jobs.iter().any(|j| j.write()) || cfg.verify.is_some() {
         write_guard(root, path, kind, dev, cfg.confirm_destroy.as_deref())?;
     }
+    Ok(())
+}
+
+pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
+    let (kind, _) = classify(root, path)?;
+    check_target(root, cfg, path)?;
+    let jobs = jobs_for(cfg, kind);
     let size = match kind {
         Kind::File => {
             let size = cfg.size.unwrap_or(DEFAULT_FILE_SIZE) / MIB * MIB;

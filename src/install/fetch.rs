@@ -37,12 +37,10 @@ pub struct Source {
 }
 
 fn agent() -> Result<ureq::Agent> {
-    Ok(ureq::AgentBuilder::new()
-        .tls_config(crate::netbench::http::tls_config()?)
+    Ok(crate::http::builder(&crate::http::Trust::System)?
         .redirects(crate::netbench::http::MAX_REDIRECTS as u32)
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout_read(READ_TIMEOUT)
-        .user_agent(concat!("speediso/", env!("CARGO_PKG_VERSION")))
         .build())
 }
 

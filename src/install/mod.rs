@@ -112,6 +112,16 @@ impl Config {
                 if c.initrd.is_none() {
                     bail!("install: {p}kernel= needs {p}initrd=");
                 }
+                // An unverified kernel runs with full control of the
+                // machine: the checksums are required unless waived.
+                for (k, v) in [
+                    ("kernel_sha256", c.kernel_sha256.is_some()),
+                    ("initrd_sha256", c.initrd_sha256.is_some()),
+                ] {
+                    if !v && !c.insecure {
+                        bail!("install: {p}kernel= needs {p}{k}= (or {p}insecure=1 to boot an unverified installer)");
+                    }
+                }
                 if c.sha256.is_some() {
                     bail!("install: {p}sha256= is the image's; in kexec mode use {p}kernel_sha256= and {p}initrd_sha256=");
                 }
@@ -293,6 +303,13 @@ impl Ticker<'_> {
     }
 }
 
+/// Did `--confirm` name `disk`? A disk with a serial is confirmed by its
+/// serial only: after a renumbering a path names another disk, a serial
+/// never does. A disk without one is confirmed by its path.
+pub fn confirmed(disk: &Disk, confirm: Option<&str>) -> bool {
+    confirm == Some(disk.confirm_name().as_str())
+}
+
 /// Write `cfg.image` to `disk`. The caller has checked confirmation.
 pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> Result<Installed> {
     let url = cfg.image.as_deref().context("no image URL")?;
@@ -468,6 +485,34 @@ mod tests {
     const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn a_disk_with_a_serial_is_confirmed_by_its_serial_only() {
+        let mut d = Disk {
+            name: "nvme0n1".into(),
+            path: "/dev/nvme0n1".into(),
+            size_bytes: 1 << 30,
+            logical_block_size: 512,
+            transport: crate::wipe::select::Transport::Nvme,
+            rotational: false,
+            vendor: None,
+            model: None,
+            serial: Some("S4EW1".into()),
+            wwn: None,
+            firmware: None,
+            backing_file: None,
+            devno: "259:0".into(),
+            read_only: false,
+            partitions: vec![],
+            sys_path: "/sys/block/nvme0n1".into(),
+            test_target: false,
+        };
+        assert!(confirmed(&d, Some("S4EW1")));
+        assert!(!confirmed(&d, Some("/dev/nvme0n1")));
+        assert!(!confirmed(&d, None));
+        d.serial = None;
+        assert!(confirmed(&d, Some("/dev/nvme0n1")));
+    }
+
+    #[test]
     fn config_rules() {
         let ok: &[&[(&str, &str)]] = &[
             &[("image", "http://x/a.zst"), ("sha256", SUM)],
@@ -480,11 +525,14 @@ mod tests {
                 ("kernel", "http://x/k"),
                 ("initrd", "http://x/i"),
                 ("append", "inst.ks=http://f/ks"),
+                ("kernel_sha256", SUM),
+                ("initrd_sha256", SUM),
             ],
+            // Waived explicitly.
             &[
                 ("kernel", "http://x/k"),
                 ("initrd", "http://x/i"),
-                ("kernel_sha256", SUM),
+                ("insecure", "1"),
             ],
         ];
         for o in ok {
@@ -509,13 +557,31 @@ mod tests {
                 &[("kernel", "http://x/k")],
                 "needs speediso.install.initrd=",
             ),
+            // Unverified kexec is refused unless waived (audit item 13).
+            (
+                &[("kernel", "http://x/k"), ("initrd", "http://x/i")],
+                "needs speediso.install.kernel_sha256=",
+            ),
+            (
+                &[
+                    ("kernel", "http://x/k"),
+                    ("initrd", "http://x/i"),
+                    ("kernel_sha256", SUM),
+                ],
+                "needs speediso.install.initrd_sha256=",
+            ),
             (&[("initrd", "http://x/i")], "set speediso.install.image="),
             (
                 &[("kernel", "k"), ("initrd", "i"), ("sha256", SUM)],
                 "kernel_sha256",
             ),
             (
-                &[("kernel", "k"), ("initrd", "i"), ("target", "smallest")],
+                &[
+                    ("kernel", "k"),
+                    ("initrd", "i"),
+                    ("insecure", "1"),
+                    ("target", "smallest"),
+                ],
                 "no meaning in kexec",
             ),
             (

@@ -154,7 +154,18 @@ fn stream_checked(
     for _ in 0..2 * IN_FLIGHT + 3 {
         back_tx.send(AlignedBuf::new(CHUNK)).ok();
     }
-    std::thread::scope(|s| {
+    // The first MiB (partition table, boot sector) is zeroed now and
+    // written last, as coreos-installer does: an install cut short never
+    // leaves a disk that looks valid, with the old table or the new one.
+    let head_len = CHUNK.min(t.size as usize) / t.lbs as usize * t.lbs as usize;
+    if head_len > 0 {
+        t.write_at(&AlignedBuf::new(CHUNK).as_slice()[..head_len], 0)?;
+        t.direct
+            .sync_data()
+            .with_context(|| format!("flushing {}", t.path.display()))?;
+    }
+    let mut head: Option<(AlignedBuf, usize)> = None;
+    let streamed = std::thread::scope(|s| -> Result<u64> {
         let writer = s.spawn(move || -> Result<()> {
             for (buf, len, off) in rx {
                 t.write_at(&buf.as_slice()[..len], off)?;
@@ -198,7 +209,10 @@ fn stream_checked(
                 if n == 0 {
                     return Ok(());
                 }
-                if tx.send((buf, n, off)).is_err() {
+                if off == 0 {
+                    // Kept for the end (see above).
+                    head = Some((buf, n));
+                } else if tx.send((buf, n, off)).is_err() {
                     return Ok(());
                 }
                 off += n as u64;
@@ -216,10 +230,32 @@ fn stream_checked(
         w?;
         v?;
         read_result?;
-        Ok(Written {
-            bytes: off,
-            verified: true,
-        })
+        Ok(off)
+    })?;
+    // Everything else is on the disk and verified: now the first MiB.
+    if let Some((buf, len)) = head {
+        t.write_at(&buf.as_slice()[..len], 0)?;
+        t.direct
+            .sync_data()
+            .with_context(|| format!("flushing {}", t.path.display()))?;
+        let lbs = t.lbs as usize;
+        let mut got = AlignedBuf::new(CHUNK);
+        let aligned = (len.div_ceil(lbs) * lbs).min(CHUNK);
+        check
+            .read_back(&mut got.as_mut_slice()[..aligned], 0)
+            .with_context(|| format!("reading back {} at byte 0", t.path.display()))?;
+        let (want, have) = (&buf.as_slice()[..len], &got.as_slice()[..len]);
+        if want != have {
+            let i = want.iter().zip(have).position(|(a, b)| a != b).unwrap_or(0);
+            bail!(
+                "read-back verification failed: {} differs from the image at byte {i}",
+                t.path.display()
+            );
+        }
+    }
+    Ok(Written {
+        bytes: streamed,
+        verified: true,
     })
 }
 
@@ -287,6 +323,67 @@ mod tests {
             lbs: 512,
         };
         (tmp, t)
+    }
+
+    /// An image source that fails after `ok` bytes (a download cut).
+    struct Cut {
+        data: Vec<u8>,
+        pos: usize,
+        ok: usize,
+    }
+
+    impl Read for Cut {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos >= self.ok {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut"));
+            }
+            let n = buf.len().min(self.ok - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    /// Audit item 13: the first MiB is written last, so an install cut
+    /// short leaves neither the old partition table nor the new one.
+    #[test]
+    fn an_interrupted_install_leaves_the_first_mib_zeroed() {
+        let (tmp, t) = file_target(6 * CHUNK as u64);
+        // The disk held another OS: its first MiB is not zero.
+        tmp.as_file()
+            .write_all_at(&vec![0xEEu8; 2 * CHUNK], 0)
+            .unwrap();
+        let image: Vec<u8> = (0..5 * CHUNK).map(|i| (i % 253 + 1) as u8).collect();
+        let honest = tmp.reopen().unwrap();
+        let mut src = Cut {
+            data: image.clone(),
+            pos: 0,
+            ok: 3 * CHUNK + 100,
+        };
+        let e = stream_checked(&mut src, &t, &honest, &mut |_| {}).unwrap_err();
+        assert!(format!("{e:#}").contains("reading the image"), "{e:#}");
+        let mut disk = vec![0u8; 3 * CHUNK];
+        tmp.as_file().read_exact_at(&mut disk, 0).unwrap();
+        assert!(
+            disk[..CHUNK].iter().all(|&b| b == 0),
+            "the first MiB is not zero"
+        );
+        // What came before the cut was written.
+        assert_eq!(&disk[CHUNK..2 * CHUNK], &image[CHUNK..2 * CHUNK]);
+        // A whole run writes the first MiB too, and verifies it.
+        let (tmp, t) = file_target(6 * CHUNK as u64);
+        let honest = tmp.reopen().unwrap();
+        stream_checked(&mut &image[..], &t, &honest, &mut |_| {}).unwrap();
+        let mut disk = vec![0u8; 5 * CHUNK];
+        tmp.as_file().read_exact_at(&mut disk, 0).unwrap();
+        assert!(disk == image);
+        // A lie about the first MiB is caught after it is written.
+        let lying = Lying {
+            file: tmp.reopen().unwrap(),
+            bad: 10,
+        };
+        let e = stream_checked(&mut &image[..], &t, &lying, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("at byte 10"), "{e}");
     }
 
     #[test]

@@ -76,63 +76,13 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
     }
 }
 
-/// The system CA bundle on Debian/Fedora-style images.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-];
-
-/// Trust anchors: the public web roots compiled in, plus the CA bundle the
-/// image trusts: `SSL_CERT_FILE` when set (an unreadable one is an error),
-/// else the system bundle when there is one. A mirror behind a company CA
-/// then verifies without turning verification off.
-pub(crate) fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let (path, required) = match std::env::var_os("SSL_CERT_FILE") {
-        Some(p) => (Some(std::path::PathBuf::from(p)), true),
-        None => (
-            SYSTEM_BUNDLES
-                .iter()
-                .map(std::path::PathBuf::from)
-                .find(|p| p.exists()),
-            false,
-        ),
-    };
-    if let Some(path) = path {
-        let certs: Result<Vec<CertificateDer>, _> =
-            CertificateDer::pem_file_iter(&path).and_then(|it| it.collect());
-        match certs {
-            Ok(certs) => {
-                let (added, bad) = roots.add_parsable_certificates(certs);
-                tracing::debug!(
-                    "{}: {added} CA certificates ({bad} unusable)",
-                    path.display()
-                );
-            }
-            Err(e) if required => bail!("reading SSL_CERT_FILE {}: {e}", path.display()),
-            Err(e) => tracing::warn!("ignoring CA bundle {}: {e}", path.display()),
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(std::sync::Arc::new(cfg))
-}
-
 fn agent(cfg: &Config) -> Result<ureq::Agent> {
-    Ok(ureq::AgentBuilder::new()
-        .tls_config(tls_config()?)
+    Ok(crate::http::builder(&crate::http::Trust::System)?
         // Redirects are followed here, so each hop is timed and reported.
         .redirects(0)
         .timeout_connect(cfg.connect_timeout)
         .timeout_read(cfg.io_timeout)
         .timeout_write(cfg.io_timeout)
-        .user_agent(concat!("speediso/", env!("CARGO_PKG_VERSION")))
         .build())
 }
 

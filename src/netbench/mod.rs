@@ -6,12 +6,12 @@
 pub mod http;
 pub mod iperf;
 
-use crate::events::{Body, Bus, Outcome, Progress, StepEvents};
+use crate::events::{Progress, StepEvents};
 use crate::plan::Options;
 use crate::tasks::{Module, StepContext};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const NAME: &str = "bench.net";
 
@@ -269,48 +269,20 @@ impl Module for NetBench {
     }
 }
 
-/// `speediso bench net`: one step on `bus`, outside any task. Returns the
-/// exit status; the error (if any) goes to the caller to print.
-/// `speediso bench net`: the exit status, and the result document when
-/// the test ran.
-pub fn cli(args: &NetArgs, bus: &Bus) -> Result<(i32, Option<Value>)> {
-    let plan = match Plan::from_args(args) {
+/// `speediso bench net`'s plan from its flags; `Err` is the exit status
+/// after the problem was printed (nothing to test, a bad flag).
+pub fn cli_plan(args: &NetArgs) -> Result<Plan, i32> {
+    match Plan::from_args(args) {
         Ok(p) if p.is_empty() => {
             eprintln!(
                 "speediso: bench net: nothing to test; give --server HOST[:PORT] and/or --http URL"
             );
-            return Ok((crate::run::exit::USAGE, None));
+            Err(crate::run::exit::USAGE)
         }
-        Ok(p) => p,
+        Ok(p) => Ok(p),
         Err(e) => {
             eprintln!("speediso: bench net: {e:#}");
-            return Ok((crate::run::exit::USAGE, None));
-        }
-    };
-    let ev = bus.step(NAME);
-    let t0 = Instant::now();
-    ev.emit(Body::StepStarted {
-        module: NAME.into(),
-    });
-    let res = run(&plan, &ev);
-    let ms = t0.elapsed().as_millis() as u64;
-    match res {
-        Ok(data) => {
-            ev.emit(Body::Result { data: data.clone() });
-            ev.emit(Body::StepFinished {
-                outcome: Outcome::Success,
-                duration_ms: ms,
-                error: None,
-            });
-            Ok((crate::run::exit::SUCCESS, Some(data)))
-        }
-        Err(e) => {
-            ev.emit(Body::StepFinished {
-                outcome: Outcome::Failed,
-                duration_ms: ms,
-                error: Some(format!("{e:#}")),
-            });
-            Err(e)
+            Err(crate::run::exit::USAGE)
         }
     }
 }

@@ -12,15 +12,7 @@ use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// CA bundles of the images we boot (Fedora/CentOS livecd first), used for
-/// https:// unless `speediso.ca=` pins one.
-pub const IMAGE_CA_BUNDLES: &[&str] = &[
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/certs/ca-certificates.crt",
-];
 
 /// The validated report configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,23 +107,17 @@ impl Config {
         format!("{}/v1/events", self.base)
     }
 
-    /// The HTTP agent: rustls with the pinned CA, else the image's bundle,
-    /// else the built-in webpki roots.
+    /// The HTTP agent, with the agent's one trust policy (`crate::http`):
+    /// the pinned CA alone, else the built-in roots and the image's bundle.
     pub fn agent(&self) -> Result<ureq::Agent> {
-        let mut b = ureq::AgentBuilder::new()
+        Ok(crate::http::builder(&self.trust())?
             .timeout_connect(Duration::from_secs(5))
             .timeout(Duration::from_secs(20))
-            .user_agent(concat!("speediso/", env!("CARGO_PKG_VERSION")));
-        if self.https {
-            let pem = match &self.ca_pem {
-                Some(p) => Some(p.clone()),
-                None => IMAGE_CA_BUNDLES.iter().find_map(|p| std::fs::read(p).ok()),
-            };
-            if let Some(pem) = pem {
-                b = b.tls_config(Arc::new(tls_config(&pem)?));
-            }
-        }
-        Ok(b.build())
+            .build())
+    }
+
+    pub fn trust(&self) -> crate::http::Trust {
+        crate::http::Trust::from_pinned(self.ca_pem.as_deref())
     }
 }
 
@@ -168,25 +154,6 @@ pub fn load_ca(v: &str) -> Result<Vec<u8>> {
         bail!("no PEM certificate in it");
     }
     Ok(pem)
-}
-
-/// A rustls client config trusting exactly the certificates in `pem`.
-pub fn tls_config(pem: &[u8]) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(pem) {
-        let c = c.context("parsing PEM certificate")?;
-        // Bundles carry the odd certificate rustls rejects; skip those.
-        let _ = roots.add(c);
-    }
-    if roots.is_empty() {
-        bail!("no usable CA certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 /// The host part of an http(s) URL (brackets removed for IPv6).
@@ -271,7 +238,7 @@ YXfjSPhx13vrr/vFtqQ=
         assert!(format!("{e:#}").contains("base64"), "{e:#}");
         let nocert = base64::engine::general_purpose::URL_SAFE.encode("hello");
         assert!(format!("{:#}", load_ca(&nocert).unwrap_err()).contains("no PEM"));
-        assert!(tls_config(PEM.as_bytes()).is_ok());
+        assert!(crate::http::tls(&crate::http::Trust::Pinned(PEM.as_bytes().to_vec())).is_ok());
         let e = load_ca("/nonexistent/ca.pem").unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/ca.pem"));
         let err = cfg("speediso.report=https://x speediso.ca=/nonexistent/ca.pem").unwrap_err();

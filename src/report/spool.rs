@@ -292,13 +292,16 @@ impl SpoolFile {
     /// temporary file, fsync, rename, so a crash leaves the old or the new
     /// offset, never a torn one).
     pub fn ack(&mut self, offset: u64) -> Result<()> {
+        // The collector has them: move on even when the offset cannot be
+        // recorded (a full file system); only a crash would resend them,
+        // and the collector de-duplicates.
+        self.acked = offset;
         let ap = ack_path(&self.path);
         let tmp = ap.with_extension("acked.tmp");
         let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         writeln!(f, "{offset}")?;
         f.sync_data()?;
         std::fs::rename(&tmp, &ap).with_context(|| format!("renaming to {}", ap.display()))?;
-        self.acked = offset;
         Ok(())
     }
 

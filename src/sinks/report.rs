@@ -57,6 +57,9 @@ struct Shared {
     /// Keep sending past the drain deadline (erasure certificates are
     /// undelivered and the machine must not power off without them).
     hold: bool,
+    /// Events that could not be appended to the spool (its file system is
+    /// full, or an I/O error): lost, counted, and said loudly.
+    dropped: u64,
 }
 
 struct State {
@@ -144,6 +147,11 @@ impl Report {
     pub fn hold_evidence(mut self, on: bool) -> Report {
         self.hold_evidence = on;
         self
+    }
+
+    /// Events that could not be spooled (and so will never be delivered).
+    pub fn dropped(&self) -> u64 {
+        self.state.lock().dropped
     }
 
     /// Erasure certificates in the spools not yet acknowledged.
@@ -264,7 +272,25 @@ impl Sink for Report {
         // One write(2) per event: the line is in the page cache (and
         // survives our own crash) before anything is sent.
         if let Err(e) = w.write_all(&line) {
-            tracing::warn!("report: appending to spool: {e}");
+            // A partial write (ENOSPC mid-line) must not leave a torn line
+            // for the next event to be glued onto: cut the file back to
+            // the last whole line, and count the event as lost.
+            let whole = self.state.lock().written;
+            let cut = w.set_len(whole);
+            let mut s = self.state.lock();
+            s.dropped += 1;
+            let n = s.dropped;
+            drop(s);
+            if n == 1 || n.is_power_of_two() {
+                say_loudly(&format!(
+                    "speediso: report: SPOOL FULL or failing ({e}{}): {n} event(s) dropped so far, \
+                     not kept for the report endpoint\n",
+                    match cut {
+                        Ok(()) => String::new(),
+                        Err(c) => format!("; cutting the torn line failed: {c}"),
+                    }
+                ));
+            }
             return;
         }
         let mut s = self.state.lock();
@@ -301,7 +327,21 @@ impl Sink for Report {
             self.hold(wait);
             drained = self.state.lock().drained;
         }
-        let last_error = self.state.lock().last_error.clone();
+        let (last_error, dropped) = {
+            let s = self.state.lock();
+            (s.last_error.clone(), s.dropped)
+        };
+        if dropped > 0 {
+            say_loudly(&framed(&[
+                format!("SPEEDISO: {dropped} EVENT(S) DROPPED: the report spool in"),
+                format!(
+                    "{}/ could not take them (file system full?).",
+                    self.dir.display()
+                ),
+                "They never reach the report endpoint; the console and the".into(),
+                "journal have them.".into(),
+            ]));
+        }
         if drained {
             if let Some(h) = self.sender.take() {
                 let _ = h.join();

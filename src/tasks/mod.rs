@@ -265,6 +265,38 @@ pub fn default_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// What a running step gets from the runner.
+/// The run's time limit, shared by the runner and the steps. A step that
+/// learns how long its work will take (a wipe, from its disks' sizes and
+/// methods) raises it, so a fixed task limit never kills an erase that is
+/// going as fast as the hardware allows; it is never lowered.
+#[derive(Clone, Debug, Default)]
+pub struct Deadline(std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl Deadline {
+    pub fn new(at: Option<std::time::Instant>) -> Deadline {
+        Deadline(std::sync::Arc::new(std::sync::Mutex::new(at)))
+    }
+
+    /// The current limit (`None`: none).
+    pub fn get(&self) -> Option<std::time::Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make the limit at least `from_now` away; returns the new limit when
+    /// it was raised, `None` when it already was far enough (or unlimited).
+    pub fn at_least(&self, from_now: Duration) -> Option<std::time::Instant> {
+        let mut d = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let want = std::time::Instant::now() + from_now;
+        match *d {
+            Some(cur) if cur < want => {
+                *d = Some(want);
+                Some(want)
+            }
+            _ => None,
+        }
+    }
+}
+
 pub struct StepContext<'a> {
     /// Root for /proc, /sys and /dev reads (`/` in production).
     pub root: &'a Path,
@@ -276,6 +308,8 @@ pub struct StepContext<'a> {
     /// True when the boot command line (or an explicit confirmation) asked
     /// for this task, so its destructive steps may act.
     pub destructive_allowed: bool,
+    /// The run's time limit, which the step may raise.
+    pub deadline: Deadline,
 }
 
 /// A built-in step module. One trait, one registry (`module_for`).

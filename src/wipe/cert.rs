@@ -391,7 +391,7 @@ pub fn verify(cert: &Value, key: &VerifyingKey) -> Result<()> {
             .and_then(Value::as_str)
             .unwrap_or("");
         if named != embedded {
-            bail!("the signed body names signer {named}, but the signature is by {embedded}");
+            bail!("the signed body's signer.public_key {named} is not the key that signed it ({embedded})");
         }
     }
     let value = sig
@@ -643,7 +643,7 @@ mod tests {
         body["signer"]["public_key"] = json!(hex::encode(other.verifying_key().to_bytes()));
         let forged = sign(body, &key.key);
         let e = verify(&forged, &key.key.verifying_key()).unwrap_err();
-        assert!(e.to_string().contains("names signer"), "{e}");
+        assert!(e.to_string().contains("signer.public_key"), "{e}");
     }
 
     #[test]

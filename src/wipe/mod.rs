@@ -926,6 +926,41 @@ pub struct RunResult {
     pub failed: Vec<String>,
 }
 
+/// A generous upper bound of how long the plan takes, from each disk's
+/// size and method at pessimistic rates (disks run in parallel, so the
+/// slowest one counts), with half again and an hour of margin. The task's
+/// time limit is raised to it, so a 16 TB disk with verification is never
+/// cut off by a fixed limit.
+pub fn estimate(p: &WipePlan, cfg: &Config) -> Duration {
+    let slowest = p
+        .erase
+        .iter()
+        .map(|e| disk_estimate(e, cfg))
+        .fold(Duration::ZERO, Duration::max);
+    slowest.mul_f64(1.5) + Duration::from_secs(3600)
+}
+
+fn disk_estimate(e: &Planned, cfg: &Config) -> Duration {
+    // Pessimistic sustained rates, bytes per second.
+    let rate = if e.disk.rotational { 60e6 } else { 200e6 };
+    let size = e.disk.size_bytes as f64;
+    let verify = match cfg.verify {
+        VerifyMode::Full => size,
+        VerifyMode::Sample(f) => size * f,
+        VerifyMode::Off => 0.0,
+    };
+    let secs = match e.method {
+        Method::Zero | Method::Random => (size * f64::from(cfg.passes.max(1)) + verify) / rate,
+        Method::Quick => 600.0,
+        Method::Discard => 1800.0 + verify / rate,
+        // Firmware erases: a block erase or an overwrite inside the drive
+        // can take as long as writing it; the markers and the read-back
+        // come on top, and so does the blank pass when asked for.
+        _ => 3600.0 + (size + verify + if cfg.blank { size } else { 0.0 }) / rate,
+    };
+    Duration::from_secs_f64(secs)
+}
+
 /// Load the signing key. Runs before anything is erased, so a key that
 /// cannot be had stops the wipe with every disk untouched.
 pub fn load_key(src: &KeySource) -> Result<cert::Key> {
@@ -1155,6 +1190,15 @@ impl Module for Wipe {
                 .unwrap_or_default();
             bail!("no disk is eligible for wiping (see the skipped list){also}");
         }
+        let need = estimate(&p, &cfg);
+        if let Some(until) = ctx.deadline.at_least(need) {
+            ctx.events.log(format!(
+                "time limit raised to {} from now: {} disk(s), the slowest needs up to {} by its size and method",
+                crate::sinks::human_duration(until.saturating_duration_since(Instant::now()).as_secs_f64()),
+                p.erase.len(),
+                crate::sinks::human_duration(need.as_secs_f64())
+            ));
+        }
         let run_id = ctx.events.run_id().to_string();
         let r = execute(&p, &cfg, ctx.root, &run_id, Some(ctx.events.clone()))?;
         let data = serde_json::to_value(&r)?;
@@ -1183,6 +1227,42 @@ impl Module for Wipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_big_disk_raises_the_time_limit_past_48_hours() {
+        let mut d = disk(Transport::Ata);
+        d.size_bytes = 16_000_000_000_000;
+        d.rotational = true;
+        let cfg = Config {
+            method: Method::Random,
+            verify: VerifyMode::Full,
+            passes: 1,
+            blank: false,
+            key: KeySource::Generate,
+            attestation: Attestation::default(),
+            run_dir: PathBuf::from("/run/speediso"),
+        };
+        let plan = |d: Disk, m: Method| WipePlan {
+            erase: vec![Planned {
+                category: m.category(),
+                disk: d,
+                method: m,
+                why: String::new(),
+                caps: Caps::default(),
+            }],
+            skipped: vec![],
+            verify: "full".into(),
+            passes: 1,
+            blank: false,
+        };
+        let t = estimate(&plan(d.clone(), Method::Random), &cfg);
+        assert!(t > Duration::from_secs(48 * 3600), "{t:?}");
+        // A 1 TB SSD with a quick wipe stays in hours, not days.
+        let mut ssd = disk(Transport::Nvme);
+        ssd.size_bytes = 1_000_000_000_000;
+        let t = estimate(&plan(ssd, Method::Quick), &cfg);
+        assert!(t < Duration::from_secs(3 * 3600), "{t:?}");
+    }
 
     #[test]
     fn method_names_match_plan_table() {

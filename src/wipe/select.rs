@@ -645,10 +645,25 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool)
     if d.read_only {
         r.push((Blocking, "read-only (ro=1)".into()));
     }
-    if d.transport == Transport::Usb && !req.usb {
+    if let Some(what) = bmc_virtual_media(d.vendor.as_deref(), d.model.as_deref()) {
+        // Never, not even with wipe.usb=1: it is the BMC's image of an
+        // operator's ISO or floppy file, not this machine's storage.
+        r.push((
+            Policy,
+            format!("BMC virtual media ({what}): the management controller's emulated drive"),
+        ));
+    } else if d.transport == Transport::Usb && !req.usb {
         r.push((
             Policy,
             "USB disk (set speediso.wipe.usb=1 to include)".into(),
+        ));
+    } else if d.transport != Transport::Usb
+        && !req.usb
+        && read_trim(&d.sys_path.join("removable")).as_deref() == Some("1")
+    {
+        r.push((
+            Policy,
+            "removable media (sysfs removable=1: a card reader or a USB bridge not seen as USB; set speediso.wipe.usb=1 to include)".into(),
         ));
     }
     if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
@@ -674,6 +689,58 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool)
         ));
     }
     r
+}
+
+/// The emulated drives of baseboard management controllers, by the
+/// vendor and model strings their firmware reports (iDRAC, iLO, XClarity,
+/// Supermicro/ATEN, AMI MegaRAC, OpenBMC, Cisco CIMC, Avocent). A plain
+/// "Virtual Disk" (Hyper-V, VMware) is a real disk of a VM and is not one.
+pub fn bmc_virtual_media(vendor: Option<&str>, model: Option<&str>) -> Option<String> {
+    let v = vendor.unwrap_or("").trim();
+    let m = model.unwrap_or("").trim();
+    let (vl, ml) = (v.to_ascii_lowercase(), m.to_ascii_lowercase());
+    let bmc_vendor = [
+        "idrac",
+        "ilo",
+        "hp ilo",
+        "ami",
+        "american megatrends",
+        "aten",
+        "avocent",
+        "cisco",
+        "lenovo",
+        "ibm",
+        "supermicro",
+        "openbmc",
+        "insyde",
+    ]
+    .iter()
+    .any(|x| vl == *x || vl.starts_with(&format!("{x} ")));
+    let virtual_model = ml.starts_with("virtual")
+        || ml.contains("virtual cd")
+        || ml.contains("virtual floppy")
+        || ml.contains("virtual media")
+        || ml.contains("virtual hdisk")
+        || ml.contains("vkvm");
+    let known_model = [
+        "virtual floppy",
+        "virtual cdrom",
+        "virtual cd/dvd",
+        "virtual hdisk",
+        "virtual media",
+        "vkvm",
+        "lcd drive",
+        "file-stor gadget",
+    ]
+    .iter()
+    .any(|x| ml.contains(x));
+    if (bmc_vendor && virtual_model)
+        || (known_model && !matches!(vl.as_str(), "msft" | "vmware" | "vmware," | "qemu"))
+    {
+        Some(format!("{v} {m}").trim().to_string())
+    } else {
+        None
+    }
 }
 
 /// For an eMMC hardware boot partition (`mmcblk0boot0`), its device's
@@ -1198,5 +1265,32 @@ mod tests {
         assert_eq!(m[0].source, "/dev/vda");
         assert_eq!(m[1].mountpoint, "/mnt/my dir");
         assert_eq!(m[2].source, "proc");
+    }
+
+    #[test]
+    fn bmc_virtual_media_by_vendor_and_model() {
+        let yes = [
+            ("iDRAC", "Virtual CD"),
+            ("iDRAC", "Virtual Floppy"),
+            ("HP iLO", "Virtual DVD-ROM"),
+            ("AMI", "Virtual HDisk0"),
+            ("ATEN", "Virtual CDROM"),
+            ("Cisco", "vKVM-Mapped vHDD"),
+            ("Linux", "File-Stor Gadget"),
+            ("Lenovo", "Virtual Media"),
+        ];
+        for (v, m) in yes {
+            assert!(bmc_virtual_media(Some(v), Some(m)).is_some(), "{v} {m}");
+        }
+        let no = [
+            ("Msft", "Virtual Disk"),
+            ("VMware", "Virtual disk"),
+            ("ATA", "Samsung SSD 870"),
+            ("QEMU", "QEMU HARDDISK"),
+            ("DELL", "PERC H740P Adp"),
+        ];
+        for (v, m) in no {
+            assert!(bmc_virtual_media(Some(v), Some(m)).is_none(), "{v} {m}");
+        }
     }
 }
