@@ -763,6 +763,14 @@ impl SlowPost {
         }
     }
 
+    /// Whether it was answered already (refused before its body came).
+    fn answered(&self) -> bool {
+        self.sock.set_nonblocking(true).unwrap();
+        let r = self.sock.peek(&mut [0u8; 1]);
+        self.sock.set_nonblocking(false).unwrap();
+        matches!(r, Ok(n) if n > 0)
+    }
+
     /// Send the rest; the status line's code.
     fn finish(mut self) -> u16 {
         use std::io::{Read, Write};
@@ -781,17 +789,25 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
         None,
         &["--max-in-flight", "2"],
     );
-    let slow: Vec<SlowPost> = (0..2)
+    let mut slow: Vec<SlowPost> = (0..2)
         .map(|i| SlowPost::start(c.port, &format!("slow-{i}"), 20))
         .collect();
-    // Both slots are taken once the collector has read both heads.
+    // Both slots are taken once the collector has read both heads. A probe
+    // may take a slot first and a slow POST be answered 503 instead: it is
+    // started again.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let refused = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        for (i, s) in slow.iter_mut().enumerate() {
+            if s.answered() {
+                *s = SlowPost::start(c.port, &format!("slow-{i}"), 20);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
         match ureq::get(&format!("{}/healthz", c.url())).call() {
             Err(ureq::Error::Status(503, r)) => break r,
             _ => assert!(std::time::Instant::now() < deadline, "never full"),
         }
-        std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(refused.header("Retry-After"), Some("1"));
     let (code, resp) = c.post(Some(TOKEN), &batch("full", 3, "FULL1"));

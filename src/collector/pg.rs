@@ -57,8 +57,9 @@ const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// set with libpq's parameters, which the `postgres` crate does not know
 /// (they are taken out of the URL here): `sslmode=verify-full` (or
 /// `require`, which here verifies as well) encrypts and verifies the
-/// server's certificate against `sslrootcert=PATH` (PEM), else the system
-/// CA bundle, and its name against the URL's host; `sslmode=disable` or
+/// server's certificate against `sslrootcert=PATH` (PEM), else the
+/// system's roots (`http::Trust::System`), and its name against the URL's
+/// host; `sslmode=disable` or
 /// none: no TLS. `prefer`, `allow` (which fall back to plain text) and
 /// `verify-ca` (no host name check) are refused.
 pub fn parse_url(url: &str) -> Result<(postgres::Config, Option<MakeRustlsConnect>)> {
@@ -86,20 +87,22 @@ pub fn parse_url(url: &str) -> Result<(postgres::Config, Option<MakeRustlsConnec
             None
         }
         Some("verify-full" | "require") => {
-            let (pem, from) = match &root {
-                Some(p) => (
+            // sslrootcert: exactly that bundle; else the agent's system
+            // trust (web roots, SSL_CERT_FILE or the distribution bundle).
+            let trust = match &root {
+                Some(p) => crate::http::Trust::Pinned(
                     std::fs::read(p).with_context(|| format!("reading sslrootcert {p}"))?,
-                    p.clone(),
                 ),
-                None => crate::report::IMAGE_CA_BUNDLES
-                    .iter()
-                    .find_map(|p| Some((std::fs::read(p).ok()?, p.to_string())))
-                    .context("sslmode=verify-full without sslrootcert= and no system CA bundle")?,
+                None => crate::http::Trust::System,
             };
-            let tls = crate::report::tls_config(&pem)
-                .with_context(|| format!("CA certificates of {from}"))?;
+            let tls = crate::http::tls(&trust).with_context(|| {
+                format!(
+                    "CA certificates of {}",
+                    root.as_deref().unwrap_or("the system")
+                )
+            })?;
             config.ssl_mode(postgres::config::SslMode::Require);
-            Some(MakeRustlsConnect::new(tls))
+            Some(MakeRustlsConnect::new(std::sync::Arc::unwrap_or_clone(tls)))
         }
         Some(other) => anyhow::bail!(
             "sslmode={other} is not supported: use verify-full (TLS, certificate and host name \
