@@ -659,3 +659,34 @@ impl Store for PgStore {
         self.call(|c| c.ping())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_from_the_url() {
+        let host = "postgresql://u@db.example:5433/speediso";
+        let (c, tls) = parse_url(host).unwrap();
+        assert!(tls.is_none());
+        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Disable);
+        assert_eq!(c.get_ports(), &[5433]);
+        let (c, tls) =
+            parse_url(&format!("{host}?sslmode=verify-full&application_name=x")).unwrap();
+        assert!(tls.is_some(), "system roots");
+        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Require);
+        assert_eq!(c.get_application_name(), Some("x"), "other parameters kept");
+        for (q, why) in [
+            ("sslmode=prefer", "sslmode=prefer is not supported"),
+            ("sslmode=verify-ca", "sslmode=verify-ca is not supported"),
+            ("sslrootcert=/x.pem", "without sslmode=verify-full"),
+            (
+                "sslmode=verify-full&sslrootcert=/nonexistent.pem",
+                "reading sslrootcert /nonexistent.pem",
+            ),
+        ] {
+            let e = format!("{:#}", parse_url(&format!("{host}?{q}")).err().unwrap());
+            assert!(e.contains(why), "{q}: {e}");
+        }
+    }
+}
