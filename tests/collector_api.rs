@@ -737,3 +737,332 @@ fn enumerated_fields_are_checked_at_ingest() {
         assert_eq!(c.get(&format!("/v1/runs/{run}"))["run"]["outcome"], o);
     }
 }
+
+/// A POST whose body is sent only partly: it holds one in-flight slot
+/// until `finish` sends the rest (a valid batch of `n` events).
+struct SlowPost {
+    sock: std::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+impl SlowPost {
+    fn start(port: u16, run: &str, n: u64) -> SlowPost {
+        use std::io::Write;
+        let body = batch(run, n, "SLOW1").into_bytes();
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            sock,
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        sock.write_all(&body[..10]).unwrap();
+        SlowPost {
+            sock,
+            rest: body[10..].to_vec(),
+        }
+    }
+
+    /// Whether it was answered already (refused before its body came).
+    fn answered(&self) -> bool {
+        self.sock.set_nonblocking(true).unwrap();
+        let r = self.sock.peek(&mut [0u8; 1]);
+        self.sock.set_nonblocking(false).unwrap();
+        matches!(r, Ok(n) if n > 0)
+    }
+
+    /// Send the rest; the status line's code.
+    fn finish(mut self) -> u16 {
+        use std::io::{Read, Write};
+        self.sock.write_all(&self.rest).unwrap();
+        let mut buf = [0u8; 12];
+        self.sock.read_exact(&mut buf).unwrap();
+        std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap()
+    }
+}
+
+#[test]
+fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(
+        &tmp.path().join("collector"),
+        None,
+        &["--max-in-flight", "2"],
+    );
+    let mut slow: Vec<SlowPost> = (0..2)
+        .map(|i| SlowPost::start(c.port, &format!("slow-{i}"), 20))
+        .collect();
+    // Both slots are taken once the collector has read both heads. A probe
+    // may take a slot first and a slow POST be answered 503 instead: it is
+    // started again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        for (i, s) in slow.iter_mut().enumerate() {
+            if s.answered() {
+                *s = SlowPost::start(c.port, &format!("slow-{i}"), 20);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        match ureq::get(&format!("{}/healthz", c.url())).call() {
+            Err(ureq::Error::Status(503, r)) => break r,
+            _ => assert!(std::time::Instant::now() < deadline, "never full"),
+        }
+    };
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    let (code, resp) = c.post(Some(TOKEN), &batch("full", 3, "FULL1"));
+    assert_eq!(code, 503, "{resp}");
+    assert!(resp.contains("too many requests in flight"), "{resp}");
+    assert_eq!(c.stored("full"), (0, 0, -1));
+
+    // Agents reporting while it is full keep their events and retry.
+    let agents: Vec<_> = (0..6)
+        .map(|i| {
+            let cfg = Config {
+                base: c.url(),
+                token: Some(TOKEN.into()),
+                ca_pem: None,
+                https: false,
+                drain: None,
+            };
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            std::thread::spawn(move || {
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(300),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("limited".into()),
+                    HostId {
+                        serial: Some(format!("LIM{i}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                for s in 0..50 {
+                    bus.step("bench.cpu").log(format!("event {s}"));
+                }
+                bus.close(Duration::from_secs(60));
+                bus.run_id().to_string()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for s in slow {
+        assert_eq!(s.finish(), 200);
+    }
+    for a in agents {
+        let id = a.join().unwrap();
+        assert_eq!(c.stored(&id), (50, 50, 49), "{id}: every event once");
+    }
+    assert_eq!(c.stored("slow-0"), (20, 20, 19));
+}
+
+fn progress_line(run: &str, seq: u64) -> String {
+    event_line(
+        run,
+        seq,
+        "LONG1",
+        &format!(
+            r#""type":"progress","percent":{}.0,"bytes":{seq}"#,
+            seq % 100
+        ),
+    )
+    .replace(r#""step":"s""#, r#""step":"wipe""#)
+}
+
+/// A 48 h wipe reports millions of progress events: the run page and the
+/// JSON are served in bounded size, paging walks every event exactly once,
+/// and the results stay complete.
+#[test]
+fn a_run_with_200000_progress_events_is_paged() {
+    const PROGRESS: u64 = 200_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    let run = "long-wipe";
+    let mut seq = 0;
+    let mut other = Vec::new(); // seqs of the events that are not progress
+    let mut body = String::new();
+    let flush = |body: &mut String| {
+        let (code, resp) = c.post(Some(TOKEN), body);
+        assert_eq!(code, 200, "{resp}");
+        body.clear();
+    };
+    for i in 0..PROGRESS {
+        if i % 40_000 == 0 {
+            body.push_str(&log_line(run, seq, "LONG1"));
+            body.push('\n');
+            other.push(seq);
+            seq += 1;
+        }
+        body.push_str(&progress_line(run, seq));
+        body.push('\n');
+        seq += 1;
+        if i % 20_000 == 19_999 {
+            flush(&mut body);
+        }
+    }
+    let result = event_line(
+        run,
+        seq,
+        "LONG1",
+        r#""type":"result","data":{"disks":[{"name":"sda","outcome":"wiped"}]}"#,
+    );
+    let done = event_line(
+        run,
+        seq + 1,
+        "LONG1",
+        r#""type":"run_finished","outcome":"success","exit_status":0,"duration_ms":172800000"#,
+    );
+    other.extend([seq, seq + 1]);
+    body = format!("{result}\n{done}\n");
+    flush(&mut body);
+    let total = seq + 2;
+
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", c.url()))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap()
+    };
+    // The page: the last events, the progress counted, the result whole.
+    let html = get(&format!("/runs/{run}"));
+    assert!(html.len() < 100_000, "run page is {} bytes", html.len());
+    assert!(
+        html.contains(&format!("{PROGRESS} progress event(s) counted")),
+        "{html}"
+    );
+    assert!(
+        html.contains("&quot;wiped&quot;") && html.contains("success"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/runs/{run}?after_seq=-1")),
+        "{html}"
+    );
+
+    // The JSON: one page by default, every type, a cursor to the next.
+    let v: serde_json::Value = serde_json::from_str(&get(&format!("/v1/runs/{run}"))).unwrap();
+    let page = v["events"].as_array().unwrap();
+    assert_eq!(page.len(), 5000);
+    assert_eq!(v["page"]["next_after_seq"], 4999);
+    assert_eq!(v["run"]["events"], total);
+    assert_eq!(
+        v["results"].as_array().unwrap().len(),
+        1,
+        "results complete"
+    );
+    let small = get(&format!("/v1/runs/{run}?progress=omit"));
+    assert!(small.len() < 20_000, "{} bytes", small.len());
+
+    // Walking every page sees every event exactly once.
+    let mut seen = Vec::new();
+    let mut after = -1i64;
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&get(&format!(
+            "/v1/runs/{run}?after_seq={after}&limit=50000&progress=all"
+        )))
+        .unwrap();
+        seen.extend(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        match v["page"]["next_after_seq"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..total).collect::<Vec<_>>());
+    // Without progress, in small pages: the others once, the progress
+    // counted once.
+    let (mut listed, mut counted, mut after) = (Vec::new(), 0, -1i64);
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&get(&format!(
+            "/v1/runs/{run}?after_seq={after}&limit=2&progress=omit"
+        )))
+        .unwrap();
+        listed.extend(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap()),
+        );
+        for p in v["page"]["progress_omitted"].as_array().unwrap() {
+            assert_eq!(p["step"], "wipe");
+            counted += p["count"].as_u64().unwrap();
+        }
+        match v["page"]["next_after_seq"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(listed, other);
+    assert_eq!(counted, PROGRESS);
+}
+
+/// `/` with a few thousand hosts: one page at a time, the total shown,
+/// and the pages together list every host exactly once.
+#[test]
+fn the_host_list_is_paged() {
+    const HOSTS: usize = 3000;
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start(&tmp.path().join("collector"), None, &[]);
+    for chunk in (0..HOSTS).collect::<Vec<_>>().chunks(1000) {
+        let body: String = chunk
+            .iter()
+            .map(|i| log_line(&format!("h-{i}"), 0, &format!("HK{i:05}")) + "\n")
+            .collect();
+        let (code, resp) = c.post(Some(TOKEN), &body);
+        assert_eq!(code, 200, "{resp}");
+    }
+    let get = |path: &str| {
+        ureq::get(&format!("{}{path}", c.url()))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .into_string()
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    let mut path = "/".to_string();
+    loop {
+        let html = get(&path);
+        assert!(html.len() < 60_000, "{path}: {} bytes", html.len());
+        assert!(html.contains(&format!("Hosts ({HOSTS})")), "{html}");
+        let hosts = html.split("class=\"hosts\"").nth(1).unwrap();
+        let hosts = hosts.split("</table>").next().unwrap();
+        seen.extend(
+            hosts
+                .split("<a href=\"/hosts/")
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap().to_string()),
+        );
+        match html.split("<a href=\"/?offset=").find_map(|s| {
+            let (n, rest) = s.split_once('"')?;
+            rest.starts_with(">next<").then(|| n.to_string())
+        }) {
+            Some(n) => path = format!("/?offset={n}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let want: Vec<String> = (0..HOSTS).map(|i| format!("HK{i:05}")).collect();
+    assert_eq!(seen, want);
+    // The API: pages of `limit`, the total in X-Total-Count.
+    let r = ureq::get(&format!("{}/v1/hosts?limit=500&offset=2900", c.url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.header("X-Total-Count"), Some("3000"));
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 100);
+}

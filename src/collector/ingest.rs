@@ -312,6 +312,13 @@ pub fn bind(events: &mut [Incoming], token: &super::tokens::Token) -> Result<(),
     Ok(())
 }
 
+/// `s` with each NUL written as the six characters `\u0000`: what every
+/// string the collector indexes (not the stored line) goes through, so
+/// SQLite and PostgreSQL (whose text type refuses NUL) hold the same.
+pub fn escape_nul(s: &str) -> String {
+    s.replace('\0', "\\u0000")
+}
+
 /// Parse a whole batch. Empty lines are skipped (a trailing newline is
 /// normal); anything else must be one valid event.
 pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal> {
@@ -386,6 +393,24 @@ pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal
             )
             .map_err(bad)?;
         }
+        // NUL is valid JSON (`\u0000`) but PostgreSQL text cannot hold
+        // it: the indexed copies are escaped the same way for both stores
+        // (the stored line keeps its `\u0000` escapes, which are ASCII).
+        let mut head = head;
+        for f in [
+            &mut head.task,
+            &mut head.step,
+            &mut head.host.serial,
+            &mut head.host.uuid,
+            &mut head.host.boot_mac,
+            &mut head.host.hostname,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *f = escape_nul(f);
+        }
+        head.ts = escape_nul(&head.ts);
         out.push(Incoming {
             host_key: head.host.key(),
             token_id: String::new(),

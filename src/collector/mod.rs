@@ -44,7 +44,8 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
         /// The store: a SQLite file (created and migrated when needed), or
-        /// a postgres://user@host/dbname URL (migrated when needed).
+        /// a postgres://user@host/dbname URL (migrated when needed; add
+        /// ?sslmode=verify-full&sslrootcert=CA.pem for verified TLS).
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
         /// Tokens file.
@@ -61,6 +62,10 @@ pub enum Command {
         /// certificate, however valid its signature, shows as untrusted.
         #[arg(long)]
         trusted_signers: Option<PathBuf>,
+        /// Requests served at once; more are answered 503 with
+        /// Retry-After (agents retry, their events stay spooled).
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: usize,
     },
     /// Load generator for benchmarks: N agents send M events each.
     #[command(hide = true)]
@@ -88,6 +93,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             max_body,
             max_line,
             trusted_signers,
+            max_in_flight,
         } => {
             server::serve(server::ServeArgs {
                 listen,
@@ -95,6 +101,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 tokens,
                 limits: ingest::Limits { max_body, max_line },
                 trusted_signers,
+                max_in_flight,
             })?;
             Ok(0)
         }

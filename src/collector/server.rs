@@ -29,6 +29,8 @@ pub struct ServeArgs {
     pub limits: Limits,
     /// `--trusted-signers`.
     pub trusted_signers: Option<PathBuf>,
+    /// `--max-in-flight`: requests served at once; more get 503.
+    pub max_in_flight: usize,
 }
 
 /// One batch waiting for the writer.
@@ -64,6 +66,9 @@ impl App {
         .await;
         match r {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if e.downcast_ref::<store::Unavailable>().is_some() => {
+                Err(unavailable(&format!("{e:#}")))
+            }
             Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))),
             Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
         }
@@ -72,6 +77,14 @@ impl App {
 
 pub fn error(code: StatusCode, msg: &str) -> Response {
     (code, Json(json!({ "error": msg }))).into_response()
+}
+
+/// 503 with `Retry-After`: nothing wrong with the request, try again.
+pub fn unavailable(msg: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, "1".parse().expect("static"));
+    r
 }
 
 /// A refused batch: its status, `{"error": "line N: why", "line": N}`.
@@ -117,7 +130,22 @@ fn writer_loop(mut st: Box<dyn Store>, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-pub fn router(app: Arc<App>) -> Router {
+/// Requests being served; beyond the limit, 503 with `Retry-After` (the
+/// agent keeps its spool and retries any 5xx). Bounds memory (each POST
+/// may hold `--max-body`) and the queue in front of the store.
+async fn limit_in_flight(
+    State(slots): State<Arc<tokio::sync::Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_permit) = slots.try_acquire_owned() else {
+        return unavailable("too many requests in flight; retry later");
+    };
+    next.run(req).await
+}
+
+pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/hosts", get(get_hosts))
@@ -129,6 +157,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/hosts/{key}", get(web::host_page))
         .route("/runs/{run_id}", get(web::run_page))
         .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
 
 /// Start serving; returns when a shutdown signal arrived and every
@@ -169,7 +198,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         println!("speediso-collector: listening on {addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router(app))
+        axum::serve(listener, router(app, args.max_in_flight))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")
@@ -266,11 +295,8 @@ async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     match rx.await {
         Ok(Ok(Ok(stats))) => (StatusCode::OK, Json(stats)).into_response(),
         Ok(Ok(Err(r))) => refused(&r),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("not stored: {e}")),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not stored: writer stopped",
-        ),
+        Ok(Err(e)) => unavailable(&format!("not stored: {e}")),
+        Err(_) => unavailable("not stored: writer stopped"),
     }
 }
 
@@ -318,9 +344,27 @@ async fn read_limited(mut body: Body, max: usize) -> Result<axum::body::Bytes, O
     }
 }
 
-async fn get_hosts(State(app): State<Arc<App>>) -> Response {
-    match app.read(|s| s.hosts()).await {
-        Ok(h) => Json(h).into_response(),
+#[derive(Deserialize)]
+pub struct HostsQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /v1/hosts`: `limit` (default 1000, at most 10000) from `offset`;
+/// the total in `X-Total-Count`.
+async fn get_hosts(State(app): State<Arc<App>>, Query(q): Query<HostsQuery>) -> Response {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let offset = q.offset.unwrap_or(0);
+    match app
+        .read(move |s| Ok((s.hosts(limit, offset)?, s.host_count()?)))
+        .await
+    {
+        Ok((h, total)) => {
+            let mut r = Json(h).into_response();
+            r.headers_mut()
+                .insert("x-total-count", total.to_string().parse().expect("digits"));
+            r
+        }
         Err(r) => r,
     }
 }
@@ -343,15 +387,45 @@ async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Re
     }
 }
 
-async fn get_run(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+#[derive(Deserialize)]
+pub struct RunQuery {
+    after_seq: Option<i64>,
+    limit: Option<usize>,
+    /// `all` (default) or `omit`.
+    progress: Option<String>,
+}
+
+/// Events per `GET /v1/runs/{id}` page: default and most.
+pub const RUN_EVENTS_LIMIT: usize = 5_000;
+pub const RUN_EVENTS_MAX: usize = 50_000;
+
+async fn get_run(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+    Query(q): Query<RunQuery>,
+) -> Response {
+    let with_progress = match q.progress.as_deref() {
+        None | Some("all") => true,
+        Some("omit") => false,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("progress={other:?}: use all or omit"),
+            )
+        }
+    };
+    let limit = q.limit.unwrap_or(RUN_EVENTS_LIMIT).clamp(1, RUN_EVENTS_MAX);
+    let after = q.after_seq.unwrap_or(-1);
     let res = app
         .read(move |s| {
             let Some(run) = s.run(&run_id)? else {
                 return Ok(None);
             };
+            let page = store::events_page(s, &run_id, after, limit, with_progress)?;
             Ok(Some(json!({
                 "run": run,
-                "events": s.events(&run_id)?,
+                "events": page.events,
+                "page": page,
                 "results": s.results(&run_id)?,
                 "certificates": s.certificate_ids(&run_id)?,
             })))

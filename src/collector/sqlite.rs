@@ -3,7 +3,9 @@
 //! before it is acknowledged.
 
 use super::ingest::Incoming;
-use super::store::{sql, BatchOutcome, BatchTx, Derived, HostRow, ResultRow, RunRow, Store};
+use super::store::{
+    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+};
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -15,6 +17,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../migrations/sqlite/0002_run_token.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_event_pages.sql"),
     ),
 ];
 
@@ -156,6 +162,20 @@ impl BatchTx for Tx<'_> {
     }
 }
 
+fn host_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HostRow> {
+    Ok(HostRow {
+        host_key: r.get(0)?,
+        serial: r.get(1)?,
+        uuid: r.get(2)?,
+        boot_mac: r.get(3)?,
+        hostname: r.get(4)?,
+        cpu_model: r.get(5)?,
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+        runs: r.get(8)?,
+    })
+}
+
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         run_id: r.get(0)?,
@@ -184,22 +204,21 @@ impl Store for SqliteStore {
         Ok(stats)
     }
 
-    fn hosts(&mut self) -> Result<Vec<HostRow>> {
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
         let mut s = self.conn.prepare_cached(sql::SELECT_HOSTS)?;
-        let rows = s.query_map([], |r| {
-            Ok(HostRow {
-                host_key: r.get(0)?,
-                serial: r.get(1)?,
-                uuid: r.get(2)?,
-                boot_mac: r.get(3)?,
-                hostname: r.get(4)?,
-                cpu_model: r.get(5)?,
-                first_seen: r.get(6)?,
-                last_seen: r.get(7)?,
-                runs: r.get(8)?,
-            })
-        })?;
+        let rows = s.query_map(params![limit as i64, offset as i64], host_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        Ok(self
+            .conn
+            .query_row(sql::SELECT_HOST, [key], host_row)
+            .optional()?)
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row(sql::COUNT_HOSTS, [], |r| r.get(0))?)
     }
 
     fn runs(
@@ -226,6 +245,65 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for b in rows {
             out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        let q = if with_progress {
+            sql::SELECT_EVENTS_PAGE
+        } else {
+            sql::SELECT_EVENTS_PAGE_NP
+        };
+        let mut s = self.conn.prepare_cached(q)?;
+        let rows = s.query_map(params![run_id, after_seq, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS_TAIL)?;
+        let rows = s.query_map(params![run_id, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_PROGRESS_SPANS)?;
+        let rows = s.query_map(params![run_id, after, upto], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (step, count, first_seq, last_seq, body) = row?;
+            out.push(ProgressSpan {
+                step,
+                count,
+                first_seq,
+                last_seq,
+                last: serde_json::from_str(&body)?,
+            });
         }
         Ok(out)
     }
@@ -274,6 +352,31 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLING_BENCH)?;
+        let rows = s.query_map(params![cpu_model, except], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS_BENCH)?;
+        let rows = s.query_map(params![host, task, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
         let mut s = self.conn.prepare_cached(sql::SELECT_SIBLINGS)?;
         let rows = s.query_map(params![cpu_model, except], |r| r.get(0))?;
@@ -295,6 +398,6 @@ mod tests {
     fn sqlite_store() {
         let mut s = SqliteStore::in_memory().unwrap();
         crate::collector::store::conformance::exercise(&mut s);
-        assert_eq!(migrate(&s.conn).unwrap(), 2); // applies nothing twice
+        assert_eq!(migrate(&s.conn).unwrap(), 3); // applies nothing twice
     }
 }

@@ -6,7 +6,7 @@
 //! runs bound to their host and token, replays that must be identical),
 //! and the figures/median logic of the host comparison.
 
-use super::ingest::{Incoming, Refusal};
+use super::ingest::{escape_nul, Incoming, Refusal};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -49,6 +49,18 @@ pub struct RunRow {
     pub first_ts: String,
 }
 
+/// The progress events of one step within a page's range, left out of
+/// the page and counted instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressSpan {
+    pub step: Option<String>,
+    pub count: i64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// The last of them (the latest figures).
+    pub last: Value,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ResultRow {
     pub seq: i64,
@@ -62,21 +74,65 @@ pub trait Store: Send {
     /// Each batch is stored whole or, when refused (`insert_batch`), not
     /// at all, without affecting the others.
     fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>>;
-    fn hosts(&mut self) -> Result<Vec<HostRow>>;
+    /// Hosts, most recently seen first, `limit` from `offset`.
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>>;
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>>;
+    fn host_count(&mut self) -> Result<i64>;
     fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
         -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
-    /// A run's events (parsed) in `seq` order.
+    /// A run's events (parsed) in `seq` order: all of them, for tests and
+    /// small runs; pages use `events_page`.
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>>;
+    /// Up to `limit` events with `seq > after_seq`, in `seq` order; progress
+    /// events only when `with_progress`.
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>>;
+    /// The last `limit` events that are not progress, in `seq` order.
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>>;
+    /// The progress events with `after < seq <= upto`, counted per step.
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>>;
     fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>>;
     fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>>;
     /// (run_id, certificate) by id.
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>>;
     /// (step, data JSON) of a host's bench results, oldest first.
     fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>>;
+    /// (host_key, step, data JSON) of the bench results of the other
+    /// hosts with this CPU model, oldest first.
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>>;
+    /// (run_id, step, data JSON) of the bench results of the runs
+    /// `runs(host, task, limit)` lists.
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>>;
     /// Other hosts with this CPU model.
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
     fn ping(&mut self) -> Result<()>;
+}
+
+/// The database cannot be reached now (a lost connection is being
+/// reopened): the server answers 503, so agents keep their spools and
+/// retry. Attached as context to the error that says why.
+#[derive(Debug, Clone, Copy)]
+pub struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the database is unavailable")
+    }
 }
 
 /// A batch stored, or refused with nothing of it stored.
@@ -237,7 +293,12 @@ pub mod sql {
     pub const SELECT_HOSTS: &str = "SELECT h.host_key, serial, uuid, boot_mac, hostname, \
         cpu_model, first_seen, last_seen, \
         (SELECT count(*) FROM runs r WHERE r.host_key = h.host_key) \
-        FROM hosts h ORDER BY last_seen DESC";
+        FROM hosts h ORDER BY last_seen DESC, host_key LIMIT $1 OFFSET $2";
+    pub const SELECT_HOST: &str = "SELECT h.host_key, serial, uuid, boot_mac, hostname, \
+        cpu_model, first_seen, last_seen, \
+        (SELECT count(*) FROM runs r WHERE r.host_key = h.host_key) \
+        FROM hosts h WHERE h.host_key = $1";
+    pub const COUNT_HOSTS: &str = "SELECT count(*) FROM hosts";
     pub const RUN_COLS: &str = "run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts";
     pub const SELECT_RUNS: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
@@ -247,6 +308,18 @@ pub mod sql {
     pub const SELECT_RUN: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs WHERE run_id = $1";
     pub const SELECT_EVENTS: &str = "SELECT body FROM events WHERE run_id = $1 ORDER BY seq";
+    pub const SELECT_EVENTS_PAGE: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    /// `type <> 'progress'` exactly as the partial index says (migration 3).
+    pub const SELECT_EVENTS_PAGE_NP: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND seq > $2 AND type <> 'progress' ORDER BY seq LIMIT $3";
+    pub const SELECT_EVENTS_TAIL: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND type <> 'progress' ORDER BY seq DESC LIMIT $2";
+    pub const SELECT_PROGRESS_SPANS: &str = "SELECT g.step, g.n, g.first_seq, g.last_seq, \
+        (SELECT body FROM events e WHERE e.run_id = $1 AND e.seq = g.last_seq) \
+        FROM (SELECT step, count(*) AS n, min(seq) AS first_seq, max(seq) AS last_seq \
+              FROM events WHERE run_id = $1 AND seq > $2 AND seq <= $3 AND type = 'progress' \
+              GROUP BY step) g ORDER BY g.first_seq";
     pub const SELECT_RESULTS: &str =
         "SELECT seq, step, data FROM results WHERE run_id = $1 ORDER BY seq";
     pub const SELECT_CERT_IDS: &str =
@@ -255,6 +328,19 @@ pub mod sql {
     pub const SELECT_BENCH: &str = "SELECT res.step, res.data FROM results res \
         JOIN runs r ON r.run_id = res.run_id \
         WHERE r.host_key = $1 AND res.step LIKE 'bench%' ORDER BY r.first_ts, res.seq";
+    /// The bench results of every other host with this CPU model (one
+    /// statement for the whole comparison).
+    pub const SELECT_SIBLING_BENCH: &str = "SELECT r.host_key, res.step, res.data \
+        FROM results res JOIN runs r ON r.run_id = res.run_id \
+        JOIN hosts h ON h.host_key = r.host_key \
+        WHERE h.cpu_model = $1 AND h.host_key <> $2 AND res.step LIKE 'bench%' \
+        ORDER BY r.first_ts, res.seq";
+    /// The bench results of the runs `SELECT_RUNS` lists (same filter).
+    pub const SELECT_RUNS_BENCH: &str = "SELECT res.run_id, res.step, res.data \
+        FROM results res JOIN (SELECT run_id FROM runs \
+          WHERE (CAST($1 AS TEXT) IS NULL OR host_key = $1) AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+          ORDER BY first_ts DESC LIMIT $3) r ON r.run_id = res.run_id \
+        WHERE res.step LIKE 'bench%' ORDER BY res.run_id, res.seq";
     pub const SELECT_SIBLINGS: &str =
         "SELECT host_key FROM hosts WHERE cpu_model = $1 AND host_key <> $2";
 
@@ -274,12 +360,21 @@ pub mod sql {
         SELECT_HOSTS,
         SELECT_RUNS,
         SELECT_RUN,
+        SELECT_HOSTS,
+        SELECT_HOST,
+        COUNT_HOSTS,
         SELECT_EVENTS,
+        SELECT_EVENTS_PAGE,
+        SELECT_EVENTS_PAGE_NP,
+        SELECT_EVENTS_TAIL,
+        SELECT_PROGRESS_SPANS,
         SELECT_RESULTS,
         SELECT_CERT_IDS,
         SELECT_CERT,
         SELECT_BENCH,
         SELECT_SIBLINGS,
+        SELECT_SIBLING_BENCH,
+        SELECT_RUNS_BENCH,
     ];
 }
 
@@ -340,7 +435,7 @@ impl<'a> Derived<'a> {
                     v["outcome"].as_str().unwrap_or("unknown").to_string(),
                     v["exit_status"].as_i64(),
                     v["duration_ms"].as_i64(),
-                    v["error"].as_str().map(str::to_string),
+                    v["error"].as_str().map(escape_nul),
                 ));
             }
             "dispatch_rejected" => {
@@ -350,7 +445,7 @@ impl<'a> Derived<'a> {
                     "rejected".into(),
                     None,
                     Some(0),
-                    e.value["reason"].as_str().map(str::to_string),
+                    e.value["reason"].as_str().map(escape_nul),
                 ));
             }
             "result" => {
@@ -396,7 +491,7 @@ pub fn cpu_model(data: &Value) -> Option<String> {
     ["model", "model_name", "brand"]
         .iter()
         .find_map(|k| cpu.get(*k).and_then(Value::as_str))
-        .map(|s| s.trim().to_string())
+        .map(|s| escape_nul(s.trim()))
         .filter(|s| !s.is_empty())
 }
 
@@ -428,8 +523,79 @@ pub fn figures(data: &Value) -> BTreeMap<String, f64> {
     out
 }
 
+/// One page of a run's events, and what it leaves out.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsPage {
+    /// The page holds events with `seq > after_seq`.
+    pub after_seq: i64,
+    pub limit: usize,
+    /// `all`, or `omit`: progress events left out, counted in
+    /// `progress_omitted` (each exactly once over a walk of the pages).
+    pub progress: &'static str,
+    #[serde(skip)]
+    pub events: Vec<Value>,
+    /// The cursor of the next page; `None` on the last one.
+    pub next_after_seq: Option<i64>,
+    pub progress_omitted: Vec<ProgressSpan>,
+}
+
+fn seq_of(e: &Value) -> Option<i64> {
+    e.get("seq").and_then(Value::as_i64)
+}
+
+/// Up to `limit` events after `after_seq` (without progress unless
+/// `with_progress`, the progress of the same range counted instead).
+pub fn events_page(
+    s: &mut dyn Store,
+    run_id: &str,
+    after_seq: i64,
+    limit: usize,
+    with_progress: bool,
+) -> Result<EventsPage> {
+    let limit = limit.max(1);
+    let events = s.events_page(run_id, after_seq, limit, with_progress)?;
+    let next_after_seq = if events.len() == limit {
+        events.last().and_then(seq_of)
+    } else {
+        None
+    };
+    let progress_omitted = if with_progress {
+        Vec::new()
+    } else {
+        s.progress_spans(run_id, after_seq, next_after_seq.unwrap_or(i64::MAX))?
+    };
+    Ok(EventsPage {
+        after_seq,
+        limit,
+        progress: if with_progress { "all" } else { "omit" },
+        events,
+        next_after_seq,
+        progress_omitted,
+    })
+}
+
+/// The last `limit` events that are not progress, and the progress from
+/// the first of them on (from the start when the run fits).
+pub fn events_tail(s: &mut dyn Store, run_id: &str, limit: usize) -> Result<EventsPage> {
+    let limit = limit.max(1);
+    let events = s.events_tail(run_id, limit)?;
+    let after_seq = match events.first().and_then(seq_of) {
+        Some(first) if events.len() == limit => first - 1,
+        _ => -1,
+    };
+    let progress_omitted = s.progress_spans(run_id, after_seq, i64::MAX)?;
+    Ok(EventsPage {
+        after_seq,
+        limit,
+        progress: "omit",
+        events,
+        next_after_seq: None,
+        progress_omitted,
+    })
+}
+
 pub fn host(s: &mut dyn Store, key: &str) -> Result<Option<HostRow>> {
-    Ok(s.hosts()?.into_iter().find(|h| h.host_key == key))
+    s.host(key)
 }
 
 /// The latest figures of each bench step of a host: `step → figure → value`.
@@ -461,14 +627,18 @@ pub struct Comparison {
 
 pub fn compare(s: &mut dyn Store, host: &HostRow) -> Result<Vec<Comparison>> {
     let mine = latest_figures(s, &host.host_key)?;
-    let siblings = match &host.cpu_model {
-        Some(m) => s.siblings(m, &host.host_key)?,
-        None => Vec::new(),
-    };
-    let mut theirs = Vec::new();
-    for k in &siblings {
-        theirs.push(latest_figures(s, k)?);
+    // Each sibling's latest figures, from one statement.
+    let mut by_host: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
+    if let Some(m) = &host.cpu_model {
+        for (key, step, data) in s.sibling_bench_results(m, &host.host_key)? {
+            let data: Value = serde_json::from_str(&data)?;
+            by_host
+                .entry(key)
+                .or_default()
+                .insert(step.unwrap_or_default(), figures(&data));
+        }
     }
+    let theirs: Vec<_> = by_host.into_values().collect();
     let mut out = Vec::new();
     for (step, figs) in &mine {
         for (fig, &value) in figs {

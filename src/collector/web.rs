@@ -6,7 +6,7 @@
 use super::cert::{Trust, Verification};
 use super::server::App;
 use super::store::{self, RunRow, Store};
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use std::fmt::Write as _;
@@ -25,6 +25,8 @@ pub fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            // As the store writes it (ingest::escape_nul); never markup.
+            '\0' => o.push_str("\\u0000"),
             c => o.push(c),
         }
     }
@@ -144,21 +146,61 @@ fn runs_table(runs: &[(RunRow, String)], with_host: bool) -> String {
     s
 }
 
-fn with_figures(c: &mut dyn Store, runs: Vec<RunRow>) -> anyhow::Result<Vec<(RunRow, String)>> {
-    let mut out = Vec::new();
-    for r in runs {
-        let f = key_figures(&c.results(&r.run_id)?);
-        out.push((r, f));
+/// The runs `runs(host, task, limit)` lists, each with its key figures:
+/// two statements, however many runs.
+fn runs_with_figures(
+    c: &mut dyn Store,
+    host: Option<&str>,
+    task: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<Vec<(RunRow, String)>> {
+    let runs = c.runs(host, task, limit)?;
+    let mut bench: std::collections::HashMap<String, Vec<store::ResultRow>> =
+        std::collections::HashMap::new();
+    for (run_id, step, data) in c.runs_bench_results(host, task, limit)? {
+        bench.entry(run_id).or_default().push(store::ResultRow {
+            seq: 0,
+            step,
+            data: serde_json::from_str(&data)?,
+        });
     }
-    Ok(out)
+    Ok(runs
+        .into_iter()
+        .map(|r| {
+            let f = bench
+                .get(&r.run_id)
+                .map(|b| key_figures(b))
+                .unwrap_or_default();
+            (r, f)
+        })
+        .collect())
 }
 
-pub async fn index(State(app): State<Arc<App>>) -> Response {
+#[derive(serde::Deserialize)]
+pub struct IndexQuery {
+    offset: Option<usize>,
+}
+
+/// Hosts per page of `/`.
+pub const HOSTS_PER_PAGE: usize = 100;
+
+/// One page of the host list: its hosts, where it starts, of how many.
+pub struct HostsPage {
+    pub hosts: Vec<store::HostRow>,
+    pub offset: usize,
+    pub total: i64,
+}
+
+pub async fn index(State(app): State<Arc<App>>, Query(q): Query<IndexQuery>) -> Response {
+    let offset = q.offset.unwrap_or(0);
     let res = app
-        .read(|c| {
-            let hosts = c.hosts()?;
-            let runs = c.runs(None, None, 50)?;
-            let runs = with_figures(c, runs)?;
+        .read(move |c| {
+            let hosts = HostsPage {
+                hosts: c.hosts(HOSTS_PER_PAGE, offset)?,
+                offset,
+                total: c.host_count()?,
+            };
+            let runs = runs_with_figures(c, None, None, 50)?;
             Ok((hosts, runs))
         })
         .await;
@@ -168,9 +210,24 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// `/`: the hosts and the recent runs.
-pub fn render_index(hosts: &[store::HostRow], runs: &[(RunRow, String)]) -> Html<String> {
-    let mut s = format!("<h2>Hosts ({})</h2>\n", hosts.len());
+/// `/`: a page of hosts and the recent runs.
+pub fn render_index(page_: &HostsPage, runs: &[(RunRow, String)]) -> Html<String> {
+    let hosts = &page_.hosts;
+    let mut s = format!("<h2>Hosts ({})</h2>\n", page_.total);
+    let (from, to) = (page_.offset + 1, page_.offset + hosts.len());
+    let _ = write!(
+        s,
+        "<p class=\"paging\" id=\"hosts-paging\">hosts {from}-{to} of {}",
+        page_.total
+    );
+    if page_.offset > 0 {
+        let prev = page_.offset.saturating_sub(HOSTS_PER_PAGE);
+        let _ = write!(s, ", <a href=\"/?offset={prev}\">previous</a>");
+    }
+    if (to as i64) < page_.total {
+        let _ = write!(s, ", <a href=\"/?offset={to}\">next</a>");
+    }
+    s.push_str("</p>\n");
     s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
     for h in hosts {
         let _ = writeln!(
@@ -208,8 +265,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
                 return Ok(None);
             };
             let cmp = store::compare(c, &h)?;
-            let runs = c.runs(Some(&key), None, 100)?;
-            let runs = with_figures(c, runs)?;
+            let runs = runs_with_figures(c, Some(&key), None, 100)?;
             Ok(Some((h, cmp, runs)))
         })
         .await;
@@ -373,14 +429,30 @@ pub fn certs_table(certs: &[(String, Verification)]) -> String {
     s
 }
 
-pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<String>) -> Response {
+#[derive(serde::Deserialize)]
+pub struct RunPageQuery {
+    after_seq: Option<i64>,
+}
+
+/// Events on a run page: the last ones by default, or a page from a
+/// cursor; progress events are counted, not listed.
+pub const RUN_PAGE_EVENTS: usize = 200;
+
+pub async fn run_page(
+    State(app): State<Arc<App>>,
+    UrlPath(run_id): UrlPath<String>,
+    Query(q): Query<RunPageQuery>,
+) -> Response {
     let trusted = app.trusted.clone();
     let res = app
         .read(move |c| {
             let Some(r) = c.run(&run_id)? else {
                 return Ok(None);
             };
-            let events = c.events(&run_id)?;
+            let events = match q.after_seq {
+                None => store::events_tail(c, &run_id, RUN_PAGE_EVENTS)?,
+                Some(a) => store::events_page(c, &run_id, a, RUN_PAGE_EVENTS, false)?,
+            };
             let results = c.results(&run_id)?;
             let mut certs = Vec::new();
             for id in c.certificate_ids(&run_id)? {
@@ -400,10 +472,17 @@ pub async fn run_page(State(app): State<Arc<App>>, UrlPath(run_id): UrlPath<Stri
     }
 }
 
+/// One event as the console would say it.
+fn describe(ev: &serde_json::Value) -> String {
+    serde_json::from_value::<crate::events::Event>(ev.clone())
+        .map(|e| crate::sinks::describe(&e))
+        .unwrap_or_else(|_| ev.to_string())
+}
+
 /// `/runs/{run_id}`: a run, its certificates, results and timeline.
 pub fn render_run(
     r: &RunRow,
-    events: &[serde_json::Value],
+    events: &store::EventsPage,
     results: &[store::ResultRow],
     certs: &[(String, Verification)],
 ) -> Html<String> {
@@ -447,12 +526,44 @@ pub fn render_run(
             esc(&serde_json::to_string_pretty(&res.data).unwrap_or_default())
         );
     }
-    s.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
-    for ev in events {
+    s.push_str("<h2>Timeline</h2>\n");
+    let run = url_seg(&r.run_id);
+    let omitted: i64 = events.progress_omitted.iter().map(|p| p.count).sum();
+    let _ = write!(
+        s,
+        "<p class=\"paging\">{} event(s) after seq {}, {omitted} progress event(s) counted, not listed; \
+         <a href=\"/runs/{run}?after_seq=-1\">from the start</a>",
+        events.events.len(),
+        events.after_seq
+    );
+    if let Some(n) = events.next_after_seq {
+        let _ = write!(s, ", <a href=\"/runs/{run}?after_seq={n}\">next page</a>");
+    }
+    let _ = writeln!(
+        s,
+        ", <a href=\"/v1/runs/{run}?progress=all\">every event (JSON, paged)</a></p>"
+    );
+    s.push_str("<table class=\"timeline\"><tr><th>seq</th><th>time</th><th>step</th><th>type</th><th>what</th></tr>\n");
+    // Each progress span is shown where its last event is.
+    let mut spans = events.progress_omitted.iter().peekable();
+    let span_row = |s: &mut String, p: &store::ProgressSpan| {
+        let _ = writeln!(
+            s,
+            "<tr class=\"progress\"><td>{}-{}</td><td>{}</td><td>{}</td><td>progress</td><td>{} progress event(s); last: {}</td></tr>",
+            p.first_seq,
+            p.last_seq,
+            esc(p.last["ts"].as_str().unwrap_or("")),
+            esc(p.step.as_deref().unwrap_or("")),
+            p.count,
+            esc(&describe(&p.last))
+        );
+    };
+    for ev in &events.events {
+        let seq = ev["seq"].as_i64().unwrap_or(i64::MAX);
+        while let Some(p) = spans.next_if(|p| p.last_seq < seq) {
+            span_row(&mut s, p);
+        }
         let kind = ev["type"].as_str().unwrap_or("?");
-        let what = serde_json::from_value::<crate::events::Event>(ev.clone())
-            .map(|e| crate::sinks::describe(&e))
-            .unwrap_or_else(|_| ev.to_string());
         let class = match kind {
             "warning" => " class=\"warning\"",
             _ => "",
@@ -464,8 +575,11 @@ pub fn render_run(
             esc(ev["ts"].as_str().unwrap_or("")),
             esc(ev["step"].as_str().unwrap_or("")),
             esc(kind),
-            esc(&what)
+            esc(&describe(ev))
         );
+    }
+    for p in spans {
+        span_row(&mut s, p);
     }
     s.push_str("</table>\n");
     page(
@@ -626,9 +740,36 @@ mod tests {
         }];
         let runs = vec![(run.clone(), key_figures(&results))];
         let pages = [
-            render_index(std::slice::from_ref(&host), &runs).0,
+            render_index(
+                &HostsPage {
+                    hosts: vec![host.clone()],
+                    offset: 100,
+                    total: 300,
+                },
+                &runs,
+            )
+            .0,
             render_host(&host, &cmp, &runs).0,
-            render_run(&run, &events, &results, &certs).0,
+            render_run(
+                &run,
+                &store::EventsPage {
+                    after_seq: -1,
+                    limit: 10,
+                    progress: "omit",
+                    events,
+                    next_after_seq: Some(1),
+                    progress_omitted: vec![store::ProgressSpan {
+                        step: some(),
+                        count: 3,
+                        first_seq: 2,
+                        last_seq: 4,
+                        last: serde_json::json!({"ts": h, "step": h, "type": "progress", "message": h}),
+                    }],
+                },
+                &results,
+                &certs,
+            )
+            .0,
         ];
         for html in &pages {
             assert!(
@@ -649,7 +790,7 @@ mod tests {
                         value.starts_with('/')
                             && value
                                 .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~".contains(&b)),
+                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~?=".contains(&b)),
                         "<{tag} href={value:?}"
                     ),
                     "id" | "lang" | "charset" => {
