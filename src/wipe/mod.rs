@@ -561,6 +561,18 @@ fn siblings_kept(
         .collect()
 }
 
+/// Why a probed disk is refused as an NVMe namespace another host may
+/// share (NMIC/CMIC, audit item 4), unless `speediso.wipe.remote=1`.
+/// Selection cannot see this (it needs the admin passthrough), so it is
+/// checked once the disk is probed.
+fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<String> {
+    if req.remote {
+        return None;
+    }
+    let why = caps.nvme.as_ref()?.shared_namespace()?;
+    Some(format!("{why}; set speediso.wipe.remote=1 to erase it"))
+}
+
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
 pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
@@ -574,6 +586,14 @@ pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
     for d in eligible {
         let mut caps = probe(root, &d);
         caps.nvme_siblings_kept = siblings_kept(&caps.nvme_siblings, &chosen, &skipped_by_select);
+        if let Some(why) = shared_namespace_refusal(&caps, req) {
+            skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(select::SkipClass::Blocking, why)],
+            ));
+            continue;
+        }
         match choose(&d, &caps, cfg.method) {
             Ok((method, why)) => erase.push(Planned {
                 category: method.category(),
@@ -1472,6 +1492,41 @@ mod tests {
             sys_path: "/nonexistent".into(),
             test_target: false,
         }
+    }
+
+    #[test]
+    fn shared_nvme_namespace_is_refused_unless_remote_allowed() {
+        let caps = |cmic, nmic| Caps {
+            nvme: Some(nvme::NvmeCaps {
+                cmic,
+                nmic_shared: nmic,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let strict = Request::default();
+        let remote = Request {
+            remote: true,
+            ..Default::default()
+        };
+        let why = shared_namespace_refusal(&caps(0x2, Some(true)), &strict).unwrap();
+        assert!(
+            why.contains("NMIC") && why.contains("speediso.wipe.remote=1"),
+            "{why}"
+        );
+        assert_eq!(
+            shared_namespace_refusal(&caps(0x2, Some(true)), &remote),
+            None
+        );
+        assert_eq!(
+            shared_namespace_refusal(&caps(0x0, Some(true)), &strict),
+            None
+        );
+        assert_eq!(
+            shared_namespace_refusal(&caps(0x3, Some(false)), &strict),
+            None
+        );
+        assert_eq!(shared_namespace_refusal(&Caps::default(), &strict), None);
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub struct NvmeCaps {
     /// FNA bit 0: a format (of any kind) of one namespace formats all of
     /// them.
     pub format_all_namespaces: bool,
+    /// CMIC (Identify Controller byte 76): bit 0 the NVM subsystem may
+    /// have two or more ports, bit 1 two or more controllers.
+    pub cmic: u8,
+    /// NMIC bit 0 (Identify Namespace byte 30): the namespace may be
+    /// attached to two or more controllers at once. Read from the
+    /// namespace opened; `None` when that read failed.
+    pub nmic_shared: Option<bool>,
     pub model: String,
     pub serial: String,
     pub firmware: String,
@@ -79,6 +86,29 @@ pub fn identify_ns_cmd(nsid: u32) -> AdminCmd {
 }
 
 impl NvmeCaps {
+    /// Why this namespace may be another host's storage too: it may be
+    /// attached to several controllers (NMIC bit 0) of a subsystem with
+    /// several ports or controllers (CMIC bits 0-1), as a dual-ported
+    /// drive shared by two servers, or a namespace of an NVMe array. The
+    /// wipe refuses it by default (audit item 4), like a multipath LUN.
+    pub fn shared_namespace(&self) -> Option<String> {
+        if self.nmic_shared != Some(true) || self.cmic & 0x3 == 0 {
+            return None;
+        }
+        let mut what = Vec::new();
+        if self.cmic & 0x1 != 0 {
+            what.push("several ports");
+        }
+        if self.cmic & 0x2 != 0 {
+            what.push("several controllers");
+        }
+        Some(format!(
+            "shared storage: NVMe namespace attachable to several controllers (NMIC bit 0) of a subsystem with {} (CMIC={:#04x}), so possibly another host's too",
+            what.join(" and "),
+            self.cmic
+        ))
+    }
+
     /// Whether our secure Format NVM of one namespace reaches the other
     /// namespaces: FNA bit 1 (its secure erase applies to all), or bit 0
     /// (the format itself applies to all; the others lose their data even
@@ -106,6 +136,8 @@ pub fn parse_identify_ctrl(b: &[u8]) -> NvmeCaps {
         format_crypto: fna & 0x4 != 0,
         format_erases_all_namespaces: fna & 0x2 != 0,
         format_all_namespaces: fna & 0x1 != 0,
+        cmic: b[76],
+        nmic_shared: None,
         serial: ascii(&b[4..24]),
         model: ascii(&b[24..64]),
         firmware: ascii(&b[64..72]),
@@ -201,7 +233,19 @@ pub fn probe(path: &Path) -> Result<NvmeCaps> {
     let mut buf = vec![0u8; 4096];
     admin(&f, &identify_ctrl_cmd(), Some(&mut buf))
         .map_err(|e| anyhow!("Identify Controller: {e}"))?;
-    Ok(parse_identify_ctrl(&buf))
+    let mut caps = parse_identify_ctrl(&buf);
+    if let Ok(nsid) = namespace_id(&f) {
+        let mut ns = vec![0u8; 4096];
+        if admin(&f, &identify_ns_cmd(nsid), Some(&mut ns)).is_ok() {
+            caps.nmic_shared = Some(nmic_shared(&ns));
+        }
+    }
+    Ok(caps)
+}
+
+/// NMIC bit 0 of the 4096-byte Identify Namespace data (byte 30).
+pub fn nmic_shared(ns: &[u8]) -> bool {
+    ns.get(30).is_some_and(|b| b & 0x1 != 0)
 }
 
 /// The admin queue of a controller: the opened namespace, or a scripted
@@ -415,6 +459,43 @@ mod tests {
         b2[331] = 0x80; // only NODMMAS bits: no sanitize action
         let c2 = parse_identify_ctrl(&b2);
         assert!(!c2.sanitize_crypto && !c2.sanitize_block && !c2.format);
+    }
+
+    #[test]
+    fn shared_namespaces_by_nmic_and_cmic() {
+        let mut ns = vec![0u8; 4096];
+        assert!(!nmic_shared(&ns));
+        ns[30] = 0x01;
+        assert!(nmic_shared(&ns));
+        let mut b = vec![0u8; 4096];
+        // (CMIC, NMIC as read, shared?)
+        let table: &[(u8, Option<bool>, Option<&str>)] = &[
+            (0x00, Some(false), None),
+            // A shareable namespace in a one-port, one-controller
+            // subsystem cannot reach another host.
+            (0x00, Some(true), None),
+            (0x01, Some(false), None),
+            (0x01, Some(true), Some("several ports (CMIC=0x01)")),
+            (0x02, Some(true), Some("several controllers (CMIC=0x02)")),
+            (
+                0x03,
+                Some(true),
+                Some("several ports and several controllers"),
+            ),
+            // Identify Namespace failed: nothing claimed either way.
+            (0x03, None, None),
+        ];
+        for &(cmic, nmic, want) in table {
+            b[76] = cmic;
+            let mut c = parse_identify_ctrl(&b);
+            assert_eq!(c.cmic, cmic);
+            c.nmic_shared = nmic;
+            match (c.shared_namespace(), want) {
+                (None, None) => {}
+                (Some(got), Some(w)) => assert!(got.contains(w), "{got}"),
+                (got, w) => panic!("CMIC {cmic:#x} NMIC {nmic:?}: {got:?}, want {w:?}"),
+            }
+        }
     }
 
     #[test]

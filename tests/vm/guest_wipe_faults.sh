@@ -150,7 +150,12 @@ echo "guest_wipe_faults: (b) $target zeroed; $mounted, $held, $excluded unchange
 new_loop gone 96
 gone_under=$dev
 sectors=$((96 << 11))
-dmsetup create speediso-vm-gone --table "0 $sectors linear $gone_under 0"
+# dm-delay holds every I/O 400 ms, so that the wipe (random pass, then a
+# full verify) takes seconds rather than the tenth of a second tmpfs gives:
+# the table swap below then always lands mid-wipe, never after it (a plain
+# linear table let the wipe finish first on a fast host).
+dmsetup create speediso-vm-gone --table "0 $sectors delay $gone_under 0 400" ||
+    fail "(c) no dm-delay target in the guest kernel (modprobe dm_delay)"
 dms+=(speediso-vm-gone)
 udevadm settle
 gone=/dev/mapper/speediso-vm-gone
@@ -159,11 +164,11 @@ SPEEDISO_WIPE_TEST_ALLOW=$gone SPEEDISO_RUN_DIR=$work/run-c \
     speediso wipe --device "$gone" --method random --verify full --json --confirm "$gone_kernel" \
     >"$OUTDIR/c.json" 2>"$OUTDIR/c.stderr" &
 wipe_pid=$!
-for _ in $(seq 400); do
+for _ in $(seq 600); do
     head -c 64 "$work/gone.img" | grep -aq SPEEDISO-MARKER || break
     sleep 0.05
 done
-head -c 64 "$work/gone.img" | grep -aq SPEEDISO-MARKER && fail "(c) the wipe did not start writing within 20 s"
+head -c 64 "$work/gone.img" | grep -aq SPEEDISO-MARKER && fail "(c) the wipe did not start writing within 30 s"
 kill -0 "$wipe_pid" 2>/dev/null || fail "(c) the wipe finished before the disk could be taken away (too fast to test)"
 dmsetup suspend speediso-vm-gone
 dmsetup load speediso-vm-gone --table "0 $sectors error"
