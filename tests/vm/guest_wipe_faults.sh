@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs INSIDE the VM suite's guest (the booted live image, as root), piped
 # over SSH by tests/vm/run.sh (scenario wipe-faults): the wipe tests of
-# tests/wipe.rs that need device-mapper, which the CI host kernel lacks and
+# crates/agent/tests/wipe.rs that need device-mapper, which the CI host kernel lacks and
 # the image's Debian kernel has. Every disk here is a loop device over a file
 # on tmpfs that this script creates. It asserts what shell can (exit codes,
 # checksums, zeros) and leaves the JSON in $OUTDIR for

@@ -188,7 +188,7 @@ collector_bin=""
 collector_pid=""
 
 have_collector() {
-    grep -q '^name = "speediso-collector"' Cargo.toml
+    grep -qs '^name = "speediso-collector"' crates/collector/Cargo.toml
 }
 
 build_collector() {
@@ -932,7 +932,7 @@ scenario_kexec() {
 }
 
 # issue 6, in the guest whose Debian kernel has device-mapper (the CI host's
-# has not, so tests/wipe.rs skips these there): tests/vm/guest_wipe_faults.sh
+# has not, so crates/agent/tests/wipe.rs skips these there): tests/vm/guest_wipe_faults.sh
 # over SSH builds loop and dm devices on tmpfs files and runs speediso wipe
 # against them: (a) a dm device with an error target in the middle fails
 # with the bad LBA range, never success; (b) `--all` skips a mounted, a
@@ -995,6 +995,7 @@ main() {
     done
     if [ "${#runnable[@]}" = 0 ]; then
         say "nothing to run; skipped: ${skipped[*]}"
+        [ "${SPEEDISO_REQUIRE_TOOLS:-}" != 1 ] || return 1
         return
     fi
     check_prereqs
@@ -1030,6 +1031,13 @@ main() {
     done
     say "passed: ${passed[*]:-none}; failed: ${failed[*]:-none}; skipped: ${skipped[*]:-none}${retried[*]:+; retried after QEMU died: ${retried[*]}}"
     say "console logs and timings in $out"
+    # In CI a skipped scenario is a failure: a gate that stops matching
+    # (kexec once did, when its options lacked the checksums) must not
+    # pass the suite with the scenario silently left out.
+    if [ "${#skipped[@]}" -gt 0 ] && [ "${SPEEDISO_REQUIRE_TOOLS:-}" = 1 ]; then
+        say "FAILED: skipped under SPEEDISO_REQUIRE_TOOLS=1: ${skipped[*]}"
+        return 1
+    fi
     [ "${#failed[@]}" = 0 ]
 }
 

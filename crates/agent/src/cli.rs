@@ -1,0 +1,1160 @@
+//! The `speediso` command line: argument definitions and one handler per
+//! subcommand. `main.rs` parses, sets up logging and calls `run`.
+
+use crate::cmdline::{self, Cmdline};
+use crate::events::{Bus, Sink};
+use crate::plan::{self, Plan, Rejection, TaskSource};
+use crate::run::exit;
+use crate::sinks;
+use crate::systemd::{SystemBus, Systemd};
+use crate::tasks::{self, Catalog};
+use crate::{dispatch, host};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success, 1 a step failed, 2 bad arguments or rejected task,
+3 destructive task not confirmed, 4 time limit reached.
+
+The task comes from the SPEEDISO environment variable, else from the kernel
+command line (systemd.setenv=SPEEDISO=<task> or speediso.task=<task>).
+Options are speediso.<key>=<value> on the kernel command line; see
+`speediso tasks --options`.";
+
+/// speediso: the agent of the PXE-booted speediso live image.
+///
+/// It reads the task the boot asked for, runs it as a systemd unit and
+/// streams every event to the console, the journal and the report endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "speediso", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Also read task files from DIR (after /usr/lib/speediso/tasks and
+    /// /etc/speediso/tasks; later directories win). Also SPEEDISO_TASKS_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tasks_dir: Vec<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Use STR instead of /proc/cmdline (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "STR",
+        allow_hyphen_values = true
+    )]
+    pub cmdline: Option<String>,
+
+    /// Read /proc, /sys and /dev under DIR instead of / (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+
+    /// Runtime state directory (default /run/speediso; also SPEEDISO_RUN_DIR).
+    #[arg(long, global = true, hide = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the task the boot asked for as speediso@<task>.service and wait
+    /// for it (what speediso-dispatch.service runs at boot).
+    ///
+    /// With no task, an empty one or an unknown one, nothing runs: the
+    /// console and the report endpoint say which value was rejected and
+    /// which tasks exist, and the image stays up for SSH.
+    Dispatch {
+        /// Resolve and validate the task, print the plan, start nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (with --dry-run) or events as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Give up waiting for the task's job after this long (e.g. 30m);
+        /// default: the task's time limit plus 5 minutes.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        wait: Option<Duration>,
+    },
+    /// Run a task's steps in the foreground, emitting events.
+    ///
+    /// This is what speediso@<task>.service runs. A destructive task (wipe,
+    /// decommission, lininstall) runs only when the boot command line asked
+    /// for it, or with --confirm naming the task.
+    Run {
+        /// The task to run (see `speediso tasks`).
+        task: String,
+        /// Print events as JSON lines on stdout instead of readable lines.
+        #[arg(long)]
+        json: bool,
+        /// Confirm that the destructive task TASK may run on this machine.
+        #[arg(long, value_name = "TASK")]
+        confirm: Option<String>,
+    },
+    /// List tasks, their steps, and whether they are destructive.
+    Tasks {
+        #[arg(long)]
+        json: bool,
+        /// List the speediso.* kernel command line options instead.
+        #[arg(long)]
+        options: bool,
+    },
+    /// Securely erase disks: firmware erase or overwrite, read-back
+    /// verification and a signed certificate per disk.
+    ///
+    /// Without --plan, every disk to be erased must be named with --confirm
+    /// (its serial number, or its path when it has none); otherwise nothing
+    /// is erased and the plan is printed.
+    Wipe {
+        /// Show what would be erased, how, and why other disks are skipped;
+        /// erase nothing.
+        #[arg(long)]
+        plan: bool,
+        /// A disk to erase (repeatable).
+        #[arg(long, value_name = "PATH")]
+        device: Vec<String>,
+        /// Every eligible disk.
+        #[arg(long, conflicts_with = "device")]
+        all: bool,
+        /// Method (default: speediso.wipe.method, else auto).
+        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::plan::WIPE_METHODS))]
+        method: Option<String>,
+        /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
+        #[arg(long, value_name = "MODE")]
+        verify: Option<String>,
+        /// Confirm each disk by serial number (or path when it has none).
+        #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
+        confirm: Vec<String>,
+        /// Overwrite passes (zero, random).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
+        passes: Option<u32>,
+        /// Overwrite with zeros after a firmware erase.
+        #[arg(long)]
+        blank: bool,
+        /// Ed25519 signing key file (default: speediso.wipe.key, else a key
+        /// generated for this run).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Print the plan or events as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an erasure certificate's Ed25519 signature.
+    VerifyCert {
+        /// The certificate (JSON).
+        file: PathBuf,
+        /// The public key: 64 hex digits, or a file holding them.
+        #[arg(long, value_name = "KEY")]
+        pubkey: String,
+    },
+    /// Hardware inventory: PCI (named like lspci), CPU, memory and DIMMs,
+    /// DMI, disks with filesystems, NICs, boot mode. Read from /sys, /proc,
+    /// /dev and the SMBIOS tables; runs no tool unless --smart.
+    Inventory {
+        /// Print the inventory as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// pci.ids to name PCI devices from (default: /usr/share/hwdata/pci.ids,
+        /// /usr/share/misc/pci.ids).
+        #[arg(long, value_name = "PATH")]
+        pci_ids: Option<PathBuf>,
+        /// Also ask smartctl for the SMART health of NVMe/SATA/SAS disks.
+        #[arg(long)]
+        smart: bool,
+    },
+    /// What is this machine doing? The boot's task, its unit's state, the
+    /// last events and results.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How many recent events to show.
+        #[arg(long, default_value_t = 15)]
+        events: usize,
+    },
+    /// Write a verified disk image to a disk (raw, .gz, .xz, .zst from
+    /// http, https or file URLs), or load an installer kernel for kexec.
+    ///
+    /// Options default to speediso.install.* from the command line. Image
+    /// mode writes only with --confirm naming the target (its serial, or
+    /// its path when it has none); otherwise it prints the target and
+    /// writes nothing.
+    Install(InstallArgs),
+    /// Run one speed test now and print its figures (the same code as the
+    /// bench.* task steps).
+    Bench {
+        /// Print the result as JSON on stdout (progress goes to stderr).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Disk image URL (http, https or file).
+    #[arg(long, value_name = "URL")]
+    image: Option<String>,
+    /// SHA-256 of the image as served (required unless --insecure).
+    #[arg(long, value_name = "HEX")]
+    sha256: Option<String>,
+    /// Target disk: a /dev path, serial=SERIAL, wwn=WWN or smallest.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Write an image without a checksum.
+    #[arg(long)]
+    insecure: bool,
+    /// Installer kernel URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    kernel: Option<String>,
+    /// Installer initrd URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    initrd: Option<String>,
+    /// Installer kernel command line (kexec mode).
+    #[arg(long, value_name = "STR")]
+    append: Option<String>,
+    /// SHA-256 of the kernel (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    kernel_sha256: Option<String>,
+    /// SHA-256 of the initrd (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    initrd_sha256: Option<String>,
+    /// Confirm the target disk by serial number (or path when it has none).
+    #[arg(long, value_name = "SERIAL_OR_PATH")]
+    confirm: Option<String>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `speediso bench <what>`: one variant per benchmark module.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// sysbench-compatible prime search, SHA-256 and deflate, single and all threads.
+    Cpu(crate::bench::cpu::CpuArgs),
+    /// STREAM copy/scale/add/triad bandwidth, pointer-chase latency, pattern check.
+    Memory(crate::bench::memory::MemoryArgs),
+    /// fio-comparable seq/rand read/write jobs with O_DIRECT and io_uring.
+    Disk(crate::bench::disk::DiskArgs),
+    /// Network throughput: an iperf3-compatible client against a stock
+    /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
+    /// stream as JSON lines.
+    Net(crate::netbench::NetArgs),
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    tasks::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
+
+/// Everything a handler needs from the global flags and environment.
+struct Env {
+    root: PathBuf,
+    cmdline: Cmdline,
+    env_task: Option<String>,
+    catalog: Catalog,
+    run_dir: PathBuf,
+}
+
+impl Env {
+    fn new(cli: &Cli) -> Result<Env> {
+        let line = match &cli.cmdline {
+            Some(s) => s.clone(),
+            None => cmdline::read(&cli.root)?,
+        };
+        let mut dirs = cli.tasks_dir.clone();
+        if let Some(d) = std::env::var_os("SPEEDISO_TASKS_DIR") {
+            dirs.insert(0, PathBuf::from(d));
+        }
+        let run_dir = cli
+            .run_dir
+            .clone()
+            .or_else(|| std::env::var_os("SPEEDISO_RUN_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/run/speediso"));
+        let cmdline = cmdline::parse(&line);
+        // Secrets are known before anything is printed or sent.
+        for p in &cmdline.params {
+            if let Some(v) = &p.value {
+                let key = p.key.strip_prefix("speediso.").unwrap_or(&p.key);
+                crate::redact::register_option(key, v);
+            }
+        }
+        Ok(Env {
+            root: cli.root.clone(),
+            cmdline,
+            env_task: std::env::var("SPEEDISO").ok(),
+            catalog: Catalog::load(&tasks::default_dirs(&dirs)),
+            run_dir,
+        })
+    }
+
+    fn boot_task(&self) -> Option<(String, TaskSource)> {
+        plan::boot_task(self.env_task.as_deref(), &self.cmdline)
+    }
+
+    /// The sinks for a run: console or JSON lines, journal and sd_notify
+    /// under systemd, the state file. The report sink joins here.
+    /// `state`: also record the run in the state file `speediso status`
+    /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
+    /// hides what the boot's task did.
+    fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
+        let console: Box<dyn Sink> = if json {
+            Box::new(sinks::jsonl::JsonLines(std::io::stdout()))
+        } else {
+            Box::new(sinks::console::Console::stdout())
+        };
+        self.sinks_with(console, state)
+    }
+
+    /// `console` plus the sinks every bus gets (journal, notify, the state
+    /// file when `state`, report and Foreman when configured).
+    fn sinks_with(&self, console: Box<dyn Sink>, state: bool) -> Vec<Box<dyn Sink>> {
+        let mut v: Vec<Box<dyn Sink>> = vec![console];
+        if let Some(j) = sinks::journal::Journal::under_systemd() {
+            v.push(Box::new(j));
+        }
+        if let Some(n) = sinks::notify::Notify::from_env() {
+            v.push(Box::new(n));
+        }
+        if state {
+            if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
+                v.push(Box::new(s));
+            }
+        }
+        // A bad report configuration rejects the plan (plan::build says
+        // why); here it only means no report sink.
+        if let Ok((opts, _)) = plan::check_options(&self.cmdline) {
+            if let Ok(Some(cfg)) = crate::report::Config::from_options(&opts) {
+                v.push(Box::new(sinks::report::Report::new(cfg, &self.run_dir)));
+            }
+            if let Ok(Some(cfg)) = crate::report::Config::foreman(&opts) {
+                match cfg.agent() {
+                    Ok(agent) => v.push(Box::new(sinks::foreman::Foreman::new(
+                        &cfg.base,
+                        agent,
+                        sinks::foreman::POLICY,
+                    ))),
+                    Err(e) => crate::say!("speediso: foreman: {e:#}"),
+                }
+            }
+        }
+        v
+    }
+
+    /// The command line's `speediso.*` options for a command run by hand,
+    /// warnings printed; `None` (the error printed) when one is invalid.
+    fn checked_options(&self) -> Option<plan::Options> {
+        match plan::check_options(&self.cmdline) {
+            Ok((options, warnings)) => {
+                for w in warnings {
+                    crate::say!("speediso: warning: {w}");
+                }
+                Some(options)
+            }
+            Err(e) => {
+                crate::say!("speediso: {e}");
+                None
+            }
+        }
+    }
+
+    /// The bus of a task run or a dispatch: every sink.
+    fn bus(&self, task: Option<String>, json: bool) -> Bus {
+        Bus::new(
+            task,
+            host::identify(&self.root, &self.cmdline),
+            self.sinks(json, true),
+        )
+    }
+
+    /// The bus of an ad-hoc command (bench, wipe by hand): every sink but
+    /// the state file.
+    fn adhoc_bus(&self, task: Option<String>, json: bool) -> Bus {
+        Bus::new(
+            task,
+            host::identify(&self.root, &self.cmdline),
+            self.sinks(json, false),
+        )
+    }
+}
+
+/// Run the parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    let env = Env::new(&cli)?;
+    match cli.command {
+        Command::Dispatch {
+            dry_run,
+            json,
+            wait,
+        } => cmd_dispatch(&env, dry_run, json, wait),
+        Command::Run {
+            task,
+            json,
+            confirm,
+        } => cmd_run(&env, &task, json, confirm.as_deref()),
+        Command::Tasks { json, options } => cmd_tasks(&env, json, options),
+        Command::Status { json, events } => cmd_status(&env, json, events),
+        Command::Bench { json, what } => cmd_bench(&env, json, &what),
+        Command::Wipe {
+            plan,
+            device,
+            all,
+            method,
+            verify,
+            confirm,
+            passes,
+            blank,
+            key,
+            json,
+        } => cmd_wipe(
+            &env,
+            WipeArgs {
+                plan,
+                device,
+                all,
+                method,
+                verify,
+                confirm,
+                passes,
+                blank,
+                key,
+                json,
+            },
+        ),
+        Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
+        Command::Install(a) => cmd_install(&env, a),
+        Command::Inventory {
+            json,
+            pci_ids,
+            smart,
+        } => cmd_inventory(&env, json, pci_ids, smart),
+    }
+}
+
+fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
+    use crate::bench::{cpu, disk, memory};
+    let step = match what {
+        BenchCmd::Net(args) => {
+            // Live throughput goes to every sink (journal, report
+            // endpoint). The console is stdout, or with --json stderr,
+            // and stdout then carries only the result document, as for
+            // the other benchmarks.
+            let console: Box<dyn Sink> = if json {
+                let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+                Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+            } else {
+                Box::new(sinks::console::Console::stdout())
+            };
+            let plan = match crate::netbench::cli_plan(args) {
+                Ok(p) => p,
+                Err(rc) => return Ok(rc),
+            };
+            let bus = Bus::new(
+                Some("bench".into()),
+                host::identify(&env.root, &env.cmdline),
+                env.sinks_with(console, false),
+            );
+            let run =
+                crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
+            return match crate::netbench::run(&plan, &run.step) {
+                Ok(data) => {
+                    run.step
+                        .emit(crate::events::Body::Result { data: data.clone() });
+                    let rc = run.finish(exit::SUCCESS, None);
+                    if json {
+                        crate::out!("{}", serde_json::to_string_pretty(&data)?);
+                    }
+                    Ok(rc)
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    run.finish(exit::FAILED, Some(msg));
+                    Err(e)
+                }
+            };
+        }
+        BenchCmd::Cpu(_) => cpu::NAME,
+        BenchCmd::Memory(_) => memory::NAME,
+        BenchCmd::Disk(_) => disk::NAME,
+    };
+    // With --json, stdout carries only the result; progress goes to stderr.
+    let console: Box<dyn Sink> = if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    };
+    // A refused command line starts no run (like a usage error).
+    if let BenchCmd::Disk(a) = what {
+        if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
+            crate::say!("speediso: {e:#}");
+            return Ok(if e.downcast_ref::<disk::Refusal>().is_some() {
+                exit::REFUSED
+            } else {
+                exit::FAILED
+            });
+        }
+    }
+    // Every sink, as for a task's step: by hand is no reason to be unheard.
+    let bus = Bus::new(
+        Some("bench".into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, false),
+    );
+    let run = crate::run::AdHoc::start(bus, step, step, false);
+    let ev = run.step.clone();
+    let res = match what {
+        BenchCmd::Cpu(a) => cpu::run(&a.config(), &ev)
+            .and_then(|r| Ok((serde_json::to_value(&r)?, cpu::summary(&r)))),
+        BenchCmd::Memory(a) => memory::run(&a.config(), &env.root, &ev)
+            .and_then(|r| Ok((serde_json::to_value(&r)?, memory::summary(&r)))),
+        BenchCmd::Net(_) => unreachable!("handled above"),
+        BenchCmd::Disk(a) => {
+            disk::run_target(&env.root, &a.config(), &a.target, &ev).and_then(|r| {
+                if let Some(v) = r.verify.as_ref().filter(|v| v.errors > 0) {
+                    crate::say!("speediso: verify found {} bad sector(s)", v.errors);
+                }
+                Ok((serde_json::to_value(&r)?, disk::summary(&r)))
+            })
+        }
+    };
+    let (value, text) = match res {
+        Ok(v) => v,
+        Err(e) if e.downcast_ref::<disk::Refusal>().is_some() => {
+            crate::say!("speediso: {e:#}");
+            return Ok(run.finish(exit::REFUSED, Some(format!("{e:#}"))));
+        }
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    ev.emit(crate::events::Body::Result {
+        data: value.clone(),
+    });
+    let bad_verify = value["verify"]["errors"].as_u64().is_some_and(|n| n > 0)
+        || value["check"]["errors"].as_u64().is_some_and(|n| n > 0);
+    let rc = if bad_verify {
+        run.finish(exit::FAILED, Some("verification found bad sectors".into()))
+    } else {
+        run.finish(exit::SUCCESS, None)
+    };
+    if json {
+        crate::out!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", crate::redact::text(&text));
+    }
+    Ok(rc)
+}
+
+fn cmd_dispatch(env: &Env, dry_run: bool, json: bool, wait: Option<Duration>) -> Result<i32> {
+    let plan = plan::build(env.boot_task(), &env.cmdline, &env.catalog);
+    if dry_run {
+        if json {
+            crate::out!(
+                "{}",
+                serde_json::to_string_pretty(&dispatch::dry_run_json(&plan))?
+            );
+        } else {
+            print_plan(&plan);
+        }
+        return Ok(match &plan {
+            Ok(_) => exit::SUCCESS,
+            Err(r) => dispatch::rejection_status(r),
+        });
+    }
+    let plan = match plan {
+        Ok(p) => p,
+        Err(r) => {
+            let bus = env.bus(None, json);
+            let rc = dispatch::reject(&bus, &r);
+            bus.close(crate::run::CLOSE_DEADLINE);
+            return Ok(rc);
+        }
+    };
+    for w in &plan.warnings {
+        crate::say!("speediso: warning: {w}");
+    }
+    // No timeout of our own by default (`wait` is only --wait):
+    // `speediso run` enforces the task's limit (which a wipe raises from
+    // its disks' sizes) and may stay up for undelivered certificates; the
+    // unit has TimeoutStartSec=infinity.
+    let systemd = SystemBus::connect()?;
+    Ok(dispatch::start_and_wait(&plan, &systemd, wait, &mut |s| {
+        crate::out!("{s}")
+    }))
+}
+
+fn print_plan(plan: &Result<Plan, Rejection>) {
+    match plan {
+        Ok(p) => {
+            crate::out!("task:        {} ({:?})", p.task.name, p.source);
+            crate::out!("unit:        {}", p.unit());
+            crate::out!("description: {}", p.task.description);
+            crate::out!("steps:       {}", p.step_ids().join(", "));
+            crate::out!(
+                "destructive: {}",
+                if p.task.destructive { "YES" } else { "no" }
+            );
+            crate::out!("after:       {}", p.after.as_str());
+            for (k, v) in &p.options.redacted() {
+                crate::out!("option:      speediso.{k}={v}");
+            }
+            for w in &p.warnings {
+                crate::out!("warning:     {w}");
+            }
+        }
+        Err(r) => crate::out!("rejected: {}", r.reason),
+    }
+}
+
+fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i32> {
+    let plan = match plan::build(
+        Some((task.to_string(), TaskSource::Argument)),
+        &env.cmdline,
+        &env.catalog,
+    ) {
+        Ok(p) => p,
+        Err(r) => {
+            crate::say!("speediso: {}", r.reason);
+            return Ok(exit::USAGE);
+        }
+    };
+    let boot = env.boot_task().map(|(t, _)| t);
+    let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
+    let bus = env.bus(Some(plan.task.name.clone()), json);
+    let rc = crate::run::run(&plan, &env.root, &bus, allowed);
+    // A run that succeeded and whose task powers off or reboots afterwards
+    // must not take its erasure certificates down with it (audit item 6).
+    // A failed run stays up anyway: the dispatcher applies after= only on
+    // success.
+    sinks::report::set_hold_evidence(
+        rc == exit::SUCCESS
+            && plan.after != tasks::After::Stay
+            && !plan.options.flag("wipe.poweroff_undelivered"),
+    );
+    bus.close(crate::run::CLOSE_DEADLINE);
+    if rc == exit::SUCCESS && sinks::report::evidence_lost() {
+        crate::say!(
+            "speediso: an erasure certificate of this run could not be delivered (refused, or \
+             the spool was full): the run FAILS so the machine is not powered off without it"
+        );
+        return Ok(exit::FAILED);
+    }
+    Ok(rc)
+}
+
+fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
+    if options {
+        if json {
+            let m: serde_json::Map<String, serde_json::Value> = plan::known_options()
+                .map(|(k, h)| (format!("speediso.{k}"), h.into()))
+                .collect();
+            crate::out!("{}", serde_json::to_string_pretty(&m)?);
+        } else {
+            for (k, h) in plan::known_options() {
+                crate::out!("speediso.{k:<18} {h}");
+            }
+        }
+        return Ok(exit::SUCCESS);
+    }
+    if json {
+        let v = serde_json::json!({
+            "tasks": env.catalog.tasks.values().collect::<Vec<_>>(),
+            "broken": env.catalog.broken,
+        });
+        crate::out!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::SUCCESS);
+    }
+    crate::out!(
+        "{:<14} {:<11} {:<9} {:<6} STEPS",
+        "TASK",
+        "DESTRUCTIVE",
+        "AFTER",
+        "LIMIT"
+    );
+    for t in env.catalog.tasks.values() {
+        let steps: Vec<String> = t
+            .steps
+            .iter()
+            .map(|s| {
+                let avail = if tasks::module_for(&s.module).is_ok() {
+                    ""
+                } else {
+                    " (unavailable)"
+                };
+                format!("{}{avail}", s.id())
+            })
+            .collect();
+        crate::out!(
+            "{:<14} {:<11} {:<9} {:<6} {}",
+            t.name,
+            if t.destructive { "yes" } else { "no" },
+            t.after.as_str(),
+            t.time_limit
+                .map(|d| sinks::human_duration(d.as_secs_f64()))
+                .unwrap_or_else(|| "none".into()),
+            if steps.is_empty() {
+                "(none)".into()
+            } else {
+                steps.join(", ")
+            }
+        );
+        crate::out!("{:<14} {}", "", t.description);
+    }
+    for (name, err) in &env.catalog.broken {
+        crate::out!("{name:<14} BROKEN: {err}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -> Result<i32> {
+    let opts = crate::inventory::Options { pci_ids, smart };
+    let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
+    let text = if json {
+        for n in &notes {
+            crate::say!("speediso: note: {n}");
+        }
+        serde_json::to_string_pretty(&inv)? + "\n"
+    } else {
+        crate::inventory::render(&inv, &notes)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `speediso inventory | head` is fine.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the inventory")
+        }
+        _ => Ok(exit::SUCCESS),
+    }
+}
+
+fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
+    let boot = env.boot_task();
+    let plan = plan::build(boot.clone(), &env.cmdline, &env.catalog);
+    let unit = plan.as_ref().ok().map(|p| p.unit());
+    let unit_state = unit.as_ref().map(|u| {
+        SystemBus::connect()
+            .and_then(|s| s.unit_state(u))
+            .map_err(|e| format!("{e:#}"))
+    });
+    let spool_dir = crate::report::spool::spool_dir(&env.run_dir);
+    let backlog = crate::report::spool::backlog(&spool_dir);
+    let undelivered_certs = crate::report::spool::undelivered_certificates_in(&spool_dir);
+    // Written by a run that stays up for its certificates (audit item 6).
+    let holding: Option<serde_json::Value> =
+        std::fs::read(crate::report::spool::hold_path(&spool_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let state = sinks::state::read(&env.run_dir)
+        .with_context(|| format!("reading state in {}", env.run_dir.display()))?;
+    if json {
+        let v = serde_json::json!({
+            "boot_task": boot.as_ref().map(|(t, _)| t),
+            "plan": dispatch::dry_run_json(&plan),
+            "unit": unit,
+            "unit_state": unit_state.as_ref().map(|r| match r {
+                Ok(s) => serde_json::to_value(s).unwrap_or_default(),
+                Err(e) => serde_json::json!({"error": e}),
+            }),
+            "state": state,
+            "report_backlog": {
+                "spools": backlog.0,
+                "undelivered_events": backlog.1,
+                "undelivered_certificates": undelivered_certs,
+                "holding_for_certificates": holding,
+            },
+        });
+        crate::out!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(exit::SUCCESS);
+    }
+    match (&boot, &plan) {
+        (_, Ok(p)) => crate::out!("boot task: {} ({:?})", p.task.name, p.source),
+        (None, Err(_)) => crate::out!("boot task: none (rescue: nothing runs)"),
+        (Some((t, _)), Err(r)) => crate::out!("boot task: {t:?} REJECTED: {}", r.reason),
+    }
+    if let (Some(u), Some(st)) = (&unit, &unit_state) {
+        match st {
+            Ok(s) => crate::out!("unit:      {u}: {} ({})", s.active_state, s.sub_state),
+            Err(e) => crate::out!("unit:      {u}: state unknown ({e})"),
+        }
+    }
+    if backlog.1 > 0 {
+        crate::out!(
+            "report:    {} event(s) not yet delivered, in {} spool(s) under {}",
+            backlog.1,
+            backlog.0,
+            spool_dir.display()
+        );
+    }
+    if undelivered_certs > 0 {
+        crate::out!("evidence:  {undelivered_certs} erasure certificate(s) not yet delivered");
+    }
+    if let Some(h) = &holding {
+        crate::out!(
+            "HOLDING:   the run stays up until its certificates reach {} (since {}; last error: {}); \
+             speediso.wipe.poweroff_undelivered=1 would power off without them",
+            h["endpoint"].as_str().unwrap_or("?"),
+            h["since"].as_str().unwrap_or("?"),
+            h["last_error"].as_str().unwrap_or("none"),
+        );
+    }
+    let Some(st) = state else {
+        crate::out!("no run recorded in {}", env.run_dir.display());
+        return Ok(exit::SUCCESS);
+    };
+    crate::out!(
+        "last run:  {} task {} {} (started {}, finished {})",
+        st.run_id,
+        st.task.as_deref().unwrap_or("-"),
+        st.outcome,
+        st.started.as_deref().unwrap_or("-"),
+        st.finished.as_deref().unwrap_or("-")
+    );
+    let skip = st.events.len().saturating_sub(n_events);
+    if !st.events.is_empty() {
+        crate::out!("events:");
+    }
+    for ev in st.events.iter().skip(skip) {
+        let time = ev.ts.get(11..19).unwrap_or(&ev.ts);
+        crate::out!("  {time}  {}", sinks::describe(ev));
+    }
+    for (step, data) in &st.results {
+        let text = serde_json::to_string(data)?;
+        let short: String = text.chars().take(160).collect();
+        crate::out!(
+            "result [{step}]: {short}{}",
+            if text.len() > 160 { "…" } else { "" }
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+struct WipeArgs {
+    plan: bool,
+    device: Vec<String>,
+    all: bool,
+    method: Option<String>,
+    verify: Option<String>,
+    confirm: Vec<String>,
+    passes: Option<u32>,
+    blank: bool,
+    key: Option<PathBuf>,
+    json: bool,
+}
+
+fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
+    use crate::wipe::{self, select::Request, verify::VerifyMode};
+    let Some(mut options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    if let Some(m) = &a.method {
+        options.0.insert("wipe.method".into(), m.clone());
+    }
+    if let Some(v) = &a.verify {
+        if VerifyMode::parse(v).is_none() {
+            crate::say!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
+            return Ok(exit::USAGE);
+        }
+        options.0.insert("wipe.verify".into(), v.clone());
+    }
+    if let Some(p) = a.passes {
+        options.0.insert("wipe.passes".into(), p.to_string());
+    }
+    if a.blank {
+        options.0.insert("wipe.blank".into(), "1".into());
+    }
+    if let Some(k) = &a.key {
+        options.0.insert("wipe.key".into(), k.display().to_string());
+    }
+    let cfg = wipe::Config::from_options(&options, env.run_dir.clone())?;
+    if a.device.is_empty() && !a.all {
+        crate::say!("speediso: name the disks with --device PATH, or use --all");
+        return Ok(exit::USAGE);
+    }
+    let req = Request {
+        devices: a.device.clone(),
+        all: a.all,
+        ..Default::default()
+    }
+    .with_options(&options)
+    .with_env();
+    let p = match wipe::plan(&env.root, &req, &cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let show = |p: &wipe::WipePlan| -> Result<()> {
+        if a.json {
+            crate::out!("{}", serde_json::to_string_pretty(p)?);
+        } else {
+            print!("{}", crate::redact::text(&wipe::describe_plan(p)));
+        }
+        Ok(())
+    };
+    if a.plan {
+        if !a.json {
+            crate::out!("WIPE PLAN (nothing is erased with --plan)");
+        }
+        show(&p)?;
+        return Ok(exit::SUCCESS);
+    }
+    if p.erase.is_empty() {
+        show(&p)?;
+        crate::say!("speediso: no disk is eligible for wiping; nothing erased");
+        if let Some(b) = p.blocking_summary() {
+            crate::say!("speediso: {b}");
+        }
+        return Ok(exit::FAILED);
+    }
+    let unconfirmed: Vec<String> = p
+        .erase
+        .iter()
+        .filter(|e| {
+            let name = e.disk.confirm_name();
+            !a.confirm.contains(&name)
+        })
+        .map(|e| {
+            format!(
+                "{} (confirm with {})",
+                e.disk.path.display(),
+                e.disk.confirm_name()
+            )
+        })
+        .collect();
+    if !unconfirmed.is_empty() {
+        show(&p)?;
+        crate::say!(
+            "speediso: refusing to erase: each disk must be confirmed with --confirm SERIAL (or PATH when it has no serial); not confirmed: {}",
+            unconfirmed.join(", ")
+        );
+        return Ok(exit::REFUSED);
+    }
+    use crate::events::Body;
+    let run = crate::run::AdHoc::start(
+        env.adhoc_bus(Some(wipe::NAME.into()), a.json),
+        wipe::NAME,
+        wipe::NAME,
+        true,
+    );
+    let ev = run.step.clone();
+    let res = wipe::execute(&p, &cfg, &env.root, run.run_id(), Some(ev.clone()));
+    let mut error = None;
+    let rc = match res {
+        Ok(r) => {
+            ev.emit(Body::Result {
+                data: serde_json::to_value(&r)?,
+            });
+            if !a.json {
+                for d in &r.disks {
+                    crate::out!(
+                        "{}: {} by {} ({}), verify {} {}{}",
+                        d.device,
+                        d.outcome.to_uppercase(),
+                        d.method.name(),
+                        d.method.category(),
+                        d.verify.method,
+                        d.verify.result,
+                        d.error
+                            .as_ref()
+                            .map(|e| format!(" — {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+                for c in &r.certificate_files {
+                    crate::out!("certificate: {c}");
+                }
+                crate::out!("public key ({}): {}", r.key_source, r.public_key);
+            }
+            // Named devices (--device) are the only ones in the plan, so
+            // the rule is the task's: a blocking skip fails the run.
+            let mut errors = Vec::new();
+            if !r.failed.is_empty() {
+                crate::say!("speediso: wipe FAILED on: {}", r.failed.join("; "));
+                errors.push(format!("wipe failed on: {}", r.failed.join("; ")));
+            }
+            if let Some(b) = p.blocking_summary() {
+                crate::say!("speediso: wipe FAILED: not erased: {b}");
+                errors.push(format!("not erased: {b}"));
+            }
+            if errors.is_empty() {
+                exit::SUCCESS
+            } else {
+                error = Some(errors.join("; "));
+                exit::FAILED
+            }
+        }
+        Err(e) => {
+            crate::say!("speediso: wipe: {e:#}");
+            error = Some(format!("{e:#}"));
+            exit::FAILED
+        }
+    };
+    Ok(run.finish(rc, error))
+}
+
+fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
+    use crate::events::Body;
+    use crate::install::{self, Config};
+    let Some(mut options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    for (k, v) in [
+        ("image", &a.image),
+        ("sha256", &a.sha256),
+        ("target", &a.target),
+        ("kernel", &a.kernel),
+        ("initrd", &a.initrd),
+        ("append", &a.append),
+        ("kernel_sha256", &a.kernel_sha256),
+        ("initrd_sha256", &a.initrd_sha256),
+    ] {
+        if let Some(v) = v {
+            options.0.insert(format!("install.{k}"), v.clone());
+        }
+    }
+    if a.insecure {
+        options.0.insert("install.insecure".into(), "1".into());
+    }
+    let cfg = match Config::from_options(&options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    for k in ["sha256", "kernel_sha256", "initrd_sha256"] {
+        if let Some(v) = options.get(&format!("install.{k}")) {
+            if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                crate::say!(
+                    "speediso: --{}: expected 64 hex digits",
+                    k.replace('_', "-")
+                );
+                return Ok(exit::USAGE);
+            }
+        }
+    }
+    let disk = if cfg.image.is_some() {
+        // An exclusion that names no disk rejects the plan, as for wipe.
+        let exclude = crate::wipe::select::Request::default()
+            .with_options(&options)
+            .exclude;
+        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+        let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
+            Ok(d) => d,
+            Err(e) => {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::REFUSED);
+            }
+        };
+        if !install::confirmed(&disk, a.confirm.as_deref()) {
+            crate::say!(
+                "speediso: refusing to write {} ({} bytes{}): confirm with --confirm {}",
+                disk.path.display(),
+                disk.size_bytes,
+                disk.model
+                    .as_ref()
+                    .map(|m| format!(", {m}"))
+                    .unwrap_or_default(),
+                disk.confirm_name()
+            );
+            return Ok(exit::REFUSED);
+        }
+        Some(disk)
+    } else {
+        None
+    };
+    let run = crate::run::AdHoc::start(
+        env.adhoc_bus(Some(install::NAME.into()), a.json),
+        install::NAME,
+        install::NAME,
+        disk.is_some(),
+    );
+    let ev = run.step.clone();
+    let res = match &disk {
+        Some(d) => install::install_image(&cfg, d, Some(&ev)).and_then(|r| {
+            if !a.json {
+                crate::out!(
+                    "installed {} ({:?}, sha256 {}) to {}: {} bytes written and read back in {:.1}s ({:.1} MB/s)",
+                    r.image, r.format, r.sha256, r.target.path, r.bytes_written, r.duration_s, r.mb_per_s
+                );
+            }
+            Ok(serde_json::to_value(&r)?)
+        }),
+        None => install::kexec::load(&cfg).and_then(|l| {
+            if !a.json {
+                crate::out!(
+                    "installer kernel {} loaded (kexec_loaded={}); boot it with `systemctl kexec`",
+                    l.kernel.url, l.loaded
+                );
+            }
+            Ok(serde_json::to_value(&l)?)
+        }),
+    };
+    let (rc, error) = match res {
+        Ok(data) => {
+            ev.emit(Body::Result { data });
+            (exit::SUCCESS, None)
+        }
+        Err(e) => {
+            crate::say!("speediso: install: {e:#}");
+            (exit::FAILED, Some(format!("{e:#}")))
+        }
+    };
+    Ok(run.finish(rc, error))
+}
+
+fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
+    use crate::wipe::cert;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let key = cert::parse_public(pubkey)?;
+    match cert::verify(&v, &key) {
+        Ok(()) => {
+            crate::out!(
+                "OK: {} certificate {} for {} ({}), signed by {}",
+                v["outcome"].as_str().unwrap_or("?"),
+                v["id"].as_str().unwrap_or("?"),
+                v["media"]["serial"]
+                    .as_str()
+                    .or(v["media"]["device_path"].as_str())
+                    .unwrap_or("?"),
+                v["sanitization"]["method"].as_str().unwrap_or("?"),
+                hex::encode(key.to_bytes())
+            );
+            match v["signer"]["source"].as_str() {
+                Some("generated") => crate::out!(
+                    "note: signed by a key generated for that run: it proves the certificate \
+                     was not altered, not who produced it"
+                ),
+                Some(src) => crate::out!("key source (signed): {src}"),
+                None => crate::out!("note: schema 1 certificate: the key's source is not signed"),
+            }
+            Ok(exit::SUCCESS)
+        }
+        Err(e) => {
+            crate::out!("INVALID: {}: {e:#}", file.display());
+            Ok(exit::FAILED)
+        }
+    }
+}
+
+/// Moved to the leaf `crate::root`; kept here for the handlers.
+pub use crate::root::under_root;

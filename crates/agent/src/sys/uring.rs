@@ -1,0 +1,245 @@
+//! A small io_uring queue for the disk benchmark: a file, `depth` aligned
+//! buffers ("slots") the queue owns, and reads/writes of whole slots at byte
+//! offsets. The unsafe part of io_uring is that the kernel reads or writes a
+//! buffer after `push` returned; here a slot cannot be touched or freed while
+//! its I/O is in flight (`buf_mut` refuses, `Drop` waits for the kernel).
+#![allow(unsafe_code)]
+
+use super::iobuf::IoArena;
+use io_uring::{opcode, types, IoUring};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+
+/// Buffer alignment: O_DIRECT wants the logical block size; 4096 covers
+/// every disk we meet (512e and 4Kn) and is the page size.
+pub const ALIGN: usize = 4096;
+
+/// A finished I/O: which slot, and bytes transferred or the error.
+#[derive(Debug)]
+pub struct Completion {
+    pub slot: usize,
+    pub result: io::Result<usize>,
+}
+
+/// An io_uring submission/completion queue over one file with `depth`
+/// slots of `block` bytes each. Use it from the thread that created it
+/// (the ring is set up single-issuer).
+pub struct Queue {
+    ring: IoUring,
+    // Keeps the descriptor the queued entries name open.
+    file: File,
+    // Every slot's buffer, back to back (one huge-page-backed mapping);
+    // `None` only after Drop gave up on the kernel and leaked it.
+    arena: Option<IoArena>,
+    block: usize,
+    busy: Vec<bool>,
+    in_flight: usize,
+    pending: usize,
+}
+
+impl Queue {
+    /// A queue of `depth` slots of `block` bytes (a multiple of `ALIGN`).
+    pub fn new(file: File, depth: usize, block: usize) -> io::Result<Queue> {
+        if depth == 0 || block == 0 || !block.is_multiple_of(ALIGN) || block > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("queue depth {depth} and block {block} (must be a multiple of {ALIGN})"),
+            ));
+        }
+        let entries = depth.next_power_of_two() as u32;
+        // As fio's io_uring engine does: completions are run when we reap
+        // them (no IPIs), by the one thread that submits. Older kernels
+        // (before 6.1) reject these flags; fall back to a plain ring.
+        let ring = IoUring::builder()
+            .setup_cqsize(entries * 2)
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
+        let arena = IoArena::new(depth * block)?;
+        Ok(Queue {
+            ring,
+            file,
+            arena: Some(arena),
+            block,
+            busy: vec![false; depth],
+            in_flight: 0,
+            pending: 0,
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.busy.len()
+    }
+
+    pub fn block(&self) -> usize {
+        self.block
+    }
+
+    fn slot_range(&self, slot: usize) -> std::ops::Range<usize> {
+        slot * self.block..(slot + 1) * self.block
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The contents of an idle slot (`None` while its I/O is in flight).
+    pub fn buf(&self, slot: usize) -> Option<&[u8]> {
+        if self.busy[slot] {
+            return None;
+        }
+        let r = self.slot_range(slot);
+        Some(&self.arena.as_ref()?.as_slice()[r])
+    }
+
+    /// The contents of an idle slot, to fill before a write.
+    pub fn buf_mut(&mut self, slot: usize) -> Option<&mut [u8]> {
+        if self.busy[slot] {
+            return None;
+        }
+        let r = self.slot_range(slot);
+        Some(&mut self.arena.as_mut()?.as_mut_slice()[r])
+    }
+
+    /// Queue a read of the whole slot from `offset`; sent on the next
+    /// `submit` or `wait`.
+    pub fn push_read(&mut self, slot: usize, offset: u64) -> io::Result<()> {
+        self.push(slot, offset, false)
+    }
+
+    /// Queue a write of the whole slot to `offset`.
+    pub fn push_write(&mut self, slot: usize, offset: u64) -> io::Result<()> {
+        self.push(slot, offset, true)
+    }
+
+    fn push(&mut self, slot: usize, offset: u64, write: bool) -> io::Result<()> {
+        if slot >= self.busy.len() || self.busy[slot] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("slot {slot} is busy or out of range"),
+            ));
+        }
+        let fd = types::Fd(self.file.as_raw_fd());
+        let arena = self
+            .arena
+            .as_ref()
+            .ok_or_else(|| io::Error::other("queue buffers were given up"))?;
+        // SAFETY: slot < depth, so the slot's block lies inside the arena.
+        let ptr = unsafe { arena.as_ptr().add(slot * self.block) };
+        let len = self.block as u32;
+        let entry = if write {
+            opcode::Write::new(fd, ptr, len).offset(offset).build()
+        } else {
+            opcode::Read::new(fd, ptr, len).offset(offset).build()
+        }
+        .user_data(slot as u64);
+        // SAFETY: the buffer stays allocated and untouched by us until its
+        // completion is reaped (the slot is busy until then, and Drop waits
+        // for every in-flight I/O); the fd lives as long as `self.file`.
+        // The SQ has at least `depth` entries and at most `depth` slots are
+        // busy, so it cannot be full.
+        unsafe { self.ring.submission().push(&entry) }
+            .map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        self.busy[slot] = true;
+        self.in_flight += 1;
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Send queued entries to the kernel without waiting.
+    pub fn submit(&mut self) -> io::Result<()> {
+        if self.pending > 0 {
+            self.ring.submit()?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Submit anything queued, wait until at least `min` I/Os completed
+    /// (bounded by what is in flight), and append every completion ready now.
+    pub fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        let want = min.min(self.in_flight);
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending = 0;
+        for cqe in self.ring.completion() {
+            let slot = cqe.user_data() as usize;
+            let res = cqe.result();
+            let result = if res < 0 {
+                Err(io::Error::from_raw_os_error(-res))
+            } else {
+                Ok(res as usize)
+            };
+            if slot < self.busy.len() && self.busy[slot] {
+                self.busy[slot] = false;
+                self.in_flight -= 1;
+            }
+            out.push(Completion { slot, result });
+        }
+        Ok(())
+    }
+
+    /// Wait for every in-flight I/O; their completions are dropped.
+    pub fn drain(&mut self) -> io::Result<()> {
+        let mut sink = Vec::new();
+        while self.in_flight > 0 {
+            sink.clear();
+            self.wait(1, &mut sink)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        if self.drain().is_err() && self.in_flight > 0 {
+            // The kernel may still write into these buffers: leak them
+            // rather than free memory it owns.
+            std::mem::forget(self.arena.take());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn write_then_read_back() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![0u8; 4 * ALIGN]).unwrap();
+        let mut q = Queue::new(f, 2, ALIGN).unwrap();
+        q.buf_mut(0).unwrap().fill(0xab);
+        q.push_write(0, ALIGN as u64).unwrap();
+        assert!(q.buf_mut(0).is_none(), "busy slot must not be writable");
+        assert!(q.push_read(0, 0).is_err(), "busy slot must not be reused");
+        let mut done = Vec::new();
+        q.wait(1, &mut done).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].result.as_ref().unwrap(), &ALIGN);
+        q.push_read(1, ALIGN as u64).unwrap();
+        done.clear();
+        q.wait(1, &mut done).unwrap();
+        assert_eq!(done[0].slot, 1);
+        assert!(q.buf(1).unwrap().iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn rejects_unaligned_block() {
+        let f = tempfile::tempfile().unwrap();
+        assert!(Queue::new(f, 1, 1000).is_err());
+    }
+}

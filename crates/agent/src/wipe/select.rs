@@ -1,0 +1,1308 @@
+//! Which disks a wipe may touch. Reads /sys/block, mountinfo, /proc/swaps
+//! and the command line through `root`, and gives every device either a
+//! place in the plan or the list of reasons it is skipped, each skip
+//! classed as policy (not a target: excluded, live medium, USB, remote
+//! storage, not a disk) or blocking (a disk that should be erased and
+//! cannot be: read-only, mounted, held, ...; fails a wipe task). Pure
+//! reads: devices are only opened read-only, to look for cluster file
+//! system signatures.
+
+use crate::host::read_attr;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Env var of the VM suite and the live image's own tests: real (non-loop)
+/// disks may be erased when it is `1`, besides in a booted live image.
+pub const ALLOW_REAL_ENV: &str = "SPEEDISO_WIPE_ALLOW_REAL";
+/// Env var for tests: a comma-separated list of device paths; when set, no
+/// other device is ever selected, whatever `--all` says.
+pub const TEST_ALLOW_ENV: &str = "SPEEDISO_WIPE_TEST_ALLOW";
+
+/// How a disk is attached; decides which firmware commands can reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Nvme,
+    Ata,
+    Scsi,
+    Usb,
+    Virtio,
+    Mmc,
+    Loop,
+    /// dm, md, zram, ram, nbd, optical...: never wiped directly.
+    Other,
+}
+
+/// What we know about one whole block device.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disk {
+    pub name: String,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub logical_block_size: u32,
+    pub transport: Transport,
+    pub rotational: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// For loop devices: the file behind it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<String>,
+    /// `major:minor`.
+    pub devno: String,
+    #[serde(skip)]
+    pub read_only: bool,
+    #[serde(skip)]
+    pub partitions: Vec<String>,
+    #[serde(skip)]
+    pub sys_path: PathBuf,
+    /// A device-mapper device over loop devices only, named in the test
+    /// allow list: the fault-injection tests erase it like a loop device.
+    #[serde(skip)]
+    pub test_target: bool,
+}
+
+impl Disk {
+    /// How `--confirm` and certificates name the disk: its serial, or its
+    /// path when it has none.
+    pub fn confirm_name(&self) -> String {
+        self.serial
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// NIST "media type", in words.
+    pub fn media_type(&self) -> &'static str {
+        match (self.transport, self.rotational) {
+            (Transport::Nvme, _) => "flash (NVMe SSD)",
+            (Transport::Loop, _) => "file-backed loop device",
+            (Transport::Mmc, _) => "flash (eMMC/SD)",
+            (_, true) => "magnetic (HDD)",
+            (_, false) => "flash (SSD) or virtual disk",
+        }
+    }
+
+    pub fn is_loop(&self) -> bool {
+        self.transport == Transport::Loop && self.devno.starts_with("7:")
+    }
+}
+
+/// What the caller asks to be selected.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Explicit `--device` paths; empty with `all` means every disk.
+    pub devices: Vec<String>,
+    pub all: bool,
+    /// `speediso.wipe.exclude`: serials, WWNs or paths.
+    pub exclude: Vec<String>,
+    /// `speediso.wipe.usb=1`.
+    pub usb: bool,
+    /// `speediso.wipe.remote=1`: remote (FC, iSCSI, NVMe-oF) and shared
+    /// (multipath, cluster file system) storage is erased too.
+    pub remote: bool,
+    /// Test restriction (`SPEEDISO_WIPE_TEST_ALLOW`): only these paths.
+    pub test_allow: Option<Vec<String>>,
+    /// Whether real (non-loop) disks may be erased on this machine.
+    pub real_allowed: bool,
+}
+
+impl Request {
+    /// Exclusions, USB and remote storage from `speediso.wipe.*`.
+    pub fn with_options(mut self, o: &crate::plan::Options) -> Request {
+        self.exclude = o
+            .get("wipe.exclude")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.usb = o.flag("wipe.usb");
+        self.remote = o.flag("wipe.remote");
+        self
+    }
+
+    /// USB disks are not selected, whatever `speediso.wipe.usb` says
+    /// (install targets).
+    pub fn no_usb(mut self) -> Request {
+        self.usb = false;
+        self
+    }
+
+    /// Fill the environment-driven fields the way production does.
+    pub fn with_env(mut self) -> Request {
+        self.test_allow = std::env::var(TEST_ALLOW_ENV).ok().map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        });
+        self.real_allowed = real_disks_allowed();
+        self
+    }
+}
+
+/// Whether a skip is a choice or a failure to do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SkipClass {
+    /// Not a target: excluded by the operator, the live medium, USB when
+    /// not asked for, remote storage, not a disk at all, outside the test
+    /// restriction.
+    Policy,
+    /// A disk that should have been erased and cannot be (read-only,
+    /// mounted, swap, held, the method cannot handle it, ...). A wipe task
+    /// with one fails, after erasing the rest.
+    Blocking,
+}
+
+/// One reason a device is skipped, with its class.
+pub type Reason = (SkipClass, String);
+
+/// One device the wipe will not touch, and every reason why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// The path as named (or `/dev/NAME`).
+    pub device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Disk>,
+    pub reasons: Vec<String>,
+    /// `policy` when any reason is a policy one (the device is no target
+    /// anyway), else `blocking`.
+    pub class: SkipClass,
+}
+
+impl Skipped {
+    pub fn new(device: String, disk: Option<Disk>, reasons: Vec<Reason>) -> Skipped {
+        let class = if reasons.iter().any(|(c, _)| *c == SkipClass::Policy) {
+            SkipClass::Policy
+        } else {
+            SkipClass::Blocking
+        };
+        Skipped {
+            device,
+            disk,
+            reasons: reasons.into_iter().map(|(_, r)| r).collect(),
+            class,
+        }
+    }
+
+    pub fn is_blocking(&self) -> bool {
+        self.class == SkipClass::Blocking
+    }
+}
+
+/// The result of selection: disks that may be erased, and the rest.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Selection {
+    pub eligible: Vec<Disk>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// May real disks be erased here? Only in the booted live image (the real
+/// /proc/cmdline has `root=live:`, never the one given by `--cmdline`), or
+/// when the VM suite says so. Everywhere else only loop devices are erased,
+/// so a developer's or CI machine's disks are never at risk.
+pub fn real_disks_allowed() -> bool {
+    if std::env::var(ALLOW_REAL_ENV).as_deref() == Ok("1") {
+        return true;
+    }
+    std::fs::read_to_string("/proc/cmdline")
+        .map(|c| {
+            crate::cmdline::parse(&c)
+                .get("root")
+                .and_then(|p| p.value.as_deref())
+                .is_some_and(|v| v.starts_with("live:"))
+        })
+        .unwrap_or(false)
+}
+
+/// Everything read once from /proc and /sys that the checks need.
+struct SysState {
+    /// Disk name → disk.
+    disks: BTreeMap<String, Disk>,
+    /// Partition name → its disk.
+    part_of: BTreeMap<String, String>,
+    /// `major:minor` → disk or partition name.
+    by_devno: BTreeMap<String, String>,
+    /// Disk name → reasons found by scanning mounts, swaps, holders,
+    /// cmdline.
+    found: BTreeMap<String, BTreeSet<Reason>>,
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn transport_of(name: &str, sys_path: &Path) -> Transport {
+    let real = std::fs::canonicalize(sys_path).unwrap_or_else(|_| sys_path.to_path_buf());
+    let real = real.to_string_lossy();
+    if real.contains("/usb") {
+        return Transport::Usb;
+    }
+    if name.starts_with("nvme") {
+        Transport::Nvme
+    } else if name.starts_with("loop") {
+        Transport::Loop
+    } else if name.starts_with("vd") || name.starts_with("xvd") {
+        Transport::Virtio
+    } else if name.starts_with("mmcblk") {
+        Transport::Mmc
+    } else if name.starts_with("sd") || name.starts_with("hd") {
+        if real.contains("/ata") {
+            Transport::Ata
+        } else {
+            Transport::Scsi
+        }
+    } else {
+        Transport::Other
+    }
+}
+
+/// Serial from a SCSI VPD page 0x80 (4-byte header, then ASCII).
+fn vpd_serial(p: &Path) -> Option<String> {
+    let b = std::fs::read(p).ok()?;
+    let s = String::from_utf8_lossy(b.get(4..)?).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn read_disk(root: &Path, name: &str) -> Disk {
+    let sys = root.join("sys/block").join(name);
+    let dev = sys.join("device");
+    let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
+    let transport = transport_of(name, &sys);
+    let serial = read_attr(&dev.join("serial")).or_else(|| vpd_serial(&dev.join("vpd_pg80")));
+    let wwn = read_attr(&sys.join("wwid"))
+        .or_else(|| read_attr(&dev.join("wwid")))
+        .or_else(|| read_attr(&dev.join("wwn")));
+    let mut partitions: Vec<String> = std::fs::read_dir(&sys)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("partition").exists())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    partitions.sort();
+    Disk {
+        name: name.to_string(),
+        path: PathBuf::from("/dev").join(name),
+        size_bytes: num("size").unwrap_or(0) * 512,
+        logical_block_size: num("queue/logical_block_size").unwrap_or(512) as u32,
+        transport,
+        rotational: num("queue/rotational") == Some(1),
+        vendor: read_attr(&dev.join("vendor")),
+        model: read_attr(&dev.join("model")),
+        serial,
+        wwn,
+        firmware: read_attr(&dev.join("firmware_rev")).or_else(|| read_attr(&dev.join("rev"))),
+        backing_file: read_trim(&sys.join("loop/backing_file")),
+        devno: read_trim(&sys.join("dev")).unwrap_or_default(),
+        read_only: num("ro") == Some(1),
+        partitions,
+        sys_path: sys,
+        test_target: false,
+    }
+}
+
+/// The disk now behind block device number `devno` (`M:m`), through
+/// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
+/// with the plan.
+pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
+    let real = std::fs::canonicalize(root.join("sys/dev/block").join(devno)).ok()?;
+    let name = real.file_name()?.to_string_lossy().to_string();
+    root.join("sys/block")
+        .join(&name)
+        .exists()
+        .then(|| read_disk(root, &name))
+}
+
+/// The kernel name behind a /dev path (following one symlink, e.g.
+/// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
+pub fn dev_name(root: &Path, path: &str) -> String {
+    let under = crate::root::under_root(root, path);
+    let target = std::fs::canonicalize(&under)
+        .ok()
+        .or_else(|| std::fs::read_link(&under).ok())
+        .unwrap_or_else(|| PathBuf::from(path));
+    target
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// One mount: device number, source and mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub devno: String,
+    pub source: String,
+    pub mountpoint: String,
+}
+
+/// Parse /proc/self/mountinfo. Octal escapes (`\040`) are decoded.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    let unescape = |s: &str| {
+        let mut out = String::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\' && i + 4 <= b.len() {
+                if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                    out.push(n as char);
+                    i += 4;
+                    continue;
+                }
+            }
+            out.push(b[i] as char);
+            i += 1;
+        }
+        out
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(Mount {
+                devno: f.get(2)?.to_string(),
+                mountpoint: unescape(f.get(4)?),
+                source: unescape(r.get(1)?),
+            })
+        })
+        .collect()
+}
+
+impl SysState {
+    fn read(root: &Path) -> SysState {
+        let mut names: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let mut st = SysState {
+            disks: BTreeMap::new(),
+            part_of: BTreeMap::new(),
+            by_devno: BTreeMap::new(),
+            found: BTreeMap::new(),
+        };
+        for n in names {
+            let d = read_disk(root, &n);
+            st.by_devno.insert(d.devno.clone(), n.clone());
+            for p in &d.partitions {
+                st.part_of.insert(p.clone(), n.clone());
+                if let Some(dn) = read_trim(&d.sys_path.join(p).join("dev")) {
+                    st.by_devno.insert(dn, p.clone());
+                }
+            }
+            st.disks.insert(n, d);
+        }
+        st.scan(root);
+        st
+    }
+
+    /// The disk a kernel name (disk or partition) belongs to.
+    fn disk_of(&self, name: &str) -> Option<String> {
+        if self.disks.contains_key(name) {
+            return Some(name.to_string());
+        }
+        self.part_of.get(name).cloned()
+    }
+
+    fn note(&mut self, name: &str, class: SkipClass, why: String) {
+        if let Some(d) = self.disk_of(name) {
+            self.found.entry(d).or_default().insert((class, why));
+        }
+    }
+
+    /// Mounts, swaps, holders, the live medium and loop backing files.
+    fn scan(&mut self, root: &Path) {
+        let mounts = std::fs::read_to_string(root.join("proc/self/mountinfo"))
+            .map(|t| parse_mountinfo(&t))
+            .unwrap_or_default();
+        for m in &mounts {
+            let name = self
+                .by_devno
+                .get(&m.devno)
+                .cloned()
+                .or_else(|| {
+                    m.source
+                        .starts_with("/dev/")
+                        .then(|| dev_name(root, &m.source))
+                })
+                .unwrap_or_default();
+            if name.is_empty() {
+                continue;
+            }
+            let what = if self.disks.contains_key(&name) {
+                format!("mounted at {}", m.mountpoint)
+            } else {
+                format!("partition {name} mounted at {}", m.mountpoint)
+            };
+            self.note(&name, SkipClass::Blocking, what);
+            if m.mountpoint == "/run/initramfs/live" {
+                self.note(
+                    &name,
+                    SkipClass::Policy,
+                    "live medium (mounted at /run/initramfs/live)".into(),
+                );
+            }
+        }
+        if let Ok(t) = std::fs::read_to_string(root.join("proc/swaps")) {
+            for l in t.lines().skip(1) {
+                if let Some(src) = l.split_whitespace().next() {
+                    if src.starts_with("/dev/") {
+                        let n = dev_name(root, src);
+                        self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
+                    }
+                }
+            }
+        }
+        // Holders: dm, md, LVM and bcache sit on top of the disk or one of
+        // its partitions.
+        let holder_notes: Vec<(String, SkipClass, String)> = self
+            .disks
+            .values()
+            .flat_map(|d| {
+                let mut v = Vec::new();
+                let mut dirs = vec![(d.name.clone(), d.sys_path.join("holders"))];
+                for p in &d.partitions {
+                    dirs.push((p.clone(), d.sys_path.join(p).join("holders")));
+                }
+                for (who, dir) in dirs {
+                    let hs: Vec<String> = std::fs::read_dir(&dir)
+                        .map(|rd| {
+                            rd.filter_map(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !hs.is_empty() {
+                        let mut hs = hs;
+                        hs.sort();
+                        v.push((
+                            d.name.clone(),
+                            SkipClass::Blocking,
+                            format!("{who} is held by {}", hs.join(", ")),
+                        ));
+                        // A dm-multipath map over the disk: it is one path
+                        // of a LUN that other hosts may share.
+                        for h in &hs {
+                            let uuid = read_trim(&root.join("sys/block").join(h).join("dm/uuid"));
+                            if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
+                                v.push((
+                                    d.name.clone(),
+                                    SkipClass::Blocking,
+                                    format!("a path of dm-multipath device {h} (dm uuid {u}): shared storage"),
+                                ));
+                            }
+                        }
+                    }
+                }
+                v
+            })
+            .collect();
+        for (d, class, why) in holder_notes {
+            self.note(&d, class, why);
+        }
+        // The live medium named by root= (live:CDLABEL=, UUID=, /dev/...).
+        if let Ok(c) = crate::cmdline::read(root) {
+            if let Some(v) = crate::cmdline::parse(&c)
+                .get("root")
+                .and_then(|p| p.value.clone())
+            {
+                if let Some(n) = resolve_root_arg(root, &v) {
+                    self.note(
+                        &n,
+                        SkipClass::Policy,
+                        format!("live medium or root file system (root={v})"),
+                    );
+                }
+            }
+        }
+        // A loop device's backing file lives on some mounted disk: that
+        // disk backs it (the live image's squashfs, or anything else).
+        let backings: Vec<(String, String)> = self
+            .disks
+            .values()
+            .filter_map(|d| Some((d.name.clone(), d.backing_file.clone()?)))
+            .collect();
+        for (lo, file) in backings {
+            let best = mounts
+                .iter()
+                .filter(|m| {
+                    file.starts_with(&m.mountpoint)
+                        && (m.mountpoint == "/" || file[m.mountpoint.len()..].starts_with('/'))
+                })
+                .max_by_key(|m| m.mountpoint.len());
+            if let Some(m) = best {
+                if let Some(n) = self.by_devno.get(&m.devno).cloned() {
+                    if n != lo {
+                        self.note(
+                            &n,
+                            SkipClass::Blocking,
+                            format!("holds the backing file of /dev/{lo} ({file})"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `root=` of the command line as a kernel device name, when it names a
+/// local device.
+fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
+    let v = v.strip_prefix("live:").unwrap_or(v);
+    let link = |dir: &str, val: &str| format!("/dev/disk/{dir}/{val}");
+    let path = if let Some(x) = v
+        .strip_prefix("CDLABEL=")
+        .or_else(|| v.strip_prefix("LABEL="))
+    {
+        link("by-label", x)
+    } else if let Some(x) = v.strip_prefix("UUID=") {
+        link("by-uuid", x)
+    } else if let Some(x) = v.strip_prefix("PARTUUID=") {
+        link("by-partuuid", x)
+    } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
+        link("by-partlabel", x)
+    } else if v.starts_with("/dev/") {
+        v.to_string()
+    } else {
+        return None;
+    };
+    let under = crate::root::under_root(root, &path);
+    if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
+        return None;
+    }
+    Some(dev_name(root, &path))
+}
+
+/// Whether `ex` (a serial, a WWN in any common spelling, or a /dev path)
+/// names `d`. Also the install target selector (`serial=`, `wwn=`).
+pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
+    let norm = |s: &str| {
+        s.trim()
+            .to_ascii_lowercase()
+            .trim_start_matches("0x")
+            .to_string()
+    };
+    if d.serial.as_deref().is_some_and(|s| norm(s) == norm(ex)) {
+        return true;
+    }
+    if let Some(w) = &d.wwn {
+        let w = norm(w);
+        let e = norm(ex);
+        let strip = |s: &str| {
+            s.trim_start_matches("eui.")
+                .trim_start_matches("naa.")
+                .trim_start_matches("wwn-")
+                .to_string()
+        };
+        if w == e || strip(&w) == strip(&e) {
+            return true;
+        }
+    }
+    ex.starts_with("/dev/") && dev_name(root, ex) == d.name
+}
+
+/// Every reason `d` must not be erased, given what was scanned. `named`:
+/// the operator named it (`--device`), or the test restriction lists it.
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool) -> Vec<Reason> {
+    use SkipClass::{Blocking, Policy};
+    let mut r: Vec<Reason> = Vec::new();
+    if let Some(allow) = &req.test_allow {
+        if !allow.iter().any(|a| dev_name(root, a) == d.name) {
+            r.push((
+                Policy,
+                format!("not in {TEST_ALLOW_ENV} (test restriction)"),
+            ));
+        }
+    }
+    if d.transport == Transport::Other && !d.test_target {
+        r.push((Policy, "not a disk (device-mapper, md, zram, ram, optical or network device; wipe the disks beneath instead)".into()));
+    }
+    if let Some(user) = emmc_boot_area(d) {
+        r.push((
+            Policy,
+            format!("eMMC hardware boot partition of /dev/{user} (boot firmware, read-only by default; the user area is /dev/{user})"),
+        ));
+    }
+    if d.transport == Transport::Loop && d.backing_file.is_none() {
+        r.push((Policy, "loop device without a backing file".into()));
+    }
+    if !d.is_loop() && !d.test_target && !req.real_allowed {
+        r.push((Blocking, format!(
+            "a real disk, and this is not the booted live image (real disks are erased only there, or with {ALLOW_REAL_ENV}=1)"
+        )));
+    }
+    if d.size_bytes == 0 {
+        r.push((Blocking, "zero size (no medium?)".into()));
+    }
+    if d.read_only {
+        r.push((Blocking, "read-only (ro=1)".into()));
+    }
+    if let Some(what) = bmc_virtual_media(d.vendor.as_deref(), d.model.as_deref()) {
+        // Never, not even with wipe.usb=1: it is the BMC's image of an
+        // operator's ISO or floppy file, not this machine's storage.
+        r.push((
+            Policy,
+            format!("BMC virtual media ({what}): the management controller's emulated drive"),
+        ));
+    } else if d.transport == Transport::Usb && !req.usb {
+        r.push((
+            Policy,
+            "USB disk (set speediso.wipe.usb=1 to include)".into(),
+        ));
+    } else if d.transport != Transport::Usb
+        && !req.usb
+        && read_trim(&d.sys_path.join("removable")).as_deref() == Some("1")
+    {
+        r.push((
+            Policy,
+            "removable media (sysfs removable=1: a card reader or a USB bridge not seen as USB; set speediso.wipe.usb=1 to include)".into(),
+        ));
+    }
+    if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
+        r.push((Policy, format!("excluded by speediso.wipe.exclude ({ex})")));
+    }
+    if let Some(f) = st.found.get(&d.name) {
+        r.extend(f.iter().cloned());
+    }
+    if !req.remote {
+        r.extend(remote_evidence(root, d, st));
+        // Reading the disk is for disks that are still targets.
+        if !r.iter().any(|(c, _)| *c == Policy) {
+            r.extend(cluster_signatures(root, d));
+        }
+    }
+    // A loop device nobody named is a file of the running system (the
+    // live image's squashfs, an overlay), not a disk of this machine:
+    // whatever keeps it from being erased is no failure.
+    if d.is_loop() && !named && !r.is_empty() {
+        r.push((
+            Policy,
+            "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
+        ));
+    }
+    r
+}
+
+/// The emulated drives of baseboard management controllers, by the
+/// vendor and model strings their firmware reports (iDRAC, iLO, XClarity,
+/// Supermicro/ATEN, AMI MegaRAC, OpenBMC, Cisco CIMC, Avocent). A plain
+/// "Virtual Disk" (Hyper-V, VMware) is a real disk of a VM and is not one.
+pub fn bmc_virtual_media(vendor: Option<&str>, model: Option<&str>) -> Option<String> {
+    let v = vendor.unwrap_or("").trim();
+    let m = model.unwrap_or("").trim();
+    let (vl, ml) = (v.to_ascii_lowercase(), m.to_ascii_lowercase());
+    let bmc_vendor = [
+        "idrac",
+        "ilo",
+        "hp ilo",
+        "ami",
+        "american megatrends",
+        "aten",
+        "avocent",
+        "cisco",
+        "lenovo",
+        "ibm",
+        "supermicro",
+        "openbmc",
+        "insyde",
+    ]
+    .iter()
+    .any(|x| vl == *x || vl.starts_with(&format!("{x} ")));
+    let virtual_model = ml.starts_with("virtual")
+        || ml.contains("virtual cd")
+        || ml.contains("virtual floppy")
+        || ml.contains("virtual media")
+        || ml.contains("virtual hdisk")
+        || ml.contains("vkvm");
+    let known_model = [
+        "virtual floppy",
+        "virtual cdrom",
+        "virtual cd/dvd",
+        "virtual hdisk",
+        "virtual media",
+        "vkvm",
+        "lcd drive",
+        "file-stor gadget",
+    ]
+    .iter()
+    .any(|x| ml.contains(x));
+    if (bmc_vendor && virtual_model)
+        || (known_model && !matches!(vl.as_str(), "msft" | "vmware" | "vmware," | "qemu"))
+    {
+        Some(format!("{v} {m}").trim().to_string())
+    } else {
+        None
+    }
+}
+
+/// For an eMMC hardware boot partition (`mmcblk0boot0`), its device's
+/// user area (`mmcblk0`). The kernel lists them in /sys/block with
+/// force_ro set; they hold the boot firmware, not the user's data.
+fn emmc_boot_area(d: &Disk) -> Option<String> {
+    if d.transport != Transport::Mmc {
+        return None;
+    }
+    let (user, part) = d.name.split_once("boot")?;
+    (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())).then(|| user.to_string())
+}
+
+/// The hint every remote/shared refusal ends with.
+const REMOTE_HINT: &str = "set speediso.wipe.remote=1 to erase it";
+
+/// Evidence in /sys that `d` is storage of another machine (FC, iSCSI,
+/// NVMe over Fabrics: policy) or reachable by several paths (multipath
+/// LUN, NVMe namespace behind several controllers: blocking, since it may
+/// be this server's own dual-ported disk or another host's data; the
+/// operator decides with speediso.wipe.exclude or speediso.wipe.remote).
+fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
+    use SkipClass::{Blocking, Policy};
+    let mut r: Vec<Reason> = Vec::new();
+    let real = std::fs::canonicalize(&d.sys_path).unwrap_or_else(|_| d.sys_path.clone());
+    let segs: Vec<String> = real
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().to_string())
+        .collect();
+    let class_dir = |class: &str, name: &str| root.join("sys/class").join(class).join(name);
+    if matches!(d.transport, Transport::Scsi | Transport::Ata) {
+        let host = segs.iter().find(|s| {
+            s.strip_prefix("host")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if let Some(rport) = segs.iter().find(|s| s.starts_with("rport-")) {
+            r.push((Policy, format!("remote storage: Fibre Channel LUN (remote port {rport} in its sysfs path); {REMOTE_HINT}")));
+        } else if let Some(h) = host.filter(|h| class_dir("fc_host", h).exists()) {
+            r.push((Policy, format!("remote storage: Fibre Channel LUN (SCSI {h} is in /sys/class/fc_host); {REMOTE_HINT}")));
+        }
+        if let Some(sess) = segs.iter().find(|s| {
+            s.strip_prefix("session")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        }) {
+            let target = read_trim(&class_dir("iscsi_session", sess).join("targetname"))
+                .map(|t| format!(", target {t}"))
+                .unwrap_or_default();
+            r.push((
+                Policy,
+                format!("remote storage: iSCSI LUN ({sess}{target}); {REMOTE_HINT}"),
+            ));
+        } else if let Some(h) = host.filter(|h| class_dir("iscsi_host", h).exists()) {
+            r.push((Policy, format!("remote storage: iSCSI LUN (SCSI {h} is in /sys/class/iscsi_host); {REMOTE_HINT}")));
+        }
+    }
+    if d.transport == Transport::Nvme {
+        let ctrls = nvme_controllers(root, d);
+        for c in &ctrls {
+            let t = read_trim(&class_dir("nvme", c).join("transport"));
+            if let Some(t) = t.filter(|t| NVME_FABRICS.contains(&t.as_str())) {
+                let nqn = read_trim(&class_dir("nvme", c).join("subsysnqn"))
+                    .map(|n| format!(", subsystem {n}"))
+                    .unwrap_or_default();
+                r.push((Policy, format!("remote storage: NVMe over Fabrics (controller {c} transport={t}{nqn}); {REMOTE_HINT}")));
+            }
+        }
+        if ctrls.len() > 1 {
+            r.push((Blocking, format!(
+                "shared storage: NVMe namespace reachable through {} controllers ({}), a multipath or shared namespace; {REMOTE_HINT}",
+                ctrls.len(),
+                ctrls.join(", ")
+            )));
+        }
+    }
+    // Two block devices with one WWID are two paths to one LUN or namespace.
+    if let Some(w) = d.wwn.as_deref().filter(|_| d.transport != Transport::Other) {
+        let same: Vec<String> = st
+            .disks
+            .values()
+            .filter(|o| o.transport != Transport::Other && o.wwn.as_deref() == Some(w))
+            .map(|o| format!("/dev/{}", o.name))
+            .collect();
+        if same.len() > 1 {
+            r.push((
+                Blocking,
+                format!(
+                    "shared storage: one of {} paths to the same LUN (wwid {w}: {}); {REMOTE_HINT}",
+                    same.len(),
+                    same.join(", ")
+                ),
+            ));
+        }
+    }
+    r
+}
+
+/// `/sys/class/nvme/*/transport` values of NVMe over Fabrics (the kernel's
+/// `nvmf_transport_ops` names); `pcie` (and Apple's) are local.
+const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
+
+/// The NVMe controllers through which namespace `d` is reached: its
+/// `device` when that is a controller, else (a native-multipath head,
+/// whose `device` is the subsystem) the controllers of its `multipath/`
+/// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
+/// subsystem's controllers.
+pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let is_ctrl = |n: &str| {
+        n.strip_prefix("nvme")
+            .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut v: Vec<String> = Vec::new();
+    let dev = std::fs::canonicalize(d.sys_path.join("device")).ok();
+    if let Some(dev) = &dev {
+        if dev.join("transport").exists() {
+            if let Some(n) = dev.file_name() {
+                v.push(n.to_string_lossy().to_string());
+            }
+        }
+    }
+    if v.is_empty() {
+        for p in names(&d.sys_path.join("multipath")) {
+            // nvme<subsys>c<ctrl>n<ns>
+            if let Some((_, rest)) = p.split_once('c') {
+                if let Some((c, _)) = rest.split_once('n') {
+                    if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) {
+                        v.push(format!("nvme{c}"));
+                    }
+                }
+            }
+        }
+    }
+    if v.is_empty() {
+        if let Some(dev) = dev.filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("nvme-subsys"))
+        }) {
+            v = names(&dev).into_iter().filter(|n| is_ctrl(n)).collect();
+        }
+    }
+    if v.is_empty() {
+        // No device link to go by: nvme<ctrl>n<ns> names its controller.
+        if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
+            let c = format!("nvme{c}");
+            if is_ctrl(&c) && root.join("sys/class/nvme").join(&c).exists() {
+                v.push(c);
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Cluster file system and shared volume signatures on the disk or its
+/// partitions (VMFS, GFS/GFS2, OCFS2, Ceph BlueStore; GPT types of GPFS
+/// NSDs and Ceph OSDs), read through `root`'s /dev. Blocking: the disk may
+/// be shared with other hosts, or be this server's own; the operator says
+/// which (speediso.wipe.exclude, or speediso.wipe.remote=1 to erase it).
+fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
+    use crate::inventory::fsprobe;
+    let mut r: Vec<Reason> = Vec::new();
+    let mut devs = vec![(d.name.clone(), d.size_bytes)];
+    for p in &d.partitions {
+        let size = read_trim(&d.sys_path.join(p).join("size"))
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 512;
+        devs.push((p.clone(), size));
+    }
+    for (i, (n, size)) in devs.iter().enumerate() {
+        let path = root.join("dev").join(n);
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let size = if *size > 0 {
+            *size
+        } else {
+            f.metadata().map(|m| m.len()).unwrap_or(0)
+        };
+        let mut rd = fsprobe::reader(&f);
+        if let Some(fs) = fsprobe::probe(&mut rd, size) {
+            if let Some((_, what)) = fsprobe::CLUSTER_FS.iter().find(|(k, _)| *k == fs.kind) {
+                r.push((
+                    SkipClass::Blocking,
+                    format!(
+                        "shared storage: /dev/{n} carries {} ({what}); {REMOTE_HINT}",
+                        fs.kind
+                    ),
+                ));
+            }
+        }
+        if i == 0 {
+            let sector = d.logical_block_size.max(512) as u64;
+            if let Some(t) = fsprobe::partitions(&mut rd, sector) {
+                for e in &t.entries {
+                    let ty = e.type_id.to_ascii_lowercase();
+                    if let Some((_, what)) =
+                        fsprobe::CLUSTER_PART_TYPES.iter().find(|(g, _)| *g == ty)
+                    {
+                        r.push((SkipClass::Blocking, format!(
+                            "shared storage: partition {} of /dev/{n} has GPT type {ty} ({what}); {REMOTE_HINT}",
+                            e.number
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Exclusion entries that name no block device under `root` (a typo, or a
+/// disk that is not there): the plan is rejected rather than silently
+/// wiping what the operator meant to keep.
+pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
+    if exclude.is_empty() {
+        return Ok(());
+    }
+    let st = SysState::read(root);
+    let missing: Vec<&String> = exclude
+        .iter()
+        .filter(|e| !st.disks.values().any(|d| matches_exclude(d, root, e)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let disks: Vec<String> = st
+        .disks
+        .values()
+        .filter(|d| d.transport != Transport::Other)
+        .map(|d| {
+            let mut s = d.path.display().to_string();
+            let ids: Vec<String> = [("serial", &d.serial), ("wwn", &d.wwn)]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+                .collect();
+            if !ids.is_empty() {
+                s.push_str(&format!(" ({})", ids.join(", ")));
+            }
+            s
+        })
+        .collect();
+    anyhow::bail!(
+        "speediso.wipe.exclude: {} match{} no disk; refusing to go on (disks: {})",
+        missing
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if missing.len() == 1 { "es" } else { "" },
+        if disks.is_empty() {
+            "none".to_string()
+        } else {
+            disks.join("; ")
+        }
+    )
+}
+
+/// A dm device the test allow list names whose every slave is a loop
+/// device (dm-error fault injection).
+fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
+    let Some(allow) = &req.test_allow else {
+        return false;
+    };
+    let slaves: Vec<String> = std::fs::read_dir(d.sys_path.join("slaves"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    d.name.starts_with("dm-")
+        && allow.iter().any(|a| dev_name(root, a) == d.name)
+        && !slaves.is_empty()
+        && slaves.iter().all(|s| s.starts_with("loop"))
+}
+
+/// Select the disks `req` asks for. Explicit devices that are partitions or
+/// not block devices are skipped with the reason; with `all`, every whole
+/// block device is considered.
+pub fn select(root: &Path, req: &Request) -> anyhow::Result<Selection> {
+    check_excludes(root, &req.exclude)?;
+    let st = SysState::read(root);
+    let mut sel = Selection::default();
+    let mut names: Vec<(String, String)> = Vec::new();
+    if req.devices.is_empty() && req.all {
+        for d in st.disks.keys() {
+            names.push((format!("/dev/{d}"), d.clone()));
+        }
+    }
+    for dev in &req.devices {
+        let n = dev_name(root, dev);
+        if let Some(disk) = st.part_of.get(&n) {
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    format!("partition {n} of /dev/{disk}, not a whole disk (name the disk)"),
+                )],
+            ));
+        } else if !st.disks.contains_key(&n) {
+            sel.skipped.push(Skipped::new(
+                dev.clone(),
+                None,
+                vec![(
+                    SkipClass::Blocking,
+                    "not a block device listed in /sys/block".into(),
+                )],
+            ));
+        } else if !names.iter().any(|(_, x)| *x == n) {
+            names.push((dev.clone(), n));
+        }
+    }
+    for (shown, n) in names {
+        let mut d = st.disks[&n].clone();
+        d.test_target = is_test_dm(&d, req, root);
+        let named = req.devices.iter().any(|x| dev_name(root, x) == n)
+            || req
+                .test_allow
+                .as_ref()
+                .is_some_and(|a| a.iter().any(|x| dev_name(root, x) == n));
+        let reasons = reasons_for(&d, &st, req, root, named);
+        if reasons.is_empty() {
+            sel.eligible.push(d);
+        } else {
+            sel.skipped.push(Skipped::new(shown, Some(d), reasons));
+        }
+    }
+    Ok(sel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
+    /// sys/block, with `files` (relative to the disk) written.
+    fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
+        let real = root.join("sys/devices").join(devpath).join(name);
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("size"), "8192\n").unwrap();
+        std::fs::write(real.join("dev"), "8:0\n").unwrap();
+        for (f, text) in files {
+            let p = real.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        std::fs::create_dir_all(root.join("sys/block")).unwrap();
+        std::os::unix::fs::symlink(&real, root.join("sys/block").join(name)).unwrap();
+    }
+
+    fn all(root: &Path) -> Selection {
+        select(
+            root,
+            &Request {
+                all: true,
+                real_allowed: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_policy_reason_makes_the_skip_a_policy_one() {
+        use SkipClass::{Blocking, Policy};
+        let k = Skipped::new("/dev/x".into(), None, vec![(Blocking, "ro".into())]);
+        assert!(k.is_blocking());
+        let k = Skipped::new(
+            "/dev/x".into(),
+            None,
+            vec![(Blocking, "ro".into()), (Policy, "excluded".into())],
+        );
+        assert_eq!(k.class, Policy);
+        assert_eq!(k.reasons, vec!["ro", "excluded"]);
+        assert_eq!(serde_json::to_value(&k).unwrap()["class"], "policy");
+    }
+
+    #[test]
+    fn scsi_hosts_of_fc_and_iscsi_transports_are_remote() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // No rport-/session in the path: the SCSI host's class says it.
+        disk(
+            r,
+            "pci0000:00/0000:00:03.0/host7/target7:0:0/7:0:0:0",
+            "sdb",
+            &[],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:04.0/host8/target8:0:0/8:0:0:0",
+            "sdc",
+            &[],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:05.0/host9/target9:0:0/9:0:0:0",
+            "sdd",
+            &[],
+        );
+        std::fs::create_dir_all(r.join("sys/class/fc_host/host7")).unwrap();
+        std::fs::create_dir_all(r.join("sys/class/iscsi_host/host8")).unwrap();
+        let s = all(r);
+        let why = |d: &str| {
+            let k = s.skipped.iter().find(|k| k.device == d).unwrap();
+            assert_eq!(k.class, SkipClass::Policy, "{d}");
+            k.reasons.join("; ")
+        };
+        assert!(why("/dev/sdb").contains("Fibre Channel LUN (SCSI host7 is in /sys/class/fc_host)"));
+        assert!(why("/dev/sdc").contains("iSCSI LUN (SCSI host8 is in /sys/class/iscsi_host)"));
+        assert_eq!(s.eligible.len(), 1);
+        assert_eq!(s.eligible[0].name, "sdd");
+        // The operator's opt-in.
+        let s = select(
+            r,
+            &Request {
+                all: true,
+                real_allowed: true,
+                remote: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.eligible.len(), 3);
+    }
+
+    #[test]
+    fn nvme_controllers_of_plain_and_multipath_namespaces() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        // Plain: `device` is the controller (it has `transport`).
+        let c0 = "pci0000:00/0000:00:1d.0/nvme/nvme0";
+        disk(r, c0, "nvme0n1", &[]);
+        std::fs::write(r.join("sys/devices").join(c0).join("transport"), "pcie\n").unwrap();
+        std::os::unix::fs::symlink("..", r.join("sys/devices").join(c0).join("nvme0n1/device"))
+            .unwrap();
+        // A multipath head: its paths name the controllers.
+        let sub = "virtual/nvme-subsystem/nvme-subsys1";
+        disk(
+            r,
+            sub,
+            "nvme1n1",
+            &[("multipath/nvme1c1n1", ""), ("multipath/nvme1c4n1", "")],
+        );
+        // A head without path links: the subsystem's controllers.
+        let sub2 = r.join("sys/devices/virtual/nvme-subsystem/nvme-subsys2");
+        disk(r, "virtual/nvme-subsystem/nvme-subsys2", "nvme2n1", &[]);
+        std::os::unix::fs::symlink("..", sub2.join("nvme2n1/device")).unwrap();
+        for c in ["nvme2", "nvme5"] {
+            std::fs::create_dir_all(sub2.join(c)).unwrap();
+        }
+        std::fs::write(sub2.join("subsysnqn"), "nqn.x\n").unwrap();
+        let st = SysState::read(r);
+        let c = |n: &str| nvme_controllers(r, &st.disks[n]);
+        assert_eq!(c("nvme0n1"), vec!["nvme0"]);
+        assert_eq!(c("nvme1n1"), vec!["nvme1", "nvme4"]);
+        assert_eq!(c("nvme2n1"), vec!["nvme2", "nvme5"]);
+    }
+
+    #[test]
+    fn emmc_boot_partitions_are_no_target() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let mmc = "platform/fe330000.mmc/mmc_host/mmc0/mmc0:0001/block";
+        disk(r, mmc, "mmcblk0", &[]);
+        disk(r, mmc, "mmcblk0boot0", &[("ro", "1\n")]);
+        let s = all(r);
+        assert_eq!(s.eligible.len(), 1);
+        assert_eq!(s.eligible[0].name, "mmcblk0");
+        let k = &s.skipped[0];
+        assert_eq!(k.device, "/dev/mmcblk0boot0");
+        assert_eq!(k.class, SkipClass::Policy, "{:?}", k.reasons);
+        assert!(k
+            .reasons
+            .iter()
+            .any(|x| x.contains("eMMC hardware boot partition of /dev/mmcblk0")));
+    }
+
+    #[test]
+    fn an_exclusion_naming_no_disk_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        disk(
+            r,
+            "pci0000:00/ata1/host0/target0:0:0/0:0:0:0",
+            "sda",
+            &[("device/serial", "S1\n")],
+        );
+        assert!(check_excludes(r, &["S1".into(), "/dev/sda".into()]).is_ok());
+        let e = check_excludes(r, &["S1".into(), "S2".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "speediso.wipe.exclude: \"S2\" matches no disk; refusing to go on (disks: /dev/sda (serial S1))"
+        );
+        let req = Request {
+            all: true,
+            exclude: vec!["S9".into()],
+            ..Default::default()
+        };
+        assert!(select(r, &req).is_err());
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let t = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+                 30 22 7:3 / /mnt/my\\040dir rw - ext4 /dev/loop3 rw\n\
+                 31 22 0:5 / /proc rw - proc proc rw\n";
+        let m = parse_mountinfo(t);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].devno, "254:0");
+        assert_eq!(m[0].source, "/dev/vda");
+        assert_eq!(m[1].mountpoint, "/mnt/my dir");
+        assert_eq!(m[2].source, "proc");
+    }
+
+    #[test]
+    fn bmc_virtual_media_by_vendor_and_model() {
+        let yes = [
+            ("iDRAC", "Virtual CD"),
+            ("iDRAC", "Virtual Floppy"),
+            ("HP iLO", "Virtual DVD-ROM"),
+            ("AMI", "Virtual HDisk0"),
+            ("ATEN", "Virtual CDROM"),
+            ("Cisco", "vKVM-Mapped vHDD"),
+            ("Linux", "File-Stor Gadget"),
+            ("Lenovo", "Virtual Media"),
+        ];
+        for (v, m) in yes {
+            assert!(bmc_virtual_media(Some(v), Some(m)).is_some(), "{v} {m}");
+        }
+        let no = [
+            ("Msft", "Virtual Disk"),
+            ("VMware", "Virtual disk"),
+            ("ATA", "Samsung SSD 870"),
+            ("QEMU", "QEMU HARDDISK"),
+            ("DELL", "PERC H740P Adp"),
+        ];
+        for (v, m) in no {
+            assert!(bmc_virtual_media(Some(v), Some(m)).is_none(), "{v} {m}");
+        }
+    }
+}

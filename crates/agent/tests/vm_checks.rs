@@ -1,0 +1,375 @@
+//! The VM suite's checkers (tests/vm/*.py) on fixed input, so a scenario that
+//! runs only once its feature lands compares for real: a matching inventory
+//! passes, and each kind of mismatch fails. tests/vm/fixtures/ holds what a
+//! VM suite boot of the inventory branch stored and printed (state.json and
+//! `lspci -mm -nn -D` from the same QEMU guest), what the collector stored
+//! for the lininstall, lininstall-badsum and kexec boots
+//! (`*.collector.json`), and what guest_wipe_faults.sh left in a guest
+//! (`wipe-faults/`).
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::Command;
+
+const LSPCI: &str = r#"0000:00:00.0 "Host bridge [0600]" "Intel Corporation [8086]" "Device [0d57]" -p00 "" ""
+0000:00:03.0 "Ethernet controller [0200]" "Red Hat, Inc. [1af4]" "Virtio 1.0 network device [1041]" -r01 -p00 "Red Hat, Inc. [1af4]" "Virtio 1.0 network device [1041]"
+0000:00:04.0 "Non-Volatile memory controller [0108]" "Red Hat, Inc. [1b36]" "QEMU NVM Express Controller [0010]" -r02 -p02 "Red Hat, Inc. [1af4]" "Device [1100]"
+"#;
+
+fn inventory() -> Value {
+    let pci = |a: &str, cls: &str, v: &str, vid: &str, d: &str, did: &str| {
+        json!({"address": a, "class_id": cls, "vendor": v, "vendor_id": vid,
+               "device": d, "device_id": did})
+    };
+    json!({
+        "run": {"run_id": "r1"},
+        "results": [{"seq": 3, "step": "inventory", "data": {
+            "pci": [
+                pci("0000:00:00.0", "0600", "Intel Corporation", "8086", "Device 0d57", "0d57"),
+                pci("0000:00:03.0", "0200", "Red Hat, Inc.", "1af4", "Virtio 1.0 network device", "1041"),
+                pci("0000:00:04.0", "0108", "Red Hat, Inc.", "1b36", "QEMU NVM Express Controller", "0010"),
+            ],
+            "disks": [
+                {"serial": "NVME0001", "transport": "nvme"},
+                {"serial": "SATA0002", "transport": "sata"},
+                {"serial": "USB0003", "transport": "usb"},
+            ],
+        }}],
+    })
+}
+
+fn check(inv: &Value) -> (bool, String) {
+    check_with(inv, LSPCI)
+}
+
+fn check_with(inv: &Value, lspci: &str) -> (bool, String) {
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        PathBuf::from("/usr/bin/python3")
+    } else {
+        PathBuf::from("python3")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.json"), inv.to_string()).unwrap();
+    std::fs::write(dir.path().join("lspci.txt"), lspci).unwrap();
+    let out = Command::new(python)
+        .arg(
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+                .join("tests/vm/check_inventory.py"),
+        )
+        .arg(dir.path().join("run.json"))
+        .arg(dir.path().join("lspci.txt"))
+        .output()
+        .expect("running python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn inventory_checker_accepts_a_match() {
+    let (ok, err) = check(&inventory());
+    assert!(ok, "{err}");
+    // The guest's state.json form ({results: {step: data}}) too.
+    let state = json!({"results": {"inventory": inventory()["results"][0]["data"]}});
+    let (ok, err) = check(&state);
+    assert!(ok, "{err}");
+}
+
+/// A change to the stored inventory that the checker must notice.
+type Mutation = dyn Fn(&mut Value);
+
+#[test]
+fn inventory_checker_finds_each_mismatch() {
+    let cases: Vec<(&str, Box<Mutation>)> = vec![
+        (
+            "PCI addresses differ",
+            Box::new(|d| {
+                d["pci"].as_array_mut().unwrap().pop();
+            }),
+        ),
+        (
+            "device_id",
+            Box::new(|d| d["pci"][1]["device_id"] = json!("1000")),
+        ),
+        (
+            "device",
+            Box::new(|d| d["pci"][0]["device"] = json!("Device")),
+        ),
+        (
+            "no disk with serial USB0003",
+            Box::new(|d| {
+                d["disks"].as_array_mut().unwrap().pop();
+            }),
+        ),
+        (
+            "transport",
+            Box::new(|d| d["disks"][1]["transport"] = json!("scsi")),
+        ),
+    ];
+    for (want, mutate) in cases {
+        let mut inv = inventory();
+        mutate(&mut inv["results"][0]["data"]);
+        let (ok, err) = check(&inv);
+        assert!(!ok, "accepted a mismatch ({want})");
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let (ok, err) = check(&json!({"results": []}));
+    assert!(!ok && err.contains("no inventory result"), "{err}");
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("tests/vm/fixtures")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn inventory_checker_on_a_real_guest() {
+    let state: Value = serde_json::from_str(&fixture("qemu-inventory.state.json")).unwrap();
+    let lspci = fixture("qemu.lspci");
+    // QEMU's VGA has ids missing from pci.ids: "Vendor [1234]" in lspci -nn.
+    assert!(lspci.contains("\"Vendor [1234]\""));
+    let (ok, err) = check_with(&state, &lspci);
+    assert!(ok, "{err}");
+
+    let mut moved = state.clone();
+    moved["results"]["inventory"]["pci"][4]["address"] = json!("0000:00:1f.0");
+    let (ok, err) = check_with(&moved, &lspci);
+    assert!(!ok && err.contains("PCI addresses differ"), "{err}");
+
+    let mut renamed = state;
+    renamed["results"]["inventory"]["pci"][4]["vendor"] = json!("Vendor");
+    let (ok, err) = check_with(&renamed, &lspci);
+    assert!(!ok && err.contains("vendor"), "{err}");
+}
+
+fn python() -> PathBuf {
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        PathBuf::from("/usr/bin/python3")
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// Run tests/vm/SCRIPT with ARGS; (success, stderr).
+fn run_checker(script: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+                .join("tests/vm")
+                .join(script),
+        )
+        .args(args)
+        .output()
+        .expect("running python3");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// check_install.py MODE on a (mutated) fixture run; (success, stderr).
+fn check_install(mode: &str, run: &Value, extra: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("run.json");
+    std::fs::write(&p, run.to_string()).unwrap();
+    let mut args = vec![mode, p.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_checker("check_install.py", &args)
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
+}
+
+/// What the collector stored for the VM suite's lininstall, lininstall-badsum
+/// and kexec boots (tests/vm/fixtures/*.collector.json) passes; each kind of
+/// wrong run fails with its reason.
+#[test]
+fn install_checker_on_real_runs() {
+    let image = fixture_json("lininstall.collector.json");
+    let sum = image["results"][0]["data"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ok = |v: &Value, sum: &str| check_install("image", v, &[sum, "NVME0001"]);
+    let (pass, err) = ok(&image, &sum);
+    assert!(pass, "{err}");
+    let (pass, err) = ok(&image, &"0".repeat(64));
+    assert!(!pass && err.contains("sha256"), "{err}");
+    let cases: Vec<(&str, Box<Mutation>)> = vec![
+        (
+            "target.serial",
+            Box::new(|d| d["results"][0]["data"]["target"]["serial"] = json!("USB0003")),
+        ),
+        (
+            "target.transport",
+            Box::new(|d| d["results"][0]["data"]["target"]["transport"] = json!("usb")),
+        ),
+        (
+            "readback_verified",
+            Box::new(|d| d["results"][0]["data"]["readback_verified"] = json!(false)),
+        ),
+        (
+            "want success",
+            Box::new(|d| d["run"]["outcome"] = json!("failed")),
+        ),
+        (
+            "no run_finished",
+            Box::new(|d| {
+                d["events"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|e| e["type"] != "run_finished")
+            }),
+        ),
+    ];
+    for (want, mutate) in cases {
+        let mut v = image.clone();
+        mutate(&mut v);
+        let (pass, err) = ok(&v, &sum);
+        assert!(!pass && err.contains(want), "{want}: {err}");
+    }
+
+    let bad = fixture_json("lininstall-badsum.collector.json");
+    let (pass, err) = check_install("failed", &bad, &[]);
+    assert!(pass, "{err}");
+    // The good run is not a failed one.
+    let (pass, err) = check_install("failed", &image, &[]);
+    assert!(!pass && err.contains("succeeded"), "{err}");
+    let mut said_nothing = bad.clone();
+    for e in said_nothing["events"].as_array_mut().unwrap() {
+        if let Some(m) = e.get_mut("error") {
+            *m = json!("failed");
+        }
+        if let Some(m) = e.get_mut("message") {
+            *m = json!("failed");
+        }
+    }
+    let (pass, err) = check_install("failed", &said_nothing, &[]);
+    assert!(!pass && err.contains("checksum mismatch"), "{err}");
+
+    let kexec = fixture_json("kexec.collector.json");
+    let ksum = kexec["results"][0]["data"]["kernel"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (pass, err) = check_install("kexec", &kexec, &[&ksum]);
+    assert!(pass, "{err}");
+    let mut unverified = kexec.clone();
+    unverified["results"][0]["data"]["kernel"]["verified"] = json!(false);
+    let (pass, err) = check_install("kexec", &unverified, &[&ksum]);
+    assert!(!pass && err.contains("unverified"), "{err}");
+    let mut not_loaded = kexec;
+    not_loaded["results"][0]["data"]["loaded"] = json!(false);
+    let (pass, err) = check_install("kexec", &not_loaded, &[&ksum]);
+    assert!(!pass && err.contains("no kexec image is loaded"), "{err}");
+}
+
+/// A copy of tests/vm/fixtures/wipe-faults (what guest_wipe_faults.sh left
+/// in a real guest) with FILE's JSON (or JSON lines) changed by `mutate`.
+fn wipe_faults_with(file: &str, mutate: &dyn Fn(&mut Value)) -> (bool, String) {
+    let src = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("tests/vm/fixtures/wipe-faults");
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["", "a.certs", "b.certs"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), dir.path().join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    if !file.is_empty() {
+        let p = dir.path().join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let changed = match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) => {
+                mutate(&mut v);
+                v.to_string()
+            }
+            Err(_) => text
+                .lines()
+                .map(|l| {
+                    let mut v: Value = serde_json::from_str(l).unwrap();
+                    mutate(&mut v);
+                    v.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        std::fs::write(&p, changed).unwrap();
+    }
+    run_checker("check_wipe_faults.py", &[dir.path().to_str().unwrap()])
+}
+
+#[test]
+fn wipe_faults_checker_on_a_real_guest() {
+    let (pass, err) = wipe_faults_with("", &|_| {});
+    assert!(pass, "{err}");
+    let cert_a = std::fs::read_dir(
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .join("tests/vm/fixtures/wipe-faults/a.certs"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    .find(|n| n.ends_with(".json"))
+    .unwrap();
+    let cases: Vec<(String, Box<Mutation>, &str)> = vec![
+        (
+            format!("a.certs/{cert_a}"),
+            Box::new(|c| c["outcome"] = json!("wiped")),
+            "certificate's outcome",
+        ),
+        (
+            format!("a.certs/{cert_a}"),
+            Box::new(|c| c["errors"][0]["lba_start"] = json!(0)),
+            "certificate's write errors",
+        ),
+        (
+            "a.json".into(),
+            Box::new(|e| {
+                if e["type"] == "result" {
+                    e["data"]["disks"][0]["failed_ranges"][0]["lba_count"] = json!(1);
+                }
+            }),
+            "are not exactly LBA",
+        ),
+        (
+            "a.json".into(),
+            Box::new(|e| {
+                if e["type"] == "run_finished" {
+                    e["outcome"] = json!("success");
+                    e["exit_status"] = json!(0);
+                }
+            }),
+            "the run finished success",
+        ),
+        (
+            "b.plan.json".into(),
+            Box::new(|p| {
+                p["skipped"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|s| !s["reasons"].to_string().contains("held by dm-"))
+            }),
+            "the held loop device",
+        ),
+        (
+            "b.json".into(),
+            Box::new(|e| {
+                if e["type"] == "result" {
+                    e["data"]["disks"][0]["outcome"] = json!("failed");
+                }
+            }),
+            "outcome 'failed'",
+        ),
+    ];
+    for (file, mutate, want) in cases {
+        let (pass, err) = wipe_faults_with(&file, &*mutate);
+        assert!(!pass && err.contains(want), "{file}, {want}: {err}");
+    }
+}

@@ -1,0 +1,689 @@
+//! The PostgreSQL store, for fleets where one collector is not enough:
+//! several collectors can share one database (idempotency holds across
+//! them: `(run_id, seq)` is the primary key, derived counters are updated
+//! only for rows actually inserted, and a run is claimed by its first
+//! batch before anything else, so a concurrent one waits and sees the
+//! binding). Same SQL as SQLite
+//! (`store::sql`), schema in `migrations/postgres/`. TLS (rustls) and
+//! reconnecting after a lost connection are here too.
+
+use super::ingest::Incoming;
+use super::store::{
+    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+};
+use anyhow::{Context, Result};
+use postgres::{Client, NoTls, Row};
+use serde_json::Value;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_run_token.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_event_pages.sql"),
+    ),
+];
+
+/// Any fixed number: serialises migrations of collectors starting together.
+const MIGRATION_LOCK: i64 = 0x05ee_d150;
+
+/// One open connection; `PgStore` replaces it when it breaks.
+struct Conn {
+    client: Client,
+}
+
+/// The PostgreSQL store. A connection lost (the server restarted, the
+/// network broke) is reopened on a later call, with backoff; meanwhile
+/// every call fails with `store::Unavailable`, which the server answers
+/// with 503, so agents keep their spools and retry.
+pub struct PgStore {
+    config: postgres::Config,
+    /// `sslmode=verify-full`: the rustls connector (certificate checked).
+    tls: Option<MakeRustlsConnect>,
+    conn: Option<Conn>,
+    /// No reconnect before this; the delay doubles on each failure.
+    next_try: std::time::Instant,
+    delay: std::time::Duration,
+}
+
+const RECONNECT_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The connection settings of a `postgres://` URL, and its TLS. TLS is
+/// set with libpq's parameters, which the `postgres` crate does not know
+/// (they are taken out of the URL here): `sslmode=verify-full` (or
+/// `require`, which here verifies as well) encrypts and verifies the
+/// server's certificate against `sslrootcert=PATH` (PEM), else the
+/// system's roots (`http::Trust::System`), and its name against the URL's
+/// host; `sslmode=disable` or
+/// none: no TLS. `prefer`, `allow` (which fall back to plain text) and
+/// `verify-ca` (no host name check) are refused.
+pub fn parse_url(url: &str) -> Result<(postgres::Config, Option<MakeRustlsConnect>)> {
+    let mut u = url::Url::parse(url).context("parsing the PostgreSQL URL")?;
+    let (mut mode, mut root, mut rest) = (None, None, Vec::new());
+    for (k, v) in u.query_pairs() {
+        match k.as_ref() {
+            "sslmode" => mode = Some(v.into_owned()),
+            "sslrootcert" => root = Some(v.into_owned()),
+            _ => rest.push((k.into_owned(), v.into_owned())),
+        }
+    }
+    if rest.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(&rest);
+    }
+    let mut config: postgres::Config = u.as_str().parse().context("parsing the PostgreSQL URL")?;
+    let tls = match mode.as_deref() {
+        None | Some("disable") => {
+            if let Some(r) = &root {
+                anyhow::bail!("sslrootcert={r} without sslmode=verify-full");
+            }
+            config.ssl_mode(postgres::config::SslMode::Disable);
+            None
+        }
+        Some("verify-full" | "require") => {
+            // sslrootcert: exactly that bundle; else the agent's system
+            // trust (web roots, SSL_CERT_FILE or the distribution bundle).
+            let trust = match &root {
+                Some(p) => speediso_proto::tls::Trust::Pinned(
+                    std::fs::read(p).with_context(|| format!("reading sslrootcert {p}"))?,
+                ),
+                None => speediso_proto::tls::Trust::System,
+            };
+            let tls = speediso_proto::tls::tls(&trust).with_context(|| {
+                format!(
+                    "CA certificates of {}",
+                    root.as_deref().unwrap_or("the system")
+                )
+            })?;
+            config.ssl_mode(postgres::config::SslMode::Require);
+            Some(MakeRustlsConnect::new(std::sync::Arc::unwrap_or_clone(tls)))
+        }
+        Some(other) => anyhow::bail!(
+            "sslmode={other} is not supported: use verify-full (TLS, certificate and host name \
+             verified; sslrootcert=PATH for a private CA) or disable"
+        ),
+    };
+    Ok((config, tls))
+}
+
+/// Whether `e` says the connection (not the statement) failed: no
+/// server-side error at all (I/O, closed), or SQLSTATE class 08
+/// (connection exception) or 57 (operator intervention: shutdown).
+fn connection_lost(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<postgres::Error>())
+        .any(|pe| {
+            pe.is_closed()
+                || match pe.code() {
+                    Some(code) => code.code().starts_with("08") || code.code().starts_with("57"),
+                    None => pe.as_db_error().is_none(),
+                }
+        })
+}
+
+impl PgStore {
+    /// Connect and migrate; the connection must work now (a collector
+    /// that cannot reach its database at start stops with the reason).
+    pub fn connect(url: &str) -> Result<PgStore> {
+        let (mut config, tls) = parse_url(url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        let mut s = PgStore {
+            config,
+            tls,
+            conn: None,
+            next_try: std::time::Instant::now(),
+            delay: RECONNECT_FIRST,
+        };
+        let c = s.open().with_context(|| {
+            format!(
+                "connecting to PostgreSQL ({})",
+                if s.tls.is_some() {
+                    "TLS, certificate and host name verified"
+                } else {
+                    "no TLS: add sslmode=verify-full to the URL for TLS"
+                }
+            )
+        })?;
+        s.conn = Some(c);
+        s.migrate().context("migrating the PostgreSQL schema")?;
+        Ok(s)
+    }
+
+    fn open(&self) -> Result<Conn> {
+        let client = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone())?,
+            None => self.config.connect(NoTls)?,
+        };
+        Ok(Conn { client })
+    }
+
+    /// The open connection, reopened when lost (not before the backoff
+    /// allows); `Unavailable` otherwise.
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let now = std::time::Instant::now();
+            if now < self.next_try {
+                return Err(anyhow::anyhow!(
+                    "reconnecting in {} ms",
+                    (self.next_try - now).as_millis()
+                )
+                .context(super::store::Unavailable));
+            }
+            match self.open() {
+                Ok(c) => {
+                    tracing::warn!("reconnected to PostgreSQL");
+                    self.delay = RECONNECT_FIRST;
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    self.next_try = now + self.delay;
+                    self.delay = (self.delay * 2).min(RECONNECT_MAX);
+                    return Err(e
+                        .context("reconnecting to PostgreSQL")
+                        .context(super::store::Unavailable));
+                }
+            }
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    /// Run `f` on the connection. When the connection turns out lost (a
+    /// server restart breaks every idle one), `f` runs once more on a new
+    /// one (safe for a batch too: a commit whose answer was lost shows up
+    /// as duplicates); failing again, `Unavailable`.
+    fn call<T>(&mut self, mut f: impl FnMut(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let r = f(self.conn()?);
+            let lost = matches!(&r, Err(e) if connection_lost(e))
+                || self.conn.as_ref().is_some_and(|c| c.client.is_closed());
+            match r {
+                Err(e) if lost => {
+                    tracing::warn!("lost the PostgreSQL connection: {e:#}");
+                    self.conn = None;
+                    if retried {
+                        return Err(e.context(super::store::Unavailable));
+                    }
+                    retried = true;
+                    self.next_try = std::time::Instant::now();
+                }
+                r => return r,
+            }
+        }
+    }
+
+    pub fn migrate(&mut self) -> Result<i64> {
+        self.call(|c| c.migrate())
+    }
+}
+
+impl Conn {
+    pub fn migrate(&mut self) -> Result<i64> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)",
+        )?;
+        let mut current: i64 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+            .get(0);
+        for (v, text) in MIGRATIONS {
+            if *v <= current {
+                continue;
+            }
+            tx.batch_execute(text)
+                .with_context(|| format!("migration {v}"))?;
+            tx.execute(
+                "INSERT INTO schema_version (version, applied) VALUES ($1, $2)",
+                &[v, &speediso_proto::events::rfc3339_now()],
+            )?;
+            current = *v;
+        }
+        tx.commit()?;
+        Ok(current)
+    }
+}
+
+/// `store::insert_batch`'s operations on PostgreSQL, inside the caller's
+/// transaction.
+struct Tx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+
+impl BatchTx for Tx<'_, '_> {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.0.batch_execute(sql)?;
+        Ok(())
+    }
+
+    fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()> {
+        self.0
+            .execute(sql::CLAIM_RUN, &[&run_id, &host_key, &token_id, &ts])?;
+        Ok(())
+    }
+
+    fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)> {
+        let r = self.0.query_one(sql::RUN_OWNER, &[&run_id])?;
+        Ok((r.get(0), r.get(1)))
+    }
+
+    fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()> {
+        self.0.execute(sql::SET_RUN_TOKEN, &[&token_id, &run_id])?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, e: &Incoming) -> Result<bool> {
+        let n = self.0.execute(
+            sql::INSERT_EVENT,
+            &[&e.run_id, &(e.seq as i64), &e.ts, &e.kind, &e.step, &e.line],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .query_opt(sql::SELECT_EVENT_BODY, &[&run_id, &seq])?
+            .map(|r| r.get(0)))
+    }
+
+    fn apply(&mut self, d: &Derived<'_>) -> Result<()> {
+        let tx = &mut *self.0;
+        for (run_id, seq, step, data) in &d.results {
+            tx.execute(sql::INSERT_RESULT, &[run_id, seq, step, data])?;
+        }
+        for (id, run_id, seq, ord, step, body) in &d.certs {
+            tx.execute(sql::INSERT_CERT, &[id, run_id, seq, ord, step, body])?;
+        }
+        for (key, e) in &d.hosts {
+            tx.execute(
+                sql::UPSERT_HOST,
+                &[
+                    key,
+                    &e.host.serial,
+                    &e.host.uuid,
+                    &e.host.boot_mac,
+                    &e.host.hostname,
+                    &e.ts,
+                ],
+            )?;
+        }
+        for (key, m) in &d.cpu_models {
+            tx.execute(sql::SET_CPU, &[m, key])?;
+        }
+        for (run_id, r) in &d.runs {
+            tx.execute(
+                sql::UPSERT_RUN,
+                &[
+                    run_id,
+                    &r.host_key,
+                    &r.task,
+                    &r.first_ts,
+                    &r.events,
+                    &r.last_seq,
+                ],
+            )?;
+            if let Some(s) = &r.started {
+                tx.execute(sql::SET_STARTED, &[s, run_id])?;
+            }
+            if let Some((ts, outcome, status, dur, err)) = &r.finished {
+                tx.execute(sql::SET_FINISHED, &[ts, outcome, status, dur, err, run_id])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn host_row(r: &Row) -> HostRow {
+    HostRow {
+        host_key: r.get(0),
+        serial: r.get(1),
+        uuid: r.get(2),
+        boot_mac: r.get(3),
+        hostname: r.get(4),
+        cpu_model: r.get(5),
+        first_seen: r.get(6),
+        last_seen: r.get(7),
+        runs: r.get(8),
+    }
+}
+
+fn run_row(r: &Row) -> RunRow {
+    RunRow {
+        run_id: r.get(0),
+        host_key: r.get(1),
+        task: r.get(2),
+        started: r.get(3),
+        finished: r.get(4),
+        outcome: r.get(5),
+        exit_status: r.get(6),
+        duration_ms: r.get(7),
+        error: r.get(8),
+        events: r.get(9),
+        last_seq: r.get(10),
+        first_ts: r.get(11),
+    }
+}
+
+impl Conn {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        let mut tx = self.client.transaction()?;
+        let mut all = Vec::with_capacity(batches.len());
+        for b in batches {
+            all.push(super::store::insert_batch(&mut Tx(&mut tx), b)?);
+        }
+        tx.commit()?;
+        Ok(all)
+    }
+
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_HOSTS, &[&(limit as i64), &(offset as i64)])?
+            .iter()
+            .map(host_row)
+            .collect())
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        Ok(self
+            .client
+            .query_opt(sql::SELECT_HOST, &[&key])?
+            .as_ref()
+            .map(host_row))
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        Ok(self.client.query_one(sql::COUNT_HOSTS, &[])?.get(0))
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_RUNS, &[&host, &task, &(limit as i64)])?
+            .iter()
+            .map(run_row)
+            .collect())
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .client
+            .query_opt(sql::SELECT_RUN, &[&run_id])?
+            .as_ref()
+            .map(run_row))
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for r in self.client.query(sql::SELECT_EVENTS, &[&run_id])? {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        Ok(out)
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        let q = if with_progress {
+            sql::SELECT_EVENTS_PAGE
+        } else {
+            sql::SELECT_EVENTS_PAGE_NP
+        };
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(q, &[&run_id, &after_seq, &(limit as i64)])?
+        {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        Ok(out)
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(sql::SELECT_EVENTS_TAIL, &[&run_id, &(limit as i64)])?
+        {
+            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        let mut out = Vec::new();
+        for r in self
+            .client
+            .query(sql::SELECT_PROGRESS_SPANS, &[&run_id, &after, &upto])?
+        {
+            out.push(ProgressSpan {
+                step: r.get(0),
+                count: r.get(1),
+                first_seq: r.get(2),
+                last_seq: r.get(3),
+                last: serde_json::from_str(r.get::<_, &str>(4))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        let mut out = Vec::new();
+        for r in self.client.query(sql::SELECT_RESULTS, &[&run_id])? {
+            out.push(ResultRow {
+                seq: r.get(0),
+                step: r.get(1),
+                data: serde_json::from_str(r.get::<_, &str>(2))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_CERT_IDS, &[&run_id])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        match self.client.query_opt(sql::SELECT_CERT, &[&id])? {
+            Some(r) => Ok(Some((r.get(0), serde_json::from_str(r.get::<_, &str>(1))?))),
+            None => Ok(None),
+        }
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_BENCH, &[&host_key])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_SIBLING_BENCH, &[&cpu_model, &except])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_RUNS_BENCH, &[&host, &task, &(limit as i64)])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .query(sql::SELECT_SIBLINGS, &[&cpu_model, &except])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.client.query_one("SELECT 1", &[])?;
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        self.call(|c| c.insert_group(batches))
+    }
+
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
+        self.call(|c| c.hosts(limit, offset))
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        self.call(|c| c.host(key))
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        self.call(|c| c.host_count())
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        self.call(|c| c.runs(host, task, limit))
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        self.call(|c| c.run(run_id))
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        self.call(|c| c.events(run_id))
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        self.call(|c| c.events_page(run_id, after_seq, limit, with_progress))
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        self.call(|c| c.events_tail(run_id, limit))
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        self.call(|c| c.progress_spans(run_id, after, upto))
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        self.call(|c| c.results(run_id))
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        self.call(|c| c.certificate_ids(run_id))
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        self.call(|c| c.certificate(id))
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        self.call(|c| c.bench_results(host_key))
+    }
+
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        self.call(|c| c.sibling_bench_results(cpu_model, except))
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        self.call(|c| c.runs_bench_results(host, task, limit))
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        self.call(|c| c.siblings(cpu_model, except))
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.call(|c| c.ping())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_from_the_url() {
+        let host = "postgresql://u@db.example:5433/speediso";
+        let (c, tls) = parse_url(host).unwrap();
+        assert!(tls.is_none());
+        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Disable);
+        assert_eq!(c.get_ports(), &[5433]);
+        let (c, tls) =
+            parse_url(&format!("{host}?sslmode=verify-full&application_name=x")).unwrap();
+        assert!(tls.is_some(), "system roots");
+        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Require);
+        assert_eq!(c.get_application_name(), Some("x"), "other parameters kept");
+        for (q, why) in [
+            ("sslmode=prefer", "sslmode=prefer is not supported"),
+            ("sslmode=verify-ca", "sslmode=verify-ca is not supported"),
+            ("sslrootcert=/x.pem", "without sslmode=verify-full"),
+            (
+                "sslmode=verify-full&sslrootcert=/nonexistent.pem",
+                "reading sslrootcert /nonexistent.pem",
+            ),
+        ] {
+            let e = format!("{:#}", parse_url(&format!("{host}?{q}")).err().unwrap());
+            assert!(e.contains(why), "{q}: {e}");
+        }
+    }
+}

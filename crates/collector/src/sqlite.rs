@@ -1,0 +1,397 @@
+//! The SQLite store (the default: one file, nothing to install). WAL so
+//! readers never block the writer; synchronous=FULL so a batch is on disk
+//! before it is acknowledged.
+
+use super::ingest::Incoming;
+use super::store::{
+    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+};
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use std::path::Path;
+
+/// Schema migrations, applied in order; `schema_version` records each.
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_run_token.sql")),
+    (3, include_str!("../migrations/sqlite/0003_event_pages.sql")),
+];
+
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrate(&conn).with_context(|| format!("migrating {}", path.display()))?;
+        Ok(SqliteStore { conn })
+    }
+
+    pub fn in_memory() -> Result<SqliteStore> {
+        let conn = Connection::open_in_memory()?;
+        migrate(&conn)?;
+        Ok(SqliteStore { conn })
+    }
+}
+
+pub fn migrate(conn: &Connection) -> Result<i64> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+    )?;
+    let mut current: i64 = conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    for (v, text) in MIGRATIONS {
+        if *v <= current {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(text)
+            .with_context(|| format!("migration {v}"))?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
+            params![v, speediso_proto::events::rfc3339_now()],
+        )?;
+        tx.commit()?;
+        current = *v;
+    }
+    Ok(current)
+}
+
+/// `store::insert_batch`'s operations on SQLite, inside the caller's
+/// transaction.
+struct Tx<'a>(&'a Connection);
+
+impl BatchTx for Tx<'_> {
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        self.0.execute_batch(sql)?;
+        Ok(())
+    }
+
+    fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()> {
+        self.0
+            .prepare_cached(sql::CLAIM_RUN)?
+            .execute(params![run_id, host_key, token_id, ts])?;
+        Ok(())
+    }
+
+    fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)> {
+        Ok(self
+            .0
+            .prepare_cached(sql::RUN_OWNER)?
+            .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    }
+
+    fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()> {
+        self.0
+            .prepare_cached(sql::SET_RUN_TOKEN)?
+            .execute(params![token_id, run_id])?;
+        Ok(())
+    }
+
+    fn insert_event(&mut self, e: &Incoming) -> Result<bool> {
+        let n = self.0.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+            e.run_id,
+            e.seq as i64,
+            e.ts,
+            e.kind,
+            e.step,
+            e.line
+        ])?;
+        Ok(n > 0)
+    }
+
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
+        Ok(self
+            .0
+            .prepare_cached(sql::SELECT_EVENT_BODY)?
+            .query_row(params![run_id, seq], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn apply(&mut self, d: &Derived<'_>) -> Result<()> {
+        let tx = self.0;
+        for (run_id, seq, step, data) in &d.results {
+            tx.prepare_cached(sql::INSERT_RESULT)?
+                .execute(params![run_id, seq, step, data])?;
+        }
+        for (id, run_id, seq, ord, step, body) in &d.certs {
+            tx.prepare_cached(sql::INSERT_CERT)?
+                .execute(params![id, run_id, seq, ord, step, body])?;
+        }
+        for (key, e) in &d.hosts {
+            tx.prepare_cached(sql::UPSERT_HOST)?.execute(params![
+                key,
+                e.host.serial,
+                e.host.uuid,
+                e.host.boot_mac,
+                e.host.hostname,
+                e.ts
+            ])?;
+        }
+        for (key, m) in &d.cpu_models {
+            tx.prepare_cached(sql::SET_CPU)?.execute(params![m, key])?;
+        }
+        for (run_id, r) in &d.runs {
+            tx.prepare_cached(sql::UPSERT_RUN)?.execute(params![
+                run_id, r.host_key, r.task, r.first_ts, r.events, r.last_seq
+            ])?;
+            if let Some(s) = &r.started {
+                tx.prepare_cached(sql::SET_STARTED)?
+                    .execute(params![s, run_id])?;
+            }
+            if let Some((ts, outcome, status, dur, err)) = &r.finished {
+                tx.prepare_cached(sql::SET_FINISHED)?
+                    .execute(params![ts, outcome, status, dur, err, run_id])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn host_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HostRow> {
+    Ok(HostRow {
+        host_key: r.get(0)?,
+        serial: r.get(1)?,
+        uuid: r.get(2)?,
+        boot_mac: r.get(3)?,
+        hostname: r.get(4)?,
+        cpu_model: r.get(5)?,
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+        runs: r.get(8)?,
+    })
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        host_key: r.get(1)?,
+        task: r.get(2)?,
+        started: r.get(3)?,
+        finished: r.get(4)?,
+        outcome: r.get(5)?,
+        exit_status: r.get(6)?,
+        duration_ms: r.get(7)?,
+        error: r.get(8)?,
+        events: r.get(9)?,
+        last_seq: r.get(10)?,
+        first_ts: r.get(11)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        let tx = self.conn.transaction()?;
+        let mut stats = Vec::with_capacity(batches.len());
+        for b in batches {
+            stats.push(super::store::insert_batch(&mut Tx(&tx), b)?);
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_HOSTS)?;
+        let rows = s.query_map(params![limit as i64, offset as i64], host_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
+        Ok(self
+            .conn
+            .query_row(sql::SELECT_HOST, [key], host_row)
+            .optional()?)
+    }
+
+    fn host_count(&mut self) -> Result<i64> {
+        Ok(self.conn.query_row(sql::COUNT_HOSTS, [], |r| r.get(0))?)
+    }
+
+    fn runs(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS)?;
+        let rows = s.query_map(params![host, task, limit as i64], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(sql::SELECT_RUN, [run_id], run_row)
+            .optional()?)
+    }
+
+    fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS)?;
+        let rows = s.query_map([run_id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn events_page(
+        &mut self,
+        run_id: &str,
+        after_seq: i64,
+        limit: usize,
+        with_progress: bool,
+    ) -> Result<Vec<Value>> {
+        let q = if with_progress {
+            sql::SELECT_EVENTS_PAGE
+        } else {
+            sql::SELECT_EVENTS_PAGE_NP
+        };
+        let mut s = self.conn.prepare_cached(q)?;
+        let rows = s.query_map(params![run_id, after_seq, limit as i64], |r| {
+            r.get::<_, String>(0)
+        })?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        Ok(out)
+    }
+
+    fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS_TAIL)?;
+        let rows = s.query_map(params![run_id, limit as i64], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for b in rows {
+            out.push(serde_json::from_str(&b?)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_PROGRESS_SPANS)?;
+        let rows = s.query_map(params![run_id, after, upto], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (step, count, first_seq, last_seq, body) = row?;
+            out.push(ProgressSpan {
+                step,
+                count,
+                first_seq,
+                last_seq,
+                last: serde_json::from_str(&body)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RESULTS)?;
+        let rows = s.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, step, data) = row?;
+            out.push(ResultRow {
+                seq,
+                step,
+                data: serde_json::from_str(&data)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_CERT_IDS)?;
+        let rows = s.query_map([run_id], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((run, body)) => Ok(Some((run, serde_json::from_str(&body)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_BENCH)?;
+        let rows = s.query_map([host_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn sibling_bench_results(
+        &mut self,
+        cpu_model: &str,
+        except: &str,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLING_BENCH)?;
+        let rows = s.query_map(params![cpu_model, except], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn runs_bench_results(
+        &mut self,
+        host: Option<&str>,
+        task: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS_BENCH)?;
+        let rows = s.query_map(params![host, task, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
+        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLINGS)?;
+        let rows = s.query_map(params![cpu_model, except], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn ping(&mut self) -> Result<()> {
+        self.conn
+            .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_store() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        crate::store::conformance::exercise(&mut s);
+        assert_eq!(migrate(&s.conn).unwrap(), 3); // applies nothing twice
+    }
+}

@@ -1,0 +1,646 @@
+//! The PostgreSQL store against a real PostgreSQL server this test starts
+//! (initdb + pg_ctl from the Debian `postgresql` package, on 127.0.0.1 and
+//! a free port, in a temporary directory): the same store checks as SQLite,
+//! then two collectors sharing one database with agents replaying across
+//! them, every event stored exactly once.
+
+use speediso::events::{Bus, HostId};
+use speediso::report::retry::RetryPolicy;
+use speediso::report::Config;
+use speediso::sinks::report::{Report, Tuning};
+use speediso_collector::pg::PgStore;
+use speediso_collector::store::Store;
+use speediso_testsupport::collector::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// A PostgreSQL server in a temporary directory; stopped on drop.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+    _tmp: tempfile::TempDir,
+}
+
+fn pg_bin() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    if let Some(d) = dirs.pop() {
+        return Some(d);
+    }
+    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("PostgreSQL server binaries not found (apt-get install postgresql; see tests/apt/report.txt)");
+    }
+    eprintln!("skipping: PostgreSQL server (initdb) not installed");
+    None
+}
+
+impl Postgres {
+    fn cmd(&self, tool: &str) -> Command {
+        // PostgreSQL refuses to run as root: run its tools as `postgres`.
+        if self.as_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        }
+    }
+
+    fn start() -> Option<Postgres> {
+        Self::start_with("")
+    }
+
+    /// With extra server options (`-c name=value ...`).
+    fn start_with(opts: &str) -> Option<Postgres> {
+        let bin = pg_bin()?;
+        let tmp = tempfile::tempdir().unwrap();
+        let as_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        if as_root {
+            let st = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(tmp.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Postgres {
+            bin,
+            data: tmp.path().join("data"),
+            port,
+            as_root,
+            _tmp: tmp,
+        };
+        let out = pg
+            .cmd("initdb")
+            .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
+            .arg(&pg.data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.pg_start(opts);
+        Some(pg)
+    }
+
+    /// `pg_ctl start` on the existing cluster (same port), waiting until
+    /// it accepts connections.
+    fn pg_start(&self, opts: &str) {
+        let sock = self._tmp.path();
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on {opts}",
+                self.port,
+                sock.display()
+            ))
+            .args(["-w", "-t", "60", "-l"])
+            .arg(sock.join("log"))
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(sock.join("log")).unwrap_or_default()
+        );
+    }
+
+    /// `pg_ctl stop -m fast`: connections are closed, the server exits.
+    fn pg_stop(&self) {
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-m", "fast", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {out:?}");
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._tmp.path().join("log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("postgresql://speediso@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn postgres_store_and_two_collectors_sharing_it() {
+    let Some(pg) = Postgres::start() else { return };
+
+    // The store checks SQLite passes, against PostgreSQL.
+    let mut s = PgStore::connect(&pg.url()).unwrap();
+    speediso_collector::store::conformance::exercise(&mut s);
+    assert_eq!(s.migrate().unwrap(), 3, "migrating twice applies nothing");
+
+    // Two collectors on one database; half the agents report to each, and
+    // every batch is replayed to the other collector too.
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Collector::start_with_db(&tmp.path().join("a"), None, &pg.url(), &[]);
+    let b = Collector::start_with_db(&tmp.path().join("b"), None, &pg.url(), &[]);
+    let mut ids = Vec::new();
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let url = if i % 2 == 0 { a.url() } else { b.url() };
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            std::thread::spawn(move || {
+                let cfg = Config {
+                    base: url,
+                    token: Some(TOKEN.into()),
+                    ca_pem: None,
+                    https: false,
+                    drain: None,
+                };
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(500),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("pgfleet".into()),
+                    HostId {
+                        serial: Some(format!("PG{i:02}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                for s in 0..100 {
+                    bus.step("bench.memory").log(format!("event {s}"));
+                }
+                bus.close(Duration::from_secs(60));
+                bus.run_id().to_string()
+            })
+        })
+        .collect();
+    for h in handles {
+        ids.push(h.join().unwrap());
+    }
+    // Replays across collectors (the same events, re-serialised: equal
+    // JSON): acknowledged, stored once.
+    let mut check = PgStore::connect(&pg.url()).unwrap();
+    let body: String = check
+        .events(&ids[0])
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string() + "\n")
+        .collect();
+    let (code, resp) = b.post(Some(TOKEN), &body);
+    assert_eq!(code, 200, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    assert_eq!(v["duplicates"], 100, "{resp}");
+    // Another content under a stored (run_id, seq): 409; another host for
+    // the run: 403; nothing of either stored, on either collector.
+    let (code, resp) = a.post(Some(TOKEN), &(log_line(&ids[0], 5, "PG00") + "\n"));
+    assert_eq!(code, 409, "{resp}");
+    let (code, resp) = b.post(Some(TOKEN), &(log_line(&ids[0], 100, "PG99") + "\n"));
+    assert_eq!(code, 403, "{resp}");
+    assert!(resp.contains("belongs to host PG00"), "{resp}");
+
+    for id in &ids {
+        let run = check
+            .run(id)
+            .unwrap()
+            .unwrap_or_else(|| panic!("run {id} missing"));
+        assert_eq!((run.events, run.last_seq), (100, 99), "{id}");
+        let evs = check.events(id).unwrap();
+        let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "{id}");
+    }
+    // Both collectors serve the same data.
+    for c in [&a, &b] {
+        let runs = c.get("/v1/runs?task=pgfleet&limit=100");
+        assert_eq!(runs.as_array().unwrap().len(), 20);
+        let r = c.get(&format!("/v1/runs/{}", ids[3]));
+        assert_eq!(r["events"].as_array().unwrap().len(), 100);
+    }
+}
+
+/// A NUL in strings the collector indexes (host, step, error) and in a
+/// message: stored, and read back the same on both stores (`\u0000` as six
+/// characters), while another agent's batch posted at the same moment
+/// (grouped into the same transaction or not) is stored too.
+fn nul_batch_and_neighbour(c: &Collector, round: usize) {
+    let run = format!("nul-{round}");
+    let host = r#""host":{"serial":"NUL1","hostname":"h\u0000x"}"#;
+    let lines = [
+        r#"{"v":1,"run_id":"RUN","seq":0,"ts":"2026-01-01T00:00:00.000Z",HOST,"task":"t","step":"s\u0000t","type":"log","level":"info","message":"a\u0000b"}"#,
+        r#"{"v":1,"run_id":"RUN","seq":1,"ts":"2026-01-01T00:00:01.000Z",HOST,"task":"t","step":null,"type":"run_finished","outcome":"failed","exit_status":1,"duration_ms":5,"error":"e\u0000r"}"#,
+    ]
+    .map(|l| l.replace("RUN", &run).replace("HOST", host))
+    .join("\n");
+    let other = (0..50)
+        .map(|s| log_line(&format!("neighbour-{round}"), s, "NUL2"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| c.post(Some(TOKEN), &lines));
+        let b = sc.spawn(|| c.post(Some(TOKEN), &other));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.0, 200, "{}", a.1);
+    assert_eq!(b.0, 200, "{}", b.1);
+    let r = c.get(&format!("/v1/runs/{run}"));
+    assert_eq!(r["run"]["error"], "e\\u0000r", "{r}");
+    assert_eq!(
+        r["events"][0]["message"], "a\u{0}b",
+        "the line is kept as received"
+    );
+    let n = c.get(&format!("/v1/runs/neighbour-{round}"));
+    assert_eq!(n["run"]["events"], 50, "{n}");
+}
+
+fn nul_checks(c: &Collector) {
+    for round in 0..5 {
+        nul_batch_and_neighbour(c, round);
+    }
+    let hosts = c.get("/v1/hosts");
+    let h = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host_key"] == "NUL1")
+        .unwrap_or_else(|| panic!("{hosts}"));
+    assert_eq!(h["hostname"], "h\\u0000x");
+    let page = ureq::get(&format!("{}/runs/nul-0", c.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(!page.contains('\0') && page.contains("a\\u0000b"), "{page}");
+}
+
+#[test]
+fn nul_in_strings_is_stored_escaped_on_both_stores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sqlite = Collector::start(&tmp.path().join("sqlite"), None, &[]);
+    nul_checks(&sqlite);
+    let Some(pg) = Postgres::start() else { return };
+    let c = Collector::start_with_db(&tmp.path().join("pg"), None, &pg.url(), &[]);
+    nul_checks(&c);
+}
+
+fn inventory_and_bench(run: &str, serial: &str, eps: f64) -> String {
+    let l = |seq: u64, step: &str, data: String| {
+        event_line(
+            run,
+            seq,
+            serial,
+            &format!(r#""type":"result","data":{data}"#),
+        )
+        .replace(r#""step":"s""#, &format!(r#""step":"{step}""#))
+    };
+    format!(
+        "{}\n{}\n",
+        l(0, "inventory", r#"{"cpu":{"model":"EPYC 9654"}}"#.into()),
+        l(
+            1,
+            "bench.cpu",
+            format!(r#"{{"events_per_second":{{"all":{eps}}}}}"#)
+        )
+    )
+}
+
+/// The host page of a host with 500 runs and 60 siblings (same CPU model)
+/// is served with a bounded number of SQL statements, counted by the
+/// PostgreSQL server itself (`log_statement=all`), not one per run or
+/// sibling.
+#[test]
+fn host_page_statements_are_bounded() {
+    let Some(pg) = Postgres::start_with("-c log_statement=all") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start_with_db(&tmp.path().join("c"), None, &pg.url(), &[]);
+    let mut body = String::new();
+    for i in 0..500 {
+        body.push_str(&inventory_and_bench(&format!("mine-{i}"), "BIG1", 100.0));
+    }
+    for i in 0..60 {
+        body.push_str(&inventory_and_bench(
+            &format!("sib-{i}"),
+            &format!("SIB{i}"),
+            200.0,
+        ));
+    }
+    let (code, resp) = c.post(Some(TOKEN), &body);
+    assert_eq!(code, 200, "{resp}");
+    let statements = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let before = statements(&pg.log());
+    let html = ureq::get(&format!("{}/hosts/BIG1", c.url()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let n = statements(&pg.log()) - before;
+    assert!(html.contains("SLOWER"), "100 vs a median of 200: {html}");
+    assert_eq!(html.matches("<a href=\"/runs/mine-").count(), 100);
+    assert!(
+        html.contains("bench.cpu events_per_second.all=100"),
+        "{html}"
+    );
+    assert!(n <= 8, "{n} statements for one host page");
+}
+
+/// PostgreSQL restarted under the collector while agents post: while it
+/// is down the collector answers 503 (never 400: agents keep their
+/// spools), and once it is back it reconnects by itself and every event
+/// is stored exactly once.
+#[test]
+fn postgres_restart_under_load_loses_nothing() {
+    let Some(pg) = Postgres::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Collector::start_with_db(&tmp.path().join("c"), None, &pg.url(), &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let agents: Vec<_> = (0..8)
+        .map(|i| {
+            let url = c.url();
+            let run_dir = tmp.path().join(format!("agent{i}"));
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let cfg = Config {
+                    base: url,
+                    token: Some(TOKEN.into()),
+                    ca_pem: None,
+                    https: false,
+                    drain: None,
+                };
+                let tuning = Tuning {
+                    running: RetryPolicy {
+                        initial: Duration::from_millis(50),
+                        cap: Duration::from_millis(400),
+                        jitter: 0.5,
+                        deadline: None,
+                    },
+                    linger: Duration::from_millis(10),
+                    ..Tuning::default()
+                };
+                let bus = Bus::new(
+                    Some("pgrestart".into()),
+                    HostId {
+                        serial: Some(format!("RST{i}")),
+                        ..HostId::default()
+                    },
+                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                );
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    bus.step("wipe").log(format!("event {n}"));
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                bus.close(Duration::from_secs(90));
+                let left = std::fs::read_dir(run_dir.join("spool")).unwrap().count();
+                (bus.run_id().to_string(), n, left)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.pg_stop();
+    // Down: 503 for a batch and for the health check, never 400.
+    let (code, resp) = c.post(Some(TOKEN), &(log_line("down-1", 0, "DOWN1") + "\n"));
+    assert_eq!(code, 503, "{resp}");
+    match ureq::get(&format!("{}/healthz", c.url())).call() {
+        Err(ureq::Error::Status(503, r)) => assert_eq!(r.header("Retry-After"), Some("1")),
+        other => panic!("healthz while the database is down: {other:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    pg.pg_start("");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut check = PgStore::connect(&pg.url()).unwrap();
+    for a in agents {
+        let (id, n, left) = a.join().unwrap();
+        assert!(n > 300, "{id}: only {n} events");
+        assert_eq!(left, 0, "{id}: spool not drained");
+        let run = check.run(&id).unwrap().expect("run stored");
+        assert_eq!((run.events, run.last_seq), (n as i64, n as i64 - 1), "{id}");
+        let seqs: Vec<i64> = check
+            .events(&id)
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..n as i64).collect::<Vec<_>>(),
+            "{id}: each event once"
+        );
+    }
+    let r = ureq::get(&format!("{}/healthz", c.url())).call().unwrap();
+    assert_eq!(r.status(), 200, "reconnected");
+    assert_eq!(
+        c.get("/v1/runs?task=pgrestart").as_array().unwrap().len(),
+        8
+    );
+}
+
+/// `openssl` with these arguments, in `dir`; panics with its stderr.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `name`.pem/.key, self-signed.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+/// The collector binary's exit status and stderr for `serve --db db`,
+/// when it stops at start.
+fn collector_refuses(dir: &std::path::Path, db: &str) -> String {
+    std::fs::write(dir.join("tokens"), format!("{TOKEN}\n")).unwrap();
+    let out = Command::new(speediso_testsupport::bin("speediso-collector"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--tokens"])
+        .arg(dir.join("tokens"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started with {db}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// TLS to PostgreSQL with a server certificate from a CA this test makes:
+/// `sslmode=verify-full` with that CA connects (the server logs every
+/// connection as SSL) and the collector works; another CA, or a mode that
+/// could fall back to plain text, stops the collector with a clear error.
+#[test]
+fn postgres_over_verified_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    make_ca(d, "ca");
+    make_ca(d, "other-ca");
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+    // The server's key must be its own and private.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+        for f in ["server.key", "server.pem"] {
+            assert!(Command::new("chown")
+                .arg("postgres")
+                .arg(d.join(f))
+                .status()
+                .unwrap()
+                .success());
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let Some(pg) = Postgres::start_with(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+        d.join("server.pem").display(),
+        d.join("server.key").display()
+    )) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let url = |ca: &str| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            pg.url(),
+            d.join(ca).display()
+        )
+    };
+    let c = Collector::start_with_db(&tmp.path().join("good"), None, &url("ca.pem"), &[]);
+    let (code, resp) = c.post(Some(TOKEN), &(log_line("tls-1", 0, "TLS1") + "\n"));
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(c.get("/v1/runs/tls-1")["run"]["events"], 1);
+    let log = pg.log();
+    let authorized: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connection authorized"))
+        .collect();
+    assert!(authorized.len() >= 5, "writer and 4 readers: {log}");
+    assert!(
+        authorized.iter().all(|l| l.contains("SSL enabled")),
+        "every connection over TLS: {authorized:#?}"
+    );
+
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let err = collector_refuses(&bad, &url("other-ca.pem"));
+    assert!(
+        err.contains("connecting to PostgreSQL") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    eprintln!("wrong CA: {err}");
+    let err = collector_refuses(&bad, &format!("{}?sslmode=prefer", pg.url()));
+    assert!(err.contains("sslmode=prefer is not supported"), "{err}");
+}

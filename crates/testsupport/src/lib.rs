@@ -1,0 +1,80 @@
+//! Shared by every integration test of the workspace, written once:
+//! - `missing`/`have_tool`: the skip-or-fail gate. A test that needs a tool,
+//!   root or a kernel feature it does not have skips with a `SKIP:` line,
+//!   or fails when `SPEEDISO_REQUIRE_TOOLS=1` (CI), so CI can never pass a
+//!   test by skipping it;
+//! - `bin`: a binary of the workspace, also from another crate's tests;
+//! - `REPO`: the repository root (fixtures, tasks, units, scripts);
+//! - `loops`: loop devices over temp files the test creates and removes;
+//! - `collector` (feature `collector`): the real collector on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+
+pub mod loops;
+
+#[cfg(feature = "collector")]
+pub mod collector;
+
+/// The repository root: `crates/testsupport/../..`.
+pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// `REPO` joined with `rel`.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(REPO).join(rel)
+}
+
+/// Whether tests must fail rather than skip when something is missing.
+pub fn required() -> bool {
+    std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
+/// Something a test needs is missing: panics under
+/// `SPEEDISO_REQUIRE_TOOLS=1`, else prints `SKIP: {what}` and returns
+/// `false`, so a test reads `if !have_tool(..) { return; }`.
+#[track_caller]
+pub fn missing(what: &str) -> bool {
+    if required() {
+        panic!("{what} (SPEEDISO_REQUIRE_TOOLS=1)");
+    }
+    eprintln!("SKIP: {what}");
+    false
+}
+
+/// Is `tool` on PATH (or in /usr/sbin, /sbin)?
+pub fn on_path(tool: &str) -> bool {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .any(|d| Path::new(d).join(tool).is_file())
+}
+
+/// `tool` is installed, or `missing("{tool} is required; {hint}")`.
+#[track_caller]
+pub fn have_tool(tool: &str, hint: &str) -> bool {
+    on_path(tool) || missing(&format!("{tool} is required; {hint}"))
+}
+
+/// The path of the workspace binary `name` (`speediso`,
+/// `speediso-collector`, `speediso-repo`) next to this test executable
+/// (`target/<profile>/deps/<test>` → `target/<profile>/<name>`). A
+/// `cargo test` of the workspace builds every binary before any test runs;
+/// `cargo test -p <one crate>` builds only that crate's, so then build the
+/// others first (the panic says how).
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test executable under target/<profile>/deps");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: run `cargo test` at the workspace root, or `cargo build --bin {name}` first",
+        p.display()
+    );
+    p
+}

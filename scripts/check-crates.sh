@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The workspace's boundaries (docs/architecture.md), checked in CI:
+# - the agent's dependency tree (all edges: normal, build and dev) holds no
+#   async runtime, HTTP server or database crate, so the static image
+#   binary stays small and the collector's stack never ships in it;
+# - the collector and the repository tool do not depend on the agent;
+# - no module of the agent imports from its CLI layer (src/cli.rs), only
+#   the other way round.
+# Exits 1 naming each violation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bad=0
+say() { echo "check-crates: $*" >&2; }
+
+agent_tree=$(cargo tree --locked -p speediso -e normal,build,dev --prefix none --format '{p}')
+for forbidden in tokio axum rusqlite postgres tokio-postgres hyper; do
+    if grep -q "^$forbidden v" <<<"$agent_tree"; then
+        say "the agent (speediso) depends on $forbidden:"
+        cargo tree --locked -p speediso -e normal,build,dev -i "$forbidden" >&2 || true
+        bad=1
+    fi
+done
+for pkg in speediso-collector speediso-repo speediso-proto; do
+    if cargo tree --locked -p "$pkg" -e normal,build --prefix none --format '{p}' | grep -q '^speediso v'; then
+        say "$pkg depends on the agent crate (speediso)"
+        bad=1
+    fi
+done
+if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
+    grep -v '^crates/agent/src/cli.rs:\|^crates/agent/src/main.rs:'); then
+    say "agent modules import from the CLI layer:"
+    echo "$up" >&2
+    bad=1
+fi
+if [ "$bad" = 0 ]; then
+    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer"
+fi
+exit "$bad"
