@@ -691,6 +691,22 @@ leaks = [e for e in ours if any(tok in v for v in e.values())]
 print(f"{len(ours)} speediso journal entries, {len(leaks)} with the token")
 sys.exit(1 if not ours or leaks else 0)
 PY
+        # Each line once (issue #14): the step's first line is in the
+        # journal exactly once, as the structured entry (not also as the
+        # unit's stdout), and on the serial console exactly once.
+        "$python" - "$out/$name.journal.export" <<'PY' || die "$name: a console line of speediso@inventory reached the journal other than once"
+import sys
+msg = b"MESSAGE=[inventory] started (inventory)"
+unit = b"_SYSTEMD_UNIT=speediso@inventory.service"
+entries = open(sys.argv[1], "rb").read().split(b"\n\n")
+hits = [e for e in entries if unit in e.split(b"\n") and msg in e.split(b"\n")]
+structured = [e for e in hits if b"\nSPEEDISO_RUN_ID=" in e]
+print(f"{len(hits)} journal entries of the line, {len(structured)} structured")
+sys.exit(0 if len(hits) == 1 and len(structured) == 1 else 1)
+PY
+        local n
+        n=$(grep -c -F '[inventory] started (inventory)' "$log" || true)
+        [ "$n" = 1 ] || die "$name: '[inventory] started (inventory)' is on the console $n times, not once"
         if grep -aq -- "$tok" "$out/$name.state.json" "$out/$name.collector.json"; then
             die "$name: the report token leaked into the state file or the collector"
         fi

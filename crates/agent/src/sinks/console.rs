@@ -16,6 +16,9 @@ pub struct Console<W: Write + Send> {
     /// Last time progress was printed, per step (non-TTY throttle).
     last_progress: HashMap<String, Instant>,
     every: Duration,
+    /// Print progress only: every other line reaches the console through
+    /// journald's forwarding of its structured entry.
+    progress_only: bool,
 }
 
 impl<W: Write + Send> Console<W> {
@@ -26,19 +29,55 @@ impl<W: Write + Send> Console<W> {
             live: None,
             last_progress: HashMap::new(),
             every: Duration::from_secs(5),
+            progress_only: false,
         }
     }
 }
 
-impl Console<std::io::Stdout> {
+impl Console<Box<dyn Write + Send>> {
+    /// The console of a run: stdout, except under systemd when stdout is
+    /// the journal stream (`StandardOutput=journal+console`) and the
+    /// journal sink is active. There a line on stdout would reach the
+    /// journal a second time, next to the structured entry of the same
+    /// event, so the line goes to `/dev/console` itself: once on the
+    /// console, once (structured) in the journal. Line mode there, as on
+    /// the serial console it is.
+    ///
+    /// Where journald forwards every entry to the console itself
+    /// (`ForwardToConsole=yes`, or `systemd.journald.forward_to_console` on
+    /// the kernel command line, as the VM suite boots), the structured
+    /// entry already reaches the console, so this sink writes only the
+    /// progress lines, which the journal sink does not send.
     pub fn stdout() -> Self {
+        if super::journal::stdout_is_journal() {
+            if let Some(c) = open_console() {
+                let mut sink = Console::new(Box::new(c) as Box<dyn Write + Send>, false);
+                sink.progress_only = super::journal::forwards_to_console(std::path::Path::new("/"));
+                return sink;
+            }
+        }
         let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        Console::new(std::io::stdout(), tty)
+        Console::new(Box::new(std::io::stdout()), tty)
     }
+}
+
+/// `/dev/console` for writing, never as our controlling terminal (a
+/// service is a session leader; without O_NOCTTY the open would make the
+/// console its terminal and a hangup there would reach the task).
+fn open_console() -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/console")
+        .ok()
 }
 
 impl<W: Write + Send> Sink for Console<W> {
     fn event(&mut self, ev: &Event) {
+        if self.progress_only && !matches!(ev.body, Body::Progress { .. }) {
+            return;
+        }
         let line = describe(ev);
         let step = ev.step.clone().unwrap_or_default();
         let _ = match &ev.body {
@@ -85,6 +124,22 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn progress_only_leaves_the_rest_to_the_journal() {
+        let buf = Buf::default();
+        let mut c = Console::new(buf.clone(), false);
+        c.progress_only = true;
+        let bus = Bus::new(Some("t".into()), HostId::default(), vec![Box::new(c)]);
+        let s = bus.step("wipe");
+        s.log("not here");
+        s.progress(Progress {
+            percent: Some(50.0),
+            ..Default::default()
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "[wipe]  50.0%\n", "{text}");
     }
 
     #[test]

@@ -26,6 +26,89 @@ pub fn message_id(type_name: &str) -> &'static str {
 
 pub const SOCKET: &str = "/run/systemd/journal/socket";
 
+/// Whether this process runs under systemd with the journal sink active
+/// (`Journal::under_systemd`) and its stdout connected to the journal
+/// (`JOURNAL_STREAM`, "DEV:INODE", names the stream systemd connected, and
+/// fd 1 is still that socket): then what the console sink would print on
+/// stdout would reach the journal twice.
+pub fn stdout_is_journal() -> bool {
+    if std::env::var_os("INVOCATION_ID").is_none() || !Path::new(SOCKET).exists() {
+        return false;
+    }
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self/fd/1 resolves to the socket itself: its st_dev/st_ino.
+    std::fs::metadata("/proc/self/fd/1")
+        .is_ok_and(|m| names_stream(&stream.to_string_lossy(), m.dev(), m.ino()))
+}
+
+/// Whether journald under `root` copies every entry to the console: the
+/// kernel command line's `systemd.journald.forward_to_console=` (which
+/// wins), else the last `ForwardToConsole=` of journald.conf and its
+/// drop-ins (`/etc/systemd/journald.conf.d/*.conf`, in name order).
+pub fn forwards_to_console(root: &Path) -> bool {
+    let cmdline = std::fs::read_to_string(root.join("proc/cmdline")).unwrap_or_default();
+    let mut confs =
+        vec![std::fs::read_to_string(root.join("etc/systemd/journald.conf")).unwrap_or_default()];
+    if let Ok(dir) = std::fs::read_dir(root.join("etc/systemd/journald.conf.d")) {
+        let mut names: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        names.sort();
+        confs.extend(
+            names
+                .iter()
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default()),
+        );
+    }
+    forwarding(&cmdline, &confs)
+}
+
+fn yes(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `forwards_to_console` on the texts: the command line, then the
+/// configuration files in the order journald reads them.
+fn forwarding(cmdline: &str, confs: &[String]) -> bool {
+    let mut on = None;
+    for w in cmdline.split_whitespace() {
+        if w == "systemd.journald.forward_to_console" {
+            on = Some(true);
+        } else if let Some(v) = w.strip_prefix("systemd.journald.forward_to_console=") {
+            on = yes(v).or(on);
+        }
+    }
+    if let Some(on) = on {
+        return on;
+    }
+    let mut conf = false;
+    for text in confs {
+        for line in text.lines() {
+            if let Some(v) = line.trim().strip_prefix("ForwardToConsole=") {
+                conf = yes(v).unwrap_or(conf);
+            }
+        }
+    }
+    conf
+}
+
+/// Does `JOURNAL_STREAM` ("DEV:INODE", decimal) name the file (`dev`, `ino`)?
+fn names_stream(stream: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = stream.trim().split_once(':') else {
+        return false;
+    };
+    d.parse::<u64>() == Ok(dev) && i.parse::<u64>() == Ok(ino)
+}
+
 pub struct Journal {
     sock: UnixDatagram,
     path: PathBuf,
@@ -109,6 +192,65 @@ impl Sink for Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journal_stream_names_device_and_inode() {
+        assert!(names_stream("64770:123456", 64770, 123456));
+        assert!(names_stream("8:1\n", 8, 1));
+        assert!(!names_stream("64770:123456", 64770, 123457));
+        assert!(!names_stream("64771:123456", 64770, 123456));
+        assert!(!names_stream("64770", 64770, 0));
+        assert!(!names_stream("", 0, 0));
+        assert!(!names_stream("a:b", 0, 0));
+    }
+
+    #[test]
+    fn console_forwarding_from_the_command_line_and_journald_conf() {
+        let c = |s: &str| s.to_string();
+        assert!(!forwarding("quiet", &[]));
+        assert!(forwarding("a systemd.journald.forward_to_console=1 b", &[]));
+        assert!(forwarding("systemd.journald.forward_to_console", &[]));
+        assert!(!forwarding(
+            "systemd.journald.forward_to_console=0",
+            &[c("[Journal]\nForwardToConsole=yes\n")]
+        ));
+        assert!(forwarding("", &[c("[Journal]\nForwardToConsole=yes\n")]));
+        // A later drop-in wins over journald.conf.
+        assert!(!forwarding(
+            "",
+            &[
+                c("ForwardToConsole=yes"),
+                c("[Journal]\nForwardToConsole=no")
+            ]
+        ));
+        assert!(!forwarding("", &[c("#ForwardToConsole=yes")]));
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        std::fs::create_dir_all(r.join("proc")).unwrap();
+        std::fs::create_dir_all(r.join("etc/systemd/journald.conf.d")).unwrap();
+        std::fs::write(r.join("proc/cmdline"), "root=live:x quiet\n").unwrap();
+        assert!(!forwards_to_console(r));
+        std::fs::write(
+            r.join("etc/systemd/journald.conf.d/10-console.conf"),
+            "[Journal]\nForwardToConsole=yes\n",
+        )
+        .unwrap();
+        assert!(forwards_to_console(r));
+        std::fs::write(
+            r.join("proc/cmdline"),
+            "root=live:x systemd.journald.forward_to_console=0\n",
+        )
+        .unwrap();
+        assert!(!forwards_to_console(r));
+    }
+
+    #[test]
+    fn outside_systemd_stdout_is_not_the_journal() {
+        // cargo test runs without INVOCATION_ID (unless a unit runs it).
+        if std::env::var_os("INVOCATION_ID").is_none() {
+            assert!(!stdout_is_journal());
+        }
+    }
 
     #[test]
     fn binary_field_for_newlines() {
