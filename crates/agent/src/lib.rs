@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
+pub mod blockdev;
 pub mod cli;
 pub mod cmd;
 pub mod cmdline;

@@ -291,17 +291,15 @@ fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
                     .is_some_and(|c| c.is_ascii_digit() || c == 'p')
             })
     };
-    for (file, what) in [
-        ("/proc/self/mounts", "mounted"),
-        ("/proc/swaps", "used as swap"),
-    ] {
-        let text = std::fs::read_to_string(under_root(root, file)).unwrap_or_default();
-        for line in text.lines() {
-            if let Some(src) = line.split_whitespace().next() {
-                if mine(src) {
-                    why.push(format!("{what} ({src})"));
-                }
-            }
+    let devno = format!("{}:{}", dev.0, dev.1);
+    for m in crate::blockdev::usage::mounts(root) {
+        if m.devno == devno || mine(&m.source) {
+            why.push(format!("mounted ({} at {})", m.source, m.mountpoint));
+        }
+    }
+    for src in crate::blockdev::usage::swaps(root) {
+        if mine(&src) {
+            why.push(format!("used as swap ({src})"));
         }
     }
     why
@@ -1056,7 +1054,11 @@ mod tests {
         std::fs::create_dir_all(r.join("sys/dev/block/8:0/holders")).unwrap();
         std::fs::create_dir_all(r.join("sys/dev/block/7:3/loop")).unwrap();
         std::fs::create_dir_all(r.join("proc/self")).unwrap();
-        std::fs::write(r.join("proc/self/mounts"), "/dev/loop3 /mnt ext4 rw 0 0\n").unwrap();
+        std::fs::write(
+            r.join("proc/self/mountinfo"),
+            "36 22 7:3 / /mnt rw,relatime - ext4 /dev/loop3 rw\n",
+        )
+        .unwrap();
         let sda = Path::new("/dev/sda");
         let err = write_guard(r, sda, Kind::Block, Some((8, 0)), None).unwrap_err();
         assert!(err.0.contains("whole block device"), "{err}");

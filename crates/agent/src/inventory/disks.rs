@@ -75,55 +75,18 @@ pub struct Usage {
     swaps: BTreeSet<String>,
 }
 
-/// Undo the octal escapes (`\040`) the kernel uses in mountinfo and swaps.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Usage {
     pub fn parse(mountinfo: &str, swaps: &str) -> Usage {
+        use crate::blockdev::usage::{parse_mountinfo, parse_swaps};
         let mut u = Usage::default();
-        for line in mountinfo.lines() {
-            let f: Vec<&str> = line.split(' ').collect();
-            let Some(sep) = f.iter().position(|x| *x == "-") else {
-                continue;
-            };
-            if f.len() < 5 || sep + 2 >= f.len() {
-                continue;
-            }
-            let mnt = unescape(f[4]);
+        for m in parse_mountinfo(mountinfo) {
             u.by_devno
-                .entry(f[2].to_string())
+                .entry(m.devno)
                 .or_default()
-                .push(mnt.clone());
-            u.by_source
-                .entry(unescape(f[sep + 2]))
-                .or_default()
-                .push(mnt);
+                .push(m.mountpoint.clone());
+            u.by_source.entry(m.source).or_default().push(m.mountpoint);
         }
-        for line in swaps.lines().skip(1) {
-            if let Some(p) = line.split_whitespace().next() {
-                u.swaps.insert(unescape(p));
-            }
-        }
+        u.swaps.extend(parse_swaps(swaps));
         u
     }
 
@@ -441,18 +404,15 @@ fn fs_from_udev(root: &Path, sysdir: &Path) -> Option<FsInfo> {
 /// Filesystem type from mountinfo, the last resort for a mounted device.
 fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
     let devno = devno?;
-    let text = std::fs::read_to_string(root.join("proc/self/mountinfo")).ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        let kind = f.get(sep + 1)?;
-        (f.get(2) == Some(&devno)).then(|| FsInfo {
-            kind: kind.to_string(),
+    crate::blockdev::usage::mounts(root)
+        .into_iter()
+        .find(|m| m.devno == devno)
+        .map(|m| FsInfo {
+            kind: m.fstype,
             label: None,
             uuid: None,
             source: "mountinfo",
         })
-    })
 }
 
 /// Read superblocks of the disk and its partitions.

@@ -344,46 +344,8 @@ pub fn dev_name(root: &Path, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One mount: device number, source and mount point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub devno: String,
-    pub source: String,
-    pub mountpoint: String,
-}
-
-/// Parse /proc/self/mountinfo. Octal escapes (`\040`) are decoded.
-pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
-    let unescape = |s: &str| {
-        let mut out = String::new();
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'\\' && i + 4 <= b.len() {
-                if let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                    out.push(n as char);
-                    i += 4;
-                    continue;
-                }
-            }
-            out.push(b[i] as char);
-            i += 1;
-        }
-        out
-    };
-    text.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            Some(Mount {
-                devno: f.get(2)?.to_string(),
-                mountpoint: unescape(f.get(4)?),
-                source: unescape(r.get(1)?),
-            })
-        })
-        .collect()
-}
+/// Mounts come from the block-device layer's one mountinfo parser.
+pub use crate::blockdev::usage::{parse_mountinfo, Mount};
 
 impl SysState {
     fn read(root: &Path) -> SysState {
@@ -432,9 +394,7 @@ impl SysState {
 
     /// Mounts, swaps, holders, the live medium and loop backing files.
     fn scan(&mut self, root: &Path) {
-        let mounts = std::fs::read_to_string(root.join("proc/self/mountinfo"))
-            .map(|t| parse_mountinfo(&t))
-            .unwrap_or_default();
+        let mounts = crate::blockdev::usage::mounts(root);
         for m in &mounts {
             let name = self
                 .by_devno
@@ -463,14 +423,10 @@ impl SysState {
                 );
             }
         }
-        if let Ok(t) = std::fs::read_to_string(root.join("proc/swaps")) {
-            for l in t.lines().skip(1) {
-                if let Some(src) = l.split_whitespace().next() {
-                    if src.starts_with("/dev/") {
-                        let n = dev_name(root, src);
-                        self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
-                    }
-                }
+        for src in crate::blockdev::usage::swaps(root) {
+            if src.starts_with("/dev/") {
+                let n = dev_name(root, &src);
+                self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
             }
         }
         // Holders: dm, md, LVM and bcache sit on top of the disk or one of
