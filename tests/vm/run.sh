@@ -307,7 +307,7 @@ boot() {
     echo "$cmdline" >"$out/$name.cmdline"
     boot_start=$(now)
     timeout --kill-after=10 "$boot_timeout" qemu-system-x86_64 \
-        -accel tcg -cpu max,svm=off,vmx=off -smp 2 -m 2048 -no-reboot \
+        -accel tcg -cpu max -smp 2 -m 2048 -no-reboot \
         -display none -monitor none -serial "file:$log" \
         -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
         -netdev "$netdev" -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \

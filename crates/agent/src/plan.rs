@@ -539,6 +539,23 @@ pub fn build(
     for step in &task.steps {
         let module = tasks::module_for(&step.module)
             .map_err(|e| reject(Some(name.clone()), format!("task '{name}': {e}")))?;
+        let keys = module.step_keys();
+        if let Some(k) = step.options.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(reject(
+                Some(name.clone()),
+                format!(
+                    "task '{name}' ({}), step '{}': unknown option '{k}' for module {}; {}",
+                    task.source,
+                    step.id(),
+                    step.module,
+                    if keys.is_empty() {
+                        "it takes no step options (use speediso.* options)".to_string()
+                    } else {
+                        format!("known: {}", keys.join(", "))
+                    }
+                ),
+            ));
+        }
         module.check(&step.options, &options).map_err(|e| {
             reject(
                 Some(name.clone()),
@@ -573,6 +590,62 @@ fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::cmdline::parse;
+
+    /// Issue #14: a task-file step option no module reads rejects the task,
+    /// naming the key, the step and the file; the shipped tasks pass.
+    #[test]
+    fn unknown_step_options_reject_the_task_naming_key_step_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, steps: &str| {
+            std::fs::write(
+                dir.path().join(format!("{name}.toml")),
+                format!("name='{name}'\ndescription=''\ntime_limit=60\nafter='stay'\n{steps}"),
+            )
+            .unwrap();
+        };
+        write(
+            "typo",
+            "[[steps]]\nmodule='bench.cpu'\noptions = { duration = 1, treads = 2 }\n",
+        );
+        write(
+            "wipeopt",
+            "destructive=true\n[[steps]]\nmodule='wipe'\noptions = { method = 'zero' }\n",
+        );
+        write(
+            "good",
+            "[[steps]]\nmodule='bench.cpu'\noptions = { duration = 1, threads = 2 }\n",
+        );
+        let cat = Catalog::load(&[dir.path().to_path_buf()]);
+        let plan = |t: &str| {
+            build(
+                Some((t.to_string(), TaskSource::Argument)),
+                &parse(""),
+                &cat,
+            )
+        };
+        let e = plan("typo").unwrap_err().reason;
+        assert!(e.contains("unknown option 'treads'"), "{e}");
+        assert!(e.contains("step 'bench.cpu'"), "{e}");
+        assert!(e.contains("typo.toml"), "{e}");
+        assert!(e.contains("known: duration, threads"), "{e}");
+        let e = plan("wipeopt").unwrap_err().reason;
+        assert!(
+            e.contains("unknown option 'method'") && e.contains("takes no step options"),
+            "{e}"
+        );
+        assert!(plan("good").is_ok());
+        let shipped = Catalog::load(&[]);
+        for t in shipped.names() {
+            let r = build(
+                Some((t.clone(), TaskSource::Argument)),
+                &parse(""),
+                &shipped,
+            );
+            if let Err(e) = r {
+                assert!(!e.reason.contains("unknown option"), "{t}: {}", e.reason);
+            }
+        }
+    }
 
     #[test]
     fn option_values() {

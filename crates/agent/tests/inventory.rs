@@ -966,7 +966,14 @@ fn bad_step_options_reject_the_plan() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
-    assert!(text.contains("unknown inventory option 'colour'"), "{text}");
+    // Refused by the plan's check of declared step keys (issue #14),
+    // naming the key, the step, the module's keys and the file.
+    assert!(
+        text.contains("unknown option 'colour' for module inventory"),
+        "{text}"
+    );
+    assert!(text.contains("known: pci_ids, smart"), "{text}");
+    assert!(text.contains("inventory.toml"), "{text}");
 
     let out = Command::new(BIN)
         .args([

@@ -340,6 +340,10 @@ impl Module for BenchCpu {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    fn step_keys(&self) -> &'static [&'static str] {
+        &["duration", "threads", "max_prime", "workloads"]
+    }
     fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
         Config::from_step(step, options).map(|_| ())
     }

@@ -975,6 +975,19 @@ impl Module for BenchDisk {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    fn step_keys(&self) -> &'static [&'static str] {
+        &[
+            "target",
+            "size_mib",
+            "duration",
+            "mode",
+            "jobs",
+            "verify",
+            "verify_mib",
+            "confirm",
+        ]
+    }
     fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
         Config::from_step(step, options).map(|_| ())
     }

@@ -543,6 +543,10 @@ impl Module for BenchMemory {
     fn name(&self) -> &'static str {
         NAME
     }
+
+    fn step_keys(&self) -> &'static [&'static str] {
+        &["duration", "threads", "array_mib", "check_mib"]
+    }
     fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
         Config::from_step(step, options).map(|_| ())
     }

@@ -450,6 +450,10 @@ impl Module for Install {
         NAME
     }
 
+    fn step_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
         Config::from_options(options).map(|_| ())
     }

@@ -151,6 +151,10 @@ impl Module for Inventory {
         NAME
     }
 
+    fn step_keys(&self) -> &'static [&'static str] {
+        &["pci_ids", "smart"]
+    }
+
     fn check(&self, step_options: &toml::Table, options: &crate::plan::Options) -> Result<()> {
         step_opts(step_options, options).map(|_| ())
     }

@@ -253,6 +253,10 @@ impl Module for NetBench {
         NAME
     }
 
+    fn step_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
         Plan::from_options(options).map(|_| ())
     }

@@ -311,6 +311,11 @@ pub struct StepContext<'a> {
 /// A built-in step module. One trait, one registry (`module_for`).
 pub trait Module: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The keys of a task file step's `options` table this module reads.
+    /// Any other key rejects the task before anything runs, naming the
+    /// key, the step and the file (`plan::build`), so a misspelt option is
+    /// never silently ignored. A module that reads none returns `&[]`.
+    fn step_keys(&self) -> &'static [&'static str];
     /// Check the step's options before anything in the task runs.
     fn check(&self, _step_options: &toml::Table, _options: &Options) -> Result<()> {
         Ok(())

@@ -1360,6 +1360,10 @@ impl Module for Wipe {
         NAME
     }
 
+    fn step_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
         Config::from_options(options, default_run_dir()).map(|_| ())
     }
