@@ -665,6 +665,18 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
             for (k, h) in plan::known_options() {
                 crate::out!("speediso.{k:<18} {h}");
             }
+            // What each module declares it reads from a task file's
+            // `options = { ... }` (any other key rejects the task).
+            crate::out!("\ntask-file step options (options = {{ ... }} in a [[steps]] table):");
+            for m in tasks::MODULES {
+                let keys = tasks::module_for(m).map(|m| m.step_keys()).unwrap_or(&[]);
+                let shown = if keys.is_empty() {
+                    "none (use its speediso.* options)".to_string()
+                } else {
+                    keys.join(", ")
+                };
+                crate::out!("  {m:<18} {shown}");
+            }
         }
         return Ok(exit::SUCCESS);
     }

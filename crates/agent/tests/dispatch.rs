@@ -592,4 +592,17 @@ fn help_teaches() {
         text.contains("speediso.report") && text.contains("speediso.wipe.method"),
         "{text}"
     );
+    // The step options come from the modules' own declarations.
+    let line = |m: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{m} ")))
+            .unwrap_or_else(|| panic!("no step-options line for {m}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("bench.cpu").contains("duration, threads, max_prime, workloads"),
+        "{text}"
+    );
+    assert!(line("inventory").contains("pci_ids, smart"), "{text}");
+    assert!(line("wipe").contains("none"), "{text}");
 }
