@@ -5,7 +5,9 @@
 #   binary stays small and the collector's stack never ships in it;
 # - the collector and the repository tool do not depend on the agent;
 # - no module of the agent imports from its CLI layer (src/cli.rs), only
-#   the other way round.
+#   the other way round;
+# - no agent module joins a rooted path by hand (root.join("sys/...")):
+#   crate::root::under_root is the one way.
 # Exits 1 naming each violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,16 @@ if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
     echo "$up" >&2
     bad=1
 fi
+# Every rooted /proc, /sys, /dev or /run path goes through the leaf
+# crate::root (fixture trees stand in for machines only if nothing joins
+# the root by hand).
+if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.join\("' crates/agent/src --include='*.rs' |
+    grep -v '^crates/agent/src/root.rs:'); then
+    say "rooted paths joined by hand instead of crate::root::under_root:"
+    echo "$joins" >&2
+    bad=1
+fi
 if [ "$bad" = 0 ]; then
-    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer"
+    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer; every rooted path goes through crate::root"
 fi
 exit "$bad"

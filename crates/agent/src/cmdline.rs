@@ -139,7 +139,7 @@ impl Cmdline {
 
 /// Read `<root>/proc/cmdline`.
 pub fn read(root: &Path) -> Result<String> {
-    let path = root.join("proc/cmdline");
+    let path = crate::root::under_root(root, "/proc/cmdline");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }

@@ -46,19 +46,19 @@ pub fn bootif_mac(cmdline: &Cmdline) -> Option<String> {
 }
 
 pub fn identify(root: &Path, cmdline: &Cmdline) -> HostId {
-    let dmi = root.join("sys/class/dmi/id");
+    let dmi = crate::root::under_root(root, "/sys/class/dmi/id");
     let boot_mac = bootif_mac(cmdline).or_else(|| first_nic_mac(root));
     HostId {
         serial: read_attr(&dmi.join("product_serial")),
         uuid: read_attr(&dmi.join("product_uuid")).map(|u| u.to_ascii_lowercase()),
         boot_mac,
-        hostname: read_attr(&root.join("proc/sys/kernel/hostname")),
+        hostname: read_attr(&crate::root::under_root(root, "/proc/sys/kernel/hostname")),
     }
 }
 
 /// The MAC of the first physical NIC (one with a `device` link), by name.
 fn first_nic_mac(root: &Path) -> Option<String> {
-    let net = root.join("sys/class/net");
+    let net = crate::root::under_root(root, "/sys/class/net");
     let mut names: Vec<_> = std::fs::read_dir(&net)
         .ok()?
         .filter_map(|e| e.ok())

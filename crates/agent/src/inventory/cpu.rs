@@ -81,10 +81,11 @@ fn first_block(text: &str) -> BTreeMap<String, String> {
 }
 
 pub fn collect(root: &Path) -> Cpu {
-    let cpuinfo = std::fs::read_to_string(root.join("proc/cpuinfo")).unwrap_or_default();
+    let cpuinfo =
+        std::fs::read_to_string(crate::root::under_root(root, "/proc/cpuinfo")).unwrap_or_default();
     let b = first_block(&cpuinfo);
     let get = |k: &str| b.get(k).filter(|v| !v.is_empty()).cloned();
-    let sys = root.join("sys/devices/system/cpu");
+    let sys = crate::root::under_root(root, "/sys/devices/system/cpu");
     let present = read_trim(&sys.join("present"))
         .map(|s| parse_cpu_list(&s))
         .unwrap_or_default();
@@ -150,7 +151,7 @@ pub fn collect(root: &Path) -> Cpu {
         })
         .collect();
 
-    let node_dir = root.join("sys/devices/system/node");
+    let node_dir = crate::root::under_root(root, "/sys/devices/system/node");
     let numa_nodes = dir_names(&node_dir)
         .iter()
         .filter_map(|n| {

@@ -129,7 +129,7 @@ fn udev(root: &Path, devno: Option<&str>) -> Udev {
 
 /// Map of device name → its /dev/disk/by-id links, from the directory.
 fn by_id_links(root: &Path) -> BTreeMap<String, Vec<String>> {
-    let dir = root.join("dev/disk/by-id");
+    let dir = crate::root::under_root(root, "/dev/disk/by-id");
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in dir_names(&dir) {
         if let Ok(t) = std::fs::read_link(dir.join(&n)) {
@@ -249,10 +249,11 @@ pub struct Opts {
 }
 
 pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
-    let block = root.join("sys/block");
+    let block = crate::root::under_root(root, "/sys/block");
     let usage = Usage::parse(
-        &std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap_or_default(),
-        &std::fs::read_to_string(root.join("proc/swaps")).unwrap_or_default(),
+        &std::fs::read_to_string(crate::root::under_root(root, "/proc/self/mountinfo"))
+            .unwrap_or_default(),
+        &std::fs::read_to_string(crate::root::under_root(root, "/proc/swaps")).unwrap_or_default(),
     );
     let links = by_id_links(root);
     let mut names = dir_names(&block);
@@ -417,7 +418,8 @@ fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
 
 /// Read superblocks of the disk and its partitions.
 fn probe_disk(root: &Path, d: &mut Disk) {
-    let sysdir: PathBuf = root.join("sys/block").join(d.name.replace('/', "!"));
+    let sysdir: PathBuf =
+        crate::root::under_root(root, "/sys/block").join(d.name.replace('/', "!"));
     let open =
         |name: &str| std::fs::File::open(crate::root::under_root(root, &format!("/dev/{name}")));
     if d.size_bytes > 0 {

@@ -77,7 +77,7 @@ pub fn chassis_name(code: u32) -> Option<String> {
 }
 
 pub fn collect(root: &Path) -> Dmi {
-    let d = root.join("sys/class/dmi/id");
+    let d = crate::root::under_root(root, "/sys/class/dmi/id");
     if !d.exists() {
         return Dmi {
             note: Some("no DMI data (/sys/class/dmi/id absent)".into()),

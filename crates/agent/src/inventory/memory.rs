@@ -32,12 +32,12 @@ pub fn mem_total(meminfo: &str) -> Option<u64> {
 
 pub fn collect(root: &Path) -> Memory {
     let mut m = Memory {
-        total_bytes: std::fs::read_to_string(root.join("proc/meminfo"))
+        total_bytes: std::fs::read_to_string(crate::root::under_root(root, "/proc/meminfo"))
             .ok()
             .and_then(|t| mem_total(&t)),
         ..Default::default()
     };
-    let dir = root.join("sys/firmware/dmi/tables");
+    let dir = crate::root::under_root(root, "/sys/firmware/dmi/tables");
     let (ep, table) = match (
         std::fs::read(dir.join("smbios_entry_point")),
         std::fs::read(dir.join("DMI")),

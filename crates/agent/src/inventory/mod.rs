@@ -71,7 +71,10 @@ pub struct Options {
 /// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
 /// then one byte 0 or 1.
 fn secure_boot(root: &Path) -> Option<bool> {
-    let p = root.join("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    let p = crate::root::under_root(
+        root,
+        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+    );
     let b = std::fs::read(p).ok()?;
     b.get(4).map(|&v| v == 1)
 }
@@ -98,7 +101,7 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
     if let Some(n) = &memory.note {
         notes.push(n.clone());
     }
-    let efi = root.join("sys/firmware/efi").exists();
+    let efi = crate::root::under_root(root, "/sys/firmware/efi").exists();
     let inv = Report {
         pci: pci::collect(root, &ids),
         cpu: cpu::collect(root),
@@ -112,11 +115,11 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
             boot_mac,
         },
         kernel: Kernel {
-            release: sysfs::read_trim(&root.join("proc/sys/kernel/osrelease")),
-            version: sysfs::read_trim(&root.join("proc/sys/kernel/version")),
+            release: sysfs::read_trim(&crate::root::under_root(root, "/proc/sys/kernel/osrelease")),
+            version: sysfs::read_trim(&crate::root::under_root(root, "/proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
             // Masked: the line carries the report token and credentials.
-            cmdline: sysfs::read_trim(&root.join("proc/cmdline"))
+            cmdline: sysfs::read_trim(&crate::root::under_root(root, "/proc/cmdline"))
                 .map(|l| crate::redact::cmdline(&l)),
         },
     };

@@ -55,8 +55,9 @@ fn inet6(text: &str, ifname: &str) -> Vec<String> {
 }
 
 pub fn collect(root: &Path, boot_mac: Option<&str>) -> Vec<Nic> {
-    let net = root.join("sys/class/net");
-    let if_inet6 = std::fs::read_to_string(root.join("proc/net/if_inet6")).unwrap_or_default();
+    let net = crate::root::under_root(root, "/sys/class/net");
+    let if_inet6 = std::fs::read_to_string(crate::root::under_root(root, "/proc/net/if_inet6"))
+        .unwrap_or_default();
     let v4 = if root == Path::new("/") {
         crate::sys::ifaddrs::addresses()
     } else {

@@ -87,7 +87,7 @@ fn link_width(dir: &Path, name: &str) -> Option<u32> {
 /// All PCI functions under `root`, in lspci's order (domain, bus, slot,
 /// function).
 pub fn collect(root: &Path, ids: &PciIds) -> Vec<PciDevice> {
-    let base = root.join("sys/bus/pci/devices");
+    let base = crate::root::under_root(root, "/sys/bus/pci/devices");
     let Ok(rd) = std::fs::read_dir(&base) else {
         return Vec::new();
     };

@@ -49,10 +49,17 @@ pub fn stdout_is_journal() -> bool {
 /// wins), else the last `ForwardToConsole=` of journald.conf and its
 /// drop-ins (`/etc/systemd/journald.conf.d/*.conf`, in name order).
 pub fn forwards_to_console(root: &Path) -> bool {
-    let cmdline = std::fs::read_to_string(root.join("proc/cmdline")).unwrap_or_default();
+    let cmdline =
+        std::fs::read_to_string(crate::root::under_root(root, "/proc/cmdline")).unwrap_or_default();
     let mut confs =
-        vec![std::fs::read_to_string(root.join("etc/systemd/journald.conf")).unwrap_or_default()];
-    if let Ok(dir) = std::fs::read_dir(root.join("etc/systemd/journald.conf.d")) {
+        vec![
+            std::fs::read_to_string(crate::root::under_root(root, "/etc/systemd/journald.conf"))
+                .unwrap_or_default(),
+        ];
+    if let Ok(dir) = std::fs::read_dir(crate::root::under_root(
+        root,
+        "/etc/systemd/journald.conf.d",
+    )) {
         let mut names: Vec<PathBuf> = dir
             .flatten()
             .map(|e| e.path())

@@ -188,14 +188,18 @@ fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
     let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
         return vec![];
     };
-    let mut v: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+    let mut v: Vec<String> = std::fs::read_dir(crate::root::under_root(root, "/sys/block"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .filter(|n| *n != d.name)
                 .filter(|n| {
-                    std::fs::canonicalize(root.join("sys/block").join(n).join("device"))
-                        .is_ok_and(|p| p == mine)
+                    std::fs::canonicalize(
+                        crate::root::under_root(root, "/sys/block")
+                            .join(n)
+                            .join("device"),
+                    )
+                    .is_ok_and(|p| p == mine)
                 })
                 .collect()
         })

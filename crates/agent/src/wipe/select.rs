@@ -280,7 +280,7 @@ fn vpd_serial(p: &Path) -> Option<String> {
 }
 
 fn read_disk(root: &Path, name: &str) -> Disk {
-    let sys = root.join("sys/block").join(name);
+    let sys = crate::root::under_root(root, "/sys/block").join(name);
     let dev = sys.join("device");
     let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
     let transport = transport_of(name, &sys);
@@ -322,9 +322,10 @@ fn read_disk(root: &Path, name: &str) -> Disk {
 /// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
 /// with the plan.
 pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
-    let real = std::fs::canonicalize(root.join("sys/dev/block").join(devno)).ok()?;
+    let real =
+        std::fs::canonicalize(crate::root::under_root(root, "/sys/dev/block").join(devno)).ok()?;
     let name = real.file_name()?.to_string_lossy().to_string();
-    root.join("sys/block")
+    crate::root::under_root(root, "/sys/block")
         .join(&name)
         .exists()
         .then(|| read_disk(root, &name))
@@ -349,7 +350,7 @@ pub use crate::blockdev::usage::{parse_mountinfo, Mount};
 
 impl SysState {
     fn read(root: &Path) -> SysState {
-        let mut names: Vec<String> = std::fs::read_dir(root.join("sys/block"))
+        let mut names: Vec<String> = std::fs::read_dir(crate::root::under_root(root, "/sys/block"))
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
@@ -459,7 +460,7 @@ impl SysState {
                         // A dm-multipath map over the disk: it is one path
                         // of a LUN that other hosts may share.
                         for h in &hs {
-                            let uuid = read_trim(&root.join("sys/block").join(h).join("dm/uuid"));
+                            let uuid = read_trim(&crate::root::under_root(root, "/sys/block").join(h).join("dm/uuid"));
                             if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
                                 v.push((
                                     d.name.clone(),
@@ -738,7 +739,11 @@ fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect();
-    let class_dir = |class: &str, name: &str| root.join("sys/class").join(class).join(name);
+    let class_dir = |class: &str, name: &str| {
+        crate::root::under_root(root, "/sys/class")
+            .join(class)
+            .join(name)
+    };
     if matches!(d.transport, Transport::Scsi | Transport::Ata) {
         let host = segs.iter().find(|s| {
             s.strip_prefix("host")
@@ -861,7 +866,11 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
         // No device link to go by: nvme<ctrl>n<ns> names its controller.
         if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
             let c = format!("nvme{c}");
-            if is_ctrl(&c) && root.join("sys/class/nvme").join(&c).exists() {
+            if is_ctrl(&c)
+                && crate::root::under_root(root, "/sys/class/nvme")
+                    .join(&c)
+                    .exists()
+            {
                 v.push(c);
             }
         }
@@ -888,7 +897,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
         devs.push((p.clone(), size));
     }
     for (i, (n, size)) in devs.iter().enumerate() {
-        let path = root.join("dev").join(n);
+        let path = crate::root::under_root(root, "/dev").join(n);
         let Ok(f) = std::fs::File::open(&path) else {
             continue;
         };
@@ -1057,7 +1066,9 @@ mod tests {
     /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
     /// sys/block, with `files` (relative to the disk) written.
     fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
-        let real = root.join("sys/devices").join(devpath).join(name);
+        let real = crate::root::under_root(root, "/sys/devices")
+            .join(devpath)
+            .join(name);
         std::fs::create_dir_all(&real).unwrap();
         std::fs::write(real.join("size"), "8192\n").unwrap();
         std::fs::write(real.join("dev"), "8:0\n").unwrap();
@@ -1066,8 +1077,12 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        std::fs::create_dir_all(root.join("sys/block")).unwrap();
-        std::os::unix::fs::symlink(&real, root.join("sys/block").join(name)).unwrap();
+        std::fs::create_dir_all(crate::root::under_root(root, "/sys/block")).unwrap();
+        std::os::unix::fs::symlink(
+            &real,
+            crate::root::under_root(root, "/sys/block").join(name),
+        )
+        .unwrap();
     }
 
     fn all(root: &Path) -> Selection {
