@@ -573,10 +573,7 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
 
 /// Missing tool: fail in CI (SPEEDISO_REQUIRE_TOOLS=1), skip elsewhere.
 fn require_tool(tool: &str) {
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{tool} is required (SPEEDISO_REQUIRE_TOOLS=1) but not installed");
-    }
-    eprintln!("skipping: {tool} not installed");
+    speediso_testsupport::missing(&format!("{tool} is required but not installed"));
 }
 
 #[test]

@@ -14,15 +14,10 @@ fn have(tool: &str) -> bool {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!(
-                "{tool} is required (SPEEDISO_REQUIRE_TOOLS=1); install tests/apt/inventory.txt"
-            );
-        }
-        eprintln!("skipping: {tool} not installed");
-    }
     found
+        || speediso_testsupport::missing(&format!(
+            "{tool} is required; install tests/apt/inventory.txt"
+        ))
 }
 
 fn sh(argv: &[&str]) {
@@ -318,10 +313,7 @@ fn lvm2_pv() {
     }
     let uid = Command::new("id").arg("-u").output().unwrap();
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("lvm2_pv needs root (SPEEDISO_REQUIRE_TOOLS=1)");
-        }
-        eprintln!("skipping: lvm2_pv needs root");
+        speediso_testsupport::missing("lvm2_pv needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

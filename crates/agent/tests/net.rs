@@ -28,16 +28,10 @@ fn have(tool: &str, args: &[&str]) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!(
-                "{tool} is required (tests/apt/net.txt) but `{tool} {}` failed",
-                args.join(" ")
-            );
-        }
-        eprintln!("skipping: {tool} not available");
-    }
-    ok
+    ok || speediso_testsupport::missing(&format!(
+        "{tool} is required (tests/apt/net.txt) but `{tool} {}` failed",
+        args.join(" ")
+    ))
 }
 
 fn free_port() -> u16 {

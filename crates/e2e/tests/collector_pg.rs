@@ -36,10 +36,9 @@ fn pg_bin() -> Option<PathBuf> {
     if let Some(d) = dirs.pop() {
         return Some(d);
     }
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("PostgreSQL server binaries not found (apt-get install postgresql; see tests/apt/report.txt)");
-    }
-    eprintln!("skipping: PostgreSQL server (initdb) not installed");
+    speediso_testsupport::missing(
+        "PostgreSQL server binaries (initdb) not found (apt-get install postgresql; see tests/apt/report.txt)",
+    );
     None
 }
 

@@ -403,11 +403,7 @@ fn not_root() -> bool {
         .open("/dev/loop-control")
         .is_ok();
     if !root {
-        assert!(
-            std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "the full-spool test needs root to mount a tmpfs (SPEEDISO_REQUIRE_TOOLS=1)"
-        );
-        eprintln!("SKIP: the full-spool test needs root to mount a tmpfs");
+        speediso_testsupport::missing("the full-spool test needs root to mount a tmpfs");
     }
     !root
 }

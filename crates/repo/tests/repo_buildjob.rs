@@ -12,13 +12,10 @@ fn have_tool(tool: &str) -> bool {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
-    if !found {
-        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{tool} is required (SPEEDISO_REQUIRE_TOOLS=1); install the Debian package listed in tests/apt/repo.txt");
-        }
-        eprintln!("skipping: {tool} is not installed (see tests/apt/repo.txt)");
-    }
     found
+        || speediso_testsupport::missing(&format!(
+            "{tool} is required; install the Debian package listed in tests/apt/repo.txt"
+        ))
 }
 
 /// The script with a clean CI environment plus `env`.

@@ -20,13 +20,10 @@ fn have_tool(tool: &str) -> bool {
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false)
         || Path::new("/usr/sbin").join(tool).is_file();
-    if !found {
-        if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-            panic!("{tool} is required (SPEEDISO_REQUIRE_TOOLS=1); install the Debian package listed in tests/apt/repo.txt");
-        }
-        eprintln!("skipping: {tool} is not installed (see tests/apt/repo.txt)");
-    }
     found
+        || speediso_testsupport::missing(&format!(
+            "{tool} is required; install the Debian package listed in tests/apt/repo.txt"
+        ))
 }
 
 fn nginx_bin() -> PathBuf {

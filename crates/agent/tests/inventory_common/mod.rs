@@ -31,12 +31,9 @@ pub fn have_file(path: &str) -> bool {
 }
 
 fn missing(what: &str) {
-    if std::env::var("SPEEDISO_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!(
-            "{what} (SPEEDISO_REQUIRE_TOOLS=1); install the packages in tests/apt/inventory.txt"
-        );
-    }
-    eprintln!("skipping: {what}");
+    speediso_testsupport::missing(&format!(
+        "{what}; install the packages in tests/apt/inventory.txt"
+    ));
 }
 
 /// The pci.ids the system's lspci uses.
