@@ -4,6 +4,7 @@
 //! key/value pairs. Reading the file is `read`, a thin wrapper. Nothing here
 //! knows what the keys mean; that is `plan`'s job.
 
+use crate::root::under_root;
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -139,7 +140,7 @@ impl Cmdline {
 
 /// Read `<root>/proc/cmdline`.
 pub fn read(root: &Path) -> Result<String> {
-    let path = crate::root::under_root(root, "/proc/cmdline");
+    let path = under_root(root, "/proc/cmdline");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }

@@ -4,6 +4,7 @@
 
 use crate::cmdline::Cmdline;
 use crate::events::HostId;
+use crate::root::under_root;
 use std::path::Path;
 
 /// Values firmware vendors put in DMI fields that mean "not set".
@@ -46,19 +47,19 @@ pub fn bootif_mac(cmdline: &Cmdline) -> Option<String> {
 }
 
 pub fn identify(root: &Path, cmdline: &Cmdline) -> HostId {
-    let dmi = crate::root::under_root(root, "/sys/class/dmi/id");
+    let dmi = under_root(root, "/sys/class/dmi/id");
     let boot_mac = bootif_mac(cmdline).or_else(|| first_nic_mac(root));
     HostId {
         serial: read_attr(&dmi.join("product_serial")),
         uuid: read_attr(&dmi.join("product_uuid")).map(|u| u.to_ascii_lowercase()),
         boot_mac,
-        hostname: read_attr(&crate::root::under_root(root, "/proc/sys/kernel/hostname")),
+        hostname: read_attr(&under_root(root, "/proc/sys/kernel/hostname")),
     }
 }
 
 /// The MAC of the first physical NIC (one with a `device` link), by name.
 fn first_nic_mac(root: &Path) -> Option<String> {
-    let net = crate::root::under_root(root, "/sys/class/net");
+    let net = under_root(root, "/sys/class/net");
     let mut names: Vec<_> = std::fs::read_dir(&net)
         .ok()?
         .filter_map(|e| e.ok())

@@ -3,6 +3,7 @@
 //! number of present logical CPUs (lscpu's "CPU(s)").
 
 use super::sysfs::{dir_names, parse_cpu_list, read_trim, read_u64};
+use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -81,11 +82,10 @@ fn first_block(text: &str) -> BTreeMap<String, String> {
 }
 
 pub fn collect(root: &Path) -> Cpu {
-    let cpuinfo =
-        std::fs::read_to_string(crate::root::under_root(root, "/proc/cpuinfo")).unwrap_or_default();
+    let cpuinfo = std::fs::read_to_string(under_root(root, "/proc/cpuinfo")).unwrap_or_default();
     let b = first_block(&cpuinfo);
     let get = |k: &str| b.get(k).filter(|v| !v.is_empty()).cloned();
-    let sys = crate::root::under_root(root, "/sys/devices/system/cpu");
+    let sys = under_root(root, "/sys/devices/system/cpu");
     let present = read_trim(&sys.join("present"))
         .map(|s| parse_cpu_list(&s))
         .unwrap_or_default();
@@ -151,7 +151,7 @@ pub fn collect(root: &Path) -> Cpu {
         })
         .collect();
 
-    let node_dir = crate::root::under_root(root, "/sys/devices/system/node");
+    let node_dir = under_root(root, "/sys/devices/system/node");
     let numa_nodes = dir_names(&node_dir)
         .iter()
         .filter_map(|n| {

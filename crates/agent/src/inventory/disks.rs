@@ -6,6 +6,7 @@
 
 use super::fsprobe::{self, FsInfo};
 use super::sysfs::{dir_names, natural_key, read_trim, read_u64};
+use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -129,7 +130,7 @@ fn udev(root: &Path, devno: Option<&str>) -> Udev {
 
 /// Map of device name → its /dev/disk/by-id links, from the directory.
 fn by_id_links(root: &Path) -> BTreeMap<String, Vec<String>> {
-    let dir = crate::root::under_root(root, "/dev/disk/by-id");
+    let dir = under_root(root, "/dev/disk/by-id");
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in dir_names(&dir) {
         if let Ok(t) = std::fs::read_link(dir.join(&n)) {
@@ -249,11 +250,10 @@ pub struct Opts {
 }
 
 pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
-    let block = crate::root::under_root(root, "/sys/block");
+    let block = under_root(root, "/sys/block");
     let usage = Usage::parse(
-        &std::fs::read_to_string(crate::root::under_root(root, "/proc/self/mountinfo"))
-            .unwrap_or_default(),
-        &std::fs::read_to_string(crate::root::under_root(root, "/proc/swaps")).unwrap_or_default(),
+        &std::fs::read_to_string(under_root(root, "/proc/self/mountinfo")).unwrap_or_default(),
+        &std::fs::read_to_string(under_root(root, "/proc/swaps")).unwrap_or_default(),
     );
     let links = by_id_links(root);
     let mut names = dir_names(&block);
@@ -418,10 +418,8 @@ fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
 
 /// Read superblocks of the disk and its partitions.
 fn probe_disk(root: &Path, d: &mut Disk) {
-    let sysdir: PathBuf =
-        crate::root::under_root(root, "/sys/block").join(d.name.replace('/', "!"));
-    let open =
-        |name: &str| std::fs::File::open(crate::root::under_root(root, &format!("/dev/{name}")));
+    let sysdir: PathBuf = under_root(root, "/sys/block").join(d.name.replace('/', "!"));
+    let open = |name: &str| std::fs::File::open(under_root(root, &format!("/dev/{name}")));
     if d.size_bytes > 0 {
         match open(&d.name) {
             Ok(f) => {

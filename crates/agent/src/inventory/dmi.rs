@@ -3,6 +3,7 @@
 //! "To be filled by O.E.M." become `null`, as in the event `host` field.
 
 use crate::host::read_attr;
+use crate::root::under_root;
 use serde::Serialize;
 use std::path::Path;
 
@@ -77,7 +78,7 @@ pub fn chassis_name(code: u32) -> Option<String> {
 }
 
 pub fn collect(root: &Path) -> Dmi {
-    let d = crate::root::under_root(root, "/sys/class/dmi/id");
+    let d = under_root(root, "/sys/class/dmi/id");
     if !d.exists() {
         return Dmi {
             note: Some("no DMI data (/sys/class/dmi/id absent)".into()),

@@ -4,6 +4,7 @@
 //! says why.
 
 use super::smbios::{self, Dimm};
+use crate::root::under_root;
 use serde::Serialize;
 use std::path::Path;
 
@@ -32,12 +33,12 @@ pub fn mem_total(meminfo: &str) -> Option<u64> {
 
 pub fn collect(root: &Path) -> Memory {
     let mut m = Memory {
-        total_bytes: std::fs::read_to_string(crate::root::under_root(root, "/proc/meminfo"))
+        total_bytes: std::fs::read_to_string(under_root(root, "/proc/meminfo"))
             .ok()
             .and_then(|t| mem_total(&t)),
         ..Default::default()
     };
-    let dir = crate::root::under_root(root, "/sys/firmware/dmi/tables");
+    let dir = under_root(root, "/sys/firmware/dmi/tables");
     let (ep, table) = match (
         std::fs::read(dir.join("smbios_entry_point")),
         std::fs::read(dir.join("DMI")),

@@ -20,6 +20,7 @@ pub mod smbios;
 pub mod sysfs;
 
 use crate::cmdline::Cmdline;
+use crate::root::under_root;
 use crate::tasks::{Module, StepContext};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -71,7 +72,7 @@ pub struct Options {
 /// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
 /// then one byte 0 or 1.
 fn secure_boot(root: &Path) -> Option<bool> {
-    let p = crate::root::under_root(
+    let p = under_root(
         root,
         "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
     );
@@ -101,7 +102,7 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
     if let Some(n) = &memory.note {
         notes.push(n.clone());
     }
-    let efi = crate::root::under_root(root, "/sys/firmware/efi").exists();
+    let efi = under_root(root, "/sys/firmware/efi").exists();
     let inv = Report {
         pci: pci::collect(root, &ids),
         cpu: cpu::collect(root),
@@ -115,11 +116,11 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
             boot_mac,
         },
         kernel: Kernel {
-            release: sysfs::read_trim(&crate::root::under_root(root, "/proc/sys/kernel/osrelease")),
-            version: sysfs::read_trim(&crate::root::under_root(root, "/proc/sys/kernel/version")),
+            release: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/osrelease")),
+            version: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
             // Masked: the line carries the report token and credentials.
-            cmdline: sysfs::read_trim(&crate::root::under_root(root, "/proc/cmdline"))
+            cmdline: sysfs::read_trim(&under_root(root, "/proc/cmdline"))
                 .map(|l| crate::redact::cmdline(&l)),
         },
     };

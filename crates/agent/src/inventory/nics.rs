@@ -4,6 +4,7 @@
 //! from getifaddrs, so only on the live system (`--root /`).
 
 use super::sysfs::{dir_names, link_name, natural_key, read_trim, read_u64};
+use crate::root::under_root;
 use serde::Serialize;
 use std::path::Path;
 
@@ -55,9 +56,9 @@ fn inet6(text: &str, ifname: &str) -> Vec<String> {
 }
 
 pub fn collect(root: &Path, boot_mac: Option<&str>) -> Vec<Nic> {
-    let net = crate::root::under_root(root, "/sys/class/net");
-    let if_inet6 = std::fs::read_to_string(crate::root::under_root(root, "/proc/net/if_inet6"))
-        .unwrap_or_default();
+    let net = under_root(root, "/sys/class/net");
+    let if_inet6 =
+        std::fs::read_to_string(under_root(root, "/proc/net/if_inet6")).unwrap_or_default();
     let v4 = if root == Path::new("/") {
         crate::sys::ifaddrs::addresses()
     } else {

@@ -5,6 +5,7 @@
 
 use super::describe;
 use crate::events::{Body, Event, Sink};
+use crate::root::under_root;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -26,13 +27,22 @@ pub fn message_id(type_name: &str) -> &'static str {
 
 pub const SOCKET: &str = "/run/systemd/journal/socket";
 
+/// The journal socket, when this process runs under systemd
+/// (`INVOCATION_ID` set) and the socket exists: when the journal sink is
+/// built.
+fn systemd_socket() -> Option<&'static Path> {
+    std::env::var_os("INVOCATION_ID")?;
+    let p = Path::new(SOCKET);
+    p.exists().then_some(p)
+}
+
 /// Whether this process runs under systemd with the journal sink active
 /// (`Journal::under_systemd`) and its stdout connected to the journal
 /// (`JOURNAL_STREAM`, "DEV:INODE", names the stream systemd connected, and
 /// fd 1 is still that socket): then what the console sink would print on
 /// stdout would reach the journal twice.
 pub fn stdout_is_journal() -> bool {
-    if std::env::var_os("INVOCATION_ID").is_none() || !Path::new(SOCKET).exists() {
+    if systemd_socket().is_none() {
         return false;
     }
     let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
@@ -49,17 +59,11 @@ pub fn stdout_is_journal() -> bool {
 /// wins), else the last `ForwardToConsole=` of journald.conf and its
 /// drop-ins (`/etc/systemd/journald.conf.d/*.conf`, in name order).
 pub fn forwards_to_console(root: &Path) -> bool {
-    let cmdline =
-        std::fs::read_to_string(crate::root::under_root(root, "/proc/cmdline")).unwrap_or_default();
-    let mut confs =
-        vec![
-            std::fs::read_to_string(crate::root::under_root(root, "/etc/systemd/journald.conf"))
-                .unwrap_or_default(),
-        ];
-    if let Ok(dir) = std::fs::read_dir(crate::root::under_root(
-        root,
-        "/etc/systemd/journald.conf.d",
-    )) {
+    let cmdline = crate::cmdline::read(root).unwrap_or_default();
+    let mut confs = vec![
+        std::fs::read_to_string(under_root(root, "/etc/systemd/journald.conf")).unwrap_or_default(),
+    ];
+    if let Ok(dir) = std::fs::read_dir(under_root(root, "/etc/systemd/journald.conf.d")) {
         let mut names: Vec<PathBuf> = dir
             .flatten()
             .map(|e| e.path())
@@ -125,8 +129,7 @@ impl Journal {
     /// Connect when running under systemd (`INVOCATION_ID` set) and the
     /// journal socket exists; `None` otherwise.
     pub fn under_systemd() -> Option<Journal> {
-        std::env::var_os("INVOCATION_ID")?;
-        Journal::at(Path::new(SOCKET))
+        Journal::at(systemd_socket()?)
     }
 
     pub fn at(path: &Path) -> Option<Journal> {

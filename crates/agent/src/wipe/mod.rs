@@ -12,6 +12,7 @@ pub mod verify;
 
 use crate::events::{Body, Progress, StepEvents};
 use crate::plan::Options;
+use crate::root::under_root;
 use crate::tasks::{Module, StepContext};
 use anyhow::{anyhow, bail, Context, Result};
 use overwrite::{Failures, Pattern, Target};
@@ -188,18 +189,14 @@ fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
     let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
         return vec![];
     };
-    let mut v: Vec<String> = std::fs::read_dir(crate::root::under_root(root, "/sys/block"))
+    let mut v: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .filter(|n| *n != d.name)
                 .filter(|n| {
-                    std::fs::canonicalize(
-                        crate::root::under_root(root, "/sys/block")
-                            .join(n)
-                            .join("device"),
-                    )
-                    .is_ok_and(|p| p == mine)
+                    std::fs::canonicalize(under_root(root, "/sys/block").join(n).join("device"))
+                        .is_ok_and(|p| p == mine)
                 })
                 .collect()
         })

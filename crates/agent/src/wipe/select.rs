@@ -8,6 +8,7 @@
 //! system signatures.
 
 use crate::host::read_attr;
+use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -280,7 +281,7 @@ fn vpd_serial(p: &Path) -> Option<String> {
 }
 
 fn read_disk(root: &Path, name: &str) -> Disk {
-    let sys = crate::root::under_root(root, "/sys/block").join(name);
+    let sys = under_root(root, "/sys/block").join(name);
     let dev = sys.join("device");
     let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
     let transport = transport_of(name, &sys);
@@ -322,10 +323,9 @@ fn read_disk(root: &Path, name: &str) -> Disk {
 /// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
 /// with the plan.
 pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
-    let real =
-        std::fs::canonicalize(crate::root::under_root(root, "/sys/dev/block").join(devno)).ok()?;
+    let real = std::fs::canonicalize(under_root(root, "/sys/dev/block").join(devno)).ok()?;
     let name = real.file_name()?.to_string_lossy().to_string();
-    crate::root::under_root(root, "/sys/block")
+    under_root(root, "/sys/block")
         .join(&name)
         .exists()
         .then(|| read_disk(root, &name))
@@ -334,7 +334,7 @@ pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
 /// The kernel name behind a /dev path (following one symlink, e.g.
 /// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
 pub fn dev_name(root: &Path, path: &str) -> String {
-    let under = crate::root::under_root(root, path);
+    let under = under_root(root, path);
     let target = std::fs::canonicalize(&under)
         .ok()
         .or_else(|| std::fs::read_link(&under).ok())
@@ -345,12 +345,9 @@ pub fn dev_name(root: &Path, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Mounts come from the block-device layer's one mountinfo parser.
-pub use crate::blockdev::usage::{parse_mountinfo, Mount};
-
 impl SysState {
     fn read(root: &Path) -> SysState {
-        let mut names: Vec<String> = std::fs::read_dir(crate::root::under_root(root, "/sys/block"))
+        let mut names: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
@@ -460,7 +457,7 @@ impl SysState {
                         // A dm-multipath map over the disk: it is one path
                         // of a LUN that other hosts may share.
                         for h in &hs {
-                            let uuid = read_trim(&crate::root::under_root(root, "/sys/block").join(h).join("dm/uuid"));
+                            let uuid = read_trim(&under_root(root, "/sys/block").join(h).join("dm/uuid"));
                             if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
                                 v.push((
                                     d.name.clone(),
@@ -543,7 +540,7 @@ fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
     } else {
         return None;
     };
-    let under = crate::root::under_root(root, &path);
+    let under = under_root(root, &path);
     if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
         return None;
     }
@@ -739,11 +736,7 @@ fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect();
-    let class_dir = |class: &str, name: &str| {
-        crate::root::under_root(root, "/sys/class")
-            .join(class)
-            .join(name)
-    };
+    let class_dir = |class: &str, name: &str| under_root(root, "/sys/class").join(class).join(name);
     if matches!(d.transport, Transport::Scsi | Transport::Ata) {
         let host = segs.iter().find(|s| {
             s.strip_prefix("host")
@@ -866,11 +859,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
         // No device link to go by: nvme<ctrl>n<ns> names its controller.
         if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
             let c = format!("nvme{c}");
-            if is_ctrl(&c)
-                && crate::root::under_root(root, "/sys/class/nvme")
-                    .join(&c)
-                    .exists()
-            {
+            if is_ctrl(&c) && under_root(root, "/sys/class/nvme").join(&c).exists() {
                 v.push(c);
             }
         }
@@ -897,7 +886,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
         devs.push((p.clone(), size));
     }
     for (i, (n, size)) in devs.iter().enumerate() {
-        let path = crate::root::under_root(root, "/dev").join(n);
+        let path = under_root(root, "/dev").join(n);
         let Ok(f) = std::fs::File::open(&path) else {
             continue;
         };
@@ -1066,9 +1055,7 @@ mod tests {
     /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
     /// sys/block, with `files` (relative to the disk) written.
     fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
-        let real = crate::root::under_root(root, "/sys/devices")
-            .join(devpath)
-            .join(name);
+        let real = under_root(root, "/sys/devices").join(devpath).join(name);
         std::fs::create_dir_all(&real).unwrap();
         std::fs::write(real.join("size"), "8192\n").unwrap();
         std::fs::write(real.join("dev"), "8:0\n").unwrap();
@@ -1077,12 +1064,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        std::fs::create_dir_all(crate::root::under_root(root, "/sys/block")).unwrap();
-        std::os::unix::fs::symlink(
-            &real,
-            crate::root::under_root(root, "/sys/block").join(name),
-        )
-        .unwrap();
+        std::fs::create_dir_all(under_root(root, "/sys/block")).unwrap();
+        std::os::unix::fs::symlink(&real, under_root(root, "/sys/block").join(name)).unwrap();
     }
 
     fn all(root: &Path) -> Selection {
@@ -1235,19 +1218,6 @@ mod tests {
             ..Default::default()
         };
         assert!(select(r, &req).is_err());
-    }
-
-    #[test]
-    fn mountinfo_lines() {
-        let t = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
-                 30 22 7:3 / /mnt/my\\040dir rw - ext4 /dev/loop3 rw\n\
-                 31 22 0:5 / /proc rw - proc proc rw\n";
-        let m = parse_mountinfo(t);
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[0].devno, "254:0");
-        assert_eq!(m[0].source, "/dev/vda");
-        assert_eq!(m[1].mountpoint, "/mnt/my dir");
-        assert_eq!(m[2].source, "proc");
     }
 
     #[test]
