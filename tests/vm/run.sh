@@ -664,7 +664,12 @@ scenario_inventory() {
             die "$name: the journal has no speediso entries"
         # The kernel itself logs its command line; no entry of speediso's
         # (any field) may carry the token.
-        "$python" - "$out/$name.journal.export" "$tok" <<'PY' || die "$name: the report token leaked into speediso's journal entries"
+        # Each line once (issue #14), from the same parse: the step's first
+        # line is in the journal exactly once, as the structured entry (not
+        # also as the unit's stdout). Exit 1: the token leaked (or no
+        # entries); 2: that line is there other than once.
+        local jrc=0
+        "$python" - "$out/$name.journal.export" "$tok" <<'PY' || jrc=$?
 import struct, sys
 data, tok = open(sys.argv[1], "rb").read(), sys.argv[2].encode()
 entries, cur, i = [], {}, 0
@@ -689,21 +694,17 @@ if cur:
 ours = [e for e in entries if b"SPEEDISO_RUN_ID" in e or e.get(b"SYSLOG_IDENTIFIER") == b"speediso" or e.get(b"_COMM") == b"speediso"]
 leaks = [e for e in ours if any(tok in v for v in e.values())]
 print(f"{len(ours)} speediso journal entries, {len(leaks)} with the token")
-sys.exit(1 if not ours or leaks else 0)
+if not ours or leaks:
+    sys.exit(1)
+hits = [e for e in entries if e.get(b"_SYSTEMD_UNIT") == b"speediso@inventory.service"
+        and e.get(b"MESSAGE") == b"[inventory] started (inventory)"]
+structured = [e for e in hits if b"SPEEDISO_RUN_ID" in e]
+print(f"{len(hits)} journal entries of the step's first line, {len(structured)} structured")
+sys.exit(0 if len(hits) == 1 and len(structured) == 1 else 2)
 PY
-        # Each line once (issue #14): the step's first line is in the
-        # journal exactly once, as the structured entry (not also as the
-        # unit's stdout), and on the serial console exactly once.
-        "$python" - "$out/$name.journal.export" <<'PY' || die "$name: a console line of speediso@inventory reached the journal other than once"
-import sys
-msg = b"MESSAGE=[inventory] started (inventory)"
-unit = b"_SYSTEMD_UNIT=speediso@inventory.service"
-entries = open(sys.argv[1], "rb").read().split(b"\n\n")
-hits = [e for e in entries if unit in e.split(b"\n") and msg in e.split(b"\n")]
-structured = [e for e in hits if b"\nSPEEDISO_RUN_ID=" in e]
-print(f"{len(hits)} journal entries of the line, {len(structured)} structured")
-sys.exit(0 if len(hits) == 1 and len(structured) == 1 else 1)
-PY
+        [ "$jrc" != 1 ] || die "$name: the report token leaked into speediso's journal entries"
+        [ "$jrc" = 0 ] || die "$name: a console line of speediso@inventory reached the journal other than once"
+        # ... and on the serial console exactly once.
         local n
         n=$(grep -c -F '[inventory] started (inventory)' "$log" || true)
         [ "$n" = 1 ] || die "$name: '[inventory] started (inventory)' is on the console $n times, not once"
