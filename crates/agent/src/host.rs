@@ -4,33 +4,8 @@
 
 use crate::cmdline::Cmdline;
 use crate::events::HostId;
-use crate::root::under_root;
+use crate::root::{read_attr, under_root};
 use std::path::Path;
-
-/// Values firmware vendors put in DMI fields that mean "not set".
-const PLACEHOLDERS: &[&str] = &[
-    "",
-    "0",
-    "none",
-    "n/a",
-    "na",
-    "not specified",
-    "not applicable",
-    "default string",
-    "to be filled by o.e.m.",
-    "system serial number",
-    "0123456789",
-    "03000200-0400-0500-0006-000700080009",
-    "00000000-0000-0000-0000-000000000000",
-    "ffffffff-ffff-ffff-ffff-ffffffffffff",
-];
-
-/// A trimmed sysfs attribute, or `None` when absent or a placeholder.
-pub fn read_attr(path: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let s = s.trim();
-    (!PLACEHOLDERS.contains(&s.to_ascii_lowercase().as_str())).then(|| s.to_string())
-}
 
 /// `BOOTIF=01-aa-bb-cc-dd-ee-ff` (pxelinux IPAPPEND 2) as `aa:bb:cc:dd:ee:ff`.
 pub fn bootif_mac(cmdline: &Cmdline) -> Option<String> {

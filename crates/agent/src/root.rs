@@ -1,7 +1,8 @@
 //! The root every /proc, /sys, /dev and /run path is read under: `/` on a
-//! machine, a fixture tree in tests (`--root`). A leaf: modules import it,
-//! it imports nothing of the crate, so no module reaches up into the CLI
-//! layer for it.
+//! machine, a fixture tree in tests (`--root`), and the one reader of a
+//! sysfs or DMI attribute that knows firmware's placeholder values. A
+//! leaf: modules import it, it imports nothing of the crate, so no module
+//! reaches up into the CLI layer for it.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,31 @@ use std::path::{Path, PathBuf};
 /// `fixtures/x` is `fixtures/x/dev/sda`).
 pub fn under_root(root: &Path, abs: &str) -> PathBuf {
     root.join(abs.trim_start_matches('/'))
+}
+
+/// Values firmware vendors put in DMI fields that mean "not set".
+const PLACEHOLDERS: &[&str] = &[
+    "",
+    "0",
+    "none",
+    "n/a",
+    "na",
+    "not specified",
+    "not applicable",
+    "default string",
+    "to be filled by o.e.m.",
+    "system serial number",
+    "0123456789",
+    "03000200-0400-0500-0006-000700080009",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+];
+
+/// A trimmed sysfs attribute, or `None` when absent or a placeholder.
+pub fn read_attr(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (!PLACEHOLDERS.contains(&s.to_ascii_lowercase().as_str())).then(|| s.to_string())
 }
 
 #[cfg(test)]

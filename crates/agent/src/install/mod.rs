@@ -18,10 +18,11 @@ pub mod fetch;
 pub mod kexec;
 pub mod write;
 
+use crate::blockdev::scan::{Disk, Transport};
 use crate::events::{Progress, StepEvents};
 use crate::plan::Options;
 use crate::tasks::{Module, StepContext};
-use crate::wipe::select::{self, Disk, Request, Skipped, Transport};
+use crate::wipe::select::{self, Request, Skipped};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
@@ -497,7 +498,7 @@ mod tests {
             path: "/dev/nvme0n1".into(),
             size_bytes: 1 << 30,
             logical_block_size: 512,
-            transport: crate::wipe::select::Transport::Nvme,
+            transport: Transport::Nvme,
             rotational: false,
             vendor: None,
             model: None,
@@ -509,6 +510,10 @@ mod tests {
             read_only: false,
             partitions: vec![],
             sys_path: "/sys/block/nvme0n1".into(),
+            tran: None,
+            logical_sector_size: None,
+            physical_sector_size: None,
+            removable: false,
             test_target: false,
         };
         assert!(confirmed(&d, Some("S4EW1")));

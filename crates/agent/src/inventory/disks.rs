@@ -6,13 +6,17 @@
 
 use super::fsprobe::{self, FsInfo};
 use super::sysfs::{dir_names, natural_key, read_trim, read_u64};
+use crate::blockdev::scan::Disk;
 use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// One disk as the inventory reports it: the scan's sysfs facts
+/// (`blockdev::Disk`) with udev's identity first where it has one
+/// (lsblk's order), by-id links, file systems, partitions, use and SMART.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct Disk {
+pub struct DiskRecord {
     pub name: String,
     pub path: String,
     /// Stable /dev/disk/by-id paths.
@@ -157,61 +161,18 @@ fn by_id(links: &BTreeMap<String, Vec<String>>, u: &Udev, name: &str) -> Vec<Str
     v
 }
 
-/// lsblk's transport, from where the device sits in sysfs.
-fn transport(root: &Path, name: &str, sysdir: &Path) -> Option<String> {
-    let real = std::fs::canonicalize(sysdir).unwrap_or_else(|_| sysdir.to_path_buf());
-    let p = real.to_string_lossy();
-    let t = if name.starts_with("loop") {
-        "loop"
-    } else if name.starts_with("nvme") || p.contains("/nvme") {
-        "nvme"
-    } else if p.contains("/usb") {
-        "usb"
-    } else if sysdir.join("device/scsi_device").exists() || p.contains("/host") {
-        if p.contains("/rport-") {
-            "fc"
-        } else if p.contains("/end_device-") || sysdir.join("device/sas_address").exists() {
-            "sas"
-        } else if p.contains("/session") {
-            "iscsi"
-        } else {
-            match scsi_proc_name(root, &p).as_deref() {
-                Some(n) if n.starts_with("ahci") || n.starts_with("sata") => "sata",
-                Some(n) if n.contains("ata") => "ata",
-                Some(n) if n.starts_with("virtio") => "virtio",
-                _ => "scsi",
-            }
-        }
-    } else if name.starts_with("vd") || p.contains("/virtio") {
-        "virtio"
-    } else if name.starts_with("mmcblk") {
-        "mmc"
-    } else {
-        return None;
-    };
-    Some(t.to_string())
-}
-
-/// The SCSI host's driver name (`ahci`, `ata_piix`, `virtio_scsi`).
-fn scsi_proc_name(root: &Path, real: &str) -> Option<String> {
-    let host = real
-        .split('/')
-        .find(|c| c.starts_with("host") && c[4..].bytes().all(|b| b.is_ascii_digit()))?;
-    read_trim(&root.join(format!("sys/class/scsi_host/{host}/proc_name")))
-}
-
 /// Should `lsblk -d` list this /sys/block entry?
-fn listed(dir: &Path, name: &str, size: u64) -> bool {
+fn listed(d: &Disk) -> bool {
+    let dir = &d.sys_path;
     if read_u64(&dir.join("hidden")) == Some(1) {
         return false;
     }
-    let major = read_trim(&dir.join("dev"))
-        .and_then(|d| d.split(':').next().and_then(|m| m.parse::<u32>().ok()));
+    let major = d.major();
     if major == Some(1) {
         return false;
     }
-    if size == 0
-        && (major == Some(7) || name.starts_with("loop"))
+    if d.size_bytes == 0
+        && (major == Some(7) || d.name.starts_with("loop"))
         && !dir.join("loop/backing_file").exists()
     {
         return false;
@@ -223,25 +184,6 @@ fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-/// Serial from the SCSI unit serial number VPD page (0x80).
-fn vpd_serial(dir: &Path) -> Option<String> {
-    let b = std::fs::read(dir.join("device/vpd_pg80")).ok()?;
-    if b.len() < 4 || b[1] != 0x80 {
-        return None;
-    }
-    let n = (b[3] as usize).min(b.len() - 4);
-    clean(Some(String::from_utf8_lossy(&b[4..4 + n]).into_owned()))
-}
-
-/// A USB disk's serial: the `serial` of the USB device above it in sysfs
-/// (what udev's ID_SERIAL_SHORT holds for USB storage).
-fn usb_serial(sysdir: &Path) -> Option<String> {
-    let real = std::fs::canonicalize(sysdir.join("device")).ok()?;
-    real.ancestors()
-        .find(|a| a.join("idVendor").exists())
-        .and_then(|a| clean(read_trim(&a.join("serial"))))
-}
-
 /// Options for disk collection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Opts {
@@ -249,18 +191,18 @@ pub struct Opts {
     pub smart: bool,
 }
 
-pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
-    let block = under_root(root, "/sys/block");
+pub fn collect(root: &Path, opts: Opts) -> Vec<DiskRecord> {
     let usage = Usage::parse(
         &std::fs::read_to_string(under_root(root, "/proc/self/mountinfo")).unwrap_or_default(),
         &std::fs::read_to_string(under_root(root, "/proc/swaps")).unwrap_or_default(),
     );
     let links = by_id_links(root);
-    let mut names = dir_names(&block);
-    names.sort_by_key(|n| natural_key(n));
-    let mut disks: Vec<Disk> = names
+    let mut scanned = crate::blockdev::scan::disks(root);
+    scanned.sort_by_key(|d| natural_key(&d.name));
+    let mut disks: Vec<DiskRecord> = scanned
         .iter()
-        .filter_map(|n| disk_sysfs(root, &block.join(n), n, &usage, &links))
+        .filter(|d| listed(d))
+        .map(|d| record(root, d, &usage, &links))
         .collect();
     // Reading superblocks (and SMART) touches the devices: one thread per
     // disk so slow disks do not add up.
@@ -277,31 +219,26 @@ pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
     disks
 }
 
-fn disk_sysfs(
+fn record(
     root: &Path,
-    dir: &Path,
-    sysname: &str,
+    d: &Disk,
     usage: &Usage,
     links: &BTreeMap<String, Vec<String>>,
-) -> Option<Disk> {
-    let size = read_u64(&dir.join("size")).unwrap_or(0) * 512;
-    if !listed(dir, sysname, size) {
-        return None;
-    }
+) -> DiskRecord {
+    let dir = &d.sys_path;
     // cciss!c0d0 in sysfs is /dev/cciss/c0d0.
-    let name = sysname.replace('!', "/");
+    let name = d.name.replace('!', "/");
     let path = format!("/dev/{name}");
-    let devno = read_trim(&dir.join("dev"));
-    let u = udev(root, devno.as_deref());
+    let devno = Some(d.devno.as_str()).filter(|s| !s.is_empty());
+    let u = udev(root, devno);
     let prop = |k: &str| u.props.get(k).cloned();
-    let q = dir.join("queue");
-    let mut partitions: Vec<Partition> = dir_names(dir)
-        .into_iter()
-        .filter(|p| dir.join(p).join("partition").exists())
-        .map(|p| partition(root, &dir.join(&p), &p, usage, links))
+    let mut partitions: Vec<Partition> = d
+        .partitions
+        .iter()
+        .map(|p| partition(root, &dir.join(p), p, usage, links))
         .collect();
     partitions.sort_by_key(|p| (p.number, natural_key(&p.name)));
-    let mountpoints = usage.mounts(devno.as_deref(), &path);
+    let mountpoints = usage.mounts(devno, &path);
     let holders = dir_names(&dir.join("holders"));
     let swap = usage.swaps.contains(&path);
     let in_use = !mountpoints.is_empty()
@@ -313,40 +250,36 @@ fn disk_sysfs(
     let wwn = prop("ID_WWN_WITH_EXTENSION")
         .or_else(|| prop("ID_WWN"))
         .or_else(|| {
-            let w = read_trim(&dir.join("wwid")).or_else(|| read_trim(&dir.join("device/wwid")))?;
+            let w = d.wwn.clone()?;
             // udev spells NAA identifiers 0x...; others as the kernel does.
             Some(match w.strip_prefix("naa.") {
                 Some(n) => format!("0x{}", n.to_ascii_lowercase()),
                 None => w,
             })
         });
-    Some(Disk {
-        by_id: by_id(links, &u, sysname),
-        size_bytes: size,
+    DiskRecord {
+        by_id: by_id(links, &u, &d.name),
+        size_bytes: d.size_bytes,
         // lsblk's order: udev first, then sysfs.
-        model: clean(prop("ID_MODEL")).or_else(|| clean(read_trim(&dir.join("device/model")))),
+        model: clean(prop("ID_MODEL")).or_else(|| d.model.clone()),
         // Only SCSI's vendor is a name (virtio's is a PCI id).
-        vendor: if dir.join("device/scsi_device").exists() {
-            clean(read_trim(&dir.join("device/vendor")))
-        } else {
-            None
-        },
+        vendor: d
+            .vendor
+            .clone()
+            .filter(|_| dir.join("device/scsi_device").exists()),
         serial: clean(prop("ID_SCSI_SERIAL"))
             .or_else(|| clean(prop("ID_SERIAL_SHORT")))
-            .or_else(|| clean(read_trim(&dir.join("device/serial"))))
-            // Beyond lsblk: virtio-blk's serial, the SCSI VPD page, USB's.
-            .or_else(|| clean(read_trim(&dir.join("serial"))))
-            .or_else(|| vpd_serial(dir))
-            .or_else(|| usb_serial(dir)),
+            .or_else(|| d.serial.clone())
+            // Beyond lsblk: virtio-blk's serial, USB's.
+            .or_else(|| d.bus_serial()),
         wwn,
-        firmware: clean(read_trim(&dir.join("device/firmware_rev")))
-            .or_else(|| clean(read_trim(&dir.join("device/rev")))),
-        rotational: read_u64(&q.join("rotational")) == Some(1),
-        transport: transport(root, sysname, dir),
-        logical_sector_size: read_u64(&q.join("logical_block_size")),
-        physical_sector_size: read_u64(&q.join("physical_block_size")),
-        removable: read_u64(&dir.join("removable")) == Some(1),
-        read_only: read_u64(&dir.join("ro")) == Some(1),
+        firmware: d.firmware.clone(),
+        rotational: d.rotational,
+        transport: d.tran.map(|t| t.name().to_string()),
+        logical_sector_size: d.logical_sector_size,
+        physical_sector_size: d.physical_sector_size,
+        removable: d.removable,
+        read_only: d.read_only,
         partition_table: None,
         partition_table_uuid: None,
         fs: None,
@@ -359,7 +292,7 @@ fn disk_sysfs(
         probe_error: None,
         name,
         path,
-    })
+    }
 }
 
 fn partition(
@@ -417,7 +350,7 @@ fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
 }
 
 /// Read superblocks of the disk and its partitions.
-fn probe_disk(root: &Path, d: &mut Disk) {
+fn probe_disk(root: &Path, d: &mut DiskRecord) {
     let sysdir: PathBuf = under_root(root, "/sys/block").join(d.name.replace('/', "!"));
     let open = |name: &str| std::fs::File::open(under_root(root, &format!("/dev/{name}")));
     if d.size_bytes > 0 {

@@ -2,7 +2,7 @@
 //! kernel's decoding of SMBIOS types 0-3). Firmware placeholders such as
 //! "To be filled by O.E.M." become `null`, as in the event `host` field.
 
-use crate::host::read_attr;
+use crate::root::read_attr;
 use crate::root::under_root;
 use serde::Serialize;
 use std::path::Path;

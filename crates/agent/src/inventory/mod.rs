@@ -36,7 +36,7 @@ pub struct Report {
     pub cpu: cpu::Cpu,
     pub memory: memory::Memory,
     pub dmi: dmi::Dmi,
-    pub disks: Vec<disks::Disk>,
+    pub disks: Vec<disks::DiskRecord>,
     pub nics: Vec<nics::Nic>,
     pub boot_mode: BootMode,
     pub kernel: Kernel,

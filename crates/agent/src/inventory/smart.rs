@@ -4,7 +4,7 @@
 //! (`smart_status.passed`), never from the status. Absent whenever
 //! smartctl is missing or the device gives no verdict.
 
-use super::disks::Disk;
+use super::disks::DiskRecord;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -41,7 +41,7 @@ pub fn parse(json: &str) -> Option<Smart> {
 }
 
 /// Ask smartctl about a disk whose transport can answer SMART.
-pub fn query(d: &Disk) -> Option<Smart> {
+pub fn query(d: &DiskRecord) -> Option<Smart> {
     let t = d.transport.as_deref()?;
     if !matches!(t, "nvme" | "sata" | "ata" | "sas" | "scsi") {
         return None;
@@ -100,7 +100,7 @@ mod tests {
             std::env::var("PATH").unwrap_or_default()
         );
         std::env::set_var("PATH", path);
-        let mut d = Disk {
+        let mut d = DiskRecord {
             path: "/dev/nvme9n9".into(),
             transport: Some("nvme".into()),
             ..Default::default()

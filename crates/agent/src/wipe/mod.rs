@@ -10,13 +10,14 @@ pub mod overwrite;
 pub mod select;
 pub mod verify;
 
+use crate::blockdev::scan::{Disk, Transport};
 use crate::events::{Body, Progress, StepEvents};
 use crate::plan::Options;
 use crate::root::under_root;
 use crate::tasks::{Module, StepContext};
 use anyhow::{anyhow, bail, Context, Result};
 use overwrite::{Failures, Pattern, Target};
-use select::{Disk, Request, Selection, Transport};
+use select::{Request, Selection};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1037,7 +1038,7 @@ pub fn check_identity(root: &Path, f: &std::fs::File, d: &Disk) -> Result<()> {
             d.devno
         );
     }
-    let cur = select::disk_at(root, &now).ok_or_else(|| {
+    let cur = crate::blockdev::scan::disk_at(root, &now).ok_or_else(|| {
         anyhow!("cannot read /sys/dev/block/{now} to confirm {path} is the planned disk; nothing written")
     })?;
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
@@ -1495,6 +1496,10 @@ mod tests {
             read_only: false,
             partitions: vec![],
             sys_path: "/nonexistent".into(),
+            tran: None,
+            logical_sector_size: None,
+            physical_sector_size: None,
+            removable: false,
             test_target: false,
         }
     }

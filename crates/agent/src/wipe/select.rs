@@ -7,11 +7,11 @@
 //! reads: devices are only opened read-only, to look for cluster file
 //! system signatures.
 
-use crate::host::read_attr;
+use crate::blockdev::scan::{dev_name, read_trim, Disk, Transport};
 use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Env var of the VM suite and the live image's own tests: real (non-loop)
 /// disks may be erased when it is `1`, besides in a booted live image.
@@ -19,82 +19,6 @@ pub const ALLOW_REAL_ENV: &str = "SPEEDISO_WIPE_ALLOW_REAL";
 /// Env var for tests: a comma-separated list of device paths; when set, no
 /// other device is ever selected, whatever `--all` says.
 pub const TEST_ALLOW_ENV: &str = "SPEEDISO_WIPE_TEST_ALLOW";
-
-/// How a disk is attached; decides which firmware commands can reach it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Nvme,
-    Ata,
-    Scsi,
-    Usb,
-    Virtio,
-    Mmc,
-    Loop,
-    /// dm, md, zram, ram, nbd, optical...: never wiped directly.
-    Other,
-}
-
-/// What we know about one whole block device.
-#[derive(Debug, Clone, Serialize)]
-pub struct Disk {
-    pub name: String,
-    pub path: PathBuf,
-    pub size_bytes: u64,
-    pub logical_block_size: u32,
-    pub transport: Transport,
-    pub rotational: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wwn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub firmware: Option<String>,
-    /// For loop devices: the file behind it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub backing_file: Option<String>,
-    /// `major:minor`.
-    pub devno: String,
-    #[serde(skip)]
-    pub read_only: bool,
-    #[serde(skip)]
-    pub partitions: Vec<String>,
-    #[serde(skip)]
-    pub sys_path: PathBuf,
-    /// A device-mapper device over loop devices only, named in the test
-    /// allow list: the fault-injection tests erase it like a loop device.
-    #[serde(skip)]
-    pub test_target: bool,
-}
-
-impl Disk {
-    /// How `--confirm` and certificates name the disk: its serial, or its
-    /// path when it has none.
-    pub fn confirm_name(&self) -> String {
-        self.serial
-            .clone()
-            .unwrap_or_else(|| self.path.display().to_string())
-    }
-
-    /// NIST "media type", in words.
-    pub fn media_type(&self) -> &'static str {
-        match (self.transport, self.rotational) {
-            (Transport::Nvme, _) => "flash (NVMe SSD)",
-            (Transport::Loop, _) => "file-backed loop device",
-            (Transport::Mmc, _) => "flash (eMMC/SD)",
-            (_, true) => "magnetic (HDD)",
-            (_, false) => "flash (SSD) or virtual disk",
-        }
-    }
-
-    pub fn is_loop(&self) -> bool {
-        self.transport == Transport::Loop && self.devno.starts_with("7:")
-    }
-}
 
 /// What the caller asks to be selected.
 #[derive(Debug, Clone, Default)]
@@ -241,128 +165,16 @@ struct SysState {
     found: BTreeMap<String, BTreeSet<Reason>>,
 }
 
-fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-fn transport_of(name: &str, sys_path: &Path) -> Transport {
-    let real = std::fs::canonicalize(sys_path).unwrap_or_else(|_| sys_path.to_path_buf());
-    let real = real.to_string_lossy();
-    if real.contains("/usb") {
-        return Transport::Usb;
-    }
-    if name.starts_with("nvme") {
-        Transport::Nvme
-    } else if name.starts_with("loop") {
-        Transport::Loop
-    } else if name.starts_with("vd") || name.starts_with("xvd") {
-        Transport::Virtio
-    } else if name.starts_with("mmcblk") {
-        Transport::Mmc
-    } else if name.starts_with("sd") || name.starts_with("hd") {
-        if real.contains("/ata") {
-            Transport::Ata
-        } else {
-            Transport::Scsi
-        }
-    } else {
-        Transport::Other
-    }
-}
-
-/// Serial from a SCSI VPD page 0x80 (4-byte header, then ASCII).
-fn vpd_serial(p: &Path) -> Option<String> {
-    let b = std::fs::read(p).ok()?;
-    let s = String::from_utf8_lossy(b.get(4..)?).trim().to_string();
-    (!s.is_empty()).then_some(s)
-}
-
-fn read_disk(root: &Path, name: &str) -> Disk {
-    let sys = under_root(root, "/sys/block").join(name);
-    let dev = sys.join("device");
-    let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
-    let transport = transport_of(name, &sys);
-    let serial = read_attr(&dev.join("serial")).or_else(|| vpd_serial(&dev.join("vpd_pg80")));
-    let wwn = read_attr(&sys.join("wwid"))
-        .or_else(|| read_attr(&dev.join("wwid")))
-        .or_else(|| read_attr(&dev.join("wwn")));
-    let mut partitions: Vec<String> = std::fs::read_dir(&sys)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("partition").exists())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    partitions.sort();
-    Disk {
-        name: name.to_string(),
-        path: PathBuf::from("/dev").join(name),
-        size_bytes: num("size").unwrap_or(0) * 512,
-        logical_block_size: num("queue/logical_block_size").unwrap_or(512) as u32,
-        transport,
-        rotational: num("queue/rotational") == Some(1),
-        vendor: read_attr(&dev.join("vendor")),
-        model: read_attr(&dev.join("model")),
-        serial,
-        wwn,
-        firmware: read_attr(&dev.join("firmware_rev")).or_else(|| read_attr(&dev.join("rev"))),
-        backing_file: read_trim(&sys.join("loop/backing_file")),
-        devno: read_trim(&sys.join("dev")).unwrap_or_default(),
-        read_only: num("ro") == Some(1),
-        partitions,
-        sys_path: sys,
-        test_target: false,
-    }
-}
-
-/// The disk now behind block device number `devno` (`M:m`), through
-/// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
-/// with the plan.
-pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
-    let real = std::fs::canonicalize(under_root(root, "/sys/dev/block").join(devno)).ok()?;
-    let name = real.file_name()?.to_string_lossy().to_string();
-    under_root(root, "/sys/block")
-        .join(&name)
-        .exists()
-        .then(|| read_disk(root, &name))
-}
-
-/// The kernel name behind a /dev path (following one symlink, e.g.
-/// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
-pub fn dev_name(root: &Path, path: &str) -> String {
-    let under = under_root(root, path);
-    let target = std::fs::canonicalize(&under)
-        .ok()
-        .or_else(|| std::fs::read_link(&under).ok())
-        .unwrap_or_else(|| PathBuf::from(path));
-    target
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default()
-}
-
 impl SysState {
     fn read(root: &Path) -> SysState {
-        let mut names: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
         let mut st = SysState {
             disks: BTreeMap::new(),
             part_of: BTreeMap::new(),
             by_devno: BTreeMap::new(),
             found: BTreeMap::new(),
         };
-        for n in names {
-            let d = read_disk(root, &n);
+        for d in crate::blockdev::scan::disks(root) {
+            let n = d.name.clone();
             st.by_devno.insert(d.devno.clone(), n.clone());
             for p in &d.partitions {
                 st.part_of.insert(p.clone(), n.clone());
@@ -623,10 +435,7 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool)
             Policy,
             "USB disk (set speediso.wipe.usb=1 to include)".into(),
         ));
-    } else if d.transport != Transport::Usb
-        && !req.usb
-        && read_trim(&d.sys_path.join("removable")).as_deref() == Some("1")
-    {
+    } else if d.transport != Transport::Usb && !req.usb && d.removable {
         r.push((
             Policy,
             "removable media (sysfs removable=1: a card reader or a USB bridge not seen as USB; set speediso.wipe.usb=1 to include)".into(),
@@ -813,15 +622,7 @@ const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
 /// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
 /// subsystem's controllers.
 pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
-    let names = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let names = crate::blockdev::scan::dir_names;
     let is_ctrl = |n: &str| {
         n.strip_prefix("nvme")
             .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
@@ -980,13 +781,7 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
     let Some(allow) = &req.test_allow else {
         return false;
     };
-    let slaves: Vec<String> = std::fs::read_dir(d.sys_path.join("slaves"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
+    let slaves = crate::blockdev::scan::dir_names(&d.sys_path.join("slaves"));
     d.name.starts_with("dm-")
         && allow.iter().any(|a| dev_name(root, a) == d.name)
         && !slaves.is_empty()
@@ -1052,21 +847,7 @@ pub fn select(root: &Path, req: &Request) -> anyhow::Result<Selection> {
 mod tests {
     use super::*;
 
-    /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
-    /// sys/block, with `files` (relative to the disk) written.
-    fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
-        let real = under_root(root, "/sys/devices").join(devpath).join(name);
-        std::fs::create_dir_all(&real).unwrap();
-        std::fs::write(real.join("size"), "8192\n").unwrap();
-        std::fs::write(real.join("dev"), "8:0\n").unwrap();
-        for (f, text) in files {
-            let p = real.join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        std::fs::create_dir_all(under_root(root, "/sys/block")).unwrap();
-        std::os::unix::fs::symlink(&real, under_root(root, "/sys/block").join(name)).unwrap();
-    }
+    use crate::blockdev::scan::tests::disk;
 
     fn all(root: &Path) -> Selection {
         select(
