@@ -264,8 +264,8 @@ pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> 
     ))
 }
 
-/// Why writing to this block device would hit something in use: mounted
-/// (itself or a partition), swap, or held by LVM/MD/dm. Empty: not in use.
+/// Why writing to this block device would hit something in use: mounted,
+/// swap or held by LVM/MD/dm (itself or a partition). Empty: not in use.
 fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
     let mut why = Vec::new();
     let sys = under_root(root, &format!("/sys/dev/block/{}:{}", dev.0, dev.1));
@@ -277,30 +277,16 @@ fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default()
         });
-    if std::fs::read_dir(sys.join("holders")).is_ok_and(|mut d| d.next().is_some()) {
+    let devno = format!("{}:{}", dev.0, dev.1);
+    let used = crate::blockdev::usage::Usage::read(root).of(&sys, &name, &devno);
+    if !used.holders.is_empty() {
         why.push("held by another device (LVM, MD or dm)".to_string());
     }
-    let dev_path = format!("/dev/{name}");
-    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mine = |src: &str| {
-        src == dev_path
-            || Path::new(src) == canon
-            || src.strip_prefix(&dev_path).is_some_and(|rest| {
-                rest.chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_digit() || c == 'p')
-            })
-    };
-    let devno = format!("{}:{}", dev.0, dev.1);
-    for m in crate::blockdev::usage::mounts(root) {
-        if m.devno == devno || mine(&m.source) {
-            why.push(format!("mounted ({} at {})", m.source, m.mountpoint));
-        }
+    for (_, m) in &used.mounts {
+        why.push(format!("mounted ({} at {})", m.source, m.mountpoint));
     }
-    for src in crate::blockdev::usage::swaps(root) {
-        if mine(&src) {
-            why.push(format!("used as swap ({src})"));
-        }
+    for (_, src) in &used.swaps {
+        why.push(format!("used as swap ({src})"));
     }
     why
 }

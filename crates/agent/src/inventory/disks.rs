@@ -2,14 +2,16 @@
 //! disks, no unused loop devices, no hidden devices, no dm/md devices that
 //! sit on other disks), with identity from sysfs and the udev database
 //! (/run/udev/data, /dev/disk/by-id), filesystems from their superblocks
-//! (`fsprobe`), and whether anything uses them (mounts, swap, holders).
+//! (`fsprobe`), and whether anything uses them (mounts, swap, holders:
+//! `blockdev::usage`). The sysfs facts are `blockdev::scan`'s.
 
 use super::fsprobe::{self, FsInfo};
 use super::sysfs::{dir_names, natural_key, read_trim, read_u64};
 use crate::blockdev::scan::Disk;
+use crate::blockdev::usage::{DiskUse, Usage};
 use crate::root::under_root;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One disk as the inventory reports it: the scan's sysfs facts
@@ -70,43 +72,6 @@ pub struct Partition {
     pub mountpoints: Vec<String>,
     pub swap: bool,
     pub holders: Vec<String>,
-}
-
-/// Mounts and swap areas, keyed by device number and by source path.
-#[derive(Debug, Default)]
-pub struct Usage {
-    by_devno: BTreeMap<String, Vec<String>>,
-    by_source: BTreeMap<String, Vec<String>>,
-    swaps: BTreeSet<String>,
-}
-
-impl Usage {
-    pub fn parse(mountinfo: &str, swaps: &str) -> Usage {
-        use crate::blockdev::usage::{parse_mountinfo, parse_swaps};
-        let mut u = Usage::default();
-        for m in parse_mountinfo(mountinfo) {
-            u.by_devno
-                .entry(m.devno)
-                .or_default()
-                .push(m.mountpoint.clone());
-            u.by_source.entry(m.source).or_default().push(m.mountpoint);
-        }
-        u.swaps.extend(parse_swaps(swaps));
-        u
-    }
-
-    fn mounts(&self, devno: Option<&str>, path: &str) -> Vec<String> {
-        let mut v: Vec<String> = devno
-            .and_then(|d| self.by_devno.get(d))
-            .into_iter()
-            .chain(self.by_source.get(path))
-            .flatten()
-            .cloned()
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
 }
 
 /// The udev database record of a block device: properties and symlinks.
@@ -192,10 +157,7 @@ pub struct Opts {
 }
 
 pub fn collect(root: &Path, opts: Opts) -> Vec<DiskRecord> {
-    let usage = Usage::parse(
-        &std::fs::read_to_string(under_root(root, "/proc/self/mountinfo")).unwrap_or_default(),
-        &std::fs::read_to_string(under_root(root, "/proc/swaps")).unwrap_or_default(),
-    );
+    let usage = Usage::read(root);
     let links = by_id_links(root);
     let mut scanned = crate::blockdev::scan::disks(root);
     scanned.sort_by_key(|d| natural_key(&d.name));
@@ -232,21 +194,13 @@ fn record(
     let devno = Some(d.devno.as_str()).filter(|s| !s.is_empty());
     let u = udev(root, devno);
     let prop = |k: &str| u.props.get(k).cloned();
+    let used = usage.of(dir, &d.name, &d.devno);
     let mut partitions: Vec<Partition> = d
         .partitions
         .iter()
-        .map(|p| partition(root, &dir.join(p), p, usage, links))
+        .map(|p| partition(root, &dir.join(p), p, &used, links))
         .collect();
     partitions.sort_by_key(|p| (p.number, natural_key(&p.name)));
-    let mountpoints = usage.mounts(devno, &path);
-    let holders = dir_names(&dir.join("holders"));
-    let swap = usage.swaps.contains(&path);
-    let in_use = !mountpoints.is_empty()
-        || swap
-        || !holders.is_empty()
-        || partitions
-            .iter()
-            .any(|p| !p.mountpoints.is_empty() || p.swap || !p.holders.is_empty());
     let wwn = prop("ID_WWN_WITH_EXTENSION")
         .or_else(|| prop("ID_WWN"))
         .or_else(|| {
@@ -284,10 +238,10 @@ fn record(
         partition_table_uuid: None,
         fs: None,
         partitions,
-        in_use,
-        mountpoints,
-        swap,
-        holders,
+        in_use: !used.is_empty(),
+        mountpoints: used.mountpoints(&d.name),
+        swap: used.swap(&d.name),
+        holders: used.holders(&d.name),
         smart: None,
         probe_error: None,
         name,
@@ -299,7 +253,7 @@ fn partition(
     root: &Path,
     dir: &Path,
     sysname: &str,
-    usage: &Usage,
+    used: &DiskUse,
     links: &BTreeMap<String, Vec<String>>,
 ) -> Partition {
     let name = sysname.replace('!', "/");
@@ -315,9 +269,9 @@ fn partition(
         partlabel: u.props.get("ID_PART_ENTRY_NAME").cloned(),
         parttype: u.props.get("ID_PART_ENTRY_TYPE").cloned(),
         by_id: by_id(links, &u, sysname),
-        mountpoints: usage.mounts(devno.as_deref(), &path),
-        swap: usage.swaps.contains(&path),
-        holders: dir_names(&dir.join("holders")),
+        mountpoints: used.mountpoints(sysname),
+        swap: used.swap(sysname),
+        holders: used.holders(sysname),
         name,
         path,
     }
@@ -439,17 +393,5 @@ mod tests {
             ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"]
         );
         assert!(udev(r, Some("8:16")).props.is_empty());
-    }
-
-    #[test]
-    fn usage_parsing() {
-        let mi = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
-                  40 27 0:45 / /mnt/my\\040disk rw - btrfs /dev/sdb2 rw\n";
-        let sw = "Filename\tType\tSize\tUsed\tPriority\n/dev/sda3 partition 100 0 -2\n";
-        let u = Usage::parse(mi, sw);
-        assert_eq!(u.mounts(Some("254:0"), "/dev/vda"), ["/"]);
-        assert_eq!(u.mounts(Some("8:18"), "/dev/sdb2"), ["/mnt/my disk"]);
-        assert!(u.mounts(Some("8:0"), "/dev/sda").is_empty());
-        assert!(u.swaps.contains("/dev/sda3"));
     }
 }

@@ -204,87 +204,61 @@ impl SysState {
 
     /// Mounts, swaps, holders, the live medium and loop backing files.
     fn scan(&mut self, root: &Path) {
-        let mounts = crate::blockdev::usage::mounts(root);
-        for m in &mounts {
-            let name = self
-                .by_devno
-                .get(&m.devno)
-                .cloned()
-                .or_else(|| {
-                    m.source
-                        .starts_with("/dev/")
-                        .then(|| dev_name(root, &m.source))
-                })
-                .unwrap_or_default();
-            if name.is_empty() {
-                continue;
-            }
-            let what = if self.disks.contains_key(&name) {
-                format!("mounted at {}", m.mountpoint)
-            } else {
-                format!("partition {name} mounted at {}", m.mountpoint)
-            };
-            self.note(&name, SkipClass::Blocking, what);
-            if m.mountpoint == "/run/initramfs/live" {
-                self.note(
-                    &name,
-                    SkipClass::Policy,
-                    "live medium (mounted at /run/initramfs/live)".into(),
+        use crate::blockdev::usage::{root_arg_device, Usage, LIVE_MEDIUM};
+        use SkipClass::{Blocking, Policy};
+        let usage = Usage::read(root);
+        let mut notes: Vec<(String, SkipClass, String)> = Vec::new();
+        for d in self.disks.values() {
+            let u = usage.of(&d.sys_path, &d.name, &d.devno);
+            let mut note = |class, why| notes.push((d.name.clone(), class, why));
+            for (who, m) in &u.mounts {
+                note(
+                    Blocking,
+                    if *who == d.name {
+                        format!("mounted at {}", m.mountpoint)
+                    } else {
+                        format!("partition {who} mounted at {}", m.mountpoint)
+                    },
                 );
-            }
-        }
-        for src in crate::blockdev::usage::swaps(root) {
-            if src.starts_with("/dev/") {
-                let n = dev_name(root, &src);
-                self.note(&n, SkipClass::Blocking, format!("swap ({src})"));
-            }
-        }
-        // Holders: dm, md, LVM and bcache sit on top of the disk or one of
-        // its partitions.
-        let holder_notes: Vec<(String, SkipClass, String)> = self
-            .disks
-            .values()
-            .flat_map(|d| {
-                let mut v = Vec::new();
-                let mut dirs = vec![(d.name.clone(), d.sys_path.join("holders"))];
-                for p in &d.partitions {
-                    dirs.push((p.clone(), d.sys_path.join(p).join("holders")));
+                if m.mountpoint == LIVE_MEDIUM {
+                    note(Policy, format!("live medium (mounted at {LIVE_MEDIUM})"));
                 }
-                for (who, dir) in dirs {
-                    let hs: Vec<String> = std::fs::read_dir(&dir)
-                        .map(|rd| {
-                            rd.filter_map(|e| e.ok())
-                                .map(|e| e.file_name().to_string_lossy().to_string())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if !hs.is_empty() {
-                        let mut hs = hs;
-                        hs.sort();
-                        v.push((
-                            d.name.clone(),
-                            SkipClass::Blocking,
-                            format!("{who} is held by {}", hs.join(", ")),
-                        ));
-                        // A dm-multipath map over the disk: it is one path
-                        // of a LUN that other hosts may share.
-                        for h in &hs {
-                            let uuid = read_trim(&under_root(root, "/sys/block").join(h).join("dm/uuid"));
-                            if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
-                                v.push((
-                                    d.name.clone(),
-                                    SkipClass::Blocking,
-                                    format!("a path of dm-multipath device {h} (dm uuid {u}): shared storage"),
-                                ));
-                            }
-                        }
+            }
+            for (_, src) in &u.swaps {
+                note(Blocking, format!("swap ({src})"));
+            }
+            // Holders: dm, md, LVM and bcache sit on top of the disk or one
+            // of its partitions.
+            for (who, hs) in &u.holders {
+                note(Blocking, format!("{who} is held by {}", hs.join(", ")));
+                // A dm-multipath map over the disk: it is one path of a
+                // LUN that other hosts may share.
+                for h in hs {
+                    let uuid = read_trim(&under_root(root, "/sys/block").join(h).join("dm/uuid"));
+                    if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
+                        note(
+                            Blocking,
+                            format!(
+                                "a path of dm-multipath device {h} (dm uuid {u}): shared storage"
+                            ),
+                        );
                     }
                 }
-                v
-            })
-            .collect();
-        for (d, class, why) in holder_notes {
-            self.note(&d, class, why);
+            }
+            // A loop device's backing file lives on some mounted disk: that
+            // disk backs it (the live image's squashfs, or anything else).
+            if let Some(file) = &d.backing_file {
+                let on = usage.backing_mount(file);
+                if let Some(n) = on.and_then(|m| self.by_devno.get(&m.devno)) {
+                    if *n != d.name {
+                        notes.push((
+                            n.clone(),
+                            Blocking,
+                            format!("holds the backing file of /dev/{} ({file})", d.name),
+                        ));
+                    }
+                }
+            }
         }
         // The live medium named by root= (live:CDLABEL=, UUID=, /dev/...).
         if let Ok(c) = crate::cmdline::read(root) {
@@ -292,71 +266,19 @@ impl SysState {
                 .get("root")
                 .and_then(|p| p.value.clone())
             {
-                if let Some(n) = resolve_root_arg(root, &v) {
-                    self.note(
-                        &n,
-                        SkipClass::Policy,
+                if let Some(n) = root_arg_device(root, &v) {
+                    notes.push((
+                        n,
+                        Policy,
                         format!("live medium or root file system (root={v})"),
-                    );
+                    ));
                 }
             }
         }
-        // A loop device's backing file lives on some mounted disk: that
-        // disk backs it (the live image's squashfs, or anything else).
-        let backings: Vec<(String, String)> = self
-            .disks
-            .values()
-            .filter_map(|d| Some((d.name.clone(), d.backing_file.clone()?)))
-            .collect();
-        for (lo, file) in backings {
-            let best = mounts
-                .iter()
-                .filter(|m| {
-                    file.starts_with(&m.mountpoint)
-                        && (m.mountpoint == "/" || file[m.mountpoint.len()..].starts_with('/'))
-                })
-                .max_by_key(|m| m.mountpoint.len());
-            if let Some(m) = best {
-                if let Some(n) = self.by_devno.get(&m.devno).cloned() {
-                    if n != lo {
-                        self.note(
-                            &n,
-                            SkipClass::Blocking,
-                            format!("holds the backing file of /dev/{lo} ({file})"),
-                        );
-                    }
-                }
-            }
+        for (name, class, why) in notes {
+            self.note(&name, class, why);
         }
     }
-}
-
-/// `root=` of the command line as a kernel device name, when it names a
-/// local device.
-fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
-    let v = v.strip_prefix("live:").unwrap_or(v);
-    let link = |dir: &str, val: &str| format!("/dev/disk/{dir}/{val}");
-    let path = if let Some(x) = v
-        .strip_prefix("CDLABEL=")
-        .or_else(|| v.strip_prefix("LABEL="))
-    {
-        link("by-label", x)
-    } else if let Some(x) = v.strip_prefix("UUID=") {
-        link("by-uuid", x)
-    } else if let Some(x) = v.strip_prefix("PARTUUID=") {
-        link("by-partuuid", x)
-    } else if let Some(x) = v.strip_prefix("PARTLABEL=") {
-        link("by-partlabel", x)
-    } else if v.starts_with("/dev/") {
-        v.to_string()
-    } else {
-        return None;
-    };
-    let under = under_root(root, &path);
-    if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
-        return None;
-    }
-    Some(dev_name(root, &path))
 }
 
 /// Whether `ex` (a serial, a WWN in any common spelling, or a /dev path)
