@@ -10,6 +10,7 @@
 //! sectors and reads them back (burn-in).
 
 use super::{opt_bool, opt_duration, opt_str, opt_u64, round2, Rng};
+pub use crate::blockdev::guard::{classify, write_guard, Kind, Refusal};
 use crate::events::{Progress, StepEvents};
 use crate::plan::Options;
 use crate::root::under_root;
@@ -19,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,6 @@ pub const DEFAULT_FILE_SIZE: u64 = 1024 * MIB;
 /// Default amount written and read back by `--verify`.
 pub const DEFAULT_VERIFY_SIZE: u64 = 256 * MIB;
 const SECTOR: usize = 4096;
-/// Loop devices' block major number (Documentation/admin-guide/devices.txt).
-const LOOP_MAJOR: u64 = 7;
 
 /// One fio-equivalent job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,131 +205,6 @@ impl Config {
             ),
             confirm_destroy: opt_str(step, "confirm")?.map(PathBuf::from),
         })
-    }
-}
-
-/// What the target is, which decides whether writes may run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    File,
-    Loop,
-    Block,
-}
-
-/// Writes were refused; the caller maps this to the "refused" exit status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Refusal {}
-
-/// Linux's dev_t split (glibc's gnu_dev_major/minor).
-fn major_minor(rdev: u64) -> (u64, u64) {
-    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
-    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
-    (major, minor)
-}
-
-/// Classify `path`: a regular file (or one that does not exist yet), a loop
-/// device, or another block device. Anything else is an error.
-pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> {
-    let md = match std::fs::metadata(path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Kind::File, None)),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let ft = md.file_type();
-    if ft.is_file() {
-        return Ok((Kind::File, None));
-    }
-    if !ft.is_block_device() {
-        bail!(
-            "{} is neither a regular file nor a block device",
-            path.display()
-        );
-    }
-    let (maj, min) = major_minor(md.rdev());
-    let sys = under_root(root, &format!("/sys/dev/block/{maj}:{min}"));
-    let is_loop = maj == LOOP_MAJOR || sys.join("loop").is_dir();
-    Ok((
-        if is_loop { Kind::Loop } else { Kind::Block },
-        Some((maj, min)),
-    ))
-}
-
-/// Why writing to this block device would hit something in use: mounted,
-/// swap or held by LVM/MD/dm (itself or a partition). Empty: not in use.
-fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
-    let mut why = Vec::new();
-    let sys = under_root(root, &format!("/sys/dev/block/{}:{}", dev.0, dev.1));
-    let name = std::fs::canonicalize(&sys)
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-        .unwrap_or_else(|| {
-            path.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default()
-        });
-    let devno = format!("{}:{}", dev.0, dev.1);
-    let used = crate::blockdev::usage::Usage::read(root).of(&sys, &name, &devno);
-    if !used.holders.is_empty() {
-        why.push("held by another device (LVM, MD or dm)".to_string());
-    }
-    for (_, m) in &used.mounts {
-        why.push(format!("mounted ({} at {})", m.source, m.mountpoint));
-    }
-    for (_, src) in &used.swaps {
-        why.push(format!("used as swap ({src})"));
-    }
-    why
-}
-
-/// May write jobs (or `--verify`) run on `path`? Files: yes. Loop devices:
-/// unless in use. Other block devices: only when `confirmed` names exactly
-/// this device, and never while in use.
-pub fn write_guard(
-    root: &Path,
-    path: &Path,
-    kind: Kind,
-    dev: Option<(u64, u64)>,
-    confirmed: Option<&Path>,
-) -> Result<(), Refusal> {
-    let busy = dev.map(|d| in_use(root, path, d)).unwrap_or_default();
-    match kind {
-        Kind::File => Ok(()),
-        Kind::Loop | Kind::Block if !busy.is_empty() => Err(Refusal(format!(
-            "refusing write tests on {}: it is {}",
-            path.display(),
-            busy.join(", ")
-        ))),
-        Kind::Loop => Ok(()),
-        Kind::Block => {
-            let same = confirmed.is_some_and(|c| {
-                c == path
-                    || matches!(
-                        (std::fs::canonicalize(c), std::fs::canonicalize(path)),
-                        (Ok(a), Ok(b)) if a == b
-                    )
-            });
-            if same {
-                Ok(())
-            } else {
-                Err(Refusal(format!(
-                    "refusing write tests on {}: it is a whole block device, not a loop \
-                     device or a file, and writing would destroy its data. Read tests \
-                     (--mode read) are safe; to overwrite it anyway, name it with \
-                     --confirm-destroy {}",
-                    path.display(),
-                    path.display()
-                )))
-            }
-        }
     }
 }
 
@@ -1044,44 +918,6 @@ mod tests {
         assert!(check_sector(&s, 8192, 8).unwrap().contains("stale"));
         s[100] ^= 1;
         assert!(check_sector(&s, 8192, 7).unwrap().contains("checksum"));
-    }
-
-    #[test]
-    fn guard_refuses_unconfirmed_block_device_and_busy_loop() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        std::fs::create_dir_all(r.join("sys/dev/block/8:0/holders")).unwrap();
-        std::fs::create_dir_all(r.join("sys/dev/block/7:3/loop")).unwrap();
-        std::fs::create_dir_all(r.join("proc/self")).unwrap();
-        std::fs::write(
-            r.join("proc/self/mountinfo"),
-            "36 22 7:3 / /mnt rw,relatime - ext4 /dev/loop3 rw\n",
-        )
-        .unwrap();
-        let sda = Path::new("/dev/sda");
-        let err = write_guard(r, sda, Kind::Block, Some((8, 0)), None).unwrap_err();
-        assert!(err.0.contains("whole block device"), "{err}");
-        assert!(err.0.contains("--confirm-destroy /dev/sda"), "{err}");
-        assert!(write_guard(
-            r,
-            sda,
-            Kind::Block,
-            Some((8, 0)),
-            Some(Path::new("/dev/sdb"))
-        )
-        .is_err());
-        assert!(write_guard(r, sda, Kind::Block, Some((8, 0)), Some(sda)).is_ok());
-        let loop3 = Path::new("/dev/loop3");
-        let err = write_guard(r, loop3, Kind::Loop, Some((7, 3)), None).unwrap_err();
-        assert!(err.0.contains("mounted"), "{err}");
-        assert!(write_guard(r, Path::new("/tmp/f"), Kind::File, None, None).is_ok());
-    }
-
-    #[test]
-    fn device_numbers_split_like_glibc() {
-        assert_eq!(major_minor(0x0801), (8, 1));
-        assert_eq!(major_minor(0x0700), (7, 0));
-        assert_eq!(major_minor((259 << 8) | 5), (259, 5));
     }
 
     #[test]

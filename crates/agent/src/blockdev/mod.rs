@@ -3,5 +3,6 @@
 //! the inventory and the disk benchmark's write guard all use. The scan
 //! (one `Disk` type) and the write guard are to move here too.
 
+pub mod guard;
 pub mod scan;
 pub mod usage;

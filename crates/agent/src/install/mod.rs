@@ -316,7 +316,10 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
     let url = cfg.image.as_deref().context("no image URL")?;
     let t0 = Instant::now();
     let mut src = fetch::Source::open(url)?;
-    let target = write::Target::open(&disk.path)?;
+    // The selection allowed this disk; the opened device must be one it
+    // could have allowed (a swapped symlink, a renumbered disk).
+    let real_allowed = select::real_disks_allowed() || disk.test_target;
+    let target = write::Target::open(&disk.path, real_allowed)?;
     if let Some(ev) = events {
         ev.log(format!(
             "writing {url} ({}) to {} ({} bytes, {})",

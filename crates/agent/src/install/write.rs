@@ -31,8 +31,9 @@ pub struct Target {
 
 impl Target {
     /// Open `path` exclusively (O_EXCL fails on a mounted or held disk) for
-    /// direct and for buffered writes.
-    pub fn open(path: &Path) -> Result<Target> {
+    /// direct and for buffered writes; both must be a loop device unless
+    /// `real_allowed` (`blockdev::guard::check_opened`).
+    pub fn open(path: &Path, real_allowed: bool) -> Result<Target> {
         let direct = OpenOptions::new()
             .read(true)
             .write(true)
@@ -43,6 +44,9 @@ impl Target {
             .write(true)
             .open(path)
             .with_context(|| format!("opening {} for writing", path.display()))?;
+        for f in [&direct, &buffered] {
+            crate::blockdev::guard::check_opened(f, path, real_allowed, "written")?;
+        }
         let size = crate::sys::blk::size_bytes(&direct)
             .with_context(|| format!("{}: size", path.display()))?;
         let lbs = crate::sys::blk::logical_block_size(&direct)

@@ -4,7 +4,7 @@
 
 use super::Tracker;
 use crate::sys::iobuf::IoArena;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::ChaCha8;
 use serde::Serialize;
@@ -212,26 +212,6 @@ pub struct Target {
     pub depth: usize,
 }
 
-/// Refuse anything but a loop device unless real disks may be erased here.
-/// Checked on the opened file, so a symlink swapped under us cannot
-/// redirect the write.
-fn guard(file: &File, path: &Path, real_allowed: bool) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    use std::os::unix::fs::MetadataExt;
-    let md = file.metadata()?;
-    if !md.file_type().is_block_device() {
-        bail!("{} is not a block device", path.display());
-    }
-    let major = libc::major(md.rdev());
-    if major != 7 && !real_allowed {
-        bail!(
-            "{} is not a loop device (major {major}) and real disks may only be erased from the booted live image; refusing",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
 /// Open `path` for erasing: O_DIRECT (no page cache), O_EXCL (the kernel
 /// refuses while anything has the device mounted or claimed).
 pub fn open_target(path: &Path, real_allowed: bool, write: bool) -> Result<Target> {
@@ -249,7 +229,7 @@ pub fn open_target(path: &Path, real_allowed: bool, write: bool) -> Result<Targe
             if write { ", O_EXCL" } else { "" }
         )
     })?;
-    guard(&file, path, real_allowed)?;
+    crate::blockdev::guard::check_opened(&file, path, real_allowed, "erased")?;
     let size = crate::sys::blk::size_bytes(&file)
         .with_context(|| format!("BLKGETSIZE64 on {}", path.display()))?;
     let lbs = crate::sys::blk::logical_block_size(&file)
