@@ -1,6 +1,7 @@
 //! The root every /proc, /sys, /dev and /run path is read under: `/` on a
-//! machine, a fixture tree in tests (`--root`), and the one reader of a
-//! sysfs or DMI attribute that knows firmware's placeholder values. A
+//! machine, a fixture tree in tests (`--root`), and the readers of sysfs
+//! attributes and directories under it (`read_attr` knows firmware's
+//! placeholder values). A
 //! leaf: modules import it, it imports nothing of the crate, so no module
 //! reaches up into the CLI layer for it.
 
@@ -10,6 +11,26 @@ use std::path::{Path, PathBuf};
 /// `fixtures/x` is `fixtures/x/dev/sda`).
 pub fn under_root(root: &Path, abs: &str) -> PathBuf {
     root.join(abs.trim_start_matches('/'))
+}
+
+/// The attribute's text, trimmed; `None` when absent, unreadable or empty.
+pub fn read_trim(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Sorted entry names of a directory; empty when it does not exist.
+pub fn dir_names(path: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(path)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// Values firmware vendors put in DMI fields that mean "not set".

@@ -164,6 +164,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn device_numbers_split_like_glibc() {
+        assert_eq!(major_minor(0x0801), (8, 1));
+        assert_eq!(major_minor(0x0700), (7, 0));
+        assert_eq!(major_minor((259 << 8) | 5), (259, 5));
+    }
+
+    #[test]
     fn guard_refuses_unconfirmed_block_device_and_busy_loop() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
@@ -195,13 +202,6 @@ mod tests {
     }
 
     #[test]
-    fn device_numbers_split_like_glibc() {
-        assert_eq!(major_minor(0x0801), (8, 1));
-        assert_eq!(major_minor(0x0700), (7, 0));
-        assert_eq!(major_minor((259 << 8) | 5), (259, 5));
-    }
-
-    #[test]
     fn an_opened_file_or_real_disk_is_refused_unless_allowed() {
         let t = tempfile::NamedTempFile::new().unwrap();
         let e = check_opened(t.as_file(), t.path(), true, "erased").unwrap_err();
@@ -215,12 +215,15 @@ mod tests {
     fn a_busy_partition_makes_its_disk_busy() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        let sdb = r.join("sys/devices/virtual/block/sdb");
-        std::fs::create_dir_all(sdb.join("sdb1/holders/md0")).unwrap();
-        std::fs::write(sdb.join("sdb1/partition"), "1\n").unwrap();
-        std::fs::write(sdb.join("sdb1/dev"), "8:17\n").unwrap();
+        let files = [
+            ("sdb1/partition", "1\n"),
+            ("sdb1/dev", "8:17\n"),
+            ("sdb1/holders/md0", ""),
+        ];
+        crate::blockdev::scan::tests::disk(r, "virtual/block", "sdb", &files);
         std::fs::create_dir_all(r.join("sys/dev/block")).unwrap();
-        std::os::unix::fs::symlink(&sdb, r.join("sys/dev/block/8:16")).unwrap();
+        let sdb = std::fs::canonicalize(r.join("sys/block/sdb")).unwrap();
+        std::os::unix::fs::symlink(sdb, r.join("sys/dev/block/8:16")).unwrap();
         std::fs::create_dir_all(r.join("proc")).unwrap();
         std::fs::write(
             r.join("proc/swaps"),

@@ -3,7 +3,7 @@
 //! the inventory's report. Pure reads of sysfs under the root; what uses a
 //! disk is `usage`'s, which disks may be written is the callers' policy.
 
-use crate::root::under_root;
+use crate::root::{dir_names, read_trim, under_root};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -144,29 +144,8 @@ impl Disk {
     }
 }
 
-/// The attribute's text, trimmed; `None` when absent, unreadable or empty.
-pub fn read_trim(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 fn read_u64(p: &Path) -> Option<u64> {
     read_trim(p)?.parse().ok()
-}
-
-/// Sorted entry names of a directory; empty when it does not exist.
-pub fn dir_names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// The command-set class, from the name and where the device sits.
@@ -367,26 +346,22 @@ pub(crate) mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         let dev = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block";
-        disk(
-            r,
-            dev,
-            "sda",
-            &[
-                ("size", "2048\n"),
-                ("ro", "0\n"),
-                ("removable", "1\n"),
-                ("queue/rotational", "1\n"),
-                ("queue/logical_block_size", "512\n"),
-                ("queue/physical_block_size", "4096\n"),
-                ("device/vendor", "ATA     \n"),
-                ("device/model", "QEMU HARDDISK\n"),
-                ("device/rev", "2.5+\n"),
-                ("device/scsi_device/x", ""),
-                ("sda1/partition", "1\n"),
-                ("sda10/partition", "10\n"),
-                ("holders/.keep", ""),
-            ],
-        );
+        let files = [
+            ("size", "2048\n"),
+            ("ro", "0\n"),
+            ("removable", "1\n"),
+            ("queue/rotational", "1\n"),
+            ("queue/logical_block_size", "512\n"),
+            ("queue/physical_block_size", "4096\n"),
+            ("device/vendor", "ATA     \n"),
+            ("device/model", "QEMU HARDDISK\n"),
+            ("device/rev", "2.5+\n"),
+            ("device/scsi_device/x", ""),
+            ("sda1/partition", "1\n"),
+            ("sda10/partition", "10\n"),
+            ("holders/.keep", ""),
+        ];
+        disk(r, dev, "sda", &files);
         let sda = r.join("sys/devices").join(dev).join("sda");
         std::fs::write(sda.join("device/vpd_pg80"), vpd("  QM00001 ")).unwrap();
         std::fs::create_dir_all(r.join("sys/class/scsi_host/host0")).unwrap();
@@ -415,60 +390,50 @@ pub(crate) mod tests {
 
     #[test]
     fn transports_by_name_and_place() {
+        use Transport::*;
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        disk(
-            r,
-            "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block",
-            "sdb",
-            &[],
+        let usb = "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block";
+        let fc = "pci0000:00/0000:00:05.0/host3/rport-3:0-0/target3:0:0/3:0:0:0/block";
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Transport,
+            Option<Transport>,
         );
-        disk(
-            r,
-            "pci0000:00/0000:00:04.0/virtio0/block",
-            "vda",
-            &[("serial", "vd-serial\n")],
-        );
-        disk(
-            r,
-            "pci0000:00/0000:00:02.0/nvme/nvme0",
-            "nvme0n1",
-            &[("wwid", "eui.0025\n")],
-        );
-        disk(
-            r,
-            "pci0000:00/0000:00:05.0/host3/rport-3:0-0/target3:0:0/3:0:0:0/block",
-            "sdc",
-            &[],
-        );
-        disk(
-            r,
-            "virtual/block",
-            "loop0",
-            &[("loop/backing_file", "/srv/a.img\n"), ("dev", "7:0\n")],
-        );
-        disk(r, "virtual/block", "dm-0", &[]);
+        let table: &[Row] = &[
+            (usb, "sdb", &[], Usb, Some(Usb)),
+            (
+                "pci0000:00/0000:00:04.0/virtio0/block",
+                "vda",
+                &[("serial", "vd-serial\n")],
+                Virtio,
+                Some(Virtio),
+            ),
+            (
+                "pci0000:00/0000:00:02.0/nvme/nvme0",
+                "nvme0n1",
+                &[("wwid", "eui.0025\n")],
+                Nvme,
+                Some(Nvme),
+            ),
+            (fc, "sdc", &[], Scsi, Some(Fc)),
+            (
+                "virtual/block",
+                "loop0",
+                &[("loop/backing_file", "/srv/a.img\n"), ("dev", "7:0\n")],
+                Loop,
+                Some(Loop),
+            ),
+            ("virtual/block", "dm-0", &[], Other, None),
+        ];
+        for (devpath, name, files, transport, tran) in table {
+            disk(r, devpath, name, files);
+            let d = read(r, name);
+            assert_eq!((d.transport, d.tran), (*transport, *tran), "{name}");
+        }
         let d = |n: &str| read(r, n);
-        assert_eq!(
-            (d("sdb").transport, d("sdb").tran),
-            (Transport::Usb, Some(Transport::Usb))
-        );
-        assert_eq!(
-            (d("vda").transport, d("vda").tran),
-            (Transport::Virtio, Some(Transport::Virtio))
-        );
-        assert_eq!(
-            (d("nvme0n1").transport, d("nvme0n1").tran),
-            (Transport::Nvme, Some(Transport::Nvme))
-        );
-        assert_eq!(
-            (d("sdc").transport, d("sdc").tran),
-            (Transport::Scsi, Some(Transport::Fc))
-        );
-        assert_eq!(
-            (d("dm-0").transport, d("dm-0").tran),
-            (Transport::Other, None)
-        );
         let lo = d("loop0");
         assert!(lo.is_loop());
         assert_eq!(lo.backing_file.as_deref(), Some("/srv/a.img"));
@@ -476,7 +441,7 @@ pub(crate) mod tests {
         // virtio-blk's serial is no device serial, only a bus one.
         assert_eq!(d("vda").serial, None);
         assert_eq!(d("vda").bus_serial().as_deref(), Some("vd-serial"));
-        assert_eq!(Transport::Iscsi.name(), "iscsi");
+        assert_eq!(Iscsi.name(), "iscsi");
         assert_eq!(disks(r).len(), 6);
     }
 
@@ -484,12 +449,8 @@ pub(crate) mod tests {
     fn disk_at_and_dev_name_follow_links() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        disk(
-            r,
-            "pci0000:00/0000:00:04.0/virtio0/block",
-            "vda",
-            &[("dev", "254:0\n"), ("vda1/partition", "1\n")],
-        );
+        let files = [("dev", "254:0\n"), ("vda1/partition", "1\n")];
+        disk(r, "pci0000:00/0000:00:04.0/virtio0/block", "vda", &files);
         let vda = r.join("sys/devices/pci0000:00/0000:00:04.0/virtio0/block/vda");
         std::fs::create_dir_all(r.join("sys/dev/block")).unwrap();
         std::os::unix::fs::symlink(&vda, r.join("sys/dev/block/254:0")).unwrap();

@@ -6,8 +6,8 @@
 //! by the wipe selection, the inventory and the disk benchmark's guard;
 //! what each makes of a use (a refusal, a report field) is theirs.
 
-use super::scan::{dev_name, dir_names, read_trim};
-use crate::root::under_root;
+use super::scan::dev_name;
+use crate::root::{dir_names, read_trim, under_root};
 use std::path::Path;
 
 /// Where dracut's dmsquash-live mounts the live medium.

@@ -1,14 +1,8 @@
 //! Small helpers for reading sysfs and procfs attributes. Every caller
 //! passes a path already under the inventory's root.
 
+pub use crate::root::{dir_names, read_trim};
 use std::path::Path;
-
-/// The attribute's text, trimmed; `None` when absent, unreadable or empty.
-pub fn read_trim(path: &Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_string())
-}
 
 pub fn read_u64(path: &Path) -> Option<u64> {
     read_trim(path)?.parse().ok()
@@ -18,19 +12,6 @@ pub fn read_u64(path: &Path) -> Option<u64> {
 pub fn link_name(path: &Path) -> Option<String> {
     let t = std::fs::read_link(path).ok()?;
     Some(t.file_name()?.to_string_lossy().into_owned())
-}
-
-/// Sorted entry names of a directory; empty when it does not exist.
-pub fn dir_names(path: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(path)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Parse a kernel CPU list such as `0-3,8,10-11` into CPU numbers.

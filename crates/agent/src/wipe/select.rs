@@ -7,8 +7,8 @@
 //! reads: devices are only opened read-only, to look for cluster file
 //! system signatures.
 
-use crate::blockdev::scan::{dev_name, read_trim, Disk, Transport};
-use crate::root::under_root;
+use crate::blockdev::scan::{dev_name, Disk, Transport};
+use crate::root::{dir_names, read_trim, under_root};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -544,7 +544,6 @@ const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
 /// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
 /// subsystem's controllers.
 pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
-    let names = crate::blockdev::scan::dir_names;
     let is_ctrl = |n: &str| {
         n.strip_prefix("nvme")
             .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
@@ -559,7 +558,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
         }
     }
     if v.is_empty() {
-        for p in names(&d.sys_path.join("multipath")) {
+        for p in dir_names(&d.sys_path.join("multipath")) {
             // nvme<subsys>c<ctrl>n<ns>
             if let Some((_, rest)) = p.split_once('c') {
                 if let Some((c, _)) = rest.split_once('n') {
@@ -575,7 +574,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("nvme-subsys"))
         }) {
-            v = names(&dev).into_iter().filter(|n| is_ctrl(n)).collect();
+            v = dir_names(&dev).into_iter().filter(|n| is_ctrl(n)).collect();
         }
     }
     if v.is_empty() {
@@ -703,7 +702,7 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
     let Some(allow) = &req.test_allow else {
         return false;
     };
-    let slaves = crate::blockdev::scan::dir_names(&d.sys_path.join("slaves"));
+    let slaves = dir_names(&d.sys_path.join("slaves"));
     d.name.starts_with("dm-")
         && allow.iter().any(|a| dev_name(root, a) == d.name)
         && !slaves.is_empty()
