@@ -1,7 +1,10 @@
-//! The block-device layer every disk path shares (issue #14): today
-//! `usage`, the one reader of mounts and swap areas that wipe selection,
-//! the inventory and the disk benchmark's write guard all use. The scan
-//! (one `Disk` type) and the write guard are to move here too.
+//! The block-device layer every disk path shares (issue #14): `scan`, the
+//! one `Disk` type and reader of /sys/block (wipe selection, install
+//! target, inventory record); `usage`, the one "in use" reader (mounts,
+//! swap, holders, live medium, loop backing files); `guard`, the write
+//! refusal of the disk benchmark and the check the wipe and install make on
+//! an opened device. It points down only (`root`, `sys`, std, serde,
+//! anyhow); which disk may be written is the callers' policy.
 
 pub mod guard;
 pub mod scan;
