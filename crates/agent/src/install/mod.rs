@@ -11,7 +11,8 @@
 //! SPEEDISO_WIPE_TEST_ALLOW list), and honours its options: disks named
 //! by `speediso.wipe.exclude` (an entry naming no disk is an error), and
 //! remote and shared storage only with `speediso.wipe.remote`. USB disks
-//! are never a target, whatever `speediso.wipe.usb` says.
+//! are never a target, whatever `speediso.wipe.usb` says. Every device
+//! opened for writing passes `blockdev::guard::check_opened` first.
 
 pub mod decompress;
 pub mod fetch;
@@ -390,7 +391,7 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
     let (format, written) = match outcome {
         Ok(x) => x,
         Err(e) => {
-            let cleared = match write::clear_partition_tables(&disk.path) {
+            let cleared = match write::clear_partition_tables(&disk.path, real_allowed) {
                 Ok(()) => "partition tables cleared (first and last MiB zeroed)".to_string(),
                 Err(c) => format!("clearing the partition tables ALSO FAILED: {c:#}"),
             };

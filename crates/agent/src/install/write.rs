@@ -318,13 +318,14 @@ fn write_head(t: &Target, check: &dyn ReadBack, head: Option<(AlignedBuf, usize)
 
 /// Zero the first and the last MiB (MBR, GPT header and its backup) so a
 /// half-written disk never boots, then ask the kernel to forget the old
-/// partitions.
-pub fn clear_partition_tables(path: &Path) -> Result<()> {
+/// partitions. The same check as `Target::open` before the first write.
+pub fn clear_partition_tables(path: &Path, real_allowed: bool) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)
         .with_context(|| format!("opening {} to clear it", path.display()))?;
+    crate::blockdev::guard::check_opened(&f, path, real_allowed, "written")?;
     let size =
         crate::sys::blk::size_bytes(&f).with_context(|| format!("{}: size", path.display()))?;
     let zeros = AlignedBuf::new(CLEAR_BYTES as usize);
