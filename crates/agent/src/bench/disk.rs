@@ -11,10 +11,10 @@
 
 use super::{opt_bool, opt_duration, opt_str, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
+use crate::module::{Module, StepContext};
+use crate::options::{Kind as OptKind, Options, Spec};
 use crate::root::under_root;
 use crate::sys::uring::{Completion, Queue};
-use crate::tasks::{Module, StepContext};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::fs::OpenOptions;
@@ -972,27 +972,49 @@ pub fn summary(r: &DiskReport) -> String {
 pub struct BenchDisk;
 
 impl Module for BenchDisk {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn step_keys(&self) -> &'static [&'static str] {
-        &[
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        Spec::step_only(
             "target",
+            OptKind::NonEmpty,
+            "file or block device to test (default: every disk, reads only)",
+        )
+        .flag("target"),
+        Spec::step_only(
             "size_mib",
-            "duration",
+            OptKind::Int(1, u64::MAX),
+            "MiB of the target to use",
+        )
+        .flag("size-mib"),
+        super::DURATION,
+        Spec::step_only(
             "mode",
-            "jobs",
+            OptKind::Choice(&["auto", "read", "write", "all"]),
+            "which jobs: read, write, all, or auto (writes only to files)",
+        )
+        .flag("mode"),
+        Spec::step_only("jobs", OptKind::List, "the jobs to run, by name").flag("jobs"),
+        Spec::step_only(
             "verify",
-            "verify_mib",
+            OptKind::Bool,
+            "write checksummed blocks and read them back",
+        )
+        .flag("verify"),
+        Spec::step_only("verify_mib", OptKind::Int(1, u64::MAX), "MiB to verify")
+            .flag("verify-mib"),
+        Spec::step_only(
             "confirm",
-        ]
+            OptKind::NonEmpty,
+            "the block device writes may destroy, named again",
+        )
+        .flag("confirm-destroy"),
+    ];
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_step(step, options)
     }
-    fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_step(step, options).map(|_| ())
-    }
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let mut cfg = Config::from_step(ctx.step_options, ctx.options)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        let mut cfg = ctx.config.clone();
         // A block device may be written only by a task the boot asked for
         // (or a person confirmed) that also names it in `confirm`.
         if !ctx.destructive_allowed {

@@ -8,9 +8,9 @@
 
 use super::{default_threads, opt_duration, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
 use crate::root::under_root;
-use crate::tasks::{Module, StepContext};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -540,19 +540,29 @@ pub fn summary(r: &MemoryReport) -> String {
 pub struct BenchMemory;
 
 impl Module for BenchMemory {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        super::DURATION,
+        super::THREADS,
+        Spec::step_only(
+            "array_mib",
+            Kind::Int(1, 65536),
+            "MiB per STREAM array (default: 4x the last-level cache)",
+        )
+        .flag("array-mib"),
+        Spec::step_only(
+            "check_mib",
+            Kind::Int(0, 1 << 22),
+            "MiB to pattern-check for errors (default 0: no check)",
+        )
+        .flag("check-mib"),
+    ];
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_step(step, options)
     }
-
-    fn step_keys(&self) -> &'static [&'static str] {
-        &["duration", "threads", "array_mib", "check_mib"]
-    }
-    fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_step(step, options).map(|_| ())
-    }
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let cfg = Config::from_step(ctx.step_options, ctx.options)?;
-        let r = run(&cfg, ctx.root, &ctx.events)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        let r = run(ctx.config, ctx.root, &ctx.events)?;
         if r.check.as_ref().is_some_and(|c| c.errors > 0) {
             bail!(
                 "memory pattern check found errors: {}",

@@ -20,8 +20,9 @@ pub mod smbios;
 pub mod sysfs;
 
 use crate::cmdline::Cmdline;
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
 use crate::root::under_root;
-use crate::tasks::{Module, StepContext};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ pub struct Kernel {
 
 /// What to collect and from where.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct Config {
     /// pci.ids to use instead of the usual locations.
     pub pci_ids: Option<PathBuf>,
     /// Ask smartctl for SMART health (live system only).
@@ -82,7 +83,7 @@ fn secure_boot(root: &Path) -> Option<bool> {
 
 /// Collect the inventory of the machine whose /proc, /sys and /dev are
 /// under `root`.
-pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report, Vec<String>)> {
+pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
     let mut notes = Vec::new();
     // pci.ids parsing and disk probing are independent; overlap them.
     let (ids, disks) = std::thread::scope(|s| {
@@ -130,8 +131,8 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
 /// The `inventory` step module (registered in `tasks::module_for`).
 pub struct Inventory;
 
-fn step_opts(step: &toml::Table, options: &crate::plan::Options) -> Result<Options> {
-    let mut o = Options {
+fn step_opts(step: &toml::Table, options: &Options) -> Result<Config> {
+    let mut o = Config {
         pci_ids: options.get("inventory.pci_ids").map(PathBuf::from),
         smart: options
             .get("inventory.smart")
@@ -151,22 +152,32 @@ fn step_opts(step: &toml::Table, options: &crate::plan::Options) -> Result<Optio
 }
 
 impl Module for Inventory {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        Spec::cmdline(
+            "inventory.pci_ids",
+            Kind::NonEmpty,
+            "pci.ids file for PCI names (default: /usr/share/hwdata, /usr/share/misc)",
+        )
+        .step("pci_ids")
+        .flag("pci-ids"),
+        Spec::cmdline(
+            "inventory.smart",
+            Kind::Bool,
+            "ask smartctl for disk SMART health in the inventory step (default on)",
+        )
+        .step("smart")
+        .flag("smart"),
+    ];
+
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        step_opts(step, options)
     }
 
-    fn step_keys(&self) -> &'static [&'static str] {
-        &["pci_ids", "smart"]
-    }
-
-    fn check(&self, step_options: &toml::Table, options: &crate::plan::Options) -> Result<()> {
-        step_opts(step_options, options).map(|_| ())
-    }
-
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let opts = step_opts(ctx.step_options, ctx.options)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
         let line = crate::cmdline::read(ctx.root).unwrap_or_default();
-        let (inv, notes) = collect(ctx.root, &crate::cmdline::parse(&line), &opts)?;
+        let (inv, notes) = collect(ctx.root, &crate::cmdline::parse(&line), ctx.config)?;
         for n in notes {
             ctx.events.log(n);
         }
@@ -442,7 +453,7 @@ mod tests {
 
     #[test]
     fn step_options() {
-        let o = crate::plan::Options::default();
+        let o = Options::default();
         let t: toml::Table = toml::from_str("smart = false\npci_ids = '/x'").unwrap();
         let s = step_opts(&t, &o).unwrap();
         assert!(!s.smart);

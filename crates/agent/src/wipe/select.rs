@@ -8,6 +8,7 @@
 //! system signatures.
 
 use crate::host::read_attr;
+use crate::options::{Kind, Options, Spec};
 use crate::root::under_root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,20 +116,54 @@ pub struct Request {
     pub real_allowed: bool,
 }
 
+/// Which disks a destructive step may pick beyond the safe default:
+/// `speediso.wipe.exclude`, `.usb` and `.remote`, which the wipe and the
+/// install target both honour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub exclude: Vec<String>,
+    pub usb: bool,
+    pub remote: bool,
+}
+
+/// The declarations of `Targets`' options, in the wipe's and the
+/// install's `OPTIONS`.
+pub const EXCLUDE: Spec = Spec::cmdline(
+    "wipe.exclude",
+    Kind::List,
+    "disks never to wipe: serials, WWNs or paths, comma-separated",
+);
+pub const USB: Spec = Spec::cmdline("wipe.usb", Kind::Bool, "also wipe USB disks");
+pub const REMOTE: Spec = Spec::cmdline(
+    "wipe.remote",
+    Kind::Bool,
+    "also wipe remote (FC, iSCSI, NVMe-oF) and shared (multipath, cluster file system) storage",
+);
+
+impl Targets {
+    pub fn from_options(o: &Options) -> Targets {
+        Targets {
+            exclude: o
+                .get("wipe.exclude")
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            usb: o.flag("wipe.usb"),
+            remote: o.flag("wipe.remote"),
+        }
+    }
+}
+
 impl Request {
-    /// Exclusions, USB and remote storage from `speediso.wipe.*`.
-    pub fn with_options(mut self, o: &crate::plan::Options) -> Request {
-        self.exclude = o
-            .get("wipe.exclude")
-            .map(|s| {
-                s.split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.usb = o.flag("wipe.usb");
-        self.remote = o.flag("wipe.remote");
+    /// Exclusions, USB and remote storage as configured.
+    pub fn with_targets(mut self, t: &Targets) -> Request {
+        self.exclude = t.exclude.clone();
+        self.usb = t.usb;
+        self.remote = t.remote;
         self
     }
 
