@@ -4,7 +4,7 @@
 #   async runtime, HTTP server or database crate, so the static image
 #   binary stays small and the collector's stack never ships in it;
 # - the collector and the repository tool do not depend on the agent;
-# - no module of the agent imports from its CLI layer (src/cli.rs), only
+# - no module of the agent imports from its CLI layer (src/cli/), only
 #   the other way round;
 # - no step module (and no leaf) imports the layers that drive the modules
 #   (plan, tasks, registry, run, dispatch): modules see only the leaves
@@ -33,7 +33,7 @@ for pkg in speediso-collector speediso-repo speediso-proto; do
     fi
 done
 if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
-    grep -v '^crates/agent/src/cli.rs:\|^crates/agent/src/main.rs:'); then
+    grep -v '^crates/agent/src/cli/\|^crates/agent/src/main.rs:'); then
     say "agent modules import from the CLI layer:"
     echo "$up" >&2
     bad=1
