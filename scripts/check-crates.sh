@@ -10,8 +10,9 @@
 #   (plan, tasks, registry, run, dispatch): modules see only the leaves
 #   (module, options, root, blockdev, events, ...), so no import circle
 #   runs through the registry;
-# - no agent module joins a rooted path by hand (root.join("sys/...")):
-#   crate::root::under_root is the one way.
+# - no agent module joins a rooted path by hand: a root is a
+#   crate::root::Root, and Root::at is the one way to a path under it
+#   (the type has no join; root.path().join(...) is refused here).
 # Exits 1 naming each violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,16 +48,16 @@ if up=$(grep -rnE 'crate::(plan|tasks|registry|run|dispatch)\b' \
     echo "$up" >&2
     bad=1
 fi
-# Every rooted /proc, /sys, /dev or /run path goes through the leaf
-# crate::root (fixture trees stand in for machines only if nothing joins
-# the root by hand).
-if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.join\("' crates/agent/src --include='*.rs' |
-    grep -v '^crates/agent/src/root.rs:'); then
-    say "rooted paths joined by hand instead of crate::root::under_root:"
+# Every rooted /proc, /sys, /dev or /run path goes through Root::at
+# (fixture trees stand in for machines only if nothing joins the root by
+# hand).
+if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.(path\(\)\.)?join\(' crates/agent/src --include='*.rs' |
+    grep -v '^crates/agent/src/root.rs:' | grep -vE 'let r = root\.path\(\);'); then
+    say "rooted paths joined by hand instead of Root::at:"
     echo "$joins" >&2
     bad=1
 fi
 if [ "$bad" = 0 ]; then
-    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer or the layers that drive it; every rooted path goes through crate::root"
+    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer or the layers that drive it; every rooted path goes through Root::at"
 fi
 exit "$bad"

@@ -8,6 +8,7 @@
 
 use crate::events::{HostId, StepEvents};
 use crate::options::{Options, Spec};
+use crate::root::Root;
 use anyhow::Result;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ pub trait Module: Send + Sync + 'static {
 /// What a running step gets from the runner.
 pub struct StepContext<'a, C> {
     /// Root for /proc, /sys, /dev and /run reads (`/` in production).
-    pub root: &'a Path,
+    pub root: &'a Root,
     /// The runtime directory: state, spool, certificates.
     pub run_dir: &'a Path,
     /// The module's settings.

@@ -5,6 +5,7 @@
 use crate::events::StepEvents;
 use crate::module::{Deadline, Module, StepContext};
 use crate::options::{Options, Spec};
+use crate::root::Root;
 use anyhow::Result;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -24,7 +25,7 @@ pub trait Step: Send + Sync {
 
 /// What the runner gives a step besides its options.
 pub struct Running<'a> {
-    pub root: &'a Path,
+    pub root: &'a Root,
     pub run_dir: &'a Path,
     pub events: StepEvents,
     pub destructive_allowed: bool,

@@ -6,6 +6,7 @@ use crate::events::{Body, Bus, Outcome};
 use crate::module::Deadline;
 use crate::plan::Plan;
 use crate::registry::{self, Running};
+use crate::root::Root;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ fn elapsed_ms(t: Instant) -> u64 {
 /// Run `plan`'s steps, emitting events on `bus`, with `root` for device
 /// reads and `run_dir` for what a step keeps (certificates). Returns the
 /// exit status.
-pub fn run(plan: &Plan, root: &Path, run_dir: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
+pub fn run(plan: &Plan, root: &Root, run_dir: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
     let start = Instant::now();
     let task = &plan.task;
     if task.destructive && !destructive_ok {
@@ -71,7 +72,7 @@ pub fn run(plan: &Plan, root: &Path, run_dir: &Path, bus: &Bus, destructive_ok: 
     // blocks in the kernel; on overrun the process reports and exits.
     let (tx, rx) = mpsc::channel::<(usize, bool)>();
     let worker_plan = plan.clone();
-    let worker_root = root.to_path_buf();
+    let worker_root = root.clone();
     let worker_run_dir = run_dir.to_path_buf();
     let worker_bus = bus.clone();
     let deadline = Deadline::new(task.time_limit.map(|l| start + l));

@@ -13,7 +13,7 @@ use super::{opt_bool, opt_duration, opt_str, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
 use crate::module::{Module, StepContext};
 use crate::options::{Kind as OptKind, Options, Spec};
-use crate::root::under_root;
+use crate::root::Root;
 use crate::sys::uring::{Completion, Queue};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -239,7 +239,7 @@ fn major_minor(rdev: u64) -> (u64, u64) {
 
 /// Classify `path`: a regular file (or one that does not exist yet), a loop
 /// device, or another block device. Anything else is an error.
-pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> {
+pub fn classify(root: &Root, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> {
     let md = match std::fs::metadata(path) {
         Ok(md) => md,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Kind::File, None)),
@@ -256,7 +256,7 @@ pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> 
         );
     }
     let (maj, min) = major_minor(md.rdev());
-    let sys = under_root(root, &format!("/sys/dev/block/{maj}:{min}"));
+    let sys = root.at(&format!("/sys/dev/block/{maj}:{min}"));
     let is_loop = maj == LOOP_MAJOR || sys.join("loop").is_dir();
     Ok((
         if is_loop { Kind::Loop } else { Kind::Block },
@@ -266,9 +266,9 @@ pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> 
 
 /// Why writing to this block device would hit something in use: mounted
 /// (itself or a partition), swap, or held by LVM/MD/dm. Empty: not in use.
-fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
+fn in_use(root: &Root, path: &Path, dev: (u64, u64)) -> Vec<String> {
     let mut why = Vec::new();
-    let sys = under_root(root, &format!("/sys/dev/block/{}:{}", dev.0, dev.1));
+    let sys = root.at(&format!("/sys/dev/block/{}:{}", dev.0, dev.1));
     let name = std::fs::canonicalize(&sys)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
@@ -309,7 +309,7 @@ fn in_use(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
 /// unless in use. Other block devices: only when `confirmed` names exactly
 /// this device, and never while in use.
 pub fn write_guard(
-    root: &Path,
+    root: &Root,
     path: &Path,
     kind: Kind,
     dev: Option<(u64, u64)>,
@@ -821,7 +821,7 @@ fn jobs_for(cfg: &Config, kind: Kind) -> Vec<Job> {
 /// The checks `run_target` makes before touching `path`, for a caller that
 /// wants a refusal before anything starts (a `Refusal` error when the jobs
 /// would write to a disk they must not).
-pub fn check_target(root: &Path, cfg: &Config, path: &Path) -> Result<()> {
+pub fn check_target(root: &Root, cfg: &Config, path: &Path) -> Result<()> {
     let (kind, dev) = classify(root, path)?;
     let jobs = jobs_for(cfg, kind);
     if jobs.iter().any(|j| j.write()) || cfg.verify.is_some() {
@@ -830,7 +830,7 @@ pub fn check_target(root: &Path, cfg: &Config, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
+pub fn run_target(root: &Root, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
     let (kind, _) = classify(root, path)?;
     check_target(root, cfg, path)?;
     let jobs = jobs_for(cfg, kind);
@@ -903,8 +903,8 @@ pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Re
 
 /// Whole disks worth a read benchmark: /sys/block entries that are not
 /// loop, RAM, optical or floppy devices, and have a size.
-pub fn all_disks(root: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(under_root(root, "/sys/block")) else {
+pub fn all_disks(root: &Root) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(root.at("/sys/block")) else {
         return Vec::new();
     };
     let mut v: Vec<PathBuf> = rd
@@ -1095,22 +1095,22 @@ mod tests {
         )
         .unwrap();
         let sda = Path::new("/dev/sda");
-        let err = write_guard(r, sda, Kind::Block, Some((8, 0)), None).unwrap_err();
+        let err = write_guard(&Root::new(r), sda, Kind::Block, Some((8, 0)), None).unwrap_err();
         assert!(err.0.contains("whole block device"), "{err}");
         assert!(err.0.contains("--confirm-destroy /dev/sda"), "{err}");
         assert!(write_guard(
-            r,
+            &Root::new(r),
             sda,
             Kind::Block,
             Some((8, 0)),
             Some(Path::new("/dev/sdb"))
         )
         .is_err());
-        assert!(write_guard(r, sda, Kind::Block, Some((8, 0)), Some(sda)).is_ok());
+        assert!(write_guard(&Root::new(r), sda, Kind::Block, Some((8, 0)), Some(sda)).is_ok());
         let loop3 = Path::new("/dev/loop3");
-        let err = write_guard(r, loop3, Kind::Loop, Some((7, 3)), None).unwrap_err();
+        let err = write_guard(&Root::new(r), loop3, Kind::Loop, Some((7, 3)), None).unwrap_err();
         assert!(err.0.contains("mounted"), "{err}");
-        assert!(write_guard(r, Path::new("/tmp/f"), Kind::File, None, None).is_ok());
+        assert!(write_guard(&Root::new(r), Path::new("/tmp/f"), Kind::File, None, None).is_ok());
     }
 
     #[test]

@@ -10,10 +10,9 @@ use super::{default_threads, opt_duration, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
-use crate::root::under_root;
+use crate::root::Root;
 use anyhow::{bail, Result};
 use serde::Serialize;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -129,8 +128,8 @@ pub struct MemoryReport {
 /// Total last-level cache: the largest level's size times its number of
 /// distinct instances (one per socket or CCX), from
 /// /sys/devices/system/cpu/cpu*/cache/index*.
-pub fn llc_bytes(root: &Path) -> Option<u64> {
-    let cpus = std::fs::read_dir(under_root(root, "/sys/devices/system/cpu")).ok()?;
+pub fn llc_bytes(root: &Root) -> Option<u64> {
+    let cpus = std::fs::read_dir(root.at("/sys/devices/system/cpu")).ok()?;
     let mut best: Option<(u32, u64)> = None;
     let mut seen = std::collections::BTreeSet::new();
     for cpu in cpus.flatten() {
@@ -186,8 +185,8 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// MemAvailable from /proc/meminfo, bytes.
-fn mem_available(root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(under_root(root, "/proc/meminfo")).ok()?;
+fn mem_available(root: &Root) -> Option<u64> {
+    let text = std::fs::read_to_string(root.at("/proc/meminfo")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
@@ -454,7 +453,7 @@ pub fn pattern_check(bytes: u64, threads: usize, ev: &StepEvents) -> PatternChec
     }
 }
 
-pub fn run(cfg: &Config, root: &Path, ev: &StepEvents) -> Result<MemoryReport> {
+pub fn run(cfg: &Config, root: &Root, ev: &StepEvents) -> Result<MemoryReport> {
     let llc = llc_bytes(root);
     let avail = mem_available(root);
     let array_bytes = cfg.array_bytes.unwrap_or_else(|| array_size(llc, avail));
@@ -599,8 +598,8 @@ mod tests {
             }
         }
         std::fs::create_dir_all(dir.path().join("sys/devices/system/cpu/cpufreq")).unwrap();
-        assert_eq!(llc_bytes(dir.path()), Some(64 * MIB));
-        assert_eq!(llc_bytes(Path::new("/nonexistent")), None);
+        assert_eq!(llc_bytes(&Root::new(dir.path())), Some(64 * MIB));
+        assert_eq!(llc_bytes(&Root::new("/nonexistent")), None);
     }
 
     #[test]

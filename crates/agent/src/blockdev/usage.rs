@@ -3,8 +3,7 @@
 //! mount point or a swap file with a space (`\040`) or a non-ASCII name is
 //! read the same way by every caller.
 
-use crate::root::under_root;
-use std::path::Path;
+use crate::root::Root;
 
 /// One line of mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +65,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 }
 
 /// The mounts under `root` (none when mountinfo cannot be read).
-pub fn mounts(root: &Path) -> Vec<Mount> {
-    std::fs::read_to_string(under_root(root, "/proc/self/mountinfo"))
+pub fn mounts(root: &Root) -> Vec<Mount> {
+    std::fs::read_to_string(root.at("/proc/self/mountinfo"))
         .map(|t| parse_mountinfo(&t))
         .unwrap_or_default()
 }
@@ -83,8 +82,8 @@ pub fn parse_swaps(text: &str) -> Vec<String> {
 }
 
 /// The swap areas under `root`.
-pub fn swaps(root: &Path) -> Vec<String> {
-    std::fs::read_to_string(under_root(root, "/proc/swaps"))
+pub fn swaps(root: &Root) -> Vec<String> {
+    std::fs::read_to_string(root.at("/proc/swaps"))
         .map(|t| parse_swaps(&t))
         .unwrap_or_default()
 }

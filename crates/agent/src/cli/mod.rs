@@ -8,6 +8,7 @@ pub use args::{BenchCmd, Cli, Command, InstallArgs};
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
 use crate::plan::{self, Plan, Rejection, TaskSource};
+use crate::root::Root;
 use crate::run::exit;
 use crate::sinks;
 use crate::systemd::{SystemBus, Systemd};
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 /// Everything a handler needs from the global flags and environment.
 struct Env {
-    root: PathBuf,
+    root: Root,
     cmdline: Cmdline,
     env_task: Option<String>,
     catalog: Catalog,
@@ -28,9 +29,10 @@ struct Env {
 
 impl Env {
     fn new(cli: &Cli) -> Result<Env> {
+        let root = Root::new(&cli.root);
         let line = match &cli.cmdline {
             Some(s) => s.clone(),
-            None => cmdline::read(&cli.root)?,
+            None => cmdline::read(&root)?,
         };
         let mut dirs = cli.tasks_dir.clone();
         if let Some(d) = std::env::var_os("SPEEDISO_TASKS_DIR") {
@@ -50,7 +52,7 @@ impl Env {
             }
         }
         Ok(Env {
-            root: cli.root.clone(),
+            root,
             cmdline,
             env_task: std::env::var("SPEEDISO").ok(),
             catalog: Catalog::load(&tasks::default_dirs(&dirs)),
@@ -982,9 +984,6 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
         }
     }
 }
-
-/// Moved to the leaf `crate::root`; kept here for the handlers.
-pub use crate::root::under_root;
 
 #[cfg(test)]
 mod tests {

@@ -21,11 +21,11 @@ pub mod write;
 use crate::events::{Progress, StepEvents};
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
+use crate::root::Root;
 use crate::wipe::select::{self, Disk, Request, Skipped, Targets, Transport};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -252,7 +252,7 @@ fn why_not(skipped: &[Skipped]) -> String {
 /// The one disk `sel` names, if the wipe safety rules (and the
 /// exclusions and remote-storage choice in `targets`) allow writing it;
 /// `None` names the smallest eligible disk.
-pub fn resolve_target(root: &Path, sel: Option<&TargetSel>, targets: &Targets) -> Result<Disk> {
+pub fn resolve_target(root: &Root, sel: Option<&TargetSel>, targets: &Targets) -> Result<Disk> {
     let sel = sel.unwrap_or(&TargetSel::Smallest);
     if let TargetSel::Path(p) = sel {
         let s = select::select(

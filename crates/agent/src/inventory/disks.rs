@@ -6,7 +6,7 @@
 
 use super::fsprobe::{self, FsInfo};
 use super::sysfs::{dir_names, natural_key, read_trim, read_u64};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -112,10 +112,10 @@ struct Udev {
     links: Vec<String>,
 }
 
-fn udev(root: &Path, devno: Option<&str>) -> Udev {
+fn udev(root: &Root, devno: Option<&str>) -> Udev {
     let mut u = Udev::default();
     let Some(d) = devno else { return u };
-    let Ok(text) = std::fs::read_to_string(root.join(format!("run/udev/data/b{d}"))) else {
+    let Ok(text) = std::fs::read_to_string(root.at(&format!("/run/udev/data/b{d}"))) else {
         return u;
     };
     for line in text.lines() {
@@ -129,8 +129,8 @@ fn udev(root: &Path, devno: Option<&str>) -> Udev {
 }
 
 /// Map of device name → its /dev/disk/by-id links, from the directory.
-fn by_id_links(root: &Path) -> BTreeMap<String, Vec<String>> {
-    let dir = under_root(root, "/dev/disk/by-id");
+fn by_id_links(root: &Root) -> BTreeMap<String, Vec<String>> {
+    let dir = root.at("/dev/disk/by-id");
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in dir_names(&dir) {
         if let Ok(t) = std::fs::read_link(dir.join(&n)) {
@@ -158,7 +158,7 @@ fn by_id(links: &BTreeMap<String, Vec<String>>, u: &Udev, name: &str) -> Vec<Str
 }
 
 /// lsblk's transport, from where the device sits in sysfs.
-fn transport(root: &Path, name: &str, sysdir: &Path) -> Option<String> {
+fn transport(root: &Root, name: &str, sysdir: &Path) -> Option<String> {
     let real = std::fs::canonicalize(sysdir).unwrap_or_else(|_| sysdir.to_path_buf());
     let p = real.to_string_lossy();
     let t = if name.starts_with("loop") {
@@ -193,11 +193,11 @@ fn transport(root: &Path, name: &str, sysdir: &Path) -> Option<String> {
 }
 
 /// The SCSI host's driver name (`ahci`, `ata_piix`, `virtio_scsi`).
-fn scsi_proc_name(root: &Path, real: &str) -> Option<String> {
+fn scsi_proc_name(root: &Root, real: &str) -> Option<String> {
     let host = real
         .split('/')
         .find(|c| c.starts_with("host") && c[4..].bytes().all(|b| b.is_ascii_digit()))?;
-    read_trim(&root.join(format!("sys/class/scsi_host/{host}/proc_name")))
+    read_trim(&root.at(&format!("/sys/class/scsi_host/{host}/proc_name")))
 }
 
 /// Should `lsblk -d` list this /sys/block entry?
@@ -249,11 +249,11 @@ pub struct Opts {
     pub smart: bool,
 }
 
-pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
-    let block = under_root(root, "/sys/block");
+pub fn collect(root: &Root, opts: Opts) -> Vec<Disk> {
+    let block = root.at("/sys/block");
     let usage = Usage::parse(
-        &std::fs::read_to_string(under_root(root, "/proc/self/mountinfo")).unwrap_or_default(),
-        &std::fs::read_to_string(under_root(root, "/proc/swaps")).unwrap_or_default(),
+        &std::fs::read_to_string(root.at("/proc/self/mountinfo")).unwrap_or_default(),
+        &std::fs::read_to_string(root.at("/proc/swaps")).unwrap_or_default(),
     );
     let links = by_id_links(root);
     let mut names = dir_names(&block);
@@ -268,7 +268,7 @@ pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
         for d in disks.iter_mut() {
             s.spawn(move || {
                 probe_disk(root, d);
-                if opts.smart && root == Path::new("/") {
+                if opts.smart && root.is_system() {
                     d.smart = super::smart::query(d);
                 }
             });
@@ -278,7 +278,7 @@ pub fn collect(root: &Path, opts: Opts) -> Vec<Disk> {
 }
 
 fn disk_sysfs(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     sysname: &str,
     usage: &Usage,
@@ -363,7 +363,7 @@ fn disk_sysfs(
 }
 
 fn partition(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     sysname: &str,
     usage: &Usage,
@@ -391,7 +391,7 @@ fn partition(
 }
 
 /// Filesystem from udev's database, for a device that cannot be read.
-fn fs_from_udev(root: &Path, sysdir: &Path) -> Option<FsInfo> {
+fn fs_from_udev(root: &Root, sysdir: &Path) -> Option<FsInfo> {
     let u = udev(root, read_trim(&sysdir.join("dev")).as_deref());
     let kind = u.props.get("ID_FS_TYPE").filter(|t| !t.is_empty())?;
     Some(FsInfo {
@@ -403,7 +403,7 @@ fn fs_from_udev(root: &Path, sysdir: &Path) -> Option<FsInfo> {
 }
 
 /// Filesystem type from mountinfo, the last resort for a mounted device.
-fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
+fn fs_from_mountinfo(root: &Root, devno: Option<&str>) -> Option<FsInfo> {
     let devno = devno?;
     crate::blockdev::usage::mounts(root)
         .into_iter()
@@ -417,9 +417,9 @@ fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
 }
 
 /// Read superblocks of the disk and its partitions.
-fn probe_disk(root: &Path, d: &mut Disk) {
-    let sysdir: PathBuf = under_root(root, "/sys/block").join(d.name.replace('/', "!"));
-    let open = |name: &str| std::fs::File::open(under_root(root, &format!("/dev/{name}")));
+fn probe_disk(root: &Root, d: &mut Disk) {
+    let sysdir: PathBuf = root.at("/sys/block").join(d.name.replace('/', "!"));
+    let open = |name: &str| std::fs::File::open(root.at(&format!("/dev/{name}")));
     if d.size_bytes > 0 {
         match open(&d.name) {
             Ok(f) => {
@@ -490,10 +490,10 @@ mod tests {
             r.join("dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"),
         )
         .unwrap();
-        let u = udev(r, Some("8:0"));
+        let u = udev(&Root::new(r), Some("8:0"));
         assert_eq!(u.props["ID_SERIAL_SHORT"], "SN1");
         assert_eq!(u.props["ID_WWN"], "0x5000c500a1b2c3d4");
-        let links = by_id_links(r);
+        let links = by_id_links(&Root::new(r));
         assert_eq!(
             by_id(&links, &u, "sda"),
             [
@@ -505,7 +505,7 @@ mod tests {
             by_id(&links, &Udev::default(), "sda1"),
             ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"]
         );
-        assert!(udev(r, Some("8:16")).props.is_empty());
+        assert!(udev(&Root::new(r), Some("8:16")).props.is_empty());
     }
 
     #[test]

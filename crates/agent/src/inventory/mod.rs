@@ -22,10 +22,10 @@ pub mod sysfs;
 use crate::cmdline::Cmdline;
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
-use crate::root::under_root;
+use crate::root::Root;
 use anyhow::{bail, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The module name, as tasks/*.toml write it.
 pub const NAME: &str = "inventory";
@@ -72,18 +72,15 @@ pub struct Config {
 
 /// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
 /// then one byte 0 or 1.
-fn secure_boot(root: &Path) -> Option<bool> {
-    let p = under_root(
-        root,
-        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
-    );
+fn secure_boot(root: &Root) -> Option<bool> {
+    let p = root.at("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
     let b = std::fs::read(p).ok()?;
     b.get(4).map(|&v| v == 1)
 }
 
 /// Collect the inventory of the machine whose /proc, /sys and /dev are
 /// under `root`.
-pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
+pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
     let mut notes = Vec::new();
     // pci.ids parsing and disk probing are independent; overlap them.
     let (ids, disks) = std::thread::scope(|s| {
@@ -103,7 +100,7 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
     if let Some(n) = &memory.note {
         notes.push(n.clone());
     }
-    let efi = under_root(root, "/sys/firmware/efi").exists();
+    let efi = root.at("/sys/firmware/efi").exists();
     let inv = Report {
         pci: pci::collect(root, &ids),
         cpu: cpu::collect(root),
@@ -117,11 +114,11 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
             boot_mac,
         },
         kernel: Kernel {
-            release: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/osrelease")),
-            version: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/version")),
+            release: sysfs::read_trim(&root.at("/proc/sys/kernel/osrelease")),
+            version: sysfs::read_trim(&root.at("/proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
             // Masked: the line carries the report token and credentials.
-            cmdline: sysfs::read_trim(&under_root(root, "/proc/cmdline"))
+            cmdline: sysfs::read_trim(&root.at("/proc/cmdline"))
                 .map(|l| crate::redact::cmdline(&l)),
         },
     };
@@ -457,7 +454,7 @@ mod tests {
         let t: toml::Table = toml::from_str("smart = false\npci_ids = '/x'").unwrap();
         let s = step_opts(&t, &o).unwrap();
         assert!(!s.smart);
-        assert_eq!(s.pci_ids.as_deref(), Some(Path::new("/x")));
+        assert_eq!(s.pci_ids.as_deref(), Some(std::path::Path::new("/x")));
         assert!(step_opts(&toml::Table::new(), &o).unwrap().smart);
         let bad: toml::Table = toml::from_str("colour = 1").unwrap();
         assert!(step_opts(&bad, &o)

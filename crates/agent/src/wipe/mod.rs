@@ -13,7 +13,7 @@ pub mod verify;
 use crate::events::{Body, Progress, StepEvents};
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
-use crate::root::under_root;
+use crate::root::Root;
 use anyhow::{anyhow, bail, Context, Result};
 use overwrite::{Failures, Pattern, Target};
 use select::{Disk, Request, Selection, Transport};
@@ -185,17 +185,17 @@ fn controller_lock(ctrl: &Path) -> std::sync::Arc<Mutex<()>> {
 
 /// Block devices under `root` whose `device` link resolves to the same
 /// controller as `d`'s.
-fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
+fn controller_siblings(root: &Root, d: &Disk) -> Vec<String> {
     let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
         return vec![];
     };
-    let mut v: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
+    let mut v: Vec<String> = std::fs::read_dir(root.at("/sys/block"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .filter(|n| *n != d.name)
                 .filter(|n| {
-                    std::fs::canonicalize(under_root(root, "/sys/block").join(n).join("device"))
+                    std::fs::canonicalize(root.at("/sys/block").join(n).join("device"))
                         .is_ok_and(|p| p == mine)
                 })
                 .collect()
@@ -207,7 +207,7 @@ fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
 
 /// Probe `d` read-only. Only called for disks that passed selection, and
 /// only on the real root: a fixture's /dev names are not this machine's.
-pub fn probe(root: &Path, d: &Disk) -> Caps {
+pub fn probe(root: &Root, d: &Disk) -> Caps {
     let mut c = Caps {
         discard: std::fs::read_to_string(d.sys_path.join("queue/discard_max_bytes"))
             .ok()
@@ -219,7 +219,7 @@ pub fn probe(root: &Path, d: &Disk) -> Caps {
         c.nvme_siblings = controller_siblings(root, d);
         c.nvme_controller = std::fs::canonicalize(d.sys_path.join("device")).ok();
     }
-    if root != Path::new("/") {
+    if !root.is_system() {
         return c;
     }
     match d.transport {
@@ -651,7 +651,7 @@ fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<String> {
 
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
-pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
+pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let Selection {
         eligible,
         mut skipped,
@@ -896,7 +896,7 @@ pub struct DiskOutcome {
 pub fn wipe_disk(
     p: &Planned,
     cfg: &Config,
-    root: &Path,
+    root: &Root,
     real_allowed: bool,
     parallel: usize,
     events: Option<StepEvents>,
@@ -1098,7 +1098,7 @@ pub fn wipe_disk(
 /// serial, WWN and (loop devices) backing file. Between plan and open a
 /// disk can be pulled and another take its name, or a loop device be
 /// re-attached to another file; either fails this disk, untouched.
-pub fn check_identity(root: &Path, f: &std::fs::File, d: &Disk) -> Result<()> {
+pub fn check_identity(root: &Root, f: &std::fs::File, d: &Disk) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = d.path.display();
     let rdev = f
@@ -1244,13 +1244,13 @@ pub fn load_key(src: &KeySource) -> Result<cert::Key> {
 }
 
 /// The certificate context of this machine and run.
-fn cert_context(root: &Path, run_id: &str, a: &Attestation) -> cert::Issuer {
+fn cert_context(root: &Root, run_id: &str, a: &Attestation) -> cert::Issuer {
     let host = crate::host::identify(
         root,
         &crate::cmdline::parse(&crate::cmdline::read(root).unwrap_or_default()),
     );
     let read = |p: &str| {
-        std::fs::read_to_string(root.join(p))
+        std::fs::read_to_string(root.at(p))
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
@@ -1322,12 +1322,12 @@ fn certify(
 pub fn execute(
     plan: &WipePlan,
     cfg: &Config,
-    root: &Path,
+    root: &Root,
     run_dir: &Path,
     run_id: &str,
     events: Option<StepEvents>,
 ) -> Result<RunResult> {
-    if root != Path::new("/") {
+    if !root.is_system() {
         bail!("--root points at a fixture; refusing to erase anything");
     }
     let key = load_key(&cfg.key).context("loading the certificate signing key; nothing erased")?;

@@ -9,7 +9,7 @@
 
 use crate::host::read_attr;
 use crate::options::{Kind, Options, Spec};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -315,8 +315,8 @@ fn vpd_serial(p: &Path) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn read_disk(root: &Path, name: &str) -> Disk {
-    let sys = under_root(root, "/sys/block").join(name);
+fn read_disk(root: &Root, name: &str) -> Disk {
+    let sys = root.at("/sys/block").join(name);
     let dev = sys.join("device");
     let num = |f: &str| read_trim(&sys.join(f)).and_then(|s| s.parse::<u64>().ok());
     let transport = transport_of(name, &sys);
@@ -357,10 +357,10 @@ fn read_disk(root: &Path, name: &str) -> Disk {
 /// The disk now behind block device number `devno` (`M:m`), through
 /// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
 /// with the plan.
-pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
-    let real = std::fs::canonicalize(under_root(root, "/sys/dev/block").join(devno)).ok()?;
+pub fn disk_at(root: &Root, devno: &str) -> Option<Disk> {
+    let real = std::fs::canonicalize(root.at("/sys/dev/block").join(devno)).ok()?;
     let name = real.file_name()?.to_string_lossy().to_string();
-    under_root(root, "/sys/block")
+    root.at("/sys/block")
         .join(&name)
         .exists()
         .then(|| read_disk(root, &name))
@@ -368,8 +368,8 @@ pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
 
 /// The kernel name behind a /dev path (following one symlink, e.g.
 /// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
-pub fn dev_name(root: &Path, path: &str) -> String {
-    let under = under_root(root, path);
+pub fn dev_name(root: &Root, path: &str) -> String {
+    let under = root.at(path);
     let target = std::fs::canonicalize(&under)
         .ok()
         .or_else(|| std::fs::read_link(&under).ok())
@@ -381,8 +381,8 @@ pub fn dev_name(root: &Path, path: &str) -> String {
 }
 
 impl SysState {
-    fn read(root: &Path) -> SysState {
-        let mut names: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
+    fn read(root: &Root) -> SysState {
+        let mut names: Vec<String> = std::fs::read_dir(root.at("/sys/block"))
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
@@ -426,7 +426,7 @@ impl SysState {
     }
 
     /// Mounts, swaps, holders, the live medium and loop backing files.
-    fn scan(&mut self, root: &Path) {
+    fn scan(&mut self, root: &Root) {
         let mounts = crate::blockdev::usage::mounts(root);
         for m in &mounts {
             let name = self
@@ -492,7 +492,7 @@ impl SysState {
                         // A dm-multipath map over the disk: it is one path
                         // of a LUN that other hosts may share.
                         for h in &hs {
-                            let uuid = read_trim(&under_root(root, "/sys/block").join(h).join("dm/uuid"));
+                            let uuid = read_trim(&root.at("/sys/block").join(h).join("dm/uuid"));
                             if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
                                 v.push((
                                     d.name.clone(),
@@ -556,7 +556,7 @@ impl SysState {
 
 /// `root=` of the command line as a kernel device name, when it names a
 /// local device.
-fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
+fn resolve_root_arg(root: &Root, v: &str) -> Option<String> {
     let v = v.strip_prefix("live:").unwrap_or(v);
     let link = |dir: &str, val: &str| format!("/dev/disk/{dir}/{val}");
     let path = if let Some(x) = v
@@ -575,7 +575,7 @@ fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
     } else {
         return None;
     };
-    let under = under_root(root, &path);
+    let under = root.at(&path);
     if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
         return None;
     }
@@ -584,7 +584,7 @@ fn resolve_root_arg(root: &Path, v: &str) -> Option<String> {
 
 /// Whether `ex` (a serial, a WWN in any common spelling, or a /dev path)
 /// names `d`. Also the install target selector (`serial=`, `wwn=`).
-pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
+pub fn matches_exclude(d: &Disk, root: &Root, ex: &str) -> bool {
     let norm = |s: &str| {
         s.trim()
             .to_ascii_lowercase()
@@ -612,7 +612,7 @@ pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
 
 /// Every reason `d` must not be erased, given what was scanned. `named`:
 /// the operator named it (`--device`), or the test restriction lists it.
-fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool) -> Vec<Reason> {
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Root, named: bool) -> Vec<Reason> {
     use SkipClass::{Blocking, Policy};
     let mut r: Vec<Reason> = Vec::new();
     if let Some(allow) = &req.test_allow {
@@ -763,7 +763,7 @@ const REMOTE_HINT: &str = "set speediso.wipe.remote=1 to erase it";
 /// LUN, NVMe namespace behind several controllers: blocking, since it may
 /// be this server's own dual-ported disk or another host's data; the
 /// operator decides with speediso.wipe.exclude or speediso.wipe.remote).
-fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
+fn remote_evidence(root: &Root, d: &Disk, st: &SysState) -> Vec<Reason> {
     use SkipClass::{Blocking, Policy};
     let mut r: Vec<Reason> = Vec::new();
     let real = std::fs::canonicalize(&d.sys_path).unwrap_or_else(|_| d.sys_path.clone());
@@ -771,7 +771,7 @@ fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect();
-    let class_dir = |class: &str, name: &str| under_root(root, "/sys/class").join(class).join(name);
+    let class_dir = |class: &str, name: &str| root.at("/sys/class").join(class).join(name);
     if matches!(d.transport, Transport::Scsi | Transport::Ata) {
         let host = segs.iter().find(|s| {
             s.strip_prefix("host")
@@ -847,7 +847,7 @@ const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
 /// whose `device` is the subsystem) the controllers of its `multipath/`
 /// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
 /// subsystem's controllers.
-pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
+pub fn nvme_controllers(root: &Root, d: &Disk) -> Vec<String> {
     let names = |dir: &Path| -> Vec<String> {
         std::fs::read_dir(dir)
             .map(|rd| {
@@ -894,7 +894,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
         // No device link to go by: nvme<ctrl>n<ns> names its controller.
         if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
             let c = format!("nvme{c}");
-            if is_ctrl(&c) && under_root(root, "/sys/class/nvme").join(&c).exists() {
+            if is_ctrl(&c) && root.at("/sys/class/nvme").join(&c).exists() {
                 v.push(c);
             }
         }
@@ -909,7 +909,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
 /// NSDs and Ceph OSDs), read through `root`'s /dev. Blocking: the disk may
 /// be shared with other hosts, or be this server's own; the operator says
 /// which (speediso.wipe.exclude, or speediso.wipe.remote=1 to erase it).
-fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
+fn cluster_signatures(root: &Root, d: &Disk) -> Vec<Reason> {
     use crate::inventory::fsprobe;
     let mut r: Vec<Reason> = Vec::new();
     let mut devs = vec![(d.name.clone(), d.size_bytes)];
@@ -921,7 +921,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
         devs.push((p.clone(), size));
     }
     for (i, (n, size)) in devs.iter().enumerate() {
-        let path = under_root(root, "/dev").join(n);
+        let path = root.at("/dev").join(n);
         let Ok(f) = std::fs::File::open(&path) else {
             continue;
         };
@@ -965,7 +965,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
 /// Exclusion entries that name no block device under `root` (a typo, or a
 /// disk that is not there): the plan is rejected rather than silently
 /// wiping what the operator meant to keep.
-pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
+pub fn check_excludes(root: &Root, exclude: &[String]) -> anyhow::Result<()> {
     if exclude.is_empty() {
         return Ok(());
     }
@@ -1011,7 +1011,7 @@ pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
 
 /// A dm device the test allow list names whose every slave is a loop
 /// device (dm-error fault injection).
-fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
+fn is_test_dm(d: &Disk, req: &Request, root: &Root) -> bool {
     let Some(allow) = &req.test_allow else {
         return false;
     };
@@ -1031,7 +1031,7 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
 /// Select the disks `req` asks for. Explicit devices that are partitions or
 /// not block devices are skipped with the reason; with `all`, every whole
 /// block device is considered.
-pub fn select(root: &Path, req: &Request) -> anyhow::Result<Selection> {
+pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
     check_excludes(root, &req.exclude)?;
     let st = SysState::read(root);
     let mut sel = Selection::default();
@@ -1089,8 +1089,8 @@ mod tests {
 
     /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
     /// sys/block, with `files` (relative to the disk) written.
-    fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
-        let real = under_root(root, "/sys/devices").join(devpath).join(name);
+    fn disk(root: &Root, devpath: &str, name: &str, files: &[(&str, &str)]) {
+        let real = root.at("/sys/devices").join(devpath).join(name);
         std::fs::create_dir_all(&real).unwrap();
         std::fs::write(real.join("size"), "8192\n").unwrap();
         std::fs::write(real.join("dev"), "8:0\n").unwrap();
@@ -1099,11 +1099,11 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        std::fs::create_dir_all(under_root(root, "/sys/block")).unwrap();
-        std::os::unix::fs::symlink(&real, under_root(root, "/sys/block").join(name)).unwrap();
+        std::fs::create_dir_all(root.at("/sys/block")).unwrap();
+        std::os::unix::fs::symlink(&real, root.at("/sys/block").join(name)).unwrap();
     }
 
-    fn all(root: &Path) -> Selection {
+    fn all(root: &Root) -> Selection {
         select(
             root,
             &Request {
@@ -1136,26 +1136,26 @@ mod tests {
         let r = t.path();
         // No rport-/session in the path: the SCSI host's class says it.
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:03.0/host7/target7:0:0/7:0:0:0",
             "sdb",
             &[],
         );
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:04.0/host8/target8:0:0/8:0:0:0",
             "sdc",
             &[],
         );
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:05.0/host9/target9:0:0/9:0:0:0",
             "sdd",
             &[],
         );
         std::fs::create_dir_all(r.join("sys/class/fc_host/host7")).unwrap();
         std::fs::create_dir_all(r.join("sys/class/iscsi_host/host8")).unwrap();
-        let s = all(r);
+        let s = all(&Root::new(r));
         let why = |d: &str| {
             let k = s.skipped.iter().find(|k| k.device == d).unwrap();
             assert_eq!(k.class, SkipClass::Policy, "{d}");
@@ -1167,7 +1167,7 @@ mod tests {
         assert_eq!(s.eligible[0].name, "sdd");
         // The operator's opt-in.
         let s = select(
-            r,
+            &Root::new(r),
             &Request {
                 all: true,
                 real_allowed: true,
@@ -1185,28 +1185,33 @@ mod tests {
         let r = t.path();
         // Plain: `device` is the controller (it has `transport`).
         let c0 = "pci0000:00/0000:00:1d.0/nvme/nvme0";
-        disk(r, c0, "nvme0n1", &[]);
+        disk(&Root::new(r), c0, "nvme0n1", &[]);
         std::fs::write(r.join("sys/devices").join(c0).join("transport"), "pcie\n").unwrap();
         std::os::unix::fs::symlink("..", r.join("sys/devices").join(c0).join("nvme0n1/device"))
             .unwrap();
         // A multipath head: its paths name the controllers.
         let sub = "virtual/nvme-subsystem/nvme-subsys1";
         disk(
-            r,
+            &Root::new(r),
             sub,
             "nvme1n1",
             &[("multipath/nvme1c1n1", ""), ("multipath/nvme1c4n1", "")],
         );
         // A head without path links: the subsystem's controllers.
         let sub2 = r.join("sys/devices/virtual/nvme-subsystem/nvme-subsys2");
-        disk(r, "virtual/nvme-subsystem/nvme-subsys2", "nvme2n1", &[]);
+        disk(
+            &Root::new(r),
+            "virtual/nvme-subsystem/nvme-subsys2",
+            "nvme2n1",
+            &[],
+        );
         std::os::unix::fs::symlink("..", sub2.join("nvme2n1/device")).unwrap();
         for c in ["nvme2", "nvme5"] {
             std::fs::create_dir_all(sub2.join(c)).unwrap();
         }
         std::fs::write(sub2.join("subsysnqn"), "nqn.x\n").unwrap();
-        let st = SysState::read(r);
-        let c = |n: &str| nvme_controllers(r, &st.disks[n]);
+        let st = SysState::read(&Root::new(r));
+        let c = |n: &str| nvme_controllers(&Root::new(r), &st.disks[n]);
         assert_eq!(c("nvme0n1"), vec!["nvme0"]);
         assert_eq!(c("nvme1n1"), vec!["nvme1", "nvme4"]);
         assert_eq!(c("nvme2n1"), vec!["nvme2", "nvme5"]);
@@ -1217,9 +1222,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         let mmc = "platform/fe330000.mmc/mmc_host/mmc0/mmc0:0001/block";
-        disk(r, mmc, "mmcblk0", &[]);
-        disk(r, mmc, "mmcblk0boot0", &[("ro", "1\n")]);
-        let s = all(r);
+        disk(&Root::new(r), mmc, "mmcblk0", &[]);
+        disk(&Root::new(r), mmc, "mmcblk0boot0", &[("ro", "1\n")]);
+        let s = all(&Root::new(r));
         assert_eq!(s.eligible.len(), 1);
         assert_eq!(s.eligible[0].name, "mmcblk0");
         let k = &s.skipped[0];
@@ -1236,13 +1241,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/ata1/host0/target0:0:0/0:0:0:0",
             "sda",
             &[("device/serial", "S1\n")],
         );
-        assert!(check_excludes(r, &["S1".into(), "/dev/sda".into()]).is_ok());
-        let e = check_excludes(r, &["S1".into(), "S2".into()]).unwrap_err();
+        assert!(check_excludes(&Root::new(r), &["S1".into(), "/dev/sda".into()]).is_ok());
+        let e = check_excludes(&Root::new(r), &["S1".into(), "S2".into()]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "speediso.wipe.exclude: \"S2\" matches no disk; refusing to go on (disks: /dev/sda (serial S1))"
@@ -1252,7 +1257,7 @@ mod tests {
             exclude: vec!["S9".into()],
             ..Default::default()
         };
-        assert!(select(r, &req).is_err());
+        assert!(select(&Root::new(r), &req).is_err());
     }
 
     #[test]
