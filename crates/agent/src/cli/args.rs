@@ -109,40 +109,7 @@ pub enum Command {
     /// Without --plan, every disk to be erased must be named with --confirm
     /// (its serial number, or its path when it has none); otherwise nothing
     /// is erased and the plan is printed.
-    Wipe {
-        /// Show what would be erased, how, and why other disks are skipped;
-        /// erase nothing.
-        #[arg(long)]
-        plan: bool,
-        /// A disk to erase (repeatable).
-        #[arg(long, value_name = "PATH")]
-        device: Vec<String>,
-        /// Every eligible disk.
-        #[arg(long, conflicts_with = "device")]
-        all: bool,
-        /// Method (default: speediso.wipe.method, else auto).
-        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::wipe::METHODS))]
-        method: Option<String>,
-        /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
-        #[arg(long, value_name = "MODE")]
-        verify: Option<String>,
-        /// Confirm each disk by serial number (or path when it has none).
-        #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
-        confirm: Vec<String>,
-        /// Overwrite passes (zero, random).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
-        passes: Option<u32>,
-        /// Overwrite with zeros after a firmware erase.
-        #[arg(long)]
-        blank: bool,
-        /// Ed25519 signing key file (default: speediso.wipe.key, else a key
-        /// generated for this run).
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        /// Print the plan or events as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Wipe(WipeArgs),
     /// Check an erasure certificate's Ed25519 signature.
     VerifyCert {
         /// The certificate (JSON).
@@ -192,6 +159,43 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCmd,
     },
+}
+
+/// `speediso wipe` flags.
+#[derive(Debug, clap::Args)]
+pub struct WipeArgs {
+    /// Show what would be erased, how, and why other disks are skipped;
+    /// erase nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// A disk to erase (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub device: Vec<String>,
+    /// Every eligible disk.
+    #[arg(long, conflicts_with = "device")]
+    pub all: bool,
+    /// Method (default: speediso.wipe.method, else auto).
+    #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::wipe::METHODS))]
+    pub method: Option<String>,
+    /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
+    #[arg(long, value_name = "MODE")]
+    pub verify: Option<String>,
+    /// Confirm each disk by serial number (or path when it has none).
+    #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
+    pub confirm: Vec<String>,
+    /// Overwrite passes (zero, random).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
+    pub passes: Option<u32>,
+    /// Overwrite with zeros after a firmware erase.
+    #[arg(long)]
+    pub blank: bool,
+    /// Ed25519 signing key file (default: speediso.wipe.key, else a key
+    /// generated for this run).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Print the plan or events as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,7 +3,7 @@
 
 mod args;
 
-pub use args::{BenchCmd, Cli, Command, InstallArgs};
+pub use args::{BenchCmd, Cli, Command, InstallArgs, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
@@ -167,32 +167,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tasks { json, options } => cmd_tasks(&env, json, options),
         Command::Status { json, events } => cmd_status(&env, json, events),
         Command::Bench { json, what } => cmd_bench(&env, json, &what),
-        Command::Wipe {
-            plan,
-            device,
-            all,
-            method,
-            verify,
-            confirm,
-            passes,
-            blank,
-            key,
-            json,
-        } => cmd_wipe(
-            &env,
-            WipeArgs {
-                plan,
-                device,
-                all,
-                method,
-                verify,
-                confirm,
-                passes,
-                blank,
-                key,
-                json,
-            },
-        ),
+        Command::Wipe(a) => cmd_wipe(&env, a),
         Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
         Command::Install(a) => cmd_install(&env, a),
         Command::Inventory {
@@ -650,19 +625,6 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
         );
     }
     Ok(exit::SUCCESS)
-}
-
-struct WipeArgs {
-    plan: bool,
-    device: Vec<String>,
-    all: bool,
-    method: Option<String>,
-    verify: Option<String>,
-    confirm: Vec<String>,
-    passes: Option<u32>,
-    blank: bool,
-    key: Option<PathBuf>,
-    json: bool,
 }
 
 fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {

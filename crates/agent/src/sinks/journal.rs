@@ -301,17 +301,7 @@ mod tests {
 
     #[test]
     fn message_ids_distinct() {
-        let types = [
-            "run_started",
-            "step_started",
-            "progress",
-            "result",
-            "log",
-            "warning",
-            "step_finished",
-            "run_finished",
-            "dispatch_rejected",
-        ];
+        let types = speediso_proto::events::TYPES;
         let ids: std::collections::BTreeSet<_> = types.iter().map(|t| message_id(t)).collect();
         assert_eq!(ids.len(), types.len());
     }
