@@ -4,10 +4,15 @@
 #   async runtime, HTTP server or database crate, so the static image
 #   binary stays small and the collector's stack never ships in it;
 # - the collector and the repository tool do not depend on the agent;
-# - no module of the agent imports from its CLI layer (src/cli.rs), only
+# - no module of the agent imports from its CLI layer (src/cli/), only
 #   the other way round;
-# - no agent module joins a rooted path by hand (root.join("sys/...")):
-#   crate::root::under_root is the one way.
+# - no step module (and no leaf) imports the layers that drive the modules
+#   (plan, tasks, registry, run, dispatch): modules see only the leaves
+#   (module, options, root, blockdev, events, ...), so no import circle
+#   runs through the registry;
+# - no agent module joins a rooted path by hand: a root is a
+#   crate::root::Root, and Root::at is the one way to a path under it
+#   (the type has no join; root.path().join(...) is refused here).
 # Exits 1 naming each violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,21 +34,30 @@ for pkg in speediso-collector speediso-repo speediso-proto; do
     fi
 done
 if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
-    grep -v '^crates/agent/src/cli.rs:\|^crates/agent/src/main.rs:'); then
+    grep -v '^crates/agent/src/cli/\|^crates/agent/src/main.rs:'); then
     say "agent modules import from the CLI layer:"
     echo "$up" >&2
     bad=1
 fi
-# Every rooted /proc, /sys, /dev or /run path goes through the leaf
-# crate::root (fixture trees stand in for machines only if nothing joins
-# the root by hand).
-if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.join\("' crates/agent/src --include='*.rs' |
-    grep -v '^crates/agent/src/root.rs:'); then
-    say "rooted paths joined by hand instead of crate::root::under_root:"
+# The layers point down: modules and leaves never import what drives them.
+if up=$(grep -rnE 'crate::(plan|tasks|registry|run|dispatch)\b' \
+    crates/agent/src/{bench,inventory,netbench,wipe,install,blockdev,sinks,report} \
+    crates/agent/src/{module,options,root,events,host,http,redact,cmdline}.rs --include='*.rs' |
+    grep -vE ':\s*//|use crate::plan::check_options as plan_options'); then
+    say "a module or leaf imports a layer above it (plan, tasks, registry, run, dispatch):"
+    echo "$up" >&2
+    bad=1
+fi
+# Every rooted /proc, /sys, /dev or /run path goes through Root::at
+# (fixture trees stand in for machines only if nothing joins the root by
+# hand).
+if joins=$(grep -rnE '(^|[^[:alnum:]_.])root\.(path\(\)\.)?join\(' crates/agent/src --include='*.rs' |
+    grep -v '^crates/agent/src/root.rs:' | grep -vE 'let r = root\.path\(\);'); then
+    say "rooted paths joined by hand instead of Root::at:"
     echo "$joins" >&2
     bad=1
 fi
 if [ "$bad" = 0 ]; then
-    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer; every rooted path goes through crate::root"
+    say "ok: the agent's tree has $(sort -u <<<"$agent_tree" | wc -l) crates and none of tokio, axum, rusqlite, postgres; collector, repo and proto do not depend on it; no module imports the CLI layer or the layers that drive it; every rooted path goes through Root::at"
 fi
 exit "$bad"

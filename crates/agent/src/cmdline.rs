@@ -4,9 +4,8 @@
 //! key/value pairs. Reading the file is `read`, a thin wrapper. Nothing here
 //! knows what the keys mean; that is `plan`'s job.
 
-use crate::root::under_root;
+use crate::root::Root;
 use anyhow::{Context, Result};
-use std::path::Path;
 
 /// One parameter as the kernel sees it: `key` or `key=value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,8 +138,8 @@ impl Cmdline {
 }
 
 /// Read `<root>/proc/cmdline`.
-pub fn read(root: &Path) -> Result<String> {
-    let path = under_root(root, "/proc/cmdline");
+pub fn read(root: &Root) -> Result<String> {
+    let path = root.at("/proc/cmdline");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
 }

@@ -4,8 +4,7 @@
 
 use crate::cmdline::Cmdline;
 use crate::events::HostId;
-use crate::root::{read_attr, under_root};
-use std::path::Path;
+use crate::root::{read_attr, Root};
 
 /// `BOOTIF=01-aa-bb-cc-dd-ee-ff` (pxelinux IPAPPEND 2) as `aa:bb:cc:dd:ee:ff`.
 pub fn bootif_mac(cmdline: &Cmdline) -> Option<String> {
@@ -21,20 +20,20 @@ pub fn bootif_mac(cmdline: &Cmdline) -> Option<String> {
         .then(|| mac.join(":").to_ascii_lowercase())
 }
 
-pub fn identify(root: &Path, cmdline: &Cmdline) -> HostId {
-    let dmi = under_root(root, "/sys/class/dmi/id");
+pub fn identify(root: &Root, cmdline: &Cmdline) -> HostId {
+    let dmi = root.at("/sys/class/dmi/id");
     let boot_mac = bootif_mac(cmdline).or_else(|| first_nic_mac(root));
     HostId {
         serial: read_attr(&dmi.join("product_serial")),
         uuid: read_attr(&dmi.join("product_uuid")).map(|u| u.to_ascii_lowercase()),
         boot_mac,
-        hostname: read_attr(&under_root(root, "/proc/sys/kernel/hostname")),
+        hostname: read_attr(&root.at("/proc/sys/kernel/hostname")),
     }
 }
 
 /// The MAC of the first physical NIC (one with a `device` link), by name.
-fn first_nic_mac(root: &Path) -> Option<String> {
-    let net = under_root(root, "/sys/class/net");
+fn first_nic_mac(root: &Root) -> Option<String> {
+    let net = root.at("/sys/class/net");
     let mut names: Vec<_> = std::fs::read_dir(&net)
         .ok()?
         .filter_map(|e| e.ok())

@@ -3,382 +3,78 @@
 //! `Rejection` that names the bad value and says what would have been valid.
 
 use crate::cmdline::Cmdline;
+use crate::options::Options;
+use crate::options::{Kind, Spec};
+use crate::registry;
 use crate::tasks::{self, After, Catalog, TaskDef};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The kinds of value a known `speediso.*` key takes.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    /// Any string, including empty.
-    Text,
-    /// A non-empty string.
-    NonEmpty,
-    /// http:// or https:// URL.
-    HttpUrl,
-    /// http(s):// or file:// URL.
-    FetchUrl,
-    /// 0/1, true/false, yes/no, on/off.
-    Bool,
-    /// stay | poweroff | reboot.
-    After,
-    /// host:port, [v6]:port, or host (default port applied later).
-    HostPort,
-    /// 64 hex digits.
-    Sha256,
-    /// 90s, 30m, 4h, or seconds.
-    Duration,
-    /// An integer in the inclusive range.
-    Int(u64, u64),
-    /// One of the listed words.
-    Choice(&'static [&'static str]),
-    /// Comma-separated non-empty items.
-    List,
-    /// full | off | sample:FRACTION with 0 < FRACTION <= 1.
-    Verify,
-}
-
-/// Wipe methods, by the names `--method` and `speediso.wipe.method=` take.
-pub const WIPE_METHODS: &[&str] = &[
-    "auto",
-    "nvme-sanitize-crypto",
-    "nvme-sanitize-block",
-    "nvme-format-crypto",
-    "nvme-format",
-    "ata-sanitize-crypto",
-    "ata-sanitize-block",
-    "ata-sanitize-overwrite",
-    "ata-secure-erase",
-    "discard",
-    "zero",
-    "random",
-    "quick",
-];
-
-/// Every `speediso.<key>` this build understands, with its kind and a line
-/// of help. The one place to add an option.
-const KNOWN: &[(&str, Kind, &str)] = &[
-    (
+/// The options of the run itself (the modules declare theirs): read by
+/// the dispatcher, the runner and the report sinks.
+pub const RUN_OPTIONS: &[Spec] = &[
+    Spec::cmdline(
         "task",
         Kind::Text,
         "the task to run (same as systemd.setenv=SPEEDISO=)",
     ),
-    (
+    Spec::cmdline(
         "after",
         Kind::After,
         "override the task's after: stay, poweroff or reboot",
     ),
-    (
+    Spec::cmdline(
         "report",
         Kind::HttpUrl,
         "report endpoint base URL; events go to URL/v1/events",
     ),
-    (
+    Spec::cmdline(
         "token",
         Kind::NonEmpty,
         "bearer token for the report endpoint (a secret: shown as *** everywhere)",
     ),
-    (
+    Spec::cmdline(
         "ca",
         Kind::NonEmpty,
         "pinned CA bundle: a path, or URL-safe base64 of a PEM",
     ),
-    (
+    Spec::cmdline(
         "insecure",
         Kind::Bool,
         "allow plain http:// to a non-loopback report endpoint",
     ),
-    (
+    Spec::cmdline(
         "spool.drain",
         Kind::Duration,
         "how long to wait for undelivered events before poweroff/reboot",
     ),
-    (
+    Spec::cmdline(
         "foreman",
         Kind::HttpUrl,
         "Foreman URL to upload discovery facts to",
     ),
-    (
-        "log",
-        Kind::Choice(&["error", "warn", "info", "debug", "trace"]),
-        "agent log level",
-    ),
-    (
-        "wipe.method",
-        Kind::Choice(WIPE_METHODS),
-        "wipe method; auto picks the strongest the disk supports",
-    ),
-    (
-        "wipe.verify",
-        Kind::Verify,
-        "verification after wiping: full, off or sample:FRACTION",
-    ),
-    (
-        "wipe.exclude",
-        Kind::List,
-        "disks never to wipe: serials, WWNs or paths, comma-separated",
-    ),
-    ("wipe.usb", Kind::Bool, "also wipe USB disks"),
-    (
-        "wipe.remote",
-        Kind::Bool,
-        "also wipe remote (FC, iSCSI, NVMe-oF) and shared (multipath, cluster file system) storage",
-    ),
-    (
-        "wipe.blank",
-        Kind::Bool,
-        "overwrite with zeros after a firmware erase",
-    ),
-    ("wipe.passes", Kind::Int(1, 35), "overwrite passes"),
-    (
-        "wipe.key",
-        Kind::NonEmpty,
-        "Ed25519 key that signs certificates: a path, or an https:// URL fetched with the token and kept in RAM",
-    ),
-    (
-        "wipe.operator",
-        Kind::NonEmpty,
-        "certificate: who performs the sanitization (NIST SP 800-88 App. G)",
-    ),
-    (
-        "wipe.validator",
-        Kind::NonEmpty,
-        "certificate: who validates the sanitization",
-    ),
-    (
-        "wipe.organization",
-        Kind::NonEmpty,
-        "certificate: the organisation responsible",
-    ),
-    (
-        "wipe.asset_tag",
-        Kind::NonEmpty,
-        "certificate: the asset tag (default: the chassis asset tag from SMBIOS)",
-    ),
-    (
-        "wipe.destination",
-        Kind::NonEmpty,
-        "certificate: where the media goes next (reuse, resale, recycle, destroy, return)",
-    ),
-    (
+    Spec::cmdline(
         "wipe.poweroff_undelivered",
         Kind::Bool,
         "power off or reboot even while erasure certificates are undelivered (default: stay up and keep sending)",
     ),
-    (
-        "inventory.pci_ids",
-        Kind::NonEmpty,
-        "pci.ids file for PCI names (default: /usr/share/hwdata, /usr/share/misc)",
-    ),
-    (
-        "inventory.smart",
-        Kind::Bool,
-        "ask smartctl for disk SMART health in the inventory step (default on)",
-    ),
-    ("net.server", Kind::HostPort, "iperf3 server, host[:port]"),
-    (
-        "net.http",
-        Kind::HttpUrl,
-        "URL to time a download from (the mirror)",
-    ),
-    (
-        "net.streams",
-        Kind::Int(1, 128),
-        "parallel TCP streams for the network test",
-    ),
-    ("net.duration", Kind::Duration, "network test duration"),
-    (
-        "net.mode",
-        Kind::Choice(&["forward", "reverse", "bidir"]),
-        "iperf3 direction: forward (upload), reverse (download) or bidir",
-    ),
-    (
-        "bench.duration",
-        Kind::Duration,
-        "duration of each CPU/memory/disk benchmark",
-    ),
-    (
-        "install.image",
-        Kind::FetchUrl,
-        "disk image to write (raw, .gz, .xz, .zst)",
-    ),
-    (
-        "install.sha256",
-        Kind::Sha256,
-        "SHA-256 of the image as served",
-    ),
-    (
-        "install.target",
-        Kind::NonEmpty,
-        "target disk: a path, serial=, wwn= or smallest",
-    ),
-    (
-        "install.kernel",
-        Kind::FetchUrl,
-        "installer kernel to kexec",
-    ),
-    (
-        "install.initrd",
-        Kind::FetchUrl,
-        "installer initrd to kexec",
-    ),
-    (
-        "install.append",
-        Kind::Text,
-        "installer kernel command line",
-    ),
-    (
-        "install.kernel_sha256",
-        Kind::Sha256,
-        "SHA-256 of the installer kernel (optional)",
-    ),
-    (
-        "install.initrd_sha256",
-        Kind::Sha256,
-        "SHA-256 of the installer initrd (optional)",
-    ),
-    (
-        "install.insecure",
-        Kind::Bool,
-        "allow an image without sha256",
-    ),
 ];
 
-/// Option help, for `--help` texts and the README.
-pub fn known_options() -> impl Iterator<Item = (&'static str, &'static str)> {
-    KNOWN.iter().map(|(k, _, h)| (*k, *h))
-}
-
-/// Validated `speediso.*` options, by key without the prefix. Serialised
-/// (and debug-printed) with secrets masked (`redact`): the values are for
-/// the agent's own use, never for output.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Options(pub BTreeMap<String, String>);
-
-impl Options {
-    /// The options as they may be shown: secret values and URL
-    /// credentials masked.
-    pub fn redacted(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(k, v)| {
-                let v = if crate::redact::is_secret_key(k) {
-                    crate::redact::MASK.to_string()
-                } else {
-                    crate::redact::text(v).into_owned()
-                };
-                (k.clone(), v)
-            })
-            .collect()
-    }
-}
-
-impl Serialize for Options {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.redacted().serialize(s)
-    }
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Options").field(&self.redacted()).finish()
-    }
-}
-
-impl Options {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-    /// A boolean option; absent is `false`. Values were validated.
-    pub fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| parse_bool(v) == Some(true))
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// Check one value against its kind; `Err` says what was expected.
-fn check_value(kind: Kind, v: &str) -> Result<(), String> {
-    let ok = match kind {
-        Kind::Text => true,
-        Kind::NonEmpty => !v.is_empty(),
-        Kind::HttpUrl => url_ok(v, &["http://", "https://"]),
-        Kind::FetchUrl => url_ok(v, &["http://", "https://", "file://"]),
-        Kind::Bool => parse_bool(v).is_some(),
-        Kind::After => After::parse(v).is_some(),
-        Kind::HostPort => host_port_ok(v),
-        Kind::Sha256 => v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()),
-        Kind::Duration => tasks::parse_duration(v).is_some(),
-        Kind::Int(lo, hi) => v.parse::<u64>().is_ok_and(|n| (lo..=hi).contains(&n)),
-        Kind::Choice(words) => words.contains(&v),
-        Kind::List => !v.is_empty() && v.split(',').all(|s| !s.trim().is_empty()),
-        Kind::Verify => {
-            v == "full"
-                || v == "off"
-                || v.strip_prefix("sample:")
-                    .and_then(|f| f.parse::<f64>().ok())
-                    .is_some_and(|f| f > 0.0 && f <= 1.0)
+/// Every `speediso.*` key: the run's, then each module's (a key several
+/// modules read, like `bench.duration`, once), with the modules that read
+/// it.
+pub fn known_options() -> Vec<(&'static Spec, Vec<&'static str>)> {
+    let mut out: Vec<(&'static Spec, Vec<&'static str>)> =
+        RUN_OPTIONS.iter().map(|s| (s, vec![])).collect();
+    for m in registry::MODULES {
+        for s in m.options().iter().filter(|s| s.key.is_some()) {
+            match out.iter_mut().find(|(o, _)| o.key == s.key) {
+                Some((_, users)) => users.push(m.name()),
+                None => out.push((s, vec![m.name()])),
+            }
         }
-    };
-    if ok {
-        return Ok(());
     }
-    Err(match kind {
-        Kind::Text => unreachable!(),
-        Kind::NonEmpty => "expected a non-empty value".into(),
-        Kind::HttpUrl => "expected an http:// or https:// URL with a host".into(),
-        Kind::FetchUrl => "expected an http://, https:// or file:// URL".into(),
-        Kind::Bool => "expected 1/0, true/false, yes/no or on/off".into(),
-        Kind::After => "expected stay, poweroff or reboot".into(),
-        Kind::HostPort => "expected host[:port] with a port in 1-65535".into(),
-        Kind::Sha256 => "expected 64 hex digits".into(),
-        Kind::Duration => "expected a duration like 90s, 30m or 4h".into(),
-        Kind::Int(lo, hi) => format!("expected an integer from {lo} to {hi}"),
-        Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
-        Kind::List => "expected a comma-separated list of non-empty items".into(),
-        Kind::Verify => "expected full, off or sample:FRACTION (0 < FRACTION <= 1)".into(),
-    })
-}
-
-fn url_ok(v: &str, schemes: &[&str]) -> bool {
-    let Some(rest) = schemes.iter().find_map(|s| v.strip_prefix(s)) else {
-        return false;
-    };
-    if v.starts_with("file://") {
-        return rest.starts_with('/');
-    }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    !host.is_empty() && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn host_port_ok(v: &str) -> bool {
-    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((h, "")) => (h, None),
-            Some((h, p)) => match p.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None => return false,
-            },
-            None => return false,
-        }
-    } else {
-        match v.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => (h, Some(p)),
-            Some(_) => return false,
-            None => (v, None),
-        }
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b));
-    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0))
+    out
 }
 
 /// Where the task name came from.
@@ -460,6 +156,7 @@ pub fn unit_name(task: &str) -> String {
 /// Validate the `speediso.*` options of a command line. Unknown keys are
 /// warnings; a malformed value of a known key is an error naming both.
 pub fn check_options(cmdline: &Cmdline) -> Result<(Options, Vec<String>), String> {
+    let known = known_options();
     let mut opts = BTreeMap::new();
     let mut warnings = Vec::new();
     for (key, value) in cmdline.speediso_options() {
@@ -470,17 +167,17 @@ pub fn check_options(cmdline: &Cmdline) -> Result<(Options, Vec<String>), String
         } else {
             crate::redact::text(&value).into_owned()
         };
-        match KNOWN.iter().find(|(k, _, _)| *k == key) {
+        match known.iter().find(|(s, _)| s.key == Some(&key)) {
             None => warnings.push(format!("unknown option speediso.{key}={shown:?} ignored")),
-            Some((_, kind, _)) => {
-                if let Err(why) = check_value(*kind, &value) {
+            Some((spec, _)) => {
+                if let Err(why) = spec.check(&value) {
                     return Err(format!("bad value {shown:?} for speediso.{key}: {why}"));
                 }
                 opts.insert(key, value);
             }
         }
     }
-    Ok((Options(opts), warnings))
+    Ok((Options::from_pairs(opts), warnings))
 }
 
 /// Build a plan for `requested` (a task name from wherever it came).
@@ -537,9 +234,9 @@ pub fn build(
         check_options(cmdline).map_err(|why| reject(Some(name.clone()), why))?;
     crate::report::check_options(&options).map_err(|why| reject(Some(name.clone()), why))?;
     for step in &task.steps {
-        let module = tasks::module_for(&step.module)
+        let module = registry::module_for(&step.module)
             .map_err(|e| reject(Some(name.clone()), format!("task '{name}': {e}")))?;
-        let keys = module.step_keys();
+        let keys = registry::step_keys(module);
         if let Some(k) = step.options.keys().find(|k| !keys.contains(&k.as_str())) {
             return Err(reject(
                 Some(name.clone()),

@@ -3,8 +3,10 @@
 //! task runs only when the boot asked for it or a person confirmed it.
 
 use crate::events::{Body, Bus, Outcome};
+use crate::module::Deadline;
 use crate::plan::Plan;
-use crate::tasks::{self, StepContext};
+use crate::registry::{self, Running};
+use crate::root::Root;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -24,8 +26,10 @@ fn elapsed_ms(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-/// Run `plan`'s steps, emitting events on `bus`. Returns the exit status.
-pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
+/// Run `plan`'s steps, emitting events on `bus`, with `root` for device
+/// reads and `run_dir` for what a step keeps (certificates). Returns the
+/// exit status.
+pub fn run(plan: &Plan, root: &Root, run_dir: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
     let start = Instant::now();
     let task = &plan.task;
     if task.destructive && !destructive_ok {
@@ -68,9 +72,10 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
     // blocks in the kernel; on overrun the process reports and exits.
     let (tx, rx) = mpsc::channel::<(usize, bool)>();
     let worker_plan = plan.clone();
-    let worker_root = root.to_path_buf();
+    let worker_root = root.clone();
+    let worker_run_dir = run_dir.to_path_buf();
     let worker_bus = bus.clone();
-    let deadline = tasks::Deadline::new(task.time_limit.map(|l| start + l));
+    let deadline = Deadline::new(task.time_limit.map(|l| start + l));
     let worker_deadline = deadline.clone();
     let worker = std::thread::spawn(move || {
         let plan = worker_plan;
@@ -80,18 +85,20 @@ pub fn run(plan: &Plan, root: &Path, bus: &Bus, destructive_ok: bool) -> i32 {
             ev.emit(Body::StepStarted {
                 module: step.module.clone(),
             });
-            let res = tasks::module_for(&step.module)
+            let res = registry::module_for(&step.module)
                 .map_err(anyhow::Error::from)
                 .and_then(|m| {
-                    let ctx = StepContext {
-                        root: &worker_root,
-                        options: &plan.options,
-                        step_options: &step.options,
-                        events: ev.clone(),
-                        destructive_allowed: destructive_ok,
-                        deadline: worker_deadline.clone(),
-                    };
-                    m.run(&ctx)
+                    m.run(
+                        &step.options,
+                        &plan.options,
+                        Running {
+                            root: &worker_root,
+                            run_dir: &worker_run_dir,
+                            events: ev.clone(),
+                            destructive_allowed: destructive_ok,
+                            deadline: worker_deadline.clone(),
+                        },
+                    )
                 });
             let ok = res.is_ok();
             match res {

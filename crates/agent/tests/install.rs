@@ -812,3 +812,47 @@ fn targets_honour_remote_refusals_and_wipe_exclusions() {
     assert!(err.contains("\"KEPT\" matches no disk"), "{err}");
     assert!(err.contains("/dev/sdc (serial KEEP)"), "{err}");
 }
+
+/// Issue #14: a flag is checked as its declared option would be, and
+/// replaces the command line's value (no string written back and parsed
+/// again): a malformed flag is a usage error naming the flag, and flags
+/// that make the settings inconsistent name the option they clash with.
+#[test]
+fn flags_are_checked_like_their_options_and_override_them() {
+    let bad = install(
+        "",
+        &["--image", "file:///nonexistent.raw", "--sha256", "abc"],
+    );
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(
+        bad.stderr().contains("--sha256: expected 64 hex digits"),
+        "{}",
+        bad.stderr()
+    );
+    let bad = install("", &["--image", "ftp://x/y.raw", "--insecure"]);
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(
+        bad.stderr()
+            .contains("--image: expected an http://, https:// or file:// URL"),
+        "{}",
+        bad.stderr()
+    );
+    // The command line says kexec mode; --image on top clashes with it.
+    let out = Command::new(BIN)
+        .args([
+            "--cmdline",
+            "speediso.install.kernel=file:///k speediso.install.initrd=file:///i",
+            "install",
+            "--image",
+            "file:///x.raw",
+            "--insecure",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("image= and speediso.install.kernel= exclude each other"),
+        "{err}"
+    );
+}

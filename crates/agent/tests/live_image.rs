@@ -297,7 +297,7 @@ fn templates_without_options_write_none() {
 
 #[test]
 fn templates_pass_bad_tasks_through_to_a_rejection() {
-    let inventory_built = speediso::tasks::module_for("inventory").is_ok();
+    let inventory_built = speediso::registry::module_for("inventory").is_ok();
     for t in TEMPLATES {
         // Empty: what a host with the parameter cleared gets.
         let Some((rc, out, err)) = render(t, &base_params("")) else {
@@ -358,7 +358,8 @@ fn template_refuses_a_value_a_cmdline_cannot_carry() {
 fn templates_map_every_known_option() {
     let mut params = base_params("rescue");
     let keys: Vec<&str> = speediso::plan::known_options()
-        .map(|(k, _)| k)
+        .into_iter()
+        .filter_map(|(s, _)| s.key)
         .filter(|k| *k != "task")
         .collect();
     for k in &keys {

@@ -5,6 +5,7 @@
 //! bytes.
 
 use serde_json::Value;
+use speediso::root::Root;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1262,14 +1263,14 @@ fn plan_one(
         blank: false,
         key: KeySource::Generate,
         attestation: Default::default(),
-        run_dir: run_dir.path().to_path_buf(),
+        targets: Default::default(),
     };
     let req = Request {
         devices: vec![dev.to_string()],
         test_allow: Some(vec![dev.to_string()]),
         ..Default::default()
     };
-    let mut p = speediso::wipe::plan(Path::new("/"), &req, &cfg).unwrap();
+    let mut p = speediso::wipe::plan(&Root::new(Path::new("/")), &req, &cfg).unwrap();
     assert_eq!(p.erase.len(), 1, "{dev} not planned: {:?}", p.skipped);
     (p.erase.remove(0), cfg, run_dir)
 }
@@ -1291,7 +1292,7 @@ fn a_disk_renumbered_between_plan_and_open_is_not_written() {
     let planned = p.disk.devno.clone();
     // The name the plan holds now leads to the other device.
     p.disk.path = PathBuf::from(&b.dev);
-    let o = speediso::wipe::wipe_disk(&p, &cfg, Path::new("/"), false, 1, None);
+    let o = speediso::wipe::wipe_disk(&p, &cfg, &Root::new(Path::new("/")), false, 1, None);
     assert_eq!(o.outcome, "failed");
     let e = o.error.unwrap();
     assert!(
@@ -1334,7 +1335,7 @@ fn a_disk_replaced_behind_the_same_device_number_is_not_written() {
     );
     let back = sh(&["losetup", "--noheadings", "-O", "BACK-FILE", &a.dev]);
     assert_eq!(Path::new(&back), other);
-    let o = speediso::wipe::wipe_disk(&p, &cfg, Path::new("/"), false, 1, None);
+    let o = speediso::wipe::wipe_disk(&p, &cfg, &Root::new(Path::new("/")), false, 1, None);
     // `a`'s drop guard detaches the device, now over `other`.
     assert_eq!(o.outcome, "failed");
     let e = o.error.unwrap();

@@ -6,6 +6,8 @@
 //! event's). `bind` then ties the batch to the token that sent it.
 
 use serde::Deserialize;
+/// Event types whose contents the store indexes; others are kept as-is.
+use speediso_proto::events::TYPES as KNOWN_TYPES;
 
 /// Limits on one request.
 #[derive(Debug, Clone, Copy)]
@@ -143,19 +145,6 @@ impl std::fmt::Display for Refusal {
         }
     }
 }
-
-/// Event types whose contents the store indexes; others are kept as-is.
-const KNOWN_TYPES: &[&str] = &[
-    "run_started",
-    "step_started",
-    "progress",
-    "result",
-    "log",
-    "warning",
-    "step_finished",
-    "run_finished",
-    "dispatch_rejected",
-];
 
 /// `outcome` of `step_finished` / `run_finished`: `events::Outcome`.
 const RUN_OUTCOMES: &[&str] = &["success", "failed", "timed_out", "refused"];

@@ -105,6 +105,20 @@ pub enum Body {
     },
 }
 
+/// Every event `type`, in the order of a run: what `Body::type_name`
+/// gives, what the collector indexes, what the journal has message ids for.
+pub const TYPES: &[&str] = &[
+    "run_started",
+    "step_started",
+    "progress",
+    "result",
+    "log",
+    "warning",
+    "step_finished",
+    "run_finished",
+    "dispatch_rejected",
+];
+
 impl Body {
     /// The `type` string of this body, as serialised.
     pub fn type_name(&self) -> &'static str {
@@ -156,7 +170,14 @@ pub fn new_run_id() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    uuid_text(&b)
+}
+
+/// 16 bytes (fewer are zero-padded) in the 8-4-4-4-12 lowercase form.
+pub fn uuid_text(b: &[u8]) -> String {
+    let h: String = (0..16)
+        .map(|i| format!("{:02x}", b.get(i).copied().unwrap_or(0)))
+        .collect();
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

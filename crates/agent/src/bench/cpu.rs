@@ -12,9 +12,9 @@
 
 use super::{default_threads, opt_duration, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
 use crate::sys::cpu::rem_u64;
-use crate::tasks::{Module, StepContext};
 use anyhow::Result;
 use serde::Serialize;
 use std::hint::black_box;
@@ -337,19 +337,28 @@ pub fn summary(r: &CpuReport) -> String {
 pub struct BenchCpu;
 
 impl Module for BenchCpu {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        super::DURATION,
+        super::THREADS,
+        Spec::step_only(
+            "max_prime",
+            Kind::Int(4, 100_000_000),
+            "primes are searched below this (sysbench's --cpu-max-prime)",
+        )
+        .flag("max-prime"),
+        Spec::step_only(
+            "workloads",
+            Kind::Bool,
+            "also time SHA-256 and deflate (default true; --prime-only turns them off)",
+        ),
+    ];
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_step(step, options)
     }
-
-    fn step_keys(&self) -> &'static [&'static str] {
-        &["duration", "threads", "max_prime", "workloads"]
-    }
-    fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_step(step, options).map(|_| ())
-    }
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let cfg = Config::from_step(ctx.step_options, ctx.options)?;
-        Ok(serde_json::to_value(run(&cfg, &ctx.events)?)?)
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(run(ctx.config, &ctx.events)?)?)
     }
 }
 

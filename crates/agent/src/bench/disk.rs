@@ -12,10 +12,10 @@
 use super::{opt_bool, opt_duration, opt_str, opt_u64, round2, Rng};
 pub use crate::blockdev::guard::{classify, write_guard, Kind, Refusal};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
-use crate::root::under_root;
+use crate::module::{Module, StepContext};
+use crate::options::{Kind as OptKind, Options, Spec};
+use crate::root::Root;
 use crate::sys::uring::{Completion, Queue};
-use crate::tasks::{Module, StepContext};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use std::fs::OpenOptions;
@@ -681,7 +681,7 @@ fn jobs_for(cfg: &Config, kind: Kind) -> Vec<Job> {
 /// The checks `run_target` makes before touching `path`, for a caller that
 /// wants a refusal before anything starts (a `Refusal` error when the jobs
 /// would write to a disk they must not).
-pub fn check_target(root: &Path, cfg: &Config, path: &Path) -> Result<()> {
+pub fn check_target(root: &Root, cfg: &Config, path: &Path) -> Result<()> {
     let (kind, dev) = classify(root, path)?;
     let jobs = jobs_for(cfg, kind);
     if jobs.iter().any(|j| j.write()) || cfg.verify.is_some() {
@@ -690,7 +690,7 @@ pub fn check_target(root: &Path, cfg: &Config, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
+pub fn run_target(root: &Root, cfg: &Config, path: &Path, ev: &StepEvents) -> Result<DiskReport> {
     let (kind, _) = classify(root, path)?;
     check_target(root, cfg, path)?;
     let jobs = jobs_for(cfg, kind);
@@ -763,8 +763,8 @@ pub fn run_target(root: &Path, cfg: &Config, path: &Path, ev: &StepEvents) -> Re
 
 /// Whole disks worth a read benchmark: /sys/block entries that are not
 /// loop, RAM, optical or floppy devices, and have a size.
-pub fn all_disks(root: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(under_root(root, "/sys/block")) else {
+pub fn all_disks(root: &Root) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(root.at("/sys/block")) else {
         return Vec::new();
     };
     let mut v: Vec<PathBuf> = rd
@@ -832,27 +832,49 @@ pub fn summary(r: &DiskReport) -> String {
 pub struct BenchDisk;
 
 impl Module for BenchDisk {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn step_keys(&self) -> &'static [&'static str] {
-        &[
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        Spec::step_only(
             "target",
+            OptKind::NonEmpty,
+            "file or block device to test (default: every disk, reads only)",
+        )
+        .flag("target"),
+        Spec::step_only(
             "size_mib",
-            "duration",
+            OptKind::Int(1, u64::MAX),
+            "MiB of the target to use",
+        )
+        .flag("size-mib"),
+        super::DURATION,
+        Spec::step_only(
             "mode",
-            "jobs",
+            OptKind::Choice(&["auto", "read", "write", "all"]),
+            "which jobs: read, write, all, or auto (writes only to files)",
+        )
+        .flag("mode"),
+        Spec::step_only("jobs", OptKind::List, "the jobs to run, by name").flag("jobs"),
+        Spec::step_only(
             "verify",
-            "verify_mib",
+            OptKind::Bool,
+            "write checksummed blocks and read them back",
+        )
+        .flag("verify"),
+        Spec::step_only("verify_mib", OptKind::Int(1, u64::MAX), "MiB to verify")
+            .flag("verify-mib"),
+        Spec::step_only(
             "confirm",
-        ]
+            OptKind::NonEmpty,
+            "the block device writes may destroy, named again",
+        )
+        .flag("confirm-destroy"),
+    ];
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_step(step, options)
     }
-    fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_step(step, options).map(|_| ())
-    }
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let mut cfg = Config::from_step(ctx.step_options, ctx.options)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        let mut cfg = ctx.config.clone();
         // A block device may be written only by a task the boot asked for
         // (or a person confirmed) that also names it in `confirm`.
         if !ctx.destructive_allowed {

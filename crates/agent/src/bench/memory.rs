@@ -8,12 +8,11 @@
 
 use super::{default_threads, opt_duration, opt_u64, round2, Rng};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
-use crate::root::under_root;
-use crate::tasks::{Module, StepContext};
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
+use crate::root::Root;
 use anyhow::{bail, Result};
 use serde::Serialize;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -129,8 +128,8 @@ pub struct MemoryReport {
 /// Total last-level cache: the largest level's size times its number of
 /// distinct instances (one per socket or CCX), from
 /// /sys/devices/system/cpu/cpu*/cache/index*.
-pub fn llc_bytes(root: &Path) -> Option<u64> {
-    let cpus = std::fs::read_dir(under_root(root, "/sys/devices/system/cpu")).ok()?;
+pub fn llc_bytes(root: &Root) -> Option<u64> {
+    let cpus = std::fs::read_dir(root.at("/sys/devices/system/cpu")).ok()?;
     let mut best: Option<(u32, u64)> = None;
     let mut seen = std::collections::BTreeSet::new();
     for cpu in cpus.flatten() {
@@ -186,8 +185,8 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// MemAvailable from /proc/meminfo, bytes.
-fn mem_available(root: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(under_root(root, "/proc/meminfo")).ok()?;
+fn mem_available(root: &Root) -> Option<u64> {
+    let text = std::fs::read_to_string(root.at("/proc/meminfo")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
@@ -454,7 +453,7 @@ pub fn pattern_check(bytes: u64, threads: usize, ev: &StepEvents) -> PatternChec
     }
 }
 
-pub fn run(cfg: &Config, root: &Path, ev: &StepEvents) -> Result<MemoryReport> {
+pub fn run(cfg: &Config, root: &Root, ev: &StepEvents) -> Result<MemoryReport> {
     let llc = llc_bytes(root);
     let avail = mem_available(root);
     let array_bytes = cfg.array_bytes.unwrap_or_else(|| array_size(llc, avail));
@@ -540,19 +539,29 @@ pub fn summary(r: &MemoryReport) -> String {
 pub struct BenchMemory;
 
 impl Module for BenchMemory {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        super::DURATION,
+        super::THREADS,
+        Spec::step_only(
+            "array_mib",
+            Kind::Int(1, 65536),
+            "MiB per STREAM array (default: 4x the last-level cache)",
+        )
+        .flag("array-mib"),
+        Spec::step_only(
+            "check_mib",
+            Kind::Int(0, 1 << 22),
+            "MiB to pattern-check for errors (default 0: no check)",
+        )
+        .flag("check-mib"),
+    ];
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_step(step, options)
     }
-
-    fn step_keys(&self) -> &'static [&'static str] {
-        &["duration", "threads", "array_mib", "check_mib"]
-    }
-    fn check(&self, step: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_step(step, options).map(|_| ())
-    }
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let cfg = Config::from_step(ctx.step_options, ctx.options)?;
-        let r = run(&cfg, ctx.root, &ctx.events)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        let r = run(ctx.config, ctx.root, &ctx.events)?;
         if r.check.as_ref().is_some_and(|c| c.errors > 0) {
             bail!(
                 "memory pattern check found errors: {}",
@@ -589,8 +598,8 @@ mod tests {
             }
         }
         std::fs::create_dir_all(dir.path().join("sys/devices/system/cpu/cpufreq")).unwrap();
-        assert_eq!(llc_bytes(dir.path()), Some(64 * MIB));
-        assert_eq!(llc_bytes(Path::new("/nonexistent")), None);
+        assert_eq!(llc_bytes(&Root::new(dir.path())), Some(64 * MIB));
+        assert_eq!(llc_bytes(&Root::new("/nonexistent")), None);
     }
 
     #[test]

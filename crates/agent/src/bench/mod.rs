@@ -10,10 +10,28 @@ pub mod cpu;
 pub mod disk;
 pub mod memory;
 
-use crate::plan::Options;
-use crate::tasks::parse_duration;
+use crate::options::{Kind, Options, Spec};
 use anyhow::{bail, Result};
+use speediso_proto::units::parse_duration;
 use std::time::Duration;
+
+/// `speediso.bench.duration`, a step's `duration`, the `--duration` flag:
+/// how long each CPU, memory and disk benchmark phase runs.
+pub const DURATION: Spec = Spec::cmdline(
+    "bench.duration",
+    Kind::Duration,
+    "duration of each CPU/memory/disk benchmark",
+)
+.step("duration")
+.flag("duration");
+
+/// `threads`: how many threads the all-threads phases use.
+pub const THREADS: Spec = Spec::step_only(
+    "threads",
+    Kind::Int(1, 4096),
+    "threads of the all-threads phases (default: every CPU)",
+)
+.flag("threads");
 
 /// A step option as a duration (`"10s"`, `"2m"` or an integer of seconds),
 /// else `speediso.bench.duration`, else `default`.
@@ -123,10 +141,12 @@ mod tests {
     #[test]
     fn durations_from_step_then_option_then_default() {
         let def = Duration::from_secs(7);
-        let mut opts = Options::default();
         let empty = toml::Table::new();
-        assert_eq!(opt_duration(&empty, "duration", &opts, def).unwrap(), def);
-        opts.0.insert("bench.duration".into(), "30s".into());
+        assert_eq!(
+            opt_duration(&empty, "duration", &Options::default(), def).unwrap(),
+            def
+        );
+        let opts = Options::from_pairs([("bench.duration", "30s")]);
         assert_eq!(
             opt_duration(&empty, "duration", &opts, def).unwrap(),
             Duration::from_secs(30)

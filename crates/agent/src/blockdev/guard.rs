@@ -6,7 +6,7 @@
 //! device unless real disks may be written here, a policy the caller
 //! decides: `wipe::select::real_disks_allowed`).
 
-use crate::root::under_root;
+use crate::root::Root;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::File;
@@ -46,7 +46,7 @@ fn major_minor(rdev: u64) -> (u64, u64) {
 
 /// Classify `path`: a regular file (or one that does not exist yet), a loop
 /// device, or another block device. Anything else is an error.
-pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> {
+pub fn classify(root: &Root, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> {
     let md = match std::fs::metadata(path) {
         Ok(md) => md,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Kind::File, None)),
@@ -63,7 +63,7 @@ pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> 
         );
     }
     let (maj, min) = major_minor(md.rdev());
-    let sys = under_root(root, &format!("/sys/dev/block/{maj}:{min}"));
+    let sys = root.at(&format!("/sys/dev/block/{maj}:{min}"));
     let is_loop = maj == LOOP_MAJOR || sys.join("loop").is_dir();
     Ok((
         if is_loop { Kind::Loop } else { Kind::Block },
@@ -73,9 +73,9 @@ pub fn classify(root: &Path, path: &Path) -> Result<(Kind, Option<(u64, u64)>)> 
 
 /// Why writing to this block device would hit something in use: mounted,
 /// swap or held by LVM/MD/dm (itself or a partition). Empty: not in use.
-pub fn busy(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
+pub fn busy(root: &Root, path: &Path, dev: (u64, u64)) -> Vec<String> {
     let mut why = Vec::new();
-    let sys = under_root(root, &format!("/sys/dev/block/{}:{}", dev.0, dev.1));
+    let sys = root.at(&format!("/sys/dev/block/{}:{}", dev.0, dev.1));
     let name = std::fs::canonicalize(&sys)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
@@ -102,7 +102,7 @@ pub fn busy(root: &Path, path: &Path, dev: (u64, u64)) -> Vec<String> {
 /// unless in use. Other block devices: only when `confirmed` names exactly
 /// this device, and never while in use.
 pub fn write_guard(
-    root: &Path,
+    root: &Root,
     path: &Path,
     kind: Kind,
     dev: Option<(u64, u64)>,
@@ -173,12 +173,12 @@ mod tests {
     #[test]
     fn guard_refuses_unconfirmed_block_device_and_busy_loop() {
         let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        std::fs::create_dir_all(r.join("sys/dev/block/8:0/holders")).unwrap();
-        std::fs::create_dir_all(r.join("sys/dev/block/7:3/loop")).unwrap();
-        std::fs::create_dir_all(r.join("proc/self")).unwrap();
+        let r = &Root::new(root.path());
+        std::fs::create_dir_all(r.at("/sys/dev/block/8:0/holders")).unwrap();
+        std::fs::create_dir_all(r.at("/sys/dev/block/7:3/loop")).unwrap();
+        std::fs::create_dir_all(r.at("/proc/self")).unwrap();
         std::fs::write(
-            r.join("proc/self/mountinfo"),
+            r.at("/proc/self/mountinfo"),
             "36 22 7:3 / /mnt rw,relatime - ext4 /dev/loop3 rw\n",
         )
         .unwrap();
@@ -214,19 +214,19 @@ mod tests {
     #[test]
     fn a_busy_partition_makes_its_disk_busy() {
         let root = tempfile::tempdir().unwrap();
-        let r = root.path();
+        let r = &Root::new(root.path());
         let files = [
             ("sdb1/partition", "1\n"),
             ("sdb1/dev", "8:17\n"),
             ("sdb1/holders/md0", ""),
         ];
         crate::blockdev::scan::tests::disk(r, "virtual/block", "sdb", &files);
-        std::fs::create_dir_all(r.join("sys/dev/block")).unwrap();
-        let sdb = std::fs::canonicalize(r.join("sys/block/sdb")).unwrap();
-        std::os::unix::fs::symlink(sdb, r.join("sys/dev/block/8:16")).unwrap();
-        std::fs::create_dir_all(r.join("proc")).unwrap();
+        std::fs::create_dir_all(r.at("/sys/dev/block")).unwrap();
+        let sdb = std::fs::canonicalize(r.at("/sys/block/sdb")).unwrap();
+        std::os::unix::fs::symlink(sdb, r.at("/sys/dev/block/8:16")).unwrap();
+        std::fs::create_dir_all(r.at("/proc")).unwrap();
         std::fs::write(
-            r.join("proc/swaps"),
+            r.at("/proc/swaps"),
             "Filename Type\n/dev/sdb1 partition 1 0 -2\n",
         )
         .unwrap();
@@ -251,15 +251,15 @@ mod tests {
         let dev = Path::new(&l.dev);
         let f = File::open(dev).unwrap();
         check_opened(&f, dev, false, "written").unwrap();
-        let (kind, num) = classify(Path::new("/"), dev).unwrap();
+        let (kind, num) = classify(&Root::system(), dev).unwrap();
         assert_eq!(kind, Kind::Loop);
         let (maj, min) = num.unwrap();
         assert_eq!(maj, LOOP_MAJOR);
-        let d = crate::blockdev::scan::disk_at(Path::new("/"), &format!("{maj}:{min}")).unwrap();
+        let d = crate::blockdev::scan::disk_at(&Root::system(), &format!("{maj}:{min}")).unwrap();
         assert!(d.is_loop(), "{d:?}");
         assert_eq!(d.size_bytes, 1 << 20);
         let file = std::fs::canonicalize(&l.file).unwrap();
         assert_eq!(d.backing_file.as_deref(), file.to_str());
-        assert!(busy(Path::new("/"), dev, (maj, min)).is_empty());
+        assert!(busy(&Root::system(), dev, (maj, min)).is_empty());
     }
 }

@@ -3,7 +3,7 @@
 //! the inventory's report. Pure reads of sysfs under the root; what uses a
 //! disk is `usage`'s, which disks may be written is the callers' policy.
 
-use crate::root::{dir_names, read_trim, under_root};
+use crate::root::{dir_names, read_trim, Root};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -173,7 +173,7 @@ fn transport_of(name: &str, real: &str) -> Transport {
 }
 
 /// lsblk's transport, from where the device sits in sysfs.
-fn lsblk_tran(root: &Path, name: &str, sys: &Path, real: &str) -> Option<Transport> {
+fn lsblk_tran(root: &Root, name: &str, sys: &Path, real: &str) -> Option<Transport> {
     let p = real;
     Some(if name.starts_with("loop") {
         Transport::Loop
@@ -206,15 +206,11 @@ fn lsblk_tran(root: &Path, name: &str, sys: &Path, real: &str) -> Option<Transpo
 }
 
 /// The SCSI host's driver name (`ahci`, `ata_piix`, `virtio_scsi`).
-fn scsi_proc_name(root: &Path, real: &str) -> Option<String> {
+fn scsi_proc_name(root: &Root, real: &str) -> Option<String> {
     let host = real
         .split('/')
         .find(|c| c.starts_with("host") && c[4..].bytes().all(|b| b.is_ascii_digit()))?;
-    read_trim(
-        &under_root(root, "/sys/class/scsi_host")
-            .join(host)
-            .join("proc_name"),
-    )
+    read_trim(&root.at("/sys/class/scsi_host").join(host).join("proc_name"))
 }
 
 /// Serial from a SCSI unit serial number VPD page (0x80): a 4-byte header
@@ -237,9 +233,9 @@ fn usb_serial(sys: &Path) -> Option<String> {
 }
 
 /// Read `<root>/sys/block/NAME`.
-pub fn read(root: &Path, name: &str) -> Disk {
+pub fn read(root: &Root, name: &str) -> Disk {
     use crate::root::read_attr;
-    let sys = under_root(root, "/sys/block").join(name);
+    let sys = root.at("/sys/block").join(name);
     let dev = sys.join("device");
     let q = sys.join("queue");
     let real = std::fs::canonicalize(&sys).unwrap_or_else(|_| sys.clone());
@@ -279,22 +275,22 @@ pub fn read(root: &Path, name: &str) -> Disk {
 }
 
 /// The names under `<root>/sys/block`, sorted.
-pub fn names(root: &Path) -> Vec<String> {
-    dir_names(&under_root(root, "/sys/block"))
+pub fn names(root: &Root) -> Vec<String> {
+    dir_names(&root.at("/sys/block"))
 }
 
 /// Every disk under `<root>/sys/block`, by name.
-pub fn disks(root: &Path) -> Vec<Disk> {
+pub fn disks(root: &Root) -> Vec<Disk> {
     names(root).iter().map(|n| read(root, n)).collect()
 }
 
 /// The disk now behind block device number `devno` (`M:m`), through
 /// `root`'s `/sys/dev/block/M:m`: what the check right after open compares
 /// with the plan. `None` for a partition or an unknown number.
-pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
-    let real = std::fs::canonicalize(under_root(root, "/sys/dev/block").join(devno)).ok()?;
+pub fn disk_at(root: &Root, devno: &str) -> Option<Disk> {
+    let real = std::fs::canonicalize(root.at("/sys/dev/block").join(devno)).ok()?;
     let name = real.file_name()?.to_string_lossy().to_string();
-    under_root(root, "/sys/block")
+    root.at("/sys/block")
         .join(&name)
         .exists()
         .then(|| read(root, &name))
@@ -302,8 +298,8 @@ pub fn disk_at(root: &Path, devno: &str) -> Option<Disk> {
 
 /// The kernel name behind a /dev path (following one symlink, e.g.
 /// /dev/disk/by-id/x or /dev/mapper/y), looked up under `root`.
-pub fn dev_name(root: &Path, path: &str) -> String {
-    let under = under_root(root, path);
+pub fn dev_name(root: &Root, path: &str) -> String {
+    let under = root.at(path);
     let target = std::fs::canonicalize(&under)
         .ok()
         .or_else(|| std::fs::read_link(&under).ok())
@@ -321,8 +317,8 @@ pub(crate) mod tests {
     /// A whole disk at `sys/devices/<devpath>/<name>`, linked from
     /// sys/block, with `files` (relative to the disk) written; `8:0` and
     /// 4 MiB unless `files` says otherwise.
-    pub(crate) fn disk(root: &Path, devpath: &str, name: &str, files: &[(&str, &str)]) {
-        let real = under_root(root, "/sys/devices").join(devpath).join(name);
+    pub(crate) fn disk(root: &Root, devpath: &str, name: &str, files: &[(&str, &str)]) {
+        let real = root.at("/sys/devices").join(devpath).join(name);
         std::fs::create_dir_all(&real).unwrap();
         std::fs::write(real.join("size"), "8192\n").unwrap();
         std::fs::write(real.join("dev"), "8:0\n").unwrap();
@@ -331,8 +327,8 @@ pub(crate) mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        std::fs::create_dir_all(under_root(root, "/sys/block")).unwrap();
-        std::os::unix::fs::symlink(&real, under_root(root, "/sys/block").join(name)).unwrap();
+        std::fs::create_dir_all(root.at("/sys/block")).unwrap();
+        std::os::unix::fs::symlink(&real, root.at("/sys/block").join(name)).unwrap();
     }
 
     fn vpd(serial: &str) -> Vec<u8> {
@@ -344,7 +340,7 @@ pub(crate) mod tests {
     #[test]
     fn an_ahci_disk_is_ata_to_the_wipe_and_sata_to_lsblk() {
         let t = tempfile::tempdir().unwrap();
-        let r = t.path();
+        let r = &Root::new(t.path());
         let dev = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block";
         let files = [
             ("size", "2048\n"),
@@ -362,10 +358,10 @@ pub(crate) mod tests {
             ("holders/.keep", ""),
         ];
         disk(r, dev, "sda", &files);
-        let sda = r.join("sys/devices").join(dev).join("sda");
+        let sda = r.at("/sys/devices").join(dev).join("sda");
         std::fs::write(sda.join("device/vpd_pg80"), vpd("  QM00001 ")).unwrap();
-        std::fs::create_dir_all(r.join("sys/class/scsi_host/host0")).unwrap();
-        std::fs::write(r.join("sys/class/scsi_host/host0/proc_name"), "ahci\n").unwrap();
+        std::fs::create_dir_all(r.at("/sys/class/scsi_host/host0")).unwrap();
+        std::fs::write(r.at("/sys/class/scsi_host/host0/proc_name"), "ahci\n").unwrap();
         let d = read(r, "sda");
         assert_eq!(d.transport, Transport::Ata);
         assert_eq!(d.tran, Some(Transport::Sata));
@@ -392,7 +388,7 @@ pub(crate) mod tests {
     fn transports_by_name_and_place() {
         use Transport::*;
         let t = tempfile::tempdir().unwrap();
-        let r = t.path();
+        let r = &Root::new(t.path());
         let usb = "pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block";
         let fc = "pci0000:00/0000:00:05.0/host3/rport-3:0-0/target3:0:0/3:0:0:0/block";
         type Row<'a> = (
@@ -448,18 +444,18 @@ pub(crate) mod tests {
     #[test]
     fn disk_at_and_dev_name_follow_links() {
         let t = tempfile::tempdir().unwrap();
-        let r = t.path();
+        let r = &Root::new(t.path());
         let files = [("dev", "254:0\n"), ("vda1/partition", "1\n")];
         disk(r, "pci0000:00/0000:00:04.0/virtio0/block", "vda", &files);
-        let vda = r.join("sys/devices/pci0000:00/0000:00:04.0/virtio0/block/vda");
-        std::fs::create_dir_all(r.join("sys/dev/block")).unwrap();
-        std::os::unix::fs::symlink(&vda, r.join("sys/dev/block/254:0")).unwrap();
-        std::os::unix::fs::symlink(vda.join("vda1"), r.join("sys/dev/block/254:1")).unwrap();
+        let vda = r.at("/sys/devices/pci0000:00/0000:00:04.0/virtio0/block/vda");
+        std::fs::create_dir_all(r.at("/sys/dev/block")).unwrap();
+        std::os::unix::fs::symlink(&vda, r.at("/sys/dev/block/254:0")).unwrap();
+        std::os::unix::fs::symlink(vda.join("vda1"), r.at("/sys/dev/block/254:1")).unwrap();
         assert_eq!(disk_at(r, "254:0").unwrap().name, "vda");
         assert!(disk_at(r, "254:1").is_none(), "a partition is no disk");
         assert!(disk_at(r, "254:9").is_none());
-        std::fs::create_dir_all(r.join("dev/disk/by-id")).unwrap();
-        std::os::unix::fs::symlink("../../vda", r.join("dev/disk/by-id/virtio-x")).unwrap();
+        std::fs::create_dir_all(r.at("/dev/disk/by-id")).unwrap();
+        std::os::unix::fs::symlink("../../vda", r.at("/dev/disk/by-id/virtio-x")).unwrap();
         assert_eq!(dev_name(r, "/dev/disk/by-id/virtio-x"), "vda");
         assert_eq!(dev_name(r, "/dev/sdz"), "sdz");
     }

@@ -7,7 +7,7 @@
 //! what each makes of a use (a refusal, a report field) is theirs.
 
 use super::scan::dev_name;
-use crate::root::{dir_names, read_trim, under_root};
+use crate::root::{dir_names, read_trim, Root};
 use std::path::Path;
 
 /// Where dracut's dmsquash-live mounts the live medium.
@@ -73,8 +73,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
 }
 
 /// The mounts under `root` (none when mountinfo cannot be read).
-pub fn mounts(root: &Path) -> Vec<Mount> {
-    std::fs::read_to_string(under_root(root, "/proc/self/mountinfo"))
+pub fn mounts(root: &Root) -> Vec<Mount> {
+    std::fs::read_to_string(root.at("/proc/self/mountinfo"))
         .map(|t| parse_mountinfo(&t))
         .unwrap_or_default()
 }
@@ -90,8 +90,8 @@ pub fn parse_swaps(text: &str) -> Vec<String> {
 }
 
 /// The swap areas under `root`.
-pub fn swaps(root: &Path) -> Vec<String> {
-    std::fs::read_to_string(under_root(root, "/proc/swaps"))
+pub fn swaps(root: &Root) -> Vec<String> {
+    std::fs::read_to_string(root.at("/proc/swaps"))
         .map(|t| parse_swaps(&t))
         .unwrap_or_default()
 }
@@ -158,16 +158,16 @@ struct Member {
 }
 
 impl Usage {
-    pub fn read(root: &Path) -> Usage {
+    pub fn read(root: &Root) -> Usage {
         Usage::new(root, mounts(root), swaps(root))
     }
 
     /// Parsed mountinfo and swaps, sources resolved under `root`.
-    pub fn parse(root: &Path, mountinfo: &str, swaps: &str) -> Usage {
+    pub fn parse(root: &Root, mountinfo: &str, swaps: &str) -> Usage {
         Usage::new(root, parse_mountinfo(mountinfo), parse_swaps(swaps))
     }
 
-    fn new(root: &Path, mounts: Vec<Mount>, swaps: Vec<String>) -> Usage {
+    fn new(root: &Root, mounts: Vec<Mount>, swaps: Vec<String>) -> Usage {
         let resolve = |src: &str| src.starts_with("/dev/").then(|| dev_name(root, src));
         Usage {
             mount_devs: mounts.iter().map(|m| resolve(&m.source)).collect(),
@@ -245,7 +245,7 @@ impl Usage {
 /// (`live:CDLABEL=x`, `LABEL=`, `UUID=`, `PARTUUID=`, `PARTLABEL=`, a /dev
 /// path), through `root`'s /dev/disk links; `None` for anything else
 /// (nfs, a link that is not there).
-pub fn root_arg_device(root: &Path, v: &str) -> Option<String> {
+pub fn root_arg_device(root: &Root, v: &str) -> Option<String> {
     let v = v.strip_prefix("live:").unwrap_or(v);
     let link = |dir: &str, val: &str| format!("/dev/disk/{dir}/{val}");
     let path = if let Some(x) = v
@@ -264,7 +264,7 @@ pub fn root_arg_device(root: &Path, v: &str) -> Option<String> {
     } else {
         return None;
     };
-    let under = under_root(root, &path);
+    let under = root.at(&path);
     if !under.exists() && std::fs::symlink_metadata(&under).is_err() {
         return None;
     }
@@ -316,7 +316,7 @@ mod tests {
     /// a tempdir root, sda2 held by dm-0.
     fn tree() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
-        let sda = under_root(t.path(), "/sys/block/sda");
+        let sda = Root::new(t.path()).at("/sys/block/sda");
         for (p, dev) in [("sda1", "8:1"), ("sda2", "8:2")] {
             std::fs::create_dir_all(sda.join(p)).unwrap();
             std::fs::write(sda.join(p).join("partition"), "1\n").unwrap();
@@ -324,22 +324,22 @@ mod tests {
         }
         std::fs::create_dir_all(sda.join("sda2/holders/dm-0")).unwrap();
         std::fs::create_dir_all(sda.join("holders")).unwrap();
-        std::fs::create_dir_all(under_root(t.path(), "/dev/mapper")).unwrap();
-        std::os::unix::fs::symlink("../sda1", under_root(t.path(), "/dev/mapper/boot")).unwrap();
+        std::fs::create_dir_all(Root::new(t.path()).at("/dev/mapper")).unwrap();
+        std::os::unix::fs::symlink("../sda1", Root::new(t.path()).at("/dev/mapper/boot")).unwrap();
         t
     }
 
     #[test]
     fn a_disk_is_used_through_its_number_its_path_or_a_link() {
         let t = tree();
-        let r = t.path();
+        let r = &Root::new(t.path());
         let mi = "20 1 8:1 / /boot rw - ext4 /dev/sda1 rw\n\
                   21 1 0:45 / /srv rw - btrfs /dev/sda2 rw\n\
                   22 1 0:46 / /mnt rw - ext4 /dev/mapper/boot rw\n\
                   23 1 8:16 / /other rw - ext4 /dev/sdb rw\n\
                   24 1 0:47 / /n rw - ext4 /dev/sda10 rw\n";
         let sw = "Filename Type Size Used Priority\n/dev/sda /x 1 0 -2\n/swapfile file 1 0 -3\n";
-        let u = Usage::parse(r, mi, sw).of(&under_root(r, "/sys/block/sda"), "sda", "8:0");
+        let u = Usage::parse(r, mi, sw).of(&r.at("/sys/block/sda"), "sda", "8:0");
         let names: Vec<(&str, &str)> = u
             .mounts
             .iter()
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(u.holders("sda2"), ["dm-0"]);
         assert!(!u.is_empty());
         // Nothing of it names another disk.
-        let other = Usage::parse(r, mi, sw).of(&under_root(r, "/sys/block/sdc"), "sdc", "8:32");
+        let other = Usage::parse(r, mi, sw).of(&r.at("/sys/block/sdc"), "sdc", "8:32");
         assert!(other.is_empty(), "{other:?}");
     }
 
@@ -367,19 +367,22 @@ mod tests {
         let mi = "1 0 254:0 / / rw - ext4 /dev/vda rw\n\
                   2 1 8:1 / /srv rw - ext4 /dev/sda1 rw\n\
                   3 1 8:17 / /srv/img rw - ext4 /dev/sdb1 rw\n";
-        let u = Usage::parse(t.path(), mi, "");
+        let u = Usage::parse(&Root::new(t.path()), mi, "");
         let on = |f: &str| u.backing_mount(f).map(|m| m.devno.as_str());
         assert_eq!(on("/srv/img/a.img"), Some("8:17"));
         assert_eq!(on("/srv/imgs/a.img"), Some("8:1"));
         assert_eq!(on("/home/a.img"), Some("254:0"));
-        assert_eq!(Usage::parse(t.path(), "", "").backing_mount("/a"), None);
+        assert_eq!(
+            Usage::parse(&Root::new(t.path()), "", "").backing_mount("/a"),
+            None
+        );
     }
 
     #[test]
     fn root_arguments_name_local_devices_through_their_links() {
         let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        let by_label = under_root(r, "/dev/disk/by-label");
+        let r = &Root::new(t.path());
+        let by_label = r.at("/dev/disk/by-label");
         std::fs::create_dir_all(&by_label).unwrap();
         std::os::unix::fs::symlink("../../sr0", by_label.join("LIVE")).unwrap();
         assert_eq!(

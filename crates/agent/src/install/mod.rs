@@ -21,13 +21,13 @@ pub mod write;
 
 use crate::blockdev::scan::{Disk, Transport};
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
-use crate::tasks::{Module, StepContext};
-use crate::wipe::select::{self, Request, Skipped};
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
+use crate::root::Root;
+use crate::wipe::select::{self, Request, Skipped, Targets};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -60,37 +60,114 @@ impl TargetSel {
     }
 }
 
-/// `speediso.install.*`, validated.
+/// The `speediso.install.*` options and the `speediso install` flags.
+pub const OPTIONS: &[Spec] = &[
+    Spec::cmdline(
+        "install.image",
+        Kind::FetchUrl,
+        "disk image to write (raw, .gz, .xz, .zst)",
+    )
+    .flag("image"),
+    Spec::cmdline(
+        "install.sha256",
+        Kind::Sha256,
+        "SHA-256 of the image as served",
+    )
+    .flag("sha256"),
+    Spec::cmdline(
+        "install.target",
+        Kind::NonEmpty,
+        "target disk: a path, serial=, wwn= or smallest",
+    )
+    .flag("target"),
+    Spec::cmdline(
+        "install.kernel",
+        Kind::FetchUrl,
+        "installer kernel to kexec",
+    )
+    .flag("kernel"),
+    Spec::cmdline(
+        "install.initrd",
+        Kind::FetchUrl,
+        "installer initrd to kexec",
+    )
+    .flag("initrd"),
+    Spec::cmdline(
+        "install.append",
+        Kind::Text,
+        "installer kernel command line",
+    )
+    .flag("append"),
+    Spec::cmdline(
+        "install.kernel_sha256",
+        Kind::Sha256,
+        "SHA-256 of the installer kernel (optional)",
+    )
+    .flag("kernel-sha256"),
+    Spec::cmdline(
+        "install.initrd_sha256",
+        Kind::Sha256,
+        "SHA-256 of the installer initrd (optional)",
+    )
+    .flag("initrd-sha256"),
+    Spec::cmdline(
+        "install.insecure",
+        Kind::Bool,
+        "allow an image without sha256",
+    )
+    .flag("insecure"),
+    select::EXCLUDE,
+    select::USB,
+    select::REMOTE,
+];
+
+/// `speediso.install.*` (and the wipe's target rules), validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub image: Option<String>,
     pub sha256: Option<String>,
-    pub target: TargetSel,
+    /// The target disk as named; `None`: the smallest eligible disk.
+    pub target: Option<TargetSel>,
     pub insecure: bool,
     pub kernel: Option<String>,
     pub initrd: Option<String>,
     pub append: Option<String>,
     pub kernel_sha256: Option<String>,
     pub initrd_sha256: Option<String>,
+    /// Exclusions and remote storage, as for a wipe (USB never).
+    pub targets: select::Targets,
 }
 
 impl Config {
+    /// From the options, checked (`check`).
     pub fn from_options(o: &Options) -> Result<Config> {
+        let c = Config::read(o)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// From the options, not yet checked as a whole: a command line's
+    /// flags override fields before `check`.
+    pub fn read(o: &Options) -> Result<Config> {
         let s = |k: &str| o.get(k).map(str::to_string);
-        let c = Config {
+        let target = s("install.target");
+        Ok(Config {
             image: s("install.image"),
             sha256: s("install.sha256").map(|v| v.to_ascii_lowercase()),
-            target: match o.get("install.target") {
-                Some(t) => TargetSel::parse(t)?,
-                None => TargetSel::Smallest,
-            },
             insecure: o.flag("install.insecure"),
             kernel: s("install.kernel"),
             initrd: s("install.initrd"),
             append: s("install.append"),
             kernel_sha256: s("install.kernel_sha256").map(|v| v.to_ascii_lowercase()),
             initrd_sha256: s("install.initrd_sha256").map(|v| v.to_ascii_lowercase()),
-        };
+            targets: select::Targets::from_options(o),
+            target: target.as_deref().map(TargetSel::parse).transpose()?,
+        })
+    }
+
+    /// The one mode the settings describe, with what it needs.
+    pub fn check(&self) -> Result<()> {
+        let c = self;
         let p = "speediso.install.";
         match (&c.image, &c.kernel) {
             (None, None) => bail!("install: set {p}image= (disk image mode) or {p}kernel= with {p}initrd= (kexec mode)"),
@@ -127,7 +204,7 @@ impl Config {
                 if c.sha256.is_some() {
                     bail!("install: {p}sha256= is the image's; in kexec mode use {p}kernel_sha256= and {p}initrd_sha256=");
                 }
-                if o.get("install.target").is_some() {
+                if c.target.is_some() {
                     bail!("install: {p}target= has no meaning in kexec mode (the installer picks its disk)");
                 }
             }
@@ -135,7 +212,7 @@ impl Config {
         if c.initrd.is_some() && c.kernel.is_none() {
             bail!("install: {p}initrd= needs {p}kernel=");
         }
-        Ok(c)
+        Ok(())
     }
 }
 
@@ -175,8 +252,10 @@ fn why_not(skipped: &[Skipped]) -> String {
 }
 
 /// The one disk `sel` names, if the wipe safety rules (and the
-/// `speediso.wipe.*` options in `options`) allow writing it.
-pub fn resolve_target(root: &Path, sel: &TargetSel, options: &Options) -> Result<Disk> {
+/// exclusions and remote-storage choice in `targets`) allow writing it;
+/// `None` names the smallest eligible disk.
+pub fn resolve_target(root: &Root, sel: Option<&TargetSel>, targets: &Targets) -> Result<Disk> {
+    let sel = sel.unwrap_or(&TargetSel::Smallest);
     if let TargetSel::Path(p) = sel {
         let s = select::select(
             root,
@@ -184,7 +263,7 @@ pub fn resolve_target(root: &Path, sel: &TargetSel, options: &Options) -> Result
                 devices: vec![p.clone()],
                 ..Default::default()
             }
-            .with_options(options)
+            .with_targets(targets)
             .with_env()
             .no_usb(),
         )?;
@@ -199,7 +278,7 @@ pub fn resolve_target(root: &Path, sel: &TargetSel, options: &Options) -> Result
             all: true,
             ..Default::default()
         }
-        .with_options(options)
+        .with_targets(targets)
         .with_env()
         .no_usb(),
     )?;
@@ -451,22 +530,19 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
 pub struct Install;
 
 impl Module for Install {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = OPTIONS;
+    const DESTRUCTIVE: bool = true;
+
+    fn configure(_step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_options(options)
     }
 
-    fn step_keys(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_options(options).map(|_| ())
-    }
-
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let cfg = Config::from_options(ctx.options)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
+        let cfg = ctx.config;
         if cfg.kernel.is_some() {
-            let l = kexec::load(&cfg)?;
+            let l = kexec::load(cfg)?;
             ctx.events
                 .log(format!("installer kernel loaded; {}", l.next));
             return Ok(serde_json::to_value(&l)?);
@@ -474,8 +550,8 @@ impl Module for Install {
         if !ctx.destructive_allowed {
             bail!("install is destructive and this run was not confirmed; nothing written");
         }
-        let disk = resolve_target(ctx.root, &cfg.target, ctx.options)?;
-        let r = install_image(&cfg, &disk, Some(&ctx.events))?;
+        let disk = resolve_target(ctx.root, cfg.target.as_ref(), &cfg.targets)?;
+        let r = install_image(cfg, &disk, Some(&ctx.events))?;
         Ok(serde_json::to_value(&r)?)
     }
 }
@@ -485,12 +561,7 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Options {
-        Options(
-            pairs
-                .iter()
-                .map(|(k, v)| (format!("install.{k}"), v.to_string()))
-                .collect(),
-        )
+        Options::from_pairs(pairs.iter().map(|(k, v)| (format!("install.{k}"), *v)))
     }
 
     const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -631,10 +702,5 @@ mod tests {
         );
         assert!(TargetSel::parse("serial=").is_err());
         assert!(TargetSel::parse("nvme0n1").is_err());
-    }
-
-    #[test]
-    fn registered() {
-        assert_eq!(crate::tasks::module_for(NAME).unwrap().name(), NAME);
     }
 }

@@ -3,10 +3,9 @@
 //! number of present logical CPUs (lscpu's "CPU(s)").
 
 use super::sysfs::{dir_names, parse_cpu_list, read_trim, read_u64};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Cpu {
@@ -81,11 +80,11 @@ fn first_block(text: &str) -> BTreeMap<String, String> {
     m
 }
 
-pub fn collect(root: &Path) -> Cpu {
-    let cpuinfo = std::fs::read_to_string(under_root(root, "/proc/cpuinfo")).unwrap_or_default();
+pub fn collect(root: &Root) -> Cpu {
+    let cpuinfo = std::fs::read_to_string(root.at("/proc/cpuinfo")).unwrap_or_default();
     let b = first_block(&cpuinfo);
     let get = |k: &str| b.get(k).filter(|v| !v.is_empty()).cloned();
-    let sys = under_root(root, "/sys/devices/system/cpu");
+    let sys = root.at("/sys/devices/system/cpu");
     let present = read_trim(&sys.join("present"))
         .map(|s| parse_cpu_list(&s))
         .unwrap_or_default();
@@ -151,7 +150,7 @@ pub fn collect(root: &Path) -> Cpu {
         })
         .collect();
 
-    let node_dir = under_root(root, "/sys/devices/system/node");
+    let node_dir = root.at("/sys/devices/system/node");
     let numa_nodes = dir_names(&node_dir)
         .iter()
         .filter_map(|n| {

@@ -9,7 +9,7 @@ use super::fsprobe::{self, FsInfo};
 use super::sysfs::{dir_names, natural_key, read_trim, read_u64};
 use crate::blockdev::scan::Disk;
 use crate::blockdev::usage::{DiskUse, Usage};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,10 +81,10 @@ struct Udev {
     links: Vec<String>,
 }
 
-fn udev(root: &Path, devno: Option<&str>) -> Udev {
+fn udev(root: &Root, devno: Option<&str>) -> Udev {
     let mut u = Udev::default();
     let Some(d) = devno else { return u };
-    let Ok(text) = std::fs::read_to_string(root.join(format!("run/udev/data/b{d}"))) else {
+    let Ok(text) = std::fs::read_to_string(root.at(&format!("/run/udev/data/b{d}"))) else {
         return u;
     };
     for line in text.lines() {
@@ -98,8 +98,8 @@ fn udev(root: &Path, devno: Option<&str>) -> Udev {
 }
 
 /// Map of device name → its /dev/disk/by-id links, from the directory.
-fn by_id_links(root: &Path) -> BTreeMap<String, Vec<String>> {
-    let dir = under_root(root, "/dev/disk/by-id");
+fn by_id_links(root: &Root) -> BTreeMap<String, Vec<String>> {
+    let dir = root.at("/dev/disk/by-id");
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in dir_names(&dir) {
         if let Ok(t) = std::fs::read_link(dir.join(&n)) {
@@ -156,7 +156,7 @@ pub struct Opts {
     pub smart: bool,
 }
 
-pub fn collect(root: &Path, opts: Opts) -> Vec<DiskRecord> {
+pub fn collect(root: &Root, opts: Opts) -> Vec<DiskRecord> {
     let usage = Usage::read(root);
     let links = by_id_links(root);
     let mut scanned = crate::blockdev::scan::disks(root);
@@ -172,7 +172,7 @@ pub fn collect(root: &Path, opts: Opts) -> Vec<DiskRecord> {
         for d in disks.iter_mut() {
             s.spawn(move || {
                 probe_disk(root, d);
-                if opts.smart && root == Path::new("/") {
+                if opts.smart && root.is_system() {
                     d.smart = super::smart::query(d);
                 }
             });
@@ -182,7 +182,7 @@ pub fn collect(root: &Path, opts: Opts) -> Vec<DiskRecord> {
 }
 
 fn record(
-    root: &Path,
+    root: &Root,
     d: &Disk,
     usage: &Usage,
     links: &BTreeMap<String, Vec<String>>,
@@ -250,7 +250,7 @@ fn record(
 }
 
 fn partition(
-    root: &Path,
+    root: &Root,
     dir: &Path,
     sysname: &str,
     used: &DiskUse,
@@ -278,7 +278,7 @@ fn partition(
 }
 
 /// Filesystem from udev's database, for a device that cannot be read.
-fn fs_from_udev(root: &Path, sysdir: &Path) -> Option<FsInfo> {
+fn fs_from_udev(root: &Root, sysdir: &Path) -> Option<FsInfo> {
     let u = udev(root, read_trim(&sysdir.join("dev")).as_deref());
     let kind = u.props.get("ID_FS_TYPE").filter(|t| !t.is_empty())?;
     Some(FsInfo {
@@ -290,7 +290,7 @@ fn fs_from_udev(root: &Path, sysdir: &Path) -> Option<FsInfo> {
 }
 
 /// Filesystem type from mountinfo, the last resort for a mounted device.
-fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
+fn fs_from_mountinfo(root: &Root, devno: Option<&str>) -> Option<FsInfo> {
     let devno = devno?;
     crate::blockdev::usage::mounts(root)
         .into_iter()
@@ -304,9 +304,9 @@ fn fs_from_mountinfo(root: &Path, devno: Option<&str>) -> Option<FsInfo> {
 }
 
 /// Read superblocks of the disk and its partitions.
-fn probe_disk(root: &Path, d: &mut DiskRecord) {
-    let sysdir: PathBuf = under_root(root, "/sys/block").join(d.name.replace('/', "!"));
-    let open = |name: &str| std::fs::File::open(under_root(root, &format!("/dev/{name}")));
+fn probe_disk(root: &Root, d: &mut DiskRecord) {
+    let sysdir: PathBuf = root.at("/sys/block").join(d.name.replace('/', "!"));
+    let open = |name: &str| std::fs::File::open(root.at(&format!("/dev/{name}")));
     if d.size_bytes > 0 {
         match open(&d.name) {
             Ok(f) => {
@@ -377,10 +377,10 @@ mod tests {
             r.join("dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"),
         )
         .unwrap();
-        let u = udev(r, Some("8:0"));
+        let u = udev(&Root::new(r), Some("8:0"));
         assert_eq!(u.props["ID_SERIAL_SHORT"], "SN1");
         assert_eq!(u.props["ID_WWN"], "0x5000c500a1b2c3d4");
-        let links = by_id_links(r);
+        let links = by_id_links(&Root::new(r));
         assert_eq!(
             by_id(&links, &u, "sda"),
             [
@@ -392,6 +392,6 @@ mod tests {
             by_id(&links, &Udev::default(), "sda1"),
             ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1"]
         );
-        assert!(udev(r, Some("8:16")).props.is_empty());
+        assert!(udev(&Root::new(r), Some("8:16")).props.is_empty());
     }
 }

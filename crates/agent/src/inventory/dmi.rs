@@ -2,10 +2,8 @@
 //! kernel's decoding of SMBIOS types 0-3). Firmware placeholders such as
 //! "To be filled by O.E.M." become `null`, as in the event `host` field.
 
-use crate::root::read_attr;
-use crate::root::under_root;
+use crate::root::{read_attr, Root};
 use serde::Serialize;
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Dmi {
@@ -77,8 +75,8 @@ pub fn chassis_name(code: u32) -> Option<String> {
     CHASSIS.get(i.checked_sub(1)?).map(|s| s.to_string())
 }
 
-pub fn collect(root: &Path) -> Dmi {
-    let d = under_root(root, "/sys/class/dmi/id");
+pub fn collect(root: &Root) -> Dmi {
+    let d = root.at("/sys/class/dmi/id");
     if !d.exists() {
         return Dmi {
             note: Some("no DMI data (/sys/class/dmi/id absent)".into()),

@@ -39,15 +39,7 @@ fn uuid(b: &[u8]) -> Option<String> {
     if b.iter().all(|&x| x == 0) {
         return None;
     }
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    Some(speediso_proto::events::uuid_text(b))
 }
 
 /// A NUL- (or space-) padded label; `None` if empty.

@@ -4,9 +4,8 @@
 //! says why.
 
 use super::smbios::{self, Dimm};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Memory {
@@ -31,14 +30,14 @@ pub fn mem_total(meminfo: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-pub fn collect(root: &Path) -> Memory {
+pub fn collect(root: &Root) -> Memory {
     let mut m = Memory {
-        total_bytes: std::fs::read_to_string(under_root(root, "/proc/meminfo"))
+        total_bytes: std::fs::read_to_string(root.at("/proc/meminfo"))
             .ok()
             .and_then(|t| mem_total(&t)),
         ..Default::default()
     };
-    let dir = under_root(root, "/sys/firmware/dmi/tables");
+    let dir = root.at("/sys/firmware/dmi/tables");
     let (ep, table) = match (
         std::fs::read(dir.join("smbios_entry_point")),
         std::fs::read(dir.join("DMI")),

@@ -20,11 +20,12 @@ pub mod smbios;
 pub mod sysfs;
 
 use crate::cmdline::Cmdline;
-use crate::root::under_root;
-use crate::tasks::{Module, StepContext};
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
+use crate::root::Root;
 use anyhow::{bail, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The module name, as tasks/*.toml write it.
 pub const NAME: &str = "inventory";
@@ -62,7 +63,7 @@ pub struct Kernel {
 
 /// What to collect and from where.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct Config {
     /// pci.ids to use instead of the usual locations.
     pub pci_ids: Option<PathBuf>,
     /// Ask smartctl for SMART health (live system only).
@@ -71,18 +72,15 @@ pub struct Options {
 
 /// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
 /// then one byte 0 or 1.
-fn secure_boot(root: &Path) -> Option<bool> {
-    let p = under_root(
-        root,
-        "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
-    );
+fn secure_boot(root: &Root) -> Option<bool> {
+    let p = root.at("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
     let b = std::fs::read(p).ok()?;
     b.get(4).map(|&v| v == 1)
 }
 
 /// Collect the inventory of the machine whose /proc, /sys and /dev are
 /// under `root`.
-pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report, Vec<String>)> {
+pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
     let mut notes = Vec::new();
     // pci.ids parsing and disk probing are independent; overlap them.
     let (ids, disks) = std::thread::scope(|s| {
@@ -102,7 +100,7 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
     if let Some(n) = &memory.note {
         notes.push(n.clone());
     }
-    let efi = under_root(root, "/sys/firmware/efi").exists();
+    let efi = root.at("/sys/firmware/efi").exists();
     let inv = Report {
         pci: pci::collect(root, &ids),
         cpu: cpu::collect(root),
@@ -116,11 +114,11 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
             boot_mac,
         },
         kernel: Kernel {
-            release: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/osrelease")),
-            version: sysfs::read_trim(&under_root(root, "/proc/sys/kernel/version")),
+            release: sysfs::read_trim(&root.at("/proc/sys/kernel/osrelease")),
+            version: sysfs::read_trim(&root.at("/proc/sys/kernel/version")),
             arch: std::env::consts::ARCH,
             // Masked: the line carries the report token and credentials.
-            cmdline: sysfs::read_trim(&under_root(root, "/proc/cmdline"))
+            cmdline: sysfs::read_trim(&root.at("/proc/cmdline"))
                 .map(|l| crate::redact::cmdline(&l)),
         },
     };
@@ -130,8 +128,8 @@ pub fn collect(root: &Path, cmdline: &Cmdline, opts: &Options) -> Result<(Report
 /// The `inventory` step module (registered in `tasks::module_for`).
 pub struct Inventory;
 
-fn step_opts(step: &toml::Table, options: &crate::plan::Options) -> Result<Options> {
-    let mut o = Options {
+fn step_opts(step: &toml::Table, options: &Options) -> Result<Config> {
+    let mut o = Config {
         pci_ids: options.get("inventory.pci_ids").map(PathBuf::from),
         smart: options
             .get("inventory.smart")
@@ -151,22 +149,32 @@ fn step_opts(step: &toml::Table, options: &crate::plan::Options) -> Result<Optio
 }
 
 impl Module for Inventory {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        Spec::cmdline(
+            "inventory.pci_ids",
+            Kind::NonEmpty,
+            "pci.ids file for PCI names (default: /usr/share/hwdata, /usr/share/misc)",
+        )
+        .step("pci_ids")
+        .flag("pci-ids"),
+        Spec::cmdline(
+            "inventory.smart",
+            Kind::Bool,
+            "ask smartctl for disk SMART health in the inventory step (default on)",
+        )
+        .step("smart")
+        .flag("smart"),
+    ];
+
+    fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
+        step_opts(step, options)
     }
 
-    fn step_keys(&self) -> &'static [&'static str] {
-        &["pci_ids", "smart"]
-    }
-
-    fn check(&self, step_options: &toml::Table, options: &crate::plan::Options) -> Result<()> {
-        step_opts(step_options, options).map(|_| ())
-    }
-
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
-        let opts = step_opts(ctx.step_options, ctx.options)?;
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
         let line = crate::cmdline::read(ctx.root).unwrap_or_default();
-        let (inv, notes) = collect(ctx.root, &crate::cmdline::parse(&line), &opts)?;
+        let (inv, notes) = collect(ctx.root, &crate::cmdline::parse(&line), ctx.config)?;
         for n in notes {
             ctx.events.log(n);
         }
@@ -442,11 +450,11 @@ mod tests {
 
     #[test]
     fn step_options() {
-        let o = crate::plan::Options::default();
+        let o = Options::default();
         let t: toml::Table = toml::from_str("smart = false\npci_ids = '/x'").unwrap();
         let s = step_opts(&t, &o).unwrap();
         assert!(!s.smart);
-        assert_eq!(s.pci_ids.as_deref(), Some(Path::new("/x")));
+        assert_eq!(s.pci_ids.as_deref(), Some(std::path::Path::new("/x")));
         assert!(step_opts(&toml::Table::new(), &o).unwrap().smart);
         let bad: toml::Table = toml::from_str("colour = 1").unwrap();
         assert!(step_opts(&bad, &o)

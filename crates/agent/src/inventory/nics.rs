@@ -4,9 +4,8 @@
 //! from getifaddrs, so only on the live system (`--root /`).
 
 use super::sysfs::{dir_names, link_name, natural_key, read_trim, read_u64};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Nic {
@@ -55,11 +54,10 @@ fn inet6(text: &str, ifname: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn collect(root: &Path, boot_mac: Option<&str>) -> Vec<Nic> {
-    let net = under_root(root, "/sys/class/net");
-    let if_inet6 =
-        std::fs::read_to_string(under_root(root, "/proc/net/if_inet6")).unwrap_or_default();
-    let v4 = if root == Path::new("/") {
+pub fn collect(root: &Root, boot_mac: Option<&str>) -> Vec<Nic> {
+    let net = root.at("/sys/class/net");
+    let if_inet6 = std::fs::read_to_string(root.at("/proc/net/if_inet6")).unwrap_or_default();
+    let v4 = if root.is_system() {
         crate::sys::ifaddrs::addresses()
     } else {
         Vec::new()

@@ -4,7 +4,7 @@
 
 use super::pciids::PciIds;
 use super::sysfs::{link_name, read_trim};
-use crate::root::under_root;
+use crate::root::Root;
 use serde::Serialize;
 use std::path::Path;
 
@@ -87,8 +87,8 @@ fn link_width(dir: &Path, name: &str) -> Option<u32> {
 
 /// All PCI functions under `root`, in lspci's order (domain, bus, slot,
 /// function).
-pub fn collect(root: &Path, ids: &PciIds) -> Vec<PciDevice> {
-    let base = under_root(root, "/sys/bus/pci/devices");
+pub fn collect(root: &Root, ids: &PciIds) -> Vec<PciDevice> {
+    let base = root.at("/sys/bus/pci/devices");
     let Ok(rd) = std::fs::read_dir(&base) else {
         return Vec::new();
     };

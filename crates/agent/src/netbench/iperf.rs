@@ -566,31 +566,37 @@ fn record_error(slot: &Mutex<Option<String>>, msg: String) {
     }
 }
 
-fn send_loop(
-    mut sock: TcpStream,
+/// What one data stream's thread shares with the test: its byte counter,
+/// the stop and closing flags, the first failure.
+struct Shared {
     id: u32,
     bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     closing: Arc<AtomicBool>,
     error: Arc<Mutex<Option<String>>>,
-) -> StreamEnd {
+}
+
+fn send_loop(mut sock: TcpStream, sh: Shared) -> StreamEnd {
     // Random payload, as iperf3 sends by default, so compressing links do
     // not flatter the figure.
     let mut buf = vec![0u8; BLOCK_SIZE];
     let _ = getrandom::getrandom(&mut buf);
-    while !stop.load(Ordering::Relaxed) {
+    while !sh.stop.load(Ordering::Relaxed) {
         match sock.write(&buf) {
             Ok(0) => {
-                record_error(&error, format!("stream {id}: the server stopped reading"));
+                record_error(
+                    &sh.error,
+                    format!("stream {}: the server stopped reading", sh.id),
+                );
                 break;
             }
             Ok(n) => {
-                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                sh.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                if !closing.load(Ordering::SeqCst) {
-                    record_error(&error, stream_error(id, "sending", &e));
+                if !sh.closing.load(Ordering::SeqCst) {
+                    record_error(&sh.error, stream_error(sh.id, "sending", &e));
                 }
                 break;
             }
@@ -606,25 +612,19 @@ fn send_loop(
     }
 }
 
-fn recv_loop(
-    mut sock: TcpStream,
-    id: u32,
-    bytes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    closing: Arc<AtomicBool>,
-    error: Arc<Mutex<Option<String>>>,
-) -> StreamEnd {
+fn recv_loop(mut sock: TcpStream, sh: Shared) -> StreamEnd {
     let mut buf = vec![0u8; BLOCK_SIZE];
     loop {
         match sock.read(&mut buf) {
             // The server closes its streams when it gets TEST_END; before
             // that, end of stream means it went away.
             Ok(0) => {
-                if !stop.load(Ordering::SeqCst) {
+                if !sh.stop.load(Ordering::SeqCst) {
                     record_error(
-                        &error,
+                        &sh.error,
                         format!(
-                            "stream {id}: the server went away mid-test (it closed the data connection)"
+                            "stream {}: the server went away mid-test (it closed the data connection)",
+                            sh.id
                         ),
                     );
                 }
@@ -633,19 +633,19 @@ fn recv_loop(
             // Keep reading after the test time is over too: the server may
             // be blocked writing and must see TEST_END (iperf3 drains too).
             Ok(n) => {
-                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                sh.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                let late = stop.load(Ordering::SeqCst);
+                let late = sh.stop.load(Ordering::SeqCst);
                 let reset = matches!(
                     e.kind(),
                     io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
                 );
                 // A reset after the test time is the server tearing down.
-                let expected = closing.load(Ordering::SeqCst) || (late && reset);
+                let expected = sh.closing.load(Ordering::SeqCst) || (late && reset);
                 if !expected {
-                    record_error(&error, stream_error(id, "receiving", &e));
+                    record_error(&sh.error, stream_error(sh.id, "receiving", &e));
                 }
                 break;
             }
@@ -748,21 +748,21 @@ pub fn run(cfg: &Config, on_interval: &mut dyn FnMut(&Interval)) -> Result<Figur
     let start = Instant::now();
     for (i, s) in socks.into_iter().enumerate() {
         let e = &mut streams.list[i];
-        let (bytes, stop, closing, error) = (
-            e.bytes.clone(),
-            streams.stop.clone(),
-            streams.closing.clone(),
-            streams.error.clone(),
-        );
-        let id = stream_id(i);
+        let sh = Shared {
+            id: stream_id(i),
+            bytes: e.bytes.clone(),
+            stop: streams.stop.clone(),
+            closing: streams.closing.clone(),
+            error: streams.error.clone(),
+        };
         let sender = e.sender;
         let t = std::thread::Builder::new()
-            .name(format!("iperf-{id}"))
+            .name(format!("iperf-{}", sh.id))
             .spawn(move || {
                 if sender {
-                    send_loop(s, id, bytes, stop, closing, error)
+                    send_loop(s, sh)
                 } else {
-                    recv_loop(s, id, bytes, stop, closing, error)
+                    recv_loop(s, sh)
                 }
             })?;
         streams.list[i].thread = Some(t);

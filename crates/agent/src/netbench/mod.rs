@@ -7,8 +7,8 @@ pub mod http;
 pub mod iperf;
 
 use crate::events::{Progress, StepEvents};
-use crate::plan::Options;
-use crate::tasks::{Module, StepContext};
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
 use anyhow::{anyhow, bail, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -50,7 +50,7 @@ pub struct NetArgs {
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    match crate::tasks::parse_duration(s) {
+    match speediso_proto::units::parse_duration(s) {
         Some(d) if d.as_secs() >= 1 && d.as_secs() <= 86_400 => Ok(d),
         _ => Err(format!(
             "{s:?} is not a duration from 1s to 24h like 10, 30s or 2m"
@@ -249,27 +249,43 @@ pub fn run(plan: &Plan, ev: &StepEvents) -> Result<Value> {
 pub struct NetBench;
 
 impl Module for NetBench {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Plan;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = &[
+        Spec::cmdline("net.server", Kind::HostPort, "iperf3 server, host[:port]").flag("server"),
+        Spec::cmdline(
+            "net.http",
+            Kind::HttpUrl,
+            "URL to time a download from (the mirror)",
+        )
+        .flag("http"),
+        Spec::cmdline(
+            "net.streams",
+            Kind::Int(1, 128),
+            "parallel TCP streams for the network test",
+        )
+        .flag("streams"),
+        Spec::cmdline("net.duration", Kind::Duration, "network test duration").flag("duration"),
+        Spec::cmdline(
+            "net.mode",
+            Kind::Choice(&["forward", "reverse", "bidir"]),
+            "iperf3 direction: forward (upload), reverse (download) or bidir (flags --reverse, --bidir)",
+        ),
+    ];
+
+    fn configure(_step: &toml::Table, options: &Options) -> Result<Plan> {
+        Plan::from_options(options)
     }
 
-    fn step_keys(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
-        Plan::from_options(options).map(|_| ())
-    }
-
-    fn run(&self, ctx: &StepContext) -> Result<Value> {
-        let plan = Plan::from_options(ctx.options)?;
+    fn run(ctx: &StepContext<Plan>) -> Result<Value> {
+        let plan = ctx.config;
         if plan.is_empty() {
             // Not a failure: most boots have no test server to point at.
             let reason = "no speediso.net.server= or speediso.net.http= on the kernel command line";
             ctx.events.warn(format!("network test skipped: {reason}"));
             return Ok(json!({"skipped": true, "reason": reason}));
         }
-        run(&plan, &ctx.events)
+        run(plan, &ctx.events)
     }
 }
 
@@ -281,12 +297,12 @@ pub fn cli_plan(args: &NetArgs) -> Result<Plan, i32> {
             crate::say!(
                 "speediso: bench net: nothing to test; give --server HOST[:PORT] and/or --http URL"
             );
-            Err(crate::run::exit::USAGE)
+            Err(speediso_proto::exit::USAGE)
         }
         Ok(p) => Ok(p),
         Err(e) => {
             crate::say!("speediso: bench net: {e:#}");
-            Err(crate::run::exit::USAGE)
+            Err(speediso_proto::exit::USAGE)
         }
     }
 }
@@ -296,12 +312,7 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Options {
-        Options(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Options::from_pairs(pairs.iter().copied())
     }
 
     #[test]

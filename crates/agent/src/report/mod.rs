@@ -7,7 +7,7 @@ pub mod foreman;
 pub mod retry;
 pub mod spool;
 
-use crate::plan::Options;
+use crate::options::Options;
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
@@ -82,7 +82,7 @@ impl Config {
             https,
             drain: opts
                 .get("spool.drain")
-                .and_then(crate::tasks::parse_duration),
+                .and_then(speediso_proto::units::parse_duration),
         }))
     }
 

@@ -52,7 +52,8 @@ impl Console<Box<dyn Write + Send>> {
         if super::journal::stdout_is_journal() {
             if let Some(c) = open_console() {
                 let mut sink = Console::new(Box::new(c) as Box<dyn Write + Send>, false);
-                sink.progress_only = super::journal::forwards_to_console(std::path::Path::new("/"));
+                sink.progress_only =
+                    super::journal::forwards_to_console(&crate::root::Root::system());
                 return sink;
             }
         }

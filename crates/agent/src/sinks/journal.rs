@@ -5,7 +5,7 @@
 
 use super::describe;
 use crate::events::{Body, Event, Sink};
-use crate::root::under_root;
+use crate::root::Root;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -58,12 +58,11 @@ pub fn stdout_is_journal() -> bool {
 /// kernel command line's `systemd.journald.forward_to_console=` (which
 /// wins), else the last `ForwardToConsole=` of journald.conf and its
 /// drop-ins (`/etc/systemd/journald.conf.d/*.conf`, in name order).
-pub fn forwards_to_console(root: &Path) -> bool {
+pub fn forwards_to_console(root: &Root) -> bool {
     let cmdline = crate::cmdline::read(root).unwrap_or_default();
-    let mut confs = vec![
-        std::fs::read_to_string(under_root(root, "/etc/systemd/journald.conf")).unwrap_or_default(),
-    ];
-    if let Ok(dir) = std::fs::read_dir(under_root(root, "/etc/systemd/journald.conf.d")) {
+    let mut confs =
+        vec![std::fs::read_to_string(root.at("/etc/systemd/journald.conf")).unwrap_or_default()];
+    if let Ok(dir) = std::fs::read_dir(root.at("/etc/systemd/journald.conf.d")) {
         let mut names: Vec<PathBuf> = dir
             .flatten()
             .map(|e| e.path())
@@ -239,19 +238,19 @@ mod tests {
         std::fs::create_dir_all(r.join("proc")).unwrap();
         std::fs::create_dir_all(r.join("etc/systemd/journald.conf.d")).unwrap();
         std::fs::write(r.join("proc/cmdline"), "root=live:x quiet\n").unwrap();
-        assert!(!forwards_to_console(r));
+        assert!(!forwards_to_console(&Root::new(r)));
         std::fs::write(
             r.join("etc/systemd/journald.conf.d/10-console.conf"),
             "[Journal]\nForwardToConsole=yes\n",
         )
         .unwrap();
-        assert!(forwards_to_console(r));
+        assert!(forwards_to_console(&Root::new(r)));
         std::fs::write(
             r.join("proc/cmdline"),
             "root=live:x systemd.journald.forward_to_console=0\n",
         )
         .unwrap();
-        assert!(!forwards_to_console(r));
+        assert!(!forwards_to_console(&Root::new(r)));
     }
 
     #[test]
@@ -302,17 +301,7 @@ mod tests {
 
     #[test]
     fn message_ids_distinct() {
-        let types = [
-            "run_started",
-            "step_started",
-            "progress",
-            "result",
-            "log",
-            "warning",
-            "step_finished",
-            "run_finished",
-            "dispatch_rejected",
-        ];
+        let types = speediso_proto::events::TYPES;
         let ids: std::collections::BTreeSet<_> = types.iter().map(|t| message_id(t)).collect();
         assert_eq!(ids.len(), types.len());
     }

@@ -76,6 +76,20 @@ impl State {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.m.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Wait while `busy` holds, until `until` at the latest.
+    fn wait_while<'a>(
+        &self,
+        s: std::sync::MutexGuard<'a, Shared>,
+        until: Instant,
+        busy: impl FnMut(&mut Shared) -> bool,
+    ) -> std::sync::MutexGuard<'a, Shared> {
+        let left = until.saturating_duration_since(Instant::now());
+        match self.cv.wait_timeout_while(s, left, busy) {
+            Ok((s, _)) => s,
+            Err(e) => e.into_inner().0,
+        }
+    }
 }
 
 pub struct Report {
@@ -381,18 +395,7 @@ impl Sink for Report {
         s.hold = hold;
         self.state.cv.notify_all();
         if self.sender.is_some() {
-            while !s.drained {
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                s = self
-                    .state
-                    .cv
-                    .wait_timeout(s, until - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
+            s = self.state.wait_while(s, until, |s| !s.drained);
         }
         let mut drained = s.drained;
         drop(s);
@@ -767,19 +770,10 @@ impl Sender {
     /// Wait `linger` for more events unless a full batch is already there.
     fn linger(&self, seen: u64) {
         let until = Instant::now() + self.tuning.linger;
-        let mut s = self.state.lock();
-        while s.closing.is_none() && s.written - seen < (MAX_BATCH_BYTES as u64) / 2 {
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            s = self
-                .state
-                .cv
-                .wait_timeout(s, until - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let s = self.state.lock();
+        drop(self.state.wait_while(s, until, |s| {
+            s.closing.is_none() && s.written - seen < (MAX_BATCH_BYTES as u64) / 2
+        }));
     }
 
     /// Back off for `d`; while running, `close` cuts the wait short so the

@@ -2,15 +2,14 @@
 //!
 //! A task is a named list of steps. Definitions ship inside the binary (from
 //! the repo's `tasks/`), are installed to /usr/lib/speediso/tasks and can be
-//! overridden from /etc/speediso/tasks. `module_for` is the one place that
-//! lists the step modules.
+//! overridden from /etc/speediso/tasks. The modules a step names are the
+//! registry's (`crate::registry`).
 
-use crate::events::StepEvents;
-use crate::plan::Options;
+use crate::registry;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Task definitions compiled into the binary: the fallback when nothing is
@@ -131,7 +130,7 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-pub use speediso_proto::units::parse_duration;
+use speediso_proto::units::parse_duration;
 
 impl TaskDef {
     /// Parse and check one task file. `stem` is the file name without
@@ -157,17 +156,11 @@ impl TaskDef {
             .ok_or_else(|| anyhow!("after {:?} is not one of stay, poweroff, reboot", f.after))?;
         let mut ids = std::collections::BTreeSet::new();
         for step in &f.steps {
-            if !MODULES.contains(&step.module.as_str()) {
-                bail!(
-                    "unknown module '{}'; known: {}",
-                    step.module,
-                    MODULES.join(", ")
-                );
-            }
+            let module = registry::module_for(&step.module)?;
             if !ids.insert(step.id().to_string()) {
                 bail!("step id '{}' appears twice; give one an `id`", step.id());
             }
-            if DESTRUCTIVE_MODULES.contains(&step.module.as_str()) && !f.destructive {
+            if module.destructive() && !f.destructive {
                 bail!(
                     "step '{}' uses destructive module '{}' but the task is not marked destructive = true",
                     step.id(),
@@ -260,121 +253,6 @@ pub fn default_dirs(extra: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
-/// What a running step gets from the runner.
-/// The run's time limit, shared by the runner and the steps. A step that
-/// learns how long its work will take (a wipe, from its disks' sizes and
-/// methods) raises it, so a fixed task limit never kills an erase that is
-/// going as fast as the hardware allows; it is never lowered.
-#[derive(Clone, Debug, Default)]
-pub struct Deadline(std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>);
-
-impl Deadline {
-    pub fn new(at: Option<std::time::Instant>) -> Deadline {
-        Deadline(std::sync::Arc::new(std::sync::Mutex::new(at)))
-    }
-
-    /// The current limit (`None`: none).
-    pub fn get(&self) -> Option<std::time::Instant> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Make the limit at least `from_now` away; returns the new limit when
-    /// it was raised, `None` when it already was far enough (or unlimited).
-    pub fn at_least(&self, from_now: Duration) -> Option<std::time::Instant> {
-        let mut d = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let want = std::time::Instant::now() + from_now;
-        match *d {
-            Some(cur) if cur < want => {
-                *d = Some(want);
-                Some(want)
-            }
-            _ => None,
-        }
-    }
-}
-
-pub struct StepContext<'a> {
-    /// Root for /proc, /sys and /dev reads (`/` in production).
-    pub root: &'a Path,
-    /// Validated `speediso.*` options (command line, then flags).
-    pub options: &'a Options,
-    /// The step's own options from the task file.
-    pub step_options: &'a toml::Table,
-    pub events: StepEvents,
-    /// True when the boot command line (or an explicit confirmation) asked
-    /// for this task, so its destructive steps may act.
-    pub destructive_allowed: bool,
-    /// The run's time limit, which the step may raise.
-    pub deadline: Deadline,
-}
-
-/// A built-in step module. One trait, one registry (`module_for`).
-pub trait Module: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// The keys of a task file step's `options` table this module reads.
-    /// Any other key rejects the task before anything runs, naming the
-    /// key, the step and the file (`plan::build`), so a misspelt option is
-    /// never silently ignored. A module that reads none returns `&[]`.
-    fn step_keys(&self) -> &'static [&'static str];
-    /// Check the step's options before anything in the task runs.
-    fn check(&self, _step_options: &toml::Table, _options: &Options) -> Result<()> {
-        Ok(())
-    }
-    /// Do the work; the returned JSON goes out as the step's `result` event.
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value>;
-}
-
-/// Every module name a task file may use.
-pub const MODULES: &[&str] = &[
-    "inventory",
-    "bench.cpu",
-    "bench.memory",
-    "bench.disk",
-    "bench.net",
-    "wipe",
-    "install",
-];
-
-/// Modules that change data on disks.
-pub const DESTRUCTIVE_MODULES: &[&str] = &["wipe", "install"];
-
-/// Why `module_for` could not give a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModuleError {
-    Unknown(String),
-    NotAvailable(String),
-}
-
-impl std::fmt::Display for ModuleError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModuleError::Unknown(m) => {
-                write!(f, "unknown module '{m}'; known: {}", MODULES.join(", "))
-            }
-            ModuleError::NotAvailable(m) => {
-                write!(f, "module '{m}' is not available in this build")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ModuleError {}
-
-/// The one place that maps module names to implementations.
-pub fn module_for(name: &str) -> Result<Box<dyn Module>, ModuleError> {
-    match name {
-        "inventory" => Ok(Box::new(crate::inventory::Inventory)),
-        "bench.net" => Ok(Box::new(crate::netbench::NetBench)),
-        "wipe" => Ok(Box::new(crate::wipe::Wipe)),
-        "install" => Ok(Box::new(crate::install::Install)),
-        "bench.cpu" => Ok(Box::new(crate::bench::cpu::BenchCpu)),
-        "bench.memory" => Ok(Box::new(crate::bench::memory::BenchMemory)),
-        "bench.disk" => Ok(Box::new(crate::bench::disk::BenchDisk)),
-        n if MODULES.contains(&n) => Err(ModuleError::NotAvailable(n.to_string())),
-        n => Err(ModuleError::Unknown(n.to_string())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,13 +329,5 @@ mod tests {
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("-1s"), None);
-    }
-
-    #[test]
-    fn module_registry_errors() {
-        assert_eq!(
-            module_for("nope").err().unwrap().to_string(),
-            format!("unknown module 'nope'; known: {}", MODULES.join(", "))
-        );
     }
 }

@@ -674,6 +674,22 @@ fn ata_cmd(pt: &dyn PassThrough, cdb: [u8; 16], data: Data<'_>, ms: u32, what: &
     check(&r, what).map(|_| ())
 }
 
+/// One of the SECURITY feature set's commands (ACS-3 7.43..7.48): no LBA;
+/// the 512-byte password block as data, or none (ERASE PREPARE).
+fn security_cmd(pt: &dyn PassThrough, cmd: u8, data: Data<'_>, ms: u32, what: &str) -> Result<()> {
+    let (protocol, sectors) = match data {
+        Data::None => (Protocol::NonData, 0),
+        _ => (Protocol::PioOut, 1),
+    };
+    ata_cmd(
+        pt,
+        ata16(protocol, false, false, 0, sectors, 0, cmd),
+        data,
+        ms,
+        what,
+    )
+}
+
 fn identify(pt: &dyn PassThrough) -> Result<AtaCaps> {
     let mut id = vec![0u8; 512];
     ata_cmd(
@@ -691,24 +707,16 @@ fn identify(pt: &dyn PassThrough) -> Result<AtaCaps> {
 /// password. Returns what happened, for the error or the notes.
 fn clear_password(pt: &dyn PassThrough) -> Result<String, String> {
     let pw = security_block(false);
-    let unlock = ata_cmd(
+    let unlock = security_cmd(
         pt,
-        ata16(Protocol::PioOut, false, false, 0, 1, 0, ATA_SECURITY_UNLOCK),
+        ATA_SECURITY_UNLOCK,
         Data::Out(&pw),
         30_000,
         "SECURITY UNLOCK",
     );
-    let disable = ata_cmd(
+    let disable = security_cmd(
         pt,
-        ata16(
-            Protocol::PioOut,
-            false,
-            false,
-            0,
-            1,
-            0,
-            ATA_SECURITY_DISABLE_PASSWORD,
-        ),
+        ATA_SECURITY_DISABLE_PASSWORD,
         Data::Out(&pw),
         30_000,
         "SECURITY DISABLE PASSWORD",
@@ -753,48 +761,24 @@ pub fn security_erase(
     let pw = security_block(false);
     let eb = security_block(enhanced);
     let run = || -> Result<()> {
-        ata_cmd(
+        security_cmd(
             pt,
-            ata16(
-                Protocol::PioOut,
-                false,
-                false,
-                0,
-                1,
-                0,
-                ATA_SECURITY_SET_PASSWORD,
-            ),
+            ATA_SECURITY_SET_PASSWORD,
             Data::Out(&pw),
             30_000,
             "SECURITY SET PASSWORD",
         )?;
-        ata_cmd(
+        security_cmd(
             pt,
-            ata16(
-                Protocol::NonData,
-                false,
-                false,
-                0,
-                0,
-                0,
-                ATA_SECURITY_ERASE_PREPARE,
-            ),
+            ATA_SECURITY_ERASE_PREPARE,
             Data::None,
             30_000,
             "SECURITY ERASE PREPARE",
         )?;
         tracker.fraction(0.0);
-        ata_cmd(
+        security_cmd(
             pt,
-            ata16(
-                Protocol::PioOut,
-                false,
-                false,
-                0,
-                1,
-                0,
-                ATA_SECURITY_ERASE_UNIT,
-            ),
+            ATA_SECURITY_ERASE_UNIT,
             Data::Out(&eb),
             timeout_ms,
             "SECURITY ERASE UNIT",

@@ -12,9 +12,9 @@ pub mod verify;
 
 use crate::blockdev::scan::{Disk, Transport};
 use crate::events::{Body, Progress, StepEvents};
-use crate::plan::Options;
-use crate::root::under_root;
-use crate::tasks::{Module, StepContext};
+use crate::module::{Module, StepContext};
+use crate::options::{Kind, Options, Spec};
+use crate::root::Root;
 use anyhow::{anyhow, bail, Context, Result};
 use overwrite::{Failures, Pattern, Target};
 use select::{Request, Selection};
@@ -186,17 +186,17 @@ fn controller_lock(ctrl: &Path) -> std::sync::Arc<Mutex<()>> {
 
 /// Block devices under `root` whose `device` link resolves to the same
 /// controller as `d`'s.
-fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
+fn controller_siblings(root: &Root, d: &Disk) -> Vec<String> {
     let Ok(mine) = std::fs::canonicalize(d.sys_path.join("device")) else {
         return vec![];
     };
-    let mut v: Vec<String> = std::fs::read_dir(under_root(root, "/sys/block"))
+    let mut v: Vec<String> = std::fs::read_dir(root.at("/sys/block"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().to_string())
                 .filter(|n| *n != d.name)
                 .filter(|n| {
-                    std::fs::canonicalize(under_root(root, "/sys/block").join(n).join("device"))
+                    std::fs::canonicalize(root.at("/sys/block").join(n).join("device"))
                         .is_ok_and(|p| p == mine)
                 })
                 .collect()
@@ -208,7 +208,7 @@ fn controller_siblings(root: &Path, d: &Disk) -> Vec<String> {
 
 /// Probe `d` read-only. Only called for disks that passed selection, and
 /// only on the real root: a fixture's /dev names are not this machine's.
-pub fn probe(root: &Path, d: &Disk) -> Caps {
+pub fn probe(root: &Root, d: &Disk) -> Caps {
     let mut c = Caps {
         discard: std::fs::read_to_string(d.sys_path.join("queue/discard_max_bytes"))
             .ok()
@@ -220,7 +220,7 @@ pub fn probe(root: &Path, d: &Disk) -> Caps {
         c.nvme_siblings = controller_siblings(root, d);
         c.nvme_controller = std::fs::canonicalize(d.sys_path.join("device")).ok();
     }
-    if root != Path::new("/") {
+    if !root.is_system() {
         return c;
     }
     match d.transport {
@@ -468,6 +468,80 @@ pub struct Attestation {
     pub destination: Option<String>,
 }
 
+/// Wipe methods, by the names `--method` and `speediso.wipe.method=` take.
+pub const METHODS: &[&str] = &[
+    "auto",
+    "nvme-sanitize-crypto",
+    "nvme-sanitize-block",
+    "nvme-format-crypto",
+    "nvme-format",
+    "ata-sanitize-crypto",
+    "ata-sanitize-block",
+    "ata-sanitize-overwrite",
+    "ata-secure-erase",
+    "discard",
+    "zero",
+    "random",
+    "quick",
+];
+
+/// The `speediso.wipe.*` options and the `speediso wipe` flags.
+pub const OPTIONS: &[Spec] = &[
+    Spec::cmdline(
+        "wipe.method",
+        Kind::Choice(METHODS),
+        "wipe method; auto picks the strongest the disk supports",
+    )
+    .flag("method"),
+    Spec::cmdline(
+        "wipe.verify",
+        Kind::Verify,
+        "verification after wiping: full, off or sample:FRACTION",
+    )
+    .flag("verify"),
+    select::EXCLUDE,
+    select::USB,
+    select::REMOTE,
+    Spec::cmdline(
+        "wipe.blank",
+        Kind::Bool,
+        "overwrite with zeros after a firmware erase",
+    )
+    .flag("blank"),
+    Spec::cmdline("wipe.passes", Kind::Int(1, 35), "overwrite passes").flag("passes"),
+    Spec::cmdline(
+        "wipe.key",
+        Kind::NonEmpty,
+        "Ed25519 key that signs certificates: a path, or an https:// URL fetched with the token and kept in RAM",
+    )
+    .flag("key"),
+    Spec::cmdline(
+        "wipe.operator",
+        Kind::NonEmpty,
+        "certificate: who performs the sanitization (NIST SP 800-88 App. G)",
+    ),
+    Spec::cmdline(
+        "wipe.validator",
+        Kind::NonEmpty,
+        "certificate: who validates the sanitization",
+    ),
+    Spec::cmdline(
+        "wipe.organization",
+        Kind::NonEmpty,
+        "certificate: the organisation responsible",
+    ),
+    Spec::cmdline(
+        "wipe.asset_tag",
+        Kind::NonEmpty,
+        "certificate: the asset tag (default: the chassis asset tag from SMBIOS)",
+    ),
+    Spec::cmdline(
+        "wipe.destination",
+        Kind::NonEmpty,
+        "certificate: where the media goes next (reuse, resale, recycle, destroy, return)",
+    ),
+];
+
 /// Settings of one wipe run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -477,12 +551,13 @@ pub struct Config {
     pub blank: bool,
     pub key: KeySource,
     pub attestation: Attestation,
-    pub run_dir: PathBuf,
+    /// Which disks beyond the default may be picked.
+    pub targets: select::Targets,
 }
 
 impl Config {
     /// From `speediso.wipe.*` options (validated by the plan already).
-    pub fn from_options(o: &Options, run_dir: PathBuf) -> Result<Config> {
+    pub fn from_options(o: &Options) -> Result<Config> {
         let method = match o.get("wipe.method") {
             Some(m) => Method::parse(m).ok_or_else(|| anyhow!("unknown wipe method {m:?}"))?,
             None => Method::Auto,
@@ -514,7 +589,7 @@ impl Config {
                 asset_tag: o.get("wipe.asset_tag").map(str::to_string),
                 destination: o.get("wipe.destination").map(str::to_string),
             },
-            run_dir,
+            targets: select::Targets::from_options(o),
         })
     }
 }
@@ -577,7 +652,7 @@ fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<String> {
 
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
-pub fn plan(root: &Path, req: &Request, cfg: &Config) -> Result<WipePlan> {
+pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let Selection {
         eligible,
         mut skipped,
@@ -822,7 +897,7 @@ pub struct DiskOutcome {
 pub fn wipe_disk(
     p: &Planned,
     cfg: &Config,
-    root: &Path,
+    root: &Root,
     real_allowed: bool,
     parallel: usize,
     events: Option<StepEvents>,
@@ -1024,7 +1099,7 @@ pub fn wipe_disk(
 /// serial, WWN and (loop devices) backing file. Between plan and open a
 /// disk can be pulled and another take its name, or a loop device be
 /// re-attached to another file; either fails this disk, untouched.
-pub fn check_identity(root: &Path, f: &std::fs::File, d: &Disk) -> Result<()> {
+pub fn check_identity(root: &Root, f: &std::fs::File, d: &Disk) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let path = d.path.display();
     let rdev = f
@@ -1170,13 +1245,13 @@ pub fn load_key(src: &KeySource) -> Result<cert::Key> {
 }
 
 /// The certificate context of this machine and run.
-fn cert_context(root: &Path, run_id: &str, a: &Attestation) -> cert::Issuer {
+fn cert_context(root: &Root, run_id: &str, a: &Attestation) -> cert::Issuer {
     let host = crate::host::identify(
         root,
         &crate::cmdline::parse(&crate::cmdline::read(root).unwrap_or_default()),
     );
     let read = |p: &str| {
-        std::fs::read_to_string(root.join(p))
+        std::fs::read_to_string(root.at(p))
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
@@ -1248,11 +1323,12 @@ fn certify(
 pub fn execute(
     plan: &WipePlan,
     cfg: &Config,
-    root: &Path,
+    root: &Root,
+    run_dir: &Path,
     run_id: &str,
     events: Option<StepEvents>,
 ) -> Result<RunResult> {
-    if root != Path::new("/") {
+    if !root.is_system() {
         bail!("--root points at a fixture; refusing to erase anything");
     }
     let key = load_key(&cfg.key).context("loading the certificate signing key; nothing erased")?;
@@ -1261,7 +1337,7 @@ pub fn execute(
         // The host the events name, so the collector finds them equal.
         ctx.host = ev.host().clone();
     }
-    let dir = cfg.run_dir.join("certs");
+    let dir = run_dir.join("certs");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         // Not fatal: the certificates still go out in the events.
         if let Some(ev) = &events {
@@ -1346,42 +1422,32 @@ fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
     }
 }
 
-/// The runtime directory certificates go under.
-pub fn default_run_dir() -> PathBuf {
-    std::env::var_os("SPEEDISO_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/speediso"))
-}
-
 /// The `wipe` task module: every eligible disk, methods and verification
 /// from `speediso.wipe.*`.
 pub struct Wipe;
 
 impl Module for Wipe {
-    fn name(&self) -> &'static str {
-        NAME
+    type Config = Config;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = OPTIONS;
+    const DESTRUCTIVE: bool = true;
+
+    fn configure(_step: &toml::Table, options: &Options) -> Result<Config> {
+        Config::from_options(options)
     }
 
-    fn step_keys(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn check(&self, _step_options: &toml::Table, options: &Options) -> Result<()> {
-        Config::from_options(options, default_run_dir()).map(|_| ())
-    }
-
-    fn run(&self, ctx: &StepContext) -> Result<serde_json::Value> {
+    fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
         if !ctx.destructive_allowed {
             bail!("wipe is destructive and this run was not confirmed; nothing erased");
         }
-        let cfg = Config::from_options(ctx.options, default_run_dir())?;
+        let cfg = ctx.config;
         let req = Request {
             all: true,
             ..Default::default()
         }
-        .with_options(ctx.options)
+        .with_targets(&cfg.targets)
         .with_env();
-        let p = plan(ctx.root, &req, &cfg)?;
+        let p = plan(ctx.root, &req, cfg)?;
         for line in describe_plan(&p).lines() {
             ctx.events.log(line.to_string());
         }
@@ -1395,7 +1461,7 @@ impl Module for Wipe {
                 .unwrap_or_default();
             bail!("no disk is eligible for wiping (see the skipped list){also}");
         }
-        let need = estimate(&p, &cfg);
+        let need = estimate(&p, cfg);
         if let Some(until) = ctx.deadline.at_least(need) {
             ctx.events.log(format!(
                 "time limit raised to {} from now: {} disk(s), the slowest needs up to {} by its size and method",
@@ -1405,7 +1471,14 @@ impl Module for Wipe {
             ));
         }
         let run_id = ctx.events.run_id().to_string();
-        let r = execute(&p, &cfg, ctx.root, &run_id, Some(ctx.events.clone()))?;
+        let r = execute(
+            &p,
+            cfg,
+            ctx.root,
+            ctx.run_dir,
+            &run_id,
+            Some(ctx.events.clone()),
+        )?;
         let data = serde_json::to_value(&r)?;
         // The eligible disks are erased first; then a disk that should have
         // been erased and was not fails the step, so a decommission never
@@ -1445,7 +1518,7 @@ mod tests {
             blank: false,
             key: KeySource::Generate,
             attestation: Attestation::default(),
-            run_dir: PathBuf::from("/run/speediso"),
+            targets: Default::default(),
         };
         let plan = |d: Disk, m: Method| WipePlan {
             erase: vec![Planned {
@@ -1472,7 +1545,7 @@ mod tests {
     #[test]
     fn method_names_match_plan_table() {
         let names: Vec<&str> = ALL_METHODS.iter().map(|m| m.name()).collect();
-        assert_eq!(names, crate::plan::WIPE_METHODS);
+        assert_eq!(names, METHODS);
         for m in ALL_METHODS {
             assert_eq!(Method::parse(m.name()), Some(*m));
         }

@@ -8,10 +8,10 @@
 //! system signatures.
 
 use crate::blockdev::scan::{dev_name, Disk, Transport};
-use crate::root::{dir_names, read_trim, under_root};
+use crate::options::{Kind, Options, Spec};
+use crate::root::{dir_names, read_trim, Root};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 /// Env var of the VM suite and the live image's own tests: real (non-loop)
 /// disks may be erased when it is `1`, besides in a booted live image.
@@ -39,20 +39,54 @@ pub struct Request {
     pub real_allowed: bool,
 }
 
+/// Which disks a destructive step may pick beyond the safe default:
+/// `speediso.wipe.exclude`, `.usb` and `.remote`, which the wipe and the
+/// install target both honour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub exclude: Vec<String>,
+    pub usb: bool,
+    pub remote: bool,
+}
+
+/// The declarations of `Targets`' options, in the wipe's and the
+/// install's `OPTIONS`.
+pub const EXCLUDE: Spec = Spec::cmdline(
+    "wipe.exclude",
+    Kind::List,
+    "disks never to wipe: serials, WWNs or paths, comma-separated",
+);
+pub const USB: Spec = Spec::cmdline("wipe.usb", Kind::Bool, "also wipe USB disks");
+pub const REMOTE: Spec = Spec::cmdline(
+    "wipe.remote",
+    Kind::Bool,
+    "also wipe remote (FC, iSCSI, NVMe-oF) and shared (multipath, cluster file system) storage",
+);
+
+impl Targets {
+    pub fn from_options(o: &Options) -> Targets {
+        Targets {
+            exclude: o
+                .get("wipe.exclude")
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            usb: o.flag("wipe.usb"),
+            remote: o.flag("wipe.remote"),
+        }
+    }
+}
+
 impl Request {
-    /// Exclusions, USB and remote storage from `speediso.wipe.*`.
-    pub fn with_options(mut self, o: &crate::plan::Options) -> Request {
-        self.exclude = o
-            .get("wipe.exclude")
-            .map(|s| {
-                s.split(',')
-                    .map(|x| x.trim().to_string())
-                    .filter(|x| !x.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.usb = o.flag("wipe.usb");
-        self.remote = o.flag("wipe.remote");
+    /// Exclusions, USB and remote storage as configured.
+    pub fn with_targets(mut self, t: &Targets) -> Request {
+        self.exclude = t.exclude.clone();
+        self.usb = t.usb;
+        self.remote = t.remote;
         self
     }
 
@@ -166,7 +200,7 @@ struct SysState {
 }
 
 impl SysState {
-    fn read(root: &Path) -> SysState {
+    fn read(root: &Root) -> SysState {
         let mut st = SysState {
             disks: BTreeMap::new(),
             part_of: BTreeMap::new(),
@@ -203,7 +237,7 @@ impl SysState {
     }
 
     /// Mounts, swaps, holders, the live medium and loop backing files.
-    fn scan(&mut self, root: &Path) {
+    fn scan(&mut self, root: &Root) {
         use crate::blockdev::usage::{root_arg_device, Usage, LIVE_MEDIUM};
         use SkipClass::{Blocking, Policy};
         let usage = Usage::read(root);
@@ -234,7 +268,7 @@ impl SysState {
                 // A dm-multipath map over the disk: it is one path of a
                 // LUN that other hosts may share.
                 for h in hs {
-                    let uuid = read_trim(&under_root(root, "/sys/block").join(h).join("dm/uuid"));
+                    let uuid = read_trim(&root.at("/sys/block").join(h).join("dm/uuid"));
                     if let Some(u) = uuid.filter(|u| u.starts_with("mpath-")) {
                         note(
                             Blocking,
@@ -283,7 +317,7 @@ impl SysState {
 
 /// Whether `ex` (a serial, a WWN in any common spelling, or a /dev path)
 /// names `d`. Also the install target selector (`serial=`, `wwn=`).
-pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
+pub fn matches_exclude(d: &Disk, root: &Root, ex: &str) -> bool {
     let norm = |s: &str| {
         s.trim()
             .to_ascii_lowercase()
@@ -311,7 +345,7 @@ pub fn matches_exclude(d: &Disk, root: &Path, ex: &str) -> bool {
 
 /// Every reason `d` must not be erased, given what was scanned. `named`:
 /// the operator named it (`--device`), or the test restriction lists it.
-fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Path, named: bool) -> Vec<Reason> {
+fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Root, named: bool) -> Vec<Reason> {
     use SkipClass::{Blocking, Policy};
     let mut r: Vec<Reason> = Vec::new();
     if let Some(allow) = &req.test_allow {
@@ -459,7 +493,7 @@ const REMOTE_HINT: &str = "set speediso.wipe.remote=1 to erase it";
 /// LUN, NVMe namespace behind several controllers: blocking, since it may
 /// be this server's own dual-ported disk or another host's data; the
 /// operator decides with speediso.wipe.exclude or speediso.wipe.remote).
-fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
+fn remote_evidence(root: &Root, d: &Disk, st: &SysState) -> Vec<Reason> {
     use SkipClass::{Blocking, Policy};
     let mut r: Vec<Reason> = Vec::new();
     let real = std::fs::canonicalize(&d.sys_path).unwrap_or_else(|_| d.sys_path.clone());
@@ -467,7 +501,7 @@ fn remote_evidence(root: &Path, d: &Disk, st: &SysState) -> Vec<Reason> {
         .components()
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect();
-    let class_dir = |class: &str, name: &str| under_root(root, "/sys/class").join(class).join(name);
+    let class_dir = |class: &str, name: &str| root.at("/sys/class").join(class).join(name);
     if matches!(d.transport, Transport::Scsi | Transport::Ata) {
         let host = segs.iter().find(|s| {
             s.strip_prefix("host")
@@ -543,7 +577,7 @@ const NVME_FABRICS: &[&str] = &["tcp", "rdma", "fc", "loop"];
 /// whose `device` is the subsystem) the controllers of its `multipath/`
 /// paths (`nvme0c1n1` is namespace 1 through controller nvme1), else the
 /// subsystem's controllers.
-pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
+pub fn nvme_controllers(root: &Root, d: &Disk) -> Vec<String> {
     let is_ctrl = |n: &str| {
         n.strip_prefix("nvme")
             .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()))
@@ -581,7 +615,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
         // No device link to go by: nvme<ctrl>n<ns> names its controller.
         if let Some((c, _)) = d.name.strip_prefix("nvme").and_then(|x| x.split_once('n')) {
             let c = format!("nvme{c}");
-            if is_ctrl(&c) && under_root(root, "/sys/class/nvme").join(&c).exists() {
+            if is_ctrl(&c) && root.at("/sys/class/nvme").join(&c).exists() {
                 v.push(c);
             }
         }
@@ -596,7 +630,7 @@ pub fn nvme_controllers(root: &Path, d: &Disk) -> Vec<String> {
 /// NSDs and Ceph OSDs), read through `root`'s /dev. Blocking: the disk may
 /// be shared with other hosts, or be this server's own; the operator says
 /// which (speediso.wipe.exclude, or speediso.wipe.remote=1 to erase it).
-fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
+fn cluster_signatures(root: &Root, d: &Disk) -> Vec<Reason> {
     use crate::inventory::fsprobe;
     let mut r: Vec<Reason> = Vec::new();
     let mut devs = vec![(d.name.clone(), d.size_bytes)];
@@ -608,7 +642,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
         devs.push((p.clone(), size));
     }
     for (i, (n, size)) in devs.iter().enumerate() {
-        let path = under_root(root, "/dev").join(n);
+        let path = root.at("/dev").join(n);
         let Ok(f) = std::fs::File::open(&path) else {
             continue;
         };
@@ -652,7 +686,7 @@ fn cluster_signatures(root: &Path, d: &Disk) -> Vec<Reason> {
 /// Exclusion entries that name no block device under `root` (a typo, or a
 /// disk that is not there): the plan is rejected rather than silently
 /// wiping what the operator meant to keep.
-pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
+pub fn check_excludes(root: &Root, exclude: &[String]) -> anyhow::Result<()> {
     if exclude.is_empty() {
         return Ok(());
     }
@@ -698,7 +732,7 @@ pub fn check_excludes(root: &Path, exclude: &[String]) -> anyhow::Result<()> {
 
 /// A dm device the test allow list names whose every slave is a loop
 /// device (dm-error fault injection).
-fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
+fn is_test_dm(d: &Disk, req: &Request, root: &Root) -> bool {
     let Some(allow) = &req.test_allow else {
         return false;
     };
@@ -712,7 +746,7 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Path) -> bool {
 /// Select the disks `req` asks for. Explicit devices that are partitions or
 /// not block devices are skipped with the reason; with `all`, every whole
 /// block device is considered.
-pub fn select(root: &Path, req: &Request) -> anyhow::Result<Selection> {
+pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
     check_excludes(root, &req.exclude)?;
     let st = SysState::read(root);
     let mut sel = Selection::default();
@@ -770,7 +804,7 @@ mod tests {
 
     use crate::blockdev::scan::tests::disk;
 
-    fn all(root: &Path) -> Selection {
+    fn all(root: &Root) -> Selection {
         select(
             root,
             &Request {
@@ -803,26 +837,26 @@ mod tests {
         let r = t.path();
         // No rport-/session in the path: the SCSI host's class says it.
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:03.0/host7/target7:0:0/7:0:0:0",
             "sdb",
             &[],
         );
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:04.0/host8/target8:0:0/8:0:0:0",
             "sdc",
             &[],
         );
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/0000:00:05.0/host9/target9:0:0/9:0:0:0",
             "sdd",
             &[],
         );
         std::fs::create_dir_all(r.join("sys/class/fc_host/host7")).unwrap();
         std::fs::create_dir_all(r.join("sys/class/iscsi_host/host8")).unwrap();
-        let s = all(r);
+        let s = all(&Root::new(r));
         let why = |d: &str| {
             let k = s.skipped.iter().find(|k| k.device == d).unwrap();
             assert_eq!(k.class, SkipClass::Policy, "{d}");
@@ -834,7 +868,7 @@ mod tests {
         assert_eq!(s.eligible[0].name, "sdd");
         // The operator's opt-in.
         let s = select(
-            r,
+            &Root::new(r),
             &Request {
                 all: true,
                 real_allowed: true,
@@ -852,28 +886,33 @@ mod tests {
         let r = t.path();
         // Plain: `device` is the controller (it has `transport`).
         let c0 = "pci0000:00/0000:00:1d.0/nvme/nvme0";
-        disk(r, c0, "nvme0n1", &[]);
+        disk(&Root::new(r), c0, "nvme0n1", &[]);
         std::fs::write(r.join("sys/devices").join(c0).join("transport"), "pcie\n").unwrap();
         std::os::unix::fs::symlink("..", r.join("sys/devices").join(c0).join("nvme0n1/device"))
             .unwrap();
         // A multipath head: its paths name the controllers.
         let sub = "virtual/nvme-subsystem/nvme-subsys1";
         disk(
-            r,
+            &Root::new(r),
             sub,
             "nvme1n1",
             &[("multipath/nvme1c1n1", ""), ("multipath/nvme1c4n1", "")],
         );
         // A head without path links: the subsystem's controllers.
         let sub2 = r.join("sys/devices/virtual/nvme-subsystem/nvme-subsys2");
-        disk(r, "virtual/nvme-subsystem/nvme-subsys2", "nvme2n1", &[]);
+        disk(
+            &Root::new(r),
+            "virtual/nvme-subsystem/nvme-subsys2",
+            "nvme2n1",
+            &[],
+        );
         std::os::unix::fs::symlink("..", sub2.join("nvme2n1/device")).unwrap();
         for c in ["nvme2", "nvme5"] {
             std::fs::create_dir_all(sub2.join(c)).unwrap();
         }
         std::fs::write(sub2.join("subsysnqn"), "nqn.x\n").unwrap();
-        let st = SysState::read(r);
-        let c = |n: &str| nvme_controllers(r, &st.disks[n]);
+        let st = SysState::read(&Root::new(r));
+        let c = |n: &str| nvme_controllers(&Root::new(r), &st.disks[n]);
         assert_eq!(c("nvme0n1"), vec!["nvme0"]);
         assert_eq!(c("nvme1n1"), vec!["nvme1", "nvme4"]);
         assert_eq!(c("nvme2n1"), vec!["nvme2", "nvme5"]);
@@ -884,9 +923,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         let mmc = "platform/fe330000.mmc/mmc_host/mmc0/mmc0:0001/block";
-        disk(r, mmc, "mmcblk0", &[]);
-        disk(r, mmc, "mmcblk0boot0", &[("ro", "1\n")]);
-        let s = all(r);
+        disk(&Root::new(r), mmc, "mmcblk0", &[]);
+        disk(&Root::new(r), mmc, "mmcblk0boot0", &[("ro", "1\n")]);
+        let s = all(&Root::new(r));
         assert_eq!(s.eligible.len(), 1);
         assert_eq!(s.eligible[0].name, "mmcblk0");
         let k = &s.skipped[0];
@@ -903,13 +942,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         disk(
-            r,
+            &Root::new(r),
             "pci0000:00/ata1/host0/target0:0:0/0:0:0:0",
             "sda",
             &[("device/serial", "S1\n")],
         );
-        assert!(check_excludes(r, &["S1".into(), "/dev/sda".into()]).is_ok());
-        let e = check_excludes(r, &["S1".into(), "S2".into()]).unwrap_err();
+        assert!(check_excludes(&Root::new(r), &["S1".into(), "/dev/sda".into()]).is_ok());
+        let e = check_excludes(&Root::new(r), &["S1".into(), "S2".into()]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "speediso.wipe.exclude: \"S2\" matches no disk; refusing to go on (disks: /dev/sda (serial S1))"
@@ -919,7 +958,7 @@ mod tests {
             exclude: vec!["S9".into()],
             ..Default::default()
         };
-        assert!(select(r, &req).is_err());
+        assert!(select(&Root::new(r), &req).is_err());
     }
 
     #[test]

@@ -65,6 +65,18 @@ pub struct VerifyReport {
     pub throughput_bps: f64,
 }
 
+impl VerifyReport {
+    /// `--verify off`: nothing read back.
+    fn skipped(expected: String) -> VerifyReport {
+        VerifyReport {
+            method: "off".into(),
+            expected,
+            result: "skipped".into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Deterministic-enough positions for sampling: xorshift seeded from the OS.
 struct Xs(u64);
 impl Xs {
@@ -191,12 +203,7 @@ pub fn verify_pattern(
     };
     let total: u64 = ranges.iter().map(|(a, b)| b - a).sum();
     if mode == VerifyMode::Off {
-        return VerifyReport {
-            method: "off".into(),
-            expected,
-            result: "skipped".into(),
-            ..Default::default()
-        };
+        return VerifyReport::skipped(expected);
     }
     let list = pieces(ranges, mode);
     let bytes: u64 = list.iter().map(|(a, b)| b - a).sum();
@@ -495,12 +502,7 @@ pub fn verify_markers(
     let started = std::time::Instant::now();
     let expected = "no marker written before the erase survives".to_string();
     if mode == VerifyMode::Off {
-        return VerifyReport {
-            method: "off".into(),
-            expected,
-            result: "skipped".into(),
-            ..Default::default()
-        };
+        return VerifyReport::skipped(expected);
     }
     let lbs = (t.lbs as usize).max(512);
     let mut buf = AlignedBuf::new(UNIT as usize);

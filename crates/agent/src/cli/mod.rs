@@ -1,265 +1,26 @@
-//! The `speediso` command line: argument definitions and one handler per
-//! subcommand. `main.rs` parses, sets up logging and calls `run`.
+//! The `speediso` command line: one thin handler per subcommand over the
+//! definitions in `args`. `main.rs` parses, sets up logging and calls `run`.
+
+mod args;
+
+pub use args::{BenchCmd, Cli, Command, InstallArgs, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
 use crate::plan::{self, Plan, Rejection, TaskSource};
+use crate::root::Root;
 use crate::run::exit;
 use crate::sinks;
 use crate::systemd::{SystemBus, Systemd};
 use crate::tasks::{self, Catalog};
 use crate::{dispatch, host};
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const AFTER_HELP: &str = "\
-Exit status: 0 success, 1 a step failed, 2 bad arguments or rejected task,
-3 destructive task not confirmed, 4 time limit reached.
-
-The task comes from the SPEEDISO environment variable, else from the kernel
-command line (systemd.setenv=SPEEDISO=<task> or speediso.task=<task>).
-Options are speediso.<key>=<value> on the kernel command line; see
-`speediso tasks --options`.";
-
-/// speediso: the agent of the PXE-booted speediso live image.
-///
-/// It reads the task the boot asked for, runs it as a systemd unit and
-/// streams every event to the console, the journal and the report endpoint.
-#[derive(Debug, Parser)]
-#[command(name = "speediso", version, after_help = AFTER_HELP, max_term_width = 100)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-
-    /// Also read task files from DIR (after /usr/lib/speediso/tasks and
-    /// /etc/speediso/tasks; later directories win). Also SPEEDISO_TASKS_DIR.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub tasks_dir: Vec<PathBuf>,
-
-    /// More log output on stderr (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Use STR instead of /proc/cmdline (for tests).
-    #[arg(
-        long,
-        global = true,
-        hide = true,
-        value_name = "STR",
-        allow_hyphen_values = true
-    )]
-    pub cmdline: Option<String>,
-
-    /// Read /proc, /sys and /dev under DIR instead of / (for tests).
-    #[arg(
-        long,
-        global = true,
-        hide = true,
-        value_name = "DIR",
-        default_value = "/"
-    )]
-    pub root: PathBuf,
-
-    /// Runtime state directory (default /run/speediso; also SPEEDISO_RUN_DIR).
-    #[arg(long, global = true, hide = true, value_name = "DIR")]
-    pub run_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Start the task the boot asked for as speediso@<task>.service and wait
-    /// for it (what speediso-dispatch.service runs at boot).
-    ///
-    /// With no task, an empty one or an unknown one, nothing runs: the
-    /// console and the report endpoint say which value was rejected and
-    /// which tasks exist, and the image stays up for SSH.
-    Dispatch {
-        /// Resolve and validate the task, print the plan, start nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the plan (with --dry-run) or events as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Give up waiting for the task's job after this long (e.g. 30m);
-        /// default: the task's time limit plus 5 minutes.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
-        wait: Option<Duration>,
-    },
-    /// Run a task's steps in the foreground, emitting events.
-    ///
-    /// This is what speediso@<task>.service runs. A destructive task (wipe,
-    /// decommission, lininstall) runs only when the boot command line asked
-    /// for it, or with --confirm naming the task.
-    Run {
-        /// The task to run (see `speediso tasks`).
-        task: String,
-        /// Print events as JSON lines on stdout instead of readable lines.
-        #[arg(long)]
-        json: bool,
-        /// Confirm that the destructive task TASK may run on this machine.
-        #[arg(long, value_name = "TASK")]
-        confirm: Option<String>,
-    },
-    /// List tasks, their steps, and whether they are destructive.
-    Tasks {
-        #[arg(long)]
-        json: bool,
-        /// List the speediso.* kernel command line options instead.
-        #[arg(long)]
-        options: bool,
-    },
-    /// Securely erase disks: firmware erase or overwrite, read-back
-    /// verification and a signed certificate per disk.
-    ///
-    /// Without --plan, every disk to be erased must be named with --confirm
-    /// (its serial number, or its path when it has none); otherwise nothing
-    /// is erased and the plan is printed.
-    Wipe {
-        /// Show what would be erased, how, and why other disks are skipped;
-        /// erase nothing.
-        #[arg(long)]
-        plan: bool,
-        /// A disk to erase (repeatable).
-        #[arg(long, value_name = "PATH")]
-        device: Vec<String>,
-        /// Every eligible disk.
-        #[arg(long, conflicts_with = "device")]
-        all: bool,
-        /// Method (default: speediso.wipe.method, else auto).
-        #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::plan::WIPE_METHODS))]
-        method: Option<String>,
-        /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
-        #[arg(long, value_name = "MODE")]
-        verify: Option<String>,
-        /// Confirm each disk by serial number (or path when it has none).
-        #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
-        confirm: Vec<String>,
-        /// Overwrite passes (zero, random).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
-        passes: Option<u32>,
-        /// Overwrite with zeros after a firmware erase.
-        #[arg(long)]
-        blank: bool,
-        /// Ed25519 signing key file (default: speediso.wipe.key, else a key
-        /// generated for this run).
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        /// Print the plan or events as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check an erasure certificate's Ed25519 signature.
-    VerifyCert {
-        /// The certificate (JSON).
-        file: PathBuf,
-        /// The public key: 64 hex digits, or a file holding them.
-        #[arg(long, value_name = "KEY")]
-        pubkey: String,
-    },
-    /// Hardware inventory: PCI (named like lspci), CPU, memory and DIMMs,
-    /// DMI, disks with filesystems, NICs, boot mode. Read from /sys, /proc,
-    /// /dev and the SMBIOS tables; runs no tool unless --smart.
-    Inventory {
-        /// Print the inventory as one JSON document.
-        #[arg(long)]
-        json: bool,
-        /// pci.ids to name PCI devices from (default: /usr/share/hwdata/pci.ids,
-        /// /usr/share/misc/pci.ids).
-        #[arg(long, value_name = "PATH")]
-        pci_ids: Option<PathBuf>,
-        /// Also ask smartctl for the SMART health of NVMe/SATA/SAS disks.
-        #[arg(long)]
-        smart: bool,
-    },
-    /// What is this machine doing? The boot's task, its unit's state, the
-    /// last events and results.
-    Status {
-        #[arg(long)]
-        json: bool,
-        /// How many recent events to show.
-        #[arg(long, default_value_t = 15)]
-        events: usize,
-    },
-    /// Write a verified disk image to a disk (raw, .gz, .xz, .zst from
-    /// http, https or file URLs), or load an installer kernel for kexec.
-    ///
-    /// Options default to speediso.install.* from the command line. Image
-    /// mode writes only with --confirm naming the target (its serial, or
-    /// its path when it has none); otherwise it prints the target and
-    /// writes nothing.
-    Install(InstallArgs),
-    /// Run one speed test now and print its figures (the same code as the
-    /// bench.* task steps).
-    Bench {
-        /// Print the result as JSON on stdout (progress goes to stderr).
-        #[arg(long, global = true)]
-        json: bool,
-        #[command(subcommand)]
-        what: BenchCmd,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-pub struct InstallArgs {
-    /// Disk image URL (http, https or file).
-    #[arg(long, value_name = "URL")]
-    image: Option<String>,
-    /// SHA-256 of the image as served (required unless --insecure).
-    #[arg(long, value_name = "HEX")]
-    sha256: Option<String>,
-    /// Target disk: a /dev path, serial=SERIAL, wwn=WWN or smallest.
-    #[arg(long, value_name = "TARGET")]
-    target: Option<String>,
-    /// Write an image without a checksum.
-    #[arg(long)]
-    insecure: bool,
-    /// Installer kernel URL (kexec mode).
-    #[arg(long, value_name = "URL")]
-    kernel: Option<String>,
-    /// Installer initrd URL (kexec mode).
-    #[arg(long, value_name = "URL")]
-    initrd: Option<String>,
-    /// Installer kernel command line (kexec mode).
-    #[arg(long, value_name = "STR")]
-    append: Option<String>,
-    /// SHA-256 of the kernel (kexec mode).
-    #[arg(long, value_name = "HEX")]
-    kernel_sha256: Option<String>,
-    /// SHA-256 of the initrd (kexec mode).
-    #[arg(long, value_name = "HEX")]
-    initrd_sha256: Option<String>,
-    /// Confirm the target disk by serial number (or path when it has none).
-    #[arg(long, value_name = "SERIAL_OR_PATH")]
-    confirm: Option<String>,
-    /// Print events as JSON lines.
-    #[arg(long)]
-    json: bool,
-}
-
-/// `speediso bench <what>`: one variant per benchmark module.
-#[derive(Debug, Subcommand)]
-pub enum BenchCmd {
-    /// sysbench-compatible prime search, SHA-256 and deflate, single and all threads.
-    Cpu(crate::bench::cpu::CpuArgs),
-    /// STREAM copy/scale/add/triad bandwidth, pointer-chase latency, pattern check.
-    Memory(crate::bench::memory::MemoryArgs),
-    /// fio-comparable seq/rand read/write jobs with O_DIRECT and io_uring.
-    Disk(crate::bench::disk::DiskArgs),
-    /// Network throughput: an iperf3-compatible client against a stock
-    /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
-    /// stream as JSON lines.
-    Net(crate::netbench::NetArgs),
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    tasks::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
-}
-
 /// Everything a handler needs from the global flags and environment.
 struct Env {
-    root: PathBuf,
+    root: Root,
     cmdline: Cmdline,
     env_task: Option<String>,
     catalog: Catalog,
@@ -268,9 +29,10 @@ struct Env {
 
 impl Env {
     fn new(cli: &Cli) -> Result<Env> {
+        let root = Root::new(&cli.root);
         let line = match &cli.cmdline {
             Some(s) => s.clone(),
-            None => cmdline::read(&cli.root)?,
+            None => cmdline::read(&root)?,
         };
         let mut dirs = cli.tasks_dir.clone();
         if let Some(d) = std::env::var_os("SPEEDISO_TASKS_DIR") {
@@ -290,7 +52,7 @@ impl Env {
             }
         }
         Ok(Env {
-            root: cli.root.clone(),
+            root,
             cmdline,
             env_task: std::env::var("SPEEDISO").ok(),
             catalog: Catalog::load(&tasks::default_dirs(&dirs)),
@@ -353,7 +115,7 @@ impl Env {
 
     /// The command line's `speediso.*` options for a command run by hand,
     /// warnings printed; `None` (the error printed) when one is invalid.
-    fn checked_options(&self) -> Option<plan::Options> {
+    fn checked_options(&self) -> Option<crate::options::Options> {
         match plan::check_options(&self.cmdline) {
             Ok((options, warnings)) => {
                 for w in warnings {
@@ -405,32 +167,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Tasks { json, options } => cmd_tasks(&env, json, options),
         Command::Status { json, events } => cmd_status(&env, json, events),
         Command::Bench { json, what } => cmd_bench(&env, json, &what),
-        Command::Wipe {
-            plan,
-            device,
-            all,
-            method,
-            verify,
-            confirm,
-            passes,
-            blank,
-            key,
-            json,
-        } => cmd_wipe(
-            &env,
-            WipeArgs {
-                plan,
-                device,
-                all,
-                method,
-                verify,
-                confirm,
-                passes,
-                blank,
-                key,
-                json,
-            },
-        ),
+        Command::Wipe(a) => cmd_wipe(&env, a),
         Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
         Command::Install(a) => cmd_install(&env, a),
         Command::Inventory {
@@ -633,7 +370,7 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     let boot = env.boot_task().map(|(t, _)| t);
     let allowed = crate::run::destructive_allowed(task, boot.as_deref(), confirm);
     let bus = env.bus(Some(plan.task.name.clone()), json);
-    let rc = crate::run::run(&plan, &env.root, &bus, allowed);
+    let rc = crate::run::run(&plan, &env.root, &env.run_dir, &bus, allowed);
     // A run that succeeded and whose task powers off or reboots afterwards
     // must not take its erasure certificates down with it (audit item 6).
     // A failed run stays up anyway: the dispatcher applies after= only on
@@ -654,30 +391,68 @@ fn cmd_run(env: &Env, task: &str, json: bool, confirm: Option<&str>) -> Result<i
     Ok(rc)
 }
 
+/// `speediso tasks --options`: every option the run and the modules
+/// declare (`plan::RUN_OPTIONS`, each module's `OPTIONS`), where it may be
+/// given and what it does.
+fn print_options(json: bool) -> Result<()> {
+    use crate::registry;
+    let row = |s: &crate::options::Spec, module: Option<&str>| {
+        serde_json::json!({
+            "module": module,
+            "cmdline": s.key.map(|k| format!("speediso.{k}")),
+            "step": s.step,
+            "flag": s.flag.map(|f| format!("--{f}")),
+            "help": s.help,
+        })
+    };
+    if json {
+        let mut rows: Vec<serde_json::Value> =
+            plan::RUN_OPTIONS.iter().map(|s| row(s, None)).collect();
+        for m in registry::MODULES {
+            rows.extend(m.options().iter().map(|s| row(s, Some(m.name()))));
+        }
+        crate::out!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    crate::out!("kernel command line options (speediso.<key>=<value>):");
+    for (s, users) in plan::known_options() {
+        let by = if users.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", users.join(", "))
+        };
+        crate::out!(
+            "  speediso.{:<26} {}{by}",
+            s.key.unwrap_or_default(),
+            s.help
+        );
+    }
+    crate::out!("\nper module: task-file step options (options = {{ ... }} in a [[steps]] table; any other key rejects the task) and flags:");
+    for m in registry::MODULES {
+        let keys = registry::step_keys(*m);
+        let shown = if keys.is_empty() {
+            "none (use its speediso.* options)".to_string()
+        } else {
+            keys.join(", ")
+        };
+        crate::out!("  {:<18} {shown}", m.name());
+        for s in m.options() {
+            let place = [
+                s.key.map(|k| format!("speediso.{k}")),
+                s.step.map(|k| format!("step {k}")),
+                s.flag
+                    .map(|f| format!("speediso {} --{f}", m.name().replace('.', " "))),
+            ];
+            let place: Vec<String> = place.into_iter().flatten().collect();
+            crate::out!("      {}: {}", place.join(", "), s.help);
+        }
+    }
+    Ok(())
+}
+
 fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
     if options {
-        if json {
-            let m: serde_json::Map<String, serde_json::Value> = plan::known_options()
-                .map(|(k, h)| (format!("speediso.{k}"), h.into()))
-                .collect();
-            crate::out!("{}", serde_json::to_string_pretty(&m)?);
-        } else {
-            for (k, h) in plan::known_options() {
-                crate::out!("speediso.{k:<18} {h}");
-            }
-            // What each module declares it reads from a task file's
-            // `options = { ... }` (any other key rejects the task).
-            crate::out!("\ntask-file step options (options = {{ ... }} in a [[steps]] table):");
-            for m in tasks::MODULES {
-                let keys = tasks::module_for(m).map(|m| m.step_keys()).unwrap_or(&[]);
-                let shown = if keys.is_empty() {
-                    "none (use its speediso.* options)".to_string()
-                } else {
-                    keys.join(", ")
-                };
-                crate::out!("  {m:<18} {shown}");
-            }
-        }
+        print_options(json)?;
         return Ok(exit::SUCCESS);
     }
     if json {
@@ -700,7 +475,7 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
             .steps
             .iter()
             .map(|s| {
-                let avail = if tasks::module_for(&s.module).is_ok() {
+                let avail = if crate::registry::module_for(&s.module).is_ok() {
                     ""
                 } else {
                     " (unavailable)"
@@ -731,7 +506,7 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
 }
 
 fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -> Result<i32> {
-    let opts = crate::inventory::Options { pci_ids, smart };
+    let opts = crate::inventory::Config { pci_ids, smart };
     let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
     let text = if json {
         for n in &notes {
@@ -852,44 +627,31 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
     Ok(exit::SUCCESS)
 }
 
-struct WipeArgs {
-    plan: bool,
-    device: Vec<String>,
-    all: bool,
-    method: Option<String>,
-    verify: Option<String>,
-    confirm: Vec<String>,
-    passes: Option<u32>,
-    blank: bool,
-    key: Option<PathBuf>,
-    json: bool,
-}
-
 fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     use crate::wipe::{self, select::Request, verify::VerifyMode};
-    let Some(mut options) = env.checked_options() else {
+    let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
+    // The command line's speediso.wipe.* first; each flag given replaces
+    // its field.
+    let mut cfg = wipe::Config::from_options(&options)?;
     if let Some(m) = &a.method {
-        options.0.insert("wipe.method".into(), m.clone());
+        cfg.method = wipe::Method::parse(m).expect("clap checked --method");
     }
     if let Some(v) = &a.verify {
-        if VerifyMode::parse(v).is_none() {
+        let Some(mode) = VerifyMode::parse(v) else {
             crate::say!("speediso: --verify {v:?}: expected full, off or sample:FRACTION (0 < FRACTION <= 1)");
             return Ok(exit::USAGE);
-        }
-        options.0.insert("wipe.verify".into(), v.clone());
+        };
+        cfg.verify = mode;
     }
     if let Some(p) = a.passes {
-        options.0.insert("wipe.passes".into(), p.to_string());
+        cfg.passes = p;
     }
-    if a.blank {
-        options.0.insert("wipe.blank".into(), "1".into());
-    }
+    cfg.blank |= a.blank;
     if let Some(k) = &a.key {
-        options.0.insert("wipe.key".into(), k.display().to_string());
+        cfg.key = wipe::KeySource::File(k.clone());
     }
-    let cfg = wipe::Config::from_options(&options, env.run_dir.clone())?;
     if a.device.is_empty() && !a.all {
         crate::say!("speediso: name the disks with --device PATH, or use --all");
         return Ok(exit::USAGE);
@@ -899,7 +661,7 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         all: a.all,
         ..Default::default()
     }
-    .with_options(&options)
+    .with_targets(&cfg.targets)
     .with_env();
     let p = match wipe::plan(&env.root, &req, &cfg) {
         Ok(p) => p,
@@ -962,7 +724,14 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
         true,
     );
     let ev = run.step.clone();
-    let res = wipe::execute(&p, &cfg, &env.root, run.run_id(), Some(ev.clone()));
+    let res = wipe::execute(
+        &p,
+        &cfg,
+        &env.root,
+        &env.run_dir,
+        run.run_id(),
+        Some(ev.clone()),
+    );
     let mut error = None;
     let rc = match res {
         Ok(r) => {
@@ -1020,54 +789,64 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
 fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     use crate::events::Body;
     use crate::install::{self, Config};
-    let Some(mut options) = env.checked_options() else {
+    let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
-    for (k, v) in [
-        ("image", &a.image),
-        ("sha256", &a.sha256),
-        ("target", &a.target),
-        ("kernel", &a.kernel),
-        ("initrd", &a.initrd),
-        ("append", &a.append),
-        ("kernel_sha256", &a.kernel_sha256),
-        ("initrd_sha256", &a.initrd_sha256),
-    ] {
-        if let Some(v) = v {
-            options.0.insert(format!("install.{k}"), v.clone());
-        }
-    }
-    if a.insecure {
-        options.0.insert("install.insecure".into(), "1".into());
-    }
-    let cfg = match Config::from_options(&options) {
+    // The command line's speediso.install.* first; each flag given
+    // replaces its field, checked as the option would be.
+    let mut cfg = match Config::read(&options) {
         Ok(c) => c,
         Err(e) => {
             crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
     };
-    for k in ["sha256", "kernel_sha256", "initrd_sha256"] {
-        if let Some(v) = options.get(&format!("install.{k}")) {
-            if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                crate::say!(
-                    "speediso: --{}: expected 64 hex digits",
-                    k.replace('_', "-")
-                );
+    let flags = [
+        ("image", &a.image, &mut cfg.image),
+        ("sha256", &a.sha256, &mut cfg.sha256),
+        ("kernel", &a.kernel, &mut cfg.kernel),
+        ("initrd", &a.initrd, &mut cfg.initrd),
+        ("append", &a.append, &mut cfg.append),
+        ("kernel-sha256", &a.kernel_sha256, &mut cfg.kernel_sha256),
+        ("initrd-sha256", &a.initrd_sha256, &mut cfg.initrd_sha256),
+    ];
+    for (flag, given, field) in flags {
+        let Some(v) = given else { continue };
+        let spec = install::OPTIONS
+            .iter()
+            .find(|s| s.flag == Some(flag))
+            .expect("every install flag is declared");
+        if let Err(why) = spec.check(v) {
+            crate::say!("speediso: --{flag}: {why}");
+            return Ok(exit::USAGE);
+        }
+        *field = Some(if flag.ends_with("sha256") {
+            v.to_ascii_lowercase()
+        } else {
+            v.clone()
+        });
+    }
+    if let Some(t) = &a.target {
+        match install::TargetSel::parse(t) {
+            Ok(t) => cfg.target = Some(t),
+            Err(e) => {
+                crate::say!("speediso: --target: {e:#}");
                 return Ok(exit::USAGE);
             }
         }
     }
+    cfg.insecure |= a.insecure;
+    if let Err(e) = cfg.check() {
+        crate::say!("speediso: {e:#}");
+        return Ok(exit::USAGE);
+    }
     let disk = if cfg.image.is_some() {
         // An exclusion that names no disk rejects the plan, as for wipe.
-        let exclude = crate::wipe::select::Request::default()
-            .with_options(&options)
-            .exclude;
-        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &exclude) {
+        if let Err(e) = crate::wipe::select::check_excludes(&env.root, &cfg.targets.exclude) {
             crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
-        let disk = match install::resolve_target(&env.root, &cfg.target, &options) {
+        let disk = match install::resolve_target(&env.root, cfg.target.as_ref(), &cfg.targets) {
             Ok(d) => d,
             Err(e) => {
                 crate::say!("speediso: {e:#}");
@@ -1168,5 +947,35 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
     }
 }
 
-/// Moved to the leaf `crate::root`; kept here for the handlers.
-pub use crate::root::under_root;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag a module declares is a flag of its ad-hoc command
+    /// (`bench.cpu`: `speediso bench cpu`), so `tasks --options` never
+    /// names one that does not exist.
+    #[test]
+    fn declared_flags_exist_on_the_modules_commands() {
+        let cli = Cli::command();
+        for m in crate::registry::MODULES {
+            let mut cmd = &cli;
+            for part in m.name().split('.') {
+                cmd = cmd
+                    .find_subcommand(part)
+                    .unwrap_or_else(|| panic!("{}: no command `{part}`", m.name()));
+            }
+            let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+            for s in m.options() {
+                if let Some(f) = s.flag {
+                    assert!(
+                        longs.contains(&f),
+                        "{}: declares --{f}, which `speediso {}` lacks (has {longs:?})",
+                        m.name(),
+                        m.name().replace('.', " ")
+                    );
+                }
+            }
+        }
+    }
+}

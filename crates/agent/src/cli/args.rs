@@ -1,0 +1,256 @@
+//! The `speediso` command line's definitions: every subcommand and flag,
+//! as clap reads them and `--help` prints them. A leaf of the CLI layer: the
+//! handlers in `cli` use it; it holds no logic. Each module's own ad-hoc
+//! flags (`bench cpu`, `bench net`, ...) are defined beside the module.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 success, 1 a step failed, 2 bad arguments or rejected task,
+3 destructive task not confirmed, 4 time limit reached.
+
+The task comes from the SPEEDISO environment variable, else from the kernel
+command line (systemd.setenv=SPEEDISO=<task> or speediso.task=<task>).
+Options are speediso.<key>=<value> on the kernel command line; see
+`speediso tasks --options`.";
+
+/// speediso: the agent of the PXE-booted speediso live image.
+///
+/// It reads the task the boot asked for, runs it as a systemd unit and
+/// streams every event to the console, the journal and the report endpoint.
+#[derive(Debug, Parser)]
+#[command(name = "speediso", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Also read task files from DIR (after /usr/lib/speediso/tasks and
+    /// /etc/speediso/tasks; later directories win). Also SPEEDISO_TASKS_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tasks_dir: Vec<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Use STR instead of /proc/cmdline (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "STR",
+        allow_hyphen_values = true
+    )]
+    pub cmdline: Option<String>,
+
+    /// Read /proc, /sys and /dev under DIR instead of / (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+
+    /// Runtime state directory (default /run/speediso; also SPEEDISO_RUN_DIR).
+    #[arg(long, global = true, hide = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the task the boot asked for as speediso@<task>.service and wait
+    /// for it (what speediso-dispatch.service runs at boot).
+    ///
+    /// With no task, an empty one or an unknown one, nothing runs: the
+    /// console and the report endpoint say which value was rejected and
+    /// which tasks exist, and the image stays up for SSH.
+    Dispatch {
+        /// Resolve and validate the task, print the plan, start nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan (with --dry-run) or events as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Give up waiting for the task's job after this long (e.g. 30m);
+        /// default: the task's time limit plus 5 minutes.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        wait: Option<Duration>,
+    },
+    /// Run a task's steps in the foreground, emitting events.
+    ///
+    /// This is what speediso@<task>.service runs. A destructive task (wipe,
+    /// decommission, lininstall) runs only when the boot command line asked
+    /// for it, or with --confirm naming the task.
+    Run {
+        /// The task to run (see `speediso tasks`).
+        task: String,
+        /// Print events as JSON lines on stdout instead of readable lines.
+        #[arg(long)]
+        json: bool,
+        /// Confirm that the destructive task TASK may run on this machine.
+        #[arg(long, value_name = "TASK")]
+        confirm: Option<String>,
+    },
+    /// List tasks, their steps, and whether they are destructive.
+    Tasks {
+        #[arg(long)]
+        json: bool,
+        /// List the speediso.* kernel command line options instead.
+        #[arg(long)]
+        options: bool,
+    },
+    /// Securely erase disks: firmware erase or overwrite, read-back
+    /// verification and a signed certificate per disk.
+    ///
+    /// Without --plan, every disk to be erased must be named with --confirm
+    /// (its serial number, or its path when it has none); otherwise nothing
+    /// is erased and the plan is printed.
+    Wipe(WipeArgs),
+    /// Check an erasure certificate's Ed25519 signature.
+    VerifyCert {
+        /// The certificate (JSON).
+        file: PathBuf,
+        /// The public key: 64 hex digits, or a file holding them.
+        #[arg(long, value_name = "KEY")]
+        pubkey: String,
+    },
+    /// Hardware inventory: PCI (named like lspci), CPU, memory and DIMMs,
+    /// DMI, disks with filesystems, NICs, boot mode. Read from /sys, /proc,
+    /// /dev and the SMBIOS tables; runs no tool unless --smart.
+    Inventory {
+        /// Print the inventory as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// pci.ids to name PCI devices from (default: /usr/share/hwdata/pci.ids,
+        /// /usr/share/misc/pci.ids).
+        #[arg(long, value_name = "PATH")]
+        pci_ids: Option<PathBuf>,
+        /// Also ask smartctl for the SMART health of NVMe/SATA/SAS disks.
+        #[arg(long)]
+        smart: bool,
+    },
+    /// What is this machine doing? The boot's task, its unit's state, the
+    /// last events and results.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How many recent events to show.
+        #[arg(long, default_value_t = 15)]
+        events: usize,
+    },
+    /// Write a verified disk image to a disk (raw, .gz, .xz, .zst from
+    /// http, https or file URLs), or load an installer kernel for kexec.
+    ///
+    /// Options default to speediso.install.* from the command line. Image
+    /// mode writes only with --confirm naming the target (its serial, or
+    /// its path when it has none); otherwise it prints the target and
+    /// writes nothing.
+    Install(InstallArgs),
+    /// Run one speed test now and print its figures (the same code as the
+    /// bench.* task steps).
+    Bench {
+        /// Print the result as JSON on stdout (progress goes to stderr).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+/// `speediso wipe` flags.
+#[derive(Debug, clap::Args)]
+pub struct WipeArgs {
+    /// Show what would be erased, how, and why other disks are skipped;
+    /// erase nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// A disk to erase (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub device: Vec<String>,
+    /// Every eligible disk.
+    #[arg(long, conflicts_with = "device")]
+    pub all: bool,
+    /// Method (default: speediso.wipe.method, else auto).
+    #[arg(long, value_name = "M", value_parser = clap::builder::PossibleValuesParser::new(crate::wipe::METHODS))]
+    pub method: Option<String>,
+    /// full, sample:FRACTION or off (default: speediso.wipe.verify, else full).
+    #[arg(long, value_name = "MODE")]
+    pub verify: Option<String>,
+    /// Confirm each disk by serial number (or path when it has none).
+    #[arg(long, value_name = "SERIAL_OR_PATH", num_args = 1..)]
+    pub confirm: Vec<String>,
+    /// Overwrite passes (zero, random).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
+    pub passes: Option<u32>,
+    /// Overwrite with zeros after a firmware erase.
+    #[arg(long)]
+    pub blank: bool,
+    /// Ed25519 signing key file (default: speediso.wipe.key, else a key
+    /// generated for this run).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Print the plan or events as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Disk image URL (http, https or file).
+    #[arg(long, value_name = "URL")]
+    pub image: Option<String>,
+    /// SHA-256 of the image as served (required unless --insecure).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Target disk: a /dev path, serial=SERIAL, wwn=WWN or smallest.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Write an image without a checksum.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Installer kernel URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    pub kernel: Option<String>,
+    /// Installer initrd URL (kexec mode).
+    #[arg(long, value_name = "URL")]
+    pub initrd: Option<String>,
+    /// Installer kernel command line (kexec mode).
+    #[arg(long, value_name = "STR")]
+    pub append: Option<String>,
+    /// SHA-256 of the kernel (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    pub kernel_sha256: Option<String>,
+    /// SHA-256 of the initrd (kexec mode).
+    #[arg(long, value_name = "HEX")]
+    pub initrd_sha256: Option<String>,
+    /// Confirm the target disk by serial number (or path when it has none).
+    #[arg(long, value_name = "SERIAL_OR_PATH")]
+    pub confirm: Option<String>,
+    /// Print events as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `speediso bench <what>`: one variant per benchmark module.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// sysbench-compatible prime search, SHA-256 and deflate, single and all threads.
+    Cpu(crate::bench::cpu::CpuArgs),
+    /// STREAM copy/scale/add/triad bandwidth, pointer-chase latency, pattern check.
+    Memory(crate::bench::memory::MemoryArgs),
+    /// fio-comparable seq/rand read/write jobs with O_DIRECT and io_uring.
+    Disk(crate::bench::disk::DiskArgs),
+    /// Network throughput: an iperf3-compatible client against a stock
+    /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
+    /// stream as JSON lines.
+    Net(crate::netbench::NetArgs),
+}
+
+pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    speediso_proto::units::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
