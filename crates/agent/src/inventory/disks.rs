@@ -173,7 +173,7 @@ pub fn collect(root: &Root, opts: Opts) -> Vec<DiskRecord> {
             s.spawn(move || {
                 probe_disk(root, d);
                 if opts.smart && root.is_system() {
-                    d.smart = super::smart::query(d);
+                    d.smart = super::smart::query(&d.path, d.transport.as_deref());
                 }
             });
         }

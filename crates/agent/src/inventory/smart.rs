@@ -4,7 +4,6 @@
 //! (`smart_status.passed`), never from the status. Absent whenever
 //! smartctl is missing or the device gives no verdict.
 
-use super::disks::DiskRecord;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -40,19 +39,20 @@ pub fn parse(json: &str) -> Option<Smart> {
     })
 }
 
-/// Ask smartctl about a disk whose transport can answer SMART.
-pub fn query(d: &DiskRecord) -> Option<Smart> {
-    let t = d.transport.as_deref()?;
+/// Ask smartctl about the disk at `path` when its transport (lsblk's
+/// name) can answer SMART.
+pub fn query(path: &str, transport: Option<&str>) -> Option<Smart> {
+    let t = transport?;
     if !matches!(t, "nvme" | "sata" | "ata" | "sas" | "scsi") {
         return None;
     }
     // Through sh only to keep stdout whatever the exit mask; the device
     // path goes in as $0, unquoted nowhere.
     let script = "command -v smartctl >/dev/null || exit 1; smartctl -j -H -A \"$0\"; exit 0";
-    match crate::cmd::run(&["sh", "-c", script, &d.path]) {
+    match crate::cmd::run(&["sh", "-c", script, path]) {
         Ok(out) => parse(&out),
         Err(e) => {
-            tracing::debug!("no SMART for {}: {e:#}", d.path);
+            tracing::debug!("no SMART for {path}: {e:#}");
             None
         }
     }
@@ -100,15 +100,9 @@ mod tests {
             std::env::var("PATH").unwrap_or_default()
         );
         std::env::set_var("PATH", path);
-        let mut d = DiskRecord {
-            path: "/dev/nvme9n9".into(),
-            transport: Some("nvme".into()),
-            ..Default::default()
-        };
-        let s = query(&d).unwrap();
+        let s = query("/dev/nvme9n9", Some("nvme")).unwrap();
         assert!(s.passed);
         assert_eq!(s.temperature_c, Some(40));
-        d.transport = Some("virtio".into());
-        assert_eq!(query(&d), None);
+        assert_eq!(query("/dev/nvme9n9", Some("virtio")), None);
     }
 }
