@@ -3,8 +3,9 @@
 //! PASS-THROUGH(16) (SAT-4) and polled with SANITIZE STATUS EXT, ATA
 //! Security Erase (opt-in), and SCSI SANITIZE (SBC-4) for SAS disks.
 
+use super::method::Method;
 use super::overwrite::Target;
-use super::{Method, Tracker};
+use super::progress::Tracker;
 use crate::sys::sg::{sg_io, Data, Reply};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! SP 800-88 Appendix G, signed with Ed25519 over its canonical JSON (see
 //! docs/certificate.md), plus a self-contained HTML rendering.
 
-use super::DiskOutcome;
+use super::disk::DiskOutcome;
 use crate::events::HostId;
 use anyhow::{anyhow, bail, Context, Result};
 use ed25519_dalek::SigningKey;

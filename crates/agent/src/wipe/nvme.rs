@@ -3,8 +3,9 @@
 //! log page, and Format NVM with Secure Erase Settings. Encoding here, the
 //! ioctl in `sys::nvme`.
 
+use super::method::Method;
 use super::overwrite::Target;
-use super::{Method, Tracker};
+use super::progress::Tracker;
 use crate::sys::nvme::{admin, namespace_id, AdminCmd, AdminError};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;

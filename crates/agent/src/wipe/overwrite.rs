@@ -2,7 +2,7 @@
 //! zeros or a ChaCha8 stream that can be regenerated at any offset, bounded
 //! retries and a record of the LBA ranges that could not be written.
 
-use super::Tracker;
+use super::progress::Tracker;
 use crate::sys::iobuf::IoArena;
 use anyhow::{Context, Result};
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};

@@ -4,7 +4,7 @@
 //! before the erase survives it".
 
 use super::overwrite::{AlignedBuf, Failures, Pattern, Slots, Target, CHUNK, RETRIES, SPARE};
-use super::Tracker;
+use super::progress::Tracker;
 use crate::sys::iobuf::IoArena;
 use serde::Serialize;
 use std::os::unix::fs::FileExt;

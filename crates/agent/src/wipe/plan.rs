@@ -1,0 +1,206 @@
+//! The wipe plan: which disks are erased, how and why, which are skipped
+//! and why, and how `--plan` prints it.
+
+use super::caps::{probe, Caps};
+use super::choose::choose;
+use super::config::Config;
+use super::method::Method;
+use super::select;
+use super::select::{Request, Selection};
+use crate::blockdev::scan::Disk;
+use crate::root::Root;
+use anyhow::Result;
+use serde::Serialize;
+
+/// One disk in the plan: what will be done to it and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub disk: Disk,
+    pub method: Method,
+    pub category: &'static str,
+    pub why: String,
+    pub caps: Caps,
+}
+
+/// The whole plan: what is erased, how, and what is skipped and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct WipePlan {
+    pub erase: Vec<Planned>,
+    pub skipped: Vec<select::Skipped>,
+    pub verify: String,
+    pub passes: u32,
+    pub blank: bool,
+}
+
+/// The `siblings` not among the `chosen` disks, each with the reasons
+/// selection gave for skipping it, or "not selected for this wipe" (not
+/// named by `--device`).
+pub(super) fn siblings_kept(
+    siblings: &[String],
+    chosen: &[String],
+    skipped: &[select::Skipped],
+) -> Vec<String> {
+    siblings
+        .iter()
+        .filter(|n| !chosen.contains(n))
+        .map(|n| {
+            let why = skipped
+                .iter()
+                .find(|k| {
+                    k.disk.as_ref().is_some_and(|d| &d.name == n) || k.device == format!("/dev/{n}")
+                })
+                .map(|k| k.reasons.join("; "))
+                .unwrap_or_else(|| "not selected for this wipe".into());
+            format!("{n} ({why})")
+        })
+        .collect()
+}
+
+/// Why a probed disk is refused as an NVMe namespace another host may
+/// share (NMIC/CMIC, audit item 4), unless `speediso.wipe.remote=1`.
+/// Selection cannot see this (it needs the admin passthrough), so it is
+/// checked once the disk is probed.
+pub(super) fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<String> {
+    if req.remote {
+        return None;
+    }
+    let why = caps.nvme.as_ref()?.shared_namespace()?;
+    Some(format!("{why}; set speediso.wipe.remote=1 to erase it"))
+}
+
+/// Select disks and choose a method for each. Fails when an exclusion
+/// names no disk.
+pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
+    let Selection {
+        eligible,
+        mut skipped,
+    } = select::select(root, req)?;
+    let mut erase = Vec::new();
+    let chosen: Vec<String> = eligible.iter().map(|d| d.name.clone()).collect();
+    let skipped_by_select = skipped.clone();
+    for d in eligible {
+        let mut caps = probe(root, &d);
+        caps.nvme_siblings_kept = siblings_kept(&caps.nvme_siblings, &chosen, &skipped_by_select);
+        if let Some(why) = shared_namespace_refusal(&caps, req) {
+            skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(select::SkipClass::Blocking, why)],
+            ));
+            continue;
+        }
+        match choose(&d, &caps, cfg.method) {
+            Ok((method, why)) => erase.push(Planned {
+                category: method.category(),
+                disk: d,
+                method,
+                why,
+                caps,
+            }),
+            Err(why) => skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(
+                    select::SkipClass::Blocking,
+                    format!("method {}: {why}", cfg.method.name()),
+                )],
+            )),
+        }
+    }
+    Ok(WipePlan {
+        erase,
+        skipped,
+        verify: cfg.verify.as_string(),
+        passes: cfg.passes,
+        blank: cfg.blank,
+    })
+}
+
+impl WipePlan {
+    /// Skipped disks that make the run fail (see `select::SkipClass`).
+    pub fn blocking(&self) -> Vec<&select::Skipped> {
+        self.skipped.iter().filter(|k| k.is_blocking()).collect()
+    }
+
+    /// `"/dev/x: why; why"` for each blocking skip, or `None`.
+    pub fn blocking_summary(&self) -> Option<String> {
+        let b = self.blocking();
+        (!b.is_empty()).then(|| {
+            format!(
+                "{} disk(s) that should be erased cannot be: {}",
+                b.len(),
+                b.iter()
+                    .map(|k| format!("{}: {}", k.device, k.reasons.join("; ")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
+        })
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// The plan as the lines `--plan` prints.
+pub fn describe_plan(p: &WipePlan) -> String {
+    let mut s = String::new();
+    if p.erase.is_empty() {
+        s.push_str("will erase: nothing\n");
+    } else {
+        s.push_str(&format!(
+            "will erase ({} disk(s); verify {}, passes {}{}):\n",
+            p.erase.len(),
+            p.verify,
+            p.passes,
+            if p.blank {
+                ", blank after firmware erase"
+            } else {
+                ""
+            }
+        ));
+    }
+    for e in &p.erase {
+        let d = &e.disk;
+        s.push_str(&format!(
+            "  {:<14} {:>10}  {:<6} model {:<24} serial {:<20} method {} ({}, {}) — {}\n",
+            d.path.display(),
+            human_bytes(d.size_bytes),
+            format!("{:?}", d.transport).to_lowercase(),
+            d.model.as_deref().unwrap_or("-"),
+            d.serial.as_deref().unwrap_or("-"),
+            e.method.name(),
+            e.category,
+            e.method.technique(),
+            e.why
+        ));
+    }
+    let blocking = p.blocking();
+    if !blocking.is_empty() {
+        s.push_str(&format!(
+            "NOT ERASED, and the run will FAIL because of them ({} disk(s); fix them, or exclude them with speediso.wipe.exclude):\n",
+            blocking.len()
+        ));
+    }
+    for k in &blocking {
+        s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+    }
+    if p.skipped.iter().any(|k| !k.is_blocking()) {
+        s.push_str("skipped (not targets):\n");
+    }
+    for k in p.skipped.iter().filter(|k| !k.is_blocking()) {
+        s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+    }
+    s
+}
