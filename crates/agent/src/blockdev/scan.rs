@@ -107,6 +107,23 @@ pub struct Disk {
     pub test_target: bool,
 }
 
+/// How a report names a disk briefly: its path, transport and size, and
+/// the identifiers it has (model, serial, WWN); the install result's
+/// `target`.
+pub fn serialize_brief<S: serde::Serializer>(d: &Disk, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("path", &d.path)?;
+    m.serialize_entry("transport", &d.transport)?;
+    m.serialize_entry("size_bytes", &d.size_bytes)?;
+    for (k, v) in [("model", &d.model), ("serial", &d.serial), ("wwn", &d.wwn)] {
+        if let Some(v) = v {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    m.end()
+}
+
 impl Disk {
     /// How `--confirm` and certificates name the disk: its serial, or its
     /// path when it has none.

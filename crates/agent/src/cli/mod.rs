@@ -882,7 +882,7 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
             if !a.json {
                 crate::out!(
                     "installed {} ({:?}, sha256 {}) to {}: {} bytes written and read back in {:.1}s ({:.1} MB/s)",
-                    r.image, r.format, r.sha256, r.target.path, r.bytes_written, r.duration_s, r.mb_per_s
+                    r.image, r.format, r.sha256, r.target.path.display(), r.bytes_written, r.duration_s, r.mb_per_s
                 );
             }
             Ok(serde_json::to_value(&r)?)

@@ -19,7 +19,7 @@ pub mod fetch;
 pub mod kexec;
 pub mod write;
 
-use crate::blockdev::scan::{Disk, Transport};
+use crate::blockdev::scan::Disk;
 use crate::events::{Progress, StepEvents};
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
@@ -216,33 +216,6 @@ impl Config {
     }
 }
 
-/// The disk written, as reports name it.
-#[derive(Debug, Clone, Serialize)]
-pub struct DiskId {
-    pub path: String,
-    pub transport: Transport,
-    pub size_bytes: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wwn: Option<String>,
-}
-
-impl From<&Disk> for DiskId {
-    fn from(d: &Disk) -> DiskId {
-        DiskId {
-            path: d.path.display().to_string(),
-            transport: d.transport,
-            size_bytes: d.size_bytes,
-            model: d.model.clone(),
-            serial: d.serial.clone(),
-            wwn: d.wwn.clone(),
-        }
-    }
-}
-
 fn why_not(skipped: &[Skipped]) -> String {
     skipped
         .iter()
@@ -340,7 +313,9 @@ pub struct Installed {
     pub resumes: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drops: Vec<String>,
-    pub target: DiskId,
+    /// The disk written, named briefly (path, transport, size, ids).
+    #[serde(serialize_with = "crate::blockdev::scan::serialize_brief")]
+    pub target: Disk,
     /// BLKRRPART: "ok", or why not (loop devices without partscan say EINVAL).
     pub partition_table_reread: String,
     pub duration_s: f64,
@@ -514,7 +489,7 @@ pub fn install_image(cfg: &Config, disk: &Disk, events: Option<&StepEvents>) -> 
         bytes_written: written.bytes,
         resumes: src.resumes,
         drops: src.drops.clone(),
-        target: DiskId::from(disk),
+        target: disk.clone(),
         partition_table_reread: reread,
         duration_s: secs,
         write_s: phases,
@@ -533,6 +508,9 @@ impl Module for Install {
     type Config = Config;
     const NAME: &'static str = NAME;
     const OPTIONS: &'static [Spec] = OPTIONS;
+    /// Image mode writes a disk, so a task with this step must be marked
+    /// destructive; kexec mode only loads a kernel, which `run` does
+    /// before it asks whether writing was confirmed.
     const DESTRUCTIVE: bool = true;
 
     fn configure(_step: &toml::Table, options: &Options) -> Result<Config> {
@@ -568,6 +546,7 @@ mod tests {
 
     #[test]
     fn a_disk_with_a_serial_is_confirmed_by_its_serial_only() {
+        use crate::blockdev::scan::Transport;
         let mut d = Disk {
             name: "nvme0n1".into(),
             path: "/dev/nvme0n1".into(),
@@ -591,6 +570,17 @@ mod tests {
             removable: false,
             test_target: false,
         };
+        // The result names the target briefly: path, transport, size and
+        // the identifiers it has.
+        #[derive(Serialize)]
+        struct R {
+            #[serde(serialize_with = "crate::blockdev::scan::serialize_brief")]
+            target: Disk,
+        }
+        assert_eq!(
+            serde_json::to_value(R { target: d.clone() }).unwrap()["target"],
+            serde_json::json!({"path": "/dev/nvme0n1", "transport": "nvme", "size_bytes": 1u64 << 30, "serial": "S4EW1"})
+        );
         assert!(confirmed(&d, Some("S4EW1")));
         assert!(!confirmed(&d, Some("/dev/nvme0n1")));
         assert!(!confirmed(&d, None));
