@@ -764,25 +764,18 @@ pub fn run_target(root: &Root, cfg: &Config, path: &Path, ev: &StepEvents) -> Re
 /// Whole disks worth a read benchmark: /sys/block entries that are not
 /// loop, RAM, optical or floppy devices, and have a size.
 pub fn all_disks(root: &Root) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(root.at("/sys/block")) else {
-        return Vec::new();
+    // Not loop, RAM, optical, floppy or network block devices, nor empty
+    // ones (a card reader without a card).
+    let skip = |n: &str| {
+        ["loop", "ram", "zram", "sr", "fd", "nbd"]
+            .iter()
+            .any(|p| n.starts_with(p))
     };
-    let mut v: Vec<PathBuf> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let skip = ["loop", "ram", "zram", "sr", "fd", "nbd"]
-                .iter()
-                .any(|p| name.starts_with(p));
-            let size = std::fs::read_to_string(e.path().join("size"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            (!skip && size > 0).then(|| PathBuf::from(format!("/dev/{name}")))
-        })
-        .collect();
-    v.sort();
-    v
+    crate::blockdev::scan::disks(root)
+        .into_iter()
+        .filter(|d| !skip(&d.name) && d.size_bytes > 0)
+        .map(|d| d.path)
+        .collect()
 }
 
 pub fn summary(r: &DiskReport) -> String {
