@@ -5,6 +5,7 @@
 //! sysbench and fio by benches/speed.sh.
 
 use serde_json::Value;
+use speediso_testsupport::output_ok;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
@@ -17,13 +18,7 @@ fn speediso(args: &[&str]) -> Output {
 }
 
 fn json_of(args: &[&str]) -> Value {
-    let out = speediso(args);
-    assert!(
-        out.status.success(),
-        "speediso {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new(BIN).args(args));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "speediso {args:?}: bad JSON ({e}): {}",
@@ -323,20 +318,15 @@ fn bench_steps_run_in_a_task() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "benchquick", "--json", "--cmdline", ""])
-        .arg("--tasks-dir")
-        .arg(&tasks)
-        .arg("--run-dir")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(BIN)
+            .args(["run", "benchquick", "--json", "--cmdline", ""])
+            .arg("--tasks-dir")
+            .arg(&tasks)
+            .arg("--run-dir")
+            .arg(dir.path().join("run")),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     let results: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

@@ -905,26 +905,20 @@ fn missing_pci_ids_file_is_an_error_naming_it() {
 fn inventory_task_emits_result_event() {
     let root = fixture(FC);
     let run_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "--cmdline",
-            "quiet",
-            "--run-dir",
-        ])
-        .arg(run_dir.path())
-        .args(["run", "inventory", "--json"])
-        .env_remove("SPEEDISO")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = output(
+        Command::new(BIN)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "--cmdline",
+                "quiet",
+                "--run-dir",
+            ])
+            .arg(run_dir.path())
+            .args(["run", "inventory", "--json"])
+            .env_remove("SPEEDISO")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM"),
     );
     let events: Vec<Value> = text
         .lines()

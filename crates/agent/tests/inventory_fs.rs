@@ -4,6 +4,7 @@
 //! must agree.
 
 use speediso::inventory::fsprobe;
+use speediso_testsupport::output_ok;
 use std::path::Path;
 use std::process::Command;
 
@@ -21,12 +22,7 @@ fn have(tool: &str) -> bool {
 }
 
 fn sh(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new(argv[0]).args(&argv[1..]));
 }
 
 /// blkid's TYPE, LABEL and UUID for a file (`-o export`, unescaped).
@@ -322,16 +318,7 @@ fn lvm2_pv() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    let out = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "losetup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new("losetup").args(["--find", "--show"]).arg(&img));
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(dev.starts_with("/dev/loop"), "not a loop device: {dev}");
     struct Detach(String);
@@ -341,21 +328,16 @@ fn lvm2_pv() {
         }
     }
     let guard = Detach(dev.clone());
-    let st = Command::new("pvcreate")
-        .args([
-            "-y",
-            "-q",
-            "--config",
-            "devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0}",
-            &dev,
-        ])
-        .env("DM_DISABLE_UDEV", "1")
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "pvcreate: {}",
-        String::from_utf8_lossy(&st.stderr)
+    output_ok(
+        Command::new("pvcreate")
+            .args([
+                "-y",
+                "-q",
+                "--config",
+                "devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0}",
+                &dev,
+            ])
+            .env("DM_DISABLE_UDEV", "1"),
     );
     drop(guard);
     let (t, _, u) = blkid(&img);

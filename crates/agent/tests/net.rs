@@ -4,6 +4,7 @@
 //! against a small local HTTP server with a redirect.
 
 use serde_json::Value;
+use speediso_testsupport::{free_port, output_ok};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -32,14 +33,6 @@ fn have(tool: &str, args: &[&str]) -> bool {
         "{tool} is required (tests/apt/net.txt) but `{tool} {}` failed",
         args.join(" ")
     ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Is something listening on 127.0.0.1:port (read from /proc, because a
@@ -786,16 +779,7 @@ fn task_with_bad_net_option_is_rejected_before_running() {
 
 /// Run an openssl subcommand in `dir`; panics with its stderr on failure.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new("openssl").args(args).current_dir(dir));
 }
 
 #[test]

@@ -2,10 +2,9 @@
 //! limits, malformed input (nothing partial stored), idempotency,
 //! certificates, 200 concurrent agents, graceful shutdown.
 
-use speediso::events::{Bus, HostId};
-use speediso::report::retry::RetryPolicy;
-use speediso::report::Config;
-use speediso::sinks::report::{Report, Tuning};
+mod common;
+
+use common::{fast_tuning, host_bus, report_sink};
 use speediso_testsupport::collector::*;
 use std::time::Duration;
 
@@ -451,31 +450,11 @@ fn two_hundred_concurrent_agents_all_stored() {
             let url = url.clone();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(500),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(20),
-                    ..Tuning::default()
-                };
-                let host = HostId {
-                    serial: Some(format!("CONC{i:03}")),
-                    ..HostId::default()
-                };
-                let bus = Bus::new(
-                    Some("speedtest".into()),
-                    host,
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(20));
+                let bus = host_bus(
+                    "speedtest",
+                    &format!("CONC{i:03}"),
+                    vec![report_sink(url, &run_dir, tuning)],
                 );
                 barrier.wait();
                 for s in 0..EVENTS {
@@ -641,31 +620,11 @@ fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("collector"), None, &[]);
     let run_dir = tmp.path().join("agent");
-    let cfg = Config {
-        base: c.url(),
-        token: Some(TOKEN.into()),
-        ca_pem: None,
-        https: false,
-        drain: None,
-    };
-    let tuning = Tuning {
-        running: RetryPolicy {
-            initial: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-            jitter: 0.5,
-            deadline: None,
-        },
-        linger: Duration::from_millis(300),
-        ..Tuning::default()
-    };
-    let host = HostId {
-        serial: Some("AG1".into()),
-        ..HostId::default()
-    };
-    let bus = Bus::new(
-        Some("speedtest".into()),
-        host,
-        vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+    let tuning = fast_tuning(Duration::from_millis(200), Duration::from_millis(300));
+    let bus = host_bus(
+        "speedtest",
+        "AG1",
+        vec![report_sink(c.url(), &run_dir, tuning)],
     );
     let run = bus.run_id().to_string();
     let planted = event_line(
@@ -815,32 +774,14 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
     // Agents reporting while it is full keep their events and retry.
     let agents: Vec<_> = (0..6)
         .map(|i| {
-            let cfg = Config {
-                base: c.url(),
-                token: Some(TOKEN.into()),
-                ca_pem: None,
-                https: false,
-                drain: None,
-            };
+            let url = c.url();
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(300),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("limited".into()),
-                    HostId {
-                        serial: Some(format!("LIM{i}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                let tuning = fast_tuning(Duration::from_millis(300), Duration::from_millis(10));
+                let bus = host_bus(
+                    "limited",
+                    &format!("LIM{i}"),
+                    vec![report_sink(url, &run_dir, tuning)],
                 );
                 for s in 0..50 {
                     bus.step("bench.cpu").log(format!("event {s}"));

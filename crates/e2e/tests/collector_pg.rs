@@ -4,13 +4,13 @@
 //! then two collectors sharing one database with agents replaying across
 //! them, every event stored exactly once.
 
-use speediso::events::{Bus, HostId};
-use speediso::report::retry::RetryPolicy;
-use speediso::report::Config;
-use speediso::sinks::report::{Report, Tuning};
+mod common;
+
+use common::{fast_tuning, host_bus, report_sink};
 use speediso_collector::pg::PgStore;
 use speediso_collector::store::Store;
 use speediso_testsupport::collector::*;
+use speediso_testsupport::{free_port, output_ok};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -71,11 +71,7 @@ impl Postgres {
                 .unwrap();
             assert!(st.success());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pg = Postgres {
             bin,
             data: tmp.path().join("data"),
@@ -83,16 +79,10 @@ impl Postgres {
             as_root,
             _tmp: tmp,
         };
-        let out = pg
-            .cmd("initdb")
-            .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
-            .arg(&pg.data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            pg.cmd("initdb")
+                .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
+                .arg(&pg.data),
         );
         pg.pg_start(opts);
         Some(pg)
@@ -178,30 +168,11 @@ fn postgres_store_and_two_collectors_sharing_it() {
             let url = if i % 2 == 0 { a.url() } else { b.url() };
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(500),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("pgfleet".into()),
-                    HostId {
-                        serial: Some(format!("PG{i:02}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(10));
+                let bus = host_bus(
+                    "pgfleet",
+                    &format!("PG{i:02}"),
+                    vec![report_sink(url, &run_dir, tuning)],
                 );
                 for s in 0..100 {
                     bus.step("bench.memory").log(format!("event {s}"));
@@ -402,30 +373,11 @@ fn postgres_restart_under_load_loses_nothing() {
             let run_dir = tmp.path().join(format!("agent{i}"));
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(400),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("pgrestart".into()),
-                    HostId {
-                        serial: Some(format!("RST{i}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
+                let tuning = fast_tuning(Duration::from_millis(400), Duration::from_millis(10));
+                let bus = host_bus(
+                    "pgrestart",
+                    &format!("RST{i}"),
+                    vec![report_sink(url, &run_dir, tuning)],
                 );
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -481,16 +433,7 @@ fn postgres_restart_under_load_loses_nothing() {
 
 /// `openssl` with these arguments, in `dir`; panics with its stderr.
 fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new("openssl").args(args).current_dir(dir));
 }
 
 /// A CA `name`.pem/.key, self-signed.

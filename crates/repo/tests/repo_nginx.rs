@@ -4,9 +4,10 @@
 //! the paths, ports and upstream address replaced.
 
 use sha2::{Digest, Sha256};
+use speediso_testsupport::{free_port, output_ok};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,14 +35,6 @@ fn nginx_bin() -> PathBuf {
         }
     }
     PathBuf::from("nginx")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One nginx process (master_process off: a single process, killed by PID).
@@ -246,12 +239,7 @@ fn publish(root: &Path, inputs: &Path, n: u64) {
         fs::write(dir.join(name), content(n, name)).unwrap();
         cmd.arg(dir.join(name));
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "publish {n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&mut cmd);
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -362,15 +350,10 @@ fn mirror_stores_versioned_files_and_follows_publish_and_rollback() {
     assert_eq!(r.body, content(2, "vmlinuz"));
 
     // Roll back: build 1 again, straight from the mirror's store.
-    let out = Command::new(BIN)
-        .args(["rollback", "--job", "speedtest", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(BIN)
+            .args(["rollback", "--job", "speedtest", "--root"])
+            .arg(&root),
     );
     let (r, path) = get_following(mport, "/speedtest.squashfs");
     assert_eq!(path, numbered(1));

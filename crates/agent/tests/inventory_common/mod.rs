@@ -45,13 +45,7 @@ pub fn system_pci_ids() -> Option<&'static str> {
 
 /// Run a command; panics with its stderr on failure; returns stdout.
 pub fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(speediso_testsupport::output_ok(cmd).stdout).unwrap()
 }
 
 /// `speediso [global args] inventory --json [args]` as JSON.

@@ -1,0 +1,66 @@
+//! Shared by the end-to-end tests: a real agent's report sink and bus aimed
+//! at the real collector, and the files an agent leaves in its spool. The
+//! collector itself is `speediso_testsupport::collector`.
+#![allow(dead_code)]
+
+use speediso::events::{Bus, HostId, Sink};
+use speediso::report::retry::RetryPolicy;
+use speediso::report::Config;
+use speediso::sinks::report::{Report, Tuning};
+use speediso_testsupport::collector::TOKEN;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The report configuration of an agent sending to the collector at `base`
+/// (`http://127.0.0.1:port`) with the test token.
+pub fn config(base: String) -> Config {
+    Config {
+        base,
+        token: Some(TOKEN.into()),
+        ca_pem: None,
+        https: false,
+        drain: None,
+    }
+}
+
+/// Report tuning for tests: retries from 50 ms up to `cap` (half jitter, no
+/// deadline), a batch sent `linger` after its first event.
+pub fn fast_tuning(cap: Duration, linger: Duration) -> Tuning {
+    Tuning {
+        running: RetryPolicy {
+            initial: Duration::from_millis(50),
+            cap,
+            jitter: 0.5,
+            deadline: None,
+        },
+        linger,
+        ..Tuning::default()
+    }
+}
+
+/// The report sink of an agent sending to `base`, spooling under `run_dir`.
+pub fn report_sink(base: String, run_dir: &Path, tuning: Tuning) -> Box<Report> {
+    Box::new(Report::with_tuning(config(base), run_dir, tuning))
+}
+
+/// A run of `task` on the host whose serial is `serial`, to `sinks`.
+pub fn host_bus(task: &str, serial: &str, sinks: Vec<Box<dyn Sink>>) -> Bus {
+    Bus::new(
+        Some(task.into()),
+        HostId {
+            serial: Some(serial.into()),
+            ..HostId::default()
+        },
+        sinks,
+    )
+}
+
+/// The files in `run_dir`'s spool whose extension is `ext` (`ndjson`: a
+/// run's events; `refused`: lines the collector refused).
+pub fn spooled(run_dir: &Path, ext: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(run_dir.join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect()
+}
