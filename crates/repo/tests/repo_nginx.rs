@@ -3,7 +3,8 @@
 //! publish and a rollback. The config files are used as shipped, with only
 //! the paths, ports and upstream address replaced.
 
-use sha2::{Digest, Sha256};
+mod common;
+
 use speediso_testsupport::{free_port, output_ok};
 use std::fs;
 use std::io::{Read, Write};
@@ -200,26 +201,15 @@ fn get_following(port: u16, path: &str) -> (Response, String) {
     panic!("redirect loop from {path}");
 }
 
+/// A build's file: 3 MiB for the squashfs (enough for range requests),
+/// small and build-sized for the others.
 fn content(build: u64, name: &str) -> Vec<u8> {
-    // Deterministic, build-specific bytes (splitmix64 seeded by build and
-    // name): fast even in debug builds, never shared between builds.
     let size = if name.ends_with(".squashfs") {
         3 << 20
     } else {
         10_000 + build as usize
     };
-    let seed = Sha256::digest(format!("{build}/{name}").as_bytes());
-    let mut x = u64::from_le_bytes(seed[..8].try_into().unwrap());
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(size);
-    out
+    common::content(build, name, size)
 }
 
 fn publish(root: &Path, inputs: &Path, n: u64) {

@@ -5,7 +5,8 @@
 //!   test by skipping it;
 //! - `bin`: a binary of the workspace, also from another crate's tests;
 //! - `REPO`: the repository root (fixtures, tasks, units, scripts);
-//! - `output_ok`: run a command that must succeed; `free_port`: a loopback port;
+//! - `output_ok`/`assert_success`: a command that must succeed; `free_port`:
+//!   a loopback port;
 //! - `loops`: loop devices over temp files the test creates and removes;
 //! - `collector` (feature `collector`): the real collector on 127.0.0.1.
 
@@ -88,14 +89,21 @@ pub fn output_ok(cmd: &mut Command) -> Output {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert_success(&out, &format!("{cmd:?}"));
+    out
+}
+
+/// Panics unless `out` (of the command `what`) is an exit 0, with its exit
+/// status, stdout and stderr.
+#[track_caller]
+pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
-        "{cmd:?} failed ({})\nstdout: {}\nstderr: {}",
+        "{what} failed ({})\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released),
