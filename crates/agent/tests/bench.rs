@@ -153,6 +153,12 @@ fn check_verify_sectors(bytes: &[u8]) {
     }
 }
 
+/// `speediso bench disk --target target --duration 1s [extra] --json`.
+fn bench_disk(target: &str, extra: &[&str]) -> Value {
+    let head = ["bench", "disk", "--target", target, "--duration", "1s"];
+    json_of(&[&head[..], extra, &["--json"]].concat())
+}
+
 fn tmpdir() -> tempfile::TempDir {
     // Under target/: a real filesystem that supports O_DIRECT (tmpfs does not).
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -163,20 +169,7 @@ fn disk_on_a_file() {
     let dir = tmpdir();
     let file = dir.path().join("target.img");
     let p = file.to_str().unwrap();
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        p,
-        "--size-mib",
-        "64",
-        "--duration",
-        "1s",
-        "--verify",
-        "--verify-mib",
-        "4",
-        "--json",
-    ]);
+    let v = bench_disk(p, &["--size-mib", "64", "--verify", "--verify-mib", "4"]);
     check_disk_report(&v, "file", 4);
     assert_eq!(f(&v, &["size_bytes"]), 64.0 * 1048576.0);
     let md = std::fs::metadata(&file).unwrap();
@@ -201,20 +194,7 @@ fn disk_on_a_loop_device() {
         .set_len(64 << 20)
         .unwrap();
     let lo = Loop::over(&img);
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        &lo.dev,
-        "--mode",
-        "all",
-        "--duration",
-        "1s",
-        "--verify",
-        "--verify-mib",
-        "4",
-        "--json",
-    ]);
+    let v = bench_disk(&lo.dev, &["--mode", "all", "--verify", "--verify-mib", "4"]);
     check_disk_report(&v, "loop", 4);
     assert_eq!(f(&v, &["size_bytes"]), 64.0 * 1048576.0);
     drop(lo);
@@ -230,15 +210,7 @@ fn loop_device_defaults_to_read_only_jobs() {
     let img = dir.path().join("ro.img");
     std::fs::write(&img, vec![0x5au8; 8 << 20]).unwrap();
     let lo = Loop::over(&img);
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        &lo.dev,
-        "--duration",
-        "1s",
-        "--json",
-    ]);
+    let v = bench_disk(&lo.dev, &[]);
     assert!(f(&v, &["seq_read_mbps"]) > 0.0 && f(&v, &["rand_read_iops"]) > 0.0);
     assert!(v["seq_write_mbps"].is_null() && v["rand_write_iops"].is_null());
     drop(lo);

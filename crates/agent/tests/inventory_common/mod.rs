@@ -60,6 +60,28 @@ pub fn inventory(global: &[&str], args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// `inventory` of the captured tree `root` booted with the kernel command
+/// line `cmdline`.
+pub fn booted_inventory(root: &Path, cmdline: &str) -> Value {
+    inventory(
+        &["--root", root.to_str().unwrap(), "--cmdline", cmdline],
+        &[],
+    )
+}
+
+/// MemTotal of the meminfo file `path`, in bytes.
+pub fn mem_total_bytes(path: &Path) -> u64 {
+    let meminfo = std::fs::read_to_string(path).unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no MemTotal in {}", path.display()))
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
 /// Split one line of `lspci -mm` output into its fields, undoing the
 /// shell-style quoting (`"a \"b\""`).
 pub fn mm_fields(line: &str) -> Vec<String> {
@@ -142,6 +164,25 @@ pub fn parse_mm(text: &str) -> Vec<MmDevice> {
 pub fn split_id(s: &str) -> (String, String) {
     let i = s.rfind(" [").unwrap_or_else(|| panic!("no [id] in {s:?}"));
     (s[..i].to_string(), s[i + 2..s.len() - 1].to_string())
+}
+
+/// `compare_pci` with lspci reading the captured tree `root` (its
+/// sys/bus/pci, no hwdb) and the names of `pci_ids`.
+pub fn compare_pci_on_tree(ours: &Value, root: &Path, pci_ids: &str) -> usize {
+    let sysfs = format!("sysfs.path={}/sys/bus/pci", root.display());
+    compare_pci(
+        ours,
+        &[
+            "-A",
+            "linux-sysfs",
+            "-O",
+            &sysfs,
+            "-O",
+            "hwdb.disable=1",
+            "-i",
+            pci_ids,
+        ],
+    )
 }
 
 /// Compare our `pci` array with `lspci -mm -D` (names) and `lspci -mm
