@@ -943,15 +943,19 @@ fn bad_step_options_reject_the_plan() {
          [[steps]]\nmodule = 'inventory'\n[steps.options]\ncolour = 1\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["--cmdline", "speediso.task=inventory", "--tasks-dir"])
-        .arg(dir.path())
-        .args(["dispatch", "--dry-run"])
-        .env_remove("SPEEDISO")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    // `dispatch --dry-run` with `args` is refused: what it printed.
+    let refused = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["dispatch", "--dry-run"])
+            .env_remove("SPEEDISO")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tasks = dir.path().to_str().unwrap();
+    let text = refused(&["--cmdline", "speediso.task=inventory", "--tasks-dir", tasks]);
     // Refused by the plan's check of declared step keys (issue #14),
     // naming the key, the step, the module's keys and the file.
     assert!(
@@ -961,17 +965,8 @@ fn bad_step_options_reject_the_plan() {
     assert!(text.contains("known: pci_ids, smart"), "{text}");
     assert!(text.contains("inventory.toml"), "{text}");
 
-    let out = Command::new(BIN)
-        .args([
-            "--cmdline",
-            "speediso.task=inventory speediso.inventory.smart=maybe",
-        ])
-        .args(["dispatch", "--dry-run"])
-        .env_remove("SPEEDISO")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let smart = "speediso.task=inventory speediso.inventory.smart=maybe";
+    let text = refused(&["--cmdline", smart]);
     assert!(text.contains("inventory.smart"), "{text}");
 }
 

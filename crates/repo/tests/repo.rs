@@ -88,6 +88,12 @@ impl Repo {
         c
     }
 
+    /// `publish --job job --build build file`: one file as it is.
+    fn publish_file(&self, job: &str, build: &str, file: &Path) -> Output {
+        let mut c = self.cmd(&["publish", "--job", job, "--build", build]);
+        c.arg(file).output().unwrap()
+    }
+
     fn publish(&mut self, n: u64) {
         let out = self.publish_cmd(n, &NAMES).output().unwrap();
         assert_success(&out, &format!("publish {n}"));
@@ -183,10 +189,28 @@ impl Repo {
     }
 }
 
+/// Run `cmd` with the crash point `step` armed: it must abort there.
+#[track_caller]
+fn crash_at(cmd: &mut Command, step: &str) {
+    let out = cmd.env(CRASH_ENV, step).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "crash at {step} did not happen: {}",
+        stderr(&out)
+    );
+}
+
 /// `out` is a failure (exit status 1) whose stderr says `why`.
 #[track_caller]
 fn assert_fails(out: &Output, why: &str) {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert_says(out, why);
+}
+
+/// The stderr of `out` says `why`.
+#[track_caller]
+fn assert_says(out: &Output, why: &str) {
     assert!(stderr(out).contains(why), "{}", stderr(out));
 }
 
@@ -479,17 +503,7 @@ fn crash_at_every_publish_step_leaves_old_or_new_build_live() {
         for n in 1..=3 {
             r.publish(n);
         }
-        let out = r
-            .publish_cmd(4, &NAMES)
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "crash at {step} did not happen: {}",
-            stderr(&out)
-        );
+        crash_at(&mut r.publish_cmd(4, &NAMES), step);
         let live = r.live();
         assert_eq!(
             live,
@@ -553,17 +567,7 @@ fn crash_during_rollback_leaves_old_or_new_build_live() {
         let mut r = Repo::new();
         r.publish(1);
         r.publish(2);
-        let out = r
-            .cmd(&["rollback", "--job", JOB])
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "crash at {step}: {}",
-            stderr(&out)
-        );
+        crash_at(&mut r.cmd(&["rollback", "--job", JOB]), step);
         assert_eq!(r.live(), want, "live after a rollback crash at {step}");
         r.assert_no_dangling();
         r.assert_serves(want, &NAMES);
@@ -575,12 +579,7 @@ fn crash_during_rollback_leaves_old_or_new_build_live() {
 fn crash_in_first_publish_is_repaired_by_rerun() {
     for step in CRASH_POINTS.iter().filter(|s| **s != "prune") {
         let mut r = Repo::new();
-        let out = r
-            .publish_cmd(1, &NAMES)
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "crash at {step}");
+        crash_at(&mut r.publish_cmd(1, &NAMES), step);
         r.assert_no_dangling();
         r.verify();
         r.publish(1);
@@ -663,11 +662,7 @@ fn names_owned_by_others_are_refused_and_dropped_names_go_away() {
 
     // Another job cannot take over a name.
     let p = r.inputs.join("1").join("vmlinuz");
-    let out = r
-        .cmd(&["publish", "--job", "other", "--build", "1"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = r.publish_file("other", "1", &p);
     assert_fails(&out, "unversioned name of job \"speedtest\"");
 
     // A build without the ISO: its name disappears, nothing dangles; a
@@ -683,36 +678,10 @@ fn names_owned_by_others_are_refused_and_dropped_names_go_away() {
     r.verify();
 
     // Bad names and arguments fail with a message naming them.
-    let out = r
-        .cmd(&["publish", "--job", "../x", "--build", "3"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("job name \"../x\" is not valid"),
-        "{}",
-        stderr(&out)
-    );
-    let out = r
-        .cmd(&[
-            "publish",
-            "--job",
-            JOB,
-            "--build",
-            "3",
-            "/nonexistent/vmlinuz",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("/nonexistent/vmlinuz"),
-        "{}",
-        stderr(&out)
-    );
+    let out = r.publish_file("../x", "3", &p);
+    assert_says(&out, "job name \"../x\" is not valid");
+    let out = r.publish_file(JOB, "3", Path::new("/nonexistent/vmlinuz"));
+    assert_says(&out, "/nonexistent/vmlinuz");
     let out = r.cmd(&["list"]).env(CRASH_ENV, "bogus").output().unwrap();
-    assert!(
-        stderr(&out).contains("not a crash point"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "not a crash point");
 }
