@@ -271,11 +271,7 @@ fn hostile_strings_never_become_markup() {
         "/runs/run-h".into(),
         format!("/hosts/{enc}"),
     ] {
-        let page = ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .into_string()
-            .unwrap();
+        let page = c.get_text(&path);
         assert!(
             page.contains("onmouseover=&quot;alert(1)"),
             "{path}: shown as text:\n{page}"

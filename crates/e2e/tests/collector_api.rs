@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fast_tuning, host_bus, report_sink};
+use common::{fast_tuning, reporting_bus};
 use speediso_testsupport::collector::*;
 use std::time::Duration;
 
@@ -376,11 +376,7 @@ fn certificate_trust_comes_from_the_trusted_signers_list() {
     assert_eq!(v["signed_by"], public_hex(9));
 
     // The run page: the trust summary says it, only the trusted one is green.
-    let page = ureq::get(&format!("{}/runs/r-t", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let page = c.get_text("/runs/r-t");
     assert!(
         page.contains("id=\"cert-trust\">2 of 3 certificate(s) NOT signed by a trusted key"),
         "{page}"
@@ -440,11 +436,7 @@ fn two_hundred_concurrent_agents_all_stored() {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(20));
-                let bus = host_bus(
-                    "speedtest",
-                    &format!("CONC{i:03}"),
-                    vec![report_sink(url, &run_dir, tuning)],
-                );
+                let bus = reporting_bus("speedtest", &format!("CONC{i:03}"), url, &run_dir, tuning);
                 barrier.wait();
                 for s in 0..EVENTS {
                     bus.step("bench.cpu").log(format!("event {s}"));
@@ -598,11 +590,7 @@ fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
     let c = Collector::start(&tmp.path().join("collector"), None, &[]);
     let run_dir = tmp.path().join("agent");
     let tuning = fast_tuning(Duration::from_millis(200), Duration::from_millis(300));
-    let bus = host_bus(
-        "speedtest",
-        "AG1",
-        vec![report_sink(c.url(), &run_dir, tuning)],
-    );
+    let bus = reporting_bus("speedtest", "AG1", c.url(), &run_dir, tuning);
     let run = bus.run_id().to_string();
     let planted = event_line(
         &run,
@@ -743,11 +731,7 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(300), Duration::from_millis(10));
-                let bus = host_bus(
-                    "limited",
-                    &format!("LIM{i}"),
-                    vec![report_sink(url, &run_dir, tuning)],
-                );
+                let bus = reporting_bus("limited", &format!("LIM{i}"), url, &run_dir, tuning);
                 for s in 0..50 {
                     bus.step("bench.cpu").log(format!("event {s}"));
                 }
@@ -828,13 +812,7 @@ fn a_run_with_200000_progress_events_is_paged() {
     flush(&mut body);
     let total = seq + 2;
 
-    let get = |path: &str| {
-        ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
-    };
+    let get = |path: &str| c.get_text(path);
     // The page: the last events, the progress counted, the result whole.
     let html = get(&format!("/runs/{run}"));
     assert!(html.len() < 100_000, "run page is {} bytes", html.len());
@@ -917,13 +895,7 @@ fn the_host_list_is_paged() {
         let (code, resp) = c.post(Some(TOKEN), &body);
         assert_eq!(code, 200, "{resp}");
     }
-    let get = |path: &str| {
-        ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
-    };
+    let get = |path: &str| c.get_text(path);
     let mut seen = Vec::new();
     let mut path = "/".to_string();
     loop {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fast_tuning, host_bus, report_sink};
+use common::{fast_tuning, reporting_bus};
 use speediso_collector::pg::PgStore;
 use speediso_collector::store::Store;
 use speediso_testsupport::collector::*;
@@ -169,11 +169,7 @@ fn postgres_store_and_two_collectors_sharing_it() {
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(10));
-                let bus = host_bus(
-                    "pgfleet",
-                    &format!("PG{i:02}"),
-                    vec![report_sink(url, &run_dir, tuning)],
-                );
+                let bus = reporting_bus("pgfleet", &format!("PG{i:02}"), url, &run_dir, tuning);
                 for s in 0..100 {
                     bus.step("bench.memory").log(format!("event {s}"));
                 }
@@ -271,11 +267,7 @@ fn nul_checks(c: &Collector) {
         .find(|h| h["host_key"] == "NUL1")
         .unwrap_or_else(|| panic!("{hosts}"));
     assert_eq!(h["hostname"], "h\\u0000x");
-    let page = ureq::get(&format!("{}/runs/nul-0", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let page = c.get_text("/runs/nul-0");
     assert!(!page.contains('\0') && page.contains("a\\u0000b"), "{page}");
 }
 
@@ -341,11 +333,7 @@ fn host_page_statements_are_bounded() {
     };
     std::thread::sleep(Duration::from_millis(300));
     let before = statements(&pg.log());
-    let html = ureq::get(&format!("{}/hosts/BIG1", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let html = c.get_text("/hosts/BIG1");
     std::thread::sleep(Duration::from_millis(300));
     let n = statements(&pg.log()) - before;
     assert!(html.contains("SLOWER"), "100 vs a median of 200: {html}");
@@ -374,11 +362,7 @@ fn postgres_restart_under_load_loses_nothing() {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(400), Duration::from_millis(10));
-                let bus = host_bus(
-                    "pgrestart",
-                    &format!("RST{i}"),
-                    vec![report_sink(url, &run_dir, tuning)],
-                );
+                let bus = reporting_bus("pgrestart", &format!("RST{i}"), url, &run_dir, tuning);
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     bus.step("wipe").log(format!("event {n}"));

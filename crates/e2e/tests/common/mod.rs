@@ -38,9 +38,17 @@ pub fn fast_tuning(cap: Duration, linger: Duration) -> Tuning {
     }
 }
 
-/// The report sink of an agent sending to `base`, spooling under `run_dir`.
-pub fn report_sink(base: String, run_dir: &Path, tuning: Tuning) -> Box<Report> {
-    Box::new(Report::with_tuning(config(base), run_dir, tuning))
+/// A run of `task` on host `serial` whose one sink reports to `base`,
+/// spooling under `run_dir`.
+pub fn reporting_bus(
+    task: &str,
+    serial: &str,
+    base: String,
+    run_dir: &Path,
+    tuning: Tuning,
+) -> Bus {
+    let report = Report::with_tuning(config(base), run_dir, tuning);
+    host_bus(task, serial, vec![Box::new(report)])
 }
 
 /// A run of `task` on the host whose serial is `serial`, to `sinks`.
