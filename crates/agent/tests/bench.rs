@@ -5,7 +5,7 @@
 //! sysbench and fio by benches/speed.sh.
 
 use serde_json::Value;
-use speediso_testsupport::output_ok;
+use speediso_testsupport::{output_ok, sized_file};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
@@ -153,10 +153,15 @@ fn check_verify_sectors(bytes: &[u8]) {
     }
 }
 
+/// `bench disk --target target --duration 1s [extra]`.
+fn bench_disk_args<'a>(target: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let head = ["bench", "disk", "--target", target, "--duration", "1s"];
+    [&head[..], extra].concat()
+}
+
 /// `speediso bench disk --target target --duration 1s [extra] --json`.
 fn bench_disk(target: &str, extra: &[&str]) -> Value {
-    let head = ["bench", "disk", "--target", target, "--duration", "1s"];
-    json_of(&[&head[..], extra, &["--json"]].concat())
+    json_of(&[&bench_disk_args(target, extra)[..], &["--json"]].concat())
 }
 
 fn tmpdir() -> tempfile::TempDir {
@@ -189,10 +194,7 @@ fn disk_on_a_loop_device() {
     }
     let dir = tmpdir();
     let img = dir.path().join("loop.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    sized_file(&img, 64 << 20);
     let lo = Loop::over(&img);
     let v = bench_disk(&lo.dev, &["--mode", "all", "--verify", "--verify-mib", "4"]);
     check_disk_report(&v, "loop", 4);
@@ -244,9 +246,7 @@ fn write_jobs_refuse_a_block_device_that_is_not_a_loop() {
         &["--mode", "read", "--verify"][..],
         &["--mode", "write", "--confirm-destroy", "/dev/sdz"][..],
     ] {
-        let mut args = vec!["bench", "disk", "--target", p, "--duration", "1s"];
-        args.extend_from_slice(extra);
-        let out = speediso(&args);
+        let out = speediso(&bench_disk_args(p, extra));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{extra:?}: {err}");
         assert!(err.contains("refusing write tests on"), "{extra:?}: {err}");

@@ -4,7 +4,7 @@
 //! must agree.
 
 use speediso::inventory::fsprobe;
-use speediso_testsupport::output_ok;
+use speediso_testsupport::{output_ok, sized_file};
 use std::path::Path;
 use std::process::Command;
 
@@ -66,7 +66,7 @@ fn check(size: u64, mkfs: &[&str], want_type: &str) -> Option<fsprobe::FsInfo> {
     }
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+    sized_file(&img, size);
     let mut argv: Vec<&str> = mkfs.to_vec();
     let p = img.to_str().unwrap();
     argv.push(p);
@@ -314,10 +314,7 @@ fn lvm2_pv() {
     }
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("pv.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    sized_file(&img, 64 << 20);
     let out = output_ok(Command::new("losetup").args(["--find", "--show"]).arg(&img));
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(dev.starts_with("/dev/loop"), "not a loop device: {dev}");
@@ -351,10 +348,7 @@ fn lvm2_pv() {
 fn blank_and_unknown_images_have_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("zeros");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(4 << 20)
-        .unwrap();
+    sized_file(&img, 4 << 20);
     assert_eq!(ours(&img), None);
     std::fs::write(&img, vec![0x5au8; 1 << 20]).unwrap();
     assert_eq!(ours(&img), None);
@@ -383,10 +377,7 @@ fn gpt_and_dos_tables_equal_sfdisk() {
     ];
     for script in scripts {
         let img = dir.path().join("disk.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
+        sized_file(&img, 16 << 20);
         let mut child = Command::new("sfdisk")
             .args(["-q", "--no-reread", "--no-tell-kernel"])
             .arg(&img)
@@ -469,7 +460,7 @@ fn vfat_label_comes_from_the_root_directory() {
     let dir = tempfile::tempdir().unwrap();
     for (fat, size, label_off) in [("16", 32u64 << 20, 43usize), ("32", 64 << 20, 71)] {
         let img = dir.path().join(format!("fat{fat}"));
-        std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+        sized_file(&img, size);
         sh(&[
             "mkfs.vfat",
             "-F",

@@ -5,8 +5,8 @@
 //!   test by skipping it;
 //! - `bin`: a binary of the workspace, also from another crate's tests;
 //! - `REPO`: the repository root (fixtures, tasks, units, scripts);
-//! - `output_ok`/`assert_success`: a command that must succeed; `free_port`:
-//!   a loopback port;
+//! - `output_ok`/`assert_success`: a command that must succeed;
+//!   `sized_file`: a sparse image; `free_port`: a loopback port;
 //! - `loops`: loop devices over temp files the test creates and removes;
 //! - `collector` (feature `collector`): the real collector on 127.0.0.1.
 
@@ -104,6 +104,14 @@ pub fn assert_success(out: &Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Create (or truncate) `path` as a file of `len` bytes, none written: a
+/// sparse image for a loop device or a prober.
+pub fn sized_file(path: &Path, len: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(len))
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released),
