@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fast_tuning, reporting_bus};
+use common::{fast_tuning, logged_run, reporting_bus};
 use speediso_testsupport::collector::*;
 use std::time::Duration;
 
@@ -732,11 +732,7 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(300), Duration::from_millis(10));
                 let bus = reporting_bus("limited", &format!("LIM{i}"), url, &run_dir, tuning);
-                for s in 0..50 {
-                    bus.step("bench.cpu").log(format!("event {s}"));
-                }
-                bus.close(Duration::from_secs(60));
-                bus.run_id().to_string()
+                logged_run(&bus, "bench.cpu", 50)
             })
         })
         .collect();

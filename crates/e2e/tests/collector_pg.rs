@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{fast_tuning, reporting_bus};
+use common::{fast_tuning, logged_run, reporting_bus};
 use speediso_collector::pg::PgStore;
 use speediso_collector::store::Store;
 use speediso_testsupport::collector::*;
@@ -170,11 +170,7 @@ fn postgres_store_and_two_collectors_sharing_it() {
             std::thread::spawn(move || {
                 let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(10));
                 let bus = reporting_bus("pgfleet", &format!("PG{i:02}"), url, &run_dir, tuning);
-                for s in 0..100 {
-                    bus.step("bench.memory").log(format!("event {s}"));
-                }
-                bus.close(Duration::from_secs(60));
-                bus.run_id().to_string()
+                logged_run(&bus, "bench.memory", 100)
             })
         })
         .collect();

@@ -249,26 +249,19 @@ fn undelivered_events_are_announced_kept_and_replayed_by_the_next_run() {
 fn plain_http_to_a_remote_endpoint_is_refused_at_plan_time() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let out = speediso(
-        &run_dir,
-        "speediso.task=rescue speediso.report=http://10.1.2.3:8470 speediso.token=abcdefgh",
-        &["dispatch", "--dry-run"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    // `dispatch --dry-run` with this command line: its status and stdout.
+    let dry_run = |cmdline: &str| {
+        let out = speediso(&run_dir, cmdline, &["dispatch", "--dry-run"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    let remote = "speediso.task=rescue speediso.report=http://10.1.2.3:8470";
+    let (code, stdout) = dry_run(&format!("{remote} speediso.token=abcdefgh"));
+    assert_eq!(code, Some(2), "{stdout}");
     assert!(stdout.contains("speediso.insecure=1"), "{stdout}");
     assert!(stdout.contains("10.1.2.3"), "{stdout}");
-    let out = speediso(
-        &run_dir,
-        "speediso.task=rescue speediso.report=http://10.1.2.3:8470 speediso.insecure=1",
-        &["dispatch", "--dry-run"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, stdout) = dry_run(&format!("{remote} speediso.insecure=1"));
+    assert_eq!(code, Some(0), "{stdout}");
     let out = speediso(
         &run_dir,
         "speediso.report=https://c.example speediso.ca=bm90IGEgY2VydA",

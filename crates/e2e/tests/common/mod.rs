@@ -63,6 +63,16 @@ pub fn host_bus(task: &str, serial: &str, sinks: Vec<Box<dyn Sink>>) -> Bus {
     )
 }
 
+/// A whole run on `bus`: `n` log events (`event 0` ...) in step `step`,
+/// then closed with a minute to deliver them; its run id.
+pub fn logged_run(bus: &Bus, step: &str, n: u64) -> String {
+    for s in 0..n {
+        bus.step(step).log(format!("event {s}"));
+    }
+    bus.close(Duration::from_secs(60));
+    bus.run_id().to_string()
+}
+
 /// The files in `run_dir`'s spool whose extension is `ext` (`ndjson`: a
 /// run's events; `refused`: lines the collector refused).
 pub fn spooled(run_dir: &Path, ext: &str) -> Vec<PathBuf> {
