@@ -384,7 +384,8 @@ impl Conn {
         Ok(all)
     }
 
-    /// Every row of `sql` with `params`, mapped by `f`.
+    /// Every row of `sql` with `params`, mapped by `f` (`.pop()` of it: the
+    /// one row of a lookup by key).
     fn rows<T>(
         &mut self,
         sql: &str,
@@ -392,16 +393,6 @@ impl Conn {
         f: impl Fn(&Row) -> T,
     ) -> Result<Vec<T>> {
         Ok(self.client.query(sql, params)?.iter().map(f).collect())
-    }
-
-    /// The row of `sql` with `params`, if any, mapped by `f`.
-    fn row<T>(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        f: impl FnOnce(&Row) -> T,
-    ) -> Result<Option<T>> {
-        Ok(self.client.query_opt(sql, params)?.as_ref().map(f))
     }
 
     fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
@@ -413,7 +404,7 @@ impl Conn {
     }
 
     fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
-        self.row(sql::SELECT_HOST, &[&key], host_row)
+        Ok(self.rows(sql::SELECT_HOST, &[&key], host_row)?.pop())
     }
 
     fn host_count(&mut self) -> Result<i64> {
@@ -429,7 +420,7 @@ impl Conn {
     }
 
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
-        self.row(sql::SELECT_RUN, &[&run_id], run_row)
+        Ok(self.rows(sql::SELECT_RUN, &[&run_id], run_row)?.pop())
     }
 
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {

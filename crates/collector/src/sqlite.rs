@@ -39,7 +39,8 @@ impl SqliteStore {
         Ok(SqliteStore { conn })
     }
 
-    /// Every row of the (cached) statement `sql` with `params`, mapped by `f`.
+    /// Every row of the (cached) statement `sql` with `params`, mapped by `f`
+    /// (`.pop()` of it: the one row of a lookup by key).
     fn rows<T>(
         &self,
         sql: &str,
@@ -49,16 +50,6 @@ impl SqliteStore {
         let mut s = self.conn.prepare_cached(sql)?;
         let rows = s.query_map(params, f)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// The row of `sql` with `params`, if any, mapped by `f`.
-    fn row<T>(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Option<T>> {
-        Ok(self.conn.query_row(sql, params, f).optional()?)
     }
 }
 
@@ -230,7 +221,7 @@ impl Store for SqliteStore {
     }
 
     fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
-        self.row(sql::SELECT_HOST, [key], host_row)
+        Ok(self.rows(sql::SELECT_HOST, [key], host_row)?.pop())
     }
 
     fn host_count(&mut self) -> Result<i64> {
@@ -246,7 +237,7 @@ impl Store for SqliteStore {
     }
 
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
-        self.row(sql::SELECT_RUN, [run_id], run_row)
+        Ok(self.rows(sql::SELECT_RUN, [run_id], run_row)?.pop())
     }
 
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
@@ -293,8 +284,9 @@ impl Store for SqliteStore {
     }
 
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
-        let row: Option<(String, String)> =
-            self.row(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let row: Option<(String, String)> = self
+            .rows(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .pop();
         match row {
             Some((run, body)) => Ok(Some((run, serde_json::from_str(&body)?))),
             None => Ok(None),
