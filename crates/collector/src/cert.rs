@@ -5,6 +5,7 @@
 //! (docs/certificate.md), so signer and verifier cannot drift. Whether a
 //! valid signature is worth anything is the trusted signers list's say.
 
+use super::tokens::{config_lines, read_config};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -29,14 +30,13 @@ pub struct TrustedSigners {
 
 impl TrustedSigners {
     pub fn load(path: &Path) -> Result<TrustedSigners> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = read_config(path)?;
         Self::parse(&text).with_context(|| format!("in trusted signers file {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<TrustedSigners> {
         let mut keys = BTreeMap::new();
-        for (n, line) in super::tokens::config_lines(text) {
+        for (n, line) in config_lines(text) {
             let (key, name) = line
                 .split_once(char::is_whitespace)
                 .map(|(k, n)| (k, n.trim()))

@@ -32,6 +32,11 @@ pub fn token_id(secret: &str) -> String {
     hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
 }
 
+/// The text of a file the operator writes (tokens, trusted signers).
+pub fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
 /// The lines of a file the operator writes (tokens, trusted signers) that
 /// say something: (line number from 1, the line without its `#` comment,
 /// trimmed).
@@ -47,9 +52,7 @@ pub struct Tokens(pub Vec<Token>);
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        Self::parse(&read_config(path)?).with_context(|| format!("in {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Tokens> {

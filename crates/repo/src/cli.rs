@@ -225,10 +225,7 @@ fn print_publish(r: &super::PublishReport) {
     } else {
         "copied"
     };
-    let prev = r
-        .previous
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "none".into());
+    let prev = build_or_none(r.previous);
     println!(
         "{}: build {} {how}; live build {prev} -> {}",
         r.job, r.build, r.build
@@ -250,10 +247,7 @@ fn print_list(r: &super::ListReport) {
         );
     }
     for j in &r.jobs {
-        let live = j
-            .live
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "none".into());
+        let live = build_or_none(j.live);
         println!(
             "{}  (live: {live}; names: {})",
             j.job,
@@ -301,6 +295,11 @@ fn utc(secs: u64) -> String {
         rem / 3600,
         rem % 3600 / 60
     )
+}
+
+/// A build number, or `none`.
+fn build_or_none(build: Option<u64>) -> String {
+    build.map_or_else(|| "none".into(), |b| b.to_string())
 }
 
 fn join(v: &[u64]) -> String {
