@@ -197,6 +197,24 @@ build_collector() {
     collector_bin=$repo/target/release/speediso-collector
 }
 
+# wait_up WHAT CURL_ARGS...: a server we started answers `curl CURL_ARGS`
+# within 10 s, or the suite dies saying WHAT did not come up.
+wait_up() {
+    local what=$1
+    shift
+    for _ in $(seq 1 50); do
+        curl -fs -o /dev/null "$@" 2>/dev/null && return
+        sleep 0.2
+    done
+    die "$what did not come up"
+}
+
+# kill_wait PID: end a process this script started, and reap it.
+kill_wait() {
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 # start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's token.
 start_collector() {
     local port=$1 db=$2
@@ -205,17 +223,13 @@ start_collector() {
     "$collector_bin" serve --listen "127.0.0.1:$port" --db "$db" --tokens "$work/tokens" \
         >>"$work/collector.log" 2>&1 &
     collector_pid=$!
-    for _ in $(seq 1 50); do
-        curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return
-        sleep 0.2
-    done
-    die "collector did not come up on 127.0.0.1:$port (see $work/collector.log)"
+    wait_up "the collector on 127.0.0.1:$port (see $work/collector.log)" \
+        "http://127.0.0.1:$port/healthz"
 }
 
 stop_collector() {
     if [ -n "$collector_pid" ]; then
-        kill "$collector_pid" 2>/dev/null || true
-        wait "$collector_pid" 2>/dev/null || true
+        kill_wait "$collector_pid"
         collector_pid=""
     fi
 }
@@ -237,20 +251,13 @@ start_http() {
     "$python" -m http.server --bind 127.0.0.1 --directory "$work/www" "$http_port" \
         >"$work/http.log" 2>&1 &
     http_pid=$!
-    for _ in $(seq 1 50); do
-        curl -fs -o /dev/null -r 0-0 "http://127.0.0.1:$http_port/speediso.squashfs" && return
-        sleep 0.2
-    done
-    die "the squashfs server did not come up"
+    wait_up "the squashfs server" -r 0-0 "http://127.0.0.1:$http_port/speediso.squashfs"
 }
 
 # A scenario runs in a subshell: whatever way it ends, its QEMU and its
 # collector go with it (by PID), and the next scenario still runs.
 scenario_cleanup() {
-    if [ -n "$qemu_pid" ]; then
-        kill "$qemu_pid" 2>/dev/null || true
-        wait "$qemu_pid" 2>/dev/null || true
-    fi
+    if [ -n "$qemu_pid" ]; then kill_wait "$qemu_pid"; fi
     stop_collector
 }
 
@@ -376,8 +383,7 @@ wait_exit() {
         sleep 1
     done
     if kill -0 "$qemu_pid" 2>/dev/null; then
-        kill "$qemu_pid" 2>/dev/null || true
-        wait "$qemu_pid" 2>/dev/null || true
+        kill_wait "$qemu_pid"
         qemu_pid=""
         die "$name: the guest did not power off within ${limit}s (see $log)"
     fi

@@ -5,6 +5,7 @@
 //! sysbench and fio by benches/speed.sh.
 
 use serde_json::Value;
+use speediso_testsupport::{output_ok, sized_file};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
@@ -17,13 +18,7 @@ fn speediso(args: &[&str]) -> Output {
 }
 
 fn json_of(args: &[&str]) -> Value {
-    let out = speediso(args);
-    assert!(
-        out.status.success(),
-        "speediso {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new(BIN).args(args));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "speediso {args:?}: bad JSON ({e}): {}",
@@ -158,6 +153,17 @@ fn check_verify_sectors(bytes: &[u8]) {
     }
 }
 
+/// `bench disk --target target --duration 1s [extra]`.
+fn bench_disk_args<'a>(target: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let head = ["bench", "disk", "--target", target, "--duration", "1s"];
+    [&head[..], extra].concat()
+}
+
+/// `speediso bench disk --target target --duration 1s [extra] --json`.
+fn bench_disk(target: &str, extra: &[&str]) -> Value {
+    json_of(&[&bench_disk_args(target, extra)[..], &["--json"]].concat())
+}
+
 fn tmpdir() -> tempfile::TempDir {
     // Under target/: a real filesystem that supports O_DIRECT (tmpfs does not).
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -168,20 +174,7 @@ fn disk_on_a_file() {
     let dir = tmpdir();
     let file = dir.path().join("target.img");
     let p = file.to_str().unwrap();
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        p,
-        "--size-mib",
-        "64",
-        "--duration",
-        "1s",
-        "--verify",
-        "--verify-mib",
-        "4",
-        "--json",
-    ]);
+    let v = bench_disk(p, &["--size-mib", "64", "--verify", "--verify-mib", "4"]);
     check_disk_report(&v, "file", 4);
     assert_eq!(f(&v, &["size_bytes"]), 64.0 * 1048576.0);
     let md = std::fs::metadata(&file).unwrap();
@@ -201,25 +194,9 @@ fn disk_on_a_loop_device() {
     }
     let dir = tmpdir();
     let img = dir.path().join("loop.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    sized_file(&img, 64 << 20);
     let lo = Loop::over(&img);
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        &lo.dev,
-        "--mode",
-        "all",
-        "--duration",
-        "1s",
-        "--verify",
-        "--verify-mib",
-        "4",
-        "--json",
-    ]);
+    let v = bench_disk(&lo.dev, &["--mode", "all", "--verify", "--verify-mib", "4"]);
     check_disk_report(&v, "loop", 4);
     assert_eq!(f(&v, &["size_bytes"]), 64.0 * 1048576.0);
     drop(lo);
@@ -235,15 +212,7 @@ fn loop_device_defaults_to_read_only_jobs() {
     let img = dir.path().join("ro.img");
     std::fs::write(&img, vec![0x5au8; 8 << 20]).unwrap();
     let lo = Loop::over(&img);
-    let v = json_of(&[
-        "bench",
-        "disk",
-        "--target",
-        &lo.dev,
-        "--duration",
-        "1s",
-        "--json",
-    ]);
+    let v = bench_disk(&lo.dev, &[]);
     assert!(f(&v, &["seq_read_mbps"]) > 0.0 && f(&v, &["rand_read_iops"]) > 0.0);
     assert!(v["seq_write_mbps"].is_null() && v["rand_write_iops"].is_null());
     drop(lo);
@@ -277,9 +246,7 @@ fn write_jobs_refuse_a_block_device_that_is_not_a_loop() {
         &["--mode", "read", "--verify"][..],
         &["--mode", "write", "--confirm-destroy", "/dev/sdz"][..],
     ] {
-        let mut args = vec!["bench", "disk", "--target", p, "--duration", "1s"];
-        args.extend_from_slice(extra);
-        let out = speediso(&args);
+        let out = speediso(&bench_disk_args(p, extra));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{extra:?}: {err}");
         assert!(err.contains("refusing write tests on"), "{extra:?}: {err}");
@@ -323,20 +290,15 @@ fn bench_steps_run_in_a_task() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "benchquick", "--json", "--cmdline", ""])
-        .arg("--tasks-dir")
-        .arg(&tasks)
-        .arg("--run-dir")
-        .arg(dir.path().join("run"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(BIN)
+            .args(["run", "benchquick", "--json", "--cmdline", ""])
+            .arg("--tasks-dir")
+            .arg(&tasks)
+            .arg("--run-dir")
+            .arg(dir.path().join("run")),
     );
+    let text = String::from_utf8_lossy(&out.stdout);
     let results: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

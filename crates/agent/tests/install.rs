@@ -243,6 +243,24 @@ impl Run {
     }
 }
 
+/// `install --image url --sha256 sum --target target --confirm target`,
+/// with `allow` as the test allow list.
+fn install_confirmed(allow: &str, url: &str, sum: &str, target: &str) -> Run {
+    install(
+        allow,
+        &[
+            "--image",
+            url,
+            "--sha256",
+            sum,
+            "--target",
+            target,
+            "--confirm",
+            target,
+        ],
+    )
+}
+
 fn install(allow: &str, args: &[&str]) -> Run {
     let out = Command::new(BIN)
         .args(["--cmdline", "", "--run-dir"])
@@ -268,19 +286,7 @@ fn each_format_installs_and_reads_back() {
     for name in ["img.raw", "img.raw.gz", "img.raw.xz", "img.raw.zst"] {
         let lo = Loop::new(16 * MIB, FILL);
         let sum = sha(&files[name]);
-        let r = install(
-            &lo.dev,
-            &[
-                "--image",
-                &srv.url(name),
-                "--sha256",
-                &sum,
-                "--target",
-                &lo.dev,
-                "--confirm",
-                &lo.dev,
-            ],
-        );
+        let r = install_confirmed(&lo.dev, &srv.url(name), &sum, &lo.dev);
         assert_eq!(r.code(), 0, "{name}: {}", r.stderr());
         assert_eq!(
             lo.read(0, raw.len()),
@@ -335,19 +341,7 @@ fn wrong_checksum_fails_and_clears_the_partition_tables() {
     let lo = Loop::new(16 * MIB, FILL);
     let size = lo.size();
     let wrong = "00".repeat(32);
-    let r = install(
-        &lo.dev,
-        &[
-            "--image",
-            &srv.url("img.raw.zst"),
-            "--sha256",
-            &wrong,
-            "--target",
-            &lo.dev,
-            "--confirm",
-            &lo.dev,
-        ],
-    );
+    let r = install_confirmed(&lo.dev, &srv.url("img.raw.zst"), &wrong, &lo.dev);
     assert_eq!(r.code(), 1, "{}", r.stderr());
     assert!(r.stderr().contains("checksum mismatch"), "{}", r.stderr());
     assert!(
@@ -386,19 +380,7 @@ fn dropped_connection_resumes_with_a_range_request() {
         let srv = Server::start(files.clone(), &[name]);
         let lo = Loop::new(16 * MIB, FILL);
         let sum = sha(&files[name]);
-        let r = install(
-            &lo.dev,
-            &[
-                "--image",
-                &srv.url(name),
-                "--sha256",
-                &sum,
-                "--target",
-                &lo.dev,
-                "--confirm",
-                &lo.dev,
-            ],
-        );
+        let r = install_confirmed(&lo.dev, &srv.url(name), &sum, &lo.dev);
         assert_eq!(r.code(), 0, "{name}: {}", r.stderr());
         let seen = srv.seen();
         let ranged: Vec<&Seen> = seen
@@ -435,19 +417,7 @@ fn targets_outside_the_rules_are_refused() {
     let url = srv.url("missing.raw");
     let sum = "11".repeat(32);
     // Not in the test allow list.
-    let r = install(
-        &lo.dev,
-        &[
-            "--image",
-            &url,
-            "--sha256",
-            &sum,
-            "--target",
-            &other.dev,
-            "--confirm",
-            &other.dev,
-        ],
-    );
+    let r = install_confirmed(&lo.dev, &url, &sum, &other.dev);
     assert_eq!(r.code(), 3, "{}", r.stderr());
     assert!(
         r.stderr().contains("SPEEDISO_WIPE_TEST_ALLOW"),
@@ -468,19 +438,7 @@ fn targets_outside_the_rules_are_refused() {
         });
     if let Some(n) = real {
         let dev = format!("/dev/{n}");
-        let r = install(
-            &dev,
-            &[
-                "--image",
-                &url,
-                "--sha256",
-                &sum,
-                "--target",
-                &dev,
-                "--confirm",
-                &dev,
-            ],
-        );
+        let r = install_confirmed(&dev, &url, &sum, &dev);
         assert_eq!(r.code(), 3, "{dev}: {}", r.stderr());
         assert!(r.stderr().contains("a real disk"), "{}", r.stderr());
     } else {
@@ -647,19 +605,7 @@ fn an_image_larger_than_the_disk_fails_and_clears_the_tables() {
     let raw = image();
     let srv = Server::start([("img.raw".to_string(), raw.clone())].into(), &[]);
     let lo = Loop::new(4 * MIB, FILL);
-    let r = install(
-        &lo.dev,
-        &[
-            "--image",
-            &srv.url("img.raw"),
-            "--sha256",
-            &sha(&raw),
-            "--target",
-            &lo.dev,
-            "--confirm",
-            &lo.dev,
-        ],
-    );
+    let r = install_confirmed(&lo.dev, &srv.url("img.raw"), &sha(&raw), &lo.dev);
     assert_eq!(r.code(), 1, "{}", r.stderr());
     assert!(r.stderr().contains("larger than"), "{}", r.stderr());
     assert!(r.result().is_none());

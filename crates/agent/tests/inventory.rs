@@ -6,7 +6,7 @@
 mod inventory_common;
 
 use inventory_common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,13 +16,32 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn disk<'a>(inv: &'a Value, name: &str) -> &'a Value {
-    inv["disks"]
-        .as_array()
+/// Every member of the object `want` has that value in `obj` (which may
+/// have more).
+#[track_caller]
+fn assert_members(obj: &Value, want: Value) {
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&obj[k], v, "{k} in {obj}");
+    }
+}
+
+/// The member of the array `list` whose `name` is `name`.
+fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
         .unwrap()
         .iter()
         .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no disk {name}"))
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+/// The names of the disks an inventory lists, in its order.
+fn disk_names(inv: &Value) -> Vec<&str> {
+    let disks = inv["disks"].as_array().unwrap();
+    disks.iter().map(|d| d["name"].as_str().unwrap()).collect()
+}
+
+fn disk<'a>(inv: &'a Value, name: &str) -> &'a Value {
+    named(&inv["disks"], name)
 }
 
 const FC: &str = "firecracker-epyc";
@@ -38,15 +57,7 @@ const FIXTURES: &[&str] = &[FC, QEMU];
 #[test]
 fn firecracker_fixture_values() {
     let root = fixture(FC);
-    let inv = inventory(
-        &[
-            "--root",
-            root.to_str().unwrap(),
-            "--cmdline",
-            "quiet BOOTIF=01-02-FC-00-00-00-01",
-        ],
-        &[],
-    );
+    let inv = booted_inventory(&root, "quiet BOOTIF=01-02-FC-00-00-00-01");
     let keys: Vec<&String> = inv.as_object().unwrap().keys().collect();
     assert_eq!(
         keys,
@@ -91,13 +102,18 @@ fn firecracker_fixture_values() {
     let pci = inv["pci"].as_array().unwrap();
     assert_eq!(pci.len(), 6);
     let nic = &pci[3];
-    assert_eq!(nic["address"], "0000:00:03.0");
-    assert_eq!(nic["vendor_id"], "1af4");
-    assert_eq!(nic["device_id"], "1041");
-    assert_eq!(nic["class_id"], "0200");
-    assert_eq!(nic["revision"], "01");
-    assert_eq!(nic["driver"], "virtio-pci");
-    assert_eq!(nic["numa_node"], Value::Null);
+    assert_members(
+        nic,
+        json!({
+            "address": "0000:00:03.0",
+            "vendor_id": "1af4",
+            "device_id": "1041",
+            "class_id": "0200",
+            "revision": "01",
+            "driver": "virtio-pci",
+            "numa_node": null,
+        }),
+    );
     let host_bridge = &pci[0];
     assert_eq!(host_bridge["vendor_id"], "8086");
     assert_eq!(host_bridge["subsystem_vendor"], Value::Null);
@@ -118,12 +134,17 @@ fn firecracker_fixture_values() {
     }
 
     let cpu = &inv["cpu"];
-    assert_eq!(cpu["model"], "AMD EPYC");
-    assert_eq!(cpu["vendor"], "AuthenticAMD");
-    assert_eq!(cpu["threads"], 2);
-    assert_eq!(cpu["cores"], 2);
-    assert_eq!(cpu["sockets"], 1);
-    assert_eq!(cpu["mhz_max"], Value::Null);
+    assert_members(
+        cpu,
+        json!({
+            "model": "AMD EPYC",
+            "vendor": "AuthenticAMD",
+            "threads": 2,
+            "cores": 2,
+            "sockets": 1,
+            "mhz_max": null,
+        }),
+    );
     assert!(cpu["flags"]
         .as_array()
         .unwrap()
@@ -139,39 +160,32 @@ fn firecracker_fixture_values() {
     assert_eq!(cpu["numa_nodes"][0]["cpus"], "0-1");
 
     let mem = &inv["memory"];
-    let meminfo = std::fs::read_to_string(root.join("proc/meminfo")).unwrap();
-    let kb: u64 = meminfo
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(mem["total_bytes"], kb * 1024);
+    assert_eq!(
+        mem["total_bytes"],
+        mem_total_bytes(&root.join("proc/meminfo"))
+    );
     assert_eq!(mem["dimms"], Value::Array(vec![]));
     assert!(mem["note"].as_str().unwrap().contains("no SMBIOS tables"));
     assert!(inv["dmi"]["note"].as_str().unwrap().contains("absent"));
     assert_eq!(inv["dmi"]["system_serial"], Value::Null);
 
-    let names: Vec<&str> = inv["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let names = disk_names(&inv);
     // Unused loop devices are not listed (as lsblk does); zram0 is.
     assert_eq!(names, ["vda", "zram0"]);
     let vda = disk(&inv, "vda");
     assert_eq!(vda["size_bytes"], 274877906944u64);
-    assert_eq!(vda["serial"], "overlayblk");
-    assert_eq!(vda["transport"], "virtio");
-    assert_eq!(vda["rotational"], true);
-    assert_eq!(vda["logical_sector_size"], 512);
-    assert_eq!(vda["physical_sector_size"], 4096);
-    assert_eq!(vda["in_use"], true);
-    assert_eq!(vda["mountpoints"], serde_json::json!(["/"]));
+    assert_members(
+        vda,
+        json!({
+            "serial": "overlayblk",
+            "transport": "virtio",
+            "rotational": true,
+            "logical_sector_size": 512,
+            "physical_sector_size": 4096,
+            "in_use": true,
+        }),
+    );
+    assert_eq!(vda["mountpoints"], json!(["/"]));
     // No /dev in the tree: the type comes from mountinfo, and says so.
     assert_eq!(vda["fs"]["type"], "ext4");
     assert_eq!(vda["fs"]["source"], "mountinfo");
@@ -180,18 +194,23 @@ fn firecracker_fixture_values() {
     let nics = inv["nics"].as_array().unwrap();
     assert_eq!(nics.len(), 1, "only NICs with a device: {nics:?}");
     let eth0 = &nics[0];
-    assert_eq!(eth0["name"], "eth0");
-    assert_eq!(eth0["mac"], "02:fc:00:00:00:01");
-    assert_eq!(eth0["driver"], "virtio_net");
-    assert_eq!(eth0["pci_address"], "0000:00:03.0");
-    assert_eq!(eth0["mtu"], 1400);
-    assert_eq!(eth0["carrier"], true);
-    assert_eq!(eth0["speed_mbps"], Value::Null);
-    assert_eq!(eth0["boot"], true);
+    assert_members(
+        eth0,
+        json!({
+            "name": "eth0",
+            "mac": "02:fc:00:00:00:01",
+            "driver": "virtio_net",
+            "pci_address": "0000:00:03.0",
+            "mtu": 1400,
+            "carrier": true,
+            "speed_mbps": null,
+            "boot": true,
+        }),
+    );
     // IPv6 from the tree's /proc/net/if_inet6; IPv4 only on the live system.
     assert_eq!(
         eth0["addresses"],
-        serde_json::json!(["fe80::fc:ff:fe00:1/64", "fd00::2/64"])
+        json!(["fe80::fc:ff:fe00:1/64", "fd00::2/64"])
     );
 
     assert_eq!(inv["boot_mode"]["mode"], "bios");
@@ -213,20 +232,7 @@ fn fixture_pci_equals_lspci_on_the_tree() {
     for name in FIXTURES {
         let root = fixture(name);
         let inv = inventory(&["--root", root.to_str().unwrap()], &["--pci-ids", ids]);
-        let sysfs = format!("sysfs.path={}/sys/bus/pci", root.display());
-        let n = compare_pci(
-            &inv["pci"],
-            &[
-                "-A",
-                "linux-sysfs",
-                "-O",
-                &sysfs,
-                "-O",
-                "hwdb.disable=1",
-                "-i",
-                ids,
-            ],
-        );
+        let n = compare_pci_on_tree(&inv["pci"], &root, ids);
         assert!(n > 0);
     }
 }
@@ -277,12 +283,7 @@ fn fixture_disks_equal_lsblk_on_the_tree() {
 }
 
 fn part<'a>(d: &'a Value, name: &str) -> &'a Value {
-    d["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no partition {name}"))
+    named(&d["partitions"], name)
 }
 
 /// The QEMU VM: SMBIOS identity and DIMMs, four kinds of disk with the
@@ -293,16 +294,21 @@ fn qemu_fixture_values() {
     // No --cmdline: the tree's /proc/cmdline has BOOTIF.
     let inv = inventory(&["--root", root.to_str().unwrap()], &[]);
     let dmi = &inv["dmi"];
-    assert_eq!(dmi["system_vendor"], "Speediso");
-    assert_eq!(dmi["system_product"], "Fixture-VM");
-    assert_eq!(dmi["system_serial"], "VM-SERIAL-0001");
-    assert_eq!(dmi["system_uuid"], "5a0e1f2b-3c4d-4e5f-8091-a2b3c4d5e6f7");
-    assert_eq!(dmi["board_vendor"], "SpeedBoard");
-    assert_eq!(dmi["board_serial"], "BOARD-0001");
-    assert_eq!(dmi["bios_vendor"], "SpeedBIOS");
-    assert_eq!(dmi["bios_version"], "1.2.3");
-    assert_eq!(dmi["bios_date"], "01/02/2025");
-    assert_eq!(dmi["chassis_serial"], "CHASSIS-0001");
+    assert_members(
+        dmi,
+        json!({
+            "system_vendor": "Speediso",
+            "system_product": "Fixture-VM",
+            "system_serial": "VM-SERIAL-0001",
+            "system_uuid": "5a0e1f2b-3c4d-4e5f-8091-a2b3c4d5e6f7",
+            "board_vendor": "SpeedBoard",
+            "board_serial": "BOARD-0001",
+            "bios_vendor": "SpeedBIOS",
+            "bios_version": "1.2.3",
+            "bios_date": "01/02/2025",
+            "chassis_serial": "CHASSIS-0001",
+        }),
+    );
 
     let mem = &inv["memory"];
     assert_eq!(mem["slots"], 1);
@@ -311,21 +317,31 @@ fn qemu_fixture_values() {
     let dimm = &mem["dimms"][0];
     assert_eq!(dimm["locator"], "DIMM 0");
     assert_eq!(dimm["size_bytes"], 1u64 << 30);
-    assert_eq!(dimm["type"], "RAM");
-    assert_eq!(dimm["speed_mts"], 3200);
-    assert_eq!(dimm["manufacturer"], "Hynix");
-    assert_eq!(dimm["serial"], "DIMMSERIAL1");
-    assert_eq!(dimm["part_number"], "HMA82GR7CJR8N-XN");
-    assert_eq!(dimm["asset_tag"], "DIMMASSET");
+    assert_members(
+        dimm,
+        json!({
+            "type": "RAM",
+            "speed_mts": 3200,
+            "manufacturer": "Hynix",
+            "serial": "DIMMSERIAL1",
+            "part_number": "HMA82GR7CJR8N-XN",
+            "asset_tag": "DIMMASSET",
+        }),
+    );
     assert_eq!(mem["installed_bytes"], 1u64 << 30);
 
     let nvme = disk(&inv, "nvme0n1");
-    assert_eq!(nvme["transport"], "nvme");
-    assert_eq!(nvme["serial"], "NVME0001");
-    assert_eq!(nvme["model"], "QEMU NVMe Ctrl");
-    assert_eq!(nvme["rotational"], false);
-    assert_eq!(nvme["partition_table"], "gpt");
-    assert_eq!(nvme["in_use"], true);
+    assert_members(
+        nvme,
+        json!({
+            "transport": "nvme",
+            "serial": "NVME0001",
+            "model": "QEMU NVMe Ctrl",
+            "rotational": false,
+            "partition_table": "gpt",
+            "in_use": true,
+        }),
+    );
     let esp = part(nvme, "nvme0n1p1");
     assert_eq!(esp["number"], 1);
     assert_eq!(esp["start_bytes"], 1u64 << 20);
@@ -333,7 +349,7 @@ fn qemu_fixture_values() {
     assert_eq!(esp["fs"]["type"], "vfat");
     assert_eq!(esp["fs"]["label"], "ESP");
     assert_eq!(esp["fs"]["uuid"], "1234-ABCD");
-    assert_eq!(esp["mountpoints"], serde_json::json!([]));
+    assert_eq!(esp["mountpoints"], json!([]));
     // From the GPT in the captured disk head (no udev in that VM).
     assert_eq!(esp["partlabel"], "EFI system");
     assert_eq!(esp["parttype"], "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
@@ -343,7 +359,7 @@ fn qemu_fixture_values() {
     assert_eq!(rootp["fs"]["label"], "root");
     assert_eq!(rootp["fs"]["uuid"], "6b3f9a0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
     assert_eq!(rootp["fs"]["source"], "superblock");
-    assert_eq!(rootp["mountpoints"], serde_json::json!(["/mnt/root"]));
+    assert_eq!(rootp["mountpoints"], json!(["/mnt/root"]));
 
     let sda = disk(&inv, "sda");
     assert_eq!(sda["transport"], "sata");
@@ -364,10 +380,15 @@ fn qemu_fixture_values() {
     assert_eq!(part(sda, "sda2")["swap"], false);
 
     let usb = disk(&inv, "sdb");
-    assert_eq!(usb["transport"], "usb");
-    assert_eq!(usb["removable"], true);
-    assert_eq!(usb["serial"], "USB0004");
-    assert_eq!(usb["in_use"], false);
+    assert_members(
+        usb,
+        json!({
+            "transport": "usb",
+            "removable": true,
+            "serial": "USB0004",
+            "in_use": false,
+        }),
+    );
     assert_eq!(usb["fs"]["type"], "vfat");
     assert_eq!(usb["fs"]["label"], "USBSTICK");
     assert_eq!(usb["fs"]["uuid"], "0BAD-F00D");
@@ -714,20 +735,7 @@ fn synthetic_tree_lspci_fallbacks() {
 
     // lspci on the same tree, with the same pci.ids, agrees field by field.
     if have("lspci") {
-        let sysfs = format!("sysfs.path={}/sys/bus/pci", dir.path().display());
-        compare_pci(
-            &inv["pci"],
-            &[
-                "-A",
-                "linux-sysfs",
-                "-O",
-                &sysfs,
-                "-O",
-                "hwdb.disable=1",
-                "-i",
-                ids.to_str().unwrap(),
-            ],
-        );
+        compare_pci_on_tree(&inv["pci"], dir.path(), ids.to_str().unwrap());
     }
 
     // The human form prints lspci's terse lines.
@@ -814,26 +822,18 @@ fn synthetic_block_devices_and_usage() {
     )
     .unwrap();
 
-    let inv = inventory(&["--root", r.to_str().unwrap(), "--cmdline", ""], &[]);
-    let names: Vec<&str> = inv["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let inv = booted_inventory(r, "");
+    let names = disk_names(&inv);
     assert_eq!(names, ["loop201", "sda", "sdb", "sdc", "sdd"]);
     assert_eq!(disk(&inv, "loop201")["transport"], "loop");
     let a = disk(&inv, "sda");
     assert_eq!(a["in_use"], true);
-    assert_eq!(a["holders"], serde_json::json!([]));
-    assert_eq!(part(a, "sda1")["holders"], serde_json::json!(["md0"]));
+    assert_eq!(a["holders"], json!([]));
+    assert_eq!(part(a, "sda1")["holders"], json!(["md0"]));
     assert_eq!(part(a, "sda1")["start_bytes"], 2048 * 512);
-    assert_eq!(disk(&inv, "sdb")["holders"], serde_json::json!(["dm-0"]));
+    assert_eq!(disk(&inv, "sdb")["holders"], json!(["dm-0"]));
     assert_eq!(disk(&inv, "sdb")["in_use"], true);
-    assert_eq!(
-        disk(&inv, "sdc")["mountpoints"],
-        serde_json::json!(["/srv"])
-    );
+    assert_eq!(disk(&inv, "sdc")["mountpoints"], json!(["/srv"]));
     assert_eq!(disk(&inv, "sdd")["swap"], true);
     assert_eq!(disk(&inv, "sdd")["in_use"], true);
     assert_eq!(disk(&inv, "sda")["size_bytes"], 1u64 << 30);
@@ -862,9 +862,9 @@ fn synthetic_block_devices_and_usage() {
 fn empty_root_and_uefi_secure_boot() {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
-    let inv = inventory(&["--root", r.to_str().unwrap(), "--cmdline", ""], &[]);
-    assert_eq!(inv["pci"], serde_json::json!([]));
-    assert_eq!(inv["disks"], serde_json::json!([]));
+    let inv = booted_inventory(r, "");
+    assert_eq!(inv["pci"], json!([]));
+    assert_eq!(inv["disks"], json!([]));
     assert_eq!(inv["boot_mode"]["mode"], "bios");
     assert_eq!(inv["boot_mode"]["secure_boot"], Value::Null);
     let efivars = r.join("sys/firmware/efi/efivars");
@@ -874,15 +874,7 @@ fn empty_root_and_uefi_secure_boot() {
         [6, 0, 0, 0, 1],
     )
     .unwrap();
-    let inv = inventory(
-        &[
-            "--root",
-            r.to_str().unwrap(),
-            "--cmdline",
-            "BOOTIF=aa:bb:cc:dd:ee:ff",
-        ],
-        &[],
-    );
+    let inv = booted_inventory(r, "BOOTIF=aa:bb:cc:dd:ee:ff");
     assert_eq!(inv["boot_mode"]["mode"], "uefi");
     assert_eq!(inv["boot_mode"]["secure_boot"], true);
     assert_eq!(inv["boot_mode"]["boot_mac"], "aa:bb:cc:dd:ee:ff");
@@ -905,26 +897,20 @@ fn missing_pci_ids_file_is_an_error_naming_it() {
 fn inventory_task_emits_result_event() {
     let root = fixture(FC);
     let run_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "--cmdline",
-            "quiet",
-            "--run-dir",
-        ])
-        .arg(run_dir.path())
-        .args(["run", "inventory", "--json"])
-        .env_remove("SPEEDISO")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = output(
+        Command::new(BIN)
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "--cmdline",
+                "quiet",
+                "--run-dir",
+            ])
+            .arg(run_dir.path())
+            .args(["run", "inventory", "--json"])
+            .env_remove("SPEEDISO")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM"),
     );
     let events: Vec<Value> = text
         .lines()
@@ -957,15 +943,19 @@ fn bad_step_options_reject_the_plan() {
          [[steps]]\nmodule = 'inventory'\n[steps.options]\ncolour = 1\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["--cmdline", "speediso.task=inventory", "--tasks-dir"])
-        .arg(dir.path())
-        .args(["dispatch", "--dry-run"])
-        .env_remove("SPEEDISO")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    // `dispatch --dry-run` with `args` is refused: what it printed.
+    let refused = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["dispatch", "--dry-run"])
+            .env_remove("SPEEDISO")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let tasks = dir.path().to_str().unwrap();
+    let text = refused(&["--cmdline", "speediso.task=inventory", "--tasks-dir", tasks]);
     // Refused by the plan's check of declared step keys (issue #14),
     // naming the key, the step, the module's keys and the file.
     assert!(
@@ -975,17 +965,8 @@ fn bad_step_options_reject_the_plan() {
     assert!(text.contains("known: pci_ids, smart"), "{text}");
     assert!(text.contains("inventory.toml"), "{text}");
 
-    let out = Command::new(BIN)
-        .args([
-            "--cmdline",
-            "speediso.task=inventory speediso.inventory.smart=maybe",
-        ])
-        .args(["dispatch", "--dry-run"])
-        .env_remove("SPEEDISO")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
+    let smart = "speediso.task=inventory speediso.inventory.smart=maybe";
+    let text = refused(&["--cmdline", smart]);
     assert!(text.contains("inventory.smart"), "{text}");
 }
 

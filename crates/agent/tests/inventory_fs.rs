@@ -4,6 +4,7 @@
 //! must agree.
 
 use speediso::inventory::fsprobe;
+use speediso_testsupport::{output_ok, sized_file};
 use std::path::Path;
 use std::process::Command;
 
@@ -21,12 +22,7 @@ fn have(tool: &str) -> bool {
 }
 
 fn sh(argv: &[&str]) {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new(argv[0]).args(&argv[1..]));
 }
 
 /// blkid's TYPE, LABEL and UUID for a file (`-o export`, unescaped).
@@ -70,7 +66,7 @@ fn check(size: u64, mkfs: &[&str], want_type: &str) -> Option<fsprobe::FsInfo> {
     }
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+    sized_file(&img, size);
     let mut argv: Vec<&str> = mkfs.to_vec();
     let p = img.to_str().unwrap();
     argv.push(p);
@@ -318,20 +314,8 @@ fn lvm2_pv() {
     }
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("pv.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let out = Command::new("losetup")
-        .args(["--find", "--show"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "losetup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sized_file(&img, 64 << 20);
+    let out = output_ok(Command::new("losetup").args(["--find", "--show"]).arg(&img));
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(dev.starts_with("/dev/loop"), "not a loop device: {dev}");
     struct Detach(String);
@@ -341,21 +325,16 @@ fn lvm2_pv() {
         }
     }
     let guard = Detach(dev.clone());
-    let st = Command::new("pvcreate")
-        .args([
-            "-y",
-            "-q",
-            "--config",
-            "devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0}",
-            &dev,
-        ])
-        .env("DM_DISABLE_UDEV", "1")
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "pvcreate: {}",
-        String::from_utf8_lossy(&st.stderr)
+    output_ok(
+        Command::new("pvcreate")
+            .args([
+                "-y",
+                "-q",
+                "--config",
+                "devices{obtain_device_list_from_udev=0} activation{udev_sync=0 udev_rules=0}",
+                &dev,
+            ])
+            .env("DM_DISABLE_UDEV", "1"),
     );
     drop(guard);
     let (t, _, u) = blkid(&img);
@@ -369,10 +348,7 @@ fn lvm2_pv() {
 fn blank_and_unknown_images_have_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("zeros");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(4 << 20)
-        .unwrap();
+    sized_file(&img, 4 << 20);
     assert_eq!(ours(&img), None);
     std::fs::write(&img, vec![0x5au8; 1 << 20]).unwrap();
     assert_eq!(ours(&img), None);
@@ -401,10 +377,7 @@ fn gpt_and_dos_tables_equal_sfdisk() {
     ];
     for script in scripts {
         let img = dir.path().join("disk.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
+        sized_file(&img, 16 << 20);
         let mut child = Command::new("sfdisk")
             .args(["-q", "--no-reread", "--no-tell-kernel"])
             .arg(&img)
@@ -487,7 +460,7 @@ fn vfat_label_comes_from_the_root_directory() {
     let dir = tempfile::tempdir().unwrap();
     for (fat, size, label_off) in [("16", 32u64 << 20, 43usize), ("32", 64 << 20, 71)] {
         let img = dir.path().join(format!("fat{fat}"));
-        std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+        sized_file(&img, size);
         sh(&[
             "mkfs.vfat",
             "-F",

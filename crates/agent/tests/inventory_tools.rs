@@ -8,6 +8,7 @@ mod inventory_common;
 
 use inventory_common::*;
 use serde_json::Value;
+use std::path::Path;
 use std::process::Command;
 
 fn live() -> Value {
@@ -163,17 +164,8 @@ fn cpu_equals_lscpu() {
 #[test]
 fn memory_equals_meminfo() {
     let inv = live();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let kb: u64 = meminfo
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(inv["memory"]["total_bytes"], kb * 1024);
+    let total = mem_total_bytes(Path::new("/proc/meminfo"));
+    assert_eq!(inv["memory"]["total_bytes"], total);
     // SMBIOS: present tables give DIMMs or a note; absent ones a note.
     let tables = std::path::Path::new("/sys/firmware/dmi/tables/DMI").exists();
     if !tables {

@@ -4,6 +4,7 @@
 //! against a small local HTTP server with a redirect.
 
 use serde_json::Value;
+use speediso_testsupport::{free_port, output_ok};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An iperf3 test's turn: `serial()` once iperf3 is there; `None` (skip,
+/// or fail under SPEEDISO_REQUIRE_TOOLS=1) without it.
+fn iperf3_turn() -> Option<std::sync::MutexGuard<'static, ()>> {
+    have("iperf3", &["--version"]).then(serial)
+}
+
 /// Is `tool` installed? Missing: fail under SPEEDISO_REQUIRE_TOOLS=1 (CI),
 /// else skip with a note.
 fn have(tool: &str, args: &[&str]) -> bool {
@@ -32,14 +39,6 @@ fn have(tool: &str, args: &[&str]) -> bool {
         "{tool} is required (tests/apt/net.txt) but `{tool} {}` failed",
         args.join(" ")
     ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Is something listening on 127.0.0.1:port (read from /proc, because a
@@ -236,6 +235,19 @@ fn bench(args: &[&str]) -> Command {
     c
 }
 
+/// `bench net --server <srv> extra...` (30 s at most), which must succeed:
+/// its output and its result.
+fn bench_against(srv: &Iperf3, extra: &[&str]) -> (Output, Value) {
+    let addr = srv.addr();
+    let out = run_bounded(
+        bench(&[&["--server", addr.as_str()][..], extra].concat()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.result();
+    (out, r)
+}
+
 fn mbit(v: &Value) -> f64 {
     v["bits_per_second"].as_f64().unwrap() / 1e6
 }
@@ -252,18 +264,10 @@ fn within(ours: f64, theirs: f64, what: &str) {
 
 #[test]
 fn forward_one_stream_agrees_with_server_log() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(true);
     let addr = srv.addr();
-    let out = run_bounded(
-        bench(&["--server", &addr, "--duration", "3"]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let r = out.result();
+    let (out, r) = bench_against(&srv, &["--duration", "3"]);
     let log = srv.finish();
     let ts = &log["start"]["test_start"];
     assert_eq!(ts["num_streams"], 1);
@@ -302,17 +306,9 @@ fn forward_one_stream_agrees_with_server_log() {
 
 #[test]
 fn reverse_agrees_with_server_log() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(true);
-    let out = run_bounded(
-        bench(&["--server", &srv.addr(), "--duration", "3", "--reverse"]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let r = out.result();
+    let (_, r) = bench_against(&srv, &["--duration", "3", "--reverse"]);
     let log = srv.finish();
     assert_eq!(log["start"]["test_start"]["reverse"], 1);
     let sent = &log["end"]["sum_sent"];
@@ -332,17 +328,9 @@ fn reverse_agrees_with_server_log() {
 
 #[test]
 fn four_streams_agree_per_stream() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(true);
-    let out = run_bounded(
-        bench(&["--server", &srv.addr(), "--duration", "3", "--streams", "4"]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let r = out.result();
+    let (_, r) = bench_against(&srv, &["--duration", "3", "--streams", "4"]);
     let log = srv.finish();
     assert_eq!(log["start"]["test_start"]["num_streams"], 4);
     let recv = &log["end"]["sum_received"];
@@ -381,25 +369,9 @@ fn four_streams_agree_per_stream() {
 
 #[test]
 fn bidir_reports_both_directions() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(true);
-    let out = run_bounded(
-        bench(&[
-            "--server",
-            &srv.addr(),
-            "--duration",
-            "2",
-            "--bidir",
-            "-P",
-            "2",
-        ]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let r = out.result();
+    let (_, r) = bench_against(&srv, &["--duration", "2", "--bidir", "-P", "2"]);
     let log = srv.finish();
     // iperf3 3.12 logs the direction it sends in a bidir test separately.
     let server_sent = &log["end"]["sum_sent_bidir_reverse"];
@@ -426,10 +398,7 @@ fn bidir_reports_both_directions() {
 
 #[test]
 fn busy_server_is_a_clear_error() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(false);
     // Another client holds the server for 8 s.
     let other = Proc(
@@ -512,10 +481,7 @@ fn server_killed_mid_run_reverse() {
 
 #[test]
 fn stalled_server_times_out() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let srv = Iperf3::start(false);
     let pid = srv.proc.0.id();
     let cmd = bench(&["--server", &srv.addr(), "--duration", "4", "--timeout", "2"]);
@@ -727,10 +693,7 @@ fn run_task(dir: &Path, cmdline: &str) -> Output {
 
 #[test]
 fn task_step_reads_kernel_options() {
-    if !have("iperf3", &["--version"]) {
-        return;
-    }
-    let _g = serial();
+    let Some(_g) = iperf3_turn() else { return };
     let dir = task_dir();
     let srv = Iperf3::start(true);
     let out = run_task(
@@ -786,16 +749,7 @@ fn task_with_bad_net_option_is_rejected_before_running() {
 
 /// Run an openssl subcommand in `dir`; panics with its stderr on failure.
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new("openssl").args(args).current_dir(dir));
 }
 
 #[test]

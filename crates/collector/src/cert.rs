@@ -5,6 +5,7 @@
 //! (docs/certificate.md), so signer and verifier cannot drift. Whether a
 //! valid signature is worth anything is the trusted signers list's say.
 
+use super::tokens::{config_lines, read_config};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -29,30 +30,24 @@ pub struct TrustedSigners {
 
 impl TrustedSigners {
     pub fn load(path: &Path) -> Result<TrustedSigners> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = read_config(path)?;
         Self::parse(&text).with_context(|| format!("in trusted signers file {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<TrustedSigners> {
         let mut keys = BTreeMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
+        for (n, line) in config_lines(text) {
             let (key, name) = line
                 .split_once(char::is_whitespace)
                 .map(|(k, n)| (k, n.trim()))
                 .unwrap_or((line, ""));
             if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
                 bail!(
-                    "line {}: expected <64 hex digits of an Ed25519 public key> [name], got {:?}",
-                    i + 1,
+                    "line {n}: expected <64 hex digits of an Ed25519 public key> [name], got {:?}",
                     key.chars().take(80).collect::<String>()
                 );
             }
-            parse_hex_key(key).with_context(|| format!("line {}", i + 1))?;
+            parse_hex_key(key).with_context(|| format!("line {n}"))?;
             keys.insert(key.to_ascii_lowercase(), name.to_string());
         }
         Ok(TrustedSigners { keys })

@@ -9,9 +9,11 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, Derived, HostRow, PageQuery, ProgressSpan,
+    ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row};
 use serde_json::Value;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -382,127 +384,82 @@ impl Conn {
         Ok(all)
     }
 
+    /// Every row of `sql` with `params`, mapped by `f` (`.pop()` of it: the
+    /// one row of a lookup by key).
+    fn rows<T>(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> T,
+    ) -> Result<Vec<T>> {
+        Ok(self.client.query(sql, params)?.iter().map(f).collect())
+    }
+
     fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_HOSTS, &[&(limit as i64), &(offset as i64)])?
-            .iter()
-            .map(host_row)
-            .collect())
+        self.rows(
+            sql::SELECT_HOSTS,
+            &[&(limit as i64), &(offset as i64)],
+            host_row,
+        )
     }
 
     fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
-        Ok(self
-            .client
-            .query_opt(sql::SELECT_HOST, &[&key])?
-            .as_ref()
-            .map(host_row))
+        Ok(self.rows(sql::SELECT_HOST, &[&key], host_row)?.pop())
     }
 
     fn host_count(&mut self) -> Result<i64> {
         Ok(self.client.query_one(sql::COUNT_HOSTS, &[])?.get(0))
     }
 
-    fn runs(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RunRow>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_RUNS, &[&host, &task, &(limit as i64)])?
-            .iter()
-            .map(run_row)
-            .collect())
+    fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
+        self.rows(
+            sql::SELECT_RUNS,
+            &[&f.host, &f.task, &(f.limit as i64)],
+            run_row,
+        )
     }
 
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
-        Ok(self
-            .client
-            .query_opt(sql::SELECT_RUN, &[&run_id])?
-            .as_ref()
-            .map(run_row))
+        Ok(self.rows(sql::SELECT_RUN, &[&run_id], run_row)?.pop())
     }
 
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for r in self.client.query(sql::SELECT_EVENTS, &[&run_id])? {
-            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
-        }
-        Ok(out)
+        parse_events(&self.rows(sql::SELECT_EVENTS, &[&run_id], |r| r.get(0))?)
     }
 
-    fn events_page(
-        &mut self,
-        run_id: &str,
-        after_seq: i64,
-        limit: usize,
-        with_progress: bool,
-    ) -> Result<Vec<Value>> {
-        let q = if with_progress {
-            sql::SELECT_EVENTS_PAGE
-        } else {
-            sql::SELECT_EVENTS_PAGE_NP
-        };
-        let mut out = Vec::new();
-        for r in self
-            .client
-            .query(q, &[&run_id, &after_seq, &(limit as i64)])?
-        {
-            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
-        }
-        Ok(out)
+    fn events_page(&mut self, run_id: &str, p: PageQuery) -> Result<Vec<Value>> {
+        let q = sql::events_page(p.with_progress);
+        parse_events(&self.rows(q, &[&run_id, &p.after_seq, &(p.limit as i64)], |r| r.get(0))?)
     }
 
     fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        for r in self
-            .client
-            .query(sql::SELECT_EVENTS_TAIL, &[&run_id, &(limit as i64)])?
-        {
-            out.push(serde_json::from_str(r.get::<_, &str>(0))?);
-        }
+        let q = sql::SELECT_EVENTS_TAIL;
+        let mut out = parse_events(&self.rows(q, &[&run_id, &(limit as i64)], |r| r.get(0))?)?;
         out.reverse();
         Ok(out)
     }
 
     fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
-        let mut out = Vec::new();
-        for r in self
-            .client
-            .query(sql::SELECT_PROGRESS_SPANS, &[&run_id, &after, &upto])?
-        {
-            out.push(ProgressSpan {
-                step: r.get(0),
-                count: r.get(1),
-                first_seq: r.get(2),
-                last_seq: r.get(3),
-                last: serde_json::from_str(r.get::<_, &str>(4))?,
-            });
-        }
-        Ok(out)
+        let q = sql::SELECT_PROGRESS_SPANS;
+        self.rows(q, &[&run_id, &after, &upto], |r| {
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+        })?
+        .into_iter()
+        .map(ProgressSpan::from_row)
+        .collect()
     }
 
     fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
-        let mut out = Vec::new();
-        for r in self.client.query(sql::SELECT_RESULTS, &[&run_id])? {
-            out.push(ResultRow {
-                seq: r.get(0),
-                step: r.get(1),
-                data: serde_json::from_str(r.get::<_, &str>(2))?,
-            });
-        }
-        Ok(out)
+        self.rows(sql::SELECT_RESULTS, &[&run_id], |r| {
+            (r.get(0), r.get(1), r.get(2))
+        })?
+        .into_iter()
+        .map(ResultRow::from_row)
+        .collect()
     }
 
     fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_CERT_IDS, &[&run_id])?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        self.rows(sql::SELECT_CERT_IDS, &[&run_id], |r| r.get(0))
     }
 
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
@@ -513,48 +470,25 @@ impl Conn {
     }
 
     fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_BENCH, &[&host_key])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+        self.rows(sql::SELECT_BENCH, &[&host_key], |r| (r.get(0), r.get(1)))
     }
 
-    fn sibling_bench_results(
-        &mut self,
-        cpu_model: &str,
-        except: &str,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_SIBLING_BENCH, &[&cpu_model, &except])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+    fn sibling_bench_results(&mut self, cpu_model: &str, except: &str) -> Result<Vec<BenchRow>> {
+        self.rows(sql::SELECT_SIBLING_BENCH, &[&cpu_model, &except], |r| {
+            (r.get(0), r.get(1), r.get(2))
+        })
     }
 
-    fn runs_bench_results(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_RUNS_BENCH, &[&host, &task, &(limit as i64)])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect())
+    fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
+        self.rows(
+            sql::SELECT_RUNS_BENCH,
+            &[&f.host, &f.task, &(f.limit as i64)],
+            |r| (r.get(0), r.get(1), r.get(2)),
+        )
     }
 
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
-        Ok(self
-            .client
-            .query(sql::SELECT_SIBLINGS, &[&cpu_model, &except])?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
+        self.rows(sql::SELECT_SIBLINGS, &[&cpu_model, &except], |r| r.get(0))
     }
 
     fn ping(&mut self) -> Result<()> {
@@ -580,13 +514,8 @@ impl Store for PgStore {
         self.call(|c| c.host_count())
     }
 
-    fn runs(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RunRow>> {
-        self.call(|c| c.runs(host, task, limit))
+    fn runs(&mut self, filter: RunFilter<'_>) -> Result<Vec<RunRow>> {
+        self.call(|c| c.runs(filter))
     }
 
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
@@ -597,14 +526,8 @@ impl Store for PgStore {
         self.call(|c| c.events(run_id))
     }
 
-    fn events_page(
-        &mut self,
-        run_id: &str,
-        after_seq: i64,
-        limit: usize,
-        with_progress: bool,
-    ) -> Result<Vec<Value>> {
-        self.call(|c| c.events_page(run_id, after_seq, limit, with_progress))
+    fn events_page(&mut self, run_id: &str, page: PageQuery) -> Result<Vec<Value>> {
+        self.call(|c| c.events_page(run_id, page))
     }
 
     fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
@@ -631,21 +554,12 @@ impl Store for PgStore {
         self.call(|c| c.bench_results(host_key))
     }
 
-    fn sibling_bench_results(
-        &mut self,
-        cpu_model: &str,
-        except: &str,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
+    fn sibling_bench_results(&mut self, cpu_model: &str, except: &str) -> Result<Vec<BenchRow>> {
         self.call(|c| c.sibling_bench_results(cpu_model, except))
     }
 
-    fn runs_bench_results(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
-        self.call(|c| c.runs_bench_results(host, task, limit))
+    fn runs_bench_results(&mut self, filter: RunFilter<'_>) -> Result<Vec<BenchRow>> {
+        self.call(|c| c.runs_bench_results(filter))
     }
 
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {

@@ -379,7 +379,13 @@ pub struct RunsQuery {
 async fn get_runs(State(app): State<Arc<App>>, Query(q): Query<RunsQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).min(10_000);
     match app
-        .read(move |s| s.runs(q.host.as_deref(), q.task.as_deref(), limit))
+        .read(move |s| {
+            s.runs(store::RunFilter {
+                host: q.host.as_deref(),
+                task: q.task.as_deref(),
+                limit,
+            })
+        })
         .await
     {
         Ok(r) => Json(r).into_response(),

@@ -4,7 +4,8 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    sql, BatchOutcome, BatchTx, Derived, HostRow, ProgressSpan, ResultRow, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, Derived, HostRow, PageQuery, ProgressSpan,
+    ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -36,6 +37,19 @@ impl SqliteStore {
         let conn = Connection::open_in_memory()?;
         migrate(&conn)?;
         Ok(SqliteStore { conn })
+    }
+
+    /// Every row of the (cached) statement `sql` with `params`, mapped by `f`
+    /// (`.pop()` of it: the one row of a lookup by key).
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut s = self.conn.prepare_cached(sql)?;
+        let rows = s.query_map(params, f)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
@@ -199,141 +213,80 @@ impl Store for SqliteStore {
     }
 
     fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_HOSTS)?;
-        let rows = s.query_map(params![limit as i64, offset as i64], host_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.rows(
+            sql::SELECT_HOSTS,
+            params![limit as i64, offset as i64],
+            host_row,
+        )
     }
 
     fn host(&mut self, key: &str) -> Result<Option<HostRow>> {
-        Ok(self
-            .conn
-            .query_row(sql::SELECT_HOST, [key], host_row)
-            .optional()?)
+        Ok(self.rows(sql::SELECT_HOST, [key], host_row)?.pop())
     }
 
     fn host_count(&mut self) -> Result<i64> {
         Ok(self.conn.query_row(sql::COUNT_HOSTS, [], |r| r.get(0))?)
     }
 
-    fn runs(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<RunRow>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS)?;
-        let rows = s.query_map(params![host, task, limit as i64], run_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
+        self.rows(
+            sql::SELECT_RUNS,
+            params![f.host, f.task, f.limit as i64],
+            run_row,
+        )
     }
 
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>> {
-        Ok(self
-            .conn
-            .query_row(sql::SELECT_RUN, [run_id], run_row)
-            .optional()?)
+        Ok(self.rows(sql::SELECT_RUN, [run_id], run_row)?.pop())
     }
 
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS)?;
-        let rows = s.query_map([run_id], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for b in rows {
-            out.push(serde_json::from_str(&b?)?);
-        }
-        Ok(out)
+        parse_events(&self.rows(sql::SELECT_EVENTS, [run_id], |r| r.get(0))?)
     }
 
-    fn events_page(
-        &mut self,
-        run_id: &str,
-        after_seq: i64,
-        limit: usize,
-        with_progress: bool,
-    ) -> Result<Vec<Value>> {
-        let q = if with_progress {
-            sql::SELECT_EVENTS_PAGE
-        } else {
-            sql::SELECT_EVENTS_PAGE_NP
-        };
-        let mut s = self.conn.prepare_cached(q)?;
-        let rows = s.query_map(params![run_id, after_seq, limit as i64], |r| {
-            r.get::<_, String>(0)
-        })?;
-        let mut out = Vec::new();
-        for b in rows {
-            out.push(serde_json::from_str(&b?)?);
-        }
-        Ok(out)
+    fn events_page(&mut self, run_id: &str, p: PageQuery) -> Result<Vec<Value>> {
+        let q = sql::events_page(p.with_progress);
+        parse_events(
+            &self.rows(q, params![run_id, p.after_seq, p.limit as i64], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_EVENTS_TAIL)?;
-        let rows = s.query_map(params![run_id, limit as i64], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for b in rows {
-            out.push(serde_json::from_str(&b?)?);
-        }
+        let q = sql::SELECT_EVENTS_TAIL;
+        let mut out = parse_events(&self.rows(q, params![run_id, limit as i64], |r| r.get(0))?)?;
         out.reverse();
         Ok(out)
     }
 
     fn progress_spans(&mut self, run_id: &str, after: i64, upto: i64) -> Result<Vec<ProgressSpan>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_PROGRESS_SPANS)?;
-        let rows = s.query_map(params![run_id, after, upto], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (step, count, first_seq, last_seq, body) = row?;
-            out.push(ProgressSpan {
-                step,
-                count,
-                first_seq,
-                last_seq,
-                last: serde_json::from_str(&body)?,
-            });
-        }
-        Ok(out)
+        let q = sql::SELECT_PROGRESS_SPANS;
+        self.rows(q, params![run_id, after, upto], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .into_iter()
+        .map(ProgressSpan::from_row)
+        .collect()
     }
 
     fn results(&mut self, run_id: &str) -> Result<Vec<ResultRow>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_RESULTS)?;
-        let rows = s.query_map([run_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, step, data) = row?;
-            out.push(ResultRow {
-                seq,
-                step,
-                data: serde_json::from_str(&data)?,
-            });
-        }
-        Ok(out)
+        self.rows(sql::SELECT_RESULTS, [run_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .into_iter()
+        .map(ResultRow::from_row)
+        .collect()
     }
 
     fn certificate_ids(&mut self, run_id: &str) -> Result<Vec<String>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_CERT_IDS)?;
-        let rows = s.query_map([run_id], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.rows(sql::SELECT_CERT_IDS, [run_id], |r| r.get(0))
     }
 
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>> {
         let row: Option<(String, String)> = self
-            .conn
-            .query_row(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+            .rows(sql::SELECT_CERT, [id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .pop();
         match row {
             Some((run, body)) => Ok(Some((run, serde_json::from_str(&body)?))),
             None => Ok(None),
@@ -341,40 +294,29 @@ impl Store for SqliteStore {
     }
 
     fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_BENCH)?;
-        let rows = s.query_map([host_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.rows(sql::SELECT_BENCH, [host_key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
-    fn sibling_bench_results(
-        &mut self,
-        cpu_model: &str,
-        except: &str,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLING_BENCH)?;
-        let rows = s.query_map(params![cpu_model, except], |r| {
+    fn sibling_bench_results(&mut self, cpu_model: &str, except: &str) -> Result<Vec<BenchRow>> {
+        self.rows(sql::SELECT_SIBLING_BENCH, params![cpu_model, except], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
-    fn runs_bench_results(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Option<String>, String)>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_RUNS_BENCH)?;
-        let rows = s.query_map(params![host, task, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
+        self.rows(
+            sql::SELECT_RUNS_BENCH,
+            params![f.host, f.task, f.limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
-        let mut s = self.conn.prepare_cached(sql::SELECT_SIBLINGS)?;
-        let rows = s.query_map(params![cpu_model, except], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.rows(sql::SELECT_SIBLINGS, params![cpu_model, except], |r| {
+            r.get(0)
+        })
     }
 
     fn ping(&mut self) -> Result<()> {

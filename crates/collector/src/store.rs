@@ -68,6 +68,62 @@ pub struct ResultRow {
     pub data: Value,
 }
 
+/// Stored event lines (JSON text), parsed, in the order given: what the
+/// backends' event reads return.
+pub fn parse_events(bodies: &[String]) -> Result<Vec<Value>> {
+    bodies
+        .iter()
+        .map(|b| Ok(serde_json::from_str(b)?))
+        .collect()
+}
+
+impl ProgressSpan {
+    /// A row of `sql::SELECT_PROGRESS_SPANS`, its last event parsed.
+    pub fn from_row(
+        (step, count, first_seq, last_seq, last): (Option<String>, i64, i64, i64, String),
+    ) -> Result<ProgressSpan> {
+        Ok(ProgressSpan {
+            step,
+            count,
+            first_seq,
+            last_seq,
+            last: serde_json::from_str(&last)?,
+        })
+    }
+}
+
+impl ResultRow {
+    /// A row of `sql::SELECT_RESULTS`, its data parsed.
+    pub fn from_row((seq, step, data): (i64, Option<String>, String)) -> Result<ResultRow> {
+        Ok(ResultRow {
+            seq,
+            step,
+            data: serde_json::from_str(&data)?,
+        })
+    }
+}
+
+/// Which runs `Store::runs` lists: of this host and task (each when
+/// given), the `limit` latest.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFilter<'a> {
+    pub host: Option<&'a str>,
+    pub task: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// Which events `Store::events_page` reads: up to `limit` with
+/// `seq > after_seq`; progress events only when `with_progress`.
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery {
+    pub after_seq: i64,
+    pub limit: usize,
+    pub with_progress: bool,
+}
+
+/// (host_key or run_id, step, data JSON) of one bench result.
+pub type BenchRow = (String, Option<String>, String);
+
 /// A database the collector stores into and reads from.
 pub trait Store: Send {
     /// Store several batches in ONE transaction; `Ok` only after commit.
@@ -78,21 +134,13 @@ pub trait Store: Send {
     fn hosts(&mut self, limit: usize, offset: usize) -> Result<Vec<HostRow>>;
     fn host(&mut self, key: &str) -> Result<Option<HostRow>>;
     fn host_count(&mut self) -> Result<i64>;
-    fn runs(&mut self, host: Option<&str>, task: Option<&str>, limit: usize)
-        -> Result<Vec<RunRow>>;
+    fn runs(&mut self, filter: RunFilter<'_>) -> Result<Vec<RunRow>>;
     fn run(&mut self, run_id: &str) -> Result<Option<RunRow>>;
     /// A run's events (parsed) in `seq` order: all of them, for tests and
     /// small runs; pages use `events_page`.
     fn events(&mut self, run_id: &str) -> Result<Vec<Value>>;
-    /// Up to `limit` events with `seq > after_seq`, in `seq` order; progress
-    /// events only when `with_progress`.
-    fn events_page(
-        &mut self,
-        run_id: &str,
-        after_seq: i64,
-        limit: usize,
-        with_progress: bool,
-    ) -> Result<Vec<Value>>;
+    /// The events `page` selects, in `seq` order.
+    fn events_page(&mut self, run_id: &str, page: PageQuery) -> Result<Vec<Value>>;
     /// The last `limit` events that are not progress, in `seq` order.
     fn events_tail(&mut self, run_id: &str, limit: usize) -> Result<Vec<Value>>;
     /// The progress events with `after < seq <= upto`, counted per step.
@@ -103,21 +151,11 @@ pub trait Store: Send {
     fn certificate(&mut self, id: &str) -> Result<Option<(String, Value)>>;
     /// (step, data JSON) of a host's bench results, oldest first.
     fn bench_results(&mut self, host_key: &str) -> Result<Vec<(Option<String>, String)>>;
-    /// (host_key, step, data JSON) of the bench results of the other
-    /// hosts with this CPU model, oldest first.
-    fn sibling_bench_results(
-        &mut self,
-        cpu_model: &str,
-        except: &str,
-    ) -> Result<Vec<(String, Option<String>, String)>>;
-    /// (run_id, step, data JSON) of the bench results of the runs
-    /// `runs(host, task, limit)` lists.
-    fn runs_bench_results(
-        &mut self,
-        host: Option<&str>,
-        task: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Option<String>, String)>>;
+    /// The bench results of the other hosts with this CPU model (keyed by
+    /// host_key), oldest first.
+    fn sibling_bench_results(&mut self, cpu_model: &str, except: &str) -> Result<Vec<BenchRow>>;
+    /// The bench results of the runs `runs(filter)` lists (keyed by run_id).
+    fn runs_bench_results(&mut self, filter: RunFilter<'_>) -> Result<Vec<BenchRow>>;
     /// Other hosts with this CPU model.
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
     fn ping(&mut self) -> Result<()>;
@@ -313,6 +351,15 @@ pub mod sql {
     /// `type <> 'progress'` exactly as the partial index says (migration 3).
     pub const SELECT_EVENTS_PAGE_NP: &str = "SELECT body FROM events \
         WHERE run_id = $1 AND seq > $2 AND type <> 'progress' ORDER BY seq LIMIT $3";
+    /// The page query: `SELECT_EVENTS_PAGE`, or `SELECT_EVENTS_PAGE_NP`
+    /// without progress events.
+    pub fn events_page(with_progress: bool) -> &'static str {
+        if with_progress {
+            SELECT_EVENTS_PAGE
+        } else {
+            SELECT_EVENTS_PAGE_NP
+        }
+    }
     pub const SELECT_EVENTS_TAIL: &str = "SELECT body FROM events \
         WHERE run_id = $1 AND type <> 'progress' ORDER BY seq DESC LIMIT $2";
     pub const SELECT_PROGRESS_SPANS: &str = "SELECT g.step, g.n, g.first_seq, g.last_seq, \
@@ -553,7 +600,12 @@ pub fn events_page(
     with_progress: bool,
 ) -> Result<EventsPage> {
     let limit = limit.max(1);
-    let events = s.events_page(run_id, after_seq, limit, with_progress)?;
+    let page = PageQuery {
+        after_seq,
+        limit,
+        with_progress,
+    };
+    let events = s.events_page(run_id, page)?;
     let next_after_seq = if events.len() == limit {
         events.last().and_then(seq_of)
     } else {
@@ -677,7 +729,7 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 /// PostgreSQL integration test run them. Panics on a failed check.
 #[doc(hidden)]
 pub mod conformance {
-    use super::{host, latest_figures, Store};
+    use super::{host, latest_figures, RunFilter, Store};
     use crate::ingest::{bind, parse_batch, Incoming, Limits, Refusal};
     use crate::tokens::{token_id, Token};
 
@@ -773,10 +825,19 @@ pub mod conformance {
         assert!(s.certificate("nope").unwrap().is_none());
         let figs = latest_figures(s, "S1").unwrap();
         assert_eq!(figs["bench.cpu"]["events_per_second.all"], 800.0);
-        assert_eq!(s.runs(Some("S1"), None, 10).unwrap().len(), 1);
-        assert_eq!(s.runs(None, Some("speedtest"), 10).unwrap().len(), 1);
-        assert_eq!(s.runs(Some("S2"), None, 10).unwrap().len(), 0);
-        assert_eq!(s.runs(None, None, 10).unwrap().len(), 1);
+        for (host, task, n) in [
+            (Some("S1"), None, 1),
+            (None, Some("speedtest"), 1),
+            (Some("S2"), None, 0),
+            (None, None, 1),
+        ] {
+            let filter = RunFilter {
+                host,
+                task,
+                limit: 10,
+            };
+            assert_eq!(s.runs(filter).unwrap().len(), n, "{filter:?}");
+        }
         assert!(s.siblings("EPYC", "S1").unwrap().is_empty());
 
         // A run is bound to the host and the token of its first event.

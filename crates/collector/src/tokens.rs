@@ -32,23 +32,32 @@ pub fn token_id(secret: &str) -> String {
     hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
 }
 
+/// The text of a file the operator writes (tokens, trusted signers).
+pub fn read_config(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The lines of a file the operator writes (tokens, trusted signers) that
+/// say something: (line number from 1, the line without its `#` comment,
+/// trimmed).
+pub fn config_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let line = line.split('#').next().unwrap_or("").trim();
+        (!line.is_empty()).then_some((i + 1, line))
+    })
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Tokens(pub Vec<Token>);
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        Self::parse(&read_config(path)?).with_context(|| format!("in {}", path.display()))
     }
 
     pub fn parse(text: &str) -> Result<Tokens> {
         let mut v = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
+        for (n, line) in config_lines(text) {
             let words: Vec<&str> = line.split_whitespace().collect();
             let tok = match words.as_slice() {
                 [secret] => Token {
@@ -61,13 +70,10 @@ impl Tokens {
                     host: Some(h[5..].to_string()),
                     id: token_id(secret),
                 },
-                _ => bail!(
-                    "line {}: expected TOKEN or host=<serial|uuid|mac> TOKEN",
-                    i + 1
-                ),
+                _ => bail!("line {n}: expected TOKEN or host=<serial|uuid|mac> TOKEN"),
             };
             if tok.secret.len() < 8 {
-                bail!("line {}: token shorter than 8 characters", i + 1);
+                bail!("line {n}: token shorter than 8 characters");
             }
             v.push(tok);
         }

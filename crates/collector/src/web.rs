@@ -154,15 +154,13 @@ fn runs_with_figures(
     task: Option<&str>,
     limit: usize,
 ) -> anyhow::Result<Vec<(RunRow, String)>> {
-    let runs = c.runs(host, task, limit)?;
+    let filter = store::RunFilter { host, task, limit };
+    let runs = c.runs(filter)?;
     let mut bench: std::collections::HashMap<String, Vec<store::ResultRow>> =
         std::collections::HashMap::new();
-    for (run_id, step, data) in c.runs_bench_results(host, task, limit)? {
-        bench.entry(run_id).or_default().push(store::ResultRow {
-            seq: 0,
-            step,
-            data: serde_json::from_str(&data)?,
-        });
+    for (run_id, step, data) in c.runs_bench_results(filter)? {
+        let row = store::ResultRow::from_row((0, step, data))?;
+        bench.entry(run_id).or_default().push(row);
     }
     Ok(runs
         .into_iter()

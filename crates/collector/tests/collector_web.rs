@@ -3,6 +3,7 @@
 //! that flags a server slower than its same-CPU siblings.
 
 use speediso_testsupport::collector::*;
+use speediso_testsupport::output_ok;
 use std::path::Path;
 use std::process::Command;
 
@@ -214,19 +215,14 @@ fn pages_in_headless_chromium() {
 
     // And a screenshot renders (a real layout, not an error page).
     let shot = tmp.path().join("run.png");
-    let out = Command::new("timeout")
-        .arg("90")
-        .arg(bin)
-        .args(browser_args(&profile))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1280,900")
-        .arg(format!("{}/runs/run-failed", c.url()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new("timeout")
+            .arg("90")
+            .arg(bin)
+            .args(browser_args(&profile))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg("--window-size=1280,900")
+            .arg(format!("{}/runs/run-failed", c.url())),
     );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");
@@ -275,11 +271,7 @@ fn hostile_strings_never_become_markup() {
         "/runs/run-h".into(),
         format!("/hosts/{enc}"),
     ] {
-        let page = ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .into_string()
-            .unwrap();
+        let page = c.get_text(&path);
         assert!(
             page.contains("onmouseover=&quot;alert(1)"),
             "{path}: shown as text:\n{page}"

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use speediso_testsupport::collector::*;
+use speediso_testsupport::output_ok;
 use std::process::Command;
 
 #[test]
@@ -11,24 +12,19 @@ fn a_benchmark_by_hand_reaches_the_report_endpoint_as_a_run() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("collector"), None, &[]);
     let run_dir = tmp.path().join("run");
-    let out = Command::new(speediso_testsupport::bin("speediso"))
-        .args([
-            "--cmdline",
-            &format!("speediso.report={} speediso.token={TOKEN}", c.url()),
-            "bench",
-            "cpu",
-            "--duration",
-            "1s",
-            "--json",
-        ])
-        .env("SPEEDISO_RUN_DIR", &run_dir)
-        .env_remove("SPEEDISO")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(speediso_testsupport::bin("speediso"))
+            .args([
+                "--cmdline",
+                &format!("speediso.report={} speediso.token={TOKEN}", c.url()),
+                "bench",
+                "cpu",
+                "--duration",
+                "1s",
+                "--json",
+            ])
+            .env("SPEEDISO_RUN_DIR", &run_dir)
+            .env_remove("SPEEDISO"),
     );
     // stdout: the result document alone.
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();

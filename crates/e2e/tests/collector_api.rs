@@ -2,10 +2,9 @@
 //! limits, malformed input (nothing partial stored), idempotency,
 //! certificates, 200 concurrent agents, graceful shutdown.
 
-use speediso::events::{Bus, HostId};
-use speediso::report::retry::RetryPolicy;
-use speediso::report::Config;
-use speediso::sinks::report::{Report, Tuning};
+mod common;
+
+use common::{fast_tuning, logged_run, reporting_bus};
 use speediso_testsupport::collector::*;
 use std::time::Duration;
 
@@ -13,6 +12,38 @@ fn batch(run: &str, n: u64, serial: &str) -> String {
     (0..n)
         .map(|s| log_line(run, s, serial) + "\n")
         .collect::<String>()
+}
+
+/// `body` posted with `token` is answered `code` with a body saying `why`;
+/// that body.
+#[track_caller]
+fn refused(c: &Collector, token: &str, body: &str, code: u16, why: &str) -> String {
+    let (got, answer) = c.post(Some(token), body);
+    assert_eq!(got, code, "{answer}");
+    assert!(answer.contains(why), "{answer}");
+    answer
+}
+
+/// `body` posted with the test token is taken: (stored, duplicates).
+#[track_caller]
+fn accepted(c: &Collector, body: &str) -> (u64, u64) {
+    let (code, answer) = c.post(Some(TOKEN), body);
+    assert_eq!(code, 200, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let count = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {answer}"));
+    (count("stored"), count("duplicates"))
+}
+
+/// `body` posted with the test token is answered `code` with a JSON object
+/// naming line `line` and saying `why` in its `error`; that object.
+#[track_caller]
+fn refused_at(c: &Collector, body: &str, code: u16, line: u64, why: &str) -> serde_json::Value {
+    let (got, answer) = c.post(Some(TOKEN), body);
+    assert_eq!(got, code, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["line"], line, "{answer}");
+    assert!(v["error"].as_str().unwrap().contains(why), "{answer}");
+    v
 }
 
 #[test]
@@ -34,9 +65,7 @@ fn tokens_limits_and_malformed_lines() {
     // Oversized body: 413, nothing stored.
     let big = batch("r-big", 60, "S1");
     assert!(big.len() > 8192);
-    let (code, body) = c.post(Some(TOKEN), &big);
-    assert_eq!(code, 413, "{body}");
-    assert!(body.contains("8192"), "{body}");
+    refused(&c, TOKEN, &big, 413, "8192");
     assert_eq!(c.stored("r-big").0, 0);
 
     // One line over the line limit: 413 naming the line.
@@ -53,9 +82,7 @@ fn tokens_limits_and_malformed_lines() {
             )
         )
     );
-    let (code, body) = c.post(Some(TOKEN), &long);
-    assert_eq!(code, 413, "{body}");
-    assert!(body.contains("line 2"), "{body}");
+    refused(&c, TOKEN, &long, 413, "line 2");
     assert_eq!(c.stored("r-long").0, 0);
 
     // Garbage on line 3: 400 naming line 3; lines 1-2 not stored either.
@@ -65,48 +92,23 @@ fn tokens_limits_and_malformed_lines() {
         log_line("r-bad", 1, "S1"),
         log_line("r-bad", 2, "S1")
     );
-    let (code, body) = c.post(Some(TOKEN), &bad);
-    assert_eq!(code, 400, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["line"], 3, "{body}");
-    assert!(
-        v["error"].as_str().unwrap().contains("line 3: not JSON"),
-        "{body}"
-    );
+    refused_at(&c, &bad, 400, 3, "line 3: not JSON");
     assert_eq!(c.stored("r-bad").0, 0);
 
     // A JSON object that is not an event.
-    let (code, body) = c.post(
-        Some(TOKEN),
-        &format!("{}\n{{\"hello\":1}}\n", log_line("r-bad2", 0, "S1")),
-    );
-    assert_eq!(code, 400);
-    assert!(body.contains("line 2: not an event"), "{body}");
+    let not_an_event = format!("{}\n{{\"hello\":1}}\n", log_line("r-bad2", 0, "S1"));
+    refused(&c, TOKEN, &not_an_event, 400, "line 2: not an event");
 
     // A host-bound token only for its host.
-    let (code, body) = c.post(Some(HOST_TOKEN), &batch("r-other", 2, "S1"));
-    assert_eq!(code, 403, "{body}");
-    assert!(body.contains("line 1"), "{body}");
+    refused(&c, HOST_TOKEN, &batch("r-other", 2, "S1"), 403, "line 1");
     assert_eq!(c.stored("r-other").0, 0);
     let (code, body) = c.post(Some(HOST_TOKEN), &batch("r-bound", 2, "BOUND1"));
     assert_eq!(code, 200, "{body}");
     assert_eq!(c.stored("r-bound"), (2, 2, 1));
 
     // Idempotent on (run_id, seq): a replay is acknowledged, not stored twice.
-    let (code, body) = c.post(Some(TOKEN), &batch("r-ok", 5, "S1"));
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (v["stored"].as_u64(), v["duplicates"].as_u64()),
-        (Some(5), Some(0))
-    );
-    let (code, body) = c.post(Some(TOKEN), &batch("r-ok", 7, "S1"));
-    assert_eq!(code, 200);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (v["stored"].as_u64(), v["duplicates"].as_u64()),
-        (Some(2), Some(5))
-    );
+    assert_eq!(accepted(&c, &batch("r-ok", 5, "S1")), (5, 0));
+    assert_eq!(accepted(&c, &batch("r-ok", 7, "S1")), (2, 5));
     assert_eq!(c.stored("r-ok"), (7, 7, 6));
     let run = c.get("/v1/runs/r-ok");
     assert_eq!(run["run"]["events"], 7);
@@ -307,15 +309,8 @@ fn certificates_only_from_the_wipe_step_of_their_own_run_and_host() {
     ];
     for (bad, why) in cases {
         let body = format!("{}\n{bad}\n", log_line("r-x", 0, "W1"));
-        let (code, resp) = c.post(Some(TOKEN), &body);
-        assert_eq!(code, 400, "{why}: {resp}");
-        let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
-        assert_eq!(v["line"], 2, "{resp}");
-        let err = v["error"].as_str().unwrap();
-        assert!(
-            err.starts_with("line 2: ") && err.contains(why),
-            "{why}: {err}"
-        );
+        let v = refused_at(&c, &body, 400, 2, why);
+        assert!(v["error"].as_str().unwrap().starts_with("line 2: "), "{v}");
         assert_eq!(c.stored("r-x").0, 0, "{why}: nothing stored");
     }
     let r = ureq::get(&format!("{}/v1/certificates/c-1", c.url())).call();
@@ -354,45 +349,34 @@ fn certificate_trust_comes_from_the_trusted_signers_list() {
         &format!("{}\n", wipe_result("r-t", 0, "W1", &certs)),
     );
     assert_eq!(code, 200, "{body}");
-    let v = &c.get("/v1/certificates/t-trusted")["verification"];
-    assert_eq!(
-        (v["valid"].as_bool(), v["trust"].as_str()),
-        (Some(true), Some("trusted")),
-        "{v}"
-    );
+    let verification = |id: &str| c.get(&format!("/v1/certificates/{id}"))["verification"].clone();
+    // (certificate, valid, trust, a member of the verification, what it says)
+    for (id, valid, trust, member, says) in [
+        ("t-trusted", true, "trusted", "signer_name", "lab wipe key"),
+        (
+            "t-unlisted",
+            true,
+            "untrusted",
+            "trust_note",
+            "not in the trusted signers list",
+        ),
+        ("t-liar", false, "invalid", "error", "signer.public_key"),
+    ] {
+        let v = verification(id);
+        assert_eq!(
+            (v["valid"].as_bool(), v["trust"].as_str()),
+            (Some(valid), Some(trust)),
+            "{v}"
+        );
+        assert!(v[member].as_str().unwrap().contains(says), "{v}");
+    }
+    let v = verification("t-trusted");
     assert_eq!(v["signer_name"], "lab wipe key");
     assert_eq!(v["key_source"], "file:/etc/speediso/wipe.key");
     assert_eq!(v["signed_by"], public_hex(9));
-    let v = &c.get("/v1/certificates/t-unlisted")["verification"];
-    assert_eq!(
-        (v["valid"].as_bool(), v["trust"].as_str()),
-        (Some(true), Some("untrusted")),
-        "{v}"
-    );
-    assert!(
-        v["trust_note"]
-            .as_str()
-            .unwrap()
-            .contains("not in the trusted signers list"),
-        "{v}"
-    );
-    let v = &c.get("/v1/certificates/t-liar")["verification"];
-    assert_eq!(
-        (v["valid"].as_bool(), v["trust"].as_str()),
-        (Some(false), Some("invalid")),
-        "{v}"
-    );
-    assert!(
-        v["error"].as_str().unwrap().contains("signer.public_key"),
-        "{v}"
-    );
 
     // The run page: the trust summary says it, only the trusted one is green.
-    let page = ureq::get(&format!("{}/runs/r-t", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let page = c.get_text("/runs/r-t");
     assert!(
         page.contains("id=\"cert-trust\">2 of 3 certificate(s) NOT signed by a trusted key"),
         "{page}"
@@ -451,32 +435,8 @@ fn two_hundred_concurrent_agents_all_stored() {
             let url = url.clone();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(500),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(20),
-                    ..Tuning::default()
-                };
-                let host = HostId {
-                    serial: Some(format!("CONC{i:03}")),
-                    ..HostId::default()
-                };
-                let bus = Bus::new(
-                    Some("speedtest".into()),
-                    host,
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
-                );
+                let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(20));
+                let bus = reporting_bus("speedtest", &format!("CONC{i:03}"), url, &run_dir, tuning);
                 barrier.wait();
                 for s in 0..EVENTS {
                     bus.step("bench.cpu").log(format!("event {s}"));
@@ -612,24 +572,12 @@ fn a_replay_with_other_content_is_a_conflict() {
         "S1",
         r#""type":"log","level":"info","message":"not hello""#,
     );
-    let (code, body) = c.post(
-        Some(TOKEN),
-        &format!("{}\n{changed}\n", log_line("r-c", 4, "S1")),
-    );
-    assert_eq!(code, 409, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["line"], 2, "{body}");
-    assert!(v["error"].as_str().unwrap().contains("line 2"), "{body}");
+    let body = format!("{}\n{changed}\n", log_line("r-c", 4, "S1"));
+    refused_at(&c, &body, 409, 2, "line 2");
     assert_eq!(c.stored_lines("r-c"), before, "nothing of the batch stored");
     assert_eq!(c.get("/v1/runs/r-c")["run"]["events"], 4);
     // The same content is still a duplicate.
-    let (code, body) = c.post(Some(TOKEN), &batch("r-c", 5, "S1"));
-    assert_eq!(code, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (v["stored"].as_u64(), v["duplicates"].as_u64()),
-        (Some(1), Some(4))
-    );
+    assert_eq!(accepted(&c, &batch("r-c", 5, "S1")), (1, 4));
 }
 
 /// Events planted ahead of a live run (same host and token: the host
@@ -641,32 +589,8 @@ fn agent_isolates_a_conflicting_event_and_delivers_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Collector::start(&tmp.path().join("collector"), None, &[]);
     let run_dir = tmp.path().join("agent");
-    let cfg = Config {
-        base: c.url(),
-        token: Some(TOKEN.into()),
-        ca_pem: None,
-        https: false,
-        drain: None,
-    };
-    let tuning = Tuning {
-        running: RetryPolicy {
-            initial: Duration::from_millis(50),
-            cap: Duration::from_millis(200),
-            jitter: 0.5,
-            deadline: None,
-        },
-        linger: Duration::from_millis(300),
-        ..Tuning::default()
-    };
-    let host = HostId {
-        serial: Some("AG1".into()),
-        ..HostId::default()
-    };
-    let bus = Bus::new(
-        Some("speedtest".into()),
-        host,
-        vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
-    );
+    let tuning = fast_tuning(Duration::from_millis(200), Duration::from_millis(300));
+    let bus = reporting_bus("speedtest", "AG1", c.url(), &run_dir, tuning);
     let run = bus.run_id().to_string();
     let planted = event_line(
         &run,
@@ -700,20 +624,8 @@ fn enumerated_fields_are_checked_at_ingest() {
         "S1",
         r#""type":"run_finished","outcome":"x\" onmouseover=\"alert(1)","exit_status":1,"duration_ms":5"#,
     );
-    let (code, body) = c.post(
-        Some(TOKEN),
-        &format!("{}\n{hostile}\n", log_line("r-xss", 0, "S1")),
-    );
-    assert_eq!(code, 400, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["line"], 2, "{body}");
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("run_finished outcome"),
-        "{body}"
-    );
+    let body = format!("{}\n{hostile}\n", log_line("r-xss", 0, "S1"));
+    refused_at(&c, &body, 400, 2, "run_finished outcome");
     let step = event_line(
         "r-xss",
         1,
@@ -815,38 +727,12 @@ fn requests_beyond_the_in_flight_limit_get_503_and_agents_retry() {
     // Agents reporting while it is full keep their events and retry.
     let agents: Vec<_> = (0..6)
         .map(|i| {
-            let cfg = Config {
-                base: c.url(),
-                token: Some(TOKEN.into()),
-                ca_pem: None,
-                https: false,
-                drain: None,
-            };
+            let url = c.url();
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(300),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("limited".into()),
-                    HostId {
-                        serial: Some(format!("LIM{i}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
-                );
-                for s in 0..50 {
-                    bus.step("bench.cpu").log(format!("event {s}"));
-                }
-                bus.close(Duration::from_secs(60));
-                bus.run_id().to_string()
+                let tuning = fast_tuning(Duration::from_millis(300), Duration::from_millis(10));
+                let bus = reporting_bus("limited", &format!("LIM{i}"), url, &run_dir, tuning);
+                logged_run(&bus, "bench.cpu", 50)
             })
         })
         .collect();
@@ -922,13 +808,7 @@ fn a_run_with_200000_progress_events_is_paged() {
     flush(&mut body);
     let total = seq + 2;
 
-    let get = |path: &str| {
-        ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
-    };
+    let get = |path: &str| c.get_text(path);
     // The page: the last events, the progress counted, the result whole.
     let html = get(&format!("/runs/{run}"));
     assert!(html.len() < 100_000, "run page is {} bytes", html.len());
@@ -959,51 +839,39 @@ fn a_run_with_200000_progress_events_is_paged() {
     let small = get(&format!("/v1/runs/{run}?progress=omit"));
     assert!(small.len() < 20_000, "{} bytes", small.len());
 
+    // Every page of `/v1/runs/{run}?{query}` from the start, each to `f`,
+    // following the cursors.
+    let walk = |query: &str, f: &mut dyn FnMut(&serde_json::Value)| {
+        let mut after = -1i64;
+        loop {
+            let v: serde_json::Value =
+                serde_json::from_str(&get(&format!("/v1/runs/{run}?after_seq={after}&{query}")))
+                    .unwrap();
+            f(&v);
+            match v["page"]["next_after_seq"].as_i64() {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+    };
+    let seqs = |v: &serde_json::Value| -> Vec<u64> {
+        let events = v["events"].as_array().unwrap();
+        events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    };
     // Walking every page sees every event exactly once.
     let mut seen = Vec::new();
-    let mut after = -1i64;
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&get(&format!(
-            "/v1/runs/{run}?after_seq={after}&limit=50000&progress=all"
-        )))
-        .unwrap();
-        seen.extend(
-            v["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["seq"].as_u64().unwrap()),
-        );
-        match v["page"]["next_after_seq"].as_i64() {
-            Some(n) => after = n,
-            None => break,
-        }
-    }
+    walk("limit=50000&progress=all", &mut |v| seen.extend(seqs(v)));
     assert_eq!(seen, (0..total).collect::<Vec<_>>());
     // Without progress, in small pages: the others once, the progress
     // counted once.
-    let (mut listed, mut counted, mut after) = (Vec::new(), 0, -1i64);
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&get(&format!(
-            "/v1/runs/{run}?after_seq={after}&limit=2&progress=omit"
-        )))
-        .unwrap();
-        listed.extend(
-            v["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["seq"].as_u64().unwrap()),
-        );
+    let (mut listed, mut counted) = (Vec::new(), 0);
+    walk("limit=2&progress=omit", &mut |v| {
+        listed.extend(seqs(v));
         for p in v["page"]["progress_omitted"].as_array().unwrap() {
             assert_eq!(p["step"], "wipe");
             counted += p["count"].as_u64().unwrap();
         }
-        match v["page"]["next_after_seq"].as_i64() {
-            Some(n) => after = n,
-            None => break,
-        }
-    }
+    });
     assert_eq!(listed, other);
     assert_eq!(counted, PROGRESS);
 }
@@ -1023,13 +891,7 @@ fn the_host_list_is_paged() {
         let (code, resp) = c.post(Some(TOKEN), &body);
         assert_eq!(code, 200, "{resp}");
     }
-    let get = |path: &str| {
-        ureq::get(&format!("{}{path}", c.url()))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
-    };
+    let get = |path: &str| c.get_text(path);
     let mut seen = Vec::new();
     let mut path = "/".to_string();
     loop {

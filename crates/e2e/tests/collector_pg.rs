@@ -4,13 +4,13 @@
 //! then two collectors sharing one database with agents replaying across
 //! them, every event stored exactly once.
 
-use speediso::events::{Bus, HostId};
-use speediso::report::retry::RetryPolicy;
-use speediso::report::Config;
-use speediso::sinks::report::{Report, Tuning};
+mod common;
+
+use common::{fast_tuning, logged_run, reporting_bus};
 use speediso_collector::pg::PgStore;
 use speediso_collector::store::Store;
 use speediso_testsupport::collector::*;
+use speediso_testsupport::{free_port, output_ok};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -71,11 +71,7 @@ impl Postgres {
                 .unwrap();
             assert!(st.success());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let pg = Postgres {
             bin,
             data: tmp.path().join("data"),
@@ -83,16 +79,10 @@ impl Postgres {
             as_root,
             _tmp: tmp,
         };
-        let out = pg
-            .cmd("initdb")
-            .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
-            .arg(&pg.data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            pg.cmd("initdb")
+                .args(["-A", "trust", "-U", "speediso", "-E", "UTF8", "-D"])
+                .arg(&pg.data),
         );
         pg.pg_start(opts);
         Some(pg)
@@ -178,36 +168,9 @@ fn postgres_store_and_two_collectors_sharing_it() {
             let url = if i % 2 == 0 { a.url() } else { b.url() };
             let run_dir = tmp.path().join(format!("agent{i}"));
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(500),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("pgfleet".into()),
-                    HostId {
-                        serial: Some(format!("PG{i:02}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
-                );
-                for s in 0..100 {
-                    bus.step("bench.memory").log(format!("event {s}"));
-                }
-                bus.close(Duration::from_secs(60));
-                bus.run_id().to_string()
+                let tuning = fast_tuning(Duration::from_millis(500), Duration::from_millis(10));
+                let bus = reporting_bus("pgfleet", &format!("PG{i:02}"), url, &run_dir, tuning);
+                logged_run(&bus, "bench.memory", 100)
             })
         })
         .collect();
@@ -300,11 +263,7 @@ fn nul_checks(c: &Collector) {
         .find(|h| h["host_key"] == "NUL1")
         .unwrap_or_else(|| panic!("{hosts}"));
     assert_eq!(h["hostname"], "h\\u0000x");
-    let page = ureq::get(&format!("{}/runs/nul-0", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let page = c.get_text("/runs/nul-0");
     assert!(!page.contains('\0') && page.contains("a\\u0000b"), "{page}");
 }
 
@@ -370,11 +329,7 @@ fn host_page_statements_are_bounded() {
     };
     std::thread::sleep(Duration::from_millis(300));
     let before = statements(&pg.log());
-    let html = ureq::get(&format!("{}/hosts/BIG1", c.url()))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let html = c.get_text("/hosts/BIG1");
     std::thread::sleep(Duration::from_millis(300));
     let n = statements(&pg.log()) - before;
     assert!(html.contains("SLOWER"), "100 vs a median of 200: {html}");
@@ -402,31 +357,8 @@ fn postgres_restart_under_load_loses_nothing() {
             let run_dir = tmp.path().join(format!("agent{i}"));
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let cfg = Config {
-                    base: url,
-                    token: Some(TOKEN.into()),
-                    ca_pem: None,
-                    https: false,
-                    drain: None,
-                };
-                let tuning = Tuning {
-                    running: RetryPolicy {
-                        initial: Duration::from_millis(50),
-                        cap: Duration::from_millis(400),
-                        jitter: 0.5,
-                        deadline: None,
-                    },
-                    linger: Duration::from_millis(10),
-                    ..Tuning::default()
-                };
-                let bus = Bus::new(
-                    Some("pgrestart".into()),
-                    HostId {
-                        serial: Some(format!("RST{i}")),
-                        ..HostId::default()
-                    },
-                    vec![Box::new(Report::with_tuning(cfg, &run_dir, tuning))],
-                );
+                let tuning = fast_tuning(Duration::from_millis(400), Duration::from_millis(10));
+                let bus = reporting_bus("pgrestart", &format!("RST{i}"), url, &run_dir, tuning);
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     bus.step("wipe").log(format!("event {n}"));
@@ -481,16 +413,7 @@ fn postgres_restart_under_load_loses_nothing() {
 
 /// `openssl` with these arguments, in `dir`; panics with its stderr.
 fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(Command::new("openssl").args(args).current_dir(dir));
 }
 
 /// A CA `name`.pem/.key, self-signed.

@@ -4,11 +4,13 @@
 //! spool kept, replayed by the next run), and plan-time refusal of plain
 //! http to a non-loopback endpoint.
 
-use speediso::events::{Body, Bus, Event, HostId, Progress, Sink};
-use speediso::report::retry::RetryPolicy;
-use speediso::report::Config;
+mod common;
+
+use common::{config, fast_tuning, host_bus, spooled};
+use speediso::events::{Body, Bus, Event, Progress, Sink};
 use speediso::sinks::report::{Report, Tuning};
 use speediso_testsupport::collector::*;
+use speediso_testsupport::free_port;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,27 +26,14 @@ impl Sink for Keep {
     }
 }
 
-fn fast_tuning() -> Tuning {
-    Tuning {
-        running: RetryPolicy {
-            initial: Duration::from_millis(50),
-            cap: Duration::from_millis(400),
-            jitter: 0.5,
-            deadline: None,
-        },
-        linger: Duration::from_millis(20),
+/// The report sink to the collector on `port`, retrying fast, in batches of
+/// at most 200 lines (so a run is many batches).
+fn report(port: u16, run_dir: &Path) -> Report {
+    let tuning = Tuning {
         max_batch_lines: 200,
-    }
-}
-
-fn config(port: u16) -> Config {
-    Config {
-        base: format!("http://127.0.0.1:{port}"),
-        token: Some(TOKEN.into()),
-        ca_pem: None,
-        https: false,
-        drain: None,
-    }
+        ..fast_tuning(Duration::from_millis(400), Duration::from_millis(20))
+    };
+    Report::with_tuning(config(format!("http://127.0.0.1:{port}")), run_dir, tuning)
 }
 
 fn agent_bus(
@@ -53,14 +42,11 @@ fn agent_bus(
     serial: &str,
 ) -> (Bus, Arc<Mutex<Vec<speediso::events::Event>>>) {
     let kept = Arc::new(Mutex::new(Vec::new()));
-    let bus = Bus::new(
-        Some("wipe".into()),
-        HostId {
-            serial: Some(serial.into()),
-            ..HostId::default()
-        },
+    let bus = host_bus(
+        "wipe",
+        serial,
         vec![
-            Box::new(Report::with_tuning(config(port), run_dir, fast_tuning())),
+            Box::new(report(port, run_dir)),
             Box::new(Keep(kept.clone())),
         ],
     );
@@ -181,11 +167,7 @@ fn run_started_while_collector_down_delivers_when_it_comes_up() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     // Find a free port, then leave it closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let (bus, kept) = agent_bus(port, &run_dir, "LATE01");
     let dir = tmp.path().join("collector");
     let starter = std::thread::spawn(move || {
@@ -220,11 +202,7 @@ fn speediso(run_dir: &Path, cmdline: &str, args: &[&str]) -> std::process::Outpu
 fn undelivered_events_are_announced_kept_and_replayed_by_the_next_run() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let line = format!(
         "speediso.report=http://127.0.0.1:{port} speediso.token={TOKEN} speediso.spool.drain=1s"
     );
@@ -234,11 +212,7 @@ fn undelivered_events_are_announced_kept_and_replayed_by_the_next_run() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("2 EVENT(S) NOT DELIVERED"), "{stderr}");
     assert!(stderr.contains("+====="), "boxed: {stderr}");
-    let spooled: Vec<_> = std::fs::read_dir(run_dir.join("spool"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        .collect();
+    let spooled = spooled(&run_dir, "ndjson");
     assert_eq!(spooled.len(), 1, "spool kept");
     let first_run = spooled[0]
         .file_stem()
@@ -275,26 +249,19 @@ fn undelivered_events_are_announced_kept_and_replayed_by_the_next_run() {
 fn plain_http_to_a_remote_endpoint_is_refused_at_plan_time() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let out = speediso(
-        &run_dir,
-        "speediso.task=rescue speediso.report=http://10.1.2.3:8470 speediso.token=abcdefgh",
-        &["dispatch", "--dry-run"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    // `dispatch --dry-run` with this command line: its status and stdout.
+    let dry_run = |cmdline: &str| {
+        let out = speediso(&run_dir, cmdline, &["dispatch", "--dry-run"]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    let remote = "speediso.task=rescue speediso.report=http://10.1.2.3:8470";
+    let (code, stdout) = dry_run(&format!("{remote} speediso.token=abcdefgh"));
+    assert_eq!(code, Some(2), "{stdout}");
     assert!(stdout.contains("speediso.insecure=1"), "{stdout}");
     assert!(stdout.contains("10.1.2.3"), "{stdout}");
-    let out = speediso(
-        &run_dir,
-        "speediso.task=rescue speediso.report=http://10.1.2.3:8470 speediso.insecure=1",
-        &["dispatch", "--dry-run"],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, stdout) = dry_run(&format!("{remote} speediso.insecure=1"));
+    assert_eq!(code, Some(0), "{stdout}");
     let out = speediso(
         &run_dir,
         "speediso.report=https://c.example speediso.ca=bm90IGEgY2VydA",
@@ -338,31 +305,19 @@ fn a_full_spool_file_system_drops_whole_events_and_never_tears_a_line() {
     }
     let _guard = Unmount(mnt.clone());
     let run_dir = mnt.join("run");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let report = Report::with_tuning(config(port), &run_dir, fast_tuning());
+    let port = free_port();
     let state = Arc::new(Mutex::new(0u64));
-    let bus = Bus::new(
-        Some("wipe".into()),
-        HostId {
-            serial: Some("FULL01".into()),
-            ..HostId::default()
-        },
-        vec![Box::new(Counted(report, state.clone()))],
+    let bus = host_bus(
+        "wipe",
+        "FULL01",
+        vec![Box::new(Counted(report(port, &run_dir), state.clone()))],
     );
     let step = bus.step("wipe");
     for i in 0..2000u64 {
         // Lines of varying length, so the file system fills mid-line.
         step.log(format!("event {i} {}", "x".repeat((i as usize * 37) % 500)));
     }
-    let spool: Vec<_> = std::fs::read_dir(run_dir.join("spool"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-        .collect();
+    let spool = spooled(&run_dir, "ndjson");
     assert_eq!(spool.len(), 1);
     let text = std::fs::read(&spool[0]).unwrap();
     assert_eq!(text.last(), Some(&b'\n'), "the spool ends in a torn line");

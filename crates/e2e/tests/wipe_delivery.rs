@@ -3,6 +3,8 @@
 //! certificate the collector refuses fails the run. Moved from the agent's
 //! tests/wipe.rs, which may not link the collector's test support.
 
+mod common;
+
 use serde_json::Value;
 use speediso_testsupport::loops::{ready as loops_ready, Loop};
 use std::path::{Path, PathBuf};
@@ -32,11 +34,7 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
     }
     let l = Loop::new(2 * MIB, 0x33);
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = speediso_testsupport::free_port();
     // A provisioned key, which the collector lists as trusted.
     let key = tmp.path().join("wipe.key");
     std::fs::write(
@@ -224,11 +222,7 @@ fn a_refused_certificate_fails_the_run_and_is_kept() {
         !stderr.contains("every erasure certificate delivered"),
         "{stderr}"
     );
-    let refused: Vec<_> = std::fs::read_dir(run_dir.join("spool"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "refused"))
-        .collect();
+    let refused = common::spooled(&run_dir, "refused");
     assert_eq!(refused.len(), 1, "{refused:?}");
     let kept = std::fs::read_to_string(&refused[0]).unwrap();
     assert!(kept.contains("\"certificates\":[{"), "{kept}");

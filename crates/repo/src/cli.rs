@@ -161,30 +161,7 @@ fn run_command(command: Command) -> Result<i32> {
                 keep,
                 lock_timeout,
             })?;
-            if json {
-                print_json(&r)?;
-            } else {
-                let how = if r.reused {
-                    "already there, relinked"
-                } else {
-                    "copied"
-                };
-                let prev = r
-                    .previous
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "none".into());
-                println!(
-                    "{}: build {} {how}; live build {prev} -> {}",
-                    r.job, r.build, r.build
-                );
-                for f in &r.manifest.files {
-                    println!("  {:<24} {:>14} bytes  sha256 {}", f.name, f.size, f.sha256);
-                }
-                if !r.pruned.is_empty() {
-                    println!("  pruned: {}", join(&r.pruned));
-                }
-                println!("  kept: {}", join(&r.kept));
-            }
+            report(json, &r, print_publish)?;
             Ok(exit::SUCCESS)
         }
         Command::Rollback {
@@ -195,29 +172,22 @@ fn run_command(command: Command) -> Result<i32> {
             json,
         } => {
             let r = super::rollback(&root, &job, to, lock_timeout)?;
-            if json {
-                print_json(&r)?;
-            } else if r.changed {
-                println!("{}: live build {} -> {}", r.job, r.from, r.to);
-            } else {
-                println!("{}: build {} was already live (links checked)", r.job, r.to);
-            }
+            report(json, &r, |r| {
+                if r.changed {
+                    println!("{}: live build {} -> {}", r.job, r.from, r.to);
+                } else {
+                    println!("{}: build {} was already live (links checked)", r.job, r.to);
+                }
+            })?;
             Ok(exit::SUCCESS)
         }
         Command::List { root, json } => {
-            let r = super::list(&root)?;
-            if json {
-                print_json(&r)?;
-            } else {
-                print_list(&r);
-            }
+            report(json, &super::list(&root)?, print_list)?;
             Ok(exit::SUCCESS)
         }
         Command::Verify { root, json } => {
             let r = super::verify(&root)?;
-            if json {
-                print_json(&r)?;
-            } else {
+            report(json, &r, |r| {
                 for w in &r.warnings {
                     println!("warning: {w}");
                 }
@@ -232,10 +202,41 @@ fn run_command(command: Command) -> Result<i32> {
                     r.errors.len(),
                     r.warnings.len()
                 );
-            }
+            })?;
             Ok(if r.ok { exit::SUCCESS } else { exit::FAILED })
         }
     }
+}
+
+/// A command's result on stdout: JSON with `--json`, else as `human`
+/// writes it for people.
+fn report<T: serde::Serialize>(json: bool, r: &T, human: impl FnOnce(&T)) -> Result<()> {
+    if json {
+        print_json(r)?;
+    } else {
+        human(r);
+    }
+    Ok(())
+}
+
+fn print_publish(r: &super::PublishReport) {
+    let how = if r.reused {
+        "already there, relinked"
+    } else {
+        "copied"
+    };
+    let prev = build_or_none(r.previous);
+    println!(
+        "{}: build {} {how}; live build {prev} -> {}",
+        r.job, r.build, r.build
+    );
+    for f in &r.manifest.files {
+        println!("  {:<24} {:>14} bytes  sha256 {}", f.name, f.size, f.sha256);
+    }
+    if !r.pruned.is_empty() {
+        println!("  pruned: {}", join(&r.pruned));
+    }
+    println!("  kept: {}", join(&r.kept));
 }
 
 fn print_list(r: &super::ListReport) {
@@ -246,10 +247,7 @@ fn print_list(r: &super::ListReport) {
         );
     }
     for j in &r.jobs {
-        let live = j
-            .live
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "none".into());
+        let live = build_or_none(j.live);
         println!(
             "{}  (live: {live}; names: {})",
             j.job,
@@ -297,6 +295,11 @@ fn utc(secs: u64) -> String {
         rem / 3600,
         rem % 3600 / 60
     )
+}
+
+/// A build number, or `none`.
+fn build_or_none(build: Option<u64>) -> String {
+    build.map_or_else(|| "none".into(), |b| b.to_string())
 }
 
 fn join(v: &[u64]) -> String {

@@ -81,56 +81,50 @@ pub fn copy_atomic(
         .metadata()
         .with_context(|| format!("reading size of {}", src.display()))?
         .len();
-    let tmp = temp_path(dir, name);
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut written = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", src.display())),
-        };
-        if crash_midway && written + n as u64 >= total / 2 && crash_armed("copy") {
-            // Leave exactly half the file under its temp name, then die.
-            let half = (total / 2 - written) as usize;
-            out.write_all(&buf[..half]).ok();
-            crash_point("copy");
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        written += n as u64;
-    }
-    out.sync_all()
-        .with_context(|| format!("fsync of {}", tmp.display()))?;
-    drop(out);
-    let dest = dir.join(name);
-    fs::rename(&tmp, &dest)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
-    Ok((written, hex(&hasher.finalize())))
+    through_temp(dir, name, |out, tmp| {
+        hash_chunks(&mut input, src, |chunk, written| {
+            if crash_midway && written + chunk.len() as u64 >= total / 2 && crash_armed("copy") {
+                // Leave exactly half the file under its temp name, then die.
+                let half = (total / 2 - written) as usize;
+                out.write_all(&chunk[..half]).ok();
+                crash_point("copy");
+            }
+            out.write_all(chunk)
+                .with_context(|| format!("writing {}", tmp.display()))
+        })
+    })
 }
 
 /// Write `bytes` to `dir/name` through a temp name: write, fsync, rename.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    through_temp(dir, name, |f, tmp| {
+        f.write_all(bytes)
+            .with_context(|| format!("writing {}", tmp.display()))
+    })
+}
+
+/// Make `dir/name` through a temp name: `fill` writes the new file (its
+/// temp path given for messages), which is then fsync'd and renamed into
+/// place. A failure or crash before the rename leaves only the temp file.
+fn through_temp<T>(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut File, &Path) -> Result<T>,
+) -> Result<T> {
     let tmp = temp_path(dir, name);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
+    let made = fill(&mut f, &tmp)?;
+    f.sync_all()
+        .with_context(|| format!("fsync of {}", tmp.display()))?;
+    drop(f);
     let dest = dir.join(name);
     fs::rename(&tmp, &dest)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
+        .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+    Ok(made)
 }
 
 /// Make `dir/name` a symlink to `target`, atomically: readers see either the
@@ -171,17 +165,28 @@ pub fn remove_if_present(path: &Path) -> Result<()> {
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    hash_chunks(&mut f, path, |_, _| Ok(()))
+}
+
+/// Read the file `path` to its end in 1 MiB chunks, each passed to `each`
+/// with its offset: the size and the SHA-256 (hex) of all of it.
+fn hash_chunks(
+    input: &mut File,
+    path: &Path,
+    mut each: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
+        let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         hasher.update(&buf[..n]);
+        each(&buf[..n], size)?;
         size += n as u64;
     }
     Ok((size, hex(&hasher.finalize())))

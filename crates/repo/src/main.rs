@@ -5,23 +5,11 @@ use clap::Parser;
 
 fn main() {
     let cli = speediso_repo::cli::Cli::parse();
-    let level = match cli.verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    };
     tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_max_level(speediso_proto::cli::log_level(cli.verbose))
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
         .init();
-    let code = match speediso_repo::cli::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("speediso-repo: error: {e:#}");
-            speediso_proto::exit::FAILED
-        }
-    };
-    std::process::exit(code);
+    speediso_proto::cli::exit("speediso-repo", speediso_repo::cli::run(cli));
 }

@@ -2,8 +2,12 @@
 //! forward, a reader racing publishes and rollbacks, a crash at every step,
 //! the lock, name conflicts. Runs the built binary.
 
+mod common;
+
+use common::content;
 use sha2::{Digest, Sha256};
 use speediso_repo::fsops::{RepoLock, CRASH_ENV, CRASH_POINTS};
+use speediso_testsupport::{assert_success, output_ok};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Read;
@@ -17,23 +21,6 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_speediso-repo");
 const JOB: &str = "speedtest";
 const NAMES: [&str; 4] = ["vmlinuz", "initrd", "speedtest.squashfs", "speedtest.iso"];
-
-fn content(build: u64, name: &str, size: usize) -> Vec<u8> {
-    // Deterministic, build-specific bytes (splitmix64 seeded by build and
-    // name): fast even in debug builds, never shared between builds.
-    let seed = Sha256::digest(format!("{build}/{name}").as_bytes());
-    let mut x = u64::from_le_bytes(seed[..8].try_into().unwrap());
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(size);
-    out
-}
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -101,9 +88,15 @@ impl Repo {
         c
     }
 
+    /// `publish --job job --build build file`: one file as it is.
+    fn publish_file(&self, job: &str, build: &str, file: &Path) -> Output {
+        let mut c = self.cmd(&["publish", "--job", job, "--build", build]);
+        c.arg(file).output().unwrap()
+    }
+
     fn publish(&mut self, n: u64) {
         let out = self.publish_cmd(n, &NAMES).output().unwrap();
-        ok(&out, &format!("publish {n}"));
+        assert_success(&out, &format!("publish {n}"));
     }
 
     fn rollback(&self, to: Option<u64>) -> Output {
@@ -191,19 +184,34 @@ impl Repo {
 
     fn list(&self) -> serde_json::Value {
         let out = self.cmd(&["list", "--json"]).output().unwrap();
-        ok(&out, "list");
+        assert_success(&out, "list");
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
 
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Run `cmd` with the crash point `step` armed: it must abort there.
+#[track_caller]
+fn crash_at(cmd: &mut Command, step: &str) {
+    let out = cmd.env(CRASH_ENV, step).output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "crash at {step} did not happen: {}",
+        stderr(&out)
     );
+}
+
+/// `out` is a failure (exit status 1) whose stderr says `why`.
+#[track_caller]
+fn assert_fails(out: &Output, why: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert_says(out, why);
+}
+
+/// The stderr of `out` says `why`.
+#[track_caller]
+fn assert_says(out: &Output, why: &str) {
+    assert!(stderr(out).contains(why), "{}", stderr(out));
 }
 
 fn stderr(out: &Output) -> String {
@@ -276,7 +284,7 @@ fn publish_four_keeps_three_with_links_on_the_fourth() {
         .args(["--keep", "1", "--json"])
         .output()
         .unwrap();
-    ok(&out, "publish 5 --keep 1");
+    assert_success(&out, "publish 5 --keep 1");
     let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rep["previous"], 4);
     assert_eq!(rep["pruned"], serde_json::json!([2, 3]));
@@ -289,19 +297,14 @@ fn rollback_and_roll_forward() {
     for n in 1..=3 {
         r.publish(n);
     }
-    ok(&r.rollback(None), "rollback");
+    assert_success(&r.rollback(None), "rollback");
     assert_eq!(r.live(), 2);
     r.assert_serves(2, &NAMES);
-    ok(&r.rollback(None), "rollback");
+    assert_success(&r.rollback(None), "rollback");
     assert_eq!(r.live(), 1);
     r.assert_serves(1, &NAMES);
     let out = r.rollback(None);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no build older than the live build 1"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, "no build older than the live build 1");
     // With --json the failure is also a JSON object on stdout.
     let out = r
         .cmd(&["rollback", "--job", JOB, "--json"])
@@ -316,20 +319,15 @@ fn rollback_and_roll_forward() {
     );
     assert_eq!(r.live(), 1);
 
-    ok(&r.rollback(Some(3)), "roll forward to 3");
+    assert_success(&r.rollback(Some(3)), "roll forward to 3");
     assert_eq!(r.live(), 3);
     r.assert_serves(3, &NAMES);
     let out = r.rollback(Some(9));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no build 9; builds kept: 1, 2, 3"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, "no build 9; builds kept: 1, 2, 3");
     assert_eq!(r.live(), 3);
 
     // Publishing after a rollback keeps the build that was live before it.
-    ok(&r.rollback(Some(1)), "rollback to 1");
+    assert_success(&r.rollback(Some(1)), "rollback to 1");
     r.publish(4);
     assert_eq!(r.builds(), BTreeSet::from([1, 2, 3, 4]));
     r.publish(5);
@@ -345,20 +343,12 @@ fn rollback_and_roll_forward() {
         .args(&paths)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("already exists with different content"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, "already exists with different content");
     r.sums.remove(&99);
     let same: Vec<PathBuf> = NAMES.iter().map(|n| r.inputs.join("5").join(n)).collect();
-    ok(
-        &r.cmd(&["publish", "--job", JOB, "--build", "5"])
-            .args(&same)
-            .output()
-            .unwrap(),
-        "republish 5",
+    output_ok(
+        r.cmd(&["publish", "--job", JOB, "--build", "5"])
+            .args(&same),
     );
     r.assert_serves(5, &NAMES);
 }
@@ -390,7 +380,7 @@ fn reader_never_sees_a_missing_or_partial_file() {
             .args(&inputs[&n])
             .output()
             .unwrap();
-        ok(&out, &format!("publish {n}"));
+        assert_success(&out, &format!("publish {n}"));
     };
     publish(1);
 
@@ -443,12 +433,12 @@ fn reader_never_sees_a_missing_or_partial_file() {
         publish(n);
     }
     for to in [None, None, Some(5), None] {
-        ok(&r.rollback(to), "rollback");
+        assert_success(&r.rollback(to), "rollback");
     }
     for n in 6..=8 {
         publish(n);
-        ok(&r.rollback(None), "rollback");
-        ok(&r.rollback(Some(n)), "roll forward");
+        assert_success(&r.rollback(None), "rollback");
+        assert_success(&r.rollback(Some(n)), "roll forward");
     }
     // Many quick switches while a thread does nothing but open(2) the
     // names: a non-atomic switch (unlink, then link) shows up here as ENOENT.
@@ -468,9 +458,9 @@ fn reader_never_sees_a_missing_or_partial_file() {
         })
     };
     for i in 0..150 {
-        ok(&r.rollback(Some(6 + i % 3)), "switch");
+        assert_success(&r.rollback(Some(6 + i % 3)), "switch");
     }
-    ok(&r.rollback(Some(8)), "roll forward");
+    assert_success(&r.rollback(Some(8)), "roll forward");
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     let opens = opener.join().unwrap();
@@ -513,17 +503,7 @@ fn crash_at_every_publish_step_leaves_old_or_new_build_live() {
         for n in 1..=3 {
             r.publish(n);
         }
-        let out = r
-            .publish_cmd(4, &NAMES)
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "crash at {step} did not happen: {}",
-            stderr(&out)
-        );
+        crash_at(&mut r.publish_cmd(4, &NAMES), step);
         let live = r.live();
         assert_eq!(
             live,
@@ -587,17 +567,7 @@ fn crash_during_rollback_leaves_old_or_new_build_live() {
         let mut r = Repo::new();
         r.publish(1);
         r.publish(2);
-        let out = r
-            .cmd(&["rollback", "--job", JOB])
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "crash at {step}: {}",
-            stderr(&out)
-        );
+        crash_at(&mut r.cmd(&["rollback", "--job", JOB]), step);
         assert_eq!(r.live(), want, "live after a rollback crash at {step}");
         r.assert_no_dangling();
         r.assert_serves(want, &NAMES);
@@ -609,12 +579,7 @@ fn crash_during_rollback_leaves_old_or_new_build_live() {
 fn crash_in_first_publish_is_repaired_by_rerun() {
     for step in CRASH_POINTS.iter().filter(|s| **s != "prune") {
         let mut r = Repo::new();
-        let out = r
-            .publish_cmd(1, &NAMES)
-            .env(CRASH_ENV, step)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "crash at {step}");
+        crash_at(&mut r.publish_cmd(1, &NAMES), step);
         r.assert_no_dangling();
         r.verify();
         r.publish(1);
@@ -690,73 +655,33 @@ fn names_owned_by_others_are_refused_and_dropped_names_go_away() {
     let mut r = Repo::new();
     fs::write(r.root.join("vmlinuz"), b"hand-placed").unwrap();
     let out = r.publish_cmd(1, &NAMES).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("vmlinuz is a regular file; move it away"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, "vmlinuz is a regular file; move it away");
     assert_eq!(fs::read(r.root.join("vmlinuz")).unwrap(), b"hand-placed");
     fs::remove_file(r.root.join("vmlinuz")).unwrap();
     r.publish(1);
 
     // Another job cannot take over a name.
     let p = r.inputs.join("1").join("vmlinuz");
-    let out = r
-        .cmd(&["publish", "--job", "other", "--build", "1"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("unversioned name of job \"speedtest\""),
-        "{}",
-        stderr(&out)
-    );
+    let out = r.publish_file("other", "1", &p);
+    assert_fails(&out, "unversioned name of job \"speedtest\"");
 
     // A build without the ISO: its name disappears, nothing dangles; a
     // rollback brings it back.
     let out = r.publish_cmd(2, &NAMES[..3]).output().unwrap();
-    ok(&out, "publish 2 without iso");
+    assert_success(&out, "publish 2 without iso");
     assert!(fs::symlink_metadata(r.root.join("speedtest.iso")).is_err());
     assert!(fs::symlink_metadata(r.root.join(".live/speedtest.iso")).is_err());
     r.assert_no_dangling();
     r.assert_serves(2, &NAMES[..3]);
-    ok(&r.rollback(None), "rollback");
+    assert_success(&r.rollback(None), "rollback");
     r.assert_serves(1, &NAMES);
     r.verify();
 
     // Bad names and arguments fail with a message naming them.
-    let out = r
-        .cmd(&["publish", "--job", "../x", "--build", "3"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("job name \"../x\" is not valid"),
-        "{}",
-        stderr(&out)
-    );
-    let out = r
-        .cmd(&[
-            "publish",
-            "--job",
-            JOB,
-            "--build",
-            "3",
-            "/nonexistent/vmlinuz",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        stderr(&out).contains("/nonexistent/vmlinuz"),
-        "{}",
-        stderr(&out)
-    );
+    let out = r.publish_file("../x", "3", &p);
+    assert_says(&out, "job name \"../x\" is not valid");
+    let out = r.publish_file(JOB, "3", Path::new("/nonexistent/vmlinuz"));
+    assert_says(&out, "/nonexistent/vmlinuz");
     let out = r.cmd(&["list"]).env(CRASH_ENV, "bogus").output().unwrap();
-    assert!(
-        stderr(&out).contains("not a crash point"),
-        "{}",
-        stderr(&out)
-    );
+    assert_says(&out, "not a crash point");
 }

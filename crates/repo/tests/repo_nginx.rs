@@ -3,10 +3,12 @@
 //! publish and a rollback. The config files are used as shipped, with only
 //! the paths, ports and upstream address replaced.
 
-use sha2::{Digest, Sha256};
+mod common;
+
+use speediso_testsupport::{free_port, output_ok};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,14 +36,6 @@ fn nginx_bin() -> PathBuf {
         }
     }
     PathBuf::from("nginx")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One nginx process (master_process off: a single process, killed by PID).
@@ -207,26 +201,15 @@ fn get_following(port: u16, path: &str) -> (Response, String) {
     panic!("redirect loop from {path}");
 }
 
+/// A build's file: 3 MiB for the squashfs (enough for range requests),
+/// small and build-sized for the others.
 fn content(build: u64, name: &str) -> Vec<u8> {
-    // Deterministic, build-specific bytes (splitmix64 seeded by build and
-    // name): fast even in debug builds, never shared between builds.
     let size = if name.ends_with(".squashfs") {
         3 << 20
     } else {
         10_000 + build as usize
     };
-    let seed = Sha256::digest(format!("{build}/{name}").as_bytes());
-    let mut x = u64::from_le_bytes(seed[..8].try_into().unwrap());
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-    }
-    out.truncate(size);
-    out
+    common::content(build, name, size)
 }
 
 fn publish(root: &Path, inputs: &Path, n: u64) {
@@ -246,12 +229,7 @@ fn publish(root: &Path, inputs: &Path, n: u64) {
         fs::write(dir.join(name), content(n, name)).unwrap();
         cmd.arg(dir.join(name));
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "publish {n}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&mut cmd);
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -362,15 +340,10 @@ fn mirror_stores_versioned_files_and_follows_publish_and_rollback() {
     assert_eq!(r.body, content(2, "vmlinuz"));
 
     // Roll back: build 1 again, straight from the mirror's store.
-    let out = Command::new(BIN)
-        .args(["rollback", "--job", "speedtest", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(BIN)
+            .args(["rollback", "--job", "speedtest", "--root"])
+            .arg(&root),
     );
     let (r, path) = get_following(mport, "/speedtest.squashfs");
     assert_eq!(path, numbered(1));

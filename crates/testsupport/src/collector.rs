@@ -130,13 +130,18 @@ impl Collector {
         self.spawn();
     }
 
-    pub fn get(&self, path: &str) -> serde_json::Value {
+    /// GET `path` (a page): its body; panics on an error status.
+    pub fn get_text(&self, path: &str) -> String {
         ureq::get(&format!("{}{path}", self.url()))
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .into_string()
-            .map(|s| serde_json::from_str(&s).unwrap())
             .unwrap()
+    }
+
+    /// GET `path` (an API call): its JSON body; panics on an error status.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get_text(path)).unwrap()
     }
 
     /// POST a raw body; returns (status, body text).

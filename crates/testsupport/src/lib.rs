@@ -5,10 +5,13 @@
 //!   test by skipping it;
 //! - `bin`: a binary of the workspace, also from another crate's tests;
 //! - `REPO`: the repository root (fixtures, tasks, units, scripts);
+//! - `output_ok`/`assert_success`: a command that must succeed;
+//!   `sized_file`: a sparse image; `free_port`: a loopback port;
 //! - `loops`: loop devices over temp files the test creates and removes;
 //! - `collector` (feature `collector`): the real collector on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub mod loops;
 
@@ -77,4 +80,45 @@ pub fn bin(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// Runs `cmd` to its end and returns its output; panics naming the command,
+/// with its exit status, stdout and stderr, unless it exits 0.
+#[track_caller]
+pub fn output_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert_success(&out, &format!("{cmd:?}"));
+    out
+}
+
+/// Panics unless `out` (of the command `what`) is an exit 0, with its exit
+/// status, stdout and stderr.
+#[track_caller]
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Create (or truncate) `path` as a file of `len` bytes, none written: a
+/// sparse image for a loop device or a prober.
+pub fn sized_file(path: &Path, len: u64) {
+    std::fs::File::create(path)
+        .and_then(|f| f.set_len(len))
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released),
+/// for a server the test starts next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
 }

@@ -75,7 +75,7 @@ impl Loop {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("disk.img");
         if fill == 0 {
-            std::fs::File::create(&file).unwrap().set_len(size).unwrap();
+            crate::sized_file(&file, size);
         } else {
             std::fs::write(&file, vec![fill; size as usize]).unwrap();
         }

@@ -45,13 +45,7 @@ pub fn system_pci_ids() -> Option<&'static str> {
 
 /// Run a command; panics with its stderr on failure; returns stdout.
 pub fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(speediso_testsupport::output_ok(cmd).stdout).unwrap()
 }
 
 /// `speediso [global args] inventory --json [args]` as JSON.
@@ -64,6 +58,28 @@ pub fn inventory(global: &[&str], args: &[&str]) -> Value {
             .args(args),
     );
     serde_json::from_str(&text).unwrap()
+}
+
+/// `inventory` of the captured tree `root` booted with the kernel command
+/// line `cmdline`.
+pub fn booted_inventory(root: &Path, cmdline: &str) -> Value {
+    inventory(
+        &["--root", root.to_str().unwrap(), "--cmdline", cmdline],
+        &[],
+    )
+}
+
+/// MemTotal of the meminfo file `path`, in bytes.
+pub fn mem_total_bytes(path: &Path) -> u64 {
+    let meminfo = std::fs::read_to_string(path).unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no MemTotal in {}", path.display()))
+        .parse()
+        .unwrap();
+    kib * 1024
 }
 
 /// Split one line of `lspci -mm` output into its fields, undoing the
@@ -148,6 +164,25 @@ pub fn parse_mm(text: &str) -> Vec<MmDevice> {
 pub fn split_id(s: &str) -> (String, String) {
     let i = s.rfind(" [").unwrap_or_else(|| panic!("no [id] in {s:?}"));
     (s[..i].to_string(), s[i + 2..s.len() - 1].to_string())
+}
+
+/// `compare_pci` with lspci reading the captured tree `root` (its
+/// sys/bus/pci, no hwdb) and the names of `pci_ids`.
+pub fn compare_pci_on_tree(ours: &Value, root: &Path, pci_ids: &str) -> usize {
+    let sysfs = format!("sysfs.path={}/sys/bus/pci", root.display());
+    compare_pci(
+        ours,
+        &[
+            "-A",
+            "linux-sysfs",
+            "-O",
+            &sysfs,
+            "-O",
+            "hwdb.disable=1",
+            "-i",
+            pci_ids,
+        ],
+    )
 }
 
 /// Compare our `pci` array with `lspci -mm -D` (names) and `lspci -mm
