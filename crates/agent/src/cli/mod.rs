@@ -175,6 +175,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             pci_ids,
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
+        Command::Health { json } => cmd_health(&env, json),
     }
 }
 
@@ -524,6 +525,39 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
         }
         _ => Ok(exit::SUCCESS),
     }
+}
+
+/// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.
+fn cmd_health(env: &Env, json: bool) -> Result<i32> {
+    use crate::health;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let cfg = match health::Config::new(&toml::Table::new(), &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let r = health::collect(&env.root, &cfg);
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        health::render(&r)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the health report")
+        }
+        _ => {}
+    }
+    Ok(if r.verdict == health::Verdict::Fail {
+        exit::FAILED
+    } else {
+        exit::SUCCESS
+    })
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
