@@ -158,3 +158,47 @@ fn judge(root: &Root, u: &Unit, t: &Thresholds, findings: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(dir: &str) -> Unit {
+        Unit {
+            component: "DIMM_A1 (mc0/dimm0)".into(),
+            dir: dir.into(),
+            ce: "dimm_ce_count",
+            ue: "dimm_ue_count",
+        }
+    }
+
+    /// A DIMM whose directory vanished mid-read is skipped; one whose
+    /// directory is there but whose counter is not is reported.
+    #[test]
+    fn vanished_and_missing_counters() {
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        let dir = "/sys/devices/system/edac/mc/mc0/dimm0";
+        let mut f = Vec::new();
+        judge(&root, &unit(dir), &Thresholds::default(), &mut f);
+        assert!(f.is_empty(), "{f:?}");
+        std::fs::create_dir_all(root.at(dir)).unwrap();
+        std::fs::write(root.at(&format!("{dir}/dimm_ce_count")), "2\n").unwrap();
+        judge(&root, &unit(dir), &Thresholds::default(), &mut f);
+        let got: Vec<(Severity, &str, &str)> = f
+            .iter()
+            .map(|f| (f.severity, f.message.as_str(), f.evidence.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Severity::Warn, "unreadable", "missing"),
+                (
+                    Severity::Warn,
+                    "2 corrected memory error(s)",
+                    "dimm_ce_count = 2"
+                ),
+            ]
+        );
+    }
+}
