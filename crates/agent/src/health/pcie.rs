@@ -29,6 +29,9 @@ pub struct Aer {
 /// Parse an aer_dev_* file; `Err` quotes the first line that is not
 /// `NAME COUNT`.
 pub fn parse_aer(text: &str) -> Result<Aer, String> {
+    if text.trim().is_empty() {
+        return Err("empty".into());
+    }
     let mut nonzero = Vec::new();
     let mut sum = 0u64;
     let mut total = None;
@@ -48,9 +51,6 @@ pub fn parse_aer(text: &str) -> Result<Aer, String> {
                 nonzero.push((name.to_string(), n));
             }
         }
-    }
-    if total.is_none() && nonzero.is_empty() && sum == 0 && text.trim().is_empty() {
-        return Err("empty".into());
     }
     Ok(Aer {
         nonzero,
