@@ -23,7 +23,13 @@ fn health(root: &std::path::Path, cmdline: &str, json: bool) -> Output {
     if json {
         c.arg("--json");
     }
-    c.env_remove("SPEEDISO").output().unwrap()
+    c.env_remove("SPEEDISO")
+        .env(
+            "SPEEDISO_RUN_DIR",
+            std::env::temp_dir().join("speediso-health-test-run"),
+        )
+        .output()
+        .unwrap()
 }
 
 /// The report and the exit status for a case.
@@ -617,4 +623,61 @@ fn this_machine_gets_a_verdict() {
     let out = health(std::path::Path::new("/"), "", false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HEALTH "), "{text}");
+}
+
+/// Issue #14: a command run by hand is a run like a task's: its events
+/// reach the state sink too, in the ad-hoc state file, which
+/// `speediso status` shows beside (never instead of) the task's.
+#[test]
+fn a_run_by_hand_is_recorded_for_status_without_hiding_the_task() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("ecc"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args(["--cmdline", "", "health", "--json"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let status = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("--run-dir")
+            .arg(run.path())
+            .args(["--cmdline", "", "status"]);
+        if json {
+            c.arg("--json");
+        }
+        c.env_remove("SPEEDISO").output().unwrap()
+    };
+    let v: Value = serde_json::from_slice(&status(true).stdout).unwrap();
+    assert!(v["state"].is_null(), "the task's state was written: {v}");
+    let a = &v["adhoc"];
+    assert_eq!(a["task"], "health", "{v}");
+    assert_eq!(a["outcome"], "failed", "{v}");
+    assert_eq!(a["results"]["health"]["verdict"], "fail", "{v}");
+    let types: Vec<&str> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "run_started",
+            "step_started",
+            "result",
+            "step_finished",
+            "run_finished"
+        ],
+        "{v}"
+    );
+    let text = String::from_utf8_lossy(&status(false).stdout).into_owned();
+    assert!(
+        text.contains("by hand:") && text.contains("health failed"),
+        "{text}"
+    );
+    assert!(text.contains("no task run recorded"), "{text}");
 }
