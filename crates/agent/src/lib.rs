@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod cmdline;
 pub mod dispatch;
 pub mod events;
+pub mod health;
 pub mod host;
 pub mod http;
 pub mod install;

@@ -69,6 +69,7 @@ pub const MODULES: &[&dyn Step] = &[
     &Entry::<crate::netbench::NetBench>(PhantomData),
     &Entry::<crate::wipe::Wipe>(PhantomData),
     &Entry::<crate::install::Install>(PhantomData),
+    &Entry::<crate::health::Health>(PhantomData),
 ];
 
 /// Every module name a task file may use.

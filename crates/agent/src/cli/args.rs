@@ -133,6 +133,35 @@ pub enum Command {
         #[arg(long)]
         smart: bool,
     },
+    /// What is wrong with this machine? One verdict (PASS, WARN or FAIL)
+    /// with findings, read from /sys, /proc and /dev.
+    ///
+    /// Checks: ECC memory errors (EDAC, per DIMM with its label), machine
+    /// checks in the kernel log (/dev/kmsg), CPU thermal throttle counts,
+    /// hwmon temperatures, fans and voltages against their own max/crit/
+    /// alarm values, PCIe AER error counts and links trained below their
+    /// maximum, NIC error/drop/carrier counters, and the expected hardware
+    /// (speediso.expect.cpu_threads, .memory_gib, .disk_count, .nic_count).
+    /// Thresholds are speediso.health.max_* options (task files: the step
+    /// keys); see `speediso tasks --options`.
+    ///
+    /// Each finding names its component (DIMM, PCI address, NIC, CPU,
+    /// sensor), the value read and its file, and the threshold. Severities:
+    /// FAIL: broken now or about to be (an uncorrected memory or PCIe error,
+    /// a machine check, a sensor at its critical limit or alarm, hardware
+    /// missing against what was expected); WARN: worth a look (corrected
+    /// errors above the threshold, throttling, a sensor above max, a link
+    /// trained down, NIC errors, a value that could not be read); INFO:
+    /// what could not be checked here (no EDAC driver, no sensors). The
+    /// verdict is the worst severity; INFO never changes it.
+    ///
+    /// Exit status: 0 PASS or WARN, 1 FAIL, 2 a bad speediso.* option.
+    Health {
+        /// Print the report as one JSON document (the `result` of a
+        /// `health` task step).
+        #[arg(long)]
+        json: bool,
+    },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
     Status {

@@ -18,6 +18,15 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Which state file a run's events go to: the task's (`state.json`) or the
+/// last ad-hoc command's (`adhoc.json`), so a command run by hand never
+/// hides the task's state from `speediso status`.
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Task,
+    AdHoc,
+}
+
 /// Everything a handler needs from the global flags and environment.
 struct Env {
     root: Root,
@@ -69,7 +78,7 @@ impl Env {
     /// `state`: also record the run in the state file `speediso status`
     /// reads. Only boot-task runs do, so an ad-hoc benchmark or wipe never
     /// hides what the boot's task did.
-    fn sinks(&self, json: bool, state: bool) -> Vec<Box<dyn Sink>> {
+    fn sinks(&self, json: bool, state: Record) -> Vec<Box<dyn Sink>> {
         let console: Box<dyn Sink> = if json {
             Box::new(sinks::jsonl::JsonLines(std::io::stdout()))
         } else {
@@ -79,8 +88,8 @@ impl Env {
     }
 
     /// `console` plus the sinks every bus gets (journal, notify, the state
-    /// file when `state`, report and Foreman when configured).
-    fn sinks_with(&self, console: Box<dyn Sink>, state: bool) -> Vec<Box<dyn Sink>> {
+    /// file `state` names, report and Foreman when configured).
+    fn sinks_with(&self, console: Box<dyn Sink>, state: Record) -> Vec<Box<dyn Sink>> {
         let mut v: Vec<Box<dyn Sink>> = vec![console];
         if let Some(j) = sinks::journal::Journal::under_systemd() {
             v.push(Box::new(j));
@@ -88,10 +97,12 @@ impl Env {
         if let Some(n) = sinks::notify::Notify::from_env() {
             v.push(Box::new(n));
         }
-        if state {
-            if let Some(s) = sinks::state::StateFile::new(&self.run_dir) {
-                v.push(Box::new(s));
-            }
+        let file = match state {
+            Record::Task => sinks::state::StateFile::new(&self.run_dir),
+            Record::AdHoc => sinks::state::StateFile::adhoc(&self.run_dir),
+        };
+        if let Some(s) = file {
+            v.push(Box::new(s));
         }
         // A bad report configuration rejects the plan (plan::build says
         // why); here it only means no report sink.
@@ -135,17 +146,17 @@ impl Env {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, true),
+            self.sinks(json, Record::Task),
         )
     }
 
-    /// The bus of an ad-hoc command (bench, wipe by hand): every sink but
-    /// the state file.
+    /// The bus of an ad-hoc command (bench, wipe by hand): every sink, its
+    /// state in the ad-hoc state file.
     fn adhoc_bus(&self, task: Option<String>, json: bool) -> Bus {
         Bus::new(
             task,
             host::identify(&self.root, &self.cmdline),
-            self.sinks(json, false),
+            self.sinks(json, Record::AdHoc),
         )
     }
 }
@@ -175,6 +186,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             pci_ids,
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
+        Command::Health { json } => cmd_health(&env, json),
     }
 }
 
@@ -199,7 +211,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             let bus = Bus::new(
                 Some("bench".into()),
                 host::identify(&env.root, &env.cmdline),
-                env.sinks_with(console, false),
+                env.sinks_with(console, Record::AdHoc),
             );
             let run =
                 crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
@@ -246,7 +258,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
     let bus = Bus::new(
         Some("bench".into()),
         host::identify(&env.root, &env.cmdline),
-        env.sinks_with(console, false),
+        env.sinks_with(console, Record::AdHoc),
     );
     let run = crate::run::AdHoc::start(bus, step, step, false);
     let ev = run.step.clone();
@@ -526,6 +538,62 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
     }
 }
 
+/// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.
+fn cmd_health(env: &Env, json: bool) -> Result<i32> {
+    use crate::health;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let cfg = match health::Config::new(&toml::Table::new(), &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    // A run of one step with every sink, as for the benchmarks: the
+    // report reaches the journal, the state file and the report endpoint.
+    // The console lines go to stderr; stdout carries only the report.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some(health::NAME.into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, health::NAME, health::NAME, false);
+    let r = health::collect(&env.root, &cfg);
+    run.step.emit(crate::events::Body::Result {
+        data: serde_json::to_value(&r)?,
+    });
+    let rc = if r.verdict == health::Verdict::Fail {
+        run.finish(
+            exit::FAILED,
+            Some(format!(
+                "health verdict FAIL ({} finding(s) at FAIL)",
+                r.findings
+                    .iter()
+                    .filter(|f| f.severity == health::Severity::Fail)
+                    .count()
+            )),
+        )
+    } else {
+        run.finish(exit::SUCCESS, None)
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        health::render(&r)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the health report")
+        }
+        _ => Ok(rc),
+    }
+}
+
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
     let boot = env.boot_task();
     let plan = plan::build(boot.clone(), &env.cmdline, &env.catalog);
@@ -545,6 +613,8 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             .and_then(|b| serde_json::from_slice(&b).ok());
     let state = sinks::state::read(&env.run_dir)
         .with_context(|| format!("reading state in {}", env.run_dir.display()))?;
+    let adhoc = sinks::state::read_adhoc(&env.run_dir)
+        .with_context(|| format!("reading ad-hoc state in {}", env.run_dir.display()))?;
     if json {
         let v = serde_json::json!({
             "boot_task": boot.as_ref().map(|(t, _)| t),
@@ -555,6 +625,7 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
                 Err(e) => serde_json::json!({"error": e}),
             }),
             "state": state,
+            "adhoc": adhoc,
             "report_backlog": {
                 "spools": backlog.0,
                 "undelivered_events": backlog.1,
@@ -596,8 +667,18 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             h["last_error"].as_str().unwrap_or("none"),
         );
     }
+    if let Some(a) = &adhoc {
+        crate::out!(
+            "by hand:   {} {} {} (started {}, finished {})",
+            a.run_id,
+            a.task.as_deref().unwrap_or("-"),
+            a.outcome,
+            a.started.as_deref().unwrap_or("-"),
+            a.finished.as_deref().unwrap_or("-")
+        );
+    }
     let Some(st) = state else {
-        crate::out!("no run recorded in {}", env.run_dir.display());
+        crate::out!("no task run recorded in {}", env.run_dir.display());
         return Ok(exit::SUCCESS);
     };
     crate::out!(

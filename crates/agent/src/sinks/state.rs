@@ -1,6 +1,8 @@
-//! The state file under the run directory (/run/speediso/state.json) that
-//! `speediso status` reads: the current run, its last events and its
-//! results. Rewritten atomically (temp file + rename) so a reader never sees
+//! The state files under the run directory that `speediso status` reads:
+//! `state.json`, the task run's (the boot's, or `speediso run`), and
+//! `adhoc.json`, the last command run by hand (`speediso bench`, `wipe`,
+//! `install`, `health`), kept apart so an engineer's command never hides
+//! the task's state. Each holds the run, its last events and its results. Rewritten atomically (temp file + rename) so a reader never sees
 //! half a file; progress updates are throttled to one write a second.
 
 use crate::events::{Body, Event, Sink};
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub const STATE_FILE: &str = "state.json";
+/// The state file of the last ad-hoc command.
+pub const ADHOC_FILE: &str = "adhoc.json";
 /// How many recent events the state file keeps.
 pub const KEEP_EVENTS: usize = 50;
 
@@ -29,20 +33,32 @@ pub struct State {
 
 pub struct StateFile {
     dir: PathBuf,
+    file: &'static str,
     state: State,
     last_write: Option<Instant>,
 }
 
 impl StateFile {
-    /// A state sink writing into `dir`, created if needed. `None` (with a
-    /// debug log) when the directory cannot be created, e.g. not root.
+    /// The task run's state sink, writing `state.json` into `dir`,
+    /// created if needed. `None` (with a debug log) when the directory
+    /// cannot be created, e.g. not root.
     pub fn new(dir: &Path) -> Option<StateFile> {
+        StateFile::named(dir, STATE_FILE)
+    }
+
+    /// An ad-hoc command's state sink (`adhoc.json`).
+    pub fn adhoc(dir: &Path) -> Option<StateFile> {
+        StateFile::named(dir, ADHOC_FILE)
+    }
+
+    fn named(dir: &Path, file: &'static str) -> Option<StateFile> {
         if let Err(e) = std::fs::create_dir_all(dir) {
             tracing::debug!("no state file: creating {}: {e}", dir.display());
             return None;
         }
         Some(StateFile {
             dir: dir.to_path_buf(),
+            file,
             state: State {
                 outcome: "running".into(),
                 ..Default::default()
@@ -52,11 +68,11 @@ impl StateFile {
     }
 
     fn write(&mut self) {
-        let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
+        let tmp = self.dir.join(format!(".{}.tmp", self.file));
         let res = serde_json::to_vec_pretty(&self.state)
             .map_err(std::io::Error::other)
             .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|_| std::fs::rename(&tmp, self.dir.join(STATE_FILE)));
+            .and_then(|_| std::fs::rename(&tmp, self.dir.join(self.file)));
         if let Err(e) = res {
             tracing::debug!("writing state file in {}: {e}", self.dir.display());
         }
@@ -119,10 +135,19 @@ impl Sink for StateFile {
     }
 }
 
-/// Read the state file from `dir`, if there is one.
+/// Read the task run's state file from `dir`, if there is one.
 pub fn read(dir: &Path) -> anyhow::Result<Option<State>> {
+    read_file(dir, STATE_FILE)
+}
+
+/// Read the last ad-hoc command's state file from `dir`, if there is one.
+pub fn read_adhoc(dir: &Path) -> anyhow::Result<Option<State>> {
+    read_file(dir, ADHOC_FILE)
+}
+
+fn read_file(dir: &Path, file: &str) -> anyhow::Result<Option<State>> {
     use anyhow::Context;
-    let path = dir.join(STATE_FILE);
+    let path = dir.join(file);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(
             serde_json::from_slice(&bytes)

@@ -1,0 +1,160 @@
+//! Expected hardware (`speediso.expect.*`): what was ordered against what
+//! booted, each a FAIL naming both. CPU threads: present logical CPUs, as
+//! the inventory counts them. Memory: MemTotal from /proc/meminfo, which is
+//! below the installed size by what firmware and the kernel keep (about 2%
+//! on a large server, 5% on a small VM), so it passes from 5% + 0.5 GiB
+//! below the expected size up to the expected size itself (MemTotal never
+//! exceeds what is installed: more is the wrong machine). Disks: whole
+//! disks in /sys/block except loop, ram, zram, optical (sr), dm, md, nbd
+//! and removable ones (a USB stick an engineer plugged in). NICs: those
+//! with a device behind them (`nics::physical`).
+
+use super::{Finding, Out, Severity};
+use crate::root::Root;
+
+const CHECK: &str = "expect";
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Is `name` (in /sys/block) a disk that counts?
+pub fn counts_as_disk(name: &str, removable: bool) -> bool {
+    const VIRTUAL: &[&str] = &["loop", "ram", "zram", "sr", "dm-", "md", "nbd", "fd"];
+    !removable && !VIRTUAL.iter().any(|p| name.starts_with(p))
+}
+
+/// Does MemTotal (`found` bytes) match `expected` GiB installed?
+pub fn memory_ok(expected_gib: u64, found_bytes: u64) -> bool {
+    let want = expected_gib as f64 * GIB;
+    let low = want * 0.95 - 0.5 * GIB;
+    (found_bytes as f64) >= low && (found_bytes as f64) <= want
+}
+
+pub fn check(root: &Root, e: &super::Expect) -> Out {
+    let mut out = Out::default();
+    let mut done = Vec::new();
+    let fail = |component: &str, what: String, evidence: String, source: &str, thr: String| {
+        Finding::new(Severity::Fail, CHECK, component, what)
+            .evidence(evidence)
+            .source(source)
+            .threshold(thr)
+    };
+    if let Some(want) = e.cpu_threads {
+        let found = crate::inventory::cpu::collect(root).threads as u64;
+        done.push(format!("CPU threads {found}"));
+        if found != want {
+            out.findings.push(fail(
+                "CPU",
+                format!("expected {want} CPU threads, found {found}"),
+                format!("{found} present logical CPUs"),
+                "/sys/devices/system/cpu/present",
+                format!("= {want} (speediso.expect.cpu_threads)"),
+            ));
+        }
+    }
+    if let Some(want) = e.memory_gib {
+        let abs = "/proc/meminfo";
+        match std::fs::read_to_string(root.at(abs))
+            .ok()
+            .and_then(|t| crate::inventory::memory::mem_total(&t))
+        {
+            Some(found) => {
+                let gib = found as f64 / GIB;
+                done.push(format!("memory {gib:.1} GiB"));
+                if !memory_ok(want, found) {
+                    out.findings.push(fail(
+                        "memory",
+                        format!("expected {want} GiB of memory, found {gib:.1} GiB"),
+                        format!("MemTotal = {} kB", found / 1024),
+                        abs,
+                        format!(
+                            "{:.1} to {want} GiB (speediso.expect.memory_gib={want}, less 5% + 0.5 GiB the kernel and firmware keep)",
+                            want as f64 * 0.95 - 0.5
+                        ),
+                    ));
+                }
+            }
+            None => out.findings.push(Finding::unreadable(
+                CHECK,
+                "memory",
+                abs,
+                "no MemTotal line: memory size not known",
+            )),
+        }
+    }
+    if let Some(want) = e.disk_count {
+        let disks: Vec<String> = crate::blockdev::scan::disks(root)
+            .into_iter()
+            .filter(|d| counts_as_disk(&d.name, d.removable))
+            .map(|d| d.name)
+            .collect();
+        let found = disks.len() as u64;
+        done.push(format!("{found} disk(s)"));
+        if found != want {
+            out.findings.push(fail(
+                "disks",
+                format!("expected {want} disks, found {found}"),
+                if disks.is_empty() {
+                    "no disks".into()
+                } else {
+                    disks.join(", ")
+                },
+                "/sys/block",
+                format!("= {want} (speediso.expect.disk_count)"),
+            ));
+        }
+    }
+    if let Some(want) = e.nic_count {
+        let nics = super::nics::physical(root);
+        let found = nics.len() as u64;
+        done.push(format!("{found} NIC(s)"));
+        if found != want {
+            out.findings.push(fail(
+                "NICs",
+                format!("expected {want} NICs, found {found}"),
+                if nics.is_empty() {
+                    "no NICs".into()
+                } else {
+                    nics.join(", ")
+                },
+                "/sys/class/net",
+                format!("= {want} (speediso.expect.nic_count)"),
+            ));
+        }
+    }
+    if done.is_empty() {
+        out.skipped = true;
+        out.summary = "nothing expected (no speediso.expect.* given)".into();
+    } else {
+        out.summary = format!("compared: {}", done.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_tolerance() {
+        let gib = 1u64 << 30;
+        // A 512 GiB server shows about 503.5 GiB.
+        assert!(memory_ok(512, 503 * gib + gib / 2));
+        // One 32 GiB DIMM missing.
+        assert!(!memory_ok(512, 480 * gib));
+        // A 2 GiB VM shows about 1.9 GiB.
+        assert!(memory_ok(2, 1946 << 20));
+        assert!(!memory_ok(2, gib));
+        // More than ordered: the wrong machine.
+        assert!(!memory_ok(256, 503 * gib));
+        assert!(memory_ok(4, 4 * gib));
+    }
+
+    #[test]
+    fn disks_that_count() {
+        assert!(counts_as_disk("nvme0n1", false));
+        assert!(counts_as_disk("sda", false));
+        for n in ["loop0", "ram0", "zram0", "sr0", "dm-0", "md127", "nbd0"] {
+            assert!(!counts_as_disk(n, false), "{n}");
+        }
+        assert!(!counts_as_disk("sdb", true));
+    }
+}

@@ -1,0 +1,683 @@
+//! `speediso health` on the hand-made trees of fixtures/health/ (see its
+//! README): the verdict, every finding (severity, check, component,
+//! evidence, threshold) and the exit status; the human form; options from
+//! the command line and a task file; and one run on this machine.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_speediso");
+
+fn fixture(case: &str) -> PathBuf {
+    let p = speediso_testsupport::repo_path("fixtures/health").join(case);
+    assert!(p.is_dir(), "{} is missing", p.display());
+    p
+}
+
+fn health(root: &std::path::Path, cmdline: &str, json: bool) -> Output {
+    let mut c = Command::new(BIN);
+    c.arg("--root")
+        .arg(root)
+        .args(["--cmdline", cmdline, "health"]);
+    if json {
+        c.arg("--json");
+    }
+    c.env_remove("SPEEDISO")
+        .env(
+            "SPEEDISO_RUN_DIR",
+            std::env::temp_dir().join("speediso-health-test-run"),
+        )
+        .output()
+        .unwrap()
+}
+
+/// The report and the exit status for a case.
+fn report(case: &str, cmdline: &str) -> (Value, i32) {
+    let out = health(&fixture(case), cmdline, true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "{case}: {e}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (v, out.status.code().unwrap())
+}
+
+type Row<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>);
+
+/// Every finding as (severity, check, component, evidence, threshold).
+fn rows(v: &Value) -> Vec<(String, String, String, String, Option<String>)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            // Sources are the machine's paths, never the fixture's.
+            let src = s("source");
+            assert!(src.starts_with('/') && !src.contains("fixtures"), "{f}");
+            (
+                s("severity"),
+                s("check"),
+                s("component"),
+                s("evidence"),
+                f["threshold"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+fn assert_case(case: &str, cmdline: &str, verdict: &str, rc: i32, want: &[Row]) {
+    let (v, code) = report(case, cmdline);
+    assert_eq!(v["verdict"], verdict, "{case}: {v:#}");
+    assert_eq!(code, rc, "{case}: exit status");
+    let want: Vec<(String, String, String, String, Option<String>)> = want
+        .iter()
+        .map(|(a, b, c, d, e)| {
+            (
+                a.to_string(),
+                b.to_string(),
+                c.to_string(),
+                d.to_string(),
+                e.map(String::from),
+            )
+        })
+        .collect();
+    assert_eq!(rows(&v), want, "{case}");
+    let n = |s: &str| want.iter().filter(|r| r.0 == s).count();
+    assert_eq!(v["counts"]["fail"], n("fail"));
+    assert_eq!(v["counts"]["warn"], n("warn"));
+    assert_eq!(v["counts"]["info"], n("info"));
+}
+
+#[test]
+fn clean_machine_passes_and_says_what_it_checked() {
+    assert_case("clean", "", "pass", 0, &[]);
+    let (v, _) = report("clean", "");
+    let checked: Vec<(&str, &str)> = v["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["check"].as_str().unwrap(), c["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checked,
+        [
+            ("edac", "pass"),
+            ("mce", "pass"),
+            ("throttle", "pass"),
+            ("hwmon", "pass"),
+            ("pcie", "pass"),
+            ("nic", "pass"),
+            ("expect", "skipped"),
+        ]
+    );
+    assert_eq!(v["thresholds"]["max_nic_drops"], 1000);
+    assert_eq!(v["thresholds"]["max_carrier_changes"], 4);
+    assert!(v["expect"]["memory_gib"].is_null());
+}
+
+#[test]
+fn ecc_errors_name_the_dimm() {
+    assert_case(
+        "ecc",
+        "",
+        "fail",
+        1,
+        &[
+            ("fail", "edac", "mc1", "ue_count = 1", Some("> 0")),
+            (
+                "warn",
+                "edac",
+                "CPU0_DIMM_A1 (mc0/dimm0)",
+                "dimm_ce_count = 3",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "edac",
+                "DIMM_C1 (mc2/csrow0)",
+                "ce_count = 5",
+                Some("> 0"),
+            ),
+        ],
+    );
+    // A higher threshold: the corrected ones are within it (5 is not above 5).
+    assert_case(
+        "ecc",
+        "speediso.health.max_corrected_errors=5",
+        "fail",
+        1,
+        &[("fail", "edac", "mc1", "ue_count = 1", Some("> 0"))],
+    );
+    let (v, _) = report("ecc", "");
+    assert_eq!(
+        v["findings"][1]["source"],
+        "/sys/devices/system/edac/mc/mc0/dimm0/dimm_ce_count"
+    );
+}
+
+#[test]
+fn throttling_and_sensors_beyond_their_limits() {
+    assert_case(
+        "thermal",
+        "",
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "hwmon",
+                "coretemp temp3 (Core 1)",
+                "temp3_input = 101000 (101.0 °C)",
+                Some("temp3_crit_alarm = 1"),
+            ),
+            (
+                "warn",
+                "throttle",
+                "package 0 (CPU 0)",
+                "package_throttle_count = 7",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "throttle",
+                "CPU 1",
+                "core_throttle_count = 12",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "hwmon",
+                "coretemp temp2 (Core 0)",
+                "temp2_input = 91000 (91.0 °C)",
+                Some("max 90.0 °C (temp2_max)"),
+            ),
+            (
+                "warn",
+                "hwmon",
+                "nct6779 fan1",
+                "fan1_input = 150 (150 RPM)",
+                Some("min 300 RPM (fan1_min)"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn pcie_aer_errors_and_links_trained_down() {
+    let link = "current_link_speed = 8.0 GT/s, current_link_width = 4, max_link_speed = 16.0 GT/s, max_link_width = 16";
+    let gpu = "current_link_speed = 2.5 GT/s, current_link_width = 16, max_link_speed = 16.0 GT/s, max_link_width = 16";
+    assert_case(
+        "pcie",
+        "",
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "pcie",
+                "0000:01:00.0",
+                "aer_dev_nonfatal: total 2 (CmpltTO 2)",
+                Some("> 0"),
+            ),
+            (
+                "fail",
+                "pcie",
+                "0000:3b:00.0",
+                "aer_dev_fatal: total 1 (DLP 1)",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "pcie",
+                "0000:3a:00.0",
+                "aer_dev_correctable: total 4 (BadTLP 3, BadDLLP 1)",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "pcie",
+                "0000:3b:00.0",
+                link,
+                Some("at least 16.0 GT/s x16"),
+            ),
+            (
+                "info",
+                "pcie",
+                "0000:18:00.0",
+                gpu,
+                Some("at least 16.0 GT/s x16"),
+            ),
+        ],
+    );
+    let (v, _) = report("pcie", "");
+    assert_eq!(
+        v["findings"][3]["message"],
+        "link trained at 8.0 GT/s x4 of 16.0 GT/s x16"
+    );
+}
+
+#[test]
+fn nic_counters_above_their_thresholds() {
+    assert_case(
+        "nic",
+        "",
+        "warn",
+        0,
+        &[
+            (
+                "warn",
+                "nic",
+                "eno1",
+                "statistics/rx_errors = 17",
+                Some("> 0"),
+            ),
+            (
+                "warn",
+                "nic",
+                "eno1",
+                "statistics/rx_crc_errors = 17",
+                Some("> 0"),
+            ),
+            ("warn", "nic", "eno2", "carrier_changes = 9", Some("> 4")),
+            (
+                "warn",
+                "nic",
+                "eno2",
+                "statistics/tx_dropped = 5000",
+                Some("> 1000"),
+            ),
+        ],
+    );
+    assert_case(
+        "nic",
+        "speediso.health.max_nic_errors=17 speediso.health.max_carrier_changes=9 \
+         speediso.health.max_nic_drops=5000",
+        "pass",
+        0,
+        &[],
+    );
+}
+
+#[test]
+fn machine_checks_from_the_kernel_log() {
+    let t = Some("an uncorrected machine check (MCi_STATUS.UC) fails; a corrected one warns");
+    assert_case(
+        "mce",
+        "",
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "mce",
+                "CPU 5",
+                "mce: [Hardware Error]: CPU 5: Machine Check: 0 Bank 5: be00000000800400",
+                t,
+            ),
+            (
+                "warn",
+                "mce",
+                "kernel log",
+                "mce: [Hardware Error]: Machine check events logged",
+                t,
+            ),
+            (
+                "warn",
+                "mce",
+                "CPU 2",
+                "mce: [Hardware Error]: CPU 2: Machine Check: 0 Bank 7: 8c00004000010090",
+                t,
+            ),
+        ],
+    );
+}
+
+/// Bad input: every unreadable or garbage value is a WARN that says so,
+/// none a panic and none a silent PASS.
+#[test]
+fn garbage_is_unreadable_not_healthy() {
+    assert_case(
+        "garbage",
+        "",
+        "warn",
+        0,
+        &[
+            (
+                "warn",
+                "edac",
+                "CPU0_DIMM_B1 (mc0/dimm1)",
+                "\"\" is not a number",
+                None,
+            ),
+            ("warn", "throttle", "CPU 2", "\"-1\" is not a number", None),
+            (
+                "warn",
+                "hwmon",
+                "coretemp temp1 (Package id 0)",
+                "\"abc\" is not a number",
+                None,
+            ),
+            (
+                "warn",
+                "hwmon",
+                "coretemp temp2 (Core 0)",
+                "\"hot\" is not a number",
+                None,
+            ),
+            (
+                "warn",
+                "pcie",
+                "0000:3b:00.0",
+                "line \"BadTLP \\u{1}\\u{2} junk\" is not \"NAME COUNT\"",
+                None,
+            ),
+            ("warn", "nic", "eno1", "missing", None),
+            ("warn", "nic", "eno1", "\"lots\" is not a number", None),
+        ],
+    );
+    let (v, _) = report("garbage", "");
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(f["message"], "unreadable", "{f}");
+    }
+}
+
+/// An empty tree: nothing to read is "skipped" with info lines, a PASS
+/// that claims nothing about memory ECC.
+#[test]
+fn an_empty_root_checks_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = health(dir.path(), "", true);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    let statuses: Vec<&str> = v["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["skipped"; 7]);
+    let info: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(info, ["edac", "mce"]);
+    assert!(v["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("memory errors are not checked"));
+}
+
+#[test]
+fn expected_hardware_fails_naming_expected_and_found() {
+    let ok = "speediso.expect.cpu_threads=4 speediso.expect.memory_gib=64 \
+              speediso.expect.disk_count=2 speediso.expect.nic_count=1";
+    assert_case("clean", ok, "pass", 0, &[]);
+    let (v, _) = report("clean", ok);
+    assert_eq!(v["expect"]["memory_gib"], 64);
+    assert_eq!(v["checked"][6]["status"], "pass");
+    let bad = "speediso.expect.cpu_threads=8 speediso.expect.memory_gib=128 \
+               speediso.expect.disk_count=3 speediso.expect.nic_count=2";
+    assert_case(
+        "clean",
+        bad,
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "expect",
+                "CPU",
+                "4 present logical CPUs",
+                Some("= 8 (speediso.expect.cpu_threads)"),
+            ),
+            (
+                "fail",
+                "expect",
+                "memory",
+                "MemTotal = 65766688 kB",
+                Some("121.1 to 128 GiB (speediso.expect.memory_gib=128, less 5% + 0.5 GiB the kernel and firmware keep)"),
+            ),
+            (
+                "fail",
+                "expect",
+                "disks",
+                "nvme0n1, sda",
+                Some("= 3 (speediso.expect.disk_count)"),
+            ),
+            (
+                "fail",
+                "expect",
+                "NICs",
+                "eno1",
+                Some("= 2 (speediso.expect.nic_count)"),
+            ),
+        ],
+    );
+    let (v, _) = report("clean", bad);
+    let msgs: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "expected 8 CPU threads, found 4",
+            "expected 128 GiB of memory, found 62.7 GiB",
+            "expected 3 disks, found 2",
+            "expected 2 NICs, found 1",
+        ]
+    );
+    // More memory than ordered is the wrong machine too.
+    let (v, rc) = report("clean", "speediso.expect.memory_gib=32");
+    assert_eq!((v["verdict"].as_str(), rc), (Some("fail"), 1));
+    // A malformed value is a usage error naming the key.
+    let out = health(&fixture("clean"), "speediso.expect.memory_gib=lots", true);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("speediso.expect.memory_gib"), "{err}");
+}
+
+#[test]
+fn human_form_shows_verdict_severities_and_components() {
+    let out = health(&fixture("ecc"), "", false);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HEALTH FAIL"), "{text}");
+    for want in [
+        "FAIL  edac     mc1: 1 uncorrected memory error(s)",
+        "WARN  edac     CPU0_DIMM_A1 (mc0/dimm0): 3 corrected memory error(s)",
+        "dimm_ce_count = 3  [/sys/devices/system/edac/mc/mc0/dimm0/dimm_ce_count]",
+        "threshold: > 0",
+        "edac     FAIL",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let out = health(&fixture("clean"), "", false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HEALTH PASS"), "{text}");
+    assert!(text.contains("nic      PASS    1 NIC(s): eno1"), "{text}");
+    let out = health(&fixture("nic"), "", false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HEALTH WARN"), "{text}");
+    assert!(
+        text.contains("WARN  nic      eno2: 9 link state change(s)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_teaches_severities_and_exit_status() {
+    let out = Command::new(BIN)
+        .args(["health", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "FAIL:",
+        "WARN:",
+        "INFO:",
+        "Exit status: 0 PASS or WARN, 1 FAIL",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+}
+
+/// As a task step: a FAIL verdict fails the step (and the run, exit 1)
+/// after its report went out as the result; a WARN does not. Step keys
+/// are thresholds; a table for one is refused naming it.
+#[test]
+fn as_a_task_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    std::fs::write(
+        tasks.join("checkup.toml"),
+        "name = 'checkup'\ndescription = 'health'\ntime_limit = '5m'\nafter = 'stay'\n\
+         [[steps]]\nmodule = 'health'\noptions = { max_nic_errors = 100 }\n",
+    )
+    .unwrap();
+    let run = |case: &str| {
+        let out = Command::new(BIN)
+            .arg("--root")
+            .arg(fixture(case))
+            .args(["run", "checkup", "--json", "--cmdline", ""])
+            .arg("--tasks-dir")
+            .arg(&tasks)
+            .arg("--run-dir")
+            .arg(dir.path().join(format!("run-{case}")))
+            .env_remove("SPEEDISO")
+            .output()
+            .unwrap();
+        let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (out.status.code().unwrap(), events)
+    };
+    let of = |events: &[Value], t: &str| -> Vec<Value> {
+        events.iter().filter(|e| e["type"] == t).cloned().collect()
+    };
+    let (rc, ev) = run("ecc");
+    assert_eq!(rc, 1, "{ev:#?}");
+    let res = of(&ev, "result");
+    assert_eq!(res.len(), 1, "{ev:#?}");
+    assert_eq!(res[0]["data"]["verdict"], "fail");
+    let fin = of(&ev, "step_finished");
+    assert_eq!(fin[0]["outcome"], "failed", "{fin:#?}");
+    assert!(
+        fin[0]["error"].as_str().unwrap().contains("mc1"),
+        "{fin:#?}"
+    );
+    // nic: WARN by default, but the step's threshold lifts the errors; the
+    // drops and carrier changes still warn, and a WARN succeeds.
+    let (rc, ev) = run("nic");
+    assert_eq!(rc, 0, "{ev:#?}");
+    let res = of(&ev, "result");
+    assert_eq!(res[0]["data"]["verdict"], "warn");
+    assert_eq!(res[0]["data"]["thresholds"]["max_nic_errors"], 100);
+    assert_eq!(res[0]["data"]["counts"]["warn"], 2);
+
+    std::fs::write(
+        tasks.join("checkup.toml"),
+        "name = 'checkup'\ndescription = 'health'\ntime_limit = '5m'\nafter = 'stay'\n\
+         [[steps]]\nmodule = 'health'\noptions = { memory_gib = { x = 1 } }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--cmdline", "speediso.task=checkup", "--tasks-dir"])
+        .arg(&tasks)
+        .args(["dispatch", "--dry-run"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("memory_gib"), "{text}");
+}
+
+/// This machine, as it is: no panic, a verdict (whichever), the exit
+/// status that goes with it.
+#[test]
+fn this_machine_gets_a_verdict() {
+    let out = health(std::path::Path::new("/"), "", true);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let verdict = v["verdict"].as_str().unwrap();
+    let rc = out.status.code().unwrap();
+    match verdict {
+        "pass" | "warn" => assert_eq!(rc, 0),
+        "fail" => assert_eq!(rc, 1),
+        other => panic!("verdict {other}"),
+    }
+    assert_eq!(v["checked"].as_array().unwrap().len(), 7);
+    let out = health(std::path::Path::new("/"), "", false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HEALTH "), "{text}");
+}
+
+/// Issue #14: a command run by hand is a run like a task's: its events
+/// reach the state sink too, in the ad-hoc state file, which
+/// `speediso status` shows beside (never instead of) the task's.
+#[test]
+fn a_run_by_hand_is_recorded_for_status_without_hiding_the_task() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("ecc"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args(["--cmdline", "", "health", "--json"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let status = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("--run-dir")
+            .arg(run.path())
+            .args(["--cmdline", "", "status"]);
+        if json {
+            c.arg("--json");
+        }
+        c.env_remove("SPEEDISO").output().unwrap()
+    };
+    let v: Value = serde_json::from_slice(&status(true).stdout).unwrap();
+    assert!(v["state"].is_null(), "the task's state was written: {v}");
+    let a = &v["adhoc"];
+    assert_eq!(a["task"], "health", "{v}");
+    assert_eq!(a["outcome"], "failed", "{v}");
+    assert_eq!(a["results"]["health"]["verdict"], "fail", "{v}");
+    let types: Vec<&str> = a["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "run_started",
+            "step_started",
+            "result",
+            "step_finished",
+            "run_finished"
+        ],
+        "{v}"
+    );
+    let text = String::from_utf8_lossy(&status(false).stdout).into_owned();
+    assert!(
+        text.contains("by hand:") && text.contains("health failed"),
+        "{text}"
+    );
+    assert!(text.contains("no task run recorded"), "{text}");
+}
