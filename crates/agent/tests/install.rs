@@ -261,6 +261,21 @@ fn install_confirmed(allow: &str, url: &str, sum: &str, target: &str) -> Run {
     )
 }
 
+/// Files a test server serves, by name.
+type Files = HashMap<String, Vec<u8>>;
+
+/// The test image, each compressed form of it, and a server for them that
+/// drops no connection; `None` (the test is skipped) without `tools`.
+fn served(tools: &[&str]) -> Option<(Vec<u8>, Files, Server)> {
+    if !ready(tools) {
+        return None;
+    }
+    let raw = image();
+    let files = served_images(&raw);
+    let srv = Server::start(files.clone(), &[]);
+    Some((raw, files, srv))
+}
+
 fn install(allow: &str, args: &[&str]) -> Run {
     let out = Command::new(BIN)
         .args(["--cmdline", "", "--run-dir"])
@@ -277,12 +292,9 @@ fn install(allow: &str, args: &[&str]) -> Run {
 
 #[test]
 fn each_format_installs_and_reads_back() {
-    if !ready(&["losetup", "gzip", "xz", "zstd"]) {
+    let Some((raw, files, srv)) = served(&["losetup", "gzip", "xz", "zstd"]) else {
         return;
-    }
-    let raw = image();
-    let files = served_images(&raw);
-    let srv = Server::start(files.clone(), &[]);
+    };
     for name in ["img.raw", "img.raw.gz", "img.raw.xz", "img.raw.zst"] {
         let lo = Loop::new(16 * MIB, FILL);
         let sum = sha(&files[name]);
@@ -332,12 +344,9 @@ fn each_format_installs_and_reads_back() {
 
 #[test]
 fn wrong_checksum_fails_and_clears_the_partition_tables() {
-    if !ready(&["losetup", "zstd"]) {
+    let Some((raw, _, srv)) = served(&["losetup", "zstd"]) else {
         return;
-    }
-    let raw = image();
-    let files = served_images(&raw);
-    let srv = Server::start(files, &[]);
+    };
     let lo = Loop::new(16 * MIB, FILL);
     let size = lo.size();
     let wrong = "00".repeat(32);
@@ -500,12 +509,9 @@ fn a_dropped_file_url_is_an_error_not_a_short_image() {
 
 #[test]
 fn boot_task_lininstall_writes_the_image_with_progress() {
-    if !ready(&["losetup", "xz"]) {
+    let Some((raw, files, srv)) = served(&["losetup", "xz"]) else {
         return;
-    }
-    let raw = image();
-    let files = served_images(&raw);
-    let srv = Server::start(files.clone(), &[]);
+    };
     let lo = Loop::new(16 * MIB, FILL);
     let line = format!(
         "speediso.install.image={} speediso.install.sha256={} speediso.install.target={}",

@@ -223,20 +223,7 @@ fn iso9660() {
 
     // Hand-made: an upper-case primary label and a Joliet one that says
     // more; an unset modification time. blkid must agree with us.
-    let mut v = vec![0u8; 1 << 20];
-    let pvd = 32768;
-    v[pvd..pvd + 6].copy_from_slice(b"\x01CD001");
-    v[pvd + 40..pvd + 72].copy_from_slice(&[b' '; 32]);
-    v[pvd + 40..pvd + 48].copy_from_slice(b"SPEEDISO");
-    v[pvd + 830..pvd + 846].copy_from_slice(b"0000000000000000");
-    v[pvd + 813..pvd + 829].copy_from_slice(b"2024010203040500");
-    let svd = pvd + 2048;
-    v[svd..svd + 6].copy_from_slice(b"\x02CD001");
-    v[svd + 88..svd + 91].copy_from_slice(b"%/E");
-    for (i, c) in "Speediso Live".encode_utf16().enumerate() {
-        v[svd + 40 + 2 * i..svd + 42 + 2 * i].copy_from_slice(&c.to_be_bytes());
-    }
-    v[svd + 2048] = 0xff;
+    let (v, _) = speediso_testsupport::images::joliet_iso();
     let img3 = dir.path().join("synthetic.iso");
     std::fs::write(&img3, &v).unwrap();
     let (t, l, u) = blkid(&img3);

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 use speediso::root::Root;
+use speediso_testsupport::skipped;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -628,11 +629,7 @@ fn skips_under_all(dm: bool) {
     confirm.sort();
     assert_eq!(erase, confirm);
     let reasons = |dev: &str| -> String {
-        p["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device"] == dev)
+        skipped(&p, dev)
             .map(|s| s["reasons"].to_string())
             .unwrap_or_else(|| panic!("{dev} not skipped"))
     };
@@ -660,15 +657,7 @@ fn skips_under_all(dm: bool) {
 
     // The mounted (and the held) disk is a blocking skip; the excluded one
     // is the operator's choice.
-    let class = |dev: &str| -> Value {
-        p["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device"] == dev)
-            .map(|s| s["class"].clone())
-            .unwrap()
-    };
+    let class = |dev: &str| -> Value { skipped(&p, dev).map(|s| s["class"].clone()).unwrap() };
     assert_eq!(class(&mounted.dev), "blocking");
     assert_eq!(class(&excluded.dev), "policy");
     if dm {

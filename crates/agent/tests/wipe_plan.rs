@@ -3,6 +3,7 @@
 //! any user; nothing is opened for writing (and `--root` refuses erasing).
 
 use serde_json::Value;
+use speediso_testsupport::skipped;
 use std::path::Path;
 use std::process::Command;
 
@@ -182,11 +183,7 @@ fn plan_names_every_skip_reason() {
     };
     let p = run("speediso.wipe.exclude=SERF", &["--all"]);
     let reasons = |p: &Value, dev: &str| -> String {
-        p["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device"] == dev)
+        skipped(p, dev)
             .map(|s| s["reasons"].to_string())
             .unwrap_or_default()
     };
@@ -212,11 +209,7 @@ fn plan_names_every_skip_reason() {
     // Operator choices and non-disks are policy skips; the rest would
     // fail a wipe task.
     let class = |dev: &str| -> String {
-        p["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device"] == dev)
+        skipped(&p, dev)
             .map(|s| s["class"].as_str().unwrap_or("none").to_string())
             .unwrap_or_default()
     };
@@ -268,12 +261,7 @@ fn plan_names_every_skip_reason() {
     // Not probed under a fixture root: auto falls back to overwrite.
     assert_eq!(p["erase"][0]["method"], "random");
     // The SATA serial comes from VPD page 80h.
-    let sda = p["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["device"] == "/dev/sda")
-        .unwrap();
+    let sda = skipped(&p, "/dev/sda").unwrap();
     assert_eq!(sda["disk"]["serial"], "SERA");
     assert_eq!(sda["disk"]["transport"], "ata");
 
@@ -584,11 +572,7 @@ fn plan_refuses_remote_and_shared_storage_and_classes_every_skip() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let p: Value = serde_json::from_slice(&o.stdout).unwrap();
     let skip = |dev: &str| -> (String, String) {
-        p["skipped"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["device"] == dev)
+        skipped(&p, dev)
             .map(|s| {
                 (
                     s["class"].as_str().unwrap().to_string(),
@@ -738,14 +722,7 @@ fn bmc_virtual_media_and_removable_media_are_not_targets() {
             .iter()
             .map(|e| e["disk"]["path"].as_str().unwrap())
             .collect();
-        let skip = |dev: &str| {
-            p["skipped"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["device"] == dev)
-                .cloned()
-        };
+        let skip = |dev: &str| skipped(&p, dev).cloned();
         let v = skip("/dev/sdv").unwrap_or_else(|| panic!("{line}: sdv erased: {p}"));
         assert!(
             v["reasons"]

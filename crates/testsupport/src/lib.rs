@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod images;
 pub mod loops;
 
 #[cfg(feature = "collector")]
@@ -121,4 +122,13 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("binding 127.0.0.1:0")
         .port()
+}
+
+/// The entry of `device` in a wipe plan's `skipped` list (`speediso wipe
+/// --plan --json`, or the wipe step's result), if it is there.
+pub fn skipped<'a>(plan: &'a serde_json::Value, device: &str) -> Option<&'a serde_json::Value> {
+    plan["skipped"]
+        .as_array()?
+        .iter()
+        .find(|s| s["device"] == device)
 }

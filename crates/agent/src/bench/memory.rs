@@ -68,6 +68,25 @@ impl MemoryArgs {
     }
 }
 
+/// `bench.memory`'s options: its step keys and the `speediso bench memory`
+/// flags, read by `Config::from_step`.
+pub const OPTIONS: &[Spec] = &[
+    super::DURATION,
+    super::THREADS,
+    Spec::step_only(
+        "array_mib",
+        Kind::Int(1, 65536),
+        "MiB per STREAM array (default: 4x the last-level cache)",
+    )
+    .flag("array-mib"),
+    Spec::step_only(
+        "check_mib",
+        Kind::Int(0, 1 << 22),
+        "MiB to pattern-check for errors (default 0: no check)",
+    )
+    .flag("check-mib"),
+];
+
 impl Config {
     /// From step options `duration`, `threads`, `array_mib`, `check_mib`.
     pub fn from_step(step: &toml::Table, options: &Options) -> Result<Config> {
@@ -541,22 +560,7 @@ pub struct BenchMemory;
 impl Module for BenchMemory {
     type Config = Config;
     const NAME: &'static str = NAME;
-    const OPTIONS: &'static [Spec] = &[
-        super::DURATION,
-        super::THREADS,
-        Spec::step_only(
-            "array_mib",
-            Kind::Int(1, 65536),
-            "MiB per STREAM array (default: 4x the last-level cache)",
-        )
-        .flag("array-mib"),
-        Spec::step_only(
-            "check_mib",
-            Kind::Int(0, 1 << 22),
-            "MiB to pattern-check for errors (default 0: no check)",
-        )
-        .flag("check-mib"),
-    ];
+    const OPTIONS: &'static [Spec] = OPTIONS;
     fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
         Config::from_step(step, options)
     }

@@ -667,28 +667,25 @@ fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
             h["last_error"].as_str().unwrap_or("none"),
         );
     }
-    if let Some(a) = &adhoc {
+    // One line a run: its id, task, outcome and times.
+    let run_line = |label: &str, st: &sinks::state::State| {
         crate::out!(
-            "by hand:   {} {} {} (started {}, finished {})",
-            a.run_id,
-            a.task.as_deref().unwrap_or("-"),
-            a.outcome,
-            a.started.as_deref().unwrap_or("-"),
-            a.finished.as_deref().unwrap_or("-")
-        );
+            "{label:<10} {} task {} {} (started {}, finished {})",
+            st.run_id,
+            st.task.as_deref().unwrap_or("-"),
+            st.outcome,
+            st.started.as_deref().unwrap_or("-"),
+            st.finished.as_deref().unwrap_or("-")
+        )
+    };
+    if let Some(a) = &adhoc {
+        run_line("by hand:", a);
     }
     let Some(st) = state else {
         crate::out!("no task run recorded in {}", env.run_dir.display());
         return Ok(exit::SUCCESS);
     };
-    crate::out!(
-        "last run:  {} task {} {} (started {}, finished {})",
-        st.run_id,
-        st.task.as_deref().unwrap_or("-"),
-        st.outcome,
-        st.started.as_deref().unwrap_or("-"),
-        st.finished.as_deref().unwrap_or("-")
-    );
+    run_line("last run:", &st);
     let skip = st.events.len().saturating_sub(n_events);
     if !st.events.is_empty() {
         crate::out!("events:");

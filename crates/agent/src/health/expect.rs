@@ -28,6 +28,15 @@ pub fn memory_ok(expected_gib: u64, found_bytes: u64) -> bool {
     (found_bytes as f64) >= low && (found_bytes as f64) <= want
 }
 
+/// The whole disks that count, by name.
+fn disk_names(root: &Root) -> Vec<String> {
+    crate::blockdev::scan::disks(root)
+        .into_iter()
+        .filter(|d| counts_as_disk(&d.name, d.removable))
+        .map(|d| d.name)
+        .collect()
+}
+
 pub fn check(root: &Root, e: &super::Expect) -> Out {
     let mut out = Out::default();
     let mut done = Vec::new();
@@ -80,43 +89,38 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
             )),
         }
     }
-    if let Some(want) = e.disk_count {
-        let disks: Vec<String> = crate::blockdev::scan::disks(root)
-            .into_iter()
-            .filter(|d| counts_as_disk(&d.name, d.removable))
-            .map(|d| d.name)
-            .collect();
-        let found = disks.len() as u64;
-        done.push(format!("{found} disk(s)"));
+    // Counted devices: (expected, what, the names found, where from, key).
+    let counted = [
+        (
+            e.disk_count,
+            "disks",
+            disk_names(root),
+            "/sys/block",
+            "disk_count",
+        ),
+        (
+            e.nic_count,
+            "NICs",
+            super::nics::physical(root),
+            "/sys/class/net",
+            "nic_count",
+        ),
+    ];
+    for (want, what, names, source, key) in counted {
+        let Some(want) = want else { continue };
+        let found = names.len() as u64;
+        done.push(format!("{found} {what}"));
         if found != want {
             out.findings.push(fail(
-                "disks",
-                format!("expected {want} disks, found {found}"),
-                if disks.is_empty() {
-                    "no disks".into()
+                what,
+                format!("expected {want} {what}, found {found}"),
+                if names.is_empty() {
+                    format!("no {what}")
                 } else {
-                    disks.join(", ")
+                    names.join(", ")
                 },
-                "/sys/block",
-                format!("= {want} (speediso.expect.disk_count)"),
-            ));
-        }
-    }
-    if let Some(want) = e.nic_count {
-        let nics = super::nics::physical(root);
-        let found = nics.len() as u64;
-        done.push(format!("{found} NIC(s)"));
-        if found != want {
-            out.findings.push(fail(
-                "NICs",
-                format!("expected {want} NICs, found {found}"),
-                if nics.is_empty() {
-                    "no NICs".into()
-                } else {
-                    nics.join(", ")
-                },
-                "/sys/class/net",
-                format!("= {want} (speediso.expect.nic_count)"),
+                source,
+                format!("= {want} (speediso.expect.{key})"),
             ));
         }
     }

@@ -162,61 +162,45 @@ fn sensor(root: &Root, dir: &str, chip: &str, kind: Kind, s: &str) -> Option<Fin
             );
         }
     }
-    match kind {
-        Kind::Temp => {
-            if let Some(c) = limit("crit").filter(|&c| input >= c) {
-                hit(
-                    Severity::Fail,
-                    format!("{shown}, at or above critical"),
-                    format!("crit {} ({s}_crit)", human(kind, c)),
-                );
-            }
-            if let Some(m) = limit("max").filter(|&m| input >= m) {
-                hit(
-                    Severity::Warn,
-                    format!("{shown}, at or above max"),
-                    format!("max {} ({s}_max)", human(kind, m)),
-                );
-            }
-        }
-        Kind::Fan => {
-            if let Some(m) = limit("min").filter(|&m| input < m) {
-                hit(
-                    Severity::Warn,
-                    format!("{shown}, below min"),
-                    format!("min {} ({s}_min)", human(kind, m)),
-                );
-            }
-        }
-        Kind::In => {
-            if let Some(c) = limit("lcrit").filter(|&c| input <= c) {
-                hit(
-                    Severity::Fail,
-                    format!("{shown}, at or below critical"),
-                    format!("lcrit {} ({s}_lcrit)", human(kind, c)),
-                );
-            }
-            if let Some(c) = limit("crit").filter(|&c| input >= c) {
-                hit(
-                    Severity::Fail,
-                    format!("{shown}, at or above critical"),
-                    format!("crit {} ({s}_crit)", human(kind, c)),
-                );
-            }
-            if let Some(m) = limit("min").filter(|&m| input < m) {
-                hit(
-                    Severity::Warn,
-                    format!("{shown}, below min"),
-                    format!("min {} ({s}_min)", human(kind, m)),
-                );
-            }
-            if let Some(m) = limit("max").filter(|&m| input > m) {
-                hit(
-                    Severity::Warn,
-                    format!("{shown}, above max"),
-                    format!("max {} ({s}_max)", human(kind, m)),
-                );
-            }
+    // The limits each kind has, how the value breaks it, and how bad that
+    // is: temperatures at or above crit/max; fans below min; voltages at
+    // or beyond lcrit/crit, below min or above max.
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let limits: &[(&str, &[std::cmp::Ordering], Severity, &str)] = match kind {
+        Kind::Temp => &[
+            (
+                "crit",
+                &[Greater, Equal],
+                Severity::Fail,
+                "at or above critical",
+            ),
+            ("max", &[Greater, Equal], Severity::Warn, "at or above max"),
+        ],
+        Kind::Fan => &[("min", &[Less], Severity::Warn, "below min")],
+        Kind::In => &[
+            (
+                "lcrit",
+                &[Less, Equal],
+                Severity::Fail,
+                "at or below critical",
+            ),
+            (
+                "crit",
+                &[Greater, Equal],
+                Severity::Fail,
+                "at or above critical",
+            ),
+            ("min", &[Less], Severity::Warn, "below min"),
+            ("max", &[Greater], Severity::Warn, "above max"),
+        ],
+    };
+    for &(name, broken, sev, words) in limits {
+        if let Some(l) = limit(name).filter(|&l| broken.contains(&input.cmp(&l))) {
+            hit(
+                sev,
+                format!("{shown}, {words}"),
+                format!("{name} {} ({s}_{name})", human(kind, l)),
+            );
         }
     }
     if let Some((sev, msg, thr)) = worst {

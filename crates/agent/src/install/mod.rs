@@ -506,12 +506,12 @@ pub struct Install;
 
 impl Module for Install {
     type Config = Config;
-    const NAME: &'static str = NAME;
-    const OPTIONS: &'static [Spec] = OPTIONS;
     /// Image mode writes a disk, so a task with this step must be marked
     /// destructive; kexec mode only loads a kernel, which `run` does
     /// before it asks whether writing was confirmed.
     const DESTRUCTIVE: bool = true;
+    const NAME: &'static str = NAME;
+    const OPTIONS: &'static [Spec] = OPTIONS;
 
     fn configure(_step: &toml::Table, options: &Options) -> Result<Config> {
         Config::from_options(options)

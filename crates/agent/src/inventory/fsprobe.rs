@@ -760,20 +760,7 @@ mod tests {
 
     #[test]
     fn iso9660_joliet_label_wins_when_it_says_more() {
-        let mut v = vec![0u8; 1 << 20];
-        let pvd = 32768;
-        v[pvd..pvd + 6].copy_from_slice(b"\x01CD001");
-        v[pvd + 40..pvd + 72].copy_from_slice(&[b' '; 32]);
-        v[pvd + 40..pvd + 48].copy_from_slice(b"SPEEDISO");
-        v[pvd + 830..pvd + 846].copy_from_slice(b"0000000000000000");
-        v[pvd + 813..pvd + 829].copy_from_slice(b"2024010203040500");
-        let svd = pvd + 2048;
-        v[svd..svd + 6].copy_from_slice(b"\x02CD001");
-        v[svd + 88..svd + 91].copy_from_slice(b"%/E");
-        for (i, c) in "Speediso Live".encode_utf16().enumerate() {
-            v[svd + 40 + 2 * i..svd + 42 + 2 * i].copy_from_slice(&c.to_be_bytes());
-        }
-        v[svd + 2048] = 0xff;
+        let (mut v, svd) = speediso_testsupport::images::joliet_iso();
         let f = probe_vec(&v).unwrap();
         assert_eq!(f.kind, "iso9660");
         assert_eq!(f.label.as_deref(), Some("Speediso Live"));

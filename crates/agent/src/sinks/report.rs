@@ -242,10 +242,12 @@ impl Report {
                 let _ = std::fs::write(&hold_file, format!("{info}\n"));
                 let msg = hold_box(
                     n_certs,
-                    &self.cfg.base,
-                    waited + started.elapsed(),
-                    &self.dir,
-                    s.last_error.as_deref(),
+                    &Undelivered {
+                        url: &self.cfg.base,
+                        waited: waited + started.elapsed(),
+                        dir: &self.dir,
+                        last_error: s.last_error.as_deref(),
+                    },
                 );
                 say_loudly(&msg);
                 last_box = Some(Instant::now());
@@ -425,7 +427,15 @@ impl Sink for Report {
             return;
         }
         let n = self.undelivered();
-        let msg = undelivered_box(n, &self.cfg.base, wait, &self.dir, last_error.as_deref());
+        let msg = undelivered_box(
+            n,
+            &Undelivered {
+                url: &self.cfg.base,
+                waited: wait,
+                dir: &self.dir,
+                last_error: last_error.as_deref(),
+            },
+        );
         say_loudly(&msg);
     }
 }
@@ -455,29 +465,51 @@ fn say_loudly(msg: &str) {
     }
 }
 
-/// The box a run prints while it stays up for undelivered certificates.
-pub fn hold_box(
-    certs: usize,
-    url: &str,
-    waited: Duration,
-    dir: &Path,
-    last_error: Option<&str>,
-) -> String {
-    let mut lines = vec![
-        format!("SPEEDISO: {certs} ERASURE CERTIFICATE(S) NOT DELIVERED to {url}"),
-        format!(
-            "Not taken within {}. This machine STAYS UP and keeps sending;",
-            crate::sinks::human_duration(waited.as_secs_f64())
-        ),
-        "it powers off (or reboots) once they are delivered.".into(),
-    ];
-    if let Some(e) = last_error {
-        let e: String = e.chars().take(100).collect();
-        lines.push(format!("last error: {e}"));
+/// What was not delivered, to where, how long it waited, and where it is
+/// kept: what both loud boxes say.
+pub struct Undelivered<'a> {
+    pub url: &'a str,
+    pub waited: Duration,
+    pub dir: &'a Path,
+    pub last_error: Option<&'a str>,
+}
+
+impl Undelivered<'_> {
+    /// `head`, the last error (cut to 100 characters), then `tail`, framed.
+    fn boxed(&self, head: Vec<String>, tail: [String; 2]) -> String {
+        let mut lines = head;
+        if let Some(e) = self.last_error {
+            let e: String = e.chars().take(100).collect();
+            lines.push(format!("last error: {e}"));
+        }
+        lines.extend(tail);
+        framed(&lines)
     }
-    lines.push(format!("They are kept in {}/ (RAM).", dir.display()));
-    lines.push("speediso.wipe.poweroff_undelivered=1 powers off without them.".into());
-    framed(&lines)
+
+    fn waited(&self) -> String {
+        crate::sinks::human_duration(self.waited.as_secs_f64())
+    }
+}
+
+/// The box a run prints while it stays up for undelivered certificates.
+pub fn hold_box(certs: usize, u: &Undelivered) -> String {
+    u.boxed(
+        vec![
+            format!(
+                "SPEEDISO: {certs} ERASURE CERTIFICATE(S) NOT DELIVERED to {}",
+                u.url
+            ),
+            format!(
+                "Not taken within {}. This machine STAYS UP and keeps sending;",
+                u.waited()
+            ),
+            "it powers off (or reboots) once they are delivered.".into(),
+        ],
+        [
+            format!("They are kept in {}/ (RAM).", u.dir.display()),
+            "speediso.wipe.poweroff_undelivered=1 powers off without them.".into(),
+        ],
+    )
 }
 
 fn framed(lines: &[String]) -> String {
@@ -493,27 +525,20 @@ fn framed(lines: &[String]) -> String {
 }
 
 /// The loud message printed when the spool could not be drained.
-pub fn undelivered_box(
-    n: u64,
-    url: &str,
-    waited: Duration,
-    dir: &Path,
-    last_error: Option<&str>,
-) -> String {
-    let mut lines = vec![
-        format!("SPEEDISO: {n} EVENT(S) NOT DELIVERED to {url}"),
-        format!(
-            "the report endpoint did not take them within {}.",
-            crate::sinks::human_duration(waited.as_secs_f64())
-        ),
-    ];
-    if let Some(e) = last_error {
-        let e: String = e.chars().take(100).collect();
-        lines.push(format!("last error: {e}"));
-    }
-    lines.push(format!("They are kept in {}/ and are sent", dir.display()));
-    lines.push("by the next speediso run with the same speediso.report=.".into());
-    framed(&lines)
+pub fn undelivered_box(n: u64, u: &Undelivered) -> String {
+    u.boxed(
+        vec![
+            format!("SPEEDISO: {n} EVENT(S) NOT DELIVERED to {}", u.url),
+            format!(
+                "the report endpoint did not take them within {}.",
+                u.waited()
+            ),
+        ],
+        [
+            format!("They are kept in {}/ and are sent", u.dir.display()),
+            "by the next speediso run with the same speediso.report=.".into(),
+        ],
+    )
 }
 
 /// Outcome of one POST.
@@ -797,16 +822,21 @@ mod tests {
 
     #[test]
     fn box_is_rectangular_and_says_the_count() {
-        let b = undelivered_box(
-            42,
-            "https://c.example",
-            Duration::from_secs(30),
-            Path::new("/run/speediso/spool"),
-            Some("connection refused"),
-        );
-        assert!(b.contains("42 EVENT(S) NOT DELIVERED"));
-        assert!(b.contains("/run/speediso/spool/"));
-        let widths: Vec<usize> = b.lines().skip(1).map(|l| l.chars().count()).collect();
-        assert!(widths.iter().all(|&w| w == widths[0]), "{b}");
+        let u = Undelivered {
+            url: "https://c.example",
+            waited: Duration::from_secs(30),
+            dir: Path::new("/run/speediso/spool"),
+            last_error: Some("connection refused"),
+        };
+        for (b, says) in [
+            (undelivered_box(42, &u), "42 EVENT(S) NOT DELIVERED"),
+            (hold_box(3, &u), "3 ERASURE CERTIFICATE(S) NOT DELIVERED"),
+        ] {
+            assert!(b.contains(says), "{b}");
+            assert!(b.contains("/run/speediso/spool/"), "{b}");
+            assert!(b.contains("last error: connection refused"), "{b}");
+            let widths: Vec<usize> = b.lines().skip(1).map(|l| l.chars().count()).collect();
+            assert!(widths.iter().all(|&w| w == widths[0]), "{b}");
+        }
     }
 }
