@@ -90,24 +90,28 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
         }
     }
     // Counted devices: (expected, what, the names found, where from, key).
-    let counted = [
+    // Counted devices: (expected, what, how to list them, where from, key).
+    // A list is read only when its count is expected.
+    type Lister = fn(&Root) -> Vec<String>;
+    let counted: [(Option<u64>, &str, Lister, &str, &str); 2] = [
         (
             e.disk_count,
             "disks",
-            disk_names(root),
+            disk_names,
             "/sys/block",
             "disk_count",
         ),
         (
             e.nic_count,
             "NICs",
-            super::nics::physical(root),
+            super::nics::physical,
             "/sys/class/net",
             "nic_count",
         ),
     ];
-    for (want, what, names, source, key) in counted {
+    for (want, what, list, source, key) in counted {
         let Some(want) = want else { continue };
+        let names = list(root);
         let found = names.len() as u64;
         done.push(format!("{found} {what}"));
         if found != want {

@@ -414,7 +414,10 @@ mod tests {
         };
         let strict = Request::default();
         let remote = Request {
-            remote: true,
+            targets: select::Targets {
+                remote: true,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let why = shared_namespace_refusal(&caps(0x2, Some(true)), &strict).unwrap();

@@ -61,7 +61,7 @@ pub(super) fn siblings_kept(
 /// Selection cannot see this (it needs the admin passthrough), so it is
 /// checked once the disk is probed.
 pub(super) fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<String> {
-    if req.remote {
+    if req.targets.remote {
         return None;
     }
     let why = caps.nvme.as_ref()?.shared_namespace()?;

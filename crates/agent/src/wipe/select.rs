@@ -26,13 +26,8 @@ pub struct Request {
     /// Explicit `--device` paths; empty with `all` means every disk.
     pub devices: Vec<String>,
     pub all: bool,
-    /// `speediso.wipe.exclude`: serials, WWNs or paths.
-    pub exclude: Vec<String>,
-    /// `speediso.wipe.usb=1`.
-    pub usb: bool,
-    /// `speediso.wipe.remote=1`: remote (FC, iSCSI, NVMe-oF) and shared
-    /// (multipath, cluster file system) storage is erased too.
-    pub remote: bool,
+    /// Exclusions, USB and remote storage (`speediso.wipe.*`).
+    pub targets: Targets,
     /// Test restriction (`SPEEDISO_WIPE_TEST_ALLOW`): only these paths.
     pub test_allow: Option<Vec<String>>,
     /// Whether real (non-loop) disks may be erased on this machine.
@@ -44,6 +39,7 @@ pub struct Request {
 /// install target both honour.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
+    /// `speediso.wipe.exclude`: serials, WWNs or paths.
     pub exclude: Vec<String>,
     pub usb: bool,
     pub remote: bool,
@@ -84,16 +80,14 @@ impl Targets {
 impl Request {
     /// Exclusions, USB and remote storage as configured.
     pub fn with_targets(mut self, t: &Targets) -> Request {
-        self.exclude = t.exclude.clone();
-        self.usb = t.usb;
-        self.remote = t.remote;
+        self.targets = t.clone();
         self
     }
 
     /// USB disks are not selected, whatever `speediso.wipe.usb` says
     /// (install targets).
     pub fn no_usb(mut self) -> Request {
-        self.usb = false;
+        self.targets.usb = false;
         self
     }
 
@@ -386,24 +380,29 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Root, named: bool)
             Policy,
             format!("BMC virtual media ({what}): the management controller's emulated drive"),
         ));
-    } else if d.transport == Transport::Usb && !req.usb {
+    } else if d.transport == Transport::Usb && !req.targets.usb {
         r.push((
             Policy,
             "USB disk (set speediso.wipe.usb=1 to include)".into(),
         ));
-    } else if d.transport != Transport::Usb && !req.usb && d.removable {
+    } else if d.transport != Transport::Usb && !req.targets.usb && d.removable {
         r.push((
             Policy,
             "removable media (sysfs removable=1: a card reader or a USB bridge not seen as USB; set speediso.wipe.usb=1 to include)".into(),
         ));
     }
-    if let Some(ex) = req.exclude.iter().find(|e| matches_exclude(d, root, e)) {
+    if let Some(ex) = req
+        .targets
+        .exclude
+        .iter()
+        .find(|e| matches_exclude(d, root, e))
+    {
         r.push((Policy, format!("excluded by speediso.wipe.exclude ({ex})")));
     }
     if let Some(f) = st.found.get(&d.name) {
         r.extend(f.iter().cloned());
     }
-    if !req.remote {
+    if !req.targets.remote {
         r.extend(remote_evidence(root, d, st));
         // Reading the disk is for disks that are still targets.
         if !r.iter().any(|(c, _)| *c == Policy) {
@@ -747,7 +746,7 @@ fn is_test_dm(d: &Disk, req: &Request, root: &Root) -> bool {
 /// not block devices are skipped with the reason; with `all`, every whole
 /// block device is considered.
 pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
-    check_excludes(root, &req.exclude)?;
+    check_excludes(root, &req.targets.exclude)?;
     let st = SysState::read(root);
     let mut sel = Selection::default();
     let mut names: Vec<(String, String)> = Vec::new();
@@ -872,7 +871,10 @@ mod tests {
             &Request {
                 all: true,
                 real_allowed: true,
-                remote: true,
+                targets: Targets {
+                    remote: true,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         )
@@ -955,7 +957,10 @@ mod tests {
         );
         let req = Request {
             all: true,
-            exclude: vec!["S9".into()],
+            targets: Targets {
+                exclude: vec!["S9".into()],
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert!(select(&Root::new(r), &req).is_err());
