@@ -34,6 +34,8 @@ pub enum Kind {
     Duration,
     /// An integer in the inclusive range.
     Int(u64, u64),
+    /// A decimal fraction `x` with 0 < x <= the bound.
+    Fraction(f64),
     /// One of the listed words.
     Choice(&'static [&'static str]),
     /// Comma-separated non-empty items.
@@ -209,6 +211,7 @@ pub fn check_value(kind: Kind, v: &str) -> Result<(), String> {
         Kind::Sha256 => v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()),
         Kind::Duration => speediso_proto::units::parse_duration(v).is_some(),
         Kind::Int(lo, hi) => v.parse::<u64>().is_ok_and(|n| (lo..=hi).contains(&n)),
+        Kind::Fraction(max) => parse_fraction(v, max).is_some(),
         Kind::Choice(words) => words.contains(&v),
         Kind::List => !v.is_empty() && v.split(',').all(|s| !s.trim().is_empty()),
         Kind::Verify => {
@@ -233,10 +236,19 @@ pub fn check_value(kind: Kind, v: &str) -> Result<(), String> {
         Kind::Sha256 => "expected 64 hex digits".into(),
         Kind::Duration => "expected a duration like 90s, 30m or 4h".into(),
         Kind::Int(lo, hi) => format!("expected an integer from {lo} to {hi}"),
+        Kind::Fraction(max) => format!("expected a number greater than 0 and at most {max}"),
         Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
         Kind::List => "expected a comma-separated list of non-empty items".into(),
         Kind::Verify => "expected full, off or sample:FRACTION (0 < FRACTION <= 1)".into(),
     })
+}
+
+/// `v` as a number in (0, max]; `None` otherwise (NaN and inf included).
+pub fn parse_fraction(v: &str, max: f64) -> Option<f64> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|x| *x > 0.0 && *x <= max)
 }
 
 fn url_ok(v: &str, schemes: &[&str]) -> bool {
@@ -287,6 +299,7 @@ pub fn sample(kind: Kind) -> String {
         Kind::Sha256 => "0".repeat(64),
         Kind::Duration => "5s".into(),
         Kind::Int(lo, _) => lo.to_string(),
+        Kind::Fraction(max) => max.to_string(),
         Kind::Choice(words) => words[0].to_string(),
         Kind::Verify => "full".into(),
     }
@@ -309,6 +322,7 @@ mod tests {
             Kind::Sha256,
             Kind::Duration,
             Kind::Int(3, 9),
+            Kind::Fraction(0.5),
             Kind::Choice(&["a", "b"]),
             Kind::List,
             Kind::Verify,

@@ -188,6 +188,15 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Run one burn-in test now: load one part of the machine hard and FAIL
+    /// on the first wrong answer (the same code as the burnin.* task steps).
+    Burnin {
+        /// Print the result as JSON on stdout (progress goes to stderr).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        what: BurninCmd,
+    },
 }
 
 /// `speediso wipe` flags.
@@ -277,6 +286,36 @@ pub enum BenchCmd {
     /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
     /// stream as JSON lines.
     Net(crate::netbench::NetArgs),
+}
+
+/// `speediso burnin <what>`: one variant per burn-in module.
+#[derive(Debug, Subcommand)]
+pub enum BurninCmd {
+    /// Memory pattern test on every core over 90% of available memory.
+    ///
+    /// Each pass writes ten patterns over the region and reads each back:
+    /// zeros, ones, checkerboard, walking ones, walking zeros, a seeded
+    /// random stream, and address-in-address (each 8-byte word holds its
+    /// own address), each followed by its inversion. The region is split
+    /// into one slice per thread; each thread writes and checks its own
+    /// slice. Pages are locked in memory (mlock) when the limits allow.
+    ///
+    /// Size: --share of MemAvailable (default 0.9, or
+    /// speediso.burnin.memory_share), or --size. Length: one pass by
+    /// default; --passes N; --duration D starts passes until D has passed
+    /// (the pass in progress finishes); with both, whichever comes first. A
+    /// pass that finds a bad word is the last.
+    ///
+    /// A bad word FAILs the test. For each (the first 16, and a count) it
+    /// shows the pattern, the offset and virtual address, the physical
+    /// address (from /proc/self/pagemap: needs root, else it says why it is
+    /// unavailable), the value written, the value read and the bits that
+    /// differ; and the DIMM whose EDAC error counters rose during the test,
+    /// or that the kernel gave no DIMM mapping.
+    ///
+    /// Exit status: 0 PASS, 1 FAIL (or the test could not run), 2 a bad
+    /// option.
+    Memory(crate::burnin::memory::MemoryArgs),
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {

@@ -3,7 +3,7 @@
 
 mod args;
 
-pub use args::{BenchCmd, Cli, Command, InstallArgs, WipeArgs};
+pub use args::{BenchCmd, BurninCmd, Cli, Command, InstallArgs, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
@@ -187,6 +187,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
+        Command::Burnin { json, what } => cmd_burnin(&env, json, &what),
     }
 }
 
@@ -589,6 +590,67 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(e).context("writing the health report")
+        }
+        _ => Ok(rc),
+    }
+}
+
+/// `speediso burnin memory`: the report on stdout; exit 1 on FAIL.
+fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
+    use crate::burnin::memory;
+    let BurninCmd::Memory(args) = what;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    // The command line's speediso.burnin.* first; each flag given
+    // replaces its field.
+    let mut cfg = match memory::Config::new(&toml::Table::new(), &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    args.apply(&mut cfg);
+    // Progress goes to stderr; stdout carries only the report.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some("burnin".into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, memory::NAME, memory::NAME, false);
+    let r = match memory::run(&cfg, &env.root, &run.step) {
+        Ok(r) => r,
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    run.step.emit(crate::events::Body::Result {
+        data: serde_json::to_value(&r)?,
+    });
+    let rc = if r.mismatch_count > 0 {
+        run.finish(
+            exit::FAILED,
+            Some(format!(
+                "memory test FAIL: {} bad word(s)",
+                r.mismatch_count
+            )),
+        )
+    } else {
+        run.finish(exit::SUCCESS, None)
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        memory::render(&r)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the memory test report")
         }
         _ => Ok(rc),
     }

@@ -7,6 +7,7 @@ pub mod ifaddrs;
 pub mod iobuf;
 pub mod kexec;
 pub mod lock;
+pub mod mem;
 pub mod nvme;
 pub mod rusage;
 pub mod sg;
