@@ -41,7 +41,7 @@ if up=$(grep -rn 'crate::cli\b' crates/agent/src --include='*.rs' |
 fi
 # The layers point down: modules and leaves never import what drives them.
 if up=$(grep -rnE 'crate::(plan|tasks|registry|run|dispatch)\b' \
-    crates/agent/src/{bench,inventory,netbench,wipe,install,health,blockdev,sinks,report} \
+    crates/agent/src/{bench,burnin,inventory,netbench,wipe,install,health,blockdev,sinks,report} \
     crates/agent/src/{module,options,root,events,host,http,redact,cmdline}.rs --include='*.rs' |
     grep -vE ':\s*//|use crate::plan::check_options as plan_options'); then
     say "a module or leaf imports a layer above it (plan, tasks, registry, run, dispatch):"
