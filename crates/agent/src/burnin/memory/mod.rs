@@ -206,13 +206,13 @@ fn worker(
         }
         let (pass, k, verify) = (cmd >> 8, (cmd >> 1 & 0x7f) as usize, cmd & 1 == 1);
         let pat = ALL[k];
-        let p = Params::new(pass, base);
+        let g = pattern::Gen::new(pat, Params::new(pass, base));
         if verify {
             // The check reads what memory holds now: black_box makes the
             // compiler forget what was written.
             let s: &[u64] = std::hint::black_box(&*slice);
             let mut local = Vec::new();
-            let n = pattern::check(s, first, pat, p, &mut |bad| {
+            let n = pattern::check(s, first, &g, &mut |bad| {
                 if local.len() < MAX_DETAIL {
                     local.push(Found {
                         pass,
@@ -228,7 +228,7 @@ fn worker(
                 f.extend(local.into_iter().take(room));
             }
         } else {
-            pattern::fill(slice, first, pat, p);
+            pattern::fill(slice, first, &g);
             if let Some(i) = inject.filter(|i| pass == 0 && k == 0 && (first..end).contains(i)) {
                 slice[(i - first) as usize] ^= 1;
             }

@@ -5,9 +5,10 @@
 //! Every pattern is a function of the word's index in the region (and of
 //! the pass, a seed, the region's address), so the checker regenerates the
 //! expected value instead of keeping a copy, and a worker can fill and check
-//! any slice on its own. The loops are written to auto-vectorise: no
-//! per-word bounds checks or branches; `check` compares a chunk at a time
-//! (OR of the XORs) and only looks for the bad word in a chunk that differs.
+//! any slice on its own. Each is a page-sized table combined with a key per
+//! page (`Gen`), so the loops are a vectorised copy and compare: no per-word
+//! bounds checks, branches or hashing; `check` compares a page at a time
+//! (OR of the XORs) and only looks for the bad word in a page that differs.
 
 use serde::Serialize;
 
@@ -30,8 +31,9 @@ pub enum Pattern {
     WalkingOnes,
     /// One bit clear per word, moving likewise.
     WalkingZeros,
-    /// A SplitMix64 stream seeded per pass: word i holds the stream's i-th
-    /// value, regenerated for the check.
+    /// Random: a page of a xorshift64* stream seeded per pass (regenerated
+    /// for the check), XORed in each page with that page's own SplitMix64
+    /// key, so no two pages hold the same data.
     Random,
     /// The random stream inverted.
     RandomInverted,
@@ -81,12 +83,13 @@ impl Params {
 
 const CHECKER: u64 = 0x5555_5555_5555_5555;
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-/// Words compared before looking for the bad one: 4 KiB, a page.
-const CHUNK: usize = 512;
+/// Words in a block: a 4 KiB page. Each pattern is a table of one block's
+/// words combined with a key per block, so writing is a copy of the table
+/// and checking a compare with it, both at memory speed on any x86-64
+/// (computing 64-bit hashes per word is not: SSE2 has no 64-bit multiply).
+pub const BLOCK: usize = 512;
 
-/// SplitMix64's output function (Steele, Lea, Flood 2014): the stream's
-/// i-th value is `splitmix(seed + i * GOLDEN)`.
-#[inline(always)]
+/// SplitMix64's output function (Steele, Lea, Flood 2014).
 fn splitmix(x: u64) -> u64 {
     let mut z = x;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -94,61 +97,98 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Run `$body` with `$g` bound to the pattern's word function (index to
-/// value), one monomorphic closure per pattern, so the match is outside
-/// the loops and each loop is compiled (and vectorised) for its pattern.
-macro_rules! with_word_fn {
-    ($pat:expr, $p:expr, |$g:ident| $body:expr) => {{
-        let p: Params = $p;
-        match $pat {
-            Pattern::Zeros => {
-                let $g = |_i: u64| 0u64;
-                $body
-            }
-            Pattern::Ones => {
-                let $g = |_i: u64| !0u64;
-                $body
-            }
-            Pattern::Checkerboard => {
-                let $g = |i: u64| CHECKER ^ (i & 1).wrapping_neg();
-                $body
-            }
-            Pattern::CheckerboardInverted => {
-                let $g = |i: u64| !(CHECKER ^ (i & 1).wrapping_neg());
-                $body
-            }
-            Pattern::WalkingOnes => {
-                let r = p.pass;
-                let $g = move |i: u64| 1u64 << (i.wrapping_add(r) & 63);
-                $body
-            }
-            Pattern::WalkingZeros => {
-                let r = p.pass;
-                let $g = move |i: u64| !(1u64 << (i.wrapping_add(r) & 63));
-                $body
-            }
-            Pattern::Random => {
-                let s = p.seed;
-                let $g = move |i: u64| splitmix(s.wrapping_add(i.wrapping_mul(GOLDEN)));
-                $body
-            }
-            Pattern::RandomInverted => {
-                let s = p.seed;
-                let $g = move |i: u64| !splitmix(s.wrapping_add(i.wrapping_mul(GOLDEN)));
-                $body
-            }
-            Pattern::Address => {
-                let b = p.base;
-                let $g = move |i: u64| b.wrapping_add(i << 3);
-                $body
-            }
-            Pattern::AddressInverted => {
-                let b = p.base;
-                let $g = move |i: u64| !b.wrapping_add(i << 3);
-                $body
-            }
+/// How a block's table word and the block's key make the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Xor,
+    Add,
+    Sub,
+}
+
+/// The key of each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Zero,
+    /// SplitMix64 of the seed and the block number.
+    Random(u64),
+    /// The virtual address of the block's first word.
+    Address(u64),
+}
+
+#[inline(always)]
+fn combine(op: Op, t: u64, k: u64) -> u64 {
+    match op {
+        Op::Xor => t ^ k,
+        Op::Add => t.wrapping_add(k),
+        Op::Sub => t.wrapping_sub(k),
+    }
+}
+
+/// A pattern ready to write or check: word `i` of the region is
+/// `op(table[i % BLOCK], key(i / BLOCK))`.
+#[derive(Debug, Clone)]
+pub struct Gen {
+    table: Box<[u64; BLOCK]>,
+    op: Op,
+    key: Key,
+}
+
+impl Gen {
+    pub fn new(pat: Pattern, p: Params) -> Gen {
+        let mut table = Box::new([0u64; BLOCK]);
+        let (mut op, mut key) = (Op::Xor, Key::Zero);
+        for (j, t) in table.iter_mut().enumerate() {
+            let j = j as u64;
+            *t = match pat {
+                Pattern::Zeros => 0,
+                Pattern::Ones => !0,
+                Pattern::Checkerboard => CHECKER ^ (j & 1).wrapping_neg(),
+                Pattern::CheckerboardInverted => !(CHECKER ^ (j & 1).wrapping_neg()),
+                // BLOCK is a multiple of 64, so the bit walks on across blocks.
+                Pattern::WalkingOnes => 1 << (j.wrapping_add(p.pass) & 63),
+                Pattern::WalkingZeros => !(1 << (j.wrapping_add(p.pass) & 63)),
+                Pattern::Random | Pattern::RandomInverted => 0, // below
+                Pattern::Address => j << 3,
+                Pattern::AddressInverted => !(j << 3),
+            };
         }
-    }};
+        match pat {
+            Pattern::Random | Pattern::RandomInverted => {
+                // A block of the seeded xorshift64* stream, regenerated for
+                // the check; each block XORed with its own key.
+                let mut x = p.seed | 1;
+                for t in table.iter_mut() {
+                    x ^= x >> 12;
+                    x ^= x << 25;
+                    x ^= x >> 27;
+                    let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+                    *t = if pat == Pattern::Random { v } else { !v };
+                }
+                key = Key::Random(p.seed);
+            }
+            // base + 8i = 8 (i % BLOCK) + (base + 8 BLOCK (i / BLOCK)), and
+            // !(a + b) = !a - b.
+            Pattern::Address => (op, key) = (Op::Add, Key::Address(p.base)),
+            Pattern::AddressInverted => (op, key) = (Op::Sub, Key::Address(p.base)),
+            _ => {}
+        }
+        Gen { table, op, key }
+    }
+
+    #[inline(always)]
+    fn key(&self, block: u64) -> u64 {
+        match self.key {
+            Key::Zero => 0,
+            Key::Random(seed) => splitmix(seed ^ block.wrapping_mul(GOLDEN)),
+            Key::Address(base) => base.wrapping_add(block.wrapping_mul(BLOCK as u64 * 8)),
+        }
+    }
+
+    /// The value word `i` of the region holds.
+    pub fn word(&self, i: u64) -> u64 {
+        let t = self.table[(i % BLOCK as u64) as usize];
+        combine(self.op, t, self.key(i / BLOCK as u64))
+    }
 }
 
 impl Pattern {
@@ -168,17 +208,44 @@ impl Pattern {
         }
     }
 
-    /// The value word `i` of the region holds.
+    /// The value word `i` of the region holds (slow: builds the table).
     pub fn word(self, i: u64, p: Params) -> u64 {
-        with_word_fn!(self, p, |g| g(i))
+        Gen::new(self, p).word(i)
     }
 }
 
-/// Write `pat` over `words`, which are the region's words from index `first`.
-pub fn fill(words: &mut [u64], first: u64, pat: Pattern, p: Params) {
-    with_word_fn!(pat, p, |g| {
-        for (j, w) in words.iter_mut().enumerate() {
-            *w = g(first + j as u64);
+/// Call `f(offset, j, n, block)` for each run of `len` words from region
+/// index `first` that lies in one block: `n` words from `offset` in the
+/// slice, starting at word `j` of block `block`.
+#[inline(always)]
+fn blocks(first: u64, len: usize, mut f: impl FnMut(usize, usize, usize, u64)) {
+    let mut off = 0;
+    while off < len {
+        let i = first + off as u64;
+        let j = (i % BLOCK as u64) as usize;
+        let n = (BLOCK - j).min(len - off);
+        f(off, j, n, i / BLOCK as u64);
+        off += n;
+    }
+}
+
+/// Write the pattern over `words`, the region's words from index `first`.
+pub fn fill(words: &mut [u64], first: u64, g: &Gen) {
+    blocks(first, words.len(), |off, j, n, block| {
+        let k = g.key(block);
+        let dst = &mut words[off..off + n];
+        let src = &g.table[j..j + n];
+        // One loop per operation, so each is a plain vectorised copy.
+        match g.op {
+            Op::Xor => dst.iter_mut().zip(src).for_each(|(d, t)| *d = t ^ k),
+            Op::Add => dst
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, t)| *d = t.wrapping_add(k)),
+            Op::Sub => dst
+                .iter_mut()
+                .zip(src)
+                .for_each(|(d, t)| *d = t.wrapping_sub(k)),
         }
     })
 }
@@ -192,41 +259,43 @@ pub struct Bad {
     pub actual: u64,
 }
 
-/// Compare `words` (the region's words from index `first`) with `pat`;
-/// call `found` for each word that differs. Returns how many differ.
-pub fn check(
-    words: &[u64],
-    first: u64,
-    pat: Pattern,
-    p: Params,
-    found: &mut dyn FnMut(Bad),
-) -> u64 {
-    with_word_fn!(pat, p, |g| {
-        let mut bad = 0u64;
-        for (c, chunk) in words.chunks(CHUNK).enumerate() {
-            let start = first + (c * CHUNK) as u64;
-            let mut diff = 0u64;
-            for (j, &w) in chunk.iter().enumerate() {
-                diff |= w ^ g(start + j as u64);
-            }
-            if diff == 0 {
-                continue;
-            }
-            for (j, &w) in chunk.iter().enumerate() {
-                let index = start + j as u64;
-                let expected = g(index);
-                if w != expected {
-                    bad += 1;
-                    found(Bad {
-                        index,
-                        expected,
-                        actual: w,
-                    });
-                }
+/// Compare `words` (the region's words from index `first`) with the
+/// pattern; call `found` for each word that differs. Returns how many
+/// differ. A block is compared whole (OR of the XORs) and searched for the
+/// bad word only when it differs.
+pub fn check(words: &[u64], first: u64, g: &Gen, found: &mut dyn FnMut(Bad)) -> u64 {
+    let mut bad = 0u64;
+    blocks(first, words.len(), |off, j, n, block| {
+        let k = g.key(block);
+        let got = &words[off..off + n];
+        let src = &g.table[j..j + n];
+        let diff = match g.op {
+            Op::Xor => got.iter().zip(src).fold(0, |a, (w, t)| a | (w ^ (t ^ k))),
+            Op::Add => got
+                .iter()
+                .zip(src)
+                .fold(0, |a, (w, t)| a | (w ^ t.wrapping_add(k))),
+            Op::Sub => got
+                .iter()
+                .zip(src)
+                .fold(0, |a, (w, t)| a | (w ^ t.wrapping_sub(k))),
+        };
+        if diff == 0 {
+            return;
+        }
+        for (x, (&w, &t)) in got.iter().zip(src).enumerate() {
+            let expected = combine(g.op, t, k);
+            if w != expected {
+                bad += 1;
+                found(Bad {
+                    index: first + (off + x) as u64,
+                    expected,
+                    actual: w,
+                });
             }
         }
-        bad
-    })
+    });
+    bad
 }
 
 /// The bit positions (0 = least significant) set in `x`.
@@ -244,60 +313,76 @@ mod tests {
         Params::new(pass, BASE)
     }
 
-    fn collect(words: &[u64], first: u64, pat: Pattern, p: Params) -> (u64, Vec<Bad>) {
+    fn collect(words: &[u64], first: u64, g: &Gen) -> (u64, Vec<Bad>) {
         let mut v = Vec::new();
-        let n = check(words, first, pat, p, &mut |b| v.push(b));
+        let n = check(words, first, g, &mut |b| v.push(b));
         (n, v)
     }
 
+    /// The xorshift64* stream from `seed`, written out independently.
+    fn xorshift(seed: u64, n: usize) -> Vec<u64> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            })
+            .collect()
+    }
+
+    /// What each pattern puts in word `i`, from its definition.
+    fn spec(pat: Pattern, i: u64, p: Params) -> u64 {
+        let rnd = |i: u64| {
+            xorshift(p.seed, BLOCK)[(i % 512) as usize]
+                ^ splitmix(p.seed ^ (i / 512).wrapping_mul(GOLDEN))
+        };
+        match pat {
+            Pattern::Zeros => 0,
+            Pattern::Ones => !0,
+            Pattern::Checkerboard if i % 2 == 0 => 0x5555_5555_5555_5555,
+            Pattern::Checkerboard => 0xAAAA_AAAA_AAAA_AAAA,
+            Pattern::CheckerboardInverted => !spec(Pattern::Checkerboard, i, p),
+            Pattern::WalkingOnes => 1 << ((i + p.pass) % 64),
+            Pattern::WalkingZeros => !(1 << ((i + p.pass) % 64)),
+            Pattern::Random => rnd(i),
+            Pattern::RandomInverted => !rnd(i),
+            Pattern::Address => p.base + 8 * i,
+            Pattern::AddressInverted => !(p.base + 8 * i),
+        }
+    }
+
+    /// Every pattern writes what its definition says, across page
+    /// boundaries and from a slice that starts mid-page, and checks clean.
     #[test]
     fn each_pattern_writes_what_it_says() {
-        let p = params(0);
-        let mut w = vec![0u64; 130];
-        let expect: [(Pattern, [u64; 3]); 10] = [
-            (Pattern::Zeros, [0, 0, 0]),
-            (Pattern::Ones, [!0, !0, !0]),
-            (Pattern::Checkerboard, [CHECKER, !CHECKER, CHECKER]),
-            (Pattern::CheckerboardInverted, [!CHECKER, CHECKER, !CHECKER]),
-            (Pattern::WalkingOnes, [1, 2, 4]),
-            (Pattern::WalkingZeros, [!1, !2, !4]),
-            (
-                Pattern::Random,
-                [
-                    splitmix(p.seed),
-                    splitmix(p.seed.wrapping_add(GOLDEN)),
-                    splitmix(p.seed.wrapping_add(2u64.wrapping_mul(GOLDEN))),
-                ],
-            ),
-            (
-                Pattern::RandomInverted,
-                [
-                    !splitmix(p.seed),
-                    !splitmix(p.seed.wrapping_add(GOLDEN)),
-                    !splitmix(p.seed.wrapping_add(2u64.wrapping_mul(GOLDEN))),
-                ],
-            ),
-            (Pattern::Address, [BASE, BASE + 8, BASE + 16]),
-            (Pattern::AddressInverted, [!BASE, !(BASE + 8), !(BASE + 16)]),
-        ];
-        for (pat, first3) in expect {
-            fill(&mut w, 0, pat, p);
-            assert_eq!(&w[..3], &first3, "{}", pat.name());
-            for (i, x) in w.iter().enumerate() {
-                assert_eq!(*x, pat.word(i as u64, p), "{} word {i}", pat.name());
+        for pass in [0u64, 5] {
+            let p = params(pass);
+            for first in [0u64, 700] {
+                let mut w = vec![0u64; 3 * BLOCK + 9];
+                for pat in ALL {
+                    let g = Gen::new(pat, p);
+                    fill(&mut w, first, &g);
+                    for (x, v) in w.iter().enumerate() {
+                        let i = first + x as u64;
+                        assert_eq!(*v, spec(pat, i, p), "{} word {i}", pat.name());
+                        assert_eq!(g.word(i), *v, "{} word {i}", pat.name());
+                    }
+                    assert_eq!(collect(&w, first, &g), (0, vec![]), "{}", pat.name());
+                }
             }
-            assert_eq!(collect(&w, 0, pat, p), (0, vec![]), "{}", pat.name());
         }
-        assert_eq!(ALL.len(), expect.len());
-        // Walking bits wrap after 64 words and turn with the pass.
-        assert_eq!(Pattern::WalkingOnes.word(64, p), 1);
         assert_eq!(Pattern::WalkingOnes.word(0, params(5)), 1 << 5);
-        assert_eq!(Pattern::WalkingZeros.word(63, p), !(1 << 63));
-        // Each pass has its own random stream; inversions are exact.
+        assert_eq!(Pattern::Address.word(3, params(0)), BASE + 24);
+        // Each pass has its own random stream; pages differ; inversions
+        // are exact.
+        let p = params(0);
         assert_ne!(
             Pattern::Random.word(7, params(0)),
             Pattern::Random.word(7, params(1))
         );
+        assert_ne!(Pattern::Random.word(7, p), Pattern::Random.word(7 + 512, p));
         for pair in ALL.chunks(2) {
             for i in [0u64, 1, 77, 1 << 33] {
                 assert_eq!(
@@ -312,20 +397,20 @@ mod tests {
 
     /// Issue 15: a single flipped bit is found, for every pattern, with
     /// its index, the value written and the value read; in the first and
-    /// last word of a chunk, mid-chunk, and in a slice that starts at a
+    /// last word of a page, mid-page, and in a slice that starts at a
     /// non-zero index of the region.
     #[test]
     fn a_flipped_bit_is_found_with_its_word_and_values() {
-        let n = 3 * CHUNK + 17;
+        let n = 3 * BLOCK + 17;
         for first in [0u64, 4096 + 3] {
             for pat in ALL {
-                let p = params(3);
+                let g = Gen::new(pat, params(3));
                 for (at, bit) in [(0usize, 0u32), (511, 63), (512, 17), (n - 1, 40), (1000, 1)] {
                     let mut w = vec![0u64; n];
-                    fill(&mut w, first, pat, p);
+                    fill(&mut w, first, &g);
                     let good = w[at];
                     w[at] ^= 1 << bit;
-                    let (count, found) = collect(&w, first, pat, p);
+                    let (count, found) = collect(&w, first, &g);
                     assert_eq!(count, 1, "{} at {at}", pat.name());
                     assert_eq!(
                         found,
@@ -345,19 +430,19 @@ mod tests {
 
     #[test]
     fn every_bad_word_is_counted() {
-        let p = params(0);
+        let g = Gen::new(Pattern::Random, params(0));
         let mut w = vec![0u64; 2048];
-        fill(&mut w, 0, Pattern::Random, p);
+        fill(&mut w, 0, &g);
         for i in [3usize, 4, 600, 2047] {
             w[i] = !w[i];
         }
-        let (n, found) = collect(&w, 0, Pattern::Random, p);
+        let (n, found) = collect(&w, 0, &g);
         assert_eq!(n, 4);
         let idx: Vec<u64> = found.iter().map(|b| b.index).collect();
         assert_eq!(idx, [3, 4, 600, 2047]);
         assert_eq!(found[0].expected ^ found[0].actual, !0);
-        // Checked against the wrong pattern, every word differs.
-        assert_eq!(collect(&w, 0, Pattern::Zeros, p).0, 2048);
+        // Checked against another pattern, every word differs.
+        assert_eq!(collect(&w, 0, &Gen::new(Pattern::Zeros, params(0))).0, 2048);
     }
 
     #[test]
