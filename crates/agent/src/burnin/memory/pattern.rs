@@ -229,25 +229,31 @@ fn blocks(first: u64, len: usize, mut f: impl FnMut(usize, usize, usize, u64)) {
     }
 }
 
-/// Write the pattern over `words`, the region's words from index `first`.
+/// Write the pattern over `words`, the region's words from index `first`:
+/// each page's words made in a page-sized buffer (it stays in L1), then
+/// streamed to memory around the caches (`sys::mem::stream_copy`), fenced
+/// at the end so the check reads what memory holds.
 pub fn fill(words: &mut [u64], first: u64, g: &Gen) {
+    let mut page = [0u64; BLOCK];
     blocks(first, words.len(), |off, j, n, block| {
         let k = g.key(block);
-        let dst = &mut words[off..off + n];
         let src = &g.table[j..j + n];
-        // One loop per operation, so each is a plain vectorised copy.
+        let tmp = &mut page[..n];
+        // One loop per operation, so each vectorises.
         match g.op {
-            Op::Xor => dst.iter_mut().zip(src).for_each(|(d, t)| *d = t ^ k),
-            Op::Add => dst
+            Op::Xor => tmp.iter_mut().zip(src).for_each(|(d, t)| *d = t ^ k),
+            Op::Add => tmp
                 .iter_mut()
                 .zip(src)
                 .for_each(|(d, t)| *d = t.wrapping_add(k)),
-            Op::Sub => dst
+            Op::Sub => tmp
                 .iter_mut()
                 .zip(src)
                 .for_each(|(d, t)| *d = t.wrapping_sub(k)),
         }
-    })
+        crate::sys::mem::stream_copy(&mut words[off..off + n], tmp);
+    });
+    crate::sys::mem::store_fence();
 }
 
 /// A word that did not hold what was written.
