@@ -78,7 +78,7 @@ pub fn stream_copy(dst: &mut [u64], src: &[u64]) {
     let n = dst.len().min(src.len());
     let mut i = 0;
     // Plain stores up to a 16-byte boundary, which movntdq needs.
-    while i < n && (dst.as_ptr() as usize + i * 8) % 16 != 0 {
+    while i < n && !(dst.as_ptr() as usize + i * 8).is_multiple_of(16) {
         dst[i] = src[i];
         i += 1;
     }

@@ -283,7 +283,7 @@ fn drive(
         let planned = cfg.passes.filter(|_| cfg.duration.is_none());
         let per_pass = size * 2 * ALL.len() as u64;
         for pass in 0..max_passes {
-            for k in 0..ALL.len() {
+            for (k, pat) in ALL.iter().enumerate() {
                 for verify in [false, true] {
                     sh.cmd.store(phase(pass, k, verify), Ordering::Release);
                     let t0 = Instant::now();
@@ -301,7 +301,7 @@ fn drive(
                         let msg = format!(
                             "pass {} pattern {}, {} bad word(s)",
                             pass + 1,
-                            ALL[k].name(),
+                            pat.name(),
                             sh.bad.load(Ordering::Relaxed)
                         );
                         ev.progress(progress(&t, start, planned, per_pass, cfg.duration, msg));

@@ -347,7 +347,7 @@ mod tests {
         match pat {
             Pattern::Zeros => 0,
             Pattern::Ones => !0,
-            Pattern::Checkerboard if i % 2 == 0 => 0x5555_5555_5555_5555,
+            Pattern::Checkerboard if i.is_multiple_of(2) => 0x5555_5555_5555_5555,
             Pattern::Checkerboard => 0xAAAA_AAAA_AAAA_AAAA,
             Pattern::CheckerboardInverted => !spec(Pattern::Checkerboard, i, p),
             Pattern::WalkingOnes => 1 << ((i + p.pass) % 64),
