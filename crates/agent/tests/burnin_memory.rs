@@ -121,6 +121,14 @@ fn bad_options_exit_2_naming_the_value() {
     let out = burnin(&["--share", "0.99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("0.99"));
+    // More than the machine has is refused before anything runs.
+    let out = burnin(&["--size", "64T"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("size 67108864 MiB is more than 0.98 of MemAvailable"),
+        "{err}"
+    );
     let out = Command::new(BIN)
         .args([
             "--cmdline",

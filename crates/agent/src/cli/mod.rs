@@ -612,6 +612,11 @@ fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
         }
     };
     args.apply(&mut cfg);
+    // A size this machine cannot give is a bad option: no run starts.
+    if let Err(e) = memory::planned_size(&cfg, &env.root) {
+        crate::say!("speediso: burnin memory: {e:#}");
+        return Ok(exit::USAGE);
+    }
     // Progress goes to stderr; stdout carries only the report.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));

@@ -136,6 +136,12 @@ pub fn region_size(amount: Amount, available: Option<u64>, page: u64) -> Result<
     Ok((bytes, from))
 }
 
+/// The bytes `cfg` asks for on this machine (MemAvailable under `root`),
+/// or why it cannot have them: what a command checks before it starts.
+pub fn planned_size(cfg: &Config, root: &Root) -> Result<(u64, String)> {
+    region_size(cfg.amount, mem_available(root), sys::mem::page_size())
+}
+
 /// A bad word as a worker found it.
 #[derive(Debug, Clone, Copy)]
 struct Found {
