@@ -210,8 +210,8 @@ mod tests {
         );
     }
 
-    fn dimm(root: &std::path::Path, d: &str, label: &str, ce: u64, ue: u64) {
-        let dir = root.join(format!("sys/devices/system/edac/mc/{d}"));
+    fn dimm(tree: &std::path::Path, d: &str, label: &str, ce: u64, ue: u64) {
+        let dir = Root::new(tree).at(&format!("/sys/devices/system/edac/mc/{d}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("dimm_label"), format!("{label}\n")).unwrap();
         std::fs::write(dir.join("dimm_ce_count"), format!("{ce}\n")).unwrap();
