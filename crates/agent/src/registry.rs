@@ -70,6 +70,7 @@ pub const MODULES: &[&dyn Step] = &[
     &Entry::<crate::wipe::Wipe>(PhantomData),
     &Entry::<crate::install::Install>(PhantomData),
     &Entry::<crate::health::Health>(PhantomData),
+    &Entry::<crate::burnin::selftest::SelfTest>(PhantomData),
 ];
 
 /// Every module name a task file may use.

@@ -140,8 +140,11 @@ pub enum Command {
     /// checks in the kernel log (/dev/kmsg), CPU thermal throttle counts,
     /// hwmon temperatures, fans and voltages against their own max/crit/
     /// alarm values, PCIe AER error counts and links trained below their
-    /// maximum, NIC error/drop/carrier counters, and the expected hardware
-    /// (speediso.expect.cpu_threads, .memory_gib, .disk_count, .nic_count).
+    /// maximum, NIC error/drop/carrier counters, the disks' own health
+    /// (NVMe SMART/Health log and self-test log, ATA SMART attributes and
+    /// self-test log, read natively), and the expected hardware
+    /// (speediso.expect.cpu_threads, .memory_gib, .dimm_count, .disk_count,
+    /// .disk_min_gb, .nic_count, .nic_speed_mbps, .gpu_count).
     /// Thresholds are speediso.health.max_* options (task files: the step
     /// keys); see `speediso tasks --options`.
     ///
@@ -161,6 +164,12 @@ pub enum Command {
         /// `health` task step).
         #[arg(long)]
         json: bool,
+    },
+    /// Burn-in parts by hand: load the hardware and check it while it
+    /// runs. The `burnin` task runs them all between two health snapshots.
+    Burnin {
+        #[command(subcommand)]
+        part: BurninCmd,
     },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
@@ -282,4 +291,32 @@ pub enum BenchCmd {
 pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     speediso_proto::units::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BurninCmd {
+    /// Run the disks' own self-tests (NVMe Device Self-test, ATA SMART
+    /// self-test) on every NVMe, SATA and SAS disk, in parallel, polled
+    /// every 5 s with progress; read-only for the data on them.
+    ///
+    /// Outcome per disk: passed, failed (with the device's words and the
+    /// first failing LBA), aborted, refused (the disk declined), unsupported
+    /// (no self-test feature), timed out. Exit status: 0 every disk passed,
+    /// 1 one failed, 3 none failed but some could not be tested (refused,
+    /// unsupported, timed out), 2 a bad option.
+    Selftest {
+        /// short (about 2 minutes) or extended (a full read of the media:
+        /// hours on large disks).
+        #[arg(long, value_name = "KIND", default_value = "short")]
+        kind: String,
+        /// Longest wait for one disk's test (default 30m short, 24h extended).
+        #[arg(long, value_name = "DURATION")]
+        wait: Option<String>,
+        /// Only this disk (repeatable), by path (/dev/nvme0n1).
+        #[arg(long, value_name = "PATH")]
+        disk: Vec<String>,
+        /// Print the result as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -187,6 +187,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
+        Command::Burnin { part } => match part {
+            args::BurninCmd::Selftest {
+                kind,
+                wait,
+                disk,
+                json,
+            } => cmd_selftest(&env, &kind, wait.as_deref(), disk, json),
+        },
     }
 }
 
@@ -592,6 +600,68 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
         }
         _ => Ok(rc),
     }
+}
+
+/// `speediso burnin selftest`: the disks' own self-tests.
+fn cmd_selftest(
+    env: &Env,
+    kind: &str,
+    wait: Option<&str>,
+    disks: Vec<String>,
+    json: bool,
+) -> Result<i32> {
+    use crate::burnin::selftest;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let mut step = toml::Table::new();
+    step.insert("kind".into(), kind.into());
+    if let Some(w) = wait {
+        step.insert("wait".into(), w.into());
+    }
+    let mut cfg = match selftest::Config::new(&step, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    cfg.disks = disks;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some(selftest::NAME.into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, selftest::NAME, selftest::NAME, false);
+    let ev = run.step.clone();
+    let r = selftest::run(&env.root, &cfg, &|disk, pct| {
+        ev.progress(crate::events::Progress {
+            percent: Some(pct as f64),
+            message: Some(format!("{disk}: self-test {pct}%")),
+            ..Default::default()
+        })
+    });
+    run.step.emit(crate::events::Body::Result {
+        data: serde_json::to_value(&r)?,
+    });
+    let rc = match r.verdict {
+        "fail" => run.finish(exit::FAILED, Some("a disk self-test failed".into())),
+        "warn" => {
+            run.finish(exit::SUCCESS, None);
+            3
+        }
+        _ => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        selftest::render(&r)
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(rc)
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
