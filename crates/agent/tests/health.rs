@@ -813,3 +813,63 @@ fn expected_dimms_sizes_speeds_and_gpus() {
     let (v, _) = report("pcie", "speediso.expect.gpu_count=1");
     assert_eq!(v["checked"][7]["status"], "pass", "{v:#}");
 }
+
+/// The `burnin` task on a fixture tree: health before (saved), the
+/// self-tests (a fixture cannot run one: said, not passed), health after
+/// compared with the snapshot of the same run.
+#[test]
+fn burnin_task_compares_health_after_with_before() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("clean"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args([
+            "--cmdline",
+            "",
+            "run",
+            "burnin",
+            "--confirm",
+            "burnin",
+            "--json",
+        ])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let result = |step: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "result" && e["step"] == step)
+            .unwrap_or_else(|| panic!("no result of {step}: {text}"))
+            .clone()
+    };
+    let after = result("health-after");
+    let change = after["data"]["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "change")
+        .unwrap()
+        .clone();
+    assert_eq!(change["status"], "pass", "{change}");
+    assert!(
+        change["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("compared with snapshot 'before' (PASS, 0 finding(s)): 0 new"),
+        "{change}"
+    );
+    let st = result("burnin.selftest");
+    assert_eq!(st["data"]["verdict"], "warn", "{st}");
+    for d in st["data"]["disks"].as_array().unwrap() {
+        assert_eq!(d["outcome"], "refused", "{d}");
+    }
+    assert!(run.path().join("health-snapshot-before.json").exists());
+}
