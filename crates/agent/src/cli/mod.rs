@@ -223,11 +223,17 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             );
             let run =
                 crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
-            return match crate::netbench::run(&plan, &run.step) {
+            return match crate::netbench::run(&plan, &env.root, &run.step) {
                 Ok(data) => {
                     run.step
                         .emit(crate::events::Body::Result { data: data.clone() });
-                    let rc = run.finish(exit::SUCCESS, None);
+                    let rc = match crate::netbench::line_rate_failed(&data) {
+                        Some(why) => {
+                            crate::say!("speediso: bench net: {why}");
+                            run.finish(exit::FAILED, Some(why))
+                        }
+                        None => run.finish(exit::SUCCESS, None),
+                    };
                     if json {
                         crate::out!("{}", serde_json::to_string_pretty(&data)?);
                     }
