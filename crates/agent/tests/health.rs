@@ -716,7 +716,7 @@ fn disk_smart_and_nvme_health_name_the_serial() {
                 "fail",
                 "disk",
                 NVME,
-                "critical_warning = 0x04, available_spare = 100% (threshold 10%), temperature = 38 °C",
+                "critical_warning = 0x04, available_spare = 100% (threshold 10%), temperature = 77 °C",
                 Some("critical_warning = 0"),
             ),
             ("fail", "disk", NVME, "media_errors = 2", Some("> 0")),
@@ -735,6 +735,13 @@ fn disk_smart_and_nvme_health_name_the_serial() {
                 Some("passed"),
             ),
             ("warn", "disk", NVME, "percentage_used = 95", Some("< 90%")),
+            (
+                "warn",
+                "disk",
+                NVME,
+                "composite temperature = 77 °C",
+                Some("< 70 °C"),
+            ),
             ("warn", "disk", SATA, "raw 12 (value 98)", Some("<= 0")),
         ],
     );
@@ -753,6 +760,7 @@ fn disk_smart_and_nvme_health_name_the_serial() {
             "pre-failure attribute Raw_Read_Error_Rate (1) at or below its threshold",
             "last extended self-test failed: failed in its read element, first failing LBA 123456",
             "95% of its rated endurance used",
+            "temperature 77 °C at or above its warning threshold",
             "Reallocated_Sector_Ct (5): 12",
         ]
     );
@@ -761,7 +769,7 @@ fn disk_smart_and_nvme_health_name_the_serial() {
         "disks",
         "speediso.health.max_percentage_used=96 speediso.health.max_bad_sectors=12",
     );
-    assert_eq!((v["counts"]["warn"].as_u64(), rc), (Some(0), 1));
+    assert_eq!((v["counts"]["warn"].as_u64(), rc), (Some(1), 1));
 }
 
 /// What was ordered, beyond counts: DIMMs (naming the empty slots), disk

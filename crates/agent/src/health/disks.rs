@@ -145,6 +145,33 @@ fn nvme(logs: &Logs, comp: &str, t: &Thresholds) -> Vec<Finding> {
             &format!("< {}%", t.max_percentage_used),
         ));
     }
+    // The temperature against the controller's own warning and critical
+    // thresholds (Identify Controller WCTEMP, CCTEMP; 0 = not reported).
+    if let Ok(id) = logs.nvme_identify() {
+        let (warn, crit) = smart::nvme_temp_thresholds(&id);
+        let t = h.temperature_c;
+        let over = match (crit, warn) {
+            (Some(c), _) if t >= c => Some((Severity::Fail, "critical", c)),
+            (_, Some(w)) if t >= w => Some((Severity::Warn, "warning", w)),
+            _ => None,
+        };
+        if let Some((sev, what, limit)) = over {
+            v.push(
+                Finding::new(
+                    sev,
+                    CHECK,
+                    comp,
+                    format!("temperature {t} °C at or above its {what} threshold"),
+                )
+                .evidence(format!("composite temperature = {t} °C"))
+                .source(format!(
+                    "{} (NVMe log 02h, Identify Controller)",
+                    logs.path()
+                ))
+                .threshold(format!("< {limit} °C")),
+            );
+        }
+    }
     // The self-test log is optional (Device Self-test is optional).
     if let Ok(b) = logs.nvme_log(smart::LID_SELF_TEST, smart::SELF_TEST_LOG_LEN) {
         let st = smart::parse_nvme_self_tests(&b);

@@ -270,6 +270,19 @@ pub fn critical_warning_words(w: u8) -> Vec<&'static str> {
         .collect()
 }
 
+/// WCTEMP and CCTEMP of Identify Controller (bytes 266-267, 268-269, in
+/// kelvin), in °C; `None` where the controller reports 0.
+pub fn nvme_temp_thresholds(id_ctrl: &[u8]) -> (Option<i32>, Option<i32>) {
+    let k = |o: usize| {
+        id_ctrl
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .filter(|&v| v != 0)
+            .map(|v| v as i32 - 273)
+    };
+    (k(266), k(268))
+}
+
 /// OACS bit 4 of Identify Controller: Device Self-test supported.
 pub fn nvme_self_test_supported(id_ctrl: &[u8]) -> bool {
     id_ctrl.get(256).is_some_and(|b| b & 0x10 != 0)
