@@ -881,3 +881,27 @@ fn burnin_task_compares_health_after_with_before() {
     }
     assert!(run.path().join("health-snapshot-before.json").exists());
 }
+
+/// AMD's threshold bank counters: a bank shared by several CPUs is one
+/// finding, named by bank and block.
+#[test]
+fn amd_threshold_bank_counters() {
+    assert_case(
+        "mce-amd",
+        "",
+        "warn",
+        0,
+        &[(
+            "warn",
+            "mce",
+            "MCA threshold_bank4/umc",
+            "error_count = 7",
+            Some("0"),
+        )],
+    );
+    let (v, _) = report("mce-amd", "");
+    assert!(v["checked"][1]["summary"]
+        .as_str()
+        .unwrap()
+        .ends_with("; 3 AMD threshold bank counter(s)"));
+}
