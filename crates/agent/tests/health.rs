@@ -905,3 +905,47 @@ fn amd_threshold_bank_counters() {
         .unwrap()
         .ends_with("; 3 AMD threshold bank counter(s)"));
 }
+
+/// `speediso burnin selftest` where no disk can run one (a fixture tree
+/// cannot): each disk says why, the exit status is 3 (not a pass), and a
+/// bad kind is refused naming it.
+#[test]
+fn selftest_by_hand_says_what_could_not_be_tested() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("disks"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args(["--cmdline", "", "burnin", "selftest", "--json"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "warn");
+    let disks: Vec<(&str, &str)> = v["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["serial"].as_str().unwrap(),
+                d["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        disks,
+        [("S4EWNX0R100123", "refused"), ("S45PNA0M512345", "refused")]
+    );
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("disks"))
+        .args(["--cmdline", "", "burnin", "selftest", "--kind", "long"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kind = \"long\""));
+}
