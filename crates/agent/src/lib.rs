@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod blockdev;
+pub mod burnin;
 pub mod cli;
 pub mod cmd;
 pub mod cmdline;

@@ -188,6 +188,18 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Burn-in: stress the hardware and check every answer (the same code
+    /// as the burnin.* task steps). A wrong answer or an unreadable block
+    /// fails; a slow one does not (that is `speediso bench`).
+    ///
+    /// Exit status: 0 PASS, 1 FAIL, 2 a bad option.
+    Burnin {
+        /// Print the result as JSON on stdout (progress goes to stderr).
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        what: BurninCmd,
+    },
 }
 
 /// `speediso wipe` flags.
@@ -277,6 +289,32 @@ pub enum BenchCmd {
     /// `iperf3 -s`, and/or an HTTP(S) download. With --json: the event
     /// stream as JSON lines.
     Net(crate::netbench::NetArgs),
+}
+
+/// `speediso burnin <what>`: one variant per burn-in module.
+#[derive(Debug, Subcommand)]
+pub enum BurninCmd {
+    /// Every CPU busy with checked work: a SHA-256 chain, an f64 matrix
+    /// product and a prime sieve, one worker pinned to each CPU, every
+    /// answer compared with the known one.
+    ///
+    /// A wrong answer fails naming the worker, its CPU, the workload, the
+    /// expected and the computed value. The result also gives each
+    /// workload's checked operations per second and the largest rise of a
+    /// CPU's thermal throttle count during the run.
+    ///
+    /// Example: speediso burnin cpu --duration 10m
+    Cpu(crate::burnin::cpu::CpuArgs),
+    /// Read every block of every disk (read-only, O_DIRECT), disks in
+    /// parallel, and report unreadable LBA ranges with the kernel's error.
+    ///
+    /// Without --disk: every whole disk but the live medium, loop, ram,
+    /// zram, optical and device-mapper devices and those in
+    /// speediso.burnin.scan_exclude (serials, WWNs or paths). Nothing is
+    /// ever written.
+    ///
+    /// Example: speediso burnin scan --disk /dev/sda --disk /dev/nvme0n1
+    Scan(crate::burnin::scan::ScanArgs),
 }
 
 pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {

@@ -3,7 +3,7 @@
 
 mod args;
 
-pub use args::{BenchCmd, Cli, Command, InstallArgs, WipeArgs};
+pub use args::{BenchCmd, BurninCmd, Cli, Command, InstallArgs, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
@@ -187,6 +187,98 @@ pub fn run(cli: Cli) -> Result<i32> {
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
+        Command::Burnin { json, what } => cmd_burnin(&env, json, &what),
+    }
+}
+
+/// `speediso burnin cpu|scan`: one step run through `run::AdHoc` (every
+/// sink hears it); the result on stdout, exit 1 on FAIL, 2 on a bad option.
+fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
+    use crate::burnin::{cpu, scan};
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let step = match what {
+        BurninCmd::Cpu(_) => cpu::NAME,
+        BurninCmd::Scan(_) => scan::NAME,
+    };
+    let cpu_cfg = match what {
+        BurninCmd::Cpu(a) => match a.config(&options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        },
+        BurninCmd::Scan(a) => {
+            // A named path that is no disk is a bad option: no run starts.
+            if let Err(e) = scan::select(&env.root, &a.config(&options)) {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+            None
+        }
+    };
+    // With --json, stdout carries only the result; progress goes to stderr.
+    let console: Box<dyn Sink> = if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    };
+    let bus = Bus::new(
+        Some("burnin".into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, step, step, false);
+    let ev = run.step.clone();
+    let res = match (what, cpu_cfg) {
+        (BurninCmd::Cpu(_), Some(cfg)) => cpu::run(&cfg, &env.root, &ev).and_then(|r| {
+            let fail = (r.errors_total > 0).then(|| {
+                format!(
+                    "burnin.cpu FAIL: {} wrong answer(s); first: {}",
+                    r.errors_total,
+                    r.errors.first().map(|e| e.to_string()).unwrap_or_default()
+                )
+            });
+            Ok((serde_json::to_value(&r)?, cpu::summary(&r), fail))
+        }),
+        (BurninCmd::Scan(a), _) => scan::run(&env.root, &a.config(&options), &ev).and_then(|r| {
+            let bad = scan::failures(&r);
+            let fail = (!bad.is_empty()).then(|| format!("burnin.scan FAIL: {}", bad.join("; ")));
+            Ok((serde_json::to_value(&r)?, scan::summary(&r), fail))
+        }),
+        (BurninCmd::Cpu(_), None) => unreachable!("configured above"),
+    };
+    let (value, text, fail) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    ev.emit(crate::events::Body::Result {
+        data: value.clone(),
+    });
+    let rc = match &fail {
+        Some(why) => {
+            ev.warn(why.clone());
+            run.finish(exit::FAILED, Some(why.clone()))
+        }
+        None => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&value)? + "\n"
+    } else {
+        text
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the burn-in result")
+        }
+        _ => Ok(rc),
     }
 }
 
