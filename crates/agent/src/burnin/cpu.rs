@@ -447,10 +447,10 @@ pub fn run(cfg: &Config, root: &Root, ev: &StepEvents) -> Result<CpuReport> {
             let secs = s.start.elapsed().as_secs_f64();
             ev.progress(Progress {
                 percent: Some((100.0 * secs / cfg.duration.as_secs_f64()).min(100.0)),
-                rate: Some(rate),
                 eta_s: Some(cfg.duration.saturating_sub(s.start.elapsed()).as_secs_f64()),
+                // The rate is in operations, not bytes: said in words.
                 message: Some(format!(
-                    "{threads} worker(s), {done} checked operations, {} wrong",
+                    "{threads} worker(s), {done} checked operations ({rate:.0}/s), {} wrong",
                     s.errors_total.load(Ordering::Relaxed)
                 )),
                 ..Default::default()

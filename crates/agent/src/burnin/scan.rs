@@ -520,14 +520,15 @@ pub fn failures(r: &ScanReport) -> Vec<String> {
 pub fn summary(r: &ScanReport) -> String {
     let mut s = format!("burnin scan: {}\n", r.verdict.to_uppercase());
     for d in &r.disks {
+        let mut name = d.path.clone();
+        if let Some(m) = &d.model {
+            name += &format!(" {m}");
+        }
+        if let Some(x) = &d.serial {
+            name += &format!(" ({x})");
+        }
         s += &format!(
-            "  {} {}{}: {} of {} bytes read in {:.1}s, {:.1} MB/s: {}\n",
-            d.path,
-            d.model.as_deref().unwrap_or(""),
-            d.serial
-                .as_deref()
-                .map(|x| format!(" ({x})"))
-                .unwrap_or_default(),
+            "  {name}: {} of {} bytes read in {:.1}s, {:.1} MB/s: {}\n",
             d.bytes_read,
             d.size_bytes,
             d.seconds,
