@@ -435,7 +435,7 @@ pub fn scan_disk(path: &str, d: &Disk, depth: usize, ev: Option<&StepEvents>) ->
     let (read, unreadable, error) = scan_target(&t, path, ev);
     let secs = started.elapsed().as_secs_f64();
     out.bytes_read = read;
-    out.seconds = (secs * 100.0).round() / 100.0;
+    out.seconds = (secs * 1000.0).round() / 1000.0;
     out.mb_per_s = if secs > 0.0 {
         (read as f64 / secs / 1e6 * 10.0).round() / 10.0
     } else {
