@@ -5,19 +5,33 @@
 # caches dropped before each run, interleaved rounds, medians.
 # Root only. Creates and removes its own temp file and loop device; reads
 # only that device.
-# Usage: benches/scan.sh [SIZE_MIB]   (default 1024)
+# Usage: benches/scan.sh [SIZE_MIB] [disk|ram]   (default 1024 disk)
+#   disk: the loop device's file is on /var/tmp, loop --direct-io=on (the
+#         disk's speed, and its neighbours' noise on a shared host);
+#   ram:  the file is on a tmpfs (no disk at all: what each tool's own
+#         per-I/O cost allows, the engine against fio's).
 set -euo pipefail
 
 SIZE_MIB=${1:-1024}
+BACKING=${2:-disk}
 BIN=${SPEEDISO_BIN:-target/release/speediso}
 [ -x "$BIN" ] || cargo build --release -p speediso --bin speediso
 WORK=$(mktemp -d /var/tmp/speediso-scan-bench.XXXXXX)
 LOOPDEV=""
 # shellcheck source=benches/thp.sh
 . "$(dirname "$0")/thp.sh"
+DIO=on
+if [ "$BACKING" = ram ]; then
+    mount -t tmpfs -o size=$((SIZE_MIB + 64))m speediso-scan-bench "$WORK"
+    DIO=off
+fi
 cleanup() {
     thp_restore
-    [ -n "$LOOPDEV" ] && losetup -d "$LOOPDEV" 2>/dev/null || true
+    if [ -n "$LOOPDEV" ]; then losetup -d "$LOOPDEV" 2>/dev/null || true; fi
+    if [ "$BACKING" = ram ]; then
+        # Detaching is asynchronous: wait for the loop to let go.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do umount "$WORK" 2>/dev/null && break; sleep 1; done
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -29,10 +43,10 @@ echo "size: ${SIZE_MIB} MiB"
 # A file with data in it (not sparse: a sparse file reads as holes, which
 # is the file system's speed, not the disk's).
 dd if=/dev/urandom of="$WORK/disk.img" bs=1M count="$SIZE_MIB" status=none
-LOOPDEV=$(losetup --find --show --direct-io=on "$WORK/disk.img")
+LOOPDEV=$(losetup --find --show --direct-io="$DIO" "$WORK/disk.img")
 [[ $LOOPDEV == /dev/loop* ]] || { echo "not a loop device: $LOOPDEV" >&2; exit 1; }
 [ "$(losetup -nO BACK-FILE "$LOOPDEV")" = "$WORK/disk.img" ] || { echo "$LOOPDEV is not ours" >&2; exit 1; }
-echo "== loop device $LOOPDEV (backing file on $(df --output=source "$WORK" | tail -1), direct-io=on)"
+echo "== loop device $LOOPDEV (backing file on $(df --output=source "$WORK" | tail -1), direct-io=$DIO)"
 
 settle() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
