@@ -5,7 +5,7 @@
 //! guards; the scan only ever reads, and only the devices named.
 
 use serde_json::Value;
-use speediso_testsupport::loops::{self, Loop};
+use speediso_testsupport::loops::{self, Dm, Loop};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_speediso");
@@ -36,17 +36,6 @@ fn report(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)))
-}
-
-/// A device-mapper device, removed on drop (before the loop under it,
-/// which is declared first and so dropped after).
-struct Dm(String);
-impl Drop for Dm {
-    fn drop(&mut self) {
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", &self.0])
-            .status();
-    }
 }
 
 #[test]
@@ -114,19 +103,9 @@ fn dm_error_segment_is_reported_as_exactly_its_lbas() {
         rest = total - bad_start - bad_len
     );
     let name = format!("speediso-test-scan-{}", std::process::id());
-    let o = Command::new("dmsetup")
-        .args(["create", &name])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(table.as_bytes())?;
-            c.wait()
-        })
-        .unwrap();
-    assert!(o.success(), "dmsetup create failed");
-    let _dm = Dm(name.clone());
-    let dm_dev = format!("/dev/mapper/{name}");
+    // Removed before the loop device beneath (declared after it).
+    let dm = Dm::create(&name, &table);
+    let dm_dev = dm.path();
     let out = scan(&[&dm_dev, &under.dev], true);
     assert_eq!(
         out.status.code(),

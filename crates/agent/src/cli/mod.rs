@@ -191,6 +191,29 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// The console of a command whose result is a document: stdout, or with
+/// `--json` stderr, so that stdout then carries only the document.
+fn result_console(json: bool) -> Box<dyn Sink> {
+    if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    }
+}
+
+/// Print a command's result document and return `rc`; a closed pipe
+/// (`speediso inventory | head`) is fine.
+fn print_result(text: &str, what: &str, rc: i32) -> Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).with_context(|| format!("writing {what}"))
+        }
+        _ => Ok(rc),
+    }
+}
+
 /// `speediso burnin cpu|scan`: one step run through `run::AdHoc` (every
 /// sink hears it); the result on stdout, exit 1 on FAIL, 2 on a bad option.
 fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
@@ -219,13 +242,7 @@ fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
             None
         }
     };
-    // With --json, stdout carries only the result; progress goes to stderr.
-    let console: Box<dyn Sink> = if json {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-    } else {
-        Box::new(sinks::console::Console::stdout())
-    };
+    let console = result_console(json);
     let bus = Bus::new(
         Some("burnin".into()),
         host::identify(&env.root, &env.cmdline),
@@ -273,13 +290,7 @@ fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
     } else {
         text
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the burn-in result")
-        }
-        _ => Ok(rc),
-    }
+    print_result(&text, "the burn-in result", rc)
 }
 
 fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
@@ -290,12 +301,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             // endpoint). The console is stdout, or with --json stderr,
             // and stdout then carries only the result document, as for
             // the other benchmarks.
-            let console: Box<dyn Sink> = if json {
-                let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-                Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-            } else {
-                Box::new(sinks::console::Console::stdout())
-            };
+            let console = result_console(json);
             let plan = match crate::netbench::cli_plan(args) {
                 Ok(p) => p,
                 Err(rc) => return Ok(rc),
@@ -328,13 +334,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
         BenchCmd::Memory(_) => memory::NAME,
         BenchCmd::Disk(_) => disk::NAME,
     };
-    // With --json, stdout carries only the result; progress goes to stderr.
-    let console: Box<dyn Sink> = if json {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-    } else {
-        Box::new(sinks::console::Console::stdout())
-    };
+    let console = result_console(json);
     // A refused command line starts no run (like a usage error).
     if let BenchCmd::Disk(a) = what {
         if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
@@ -620,14 +620,7 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
     } else {
         crate::inventory::render(&inv, &notes)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        // `speediso inventory | head` is fine.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the inventory")
-        }
-        _ => Ok(exit::SUCCESS),
-    }
+    print_result(&text, "the inventory", exit::SUCCESS)
 }
 
 /// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.
@@ -677,13 +670,7 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
     } else {
         health::render(&r)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the health report")
-        }
-        _ => Ok(rc),
-    }
+    print_result(&text, "the health report", rc)
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
