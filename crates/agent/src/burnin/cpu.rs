@@ -631,6 +631,54 @@ mod tests {
         assert_ne!(e.expected, e.got);
     }
 
+    /// As a task step: a wrong answer emits the result, then fails the
+    /// step naming the worker and the workload.
+    #[test]
+    fn the_step_fails_after_its_result() {
+        use crate::events::{Event, Sink};
+        use std::sync::Arc;
+        struct Collect(Arc<Mutex<Vec<Event>>>);
+        impl Sink for Collect {
+            fn event(&mut self, ev: &Event) {
+                self.0.lock().unwrap().push(ev.clone());
+            }
+        }
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let bus = crate::events::Bus::new(
+            None,
+            Default::default(),
+            vec![Box::new(Collect(got.clone()))],
+        );
+        let root = Root::new("/nonexistent");
+        let cfg = Config {
+            duration: Duration::from_millis(200),
+            threads: 1,
+            inject_error: true,
+        };
+        let ctx = StepContext {
+            root: &root,
+            run_dir: std::path::Path::new("/nonexistent"),
+            config: &cfg,
+            events: bus.step(NAME),
+            destructive_allowed: false,
+            deadline: Default::default(),
+        };
+        let e = format!("{:#}", BurninCpu::run(&ctx).unwrap_err());
+        assert!(
+            e.contains("worker 0") && e.contains("sha256_chain: expected"),
+            "{e}"
+        );
+        let results: Vec<serde_json::Value> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|ev| serde_json::to_value(ev).unwrap())
+            .filter(|j| j["type"] == "result")
+            .collect();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["data"]["verdict"], "fail");
+    }
+
     #[test]
     fn throttle_delta_is_the_largest_rise() {
         let t = tempfile::tempdir().unwrap();
