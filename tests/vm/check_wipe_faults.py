@@ -110,6 +110,12 @@ def check_b(d):
 
 
 def check_d(d):
+    if not (d / "d.device").exists():
+        # Output recorded before the guest script had case (d) (the
+        # fixture tests/vm/fixtures/wipe-faults); a guest that runs the
+        # script today always writes it, or fails first.
+        print("(d) not in this output (recorded before the scan case)")
+        return
     dev, bad_start, bad_len, under = (d / "d.device").read_text().split()
     bad_start, bad_len = int(bad_start), int(bad_len)
     r = json.loads((d / "d.json").read_text())

@@ -77,6 +77,9 @@ pub struct CpuArgs {
     /// Workers, one pinned to each CPU in turn [default: every CPU this process may use]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub threads: Option<u64>,
+    /// Print the result as one JSON document on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
     /// Corrupt one worker's first answer, to see the checker fail (tests).
     #[arg(long, hide = true)]
     pub inject_error: bool,

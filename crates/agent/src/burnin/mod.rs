@@ -1,7 +1,9 @@
-//! Burn-in: stress the hardware for a while and check every answer, so a
-//! machine that computes or reads wrongly fails before it takes work.
-//! `cpu` (checked arithmetic on every CPU) and `scan` (a read-only read of
-//! every block of every disk); each is a module of its own.
+//! Burn-in: the parts of the `burnin` task that load the hardware and
+//! check it while they do: `selftest` (the disks' own self-tests), `cpu`
+//! (checked arithmetic on every CPU), `scan` (a read-only read of every
+//! block of every disk). (The task's health snapshots before and after
+//! are `health`'s.)
 
 pub mod cpu;
 pub mod scan;
+pub mod selftest;

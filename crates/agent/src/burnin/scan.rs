@@ -60,6 +60,9 @@ pub struct ScanArgs {
     /// are scanned only when named. Default: every eligible disk.
     #[arg(long = "disk", value_name = "PATH")]
     pub disks: Vec<String>,
+    /// Print the result as one JSON document on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl ScanArgs {

@@ -187,7 +187,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
-        Command::Burnin { json, what } => cmd_burnin(&env, json, &what),
+        Command::Burnin { part } => match part {
+            BurninCmd::Selftest {
+                kind,
+                wait,
+                disk,
+                json,
+            } => cmd_selftest(&env, &kind, wait.as_deref(), disk, json),
+            BurninCmd::Cpu(a) => cmd_burnin(&env, a.json, Stress::Cpu(&a)),
+            BurninCmd::Scan(a) => cmd_burnin(&env, a.json, Stress::Scan(&a)),
+        },
     }
 }
 
@@ -214,26 +223,32 @@ fn print_result(text: &str, what: &str, rc: i32) -> Result<i32> {
     }
 }
 
+/// The burn-in parts that stress and check (`speediso burnin cpu|scan`).
+enum Stress<'a> {
+    Cpu(&'a crate::burnin::cpu::CpuArgs),
+    Scan(&'a crate::burnin::scan::ScanArgs),
+}
+
 /// `speediso burnin cpu|scan`: one step run through `run::AdHoc` (every
 /// sink hears it); the result on stdout, exit 1 on FAIL, 2 on a bad option.
-fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
+fn cmd_burnin(env: &Env, json: bool, what: Stress) -> Result<i32> {
     use crate::burnin::{cpu, scan};
     let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
-    let step = match what {
-        BurninCmd::Cpu(_) => cpu::NAME,
-        BurninCmd::Scan(_) => scan::NAME,
+    let step = match &what {
+        Stress::Cpu(_) => cpu::NAME,
+        Stress::Scan(_) => scan::NAME,
     };
-    let cpu_cfg = match what {
-        BurninCmd::Cpu(a) => match a.config(&options) {
+    let cpu_cfg = match &what {
+        Stress::Cpu(a) => match a.config(&options) {
             Ok(c) => Some(c),
             Err(e) => {
                 crate::say!("speediso: {e:#}");
                 return Ok(exit::USAGE);
             }
         },
-        BurninCmd::Scan(a) => {
+        Stress::Scan(a) => {
             // A named path that is no disk is a bad option: no run starts.
             if let Err(e) = scan::select(&env.root, &a.config(&options)) {
                 crate::say!("speediso: {e:#}");
@@ -250,8 +265,8 @@ fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
     );
     let run = crate::run::AdHoc::start(bus, step, step, false);
     let ev = run.step.clone();
-    let res = match (what, cpu_cfg) {
-        (BurninCmd::Cpu(_), Some(cfg)) => cpu::run(&cfg, &env.root, &ev).and_then(|r| {
+    let res = match (&what, cpu_cfg) {
+        (Stress::Cpu(_), Some(cfg)) => cpu::run(&cfg, &env.root, &ev).and_then(|r| {
             let fail = (r.errors_total > 0).then(|| {
                 format!(
                     "burnin.cpu FAIL: {} wrong answer(s); first: {}",
@@ -261,12 +276,12 @@ fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
             });
             Ok((serde_json::to_value(&r)?, cpu::summary(&r), fail))
         }),
-        (BurninCmd::Scan(a), _) => scan::run(&env.root, &a.config(&options), &ev).and_then(|r| {
+        (Stress::Scan(a), _) => scan::run(&env.root, &a.config(&options), &ev).and_then(|r| {
             let bad = scan::failures(&r);
             let fail = (!bad.is_empty()).then(|| format!("burnin.scan FAIL: {}", bad.join("; ")));
             Ok((serde_json::to_value(&r)?, scan::summary(&r), fail))
         }),
-        (BurninCmd::Cpu(_), None) => unreachable!("configured above"),
+        (Stress::Cpu(_), None) => unreachable!("configured above"),
     };
     let (value, text, fail) = match res {
         Ok(v) => v,
@@ -313,11 +328,17 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             );
             let run =
                 crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
-            return match crate::netbench::run(&plan, &run.step) {
+            return match crate::netbench::run(&plan, &env.root, &run.step) {
                 Ok(data) => {
                     run.step
                         .emit(crate::events::Body::Result { data: data.clone() });
-                    let rc = run.finish(exit::SUCCESS, None);
+                    let rc = match crate::netbench::line_rate_failed(&data) {
+                        Some(why) => {
+                            crate::say!("speediso: bench net: {why}");
+                            run.finish(exit::FAILED, Some(why))
+                        }
+                        None => run.finish(exit::SUCCESS, None),
+                    };
                     if json {
                         crate::out!("{}", serde_json::to_string_pretty(&data)?);
                     }
@@ -671,6 +692,68 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
         health::render(&r)
     };
     print_result(&text, "the health report", rc)
+}
+
+/// `speediso burnin selftest`: the disks' own self-tests.
+fn cmd_selftest(
+    env: &Env,
+    kind: &str,
+    wait: Option<&str>,
+    disks: Vec<String>,
+    json: bool,
+) -> Result<i32> {
+    use crate::burnin::selftest;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let mut step = toml::Table::new();
+    step.insert("kind".into(), kind.into());
+    if let Some(w) = wait {
+        step.insert("wait".into(), w.into());
+    }
+    let mut cfg = match selftest::Config::new(&step, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    cfg.disks = disks;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some(selftest::NAME.into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, selftest::NAME, selftest::NAME, false);
+    let ev = run.step.clone();
+    let r = selftest::run(&env.root, &cfg, &|disk, pct| {
+        ev.progress(crate::events::Progress {
+            percent: Some(pct as f64),
+            message: Some(format!("{disk}: self-test {pct}%")),
+            ..Default::default()
+        })
+    });
+    run.step.emit(crate::events::Body::Result {
+        data: serde_json::to_value(&r)?,
+    });
+    let rc = match r.verdict {
+        "fail" => run.finish(exit::FAILED, Some("a disk self-test failed".into())),
+        "warn" => {
+            run.finish(exit::SUCCESS, None);
+            3
+        }
+        _ => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        selftest::render(&r)
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(rc)
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {
