@@ -71,6 +71,8 @@ pub const MODULES: &[&dyn Step] = &[
     &Entry::<crate::install::Install>(PhantomData),
     &Entry::<crate::health::Health>(PhantomData),
     &Entry::<crate::burnin::selftest::SelfTest>(PhantomData),
+    &Entry::<crate::burnin::cpu::BurninCpu>(PhantomData),
+    &Entry::<crate::burnin::scan::BurninScan>(PhantomData),
 ];
 
 /// Every module name a task file may use.

@@ -1,5 +1,9 @@
 //! Burn-in: the parts of the `burnin` task that load the hardware and
-//! check it while they do. `selftest`: the disks' own self-tests.
-//! (The task's health snapshots before and after are `health`'s.)
+//! check it while they do: `selftest` (the disks' own self-tests), `cpu`
+//! (checked arithmetic on every CPU), `scan` (a read-only read of every
+//! block of every disk). (The task's health snapshots before and after
+//! are `health`'s.)
 
+pub mod cpu;
+pub mod scan;
 pub mod selftest;

@@ -167,6 +167,9 @@ pub enum Command {
     },
     /// Burn-in parts by hand: load the hardware and check it while it
     /// runs. The `burnin` task runs them all between two health snapshots.
+    ///
+    /// A wrong answer or an unreadable block fails; a slow one does not
+    /// (that is `speediso bench`).
     Burnin {
         #[command(subcommand)]
         part: BurninCmd,
@@ -319,4 +322,30 @@ pub enum BurninCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Every CPU busy with checked work: a SHA-256 chain, an f64 matrix
+    /// product and a prime sieve, one worker pinned to each CPU, every
+    /// answer compared with the known one.
+    ///
+    /// A wrong answer fails naming the worker, its CPU, the workload, the
+    /// expected and the computed value. The result also gives each
+    /// workload's checked operations per second and the largest rise of a
+    /// CPU's thermal throttle count during the run.
+    ///
+    /// Exit status: 0 PASS, 1 a wrong answer, 2 a bad option.
+    ///
+    /// Example: speediso burnin cpu --duration 10m
+    Cpu(crate::burnin::cpu::CpuArgs),
+    /// Read every block of every disk (read-only, O_DIRECT), disks in
+    /// parallel, and report unreadable LBA ranges with the kernel's error.
+    ///
+    /// Without --disk: every whole disk but the live medium, loop, ram,
+    /// zram, optical and device-mapper devices and those in
+    /// speediso.burnin.scan_exclude (serials, WWNs or paths). Nothing is
+    /// ever written.
+    ///
+    /// Exit status: 0 PASS (every disk read whole), 1 FAIL (an unreadable
+    /// range, a disk that went away, nothing scanned), 2 a bad option.
+    ///
+    /// Example: speediso burnin scan --disk /dev/sda --disk /dev/nvme0n1
+    Scan(crate::burnin::scan::ScanArgs),
 }

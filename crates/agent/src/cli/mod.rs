@@ -3,7 +3,7 @@
 
 mod args;
 
-pub use args::{BenchCmd, Cli, Command, InstallArgs, WipeArgs};
+pub use args::{BenchCmd, BurninCmd, Cli, Command, InstallArgs, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
@@ -188,14 +188,124 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
         Command::Burnin { part } => match part {
-            args::BurninCmd::Selftest {
+            BurninCmd::Selftest {
                 kind,
                 wait,
                 disk,
                 json,
             } => cmd_selftest(&env, &kind, wait.as_deref(), disk, json),
+            BurninCmd::Cpu(a) => cmd_burnin(&env, a.json, Stress::Cpu(&a)),
+            BurninCmd::Scan(a) => cmd_burnin(&env, a.json, Stress::Scan(&a)),
         },
     }
+}
+
+/// The console of a command whose result is a document: stdout, or with
+/// `--json` stderr, so that stdout then carries only the document.
+fn result_console(json: bool) -> Box<dyn Sink> {
+    if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    }
+}
+
+/// Print a command's result document and return `rc`; a closed pipe
+/// (`speediso inventory | head`) is fine.
+fn print_result(text: &str, what: &str, rc: i32) -> Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).with_context(|| format!("writing {what}"))
+        }
+        _ => Ok(rc),
+    }
+}
+
+/// The burn-in parts that stress and check (`speediso burnin cpu|scan`).
+enum Stress<'a> {
+    Cpu(&'a crate::burnin::cpu::CpuArgs),
+    Scan(&'a crate::burnin::scan::ScanArgs),
+}
+
+/// `speediso burnin cpu|scan`: one step run through `run::AdHoc` (every
+/// sink hears it); the result on stdout, exit 1 on FAIL, 2 on a bad option.
+fn cmd_burnin(env: &Env, json: bool, what: Stress) -> Result<i32> {
+    use crate::burnin::{cpu, scan};
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let step = match &what {
+        Stress::Cpu(_) => cpu::NAME,
+        Stress::Scan(_) => scan::NAME,
+    };
+    let cpu_cfg = match &what {
+        Stress::Cpu(a) => match a.config(&options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        },
+        Stress::Scan(a) => {
+            // A named path that is no disk is a bad option: no run starts.
+            if let Err(e) = scan::select(&env.root, &a.config(&options)) {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+            None
+        }
+    };
+    let console = result_console(json);
+    let bus = Bus::new(
+        Some("burnin".into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, step, step, false);
+    let ev = run.step.clone();
+    let res = match (&what, cpu_cfg) {
+        (Stress::Cpu(_), Some(cfg)) => cpu::run(&cfg, &env.root, &ev).and_then(|r| {
+            let fail = (r.errors_total > 0).then(|| {
+                format!(
+                    "burnin.cpu FAIL: {} wrong answer(s); first: {}",
+                    r.errors_total,
+                    r.errors.first().map(|e| e.to_string()).unwrap_or_default()
+                )
+            });
+            Ok((serde_json::to_value(&r)?, cpu::summary(&r), fail))
+        }),
+        (Stress::Scan(a), _) => scan::run(&env.root, &a.config(&options), &ev).and_then(|r| {
+            let bad = scan::failures(&r);
+            let fail = (!bad.is_empty()).then(|| format!("burnin.scan FAIL: {}", bad.join("; ")));
+            Ok((serde_json::to_value(&r)?, scan::summary(&r), fail))
+        }),
+        (Stress::Cpu(_), None) => unreachable!("configured above"),
+    };
+    let (value, text, fail) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    ev.emit(crate::events::Body::Result {
+        data: value.clone(),
+    });
+    let rc = match &fail {
+        Some(why) => {
+            ev.warn(why.clone());
+            run.finish(exit::FAILED, Some(why.clone()))
+        }
+        None => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&value)? + "\n"
+    } else {
+        text
+    };
+    print_result(&text, "the burn-in result", rc)
 }
 
 fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
@@ -206,12 +316,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             // endpoint). The console is stdout, or with --json stderr,
             // and stdout then carries only the result document, as for
             // the other benchmarks.
-            let console: Box<dyn Sink> = if json {
-                let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-                Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-            } else {
-                Box::new(sinks::console::Console::stdout())
-            };
+            let console = result_console(json);
             let plan = match crate::netbench::cli_plan(args) {
                 Ok(p) => p,
                 Err(rc) => return Ok(rc),
@@ -250,13 +355,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
         BenchCmd::Memory(_) => memory::NAME,
         BenchCmd::Disk(_) => disk::NAME,
     };
-    // With --json, stdout carries only the result; progress goes to stderr.
-    let console: Box<dyn Sink> = if json {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-    } else {
-        Box::new(sinks::console::Console::stdout())
-    };
+    let console = result_console(json);
     // A refused command line starts no run (like a usage error).
     if let BenchCmd::Disk(a) = what {
         if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
@@ -542,14 +641,7 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
     } else {
         crate::inventory::render(&inv, &notes)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        // `speediso inventory | head` is fine.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the inventory")
-        }
-        _ => Ok(exit::SUCCESS),
-    }
+    print_result(&text, "the inventory", exit::SUCCESS)
 }
 
 /// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.
@@ -599,13 +691,7 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
     } else {
         health::render(&r)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the health report")
-        }
-        _ => Ok(rc),
-    }
+    print_result(&text, "the health report", rc)
 }
 
 /// `speediso burnin selftest`: the disks' own self-tests.
