@@ -17,6 +17,9 @@
 #   c.json c.stderr c.rc c.certs/  a dm device whose table is swapped for an
 #                                  all-error one mid-wipe (the disk went away):
 #                                  the wipe must end FAILED, never wiped
+#   d.json d.stderr d.rc d.device  `burnin scan` of a dm device linear | error
+#                                  (LBA 20000+3000) | linear: exit 1, exactly
+#                                  that range unreadable, nothing written
 set -euo pipefail
 
 OUTDIR=${OUTDIR:-/run/speediso-wipe-faults}
@@ -183,3 +186,32 @@ grep -q 'wipe FAILED on' "$OUTDIR/c.stderr" || fail "(c) stderr does not say the
 grep -q '"outcome": *"wiped"' "$OUTDIR/c.json" && fail "(c) a disk that went away is reported wiped"
 grep -q '"outcome": *"failed"' "$OUTDIR/c.certs"/*.json || fail "(c) no certificate says failed"
 echo "guest_wipe_faults: (c) wipe of $gone_kernel failed as it must when the disk went away (exit $rc)" >&2
+
+# --- (d) burnin scan: the dm-error segment as exactly its LBAs ---------------
+# The surface scan (read-only) of a dm device linear | error | linear whose
+# error segment is not aligned to the scan's 1 MiB reads: it must exit 1
+# and report the segment, found by narrowing down to the block
+# (crates/agent/tests/burnin_scan.rs, which skips on the host's kernel).
+new_loop scanned 64
+scanned=$dev
+total=$((64 << 11))
+bad_start=20000
+bad_len=3000
+rest=$((bad_start + bad_len))
+printf '0 %d linear %s 0\n%d %d error\n%d %d linear %s %d\n' \
+    "$bad_start" "$scanned" "$bad_start" "$bad_len" "$rest" $((total - rest)) "$scanned" "$rest" |
+    dmsetup create speediso-vm-scan
+dms+=(speediso-vm-scan)
+udevadm settle
+echo "/dev/mapper/speediso-vm-scan $bad_start $bad_len $scanned" >"$OUTDIR/d.device"
+sum_before=$(sha256sum <"$work/scanned.img")
+rc=0
+SPEEDISO_RUN_DIR=$work/run-d speediso --cmdline quiet burnin scan \
+    --disk /dev/mapper/speediso-vm-scan --disk "$scanned" --json \
+    >"$OUTDIR/d.json" 2>"$OUTDIR/d.stderr" || rc=$?
+echo "$rc" >"$OUTDIR/d.rc"
+[ "$rc" = 1 ] || fail "(d) burnin scan of a device with bad sectors exited $rc, want 1: $(tail -5 "$OUTDIR/d.stderr")"
+grep -q "LBA $bad_start +$bad_len unreadable" "$OUTDIR/d.stderr" ||
+    fail "(d) stderr does not name LBA $bad_start +$bad_len: $(tail -5 "$OUTDIR/d.stderr")"
+[ "$(sha256sum <"$work/scanned.img")" = "$sum_before" ] || fail "(d) the scan changed the device"
+echo "guest_wipe_faults: (d) burnin scan reported LBA $bad_start +$bad_len unreadable (exit $rc)" >&2

@@ -245,6 +245,8 @@ http_pid=""
 qemu_pid=""
 ssh_port=""
 collector_port=""
+# More properties of the emulated NVMe controller (a scenario sets it).
+nvme_extra=""
 
 start_http() {
     http_port=$(free_port)
@@ -318,7 +320,7 @@ boot() {
         -display none -monitor none -serial "file:$log" \
         -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$cmdline" \
         -netdev "$netdev" -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56 \
-        -drive "file=$disks/nvme.img,if=none,id=d0,format=raw" -device nvme,drive=d0,serial=NVME0001 \
+        -drive "file=$disks/nvme.img,if=none,id=d0,format=raw" -device "nvme,drive=d0,serial=NVME0001$nvme_extra" \
         -device ahci,id=ahci0 \
         -drive "file=$disks/sata.img,if=none,id=d1,format=raw" \
         -device ide-hd,drive=d1,bus=ahci0.0,serial=SATA0002 \
@@ -479,6 +481,12 @@ needs() {
             }
             have_collector || {
                 echo "the collector (speediso-collector) is not in this build"
+                return 1
+            }
+            ;;
+        burnin)
+            task_available burnin || {
+                echo "the burnin task is not in this build: $(why_unavailable burnin)"
                 return 1
             }
             ;;
@@ -985,10 +993,39 @@ scenario_wipe_faults() {
     for d in nvme sata usb; do disk_untouched "$d"; done
 }
 
+# burnin: the burn-in task on two boots of the same machine. Clean, it
+# passes: health before and after (compared), the disks' self-tests (QEMU's
+# IDE disk runs SMART self-tests). Then with its NVMe reporting a critical
+# warning (QEMU's smart_critical_warning, bit 2: reliability degraded) and
+# ordered with 64 GiB of memory it lacks, the run fails naming the disk's
+# serial and the expected and found memory (tests/vm/check_burnin.py).
+burnin_boot() {
+    local label=$1 want=$2 params=$3
+    boot "$label" "$(kernel_cmdline burnin "$params")" --ssh
+    wait_console 'speediso: speediso@burnin.service finished' "$boot_timeout"
+    wait_ssh 300
+    vm_ssh cat /run/speediso/state.json >"$out/$label.state.json" ||
+        die "$name: reading the state file over SSH failed"
+    "$python" tests/vm/check_burnin.py "$out/$label.state.json" "$want" ||
+        die "$name: the burn-in did not end as wanted ($want; see $out/$label.state.json)"
+    poweroff_over_ssh
+}
+
+scenario_burnin() {
+    local params='"speediso_burnin_selftest_wait":"5m"'
+    burnin_boot "$name" pass "$params"
+    console_has 'speediso@burnin.service finished successfully'
+    nvme_extra=",smart_critical_warning=4"
+    burnin_boot "$name-fail" fail "$params,\"speediso_expect_memory_gib\":\"64\""
+    console_has 'FAIL disk: NVME0001 .*critical warning'
+    console_has 'FAIL expect: memory: expected 64 GiB of memory, found'
+    console_lacks 'speediso@burnin.service finished successfully'
+}
+
 # --- main -------------------------------------------------------------------
 
 all=(rejected-random rejected-empty rescue-dbus inventory decommission collector-outage
-    lininstall lininstall-badsum kexec wipe-faults)
+    lininstall lininstall-badsum kexec wipe-faults burnin)
 
 main() {
     local wanted=("$@") list=0

@@ -70,6 +70,9 @@ pub const MODULES: &[&dyn Step] = &[
     &Entry::<crate::wipe::Wipe>(PhantomData),
     &Entry::<crate::install::Install>(PhantomData),
     &Entry::<crate::health::Health>(PhantomData),
+    &Entry::<crate::burnin::selftest::SelfTest>(PhantomData),
+    &Entry::<crate::burnin::cpu::BurninCpu>(PhantomData),
+    &Entry::<crate::burnin::scan::BurninScan>(PhantomData),
     &Entry::<crate::burnin::memory::BurninMemory>(PhantomData),
 ];
 

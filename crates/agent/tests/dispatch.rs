@@ -174,11 +174,11 @@ fn dispatch_table() {
             Want::Rejected(Some("k7Jq2"), "malformed task name"),
         ),
         (
-            foreman("systemd.setenv=SPEEDISO=burnin"),
+            foreman("systemd.setenv=SPEEDISO=stresstest"),
             None,
             Want::Rejected(
-                Some("burnin"),
-                "unknown task 'burnin'; known tasks: decommission, inventory",
+                Some("stresstest"),
+                "unknown task 'stresstest'; known tasks: burnin, decommission, inventory",
             ),
         ),
         (
@@ -342,7 +342,7 @@ fn rejected_dispatch_emits_event_and_starts_nothing() {
             "dispatch",
             "--json",
             "--cmdline",
-            &foreman("systemd.setenv=SPEEDISO=burnin"),
+            &foreman("systemd.setenv=SPEEDISO=stresstest"),
         ])
         .env("SPEEDISO_RUN_DIR", run_dir.path())
         .output()
@@ -351,7 +351,7 @@ fn rejected_dispatch_emits_event_and_starts_nothing() {
     let line = String::from_utf8(out.stdout).unwrap();
     let ev: Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(ev["type"], "dispatch_rejected");
-    assert_eq!(ev["value"], "burnin");
+    assert_eq!(ev["value"], "stresstest");
     assert_eq!(ev["seq"], 0);
     assert_eq!(ev["host"]["boot_mac"], "52:54:00:12:34:56");
     assert!(ev["known_tasks"]

@@ -111,6 +111,7 @@ fn clean_machine_passes_and_says_what_it_checked() {
             ("hwmon", "pass"),
             ("pcie", "pass"),
             ("nic", "pass"),
+            ("disk", "pass"),
             ("expect", "skipped"),
         ]
     );
@@ -377,6 +378,20 @@ fn garbage_is_unreadable_not_healthy() {
             ),
             ("warn", "nic", "eno1", "missing", None),
             ("warn", "nic", "eno1", "\"lots\" is not a number", None),
+            (
+                "warn",
+                "disk",
+                NVME,
+                "Get Log Page 02h: 6 bytes back, want 512",
+                None,
+            ),
+            (
+                "warn",
+                "disk",
+                SATA,
+                "SMART READ DATA: the device rejected the command (no capture)",
+                None,
+            ),
         ],
     );
     let (v, _) = report("garbage", "");
@@ -400,7 +415,7 @@ fn an_empty_root_checks_nothing_and_says_so() {
         .iter()
         .map(|c| c["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["skipped"; 7]);
+    assert_eq!(statuses, ["skipped"; 8]);
     let info: Vec<&str> = v["findings"]
         .as_array()
         .unwrap()
@@ -421,7 +436,7 @@ fn expected_hardware_fails_naming_expected_and_found() {
     assert_case("clean", ok, "pass", 0, &[]);
     let (v, _) = report("clean", ok);
     assert_eq!(v["expect"]["memory_gib"], 64);
-    assert_eq!(v["checked"][6]["status"], "pass");
+    assert_eq!(v["checked"][7]["status"], "pass");
     let bad = "speediso.expect.cpu_threads=8 speediso.expect.memory_gib=128 \
                speediso.expect.disk_count=3 speediso.expect.nic_count=2";
     assert_case(
@@ -619,7 +634,7 @@ fn this_machine_gets_a_verdict() {
         "fail" => assert_eq!(rc, 1),
         other => panic!("verdict {other}"),
     }
-    assert_eq!(v["checked"].as_array().unwrap().len(), 7);
+    assert_eq!(v["checked"].as_array().unwrap().len(), 8);
     let out = health(std::path::Path::new("/"), "", false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HEALTH "), "{text}");
@@ -680,4 +695,257 @@ fn a_run_by_hand_is_recorded_for_status_without_hiding_the_task() {
         "{text}"
     );
     assert!(text.contains("no task run recorded"), "{text}");
+}
+
+const NVME: &str = "S4EWNX0R100123 (nvme0n1, SAMSUNG MZQLB1T9HAJR-00007)";
+const SATA: &str = "S45PNA0M512345 (sda, SAMSUNG MZ7LH480)";
+
+/// The disks' own logs (captured beside their nodes in the tree): NVMe
+/// critical warning and media errors, an ATA pre-failure attribute at its
+/// threshold and a failed self-test FAIL naming the serial; endurance and
+/// reallocated sectors WARN.
+#[test]
+fn disk_smart_and_nvme_health_name_the_serial() {
+    assert_case(
+        "disks",
+        "",
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "disk",
+                NVME,
+                "critical_warning = 0x04, available_spare = 100% (threshold 10%), temperature = 77 °C",
+                Some("critical_warning = 0"),
+            ),
+            ("fail", "disk", NVME, "media_errors = 2", Some("> 0")),
+            (
+                "fail",
+                "disk",
+                SATA,
+                "value 51 (worst 40), raw 8812",
+                Some("> 51"),
+            ),
+            (
+                "fail",
+                "disk",
+                SATA,
+                "at power-on hour 17500",
+                Some("passed"),
+            ),
+            ("warn", "disk", NVME, "percentage_used = 95", Some("< 90%")),
+            (
+                "warn",
+                "disk",
+                NVME,
+                "composite temperature = 77 °C",
+                Some("< 70 °C"),
+            ),
+            ("warn", "disk", SATA, "raw 12 (value 98)", Some("<= 0")),
+        ],
+    );
+    let (v, _) = report("disks", "");
+    let msgs: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "NVMe critical warning: reliability degraded by media or internal errors",
+            "2 media and data integrity errors",
+            "pre-failure attribute Raw_Read_Error_Rate (1) at or below its threshold",
+            "last extended self-test failed: failed in its read element, first failing LBA 123456",
+            "95% of its rated endurance used",
+            "temperature 77 °C at or above its warning threshold",
+            "Reallocated_Sector_Ct (5): 12",
+        ]
+    );
+    // The thresholds move the warnings.
+    let (v, rc) = report(
+        "disks",
+        "speediso.health.max_percentage_used=96 speediso.health.max_bad_sectors=12",
+    );
+    assert_eq!((v["counts"]["warn"].as_u64(), rc), (Some(1), 1));
+}
+
+/// What was ordered, beyond counts: DIMMs (naming the empty slots), disk
+/// size, NIC link speed, GPUs.
+#[test]
+fn expected_dimms_sizes_speeds_and_gpus() {
+    let ok = "speediso.expect.dimm_count=2 speediso.expect.disk_min_gb=480 \
+              speediso.expect.nic_speed_mbps=10000 speediso.expect.gpu_count=0";
+    assert_case("clean", ok, "pass", 0, &[]);
+    let bad = "speediso.expect.dimm_count=4 speediso.expect.disk_min_gb=960 \
+               speediso.expect.nic_speed_mbps=25000 speediso.expect.gpu_count=1";
+    assert_case(
+        "clean",
+        bad,
+        "fail",
+        1,
+        &[
+            (
+                "fail",
+                "expect",
+                "GPUs",
+                "no GPUs",
+                Some("= 1 (speediso.expect.gpu_count)"),
+            ),
+            (
+                "fail",
+                "expect",
+                "DIMMs",
+                "populated: CPU0_DIMM_A1, CPU0_DIMM_B1; empty: CPU0_DIMM_A2, CPU0_DIMM_B2",
+                Some("= 4 (speediso.expect.dimm_count)"),
+            ),
+            (
+                "fail",
+                "expect",
+                SATA,
+                "size = 937703088 sectors",
+                Some(">= 960 GB (speediso.expect.disk_min_gb)"),
+            ),
+            (
+                "fail",
+                "expect",
+                "eno1",
+                "speed = 10000",
+                Some(">= 25000 Mb/s (speediso.expect.nic_speed_mbps)"),
+            ),
+        ],
+    );
+    // The pcie case has a GPU (class 0300).
+    let (v, _) = report("pcie", "speediso.expect.gpu_count=1");
+    assert_eq!(v["checked"][7]["status"], "pass", "{v:#}");
+}
+
+/// The `burnin` task on a fixture tree: health before (saved), the
+/// self-tests (a fixture cannot run one: said, not passed), health after
+/// compared with the snapshot of the same run.
+#[test]
+fn burnin_task_compares_health_after_with_before() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("clean"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args([
+            "--cmdline",
+            "",
+            "run",
+            "burnin",
+            "--confirm",
+            "burnin",
+            "--json",
+        ])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let result = |step: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "result" && e["step"] == step)
+            .unwrap_or_else(|| panic!("no result of {step}: {text}"))
+            .clone()
+    };
+    let after = result("health-after");
+    let change = after["data"]["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "change")
+        .unwrap()
+        .clone();
+    assert_eq!(change["status"], "pass", "{change}");
+    assert!(
+        change["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("compared with snapshot 'before' (PASS, 0 finding(s)): 0 new"),
+        "{change}"
+    );
+    let st = result("burnin.selftest");
+    assert_eq!(st["data"]["verdict"], "warn", "{st}");
+    for d in st["data"]["disks"].as_array().unwrap() {
+        assert_eq!(d["outcome"], "refused", "{d}");
+    }
+    assert!(run.path().join("health-snapshot-before.json").exists());
+}
+
+/// AMD's threshold bank counters: a bank shared by several CPUs is one
+/// finding, named by bank and block.
+#[test]
+fn amd_threshold_bank_counters() {
+    assert_case(
+        "mce-amd",
+        "",
+        "warn",
+        0,
+        &[(
+            "warn",
+            "mce",
+            "MCA threshold_bank4/umc",
+            "error_count = 7",
+            Some("0"),
+        )],
+    );
+    let (v, _) = report("mce-amd", "");
+    assert!(v["checked"][1]["summary"]
+        .as_str()
+        .unwrap()
+        .ends_with("; 3 AMD threshold bank counter(s)"));
+}
+
+/// `speediso burnin selftest` where no disk can run one (a fixture tree
+/// cannot): each disk says why, the exit status is 3 (not a pass), and a
+/// bad kind is refused naming it.
+#[test]
+fn selftest_by_hand_says_what_could_not_be_tested() {
+    let run = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("disks"))
+        .arg("--run-dir")
+        .arg(run.path())
+        .args(["--cmdline", "", "burnin", "selftest", "--json"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "warn");
+    let disks: Vec<(&str, &str)> = v["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["serial"].as_str().unwrap(),
+                d["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        disks,
+        [("S4EWNX0R100123", "refused"), ("S45PNA0M512345", "refused")]
+    );
+    let out = Command::new(BIN)
+        .arg("--root")
+        .arg(fixture("disks"))
+        .args(["--cmdline", "", "burnin", "selftest", "--kind", "long"])
+        .env_remove("SPEEDISO")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kind = \"long\""));
 }

@@ -15,7 +15,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_speediso");
 const MARKER: &[u8] = b"SPEEDISO-MARKER-";
 const MIB: u64 = 1 << 20;
 
-use loop_support::{sh, Loop};
+use loop_support::{sh, Dm, Loop};
 use speediso_testsupport::loops as loop_support;
 
 /// Root and the tools, or skip (fail under SPEEDISO_REQUIRE_TOOLS=1).
@@ -520,14 +520,6 @@ impl Drop for Mounted {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
-struct Dm(String);
-impl Drop for Dm {
-    fn drop(&mut self) {
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", &self.0])
-            .status();
-    }
-}
 
 #[test]
 fn all_skips_mounted_and_excluded_disks() {
@@ -700,18 +692,7 @@ fn dm_error_in_the_middle_fails_with_the_bad_range_and_spares_the_other_disk() {
         rest = total - bad_start - bad_len
     );
     let name = format!("speediso-test-err-{}", std::process::id());
-    let o = Command::new("dmsetup")
-        .args(["create", &name])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(table.as_bytes())?;
-            c.wait()
-        })
-        .unwrap();
-    assert!(o.success(), "dmsetup create failed");
-    let _dm = Dm(name.clone());
+    let _dm = Dm::create(&name, &table);
     let dm_dev = format!("/dev/mapper/{name}");
     let dm_kernel = std::fs::canonicalize(&dm_dev)
         .unwrap()

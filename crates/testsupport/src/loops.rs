@@ -135,6 +135,46 @@ impl Loop {
     }
 }
 
+/// A device-mapper device this test made (`dmsetup create` from a table,
+/// usually over its own loop devices); removed on drop, so declare it
+/// after the loop devices beneath it (dropped first).
+pub struct Dm(pub String);
+
+impl Dm {
+    /// `dmsetup create NAME` with `table` (one target a line) on stdin;
+    /// panics when dmsetup fails.
+    pub fn create(name: &str, table: &str) -> Dm {
+        use std::io::Write;
+        let ok = Command::new("dmsetup")
+            .args(["create", name])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(table.as_bytes())?;
+                c.wait()
+            })
+            .unwrap_or_else(|e| panic!("running dmsetup create {name}: {e}"));
+        assert!(
+            ok.success(),
+            "dmsetup create {name} failed; table:\n{table}"
+        );
+        Dm(name.to_string())
+    }
+
+    /// `/dev/mapper/NAME`.
+    pub fn path(&self) -> String {
+        format!("/dev/mapper/{}", self.0)
+    }
+}
+
+impl Drop for Dm {
+    fn drop(&mut self) {
+        let _ = Command::new("dmsetup")
+            .args(["remove", "--retry", &self.0])
+            .status();
+    }
+}
+
 impl Drop for Loop {
     fn drop(&mut self) {
         let _ = Command::new("losetup").args(["-d", &self.dev]).status();

@@ -1,5 +1,11 @@
-//! Burn-in: long tests that load one part of the machine hard and fail on
-//! the first wrong answer, to catch bad hardware before it goes into
-//! service. Each part is its own step module (`burnin.memory`, ...).
+//! Burn-in: the parts of the `burnin` task that load the hardware and
+//! check it while they do: `selftest` (the disks' own self-tests), `cpu`
+//! (checked arithmetic on every CPU), `scan` (a read-only read of every
+//! block of every disk), `memory` (pattern write and check over most of
+//! memory on every CPU). (The task's health snapshots before and after
+//! are `health`'s.)
 
+pub mod cpu;
 pub mod memory;
+pub mod scan;
+pub mod selftest;

@@ -140,8 +140,11 @@ pub enum Command {
     /// checks in the kernel log (/dev/kmsg), CPU thermal throttle counts,
     /// hwmon temperatures, fans and voltages against their own max/crit/
     /// alarm values, PCIe AER error counts and links trained below their
-    /// maximum, NIC error/drop/carrier counters, and the expected hardware
-    /// (speediso.expect.cpu_threads, .memory_gib, .disk_count, .nic_count).
+    /// maximum, NIC error/drop/carrier counters, the disks' own health
+    /// (NVMe SMART/Health log and self-test log, ATA SMART attributes and
+    /// self-test log, read natively), and the expected hardware
+    /// (speediso.expect.cpu_threads, .memory_gib, .dimm_count, .disk_count,
+    /// .disk_min_gb, .nic_count, .nic_speed_mbps, .gpu_count).
     /// Thresholds are speediso.health.max_* options (task files: the step
     /// keys); see `speediso tasks --options`.
     ///
@@ -161,6 +164,15 @@ pub enum Command {
         /// `health` task step).
         #[arg(long)]
         json: bool,
+    },
+    /// Burn-in parts by hand: load the hardware and check it while it
+    /// runs. The `burnin` task runs them all between two health snapshots.
+    ///
+    /// A wrong answer or an unreadable block fails; a slow one does not
+    /// (that is `speediso bench`).
+    Burnin {
+        #[command(subcommand)]
+        part: BurninCmd,
     },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
@@ -187,15 +199,6 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         what: BenchCmd,
-    },
-    /// Run one burn-in test now: load one part of the machine hard and FAIL
-    /// on the first wrong answer (the same code as the burnin.* task steps).
-    Burnin {
-        /// Print the result as JSON on stdout (progress goes to stderr).
-        #[arg(long, global = true)]
-        json: bool,
-        #[command(subcommand)]
-        what: BurninCmd,
     },
 }
 
@@ -288,9 +291,63 @@ pub enum BenchCmd {
     Net(crate::netbench::NetArgs),
 }
 
-/// `speediso burnin <what>`: one variant per burn-in module.
+pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    speediso_proto::units::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BurninCmd {
+    /// Run the disks' own self-tests (NVMe Device Self-test, ATA SMART
+    /// self-test) on every NVMe, SATA and SAS disk, in parallel, polled
+    /// every 5 s with progress; read-only for the data on them.
+    ///
+    /// Outcome per disk: passed, failed (with the device's words and the
+    /// first failing LBA), aborted, refused (the disk declined), unsupported
+    /// (no self-test feature), timed out. Exit status: 0 every disk passed,
+    /// 1 one failed, 3 none failed but some could not be tested (refused,
+    /// unsupported, timed out), 2 a bad option.
+    Selftest {
+        /// short (about 2 minutes) or extended (a full read of the media:
+        /// hours on large disks).
+        #[arg(long, value_name = "KIND", default_value = "short")]
+        kind: String,
+        /// Longest wait for one disk's test (default 30m short, 24h extended).
+        #[arg(long, value_name = "DURATION")]
+        wait: Option<String>,
+        /// Only this disk (repeatable), by path (/dev/nvme0n1).
+        #[arg(long, value_name = "PATH")]
+        disk: Vec<String>,
+        /// Print the result as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every CPU busy with checked work: a SHA-256 chain, an f64 matrix
+    /// product and a prime sieve, one worker pinned to each CPU, every
+    /// answer compared with the known one.
+    ///
+    /// A wrong answer fails naming the worker, its CPU, the workload, the
+    /// expected and the computed value. The result also gives each
+    /// workload's checked operations per second and the largest rise of a
+    /// CPU's thermal throttle count during the run.
+    ///
+    /// Exit status: 0 PASS, 1 a wrong answer, 2 a bad option.
+    ///
+    /// Example: speediso burnin cpu --duration 10m
+    Cpu(crate::burnin::cpu::CpuArgs),
+    /// Read every block of every disk (read-only, O_DIRECT), disks in
+    /// parallel, and report unreadable LBA ranges with the kernel's error.
+    ///
+    /// Without --disk: every whole disk but the live medium, loop, ram,
+    /// zram, optical and device-mapper devices and those in
+    /// speediso.burnin.scan_exclude (serials, WWNs or paths). Nothing is
+    /// ever written.
+    ///
+    /// Exit status: 0 PASS (every disk read whole), 1 FAIL (an unreadable
+    /// range, a disk that went away, nothing scanned), 2 a bad option.
+    ///
+    /// Example: speediso burnin scan --disk /dev/sda --disk /dev/nvme0n1
+    Scan(crate::burnin::scan::ScanArgs),
     /// Memory pattern test on every core over 90% of available memory.
     ///
     /// Each pass writes ten patterns over the region and reads each back:
@@ -315,10 +372,7 @@ pub enum BurninCmd {
     ///
     /// Exit status: 0 PASS, 1 FAIL (or the test could not run), 2 a bad
     /// option.
+    ///
+    /// Example: speediso burnin memory --size 16G --passes 2
     Memory(crate::burnin::memory::MemoryArgs),
-}
-
-pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    speediso_proto::units::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
 }

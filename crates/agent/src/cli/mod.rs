@@ -187,8 +187,158 @@ pub fn run(cli: Cli) -> Result<i32> {
             smart,
         } => cmd_inventory(&env, json, pci_ids, smart),
         Command::Health { json } => cmd_health(&env, json),
-        Command::Burnin { json, what } => cmd_burnin(&env, json, &what),
+        Command::Burnin { part } => match part {
+            BurninCmd::Selftest {
+                kind,
+                wait,
+                disk,
+                json,
+            } => cmd_selftest(&env, &kind, wait.as_deref(), disk, json),
+            BurninCmd::Cpu(a) => cmd_burnin(&env, a.json, Stress::Cpu(&a)),
+            BurninCmd::Scan(a) => cmd_burnin(&env, a.json, Stress::Scan(&a)),
+            BurninCmd::Memory(a) => cmd_burnin(&env, a.json, Stress::Memory(&a)),
+        },
     }
+}
+
+/// The console of a command whose result is a document: stdout, or with
+/// `--json` stderr, so that stdout then carries only the document.
+fn result_console(json: bool) -> Box<dyn Sink> {
+    if json {
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
+    } else {
+        Box::new(sinks::console::Console::stdout())
+    }
+}
+
+/// Print a command's result document and return `rc`; a closed pipe
+/// (`speediso inventory | head`) is fine.
+fn print_result(text: &str, what: &str, rc: i32) -> Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).with_context(|| format!("writing {what}"))
+        }
+        _ => Ok(rc),
+    }
+}
+
+/// The burn-in parts that stress and check (`speediso burnin cpu|scan|memory`).
+enum Stress<'a> {
+    Cpu(&'a crate::burnin::cpu::CpuArgs),
+    Scan(&'a crate::burnin::scan::ScanArgs),
+    Memory(&'a crate::burnin::memory::MemoryArgs),
+}
+
+/// `speediso burnin cpu|scan|memory`: one step run through `run::AdHoc` (every
+/// sink hears it); the result on stdout, exit 1 on FAIL, 2 on a bad option.
+fn cmd_burnin(env: &Env, json: bool, what: Stress) -> Result<i32> {
+    use crate::burnin::{cpu, memory, scan};
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let step = match &what {
+        Stress::Cpu(_) => cpu::NAME,
+        Stress::Scan(_) => scan::NAME,
+        Stress::Memory(_) => memory::NAME,
+    };
+    let cpu_cfg = match &what {
+        Stress::Cpu(a) => match a.config(&options) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        },
+        Stress::Scan(a) => {
+            // A named path that is no disk is a bad option: no run starts.
+            if let Err(e) = scan::select(&env.root, &a.config(&options)) {
+                crate::say!("speediso: {e:#}");
+                return Ok(exit::USAGE);
+            }
+            None
+        }
+        Stress::Memory(_) => None,
+    };
+    // burnin memory: the command line's speediso.burnin.* first, each flag
+    // given replaces its field; a size this machine cannot give is a bad
+    // option: no run starts.
+    let mem_cfg = match &what {
+        Stress::Memory(a) => {
+            let cfg = memory::Config::new(&toml::Table::new(), &options)
+                .map(|mut c| {
+                    a.apply(&mut c);
+                    c
+                })
+                .and_then(|c| memory::planned_size(&c, &env.root).map(|_| c));
+            match cfg {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    crate::say!("speediso: burnin memory: {e:#}");
+                    return Ok(exit::USAGE);
+                }
+            }
+        }
+        _ => None,
+    };
+    let console = result_console(json);
+    let bus = Bus::new(
+        Some("burnin".into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, step, step, false);
+    let ev = run.step.clone();
+    let res = match (&what, cpu_cfg) {
+        (Stress::Cpu(_), Some(cfg)) => cpu::run(&cfg, &env.root, &ev).and_then(|r| {
+            let fail = (r.errors_total > 0).then(|| {
+                format!(
+                    "burnin.cpu FAIL: {} wrong answer(s); first: {}",
+                    r.errors_total,
+                    r.errors.first().map(|e| e.to_string()).unwrap_or_default()
+                )
+            });
+            Ok((serde_json::to_value(&r)?, cpu::summary(&r), fail))
+        }),
+        (Stress::Scan(a), _) => scan::run(&env.root, &a.config(&options), &ev).and_then(|r| {
+            let bad = scan::failures(&r);
+            let fail = (!bad.is_empty()).then(|| format!("burnin.scan FAIL: {}", bad.join("; ")));
+            Ok((serde_json::to_value(&r)?, scan::summary(&r), fail))
+        }),
+        (Stress::Memory(_), _) => {
+            let cfg = mem_cfg.as_ref().expect("configured above");
+            memory::run(cfg, &env.root, &ev).and_then(|r| {
+                let fail = (r.mismatch_count > 0)
+                    .then(|| format!("burnin.memory FAIL: {} bad word(s)", r.mismatch_count));
+                Ok((serde_json::to_value(&r)?, memory::render(&r), fail))
+            })
+        }
+        (Stress::Cpu(_), None) => unreachable!("configured above"),
+    };
+    let (value, text, fail) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            run.finish(exit::FAILED, Some(format!("{e:#}")));
+            return Err(e);
+        }
+    };
+    ev.emit(crate::events::Body::Result {
+        data: value.clone(),
+    });
+    let rc = match &fail {
+        Some(why) => {
+            ev.warn(why.clone());
+            run.finish(exit::FAILED, Some(why.clone()))
+        }
+        None => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&value)? + "\n"
+    } else {
+        text
+    };
+    print_result(&text, "the burn-in result", rc)
 }
 
 fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
@@ -199,12 +349,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             // endpoint). The console is stdout, or with --json stderr,
             // and stdout then carries only the result document, as for
             // the other benchmarks.
-            let console: Box<dyn Sink> = if json {
-                let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-                Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-            } else {
-                Box::new(sinks::console::Console::stdout())
-            };
+            let console = result_console(json);
             let plan = match crate::netbench::cli_plan(args) {
                 Ok(p) => p,
                 Err(rc) => return Ok(rc),
@@ -216,11 +361,17 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
             );
             let run =
                 crate::run::AdHoc::start(bus, crate::netbench::NAME, crate::netbench::NAME, false);
-            return match crate::netbench::run(&plan, &run.step) {
+            return match crate::netbench::run(&plan, &env.root, &run.step) {
                 Ok(data) => {
                     run.step
                         .emit(crate::events::Body::Result { data: data.clone() });
-                    let rc = run.finish(exit::SUCCESS, None);
+                    let rc = match crate::netbench::line_rate_failed(&data) {
+                        Some(why) => {
+                            crate::say!("speediso: bench net: {why}");
+                            run.finish(exit::FAILED, Some(why))
+                        }
+                        None => run.finish(exit::SUCCESS, None),
+                    };
                     if json {
                         crate::out!("{}", serde_json::to_string_pretty(&data)?);
                     }
@@ -237,13 +388,7 @@ fn cmd_bench(env: &Env, json: bool, what: &BenchCmd) -> Result<i32> {
         BenchCmd::Memory(_) => memory::NAME,
         BenchCmd::Disk(_) => disk::NAME,
     };
-    // With --json, stdout carries only the result; progress goes to stderr.
-    let console: Box<dyn Sink> = if json {
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Box::new(sinks::console::Console::new(std::io::stderr(), tty))
-    } else {
-        Box::new(sinks::console::Console::stdout())
-    };
+    let console = result_console(json);
     // A refused command line starts no run (like a usage error).
     if let BenchCmd::Disk(a) = what {
         if let Err(e) = disk::check_target(&env.root, &a.config(), &a.target) {
@@ -529,14 +674,7 @@ fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -
     } else {
         crate::inventory::render(&inv, &notes)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        // `speediso inventory | head` is fine.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the inventory")
-        }
-        _ => Ok(exit::SUCCESS),
-    }
+    print_result(&text, "the inventory", exit::SUCCESS)
 }
 
 /// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.
@@ -586,79 +724,69 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
     } else {
         health::render(&r)
     };
-    use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the health report")
-        }
-        _ => Ok(rc),
-    }
+    print_result(&text, "the health report", rc)
 }
 
-/// `speediso burnin memory`: the report on stdout; exit 1 on FAIL.
-fn cmd_burnin(env: &Env, json: bool, what: &BurninCmd) -> Result<i32> {
-    use crate::burnin::memory;
-    let BurninCmd::Memory(args) = what;
+/// `speediso burnin selftest`: the disks' own self-tests.
+fn cmd_selftest(
+    env: &Env,
+    kind: &str,
+    wait: Option<&str>,
+    disks: Vec<String>,
+    json: bool,
+) -> Result<i32> {
+    use crate::burnin::selftest;
     let Some(options) = env.checked_options() else {
         return Ok(exit::USAGE);
     };
-    // The command line's speediso.burnin.* first; each flag given
-    // replaces its field.
-    let mut cfg = match memory::Config::new(&toml::Table::new(), &options) {
+    let mut step = toml::Table::new();
+    step.insert("kind".into(), kind.into());
+    if let Some(w) = wait {
+        step.insert("wait".into(), w.into());
+    }
+    let mut cfg = match selftest::Config::new(&step, &options) {
         Ok(c) => c,
         Err(e) => {
             crate::say!("speediso: {e:#}");
             return Ok(exit::USAGE);
         }
     };
-    args.apply(&mut cfg);
-    // A size this machine cannot give is a bad option: no run starts.
-    if let Err(e) = memory::planned_size(&cfg, &env.root) {
-        crate::say!("speediso: burnin memory: {e:#}");
-        return Ok(exit::USAGE);
-    }
-    // Progress goes to stderr; stdout carries only the report.
+    cfg.disks = disks;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
     let bus = Bus::new(
-        Some("burnin".into()),
+        Some(selftest::NAME.into()),
         host::identify(&env.root, &env.cmdline),
         env.sinks_with(console, Record::AdHoc),
     );
-    let run = crate::run::AdHoc::start(bus, memory::NAME, memory::NAME, false);
-    let r = match memory::run(&cfg, &env.root, &run.step) {
-        Ok(r) => r,
-        Err(e) => {
-            run.finish(exit::FAILED, Some(format!("{e:#}")));
-            return Err(e);
-        }
-    };
+    let run = crate::run::AdHoc::start(bus, selftest::NAME, selftest::NAME, false);
+    let ev = run.step.clone();
+    let r = selftest::run(&env.root, &cfg, &|disk, pct| {
+        ev.progress(crate::events::Progress {
+            percent: Some(pct as f64),
+            message: Some(format!("{disk}: self-test {pct}%")),
+            ..Default::default()
+        })
+    });
     run.step.emit(crate::events::Body::Result {
         data: serde_json::to_value(&r)?,
     });
-    let rc = if r.mismatch_count > 0 {
-        run.finish(
-            exit::FAILED,
-            Some(format!(
-                "memory test FAIL: {} bad word(s)",
-                r.mismatch_count
-            )),
-        )
-    } else {
-        run.finish(exit::SUCCESS, None)
+    let rc = match r.verdict {
+        "fail" => run.finish(exit::FAILED, Some("a disk self-test failed".into())),
+        "warn" => {
+            run.finish(exit::SUCCESS, None);
+            3
+        }
+        _ => run.finish(exit::SUCCESS, None),
     };
     let text = if json {
         serde_json::to_string_pretty(&r)? + "\n"
     } else {
-        memory::render(&r)
+        selftest::render(&r)
     };
     use std::io::Write;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("writing the memory test report")
-        }
-        _ => Ok(rc),
-    }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(rc)
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {

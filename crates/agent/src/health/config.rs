@@ -24,6 +24,11 @@ pub struct Thresholds {
     pub max_nic_drops: u64,
     /// NIC carrier changes above this warn.
     pub max_carrier_changes: u64,
+    /// NVMe percentage of rated endurance used at or above this warns.
+    pub max_percentage_used: u64,
+    /// ATA reallocated, pending, offline-uncorrectable and reported
+    /// uncorrectable sectors (raw) above this warn.
+    pub max_bad_sectors: u64,
 }
 
 impl Default for Thresholds {
@@ -39,6 +44,9 @@ impl Default for Thresholds {
             // A link brought up once counts 2 (down at probe, then up);
             // two bring-ups are normal in a PXE boot.
             max_carrier_changes: 4,
+            // Drives are rated to 100%; 90% leaves time to order one.
+            max_percentage_used: 90,
+            max_bad_sectors: 0,
         }
     }
 }
@@ -50,12 +58,25 @@ pub struct Expect {
     pub memory_gib: Option<u64>,
     pub disk_count: Option<u64>,
     pub nic_count: Option<u64>,
+    /// DIMMs populated (SMBIOS type 17 with a size).
+    pub dimm_count: Option<u64>,
+    /// Every counted disk at least this big, in GB (10^9 bytes, as drives
+    /// are sold).
+    pub disk_min_gb: Option<u64>,
+    /// Every NIC with a link at this speed or faster, in Mb/s.
+    pub nic_speed_mbps: Option<u64>,
+    /// Display and 3D controllers (PCI class 03h).
+    pub gpu_count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub thresholds: Thresholds,
     pub expect: Expect,
+    /// Save this report as a snapshot of this name (task files only).
+    pub snapshot: Option<String>,
+    /// Report what is new since the snapshot of this name (task files only).
+    pub compare: Option<String>,
 }
 
 const BIG: u64 = 1 << 48;
@@ -86,6 +107,30 @@ pub const OPTIONS: &[Spec] = &[
         "health: NICs with a device behind them (FAIL otherwise)",
     )
     .step("nic_count"),
+    Spec::cmdline(
+        "expect.dimm_count",
+        Kind::Int(0, 100_000),
+        "health: populated DIMMs (SMBIOS memory devices with a size) (FAIL otherwise, naming the empty slots)",
+    )
+    .step("dimm_count"),
+    Spec::cmdline(
+        "expect.disk_min_gb",
+        Kind::Int(1, BIG),
+        "health: every counted disk at least this many GB (10^9 bytes, as sold) (FAIL naming a smaller one)",
+    )
+    .step("disk_min_gb"),
+    Spec::cmdline(
+        "expect.nic_speed_mbps",
+        Kind::Int(1, 10_000_000),
+        "health: every NIC with a link negotiated at least this speed, Mb/s (FAIL naming a slower one)",
+    )
+    .step("nic_speed_mbps"),
+    Spec::cmdline(
+        "expect.gpu_count",
+        Kind::Int(0, 100_000),
+        "health: display and 3D controllers (PCI class 03h) (FAIL otherwise)",
+    )
+    .step("gpu_count"),
     Spec::cmdline(
         "health.max_corrected_errors",
         Kind::Int(0, BIG),
@@ -122,6 +167,28 @@ pub const OPTIONS: &[Spec] = &[
         "health: NIC carrier changes above this warn (default 4: a link brought up twice)",
     )
     .step("max_carrier_changes"),
+    Spec::cmdline(
+        "health.max_percentage_used",
+        Kind::Int(1, 255),
+        "health: NVMe endurance used (percent) at or above this warns (default 90)",
+    )
+    .step("max_percentage_used"),
+    Spec::cmdline(
+        "health.max_bad_sectors",
+        Kind::Int(0, BIG),
+        "health: ATA reallocated/pending/uncorrectable sectors above this warn (default 0)",
+    )
+    .step("max_bad_sectors"),
+    Spec::step_only(
+        "snapshot",
+        Kind::NonEmpty,
+        "health: save this report under a name ([a-z0-9_-]) for a later step's `compare` (burn-in: before)",
+    ),
+    Spec::step_only(
+        "compare",
+        Kind::NonEmpty,
+        "health: report every finding that is new since the named snapshot of this run (burn-in: after); new ECC, MCE, PCIe and disk findings FAIL",
+    ),
 ];
 
 impl Config {
@@ -134,31 +201,57 @@ impl Config {
         let mut c = Config::default();
         let t = &mut c.thresholds;
         let e = &mut c.expect;
-        let fields: [(&str, &mut Option<u64>); 4] = [
+        let fields: [(&str, &mut Option<u64>); 8] = [
             ("expect.cpu_threads", &mut e.cpu_threads),
             ("expect.memory_gib", &mut e.memory_gib),
             ("expect.disk_count", &mut e.disk_count),
             ("expect.nic_count", &mut e.nic_count),
+            ("expect.dimm_count", &mut e.dimm_count),
+            ("expect.disk_min_gb", &mut e.disk_min_gb),
+            ("expect.nic_speed_mbps", &mut e.nic_speed_mbps),
+            ("expect.gpu_count", &mut e.gpu_count),
         ];
         for (key, field) in fields {
             if let Some(v) = value(step, options, key)? {
                 *field = Some(v);
             }
         }
-        let fields: [(&str, &mut u64); 6] = [
+        let fields: [(&str, &mut u64); 8] = [
             ("health.max_corrected_errors", &mut t.max_corrected_errors),
             ("health.max_throttle_count", &mut t.max_throttle_count),
             ("health.max_aer_correctable", &mut t.max_aer_correctable),
             ("health.max_nic_errors", &mut t.max_nic_errors),
             ("health.max_nic_drops", &mut t.max_nic_drops),
             ("health.max_carrier_changes", &mut t.max_carrier_changes),
+            ("health.max_percentage_used", &mut t.max_percentage_used),
+            ("health.max_bad_sectors", &mut t.max_bad_sectors),
         ];
         for (key, field) in fields {
             if let Some(v) = value(step, options, key)? {
                 *field = v;
             }
         }
+        c.snapshot = name(step, "snapshot")?;
+        c.compare = name(step, "compare")?;
         Ok(c)
+    }
+}
+
+/// A snapshot name from the step: `[a-z0-9_-]{1,32}` (it names a file).
+fn name(step: &toml::Table, key: &str) -> Result<Option<String>> {
+    match step.get(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s))
+            if (1..=32).contains(&s.len())
+                && s.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }) =>
+        {
+            Ok(Some(s.clone()))
+        }
+        Some(v) => {
+            bail!("health option {key} = {v}: expected a name of 1-32 characters a-z, 0-9, - or _")
+        }
     }
 }
 

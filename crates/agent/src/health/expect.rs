@@ -7,7 +7,11 @@
 //! exceeds what is installed: more is the wrong machine). Disks: whole
 //! disks in /sys/block except loop, ram, zram, optical (sr), dm, md, nbd
 //! and removable ones (a USB stick an engineer plugged in). NICs: those
-//! with a device behind them (`nics::physical`).
+//! with a device behind them (`nics::physical`). DIMMs: populated SMBIOS
+//! memory devices, naming the empty slots. Disk size: every counted disk
+//! at least the size in GB. NIC speed: every NIC with carrier negotiated
+//! at least the speed (an unknown speed is below it; no link at all
+//! fails). GPUs: PCI class 03h.
 
 use super::{Finding, Out, Severity};
 use crate::root::Root;
@@ -34,6 +38,19 @@ fn disk_names(root: &Root) -> Vec<String> {
         .into_iter()
         .filter(|d| counts_as_disk(&d.name, d.removable))
         .map(|d| d.name)
+        .collect()
+}
+
+/// PCI display and 3D controllers (class 03h), by address.
+fn gpu_names(root: &Root) -> Vec<String> {
+    let dir = "/sys/bus/pci/devices";
+    crate::root::dir_names(&root.at(dir))
+        .into_iter()
+        .filter(|a| {
+            super::read::text(root, &format!("{dir}/{a}/class"))
+                .ok()
+                .is_some_and(|c| c.trim().starts_with("0x03"))
+        })
         .collect()
 }
 
@@ -89,11 +106,10 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
             )),
         }
     }
-    // Counted devices: (expected, what, the names found, where from, key).
     // Counted devices: (expected, what, how to list them, where from, key).
     // A list is read only when its count is expected.
     type Lister = fn(&Root) -> Vec<String>;
-    let counted: [(Option<u64>, &str, Lister, &str, &str); 2] = [
+    let counted: [(Option<u64>, &str, Lister, &str, &str); 3] = [
         (
             e.disk_count,
             "disks",
@@ -107,6 +123,13 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
             super::nics::physical,
             "/sys/class/net",
             "nic_count",
+        ),
+        (
+            e.gpu_count,
+            "GPUs",
+            gpu_names,
+            "/sys/bus/pci/devices/*/class",
+            "gpu_count",
         ),
     ];
     for (want, what, list, source, key) in counted {
@@ -125,6 +148,107 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
                 },
                 source,
                 format!("= {want} (speediso.expect.{key})"),
+            ));
+        }
+    }
+    if let Some(want) = e.dimm_count {
+        let m = crate::inventory::memory::collect(root);
+        match m.note.filter(|_| m.smbios_version.is_none()) {
+            Some(why) => out.findings.push(Finding::unreadable(
+                CHECK,
+                "DIMMs",
+                "/sys/firmware/dmi/tables/DMI",
+                &why,
+            )),
+            None => {
+                let found = m.dimms.len() as u64;
+                done.push(format!("{found} DIMMs"));
+                if found != want {
+                    let names: Vec<String> = m
+                        .dimms
+                        .iter()
+                        .map(|d| d.locator.clone().unwrap_or_else(|| "?".into()))
+                        .collect();
+                    out.findings.push(fail(
+                        "DIMMs",
+                        format!(
+                            "expected {want} DIMMs, found {found}{}",
+                            m.slots
+                                .map(|s| format!(" in {s} slots"))
+                                .unwrap_or_default()
+                        ),
+                        format!(
+                            "populated: {}; empty: {}",
+                            names.join(", "),
+                            if m.empty_slots.is_empty() {
+                                "none".to_string()
+                            } else {
+                                m.empty_slots.join(", ")
+                            }
+                        ),
+                        "/sys/firmware/dmi/tables/DMI (SMBIOS type 17)",
+                        format!("= {want} (speediso.expect.dimm_count)"),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(want) = e.disk_min_gb {
+        let disks: Vec<_> = crate::blockdev::scan::disks(root)
+            .into_iter()
+            .filter(|d| counts_as_disk(&d.name, d.removable))
+            .collect();
+        done.push(format!("{} disk sizes", disks.len()));
+        for d in disks.iter().filter(|d| d.size_bytes < want * 1_000_000_000) {
+            out.findings.push(fail(
+                &super::disks::component(d),
+                format!(
+                    "disk {} is {:.1} GB, smaller than the expected {want} GB",
+                    d.name,
+                    d.size_bytes as f64 / 1e9
+                ),
+                format!("size = {} sectors", d.size_bytes / 512),
+                &format!("/sys/block/{}/size", d.name),
+                format!(">= {want} GB (speediso.expect.disk_min_gb)"),
+            ));
+        }
+    }
+    if let Some(want) = e.nic_speed_mbps {
+        let mut linked = 0;
+        for n in super::nics::physical(root) {
+            let dir = format!("/sys/class/net/{n}");
+            if super::read::num::<u64>(root, &format!("{dir}/carrier")).ok() != Some(1) {
+                continue;
+            }
+            linked += 1;
+            let abs = format!("{dir}/speed");
+            // -1 (unknown, as virtual NICs say) is below any expectation.
+            let speed = super::read::num::<i64>(root, &abs).ok().unwrap_or(-1);
+            if speed < want as i64 {
+                out.findings.push(fail(
+                    &n,
+                    format!(
+                        "{n} linked at {}, below the expected {want} Mb/s",
+                        if speed < 0 {
+                            "an unknown speed".to_string()
+                        } else {
+                            format!("{speed} Mb/s")
+                        }
+                    ),
+                    format!("speed = {speed}"),
+                    &abs,
+                    format!(">= {want} Mb/s (speediso.expect.nic_speed_mbps)"),
+                ));
+            }
+        }
+        done.push(format!("{linked} NIC links"));
+        if linked == 0 {
+            out.findings.push(fail(
+                "NICs",
+                format!("no NIC has a link; expected at least one at {want} Mb/s"),
+                "carrier = 0 on every NIC".into(),
+                "/sys/class/net/*/carrier",
+                format!(">= {want} Mb/s (speediso.expect.nic_speed_mbps)"),
             ));
         }
     }

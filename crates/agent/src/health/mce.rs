@@ -39,6 +39,63 @@ pub struct Record {
 }
 
 pub fn check(root: &Root) -> Out {
+    let (banks, n_banks) = bank_counters(root);
+    let mut out = log_check(root);
+    if n_banks > 0 {
+        out.skipped = false;
+        out.summary
+            .push_str(&format!("; {n_banks} AMD threshold bank counter(s)"));
+    }
+    out.findings.extend(banks);
+    out
+}
+
+/// AMD's per-bank corrected error counters:
+/// `/sys/devices/system/machinecheck/machinecheckCPU/threshold_bankN/BLOCK/
+/// error_count` (each bank is shared by the CPUs of its scope, so a count
+/// is reported once per bank and block). Any count is a WARN: corrected
+/// errors the hardware counted in that bank. Intel exposes no counters
+/// there (its `bankN` files are control masks).
+fn bank_counters(root: &Root) -> (Vec<Finding>, usize) {
+    const DIR: &str = "/sys/devices/system/machinecheck";
+    let mut seen = std::collections::BTreeMap::new();
+    for (_, cpu) in super::read::numbered(root, DIR, "machinecheck") {
+        for (_, bank) in super::read::numbered(root, &format!("{DIR}/{cpu}"), "threshold_bank") {
+            let bdir = format!("{DIR}/{cpu}/{bank}");
+            for block in crate::root::dir_names(&root.at(&bdir)) {
+                let abs = format!("{bdir}/{block}/error_count");
+                if !root.at(&abs).exists() {
+                    continue;
+                }
+                seen.entry(format!("{bank}/{block}"))
+                    .or_insert((abs.clone(), super::read::num::<u64>(root, &abs)));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    for (name, (abs, val)) in &seen {
+        match val {
+            super::read::Val::Ok(0) | super::read::Val::Absent | super::read::Val::NoData => {}
+            super::read::Val::Ok(n) => v.push(
+                Finding::new(
+                    Severity::Warn,
+                    CHECK,
+                    format!("MCA {name}"),
+                    format!("{n} corrected error(s) counted in machine check {name}"),
+                )
+                .evidence(format!("error_count = {n}"))
+                .source(abs.clone())
+                .threshold("0"),
+            ),
+            super::read::Val::Bad(why) => {
+                v.push(Finding::unreadable(CHECK, format!("MCA {name}"), abs, why))
+            }
+        }
+    }
+    (v, seen.len())
+}
+
+fn log_check(root: &Root) -> Out {
     let mut out = Out::default();
     let text = match read_log(root) {
         Ok(Some(t)) => t,

@@ -7,12 +7,14 @@
 //! One file a signal: `edac` (ECC memory errors), `mce` (machine checks in
 //! the kernel log), `throttle` (CPU thermal throttling), `hwmon` (sensors
 //! against their own limits), `pcie` (AER counters, link training), `nics`
-//! (error, drop and carrier counters), `expect` (what was ordered:
+//! (error, drop and carrier counters), `disks` (NVMe and ATA SMART read
+//! natively, through `smart`), `expect` (what was ordered:
 //! `speediso.expect.*`). `config` holds the options and thresholds; `read`
 //! the readers that tell "absent" from "unreadable". A value that cannot be
 //! read is a WARN finding that says so, never a silent PASS.
 
 pub mod config;
+pub mod disks;
 pub mod edac;
 pub mod expect;
 pub mod hwmon;
@@ -20,6 +22,8 @@ pub mod mce;
 pub mod nics;
 pub mod pcie;
 pub mod read;
+pub mod smart;
+pub mod snapshot;
 pub mod throttle;
 
 pub use config::{Config, Expect, Thresholds};
@@ -79,7 +83,7 @@ impl Verdict {
 pub struct Finding {
     pub severity: Severity,
     /// The check that found it: `edac`, `mce`, `throttle`, `hwmon`,
-    /// `pcie`, `nic`, `expect`.
+    /// `pcie`, `nic`, `disk`, `expect`, `change` (new since a snapshot).
     pub check: &'static str,
     /// What it is about: a DIMM label (`CPU0_DIMM_A1 (mc0/dimm0)`), a PCI
     /// address, a NIC name, `CPU 3`, `coretemp temp1 (Package id 0)`.
@@ -182,7 +186,8 @@ pub struct Out {
 ///
 /// Findings are sorted worst first, then in check order; `checked` has one
 /// entry per check in the order edac, mce, throttle, hwmon, pcie, nic,
-/// expect. New keys may be added; existing ones keep their meaning.
+/// disk, expect (and `change` when the step compared with a snapshot).
+/// New keys may be added; existing ones keep their meaning.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub verdict: Verdict,
@@ -203,20 +208,35 @@ pub struct Counts {
 /// Read every signal under `root` and judge it.
 pub fn collect(root: &Root, cfg: &Config) -> Report {
     let t = &cfg.thresholds;
-    let outs: [(&'static str, Out); 7] = [
+    let outs: Vec<(&'static str, Out)> = vec![
         ("edac", edac::check(root, t)),
         ("mce", mce::check(root)),
         ("throttle", throttle::check(root, t)),
         ("hwmon", hwmon::check(root)),
         ("pcie", pcie::check(root, t)),
         ("nic", nics::check(root, t)),
+        ("disk", disks::check(root, t)),
         ("expect", expect::check(root, &cfg.expect)),
     ];
-    let mut findings = Vec::new();
-    let mut checked = Vec::new();
+    let mut r = Report {
+        verdict: Verdict::Pass,
+        counts: Counts::default(),
+        findings: Vec::new(),
+        checked: Vec::new(),
+        thresholds: cfg.thresholds.clone(),
+        expect: cfg.expect.clone(),
+    };
     for (check, out) in outs {
+        r.add(check, out);
+    }
+    r
+}
+
+impl Report {
+    /// Add one check's findings and its `checked` line, and judge again.
+    pub fn add(&mut self, check: &'static str, out: Out) {
         let worst = out.findings.iter().map(|f| f.severity).max();
-        checked.push(Checked {
+        self.checked.push(Checked {
             check,
             status: match worst {
                 Some(Severity::Fail) => "fail",
@@ -226,29 +246,22 @@ pub fn collect(root: &Root, cfg: &Config) -> Report {
             },
             summary: out.summary,
         });
-        findings.extend(out.findings);
-    }
-    // Stable: within a severity the checks keep their order.
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let count = |s| findings.iter().filter(|f| f.severity == s).count();
-    let counts = Counts {
-        fail: count(Severity::Fail),
-        warn: count(Severity::Warn),
-        info: count(Severity::Info),
-    };
-    Report {
-        verdict: if counts.fail > 0 {
+        self.findings.extend(out.findings);
+        // Stable: within a severity the checks keep their order.
+        self.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        let count = |s| self.findings.iter().filter(|f| f.severity == s).count();
+        self.counts = Counts {
+            fail: count(Severity::Fail),
+            warn: count(Severity::Warn),
+            info: count(Severity::Info),
+        };
+        self.verdict = if self.counts.fail > 0 {
             Verdict::Fail
-        } else if counts.warn > 0 {
+        } else if self.counts.warn > 0 {
             Verdict::Warn
         } else {
             Verdict::Pass
-        },
-        counts,
-        findings,
-        checked,
-        thresholds: cfg.thresholds.clone(),
-        expect: cfg.expect.clone(),
+        };
     }
 }
 
@@ -329,7 +342,18 @@ impl Module for Health {
     }
 
     fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
-        let r = collect(ctx.root, ctx.config);
+        let mut r = collect(ctx.root, ctx.config);
+        let run_id = ctx.events.run_id();
+        if let Some(name) = &ctx.config.compare {
+            let out = snapshot::compare(ctx.run_dir, run_id, name, &r);
+            r.add("change", out);
+        }
+        if let Some(name) = &ctx.config.snapshot {
+            snapshot::save(ctx.run_dir, run_id, name, &r)?;
+            ctx.events.log(format!(
+                "health snapshot '{name}' saved for a later comparison"
+            ));
+        }
         ctx.events.log(summary(&r));
         for f in r.findings.iter().filter(|f| f.severity > Severity::Info) {
             ctx.events.warn(format!(

@@ -19,6 +19,10 @@ pub struct Memory {
     pub installed_bytes: Option<u64>,
     pub ecc: Option<String>,
     pub smbios_version: Option<String>,
+    /// Locators of the slots SMBIOS lists as empty (for `health`'s
+    /// expected DIMM count; not part of the inventory document).
+    #[serde(skip)]
+    pub empty_slots: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -68,7 +72,13 @@ pub fn collect(root: &Root) -> Memory {
     let all: Vec<Dimm> = structs.iter().filter_map(smbios::dimm).collect();
     m.slots = Some(all.len());
     m.ecc = structs.iter().find_map(smbios::ecc);
-    m.dimms = all.into_iter().filter(|d| d.size_bytes.is_some()).collect();
+    let (dimms, empty): (Vec<Dimm>, Vec<Dimm>) =
+        all.into_iter().partition(|d| d.size_bytes.is_some());
+    m.dimms = dimms;
+    m.empty_slots = empty
+        .into_iter()
+        .map(|d| d.locator.unwrap_or_else(|| "?".into()))
+        .collect();
     m.installed_bytes = Some(m.dimms.iter().filter_map(|d| d.size_bytes).sum());
     if m.slots == Some(0) {
         m.note = Some("SMBIOS has no memory device (type 17) entries".into());

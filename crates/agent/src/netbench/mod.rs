@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod iperf;
+pub mod linerate;
 
 use crate::events::{Progress, StepEvents};
 use crate::module::{Module, StepContext};
@@ -47,6 +48,20 @@ pub struct NetArgs {
     /// (also bounds DNS and each connect).
     #[arg(long, default_value = "15", value_name = "S", value_parser = parse_secs)]
     pub timeout: Duration,
+    /// Fail unless every iperf3 direction carries at least this share
+    /// (0-1, e.g. 0.9) of the negotiated speed of the link it leaves by.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub line_rate: Option<f64>,
+}
+
+/// A share of the link speed: a number above 0 and at most 1.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err(format!(
+            "{s:?} is not a share of the link speed above 0 and at most 1, like 0.9"
+        )),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -63,6 +78,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 pub struct Plan {
     pub iperf: Option<iperf::Config>,
     pub http: Option<http::Config>,
+    /// Required share of the link speed (`net.line_rate`), judged on the
+    /// iperf3 test.
+    pub line_rate: Option<f64>,
 }
 
 impl Plan {
@@ -91,6 +109,7 @@ impl Plan {
             c.io_timeout = a.timeout;
             c.connect_timeout = a.timeout.min(c.connect_timeout);
         }
+        p.line_rate = a.line_rate;
         Ok(p)
     }
 
@@ -112,13 +131,17 @@ impl Plan {
             Some("bidir") => iperf::Mode::Bidir,
             Some(m) => bail!("speediso.net.mode={m:?} is not forward, reverse or bidir"),
         };
-        Self::build(
+        let mut p = Self::build(
             o.get("net.server").filter(|s| !s.is_empty()),
             o.get("net.http").filter(|s| !s.is_empty()),
             streams,
             duration,
             mode,
-        )
+        )?;
+        if let Some(v) = o.get("net.line_rate") {
+            p.line_rate = Some(parse_share(v).map_err(|e| anyhow!("speediso.net.line_rate: {e}"))?);
+        }
+        Ok(p)
     }
 
     fn build(
@@ -147,14 +170,25 @@ impl Plan {
             c.max_time = duration;
             c
         });
-        Ok(Plan { iperf, http })
+        Ok(Plan {
+            iperf,
+            http,
+            line_rate: None,
+        })
     }
+}
+
+/// The line-rate verdict's message when the result `data` failed it.
+pub fn line_rate_failed(data: &Value) -> Option<String> {
+    let lr = data.get("line_rate")?;
+    (lr["verdict"] == "fail")
+        .then(|| format!("line rate: {}", lr["message"].as_str().unwrap_or("")))
 }
 
 /// Run the plan, emitting progress on `ev`. Both tests run even when the
 /// first fails, so one bad server does not hide the other figure; the step
 /// fails if either did.
-pub fn run(plan: &Plan, ev: &StepEvents) -> Result<Value> {
+pub fn run(plan: &Plan, root: &crate::root::Root, ev: &StepEvents) -> Result<Value> {
     let mut data = serde_json::Map::new();
     let mut errors = Vec::new();
     if let Some(cfg) = &plan.iperf {
@@ -198,6 +232,23 @@ pub fn run(plan: &Plan, ev: &StepEvents) -> Result<Value> {
                 }
                 if let Value::Object(m) = serde_json::to_value(&f)? {
                     data.extend(m);
+                }
+                if let Some(required) = plan.line_rate {
+                    let iface = f
+                        .address
+                        .parse::<std::net::SocketAddr>()
+                        .map(|a| a.ip())
+                        .or_else(|_| f.address.parse::<std::net::IpAddr>())
+                        .ok()
+                        .and_then(linerate::interface_for);
+                    let link = iface.as_deref().and_then(|i| linerate::link_mbps(root, i));
+                    let lr = linerate::judge(iface, link, &f, required);
+                    match lr.verdict {
+                        "pass" => ev.log(format!("line rate: {}", lr.message)),
+                        "fail" => ev.warn(format!("line rate FAIL: {}", lr.message)),
+                        _ => ev.warn(lr.message.clone()),
+                    }
+                    data.insert("line_rate".into(), serde_json::to_value(&lr)?);
                 }
             }
             Err(e) => errors.push(e),
@@ -267,14 +318,33 @@ impl Module for NetBench {
         .flag("streams"),
         Spec::cmdline("net.duration", Kind::Duration, "network test duration").flag("duration"),
         Spec::cmdline(
+            "net.line_rate",
+            Kind::NonEmpty,
+            "fail unless each iperf3 direction carries this share (0-1) of the negotiated link speed",
+        )
+        .step("line_rate")
+        .flag("line-rate"),
+        Spec::cmdline(
             "net.mode",
             Kind::Choice(&["forward", "reverse", "bidir"]),
             "iperf3 direction: forward (upload), reverse (download) or bidir (flags --reverse, --bidir)",
         ),
     ];
 
-    fn configure(_step: &toml::Table, options: &Options) -> Result<Plan> {
-        Plan::from_options(options)
+    fn configure(step: &toml::Table, options: &Options) -> Result<Plan> {
+        let mut p = Plan::from_options(options)?;
+        if let (None, Some(v)) = (p.line_rate, step.get("line_rate")) {
+            let f = match v {
+                toml::Value::Float(f) => *f,
+                toml::Value::Integer(n) => *n as f64,
+                _ => f64::NAN,
+            };
+            p.line_rate = Some(
+                parse_share(&f.to_string())
+                    .map_err(|_| anyhow!("bench.net option line_rate = {v}: expected a share above 0 and at most 1, like 0.9"))?,
+            );
+        }
+        Ok(p)
     }
 
     fn run(ctx: &StepContext<Plan>) -> Result<Value> {
@@ -285,7 +355,13 @@ impl Module for NetBench {
             ctx.events.warn(format!("network test skipped: {reason}"));
             return Ok(json!({"skipped": true, "reason": reason}));
         }
-        run(plan, &ctx.events)
+        let data = run(plan, ctx.root, &ctx.events)?;
+        if let Some(why) = line_rate_failed(&data) {
+            // The figures go out as the step's result before it fails.
+            ctx.events.emit(crate::events::Body::Result { data });
+            bail!("{why}");
+        }
+        Ok(data)
     }
 }
 

@@ -33,6 +33,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../../tasks/lininstall.toml"),
     ),
     ("rescue", include_str!("../../../../tasks/rescue.toml")),
+    ("burnin", include_str!("../../../../tasks/burnin.toml")),
 ];
 
 /// Where installed task files live, lowest precedence first.

@@ -14,6 +14,7 @@ pub mod nvme;
 pub mod overwrite;
 mod plan;
 mod progress;
+pub mod readback;
 pub mod select;
 pub mod verify;
 

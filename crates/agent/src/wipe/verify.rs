@@ -3,12 +3,11 @@
 //! regenerated random stream, or, for firmware erases, "no marker stamped
 //! before the erase survives it".
 
-use super::overwrite::{AlignedBuf, Failures, Pattern, Slots, Target, CHUNK, RETRIES, SPARE};
+use super::overwrite::{AlignedBuf, Failures, Pattern, Target, CHUNK, RETRIES};
 use super::progress::Tracker;
-use crate::sys::iobuf::IoArena;
+use super::readback::{read_pieces, read_with_retry, Flow};
 use serde::Serialize;
-use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Size of one sampled unit.
@@ -135,37 +134,6 @@ pub fn pieces(ranges: &[(u64, u64)], mode: VerifyMode) -> Vec<(u64, u64)> {
     }
 }
 
-fn read_with_retry(t: &Target, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    let mut last = None;
-    for _ in 0..RETRIES {
-        match read_exact_at(t, buf, off) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("read failed")))
-}
-
-fn read_exact_at(t: &Target, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        match t.file.read_at(buf, off) {
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "short read",
-                ))
-            }
-            Ok(n) => {
-                buf = &mut buf[n..];
-                off += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// All bytes zero? Word-wise so the compiler vectorises it.
 pub fn is_zero(b: &[u8]) -> bool {
     b.chunks(4096).all(|c| {
@@ -208,46 +176,18 @@ pub fn verify_pattern(
     let list = pieces(ranges, mode);
     let bytes: u64 = list.iter().map(|(a, b)| b - a).sum();
     tracker.phase("verify", bytes);
-    let next = AtomicUsize::new(0);
     let bad = std::sync::atomic::AtomicU64::new(0);
     let lbs = t.lbs as usize;
     // `t.depth` reads in flight; the spare workers compare (and regenerate
     // the stream) while the others' reads are queued.
-    let slots = Slots::new(t.depth);
-    let workers = (t.depth + SPARE).min(list.len().max(1));
-    let mut arena = match IoArena::new(workers * CHUNK) {
-        Ok(a) => a,
-        Err(e) => {
-            let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
-            f.add(
-                t.lbs,
-                0,
-                0,
-                "buffers",
-                format!("no memory for I/O buffers: {e}"),
-            );
-            bad.fetch_add(1, Ordering::Relaxed);
-            return VerifyReport {
-                method: mode.as_string(),
-                expected,
-                result: "failed".into(),
-                mismatches: 1,
-                note: Some(format!("no memory for I/O buffers: {e}")),
-                ..Default::default()
-            };
-        }
-    };
-    let work = |got: &mut [u8]| loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(&(a, b)) = list.get(i) else { return };
-        let len = (b - a) as usize;
-        let g = &mut got[..len];
-        if let Err(e) = slots.with(|| read_with_retry(t, g, a)) {
+    let checked = read_pieces(t, &list, |a, g, read| {
+        let len = g.len();
+        if let Err(e) = read {
             bad.fetch_add(1, Ordering::Relaxed);
             let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
             f.add(t.lbs, a, len as u64, "verify-read", e.to_string());
             tracker.add(len as u64);
-            continue;
+            return Flow::Continue;
         }
         // XOR the expected stream out in place: what is left must be
         // zeros. No second buffer, half the memory.
@@ -267,13 +207,26 @@ pub fn verify_pattern(
             );
         }
         tracker.add(len as u64);
-    };
-    let work = &work;
-    std::thread::scope(|s| {
-        for got in arena.as_mut_slice().chunks_mut(CHUNK).take(workers) {
-            s.spawn(move || work(got));
-        }
+        Flow::Continue
     });
+    if let Err(e) = checked {
+        let mut f = fails.lock().unwrap_or_else(|e| e.into_inner());
+        f.add(
+            t.lbs,
+            0,
+            0,
+            "buffers",
+            format!("no memory for I/O buffers: {e}"),
+        );
+        return VerifyReport {
+            method: mode.as_string(),
+            expected,
+            result: "failed".into(),
+            mismatches: 1,
+            note: Some(format!("no memory for I/O buffers: {e}")),
+            ..Default::default()
+        };
+    }
     let secs = started.elapsed().as_secs_f64();
     let mismatches = bad.load(Ordering::Relaxed);
     VerifyReport {

@@ -229,6 +229,9 @@ pub struct MemoryArgs {
     /// pattern is written: a fault injected to prove the checker (tests).
     #[arg(long, value_name = "WORD_INDEX", hide = true)]
     pub inject_flip: Option<u64>,
+    /// Print the result as one JSON document (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl MemoryArgs {

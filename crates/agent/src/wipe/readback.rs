@@ -1,0 +1,129 @@
+//! The read engine of the verifier, shared with the surface scan
+//! (`burnin::scan`): pieces of a device read with O_DIRECT by
+//! `t.depth + SPARE` workers, at most `t.depth` reads in flight (`Slots`),
+//! each read retried `RETRIES` times; what to do with the bytes (compare,
+//! count, narrow an error down) is the caller's.
+
+use super::overwrite::{Slots, Target, CHUNK, RETRIES, SPARE};
+use crate::sys::iobuf::IoArena;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Read `buf.len()` bytes at `off`, `RETRIES` tries; the last error.
+pub fn read_with_retry(t: &Target, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    let mut last = None;
+    for _ in 0..RETRIES {
+        match read_exact_at(t, buf, off) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("read failed")))
+}
+
+fn read_exact_at(t: &Target, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match t.file.read_at(buf, off) {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "short read",
+                ))
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                off += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the engine goes on after a piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop every worker after its current piece (a vanished disk, too
+    /// many failures).
+    Stop,
+}
+
+/// Read every `(start, end)` of `list` (each at most `CHUNK` bytes) and
+/// hand it to `each(start, result)`: the bytes read, or the error left
+/// after the retries together with the piece's buffer (aligned, so the
+/// caller can retry smaller reads in it). Pieces are taken in order from a
+/// shared counter, so the device sees a near-sequential stream with
+/// `t.depth` reads queued while the spare workers run `each`. Fails only
+/// when the buffers cannot be allocated.
+pub fn read_pieces<F>(t: &Target, list: &[(u64, u64)], each: F) -> std::io::Result<()>
+where
+    F: Fn(u64, &mut [u8], std::io::Result<()>) -> Flow + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let slots = Slots::new(t.depth);
+    let workers = (t.depth + SPARE).min(list.len().max(1));
+    let mut arena = IoArena::new(workers * CHUNK)?;
+    let work = |buf: &mut [u8]| {
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(a, b)) = list.get(i) else { return };
+            let g = &mut buf[..(b - a) as usize];
+            let r = slots.with(|| read_with_retry(t, g, a));
+            if each(a, g, r) == Flow::Stop {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let work = &work;
+    std::thread::scope(|s| {
+        for buf in arena.as_mut_slice().chunks_mut(CHUNK).take(workers) {
+            s.spawn(move || work(buf));
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn every_piece_is_read_once_in_place() {
+        let size = 5 * CHUNK as u64 + 4096;
+        let f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..size).map(|i| (i / 4096) as u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        let t = Target {
+            file: f,
+            size,
+            lbs: 512,
+            depth: 2,
+        };
+        let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
+        let seen = Mutex::new(Vec::new());
+        read_pieces(&t, &list, |a, g, r| {
+            r.unwrap();
+            assert_eq!(g, &data[a as usize..a as usize + g.len()]);
+            seen.lock().unwrap().push(a);
+            Flow::Continue
+        })
+        .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, list.iter().map(|p| p.0).collect::<Vec<_>>());
+        // Past the end: an error, handed over with the buffer.
+        let errs = AtomicUsize::new(0);
+        read_pieces(&t, &[(size, size + 4096)], |_, g, r| {
+            assert_eq!(g.len(), 4096);
+            assert!(r.is_err());
+            errs.fetch_add(1, Ordering::Relaxed);
+            Flow::Stop
+        })
+        .unwrap();
+        assert_eq!(errs.into_inner(), 1);
+    }
+}
