@@ -835,7 +835,8 @@ fn burnin_task_compares_health_after_with_before() {
         .arg(run.path())
         .args([
             "--cmdline",
-            "",
+            "speediso.burnin.cpu_duration=1s \
+             speediso.burnin.scan_exclude=S4EWNX0R100123,S45PNA0M512345",
             "run",
             "burnin",
             "--confirm",
@@ -874,6 +875,11 @@ fn burnin_task_compares_health_after_with_before() {
             .starts_with("compared with snapshot 'before' (PASS, 0 finding(s)): 0 new"),
         "{change}"
     );
+    assert_eq!(result("burnin.cpu")["data"]["verdict"], "pass");
+    // Both disks excluded by serial: nothing scanned, said so.
+    let scan = result("burnin.scan");
+    assert_eq!(scan["data"]["disks"].as_array().unwrap().len(), 0, "{scan}");
+    assert_eq!(scan["data"]["verdict"], "warn", "{scan}");
     let st = result("burnin.selftest");
     assert_eq!(st["data"]["verdict"], "warn", "{st}");
     for d in st["data"]["disks"].as_array().unwrap() {

@@ -130,19 +130,21 @@ pub fn default_threads() -> usize {
 }
 
 impl Config {
-    /// From a task step's `duration` and `threads`, then
-    /// `speediso.burnin.cpu_duration`, then the task defaults.
+    /// `speediso.burnin.cpu_duration` (the host's own, from Foreman: it
+    /// wins, as for `health`), else the task step's `duration` (checked
+    /// either way), else the default; `threads` from the step.
     pub fn from_step(step: &toml::Table, options: &Options) -> Result<Config> {
         let from_option = option_duration(options)?;
-        let duration = match step.get("duration") {
-            None => from_option.unwrap_or(DEFAULT_DURATION),
-            Some(toml::Value::Integer(n)) if *n > 0 => Duration::from_secs(*n as u64),
+        let from_step = match step.get("duration") {
+            None => None,
+            Some(toml::Value::Integer(n)) if *n > 0 => Some(Duration::from_secs(*n as u64)),
             Some(toml::Value::String(s)) => match parse_duration(s) {
-                Some(d) if !d.is_zero() => d,
+                Some(d) if !d.is_zero() => Some(d),
                 _ => bail!("option duration = {s:?} is not a duration like 10m"),
             },
             Some(v) => bail!("option duration = {v} is not a duration like \"10m\""),
         };
+        let duration = from_option.or(from_step).unwrap_or(DEFAULT_DURATION);
         let threads = match step.get("threads") {
             None => default_threads(),
             Some(toml::Value::Integer(n)) if (1..=4096).contains(n) => *n as usize,

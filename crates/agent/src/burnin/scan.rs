@@ -111,12 +111,13 @@ fn step_list(step: &toml::Table, key: &str) -> Result<Option<Vec<String>>> {
 }
 
 impl Config {
-    /// From a task step's `exclude` (else `speediso.burnin.scan_exclude`)
-    /// and `disks`.
+    /// From a task step's `exclude` and `speediso.burnin.scan_exclude`
+    /// (both: leaving out more is the safe side), and `disks`.
     pub fn from_step(step: &toml::Table, options: &Options) -> Result<Config> {
-        let from_option = list_option(options);
+        let mut exclude = step_list(step, "exclude")?.unwrap_or_default();
+        exclude.extend(list_option(options));
         Ok(Config {
-            exclude: step_list(step, "exclude")?.unwrap_or(from_option),
+            exclude,
             disks: step_list(step, "disks")?.unwrap_or_default(),
         })
     }
@@ -196,6 +197,13 @@ pub fn select(root: &Root, cfg: &Config) -> Result<Selection> {
     let live = live_media(root);
     for d in all {
         let path = d.path.display().to_string();
+        // Under a fixture root the node opened is the tree's, never this
+        // machine's disk of the same name.
+        let open_at = if root.is_system() {
+            path.clone()
+        } else {
+            root.at(&path).display().to_string()
+        };
         let is_live = live
             .iter()
             .any(|n| *n == d.name || d.partitions.contains(n));
@@ -210,7 +218,7 @@ pub fn select(root: &Root, cfg: &Config) -> Result<Selection> {
         };
         match reason {
             Some(reason) => sel.skipped.push(Skipped { path, reason }),
-            None => sel.disks.push((path, d)),
+            None => sel.disks.push((open_at, d)),
         }
     }
     Ok(sel)
@@ -484,7 +492,11 @@ pub fn run(root: &Root, cfg: &Config, ev: &StepEvents) -> Result<ScanReport> {
             })
             .collect()
     });
-    let verdict = if !disks.is_empty() && disks.iter().all(|d| d.verdict == "pass") {
+    // Nothing to scan (a diskless server, every disk excluded) is said,
+    // not passed and not failed.
+    let verdict = if disks.is_empty() {
+        "warn"
+    } else if disks.iter().all(|d| d.verdict == "pass") {
         "pass"
     } else {
         "fail"
@@ -499,9 +511,6 @@ pub fn run(root: &Root, cfg: &Config, ev: &StepEvents) -> Result<ScanReport> {
 /// Why the scan failed, one line per disk; empty when it passed.
 pub fn failures(r: &ScanReport) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
-    if r.disks.is_empty() {
-        v.push("no disk was scanned".into());
-    }
     for d in r.disks.iter().filter(|d| d.verdict != "pass") {
         let mut parts: Vec<String> = d
             .unreadable
@@ -569,6 +578,10 @@ impl Module for BurninScan {
     fn run(ctx: &StepContext<Config>) -> Result<serde_json::Value> {
         let r = run(ctx.root, ctx.config, &ctx.events)?;
         let data = serde_json::to_value(&r)?;
+        if r.disks.is_empty() {
+            ctx.events
+                .warn("burnin.scan: no disk was scanned (each one skipped: see the log)");
+        }
         let bad = failures(&r);
         if !bad.is_empty() {
             for b in &bad {
@@ -647,7 +660,10 @@ mod tests {
         let step: toml::Table =
             toml::from_str("exclude = [\"W1\"]\ndisks = \"/dev/loop3,/dev/loop4\"").unwrap();
         let c = Config::from_step(&step, &o).unwrap();
-        assert_eq!((c.exclude, c.disks.len()), (vec!["W1".to_string()], 2));
+        assert_eq!(
+            (c.exclude, c.disks.len()),
+            (vec!["W1".to_string(), "S1".into(), "/dev/sdb".into()], 2)
+        );
         let bad: toml::Table = toml::from_str("disks = [1]").unwrap();
         let e = format!("{:#}", Config::from_step(&bad, &o).unwrap_err());
         assert!(e.contains("disks = [1]"), "{e}");
@@ -688,8 +704,10 @@ mod tests {
             disks: vec![],
         };
         let s = select(&root, &cfg).unwrap();
-        let names: Vec<&str> = s.disks.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(names, vec!["/dev/sdb"]);
+        let names: Vec<&str> = s.disks.iter().map(|(_, d)| d.name.as_str()).collect();
+        assert_eq!(names, vec!["sdb"]);
+        // Opened in the tree, never this machine's /dev/sdb.
+        assert_eq!(s.disks[0].0, root.at("/dev/sdb").display().to_string());
         let why = |p: &str| {
             s.skipped
                 .iter()
