@@ -1012,7 +1012,7 @@ burnin_boot() {
 }
 
 scenario_burnin() {
-    local params='"speediso_burnin_selftest_wait":"5m","speediso_burnin_cpu_duration":"5s"'
+    local params='"speediso_burnin_selftest_wait":"5m","speediso_burnin_cpu_duration":"5s","speediso_burnin_memory_share":"0.05"'
     burnin_boot "$name" pass "$params"
     console_has 'speediso@burnin.service finished successfully'
     nvme_extra=",smart_critical_warning=4"

@@ -835,7 +835,7 @@ fn burnin_task_compares_health_after_with_before() {
         .arg(run.path())
         .args([
             "--cmdline",
-            "speediso.burnin.cpu_duration=1s \
+            "speediso.burnin.cpu_duration=1s speediso.burnin.memory_share=0.001 \
              speediso.burnin.scan_exclude=S4EWNX0R100123,S45PNA0M512345",
             "run",
             "burnin",
@@ -876,6 +876,11 @@ fn burnin_task_compares_health_after_with_before() {
         "{change}"
     );
     assert_eq!(result("burnin.cpu")["data"]["verdict"], "pass");
+    // 0.1% of the tree's MemAvailable (62 GB): about 62 MiB, tested whole.
+    let mem = result("burnin.memory");
+    assert_eq!(mem["data"]["verdict"], "pass", "{mem}");
+    let size = mem["data"]["size_bytes"].as_u64().unwrap();
+    assert!((60 << 20..=64 << 20).contains(&size), "{mem}");
     // Both disks excluded by serial: nothing scanned, said so.
     let scan = result("burnin.scan");
     assert_eq!(scan["data"]["disks"].as_array().unwrap().len(), 0, "{scan}");
