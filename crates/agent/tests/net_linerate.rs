@@ -45,7 +45,10 @@ impl Drop for Link {
 
 impl Link {
     fn new() -> Option<Link> {
-        let id = std::process::id() % 100_000;
+        // Unique per test (they run in parallel) and short (IFNAMSIZ).
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = std::process::id() % 10_000 * 10 + n % 10;
         let l = Link {
             client: format!("sislrc{id}"),
             server: format!("sislrs{id}"),
@@ -195,5 +198,57 @@ fn a_bad_share_is_refused_naming_it() {
     assert!(
         text.contains("net.line_rate") && text.contains("lots"),
         "{text}"
+    );
+}
+
+/// ETHTOOL_GLINKSETTINGS on a real interface: the veth in the client
+/// namespace, asked from inside it (this test binary re-run there). veth
+/// says 10000 Mb/s and lists no link modes; the answer must match what
+/// sysfs says in that namespace.
+#[test]
+fn ethtool_link_settings_of_a_veth() {
+    let Some(link) = Link::new() else { return };
+    let out = Command::new("ip")
+        .args(["netns", "exec", &link.client])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "ethtool_in_namespace",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SPEEDISO_ETHTOOL_DEV", &link.dev)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sysfs = Command::new("ip")
+        .args(["netns", "exec", &link.client, "cat"])
+        .arg(format!("/sys/class/net/{}/speed", link.dev))
+        .output()
+        .unwrap();
+    let sysfs = String::from_utf8_lossy(&sysfs.stdout).trim().to_string();
+    assert_eq!(sysfs, "10000");
+    assert!(
+        text.contains(&format!("ETHTOOL speed=Some({sysfs}) max_supported=None")),
+        "{text}"
+    );
+}
+
+/// Run by `ethtool_link_settings_of_a_veth` inside the namespace.
+#[test]
+#[ignore = "run inside a network namespace by ethtool_link_settings_of_a_veth"]
+fn ethtool_in_namespace() {
+    use speediso::sys::ethtool;
+    let dev = std::env::var("SPEEDISO_ETHTOOL_DEV").unwrap();
+    let s = ethtool::link_settings(&dev).unwrap();
+    println!(
+        "ETHTOOL speed={:?} max_supported={:?}",
+        s.speed,
+        ethtool::max_mbps(&s.supported)
     );
 }

@@ -2,9 +2,11 @@
 //! lo, bridges, bonds, VLANs or tunnels): carrier_changes and
 //! statistics/{rx_errors, tx_errors, rx_crc_errors} (errors) and
 //! {rx_dropped, tx_dropped} (drops), each held to its threshold (WARN
-//! above). A link slower than the port could run is not judged: sysfs has
-//! the negotiated speed but not the port's supported modes (that needs
-//! ethtool's link-mode netlink query), so it is left to a later check.
+//! above). A link negotiated below the fastest mode the port supports is a
+//! WARN (a wrong cable, optic or switch port): the negotiated speed from
+//! sysfs, the supported and partner modes from ethtool's link settings
+//! (`sys::ethtool`), so on the machine only: a fixture tree has no driver
+//! to ask, and its links are not judged.
 
 use super::read::{self, Val};
 use super::{Finding, Out, Severity, Thresholds};
@@ -82,11 +84,55 @@ pub fn check(root: &Root, t: &Thresholds) -> Out {
             }
         }
     }
+    let mut judged = 0;
+    if root.is_system() {
+        for n in &nics {
+            if let Some(f) = slow_link(root, n) {
+                out.findings.push(f);
+            }
+            judged += 1;
+        }
+    }
     if nics.is_empty() {
         out.skipped = true;
         out.summary = format!("no NICs with a device in {BASE}: NIC counters not checked");
     } else {
         out.summary = format!("{} NIC(s): {}", nics.len(), nics.join(", "));
+        if judged > 0 {
+            out.summary
+                .push_str(&format!("; link speeds against the ports' modes: {judged}"));
+        }
     }
     out
+}
+
+/// A NIC with carrier whose negotiated speed is below the fastest link
+/// mode its port supports, naming what the partner advertised.
+fn slow_link(root: &Root, n: &str) -> Option<Finding> {
+    let dir = format!("{BASE}/{n}");
+    if read::num::<u64>(root, &format!("{dir}/carrier")).ok() != Some(1) {
+        return None;
+    }
+    let abs = format!("{dir}/speed");
+    let speed = read::num::<i64>(root, &abs).ok().filter(|&s| s > 0)? as u64;
+    let ls = crate::sys::ethtool::link_settings(n).ok()?;
+    let max = crate::sys::ethtool::max_mbps(&ls.supported)? as u64;
+    if speed >= max {
+        return None;
+    }
+    let partner = match crate::sys::ethtool::max_mbps(&ls.lp_advertising) {
+        Some(p) => format!("; the link partner advertises up to {p} Mb/s"),
+        None => String::new(),
+    };
+    Some(
+        Finding::new(
+            Severity::Warn,
+            CHECK,
+            n,
+            format!("linked at {speed} Mb/s; the port supports {max} Mb/s"),
+        )
+        .evidence(format!("speed = {speed}{partner}"))
+        .source(format!("{abs}, ETHTOOL_GLINKSETTINGS"))
+        .threshold(format!(">= {max} Mb/s")),
+    )
 }
