@@ -9,7 +9,9 @@ pass: the run succeeded; both health reports are not FAIL and name the
 emulated NVMe (NVME0001) and SATA (SATA0002) disks as checked; the after
 report compared with the snapshot (`change`, 0 new findings); the SATA
 disk's SMART self-test passed (QEMU's IDE disk runs them); the NVMe one
-passed or said it is unsupported (QEMU's NVMe may not offer it).
+passed or said it is unsupported (QEMU's NVMe may not offer it); the CPU
+stress, the memory test and the surface scan passed, the scan reading both
+disks.
 fail: the run failed; the health reports FAIL with a disk finding naming
 NVME0001's critical warning and an expect finding naming the expected and
 found memory.
@@ -43,6 +45,12 @@ def main():
                 fail(f"health FAIL on a clean machine: {r['findings']}")
         if "nvme0n1 (NVMe log)" not in disk_summary or "(ATA SMART)" not in disk_summary:
             fail(f"the disk check did not read both disks: {disk_summary}")
+        for step in ["burnin.cpu", "burnin.memory", "burnin.scan"]:
+            if res.get(step, {}).get("verdict") != "pass":
+                fail(f"{step} did not pass: {res.get(step)}")
+        scanned = {d.get("serial") for d in res["burnin.scan"]["disks"]}
+        if not {"NVME0001", "SATA0002"} <= scanned:
+            fail(f"the surface scan did not read both disks: {scanned}")
         if not checks["change"]["summary"].endswith(": 0 new"):
             fail(f"new findings after the burn-in: {checks['change']}")
         by_serial = {d["serial"]: d for d in st["disks"]}

@@ -421,3 +421,51 @@ fn wipe_faults_checker_on_the_scan_case() {
     let (pass, err) = scan(json!([{"lba": 20000, "count": 3000, "error": eio}]), size);
     assert!(!pass && err.contains("(d) read"), "{err}");
 }
+
+/// check_burnin.py WANT on a (mutated) state file; (success, stderr).
+fn check_burnin(want: &str, state: &Value) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("state.json");
+    std::fs::write(&p, state.to_string()).unwrap();
+    run_checker("check_burnin.py", &[p.to_str().unwrap(), want])
+}
+
+/// The guest's state files of the VM suite's two burnin boots
+/// (tests/vm/fixtures/burnin-{pass,fail}.state.json) pass as what they
+/// are, never as the other; each kind of wrong run fails with its reason.
+#[test]
+fn burnin_checker_on_real_boots() {
+    let pass = fixture_json("burnin-pass.state.json");
+    let fail = fixture_json("burnin-fail.state.json");
+    assert_eq!(check_burnin("pass", &pass), (true, String::new()));
+    assert!(check_burnin("fail", &fail).0);
+    let (ok, err) = check_burnin("fail", &pass);
+    assert!(!ok && err.contains("succeeded"), "{err}");
+    let (ok, err) = check_burnin("pass", &fail);
+    assert!(!ok && err.contains("outcome"), "{err}");
+    // A self-test that did not pass on the SATA disk.
+    let mut v = pass.clone();
+    for d in v["results"]["burnin.selftest"]["disks"].as_array_mut().unwrap() {
+        d["outcome"] = "refused".into();
+    }
+    let (ok, err) = check_burnin("pass", &v);
+    assert!(!ok && err.contains("SATA self-test"), "{err}");
+    // No comparison with the snapshot.
+    let mut v = pass.clone();
+    v["results"]["health-after"]["checked"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["check"] != "change");
+    let (ok, err) = check_burnin("pass", &v);
+    assert!(!ok && err.contains("did not compare"), "{err}");
+    // The failing boot without its NVMe finding.
+    let mut v = fail.clone();
+    for step in ["health-before", "health-after"] {
+        v["results"][step]["findings"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["check"] != "disk");
+    }
+    let (ok, err) = check_burnin("fail", &v);
+    assert!(!ok && err.contains("NVME0001"), "{err}");
+}
