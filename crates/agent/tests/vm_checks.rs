@@ -4,8 +4,9 @@
 //! VM suite boot of the inventory branch stored and printed (state.json and
 //! `lspci -mm -nn -D` from the same QEMU guest), what the collector stored
 //! for the lininstall, lininstall-badsum and kexec boots
-//! (`*.collector.json`), and what guest_wipe_faults.sh left in a guest
-//! (`wipe-faults/`).
+//! (`*.collector.json`), what guest_wipe_faults.sh left in a guest
+//! (`wipe-faults/`), and the guest's state files of the two burnin boots
+//! (`burnin-{pass,fail}.state.json`).
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -445,7 +446,10 @@ fn burnin_checker_on_real_boots() {
     assert!(!ok && err.contains("outcome"), "{err}");
     // A self-test that did not pass on the SATA disk.
     let mut v = pass.clone();
-    for d in v["results"]["burnin.selftest"]["disks"].as_array_mut().unwrap() {
+    for d in v["results"]["burnin.selftest"]["disks"]
+        .as_array_mut()
+        .unwrap()
+    {
         d["outcome"] = "refused".into();
     }
     let (ok, err) = check_burnin("pass", &v);
