@@ -367,6 +367,57 @@ fn gpu_server_findings() {
     assert_eq!(rows(&v).len(), want.len() - 2, "{v:#}");
 }
 
+/// nvidia-smi's report unusable: "unreadable" (WARN), never a PASS about
+/// ECC; no report at all: an info line. The sysfs findings stay.
+#[test]
+fn gpu_server_without_a_usable_nvidia_smi_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("gpu");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(fixture("gpu"))
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        copy.join("nvidia-smi-q-x.xml"),
+        "<nvidia_smi_log><gpu>\u{1}",
+    )
+    .unwrap();
+    let gpu_rows = |v: &Value| -> Vec<(String, String, String)> {
+        rows(v)
+            .into_iter()
+            .filter(|r| r.1 == "gpu")
+            .map(|r| (r.0, r.2, r.4.unwrap_or_default()))
+            .collect()
+    };
+    let read = |root: &std::path::Path| -> Value {
+        serde_json::from_slice(&health(root, "", true).stdout).unwrap()
+    };
+    let v = read(&copy);
+    assert_eq!(
+        gpu_rows(&v),
+        [
+            ("fail".into(), "0000:2a:00.0".into(), "x16".into()),
+            ("warn".into(), "nvidia-smi".into(), String::new()),
+        ]
+    );
+    let f = &v["findings"].as_array().unwrap()[2];
+    assert_eq!(f["message"], "unreadable", "{v:#}");
+    assert_eq!(f["source"], "/nvidia-smi-q-x.xml");
+    assert!(f["evidence"].as_str().unwrap().contains("not XML"), "{f}");
+    std::fs::remove_file(copy.join("nvidia-smi-q-x.xml")).unwrap();
+    let v = read(&copy);
+    assert_eq!(
+        gpu_rows(&v),
+        [
+            ("fail".into(), "0000:2a:00.0".into(), "x16".into()),
+            ("info".into(), "nvidia-smi".into(), String::new()),
+        ]
+    );
+}
+
 #[test]
 fn nic_counters_above_their_thresholds() {
     assert_case(

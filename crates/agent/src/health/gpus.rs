@@ -66,10 +66,13 @@ pub fn check(root: &Root, t: &Thresholds) -> Out {
         }
     }
     if let Some(note) = &found.note {
-        let source = found
-            .nvidia_smi
-            .clone()
-            .unwrap_or_else(|| "nvidia-smi".into());
+        let source = found.nvidia_smi.clone().unwrap_or_else(|| {
+            if root.is_system() {
+                "nvidia-smi -q -x".into()
+            } else {
+                gpus::SMI_CAPTURE.into()
+            }
+        });
         out.findings.push(if found.smi_error {
             Finding::unreadable(CHECK, "nvidia-smi", &source, note)
         } else {
