@@ -110,6 +110,7 @@ fn clean_machine_passes_and_says_what_it_checked() {
             ("throttle", "pass"),
             ("hwmon", "pass"),
             ("pcie", "pass"),
+            ("gpu", "skipped"),
             ("nic", "pass"),
             ("disk", "pass"),
             ("expect", "skipped"),
@@ -258,6 +259,162 @@ fn pcie_aer_errors_and_links_trained_down() {
     assert_eq!(
         v["findings"][3]["message"],
         "link trained at 8.0 GT/s x4 of 16.0 GT/s x16"
+    );
+}
+
+/// The GPU server (4 H100 with nvidia-smi's report written to the
+/// documented schema, fixtures/README.gpu.md): one GPU missing against
+/// the order, the x8 link, uncorrectable ECC errors, a row-remap failure,
+/// a pending remap, correctable errors and HW thermal slowdown at idle;
+/// each GPU named by address, serial and UUID.
+#[test]
+fn gpu_server_findings() {
+    let name = |bus: &str, n: u32| {
+        format!(
+            "0000:{bus}:00.0 (serial 165412300000{n}, GPU-8a1f0c3e-5b2d-4c7a-9e61-0d3f2b1a7c0{n})"
+        )
+    };
+    let (g2a, gab, gba) = (name("2a", 2), name("ab", 3), name("ba", 4));
+    let x8 = "current_link_speed = 32.0 GT/s, current_link_width = 8, max_link_speed = 32.0 GT/s, max_link_width = 16";
+    let want: Vec<Row> = vec![
+        (
+            "fail",
+            "gpu",
+            &g2a,
+            "current_link_width = 8, max_link_width = 16, upstream port max_link_width = 16",
+            Some("x16"),
+        ),
+        (
+            "fail",
+            "gpu",
+            &gab,
+            "ecc_errors uncorrectable: volatile 2, aggregate 2",
+            Some("> 0"),
+        ),
+        (
+            "fail",
+            "gpu",
+            &gba,
+            "remapped_rows: failure Yes, uncorrectable 8, correctable 3",
+            Some("failure = No"),
+        ),
+        (
+            "fail",
+            "expect",
+            "GPUs",
+            "0000:18:00.0, 0000:2a:00.0, 0000:ab:00.0, 0000:ba:00.0",
+            Some("= 5 (speediso.expect.gpu_count)"),
+        ),
+        (
+            "warn",
+            "pcie",
+            "0000:2a:00.0",
+            x8,
+            Some("at least 32.0 GT/s x16"),
+        ),
+        (
+            "warn",
+            "gpu",
+            &gab,
+            "remapped_rows: pending Yes",
+            Some("pending = No"),
+        ),
+        (
+            "warn",
+            "gpu",
+            &gba,
+            "ecc_errors correctable: volatile 7, aggregate 7",
+            Some("> 0 (max_gpu_correctable)"),
+        ),
+        (
+            "warn",
+            "gpu",
+            &gba,
+            "active clock throttle reasons: gpu_idle, hw_thermal_slowdown",
+            Some("none of hw_slowdown, hw_thermal_slowdown, hw_power_brake_slowdown, sw_thermal_slowdown"),
+        ),
+    ];
+    assert_case("gpu", "speediso.expect.gpu_count=5", "fail", 1, &want);
+    let (v, _) = report("gpu", "speediso.expect.gpu_count=5");
+    let messages: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &messages[..4],
+        [
+            "link trained at x8 of x16",
+            "2 uncorrectable (double-bit) ECC error(s)",
+            "row remapping failed: a memory row could not be remapped (replace the GPU)",
+            "expected 5 GPUs, found 4",
+        ]
+    );
+    assert_eq!(v["checked"][5]["check"], "gpu");
+    assert_eq!(
+        v["checked"][5]["summary"],
+        "4 GPU(s), 4 with nvidia-smi's report"
+    );
+    // The count matches the order; a raised threshold drops the
+    // correctable finding.
+    let (v, _) = report(
+        "gpu",
+        "speediso.expect.gpu_count=4 speediso.health.max_gpu_correctable=7",
+    );
+    assert_eq!(v["thresholds"]["max_gpu_correctable"], 7);
+    assert_eq!(v["checked"][8]["status"], "pass", "{v:#}");
+    assert_eq!(rows(&v).len(), want.len() - 2, "{v:#}");
+}
+
+/// nvidia-smi's report unusable: "unreadable" (WARN), never a PASS about
+/// ECC; no report at all: an info line. The sysfs findings stay.
+#[test]
+fn gpu_server_without_a_usable_nvidia_smi_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("gpu");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(fixture("gpu"))
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        copy.join("nvidia-smi-q-x.xml"),
+        "<nvidia_smi_log><gpu>\u{1}",
+    )
+    .unwrap();
+    let gpu_rows = |v: &Value| -> Vec<(String, String, String)> {
+        rows(v)
+            .into_iter()
+            .filter(|r| r.1 == "gpu")
+            .map(|r| (r.0, r.2, r.4.unwrap_or_default()))
+            .collect()
+    };
+    let read = |root: &std::path::Path| -> Value {
+        serde_json::from_slice(&health(root, "", true).stdout).unwrap()
+    };
+    let v = read(&copy);
+    assert_eq!(
+        gpu_rows(&v),
+        [
+            ("fail".into(), "0000:2a:00.0".into(), "x16".into()),
+            ("warn".into(), "nvidia-smi".into(), String::new()),
+        ]
+    );
+    let f = &v["findings"].as_array().unwrap()[2];
+    assert_eq!(f["message"], "unreadable", "{v:#}");
+    assert_eq!(f["source"], "/nvidia-smi-q-x.xml");
+    assert!(f["evidence"].as_str().unwrap().contains("not XML"), "{f}");
+    std::fs::remove_file(copy.join("nvidia-smi-q-x.xml")).unwrap();
+    let v = read(&copy);
+    assert_eq!(
+        gpu_rows(&v),
+        [
+            ("fail".into(), "0000:2a:00.0".into(), "x16".into()),
+            ("info".into(), "nvidia-smi".into(), String::new()),
+        ]
     );
 }
 
@@ -415,7 +572,7 @@ fn an_empty_root_checks_nothing_and_says_so() {
         .iter()
         .map(|c| c["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["skipped"; 8]);
+    assert_eq!(statuses, ["skipped"; 9]);
     let info: Vec<&str> = v["findings"]
         .as_array()
         .unwrap()
@@ -436,7 +593,7 @@ fn expected_hardware_fails_naming_expected_and_found() {
     assert_case("clean", ok, "pass", 0, &[]);
     let (v, _) = report("clean", ok);
     assert_eq!(v["expect"]["memory_gib"], 64);
-    assert_eq!(v["checked"][7]["status"], "pass");
+    assert_eq!(v["checked"][8]["status"], "pass");
     let bad = "speediso.expect.cpu_threads=8 speediso.expect.memory_gib=128 \
                speediso.expect.disk_count=3 speediso.expect.nic_count=2";
     assert_case(
@@ -634,7 +791,7 @@ fn this_machine_gets_a_verdict() {
         "fail" => assert_eq!(rc, 1),
         other => panic!("verdict {other}"),
     }
-    assert_eq!(v["checked"].as_array().unwrap().len(), 8);
+    assert_eq!(v["checked"].as_array().unwrap().len(), 9);
     let out = health(std::path::Path::new("/"), "", false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HEALTH "), "{text}");
@@ -819,7 +976,7 @@ fn expected_dimms_sizes_speeds_and_gpus() {
     );
     // The pcie case has a GPU (class 0300).
     let (v, _) = report("pcie", "speediso.expect.gpu_count=1");
-    assert_eq!(v["checked"][7]["status"], "pass", "{v:#}");
+    assert_eq!(v["checked"][8]["status"], "pass", "{v:#}");
 }
 
 /// The `burnin` task on a fixture tree: health before (saved), the

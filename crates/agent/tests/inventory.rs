@@ -66,6 +66,7 @@ fn firecracker_fixture_values() {
             "cpu",
             "disks",
             "dmi",
+            "gpus",
             "kernel",
             "memory",
             "nics",
@@ -89,6 +90,7 @@ fn firecracker_fixture_values() {
         top,
         [
             "pci",
+            "gpus",
             "cpu",
             "memory",
             "dmi",
@@ -865,6 +867,10 @@ fn empty_root_and_uefi_secure_boot() {
     let inv = booted_inventory(r, "");
     assert_eq!(inv["pci"], json!([]));
     assert_eq!(inv["disks"], json!([]));
+    assert_eq!(
+        inv["gpus"],
+        json!({"devices": [], "nvidia_smi": null, "note": null})
+    );
     assert_eq!(inv["boot_mode"]["mode"], "bios");
     assert_eq!(inv["boot_mode"]["secure_boot"], Value::Null);
     let efivars = r.join("sys/firmware/efi/efivars");
@@ -878,6 +884,114 @@ fn empty_root_and_uefi_secure_boot() {
     assert_eq!(inv["boot_mode"]["mode"], "uefi");
     assert_eq!(inv["boot_mode"]["secure_boot"], true);
     assert_eq!(inv["boot_mode"]["boot_mac"], "aa:bb:cc:dd:ee:ff");
+}
+
+/// The GPU server of fixtures/health/gpu (4 H100 SXM5; nvidia-smi's report
+/// written to the documented schema, not captured: fixtures/README.gpu.md):
+/// sysfs details and the parsed report, matched by PCI bus id.
+#[test]
+fn gpu_server_gpus_with_nvidia_smi() {
+    let root = speediso_testsupport::repo_path("fixtures/health/gpu");
+    let inv = booted_inventory(&root, "");
+    let g = &inv["gpus"];
+    assert_eq!(g["nvidia_smi"], "/nvidia-smi-q-x.xml");
+    assert_eq!(g["note"], Value::Null);
+    let devs = g["devices"].as_array().unwrap();
+    let addrs: Vec<&str> = devs
+        .iter()
+        .map(|d| d["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        addrs,
+        [
+            "0000:18:00.0",
+            "0000:2a:00.0",
+            "0000:ab:00.0",
+            "0000:ba:00.0"
+        ]
+    );
+    for (i, d) in devs.iter().enumerate() {
+        let n = i + 1;
+        assert_members(
+            d,
+            json!({"vendor_id": "10de", "device_id": "2330", "class_id": "0302",
+                   "driver": "nvidia", "driver_version": "550.54.15",
+                   "numa_node": if i < 2 { 0 } else { 1 }}),
+        );
+        assert_members(
+            &d["nvidia"],
+            json!({"serial": format!("165412300000{n}"),
+                   "uuid": format!("GPU-8a1f0c3e-5b2d-4c7a-9e61-0d3f2b1a7c0{n}"),
+                   "product_name": "NVIDIA H100 80GB HBM3",
+                   "vbios_version": "96.00.74.00.01",
+                   "memory_total_mib": 81559, "ecc_mode": "Enabled",
+                   "temperature_c": 34.0,
+                   "power": {"limit_w": 700.0, "default_limit_w": 700.0, "max_limit_w": 700.0},
+                   "clocks": {"graphics_mhz": 345, "mem_mhz": 2619,
+                              "max_graphics_mhz": 1980, "max_mem_mhz": 2619},
+                   "nvlink_fabric": "Completed (Success)"}),
+        );
+        let sizes: Vec<u64> = d["bars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["size_bytes"].as_u64().unwrap())
+            .collect();
+        assert_eq!(sizes, [16 << 20, 128 << 30, 32 << 20]);
+    }
+    assert_eq!(devs[0]["iommu_group"], "30");
+    assert_eq!(
+        devs[1]["link"],
+        json!({"speed": "32.0 GT/s PCIe", "width": 8, "max_speed": "32.0 GT/s PCIe", "max_width": 16})
+    );
+    assert_eq!(devs[0]["link"]["width"], 16);
+    let ab = &devs[2]["nvidia"];
+    assert_eq!(
+        ab["ecc_volatile"],
+        json!({"correctable": 0, "uncorrectable": 2})
+    );
+    assert_eq!(
+        ab["ecc_aggregate"],
+        json!({"correctable": 0, "uncorrectable": 2})
+    );
+    assert_eq!(
+        ab["remapped_rows"],
+        json!({"correctable": 0, "uncorrectable": 2, "pending": true, "failure": false})
+    );
+    let ba = &devs[3]["nvidia"];
+    assert_eq!(ba["remapped_rows"]["failure"], true);
+    assert_eq!(ba["ecc_volatile"]["correctable"], 7);
+    assert_eq!(
+        ba["throttle_active"],
+        json!(["gpu_idle", "hw_thermal_slowdown"])
+    );
+    assert_eq!(devs[0]["nvidia"]["throttle_active"], json!(["gpu_idle"]));
+    assert!(devs[0]["nvidia_driver"]
+        .as_str()
+        .unwrap()
+        .starts_with("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15"));
+
+    // Garbage where the capture should be: a note, the sysfs details kept.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("gpu");
+    assert!(Command::new("cp")
+        .args(["-a", root.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(copy.join("nvidia-smi-q-x.xml"), "NVIDIA-SMI has failed\n").unwrap();
+    let inv = booted_inventory(&copy, "");
+    let note = inv["gpus"]["note"].as_str().unwrap();
+    assert!(note.starts_with("/nvidia-smi-q-x.xml: not XML"), "{note}");
+    assert_eq!(inv["gpus"]["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(inv["gpus"]["devices"][0]["nvidia"], Value::Null);
+    // No capture at all: a note, not an error.
+    std::fs::remove_file(copy.join("nvidia-smi-q-x.xml")).unwrap();
+    let inv = booted_inventory(&copy, "");
+    assert!(inv["gpus"]["note"]
+        .as_str()
+        .unwrap()
+        .starts_with("no /nvidia-smi-q-x.xml in this fixture tree"));
 }
 
 #[test]

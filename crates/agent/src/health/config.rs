@@ -29,6 +29,9 @@ pub struct Thresholds {
     /// ATA reallocated, pending, offline-uncorrectable and reported
     /// uncorrectable sectors (raw) above this warn.
     pub max_bad_sectors: u64,
+    /// GPU correctable (single-bit) ECC errors, volatile or aggregate,
+    /// above this warn.
+    pub max_gpu_correctable: u64,
 }
 
 impl Default for Thresholds {
@@ -47,6 +50,7 @@ impl Default for Thresholds {
             // Drives are rated to 100%; 90% leaves time to order one.
             max_percentage_used: 90,
             max_bad_sectors: 0,
+            max_gpu_correctable: 0,
         }
     }
 }
@@ -65,7 +69,8 @@ pub struct Expect {
     pub disk_min_gb: Option<u64>,
     /// Every NIC with a link at this speed or faster, in Mb/s.
     pub nic_speed_mbps: Option<u64>,
-    /// Display and 3D controllers (PCI class 03h).
+    /// GPUs as `inventory::gpus::is_gpu` defines them: display and 3D
+    /// controllers (PCI class 03h), NVIDIA/AMD/Intel accelerators (1200).
     pub gpu_count: Option<u64>,
 }
 
@@ -128,7 +133,7 @@ pub const OPTIONS: &[Spec] = &[
     Spec::cmdline(
         "expect.gpu_count",
         Kind::Int(0, 100_000),
-        "health: display and 3D controllers (PCI class 03h) (FAIL otherwise)",
+        "health: GPUs: display and 3D controllers (PCI class 03h) and NVIDIA/AMD/Intel processing accelerators (1200) (FAIL otherwise)",
     )
     .step("gpu_count"),
     Spec::cmdline(
@@ -179,6 +184,12 @@ pub const OPTIONS: &[Spec] = &[
         "health: ATA reallocated/pending/uncorrectable sectors above this warn (default 0)",
     )
     .step("max_bad_sectors"),
+    Spec::cmdline(
+        "health.max_gpu_correctable",
+        Kind::Int(0, BIG),
+        "health: GPU correctable (single-bit) ECC errors above this warn (default 0)",
+    )
+    .step("max_gpu_correctable"),
     Spec::step_only(
         "snapshot",
         Kind::NonEmpty,
@@ -216,7 +227,7 @@ impl Config {
                 *field = Some(v);
             }
         }
-        let fields: [(&str, &mut u64); 8] = [
+        let fields: [(&str, &mut u64); 9] = [
             ("health.max_corrected_errors", &mut t.max_corrected_errors),
             ("health.max_throttle_count", &mut t.max_throttle_count),
             ("health.max_aer_correctable", &mut t.max_aer_correctable),
@@ -225,6 +236,7 @@ impl Config {
             ("health.max_carrier_changes", &mut t.max_carrier_changes),
             ("health.max_percentage_used", &mut t.max_percentage_used),
             ("health.max_bad_sectors", &mut t.max_bad_sectors),
+            ("health.max_gpu_correctable", &mut t.max_gpu_correctable),
         ];
         for (key, field) in fields {
             if let Some(v) = value(step, options, key)? {

@@ -11,7 +11,8 @@
 //! memory devices, naming the empty slots. Disk size: every counted disk
 //! at least the size in GB. NIC speed: every NIC with carrier negotiated
 //! at least the speed (an unknown speed is below it; no link at all
-//! fails). GPUs: PCI class 03h.
+//! fails). GPUs: as the inventory's `gpus` counts them
+//! (`inventory::gpus::is_gpu`: class 03h, NVIDIA/AMD/Intel class 1200).
 
 use super::{Finding, Out, Severity};
 use crate::root::Root;
@@ -38,19 +39,6 @@ fn disk_names(root: &Root) -> Vec<String> {
         .into_iter()
         .filter(|d| counts_as_disk(&d.name, d.removable))
         .map(|d| d.name)
-        .collect()
-}
-
-/// PCI display and 3D controllers (class 03h), by address.
-fn gpu_names(root: &Root) -> Vec<String> {
-    let dir = "/sys/bus/pci/devices";
-    crate::root::dir_names(&root.at(dir))
-        .into_iter()
-        .filter(|a| {
-            super::read::text(root, &format!("{dir}/{a}/class"))
-                .ok()
-                .is_some_and(|c| c.trim().starts_with("0x03"))
-        })
         .collect()
 }
 
@@ -127,8 +115,8 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
         (
             e.gpu_count,
             "GPUs",
-            gpu_names,
-            "/sys/bus/pci/devices/*/class",
+            crate::inventory::gpus::addresses,
+            "/sys/bus/pci/devices/*/class, vendor",
             "gpu_count",
         ),
     ];

@@ -2,11 +2,13 @@
 //! or FAIL) with findings, each naming the component, the evidence (the
 //! value read and the file it came from) and the threshold it broke. Every
 //! signal is read under the root (`crate::root::Root`), so fixture trees
-//! stand in for machines; nothing here writes, runs a tool or needs a disk.
+//! stand in for machines; nothing here writes or needs a disk, and the one
+//! tool run is nvidia-smi (`gpus`, on the machine only).
 //!
 //! One file a signal: `edac` (ECC memory errors), `mce` (machine checks in
 //! the kernel log), `throttle` (CPU thermal throttling), `hwmon` (sensors
-//! against their own limits), `pcie` (AER counters, link training), `nics`
+//! against their own limits), `pcie` (AER counters, link training), `gpus`
+//! (GPU links, and ECC, row remapping and throttling from nvidia-smi), `nics`
 //! (error, drop and carrier counters), `disks` (NVMe and ATA SMART read
 //! natively, through `smart`), `expect` (what was ordered:
 //! `speediso.expect.*`). `config` holds the options and thresholds; `read`
@@ -17,6 +19,7 @@ pub mod config;
 pub mod disks;
 pub mod edac;
 pub mod expect;
+pub mod gpus;
 pub mod hwmon;
 pub mod mce;
 pub mod nics;
@@ -83,7 +86,7 @@ impl Verdict {
 pub struct Finding {
     pub severity: Severity,
     /// The check that found it: `edac`, `mce`, `throttle`, `hwmon`,
-    /// `pcie`, `nic`, `disk`, `expect`, `change` (new since a snapshot).
+    /// `pcie`, `gpu`, `nic`, `disk`, `expect`, `change` (new since a snapshot).
     pub check: &'static str,
     /// What it is about: a DIMM label (`CPU0_DIMM_A1 (mc0/dimm0)`), a PCI
     /// address, a NIC name, `CPU 3`, `coretemp temp1 (Package id 0)`.
@@ -185,8 +188,8 @@ pub struct Out {
 /// ```
 ///
 /// Findings are sorted worst first, then in check order; `checked` has one
-/// entry per check in the order edac, mce, throttle, hwmon, pcie, nic,
-/// disk, expect (and `change` when the step compared with a snapshot).
+/// entry per check in the order edac, mce, throttle, hwmon, pcie, gpu,
+/// nic, disk, expect (and `change` when the step compared with a snapshot).
 /// New keys may be added; existing ones keep their meaning.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -214,6 +217,7 @@ pub fn collect(root: &Root, cfg: &Config) -> Report {
         ("throttle", throttle::check(root, t)),
         ("hwmon", hwmon::check(root)),
         ("pcie", pcie::check(root, t)),
+        ("gpu", gpus::check(root, t)),
         ("nic", nics::check(root, t)),
         ("disk", disks::check(root, t)),
         ("expect", expect::check(root, &cfg.expect)),

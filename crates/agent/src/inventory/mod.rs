@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod disks;
 pub mod dmi;
 pub mod fsprobe;
+pub mod gpus;
 pub mod memory;
 pub mod nics;
 pub mod pci;
@@ -34,6 +35,8 @@ pub const NAME: &str = "inventory";
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub pci: Vec<pci::PciDevice>,
+    /// Display, 3D and compute devices with their details (`gpus.rs`).
+    pub gpus: gpus::Gpus,
     pub cpu: cpu::Cpu,
     pub memory: memory::Memory,
     pub dmi: dmi::Dmi,
@@ -101,8 +104,14 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         notes.push(n.clone());
     }
     let efi = root.at("/sys/firmware/efi").exists();
+    let pci = pci::collect(root, &ids);
+    let gpus = gpus::collect(root, &pci);
+    if let Some(n) = &gpus.note {
+        notes.push(format!("GPUs: {n}"));
+    }
     let inv = Report {
-        pci: pci::collect(root, &ids),
+        pci,
+        gpus,
         cpu: cpu::collect(root),
         memory,
         dmi: dmi::collect(root),
@@ -331,6 +340,32 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
             }
         }
         let _ = writeln!(o, "  {line}");
+    }
+    if !inv.gpus.devices.is_empty() {
+        let _ = writeln!(o, "GPUs ({})", inv.gpus.devices.len());
+    }
+    for g in &inv.gpus.devices {
+        let n = g.nvidia.as_ref();
+        let link = g
+            .link
+            .as_ref()
+            .and_then(|l| Some(format!(" x{} of x{}", l.width?, l.max_width?)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {} {}{} numa {} · {} {} · S/N {} · {}",
+            g.address,
+            n.and_then(|n| n.product_name.clone())
+                .unwrap_or_else(|| format!("{} {}", g.vendor, g.device)),
+            link,
+            g.numa_node
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into()),
+            or_dash(&g.driver),
+            or_dash(&g.driver_version),
+            n.map(|n| or_dash(&n.serial)).unwrap_or("-"),
+            n.map(|n| or_dash(&n.uuid)).unwrap_or("-"),
+        );
     }
     let _ = writeln!(o, "Disks ({})", inv.disks.len());
     for dk in &inv.disks {

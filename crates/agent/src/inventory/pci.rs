@@ -63,7 +63,7 @@ fn hex_attr(dir: &Path, name: &str) -> Option<u32> {
 }
 
 /// Sort key of a `dddd:bb:dd.f` address (the domain may be wider than 4).
-fn addr_key(a: &str) -> (u32, u32, u32, u32) {
+pub fn addr_key(a: &str) -> (u32, u32, u32, u32) {
     let mut it = a.split([':', '.']);
     let mut n = || {
         it.next()
