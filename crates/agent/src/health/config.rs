@@ -70,7 +70,8 @@ pub struct Expect {
     /// Every NIC with a link at this speed or faster, in Mb/s.
     pub nic_speed_mbps: Option<u64>,
     /// GPUs as `inventory::gpus::is_gpu` defines them: display and 3D
-    /// controllers (PCI class 03h), NVIDIA/AMD/Intel accelerators (1200).
+    /// controllers (PCI 0302, 0380), NVIDIA/AMD/Intel VGA and accelerators
+    /// (0300, 1200); a BMC's VGA is no GPU.
     pub gpu_count: Option<u64>,
 }
 
@@ -133,7 +134,7 @@ pub const OPTIONS: &[Spec] = &[
     Spec::cmdline(
         "expect.gpu_count",
         Kind::Int(0, 100_000),
-        "health: GPUs: display and 3D controllers (PCI class 03h) and NVIDIA/AMD/Intel processing accelerators (1200) (FAIL otherwise)",
+        "health: GPUs: 3D and display controllers (PCI 0302, 0380), NVIDIA/AMD/Intel VGA and accelerators (0300, 1200), not a BMC's VGA (FAIL otherwise)",
     )
     .step("gpu_count"),
     Spec::cmdline(

@@ -12,7 +12,7 @@
 //! at least the size in GB. NIC speed: every NIC with carrier negotiated
 //! at least the speed (an unknown speed is below it; no link at all
 //! fails). GPUs: as the inventory's `gpus` counts them
-//! (`inventory::gpus::is_gpu`: class 03h, NVIDIA/AMD/Intel class 1200).
+//! (`inventory::gpus::is_gpu`: class 0302/0380, NVIDIA/AMD/Intel 0300/1200).
 
 use super::{Finding, Out, Severity};
 use crate::root::Root;

@@ -2,8 +2,8 @@
 //! "NAME"` saves its findings in the run directory; a later step of the
 //! same run with `compare = "NAME"` reports every finding that was not
 //! there before (a counter that rose changes its finding's message, so it
-//! counts as new) under the check `change`. New ECC, machine check, PCIe
-//! and disk findings are a FAIL there whatever their own severity: hardware
+//! counts as new) under the check `change`. New ECC, machine check, PCIe,
+//! disk and GPU findings are a FAIL there whatever their own severity: hardware
 //! that degrades under load fails its burn-in. Others (throttling, a sensor
 //! over max, NIC errors) keep their severity.
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Checks whose new findings fail a burn-in.
-const DEGRADED: &[&str] = &["edac", "mce", "pcie", "disk"];
+const DEGRADED: &[&str] = &["edac", "mce", "pcie", "disk", "gpu"];
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Key {

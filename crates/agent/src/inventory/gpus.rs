@@ -1,5 +1,6 @@
-//! GPUs: every PCI display or 3D controller (class 03xx) and the compute
-//! accelerators of NVIDIA, AMD and Intel (class 1200), with what sysfs says
+//! GPUs: every PCI 3D or other display controller (class 0302, 0380), and
+//! the VGA controllers and compute accelerators of NVIDIA, AMD and Intel
+//! (0300, 1200; a BMC's VGA is no GPU), with what sysfs says
 //! of them (NUMA node, IOMMU group, link, BAR sizes, driver and its
 //! version) and, for NVIDIA GPUs, the parsed `nvidia-smi -q -x` report.
 //!
@@ -24,10 +25,17 @@ pub const SMI_CAPTURE: &str = "/nvidia-smi-q-x.xml";
 const COMPUTE_VENDORS: &[u16] = &[0x10de, 0x1002, 0x8086];
 
 /// Is a PCI function of this vendor and class (base and subclass, `0302`)
-/// a GPU? Display and 3D controllers of any vendor (03xx, 3D controller
-/// 0302 included) and NVIDIA/AMD/Intel processing accelerators (1200).
+/// a GPU? 3D controllers (0302) and other display controllers (0380) of
+/// any vendor; VGA controllers (0300) and processing accelerators (1200)
+/// of NVIDIA, AMD and Intel. The VGA of a server's BMC (ASPEED, Matrox,
+/// Pilot) or of a hypervisor's console is no GPU: counting it would make
+/// `speediso.expect.gpu_count=4` fail on every 4-GPU server.
 pub fn is_gpu(vendor: u16, class16: u16) -> bool {
-    class16 >> 8 == 0x03 || (class16 == 0x1200 && COMPUTE_VENDORS.contains(&vendor))
+    match class16 {
+        0x0302 | 0x0380 => true,
+        0x0300 | 0x1200 => COMPUTE_VENDORS.contains(&vendor),
+        _ => false,
+    }
 }
 
 fn hex(s: &str) -> Option<u32> {
@@ -596,7 +604,10 @@ mod tests {
     #[test]
     fn which_devices_are_gpus() {
         assert!(is_gpu(0x10de, 0x0302)); // NVIDIA 3D controller
-        assert!(is_gpu(0x1a03, 0x0300)); // ASPEED VGA: a display controller
+        assert!(!is_gpu(0x1a03, 0x0300)); // the BMC's ASPEED VGA: no GPU
+        assert!(!is_gpu(0x1234, 0x0300)); // QEMU's VGA console
+        assert!(is_gpu(0x10de, 0x0300)); // an NVIDIA RTX A5500 (VGA class)
+        assert!(is_gpu(0x1002, 0x0380)); // a display controller of any vendor
         assert!(is_gpu(0x1002, 0x1200)); // AMD Instinct
         assert!(!is_gpu(0x1da3, 0x1200)); // a processing accelerator of another vendor
         assert!(!is_gpu(0x10de, 0x0403)); // the GPU's HDMI audio function
