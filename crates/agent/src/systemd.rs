@@ -102,6 +102,20 @@ trait Unit {
     fn sub_state(&self) -> zbus::Result<String>;
 }
 
+/// How long the dispatcher waits for systemd to answer on the bus.
+pub const BUS_WAIT: Duration = Duration::from_secs(180);
+
+/// D-Bus errors that mean "systemd is not on the bus yet", not "no".
+pub fn transient(error_name: &str) -> bool {
+    matches!(
+        error_name,
+        "org.freedesktop.DBus.Error.TimedOut"
+            | "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            | "org.freedesktop.DBus.Error.NoReply"
+    )
+}
+
 /// The real thing: systemd on the system bus.
 pub struct SystemBus {
     conn: zbus::blocking::Connection,
@@ -126,11 +140,32 @@ impl SystemBus {
         if self.subscribed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        match manager.subscribe() {
-            Ok(()) => {}
-            Err(zbus::Error::MethodError(name, _, _))
-                if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" => {}
-            Err(e) => return Err(e).context("subscribing to systemd signals"),
+        // Early in a slow boot the bus is up before systemd has joined it:
+        // the bus then tries to activate systemd1 and answers TimedOut or
+        // ServiceUnknown (seen in the VM suite under TCG: "Failed to
+        // activate service 'org.freedesktop.systemd1': timed out"). Those
+        // answers are retried until BUS_WAIT has passed, anything else is
+        // an error at once.
+        let start = std::time::Instant::now();
+        loop {
+            match manager.subscribe() {
+                Ok(()) => break,
+                Err(zbus::Error::MethodError(name, _, _))
+                    if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" =>
+                {
+                    break
+                }
+                Err(zbus::Error::MethodError(name, msg, _))
+                    if transient(name.as_str()) && start.elapsed() < BUS_WAIT =>
+                {
+                    tracing::warn!(
+                        "systemd is not on the bus yet ({name}: {}); trying again",
+                        msg.unwrap_or_default()
+                    );
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e).context("subscribing to systemd signals"),
+            }
         }
         self.subscribed.store(true, Ordering::SeqCst);
         Ok(())
@@ -249,6 +284,31 @@ pub mod fake {
                 active_state: "inactive".into(),
                 sub_state: "dead".into(),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+
+    /// systemd not yet on the bus is waited for; a refusal is not.
+    #[test]
+    fn bus_errors_that_are_retried() {
+        for n in [
+            "org.freedesktop.DBus.Error.TimedOut",
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+            "org.freedesktop.DBus.Error.NoReply",
+        ] {
+            assert!(transient(n), "{n}");
+        }
+        for n in [
+            "org.freedesktop.DBus.Error.AccessDenied",
+            "org.freedesktop.systemd1.NoSuchUnit",
+            "org.freedesktop.DBus.Error.InvalidArgs",
+        ] {
+            assert!(!transient(n), "{n}");
         }
     }
 }
