@@ -74,6 +74,7 @@ pub const MODULES: &[&dyn Step] = &[
     &Entry::<crate::burnin::cpu::BurninCpu>(PhantomData),
     &Entry::<crate::burnin::scan::BurninScan>(PhantomData),
     &Entry::<crate::burnin::memory::BurninMemory>(PhantomData),
+    &Entry::<crate::burnin::gpu::BurninGpu>(PhantomData),
 ];
 
 /// Every module name a task file may use.

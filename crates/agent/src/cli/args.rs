@@ -322,6 +322,25 @@ pub enum BurninCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The GPUs under load: `dcgmi diag -r LEVEL -j` (NVIDIA DCGM) when it
+    /// is in the image, its tests' results per GPU; else `gpu_burn` for
+    /// --duration (each GPU OK or FAULTY); else it says the image has no GPU
+    /// stress tool. A machine without a GPU skips.
+    ///
+    /// Exit status: 0 every test passed (or no GPU), 1 a test failed, 3 no
+    /// tool or no usable result (the GPUs were not judged), 2 a bad option.
+    Gpu {
+        /// dcgmi diag level: 1 quick (about a minute), 2 medium, 3 long,
+        /// 4 extended (about 90 minutes). Default 2.
+        #[arg(long, value_name = "N")]
+        level: Option<String>,
+        /// How long gpu_burn runs when DCGM is not in the image (default 10m).
+        #[arg(long, value_name = "DURATION")]
+        duration: Option<String>,
+        /// Print the result as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every CPU busy with checked work: a SHA-256 chain, an f64 matrix
     /// product and a prime sieve, one worker pinned to each CPU, every
     /// answer compared with the known one.

@@ -194,6 +194,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                 disk,
                 json,
             } => cmd_selftest(&env, &kind, wait.as_deref(), disk, json),
+            BurninCmd::Gpu {
+                level,
+                duration,
+                json,
+            } => cmd_burnin_gpu(&env, level, duration, json),
             BurninCmd::Cpu(a) => cmd_burnin(&env, a.json, Stress::Cpu(&a)),
             BurninCmd::Scan(a) => cmd_burnin(&env, a.json, Stress::Scan(&a)),
             BurninCmd::Memory(a) => cmd_burnin(&env, a.json, Stress::Memory(&a)),
@@ -725,6 +730,93 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
         health::render(&r)
     };
     print_result(&text, "the health report", rc)
+}
+
+/// `speediso burnin gpu`: DCGM diagnostics or gpu_burn on every GPU.
+fn cmd_burnin_gpu(
+    env: &Env,
+    level: Option<String>,
+    duration: Option<String>,
+    json: bool,
+) -> Result<i32> {
+    use crate::burnin::gpu;
+    let Some(options) = env.checked_options() else {
+        return Ok(exit::USAGE);
+    };
+    let mut step = toml::Table::new();
+    if let Some(l) = level {
+        match l.parse::<i64>() {
+            Ok(n) => step.insert("level".into(), n.into()),
+            Err(_) => step.insert("level".into(), l.into()),
+        };
+    }
+    if let Some(d) = duration {
+        step.insert("duration".into(), d.into());
+    }
+    let cfg = match gpu::Config::new(&step, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::say!("speediso: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some(gpu::NAME.into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    let run = crate::run::AdHoc::start(bus, gpu::NAME, gpu::NAME, false);
+    let ev = run.step.clone();
+    let r = gpu::run(&env.root, &cfg, &|m| {
+        ev.progress(crate::events::Progress {
+            message: Some(m.to_string()),
+            ..Default::default()
+        })
+    });
+    run.step.emit(crate::events::Body::Result {
+        data: serde_json::to_value(&r)?,
+    });
+    let rc = match r.verdict {
+        "fail" => run.finish(exit::FAILED, Some("a GPU test failed".into())),
+        "warn" => {
+            run.finish(exit::SUCCESS, None);
+            3
+        }
+        _ => run.finish(exit::SUCCESS, None),
+    };
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        let mut t = format!(
+            "GPU BURN-IN {} ({}, {} GPU(s))\n",
+            r.verdict.to_uppercase(),
+            r.tool.unwrap_or("no tool"),
+            r.gpus.len()
+        );
+        for x in &r.results {
+            t += &format!(
+                "  GPU {:<4} {:<12} {:<24} {}{}\n",
+                x.gpu.as_deref().unwrap_or("-"),
+                x.category,
+                x.test,
+                x.status,
+                if x.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", x.detail)
+                }
+            );
+        }
+        if let Some(n) = &r.note {
+            t += &format!("  {n}\n");
+        }
+        t
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(rc)
 }
 
 /// `speediso burnin selftest`: the disks' own self-tests.

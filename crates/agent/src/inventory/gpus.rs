@@ -210,21 +210,10 @@ pub fn collect(root: &Root, pci: &[PciDevice]) -> Gpus {
     out
 }
 
-/// Is `prog` an executable file in a directory of PATH?
-fn on_path(prog: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            std::fs::metadata(d.join(prog))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
 /// Run nvidia-smi (or read its capture) and attach each GPU's details.
 fn add_nvidia_smi(root: &Root, out: &mut Gpus) {
     let (source, xml) = if root.is_system() {
-        if !on_path("nvidia-smi") {
+        if !crate::cmd::on_path("nvidia-smi") {
             out.note =
                 Some("nvidia-smi is not in this image: no NVIDIA ECC, serial or UUID".into());
             return;
