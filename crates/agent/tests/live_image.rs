@@ -381,3 +381,49 @@ fn templates_map_every_known_option() {
         );
     }
 }
+
+/// The optional GPU image (speediso-nvidia.ks): valid for RHEL 9 with its
+/// %include of speediso.ks followed (ksvalidator -i, run where the include
+/// resolves), carrying the driver, nvidia-smi, DCGM and the fabric manager;
+/// a typo in it, or a missing include, is refused.
+#[test]
+fn gpu_kickstart_validates_with_its_include() {
+    let Some(ksv) = ksvalidator() else { return };
+    let dir = repo().join("kickstart-snippets");
+    let check = |file: &str| {
+        output(
+            Command::new(&ksv)
+                .current_dir(&dir)
+                .args(["-i", "-v", "RHEL9", file]),
+        )
+    };
+    let (rc, out, err) = check("speediso-nvidia.ks");
+    assert_eq!(
+        rc, 0,
+        "ksvalidator rejected speediso-nvidia.ks:\n{out}\n{err}"
+    );
+    let text = std::fs::read_to_string(dir.join("speediso-nvidia.ks")).unwrap();
+    for p in [
+        "\nnvidia-driver\n",
+        "\nnvidia-driver-cuda\n",
+        "\ndatacenter-gpu-manager\n",
+        "\nnvidia-fabric-manager\n",
+        "\n%include speediso.ks\n",
+        "\nmodule --name=nvidia-driver --stream=",
+    ] {
+        assert!(text.contains(p), "speediso-nvidia.ks lacks {p:?}");
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("bad-")
+        .suffix(".ks")
+        .tempfile_in(&dir)
+        .unwrap();
+    for (from, to) in [
+        ("\nmodule --name", "\nmodul --name"),
+        ("%include speediso.ks", "%include no-such.ks"),
+    ] {
+        std::fs::write(tmp.path(), text.replace(from, to)).unwrap();
+        let (rc, _, _) = check(tmp.path().file_name().unwrap().to_str().unwrap());
+        assert_ne!(rc, 0, "ksvalidator accepted speediso-nvidia.ks with {to:?}");
+    }
+}
