@@ -193,16 +193,42 @@ pub fn parse_gpu_burn(text: &str) -> Result<Vec<TestResult>, String> {
 
 /// What a tool produced: its stdout (whatever its exit status, as dcgmi
 /// exits non-zero when a test failed), from the machine or the capture.
-fn tool_output(root: &Root, argv: &[&str], capture: &str) -> Option<Result<String, String>> {
+/// While the tool runs (minutes: dcgmi -j prints nothing before its end),
+/// `tick` hears how long it has been running every 10 s.
+fn tool_output(
+    root: &Root,
+    argv: &[&str],
+    capture: &str,
+    every: Duration,
+    tick: &dyn Fn(&str),
+) -> Option<Result<String, String>> {
     if root.is_system() {
         if !crate::cmd::on_path(argv[0]) {
             return None;
         }
-        Some(
-            crate::cmd::output(argv)
-                .map(|o| o.stdout)
-                .map_err(|e| format!("{e:#}")),
-        )
+        let t0 = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let res = std::thread::scope(|s| {
+            s.spawn(move || {
+                let _ = tx.send(
+                    crate::cmd::output(argv)
+                        .map(|o| o.stdout)
+                        .map_err(|e| format!("{e:#}")),
+                );
+            });
+            loop {
+                match rx.recv_timeout(every) {
+                    Ok(r) => break r,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => tick(&format!(
+                        "{}: running for {} s",
+                        argv.join(" "),
+                        t0.elapsed().as_secs()
+                    )),
+                    Err(_) => break Err(format!("{} ended without an answer", argv[0])),
+                }
+            }
+        });
+        Some(res)
     } else {
         std::fs::read_to_string(root.at(capture)).ok().map(Ok)
     }
@@ -249,7 +275,7 @@ pub fn run(root: &Root, cfg: &Config, tick: &dyn Fn(&str)) -> Report {
     ];
     for (tool, argv, capture, parse) in attempts {
         tick(&format!("{} on {} GPU(s)", argv.join(" "), gpus.len()));
-        let Some(out) = tool_output(root, &argv, capture) else {
+        let Some(out) = tool_output(root, &argv, capture, Duration::from_secs(10), tick) else {
             continue;
         };
         r.tool = Some(tool);
@@ -366,6 +392,33 @@ mod tests {
         ] {
             assert!(parse_dcgmi(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A tool that exits non-zero with a document (as dcgmi does when a
+    /// test failed) is read; its progress is heard while it runs; a tool
+    /// not on PATH is `None`.
+    #[test]
+    fn a_tool_is_read_whatever_its_status_with_progress() {
+        let heard = std::sync::Mutex::new(Vec::new());
+        let out = tool_output(
+            &Root::system(),
+            &["sh", "-c", "sleep 0.5; echo '{\"doc\": 1}'; exit 3"],
+            "/none",
+            Duration::from_millis(100),
+            &|m| heard.lock().unwrap().push(m.to_string()),
+        );
+        assert_eq!(out, Some(Ok("{\"doc\": 1}\n".to_string())));
+        let heard = heard.lock().unwrap();
+        assert!(heard.len() >= 2, "{heard:?}");
+        assert!(heard[0].contains("running for"), "{heard:?}");
+        let none = tool_output(
+            &Root::system(),
+            &["speediso-no-such-tool"],
+            "/none",
+            Duration::from_millis(100),
+            &|_| {},
+        );
+        assert_eq!(none, None);
     }
 
     #[test]
