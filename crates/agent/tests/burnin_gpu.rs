@@ -113,3 +113,37 @@ fn a_machine_without_a_gpu_skips() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("level = 7"));
 }
+
+/// `speediso.expect.gpus` (DESIGN.md's name) counts the same GPUs as
+/// `speediso.expect.gpu_count`: the four H100s, not the BMC's VGA.
+#[test]
+fn expected_gpus_by_either_name() {
+    let health = |cmdline: &str| {
+        let out = Command::new(BIN)
+            .arg("--root")
+            .arg(fixture("gpu"))
+            .args(["--cmdline", cmdline, "health", "--json"])
+            .env_remove("SPEEDISO")
+            .env("SPEEDISO_RUN_DIR", tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expect: Vec<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == "expect")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect();
+        (v["expect"]["gpu_count"].clone(), expect)
+    };
+    assert_eq!(health("speediso.expect.gpus=4"), (4.into(), vec![]));
+    assert_eq!(
+        health("speediso.expect.gpus=8"),
+        (8.into(), vec!["expected 8 GPUs, found 4".to_string()])
+    );
+    assert_eq!(
+        health("speediso.expect.gpus=8 speediso.expect.gpu_count=4"),
+        (4.into(), vec![])
+    );
+}

@@ -138,6 +138,12 @@ pub const OPTIONS: &[Spec] = &[
     )
     .step("gpu_count"),
     Spec::cmdline(
+        "expect.gpus",
+        Kind::Int(0, 100_000),
+        "health: the same as speediso.expect.gpu_count (the name in DESIGN.md); gpu_count wins when both are given",
+    )
+    .step("gpus"),
+    Spec::cmdline(
         "health.max_corrected_errors",
         Kind::Int(0, BIG),
         "health: corrected ECC errors per DIMM above this warn (default 0)",
@@ -228,6 +234,9 @@ impl Config {
                 *field = Some(v);
             }
         }
+        // DESIGN.md's name for the GPU count, read (and checked) either way.
+        let gpus = value(step, options, "expect.gpus")?;
+        e.gpu_count = e.gpu_count.or(gpus);
         let fields: [(&str, &mut u64); 9] = [
             ("health.max_corrected_errors", &mut t.max_corrected_errors),
             ("health.max_throttle_count", &mut t.max_throttle_count),
