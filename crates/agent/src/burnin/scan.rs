@@ -418,22 +418,30 @@ pub fn scan_target(
     (s.read.load(Ordering::Relaxed), unreadable, error)
 }
 
+impl DiskScan {
+    /// The disk `d` at `path`, nothing read yet: a failure until the scan
+    /// says otherwise.
+    fn failed(path: &str, d: &Disk, error: Option<String>) -> DiskScan {
+        DiskScan {
+            path: path.to_string(),
+            serial: d.serial.clone(),
+            model: d.model.clone(),
+            size_bytes: d.size_bytes,
+            logical_block_size: d.logical_block_size,
+            bytes_read: 0,
+            seconds: 0.0,
+            mb_per_s: 0.0,
+            unreadable: vec![],
+            error,
+            verdict: "fail",
+        }
+    }
+}
+
 /// Read all of `path` (the disk `d`) with `depth` reads in flight.
 pub fn scan_disk(path: &str, d: &Disk, depth: usize, ev: Option<&StepEvents>) -> DiskScan {
     let started = Instant::now();
-    let mut out = DiskScan {
-        path: path.to_string(),
-        serial: d.serial.clone(),
-        model: d.model.clone(),
-        size_bytes: d.size_bytes,
-        logical_block_size: d.logical_block_size,
-        bytes_read: 0,
-        seconds: 0.0,
-        mb_per_s: 0.0,
-        unreadable: vec![],
-        error: None,
-        verdict: "fail",
-    };
+    let mut out = DiskScan::failed(path, d, None);
     let t = match open(path, depth) {
         Ok(t) => t,
         Err(e) => {
@@ -476,18 +484,8 @@ pub fn run(root: &Root, cfg: &Config, ev: &StepEvents) -> Result<ScanReport> {
         hs.into_iter()
             .zip(&sel.disks)
             .map(|(h, (p, d))| {
-                h.join().unwrap_or_else(|_| DiskScan {
-                    path: p.clone(),
-                    serial: d.serial.clone(),
-                    model: d.model.clone(),
-                    size_bytes: d.size_bytes,
-                    logical_block_size: d.logical_block_size,
-                    bytes_read: 0,
-                    seconds: 0.0,
-                    mb_per_s: 0.0,
-                    unreadable: vec![],
-                    error: Some("the scan of this disk panicked".into()),
-                    verdict: "fail",
+                h.join().unwrap_or_else(|_| {
+                    DiskScan::failed(p, d, Some("the scan of this disk panicked".into()))
                 })
             })
             .collect()

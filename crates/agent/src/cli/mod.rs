@@ -698,14 +698,7 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
     // A run of one step with every sink, as for the benchmarks: the
     // report reaches the journal, the state file and the report endpoint.
     // The console lines go to stderr; stdout carries only the report.
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
-    let bus = Bus::new(
-        Some(health::NAME.into()),
-        host::identify(&env.root, &env.cmdline),
-        env.sinks_with(console, Record::AdHoc),
-    );
-    let run = crate::run::AdHoc::start(bus, health::NAME, health::NAME, false);
+    let run = adhoc_on_stderr(env, health::NAME);
     let r = health::collect(&env.root, &cfg);
     run.step.emit(crate::events::Body::Result {
         data: serde_json::to_value(&r)?,
@@ -730,6 +723,35 @@ fn cmd_health(env: &Env, json: bool) -> Result<i32> {
         health::render(&r)
     };
     print_result(&text, "the health report", rc)
+}
+
+/// A command run by hand as a one-step run that every sink hears, its
+/// console lines on stderr so stdout carries only its report.
+fn adhoc_on_stderr(env: &Env, name: &'static str) -> crate::run::AdHoc {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
+    let bus = Bus::new(
+        Some(name.into()),
+        host::identify(&env.root, &env.cmdline),
+        env.sinks_with(console, Record::AdHoc),
+    );
+    crate::run::AdHoc::start(bus, name, name, false)
+}
+
+/// End a run whose result has a verdict (`pass`, `warn`, `fail`, or
+/// `skipped`): the result to every sink, then the exit status: 1 on fail
+/// (the run failed with `why`), 3 on warn (nothing failed, but something
+/// was not judged: never a plain pass), else 0.
+fn finish_judged(run: crate::run::AdHoc, verdict: &str, why: &str, data: serde_json::Value) -> i32 {
+    run.step.emit(crate::events::Body::Result { data });
+    match verdict {
+        "fail" => run.finish(exit::FAILED, Some(why.into())),
+        "warn" => {
+            run.finish(exit::SUCCESS, None);
+            3
+        }
+        _ => run.finish(exit::SUCCESS, None),
+    }
 }
 
 /// `speediso burnin gpu`: DCGM diagnostics or gpu_burn on every GPU.
@@ -760,14 +782,7 @@ fn cmd_burnin_gpu(
             return Ok(exit::USAGE);
         }
     };
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
-    let bus = Bus::new(
-        Some(gpu::NAME.into()),
-        host::identify(&env.root, &env.cmdline),
-        env.sinks_with(console, Record::AdHoc),
-    );
-    let run = crate::run::AdHoc::start(bus, gpu::NAME, gpu::NAME, false);
+    let run = adhoc_on_stderr(env, gpu::NAME);
     let ev = run.step.clone();
     let r = gpu::run(&env.root, &cfg, &|m| {
         ev.progress(crate::events::Progress {
@@ -775,17 +790,12 @@ fn cmd_burnin_gpu(
             ..Default::default()
         })
     });
-    run.step.emit(crate::events::Body::Result {
-        data: serde_json::to_value(&r)?,
-    });
-    let rc = match r.verdict {
-        "fail" => run.finish(exit::FAILED, Some("a GPU test failed".into())),
-        "warn" => {
-            run.finish(exit::SUCCESS, None);
-            3
-        }
-        _ => run.finish(exit::SUCCESS, None),
-    };
+    let rc = finish_judged(
+        run,
+        r.verdict,
+        "a GPU test failed",
+        serde_json::to_value(&r)?,
+    );
     let text = if json {
         serde_json::to_string_pretty(&r)? + "\n"
     } else {
@@ -814,9 +824,7 @@ fn cmd_burnin_gpu(
         }
         t
     };
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(rc)
+    print_result(&text, "the GPU burn-in result", rc)
 }
 
 /// `speediso burnin selftest`: the disks' own self-tests.
@@ -844,14 +852,7 @@ fn cmd_selftest(
         }
     };
     cfg.disks = disks;
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let console: Box<dyn Sink> = Box::new(sinks::console::Console::new(std::io::stderr(), tty));
-    let bus = Bus::new(
-        Some(selftest::NAME.into()),
-        host::identify(&env.root, &env.cmdline),
-        env.sinks_with(console, Record::AdHoc),
-    );
-    let run = crate::run::AdHoc::start(bus, selftest::NAME, selftest::NAME, false);
+    let run = adhoc_on_stderr(env, selftest::NAME);
     let ev = run.step.clone();
     let r = selftest::run(&env.root, &cfg, &|disk, pct| {
         ev.progress(crate::events::Progress {
@@ -860,25 +861,18 @@ fn cmd_selftest(
             ..Default::default()
         })
     });
-    run.step.emit(crate::events::Body::Result {
-        data: serde_json::to_value(&r)?,
-    });
-    let rc = match r.verdict {
-        "fail" => run.finish(exit::FAILED, Some("a disk self-test failed".into())),
-        "warn" => {
-            run.finish(exit::SUCCESS, None);
-            3
-        }
-        _ => run.finish(exit::SUCCESS, None),
-    };
+    let rc = finish_judged(
+        run,
+        r.verdict,
+        "a disk self-test failed",
+        serde_json::to_value(&r)?,
+    );
     let text = if json {
         serde_json::to_string_pretty(&r)? + "\n"
     } else {
         selftest::render(&r)
     };
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(rc)
+    print_result(&text, "the self-test result", rc)
 }
 
 fn cmd_status(env: &Env, json: bool, n_events: usize) -> Result<i32> {

@@ -36,9 +36,8 @@ pub fn component(d: &Disk) -> String {
 
 /// The disks with SMART to ask, as `blockdev::scan` lists them.
 pub fn smart_disks(root: &Root) -> Vec<Disk> {
-    crate::blockdev::scan::disks(root)
+    super::expect::counted_disks(root)
         .into_iter()
-        .filter(|d| super::expect::counts_as_disk(&d.name, d.removable))
         .filter(|d| {
             matches!(
                 d.transport,

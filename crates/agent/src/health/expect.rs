@@ -33,13 +33,17 @@ pub fn memory_ok(expected_gib: u64, found_bytes: u64) -> bool {
     (found_bytes as f64) >= low && (found_bytes as f64) <= want
 }
 
-/// The whole disks that count, by name.
-fn disk_names(root: &Root) -> Vec<String> {
+/// The whole disks that count.
+pub fn counted_disks(root: &Root) -> Vec<crate::blockdev::scan::Disk> {
     crate::blockdev::scan::disks(root)
         .into_iter()
         .filter(|d| counts_as_disk(&d.name, d.removable))
-        .map(|d| d.name)
         .collect()
+}
+
+/// The whole disks that count, by name.
+fn disk_names(root: &Root) -> Vec<String> {
+    counted_disks(root).into_iter().map(|d| d.name).collect()
 }
 
 pub fn check(root: &Root, e: &super::Expect) -> Out {
@@ -182,10 +186,7 @@ pub fn check(root: &Root, e: &super::Expect) -> Out {
         }
     }
     if let Some(want) = e.disk_min_gb {
-        let disks: Vec<_> = crate::blockdev::scan::disks(root)
-            .into_iter()
-            .filter(|d| counts_as_disk(&d.name, d.removable))
-            .collect();
+        let disks = counted_disks(root);
         done.push(format!("{} disk sizes", disks.len()));
         for d in disks.iter().filter(|d| d.size_bytes < want * 1_000_000_000) {
             out.findings.push(fail(
