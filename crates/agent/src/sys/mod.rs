@@ -3,6 +3,7 @@
 
 pub mod blk;
 pub mod cpu;
+pub mod dm;
 pub mod ethtool;
 pub mod ifaddrs;
 pub mod iobuf;

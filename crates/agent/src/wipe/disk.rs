@@ -103,7 +103,7 @@ pub fn wipe_disk(
             written += bytes;
         };
         let gave_up = || fails.lock().unwrap_or_else(|e| e.into_inner()).gave_up;
-        match p.method {
+        let report: Result<VerifyReport> = (|| match p.method {
             Method::Zero | Method::Random => {
                 let mut last = Pattern::Zero;
                 let mut s = [0u8; 32];
@@ -197,7 +197,18 @@ pub fn wipe_disk(
                 }
                 Ok(found)
             }
+        })();
+        let report = report?;
+        // Whatever the method: no md, LVM or partition signature may be
+        // left, at either end of the disk.
+        match super::residue::check(&t) {
+            Ok(left) if left.is_empty() => {
+                notes.push("no md, LVM or partition-table signature left at either end".into())
+            }
+            Ok(left) => bail!("after the erase, still on the disk: {}", left.join(", ")),
+            Err(e) => bail!("{e}"),
         }
+        Ok(report)
     })();
     let finished = SystemTime::now();
     let failed_ranges = fails.into_inner().unwrap_or_else(|e| e.into_inner()).ranges;

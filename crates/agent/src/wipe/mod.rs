@@ -15,7 +15,9 @@ pub mod overwrite;
 mod plan;
 mod progress;
 pub mod readback;
+mod residue;
 pub mod select;
+pub mod stack;
 pub mod verify;
 
 use crate::events::{Body, StepEvents};
@@ -42,6 +44,8 @@ pub const NAME: &str = "wipe";
 /// The result of a whole run, as the step's `result` data.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// The stacks stopped before the erase, and any that could not be.
+    pub released: Vec<Released>,
     pub disks: Vec<DiskOutcome>,
     pub skipped: Vec<select::Skipped>,
     /// The signed certificates themselves, so the report endpoint (the
@@ -88,6 +92,68 @@ fn disk_estimate(e: &Planned, cfg: &Config) -> Duration {
         _ => 3600.0 + (size + verify + if cfg.blank { size } else { 0.0 }) / rate,
     };
     Duration::from_secs_f64(secs)
+}
+
+/// One stack the plan released before the erase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Released {
+    /// What it was, top-down: "LVM logical volume vg0/data (dm-0), md
+    /// RAID1 /dev/md127 (metadata 1.2) on nvme0n1p1, sda1".
+    pub stack: String,
+    pub layers: Vec<stack::Layer>,
+    pub disks: Vec<String>,
+    /// `released` or `failed`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Stop the plan's stacks, each logged with what it was and why it was
+/// released. One that cannot be stopped fails its disks, untouched; the
+/// others go on.
+fn release_stacks(
+    plan: &WipePlan,
+    root: &Root,
+    r: &dyn stack::Releaser,
+    events: Option<&StepEvents>,
+) -> Vec<Released> {
+    plan.release
+        .iter()
+        .map(|s| {
+            let summary = s.summary();
+            let res = stack::release(root, s, r, Duration::from_secs(30));
+            if let Some(ev) = events {
+                match &res {
+                    Ok(()) => ev.log(format!(
+                        "released {summary}: every disk beneath ({}) is erased by this wipe, and nothing mounted, swapped on or held it",
+                        s.disks.join(", ")
+                    )),
+                    Err(e) => ev.warn(format!(
+                        "could not release {summary}: {e:#}; its disks ({}) are not erased",
+                        s.disks.join(", ")
+                    )),
+                }
+            }
+            Released {
+                stack: summary,
+                layers: s.layers.clone(),
+                disks: s.disks.clone(),
+                outcome: if res.is_ok() { "released" } else { "failed" },
+                error: res.err().map(|e| format!("{e:#}")),
+            }
+        })
+        .collect()
+}
+
+/// The outcome of a disk left untouched because its stack stayed.
+fn not_erased(p: &Planned, r: &Released) -> DiskOutcome {
+    let mut o = wipe_disk_panicked(p);
+    o.error = Some(format!(
+        "not erased: the stack on it could not be stopped ({}): {}",
+        r.stack,
+        r.error.as_deref().unwrap_or("")
+    ));
+    o
 }
 
 /// The certificate context of this machine and run.
@@ -191,6 +257,7 @@ pub fn execute(
         }
     }
     let real_allowed = select::real_disks_allowed();
+    let released = release_stacks(plan, root, &stack::System, events.as_ref());
     let n = plan.erase.len();
     let done: Vec<(DiskOutcome, serde_json::Value, Result<PathBuf, String>)> =
         std::thread::scope(|s| {
@@ -200,8 +267,14 @@ pub fn execute(
                 .map(|p| {
                     let ev = events.clone();
                     let (ctx, key, dir) = (&ctx, &key, &dir);
+                    let stuck = released
+                        .iter()
+                        .find(|r| r.error.is_some() && r.disks.contains(&p.disk.name));
                     s.spawn(move || {
-                        let o = wipe_disk(p, cfg, root, real_allowed, n, ev.clone());
+                        let o = match stuck {
+                            Some(r) => not_erased(p, r),
+                            None => wipe_disk(p, cfg, root, real_allowed, n, ev.clone()),
+                        };
                         let (c, f) = certify(&o, ctx, key, dir, ev.as_ref());
                         (o, c, f)
                     })
@@ -235,6 +308,7 @@ pub fn execute(
         outcomes.push(o);
     }
     Ok(RunResult {
+        released,
         disks: outcomes,
         skipped: plan.skipped.clone(),
         certificates,
@@ -347,6 +421,7 @@ mod tests {
             targets: Default::default(),
         };
         let plan = |d: Disk, m: Method| WipePlan {
+            release: vec![],
             erase: vec![Planned {
                 category: m.category(),
                 disk: d,

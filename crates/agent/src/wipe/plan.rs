@@ -25,6 +25,9 @@ pub struct Planned {
 /// The whole plan: what is erased, how, and what is skipped and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct WipePlan {
+    /// Stacks (md, LVM, dm, bcache) on the erased disks, stopped before
+    /// the erase.
+    pub release: Vec<super::stack::Stack>,
     pub erase: Vec<Planned>,
     pub skipped: Vec<select::Skipped>,
     pub verify: String,
@@ -74,6 +77,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let Selection {
         eligible,
         mut skipped,
+        release,
     } = select::select(root, req)?;
     let mut erase = Vec::new();
     let chosen: Vec<String> = eligible.iter().map(|d| d.name.clone()).collect();
@@ -107,7 +111,39 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             )),
         }
     }
+    // A stack is released only when every disk beneath it is still
+    // erased (the method probe may have refused one since selection).
+    let erased: Vec<&str> = erase
+        .iter()
+        .map(|p: &Planned| p.disk.name.as_str())
+        .collect();
+    let (release, kept): (Vec<_>, Vec<_>) = release
+        .into_iter()
+        .partition(|s| s.disks.iter().all(|d| erased.contains(&d.as_str())));
+    for s in kept {
+        let why = format!(
+            "member of {}, which is left alone: not every disk beneath it is erased",
+            s.summary()
+        );
+        let mut moved = Vec::new();
+        erase.retain(|p| {
+            if s.disks.contains(&p.disk.name) {
+                moved.push(p.disk.clone());
+                false
+            } else {
+                true
+            }
+        });
+        for d in moved {
+            skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(select::SkipClass::Blocking, why.clone())],
+            ));
+        }
+    }
     Ok(WipePlan {
+        release,
         erase,
         skipped,
         verify: cfg.verify.as_string(),
@@ -156,6 +192,15 @@ pub fn human_bytes(n: u64) -> String {
 /// The plan as the lines `--plan` prints.
 pub fn describe_plan(p: &WipePlan) -> String {
     let mut s = String::new();
+    if !p.release.is_empty() {
+        s.push_str(&format!(
+            "will release first ({} stack(s) on the disks to erase; every disk beneath is erased and nothing mounts, swaps on or holds them):\n",
+            p.release.len()
+        ));
+    }
+    for r in &p.release {
+        s.push_str(&format!("  stop {}\n", r.summary()));
+    }
     if p.erase.is_empty() {
         s.push_str("will erase: nothing\n");
     } else {

@@ -160,6 +160,8 @@ impl Skipped {
 pub struct Selection {
     pub eligible: Vec<Disk>,
     pub skipped: Vec<Skipped>,
+    /// The stacks on eligible disks to stop before the erase, top-down.
+    pub release: Vec<super::stack::Stack>,
 }
 
 /// May real disks be erased here? Only in the booted live image (the real
@@ -188,9 +190,12 @@ struct SysState {
     part_of: BTreeMap<String, String>,
     /// `major:minor` → disk or partition name.
     by_devno: BTreeMap<String, String>,
-    /// Disk name → reasons found by scanning mounts, swaps, holders,
+    /// Disk name → reasons found by scanning mounts, swaps, multipath,
     /// cmdline.
     found: BTreeMap<String, BTreeSet<Reason>>,
+    /// Disk name → "sda1 is held by md127" for each of it with holders.
+    held: BTreeMap<String, Vec<String>>,
+    usage: crate::blockdev::usage::Usage,
 }
 
 impl SysState {
@@ -200,6 +205,8 @@ impl SysState {
             part_of: BTreeMap::new(),
             by_devno: BTreeMap::new(),
             found: BTreeMap::new(),
+            held: BTreeMap::new(),
+            usage: Default::default(),
         };
         for d in crate::blockdev::scan::disks(root) {
             let n = d.name.clone();
@@ -236,6 +243,7 @@ impl SysState {
         use SkipClass::{Blocking, Policy};
         let usage = Usage::read(root);
         let mut notes: Vec<(String, SkipClass, String)> = Vec::new();
+        let mut held: Vec<(String, String)> = Vec::new();
         for d in self.disks.values() {
             let u = usage.of(&d.sys_path, &d.name, &d.devno);
             let mut note = |class, why| notes.push((d.name.clone(), class, why));
@@ -256,9 +264,13 @@ impl SysState {
                 note(Blocking, format!("swap ({src})"));
             }
             // Holders: dm, md, LVM and bcache sit on top of the disk or one
-            // of its partitions.
+            // of its partitions. Kept apart: a stack that may be released
+            // is no reason (see `stack`).
             for (who, hs) in &u.holders {
-                note(Blocking, format!("{who} is held by {}", hs.join(", ")));
+                held.push((
+                    d.name.clone(),
+                    format!("{who} is held by {}", hs.join(", ")),
+                ));
                 // A dm-multipath map over the disk: it is one path of a
                 // LUN that other hosts may share.
                 for h in hs {
@@ -306,6 +318,10 @@ impl SysState {
         for (name, class, why) in notes {
             self.note(&name, class, why);
         }
+        for (name, why) in held {
+            self.held.entry(name).or_default().push(why);
+        }
+        self.usage = usage;
     }
 }
 
@@ -779,6 +795,7 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
             names.push((dev.clone(), n));
         }
     }
+    let mut cands: Vec<(String, Disk, Vec<Reason>)> = Vec::new();
     for (shown, n) in names {
         let mut d = st.disks[&n].clone();
         d.test_target = is_test_dm(&d, req, root);
@@ -788,6 +805,90 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
                 .as_ref()
                 .is_some_and(|a| a.iter().any(|x| dev_name(root, x) == n));
         let reasons = reasons_for(&d, &st, req, root, named);
+        cands.push((shown, d, reasons));
+    }
+    // The stacks on the disks (md, LVM, dm, bcache), and which of them
+    // may be released: every disk beneath is one this wipe erases, and
+    // nothing mounts, swaps on or holds the stack.
+    let (plain, layers): (Vec<&Disk>, Vec<&Disk>) = st
+        .disks
+        .values()
+        .partition(|d| !super::stack::is_layer(root, &d.name));
+    let ignore: BTreeSet<String> = layers
+        .iter()
+        .filter(|d| is_test_dm(d, req, root))
+        .map(|d| d.name.clone())
+        .collect();
+    let disk_names: BTreeSet<String> = plain.iter().map(|d| d.name.clone()).collect();
+    let stacks = super::stack::find(root, &disk_names, &st.part_of, &ignore);
+    let free = |n: &str| cands.iter().any(|(_, d, r)| d.name == n && r.is_empty());
+    let left_alone: Vec<Vec<String>> = stacks
+        .iter()
+        .map(|s| {
+            let mut why = Vec::new();
+            for m in &s.disks {
+                if free(m) {
+                    continue;
+                }
+                match cands.iter().find(|(_, d, _)| &d.name == m) {
+                    Some((_, _, r)) => why.push(format!(
+                        "it also lies on {m}, which is not erased ({})",
+                        r.iter()
+                            .map(|(_, w)| w.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
+                    None => why.push(format!(
+                        "it also lies on {m}, which is not selected for this wipe"
+                    )),
+                }
+            }
+            why.extend(super::stack::in_use(root, s, &st.usage));
+            why
+        })
+        .collect();
+    for (shown, d, mut reasons) in cands {
+        if let Some(held) = st.held.get(&d.name) {
+            let mine: Vec<usize> = (0..stacks.len())
+                .filter(|&i| stacks[i].disks.contains(&d.name))
+                .collect();
+            let releasable = reasons.is_empty()
+                && !mine.is_empty()
+                && mine.iter().all(|&i| left_alone[i].is_empty());
+            if releasable {
+                for &i in &mine {
+                    if !sel.release.contains(&stacks[i]) {
+                        sel.release.push(stacks[i].clone());
+                    }
+                }
+            } else {
+                for h in held {
+                    reasons.push((SkipClass::Blocking, h.clone()));
+                }
+                for &i in &mine {
+                    // A disk skipped for its own reasons needs no word on
+                    // its stack beyond "held by".
+                    let others: Vec<&String> = left_alone[i]
+                        .iter()
+                        .filter(|w| !w.starts_with(&format!("it also lies on {}, ", d.name)))
+                        .collect();
+                    if !others.is_empty() {
+                        reasons.push((
+                            SkipClass::Blocking,
+                            format!(
+                                "member of {}, which is left alone: {}",
+                                stacks[i].summary(),
+                                others
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         if reasons.is_empty() {
             sel.eligible.push(d);
         } else {
@@ -990,6 +1091,159 @@ mod tests {
         ];
         for (v, m) in no {
             assert!(bmc_virtual_media(Some(v), Some(m)).is_none(), "{v} {m}");
+        }
+    }
+
+    /// nvme0n1 and sda, each with one partition, under md127 (RAID1) and
+    /// LVM vg0/data (dm-0); sdb a plain disk.
+    fn raid_tree(r: &Root) {
+        use crate::wipe::stack::tests::virt;
+        disk(
+            r,
+            "pci0000:00/0000:00:04.0/nvme/nvme0",
+            "nvme0n1",
+            &[
+                ("device/serial", "NVME0001\n"),
+                ("nvme0n1p1/partition", "1\n"),
+                ("nvme0n1p1/dev", "259:1\n"),
+            ],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0/block",
+            "sda",
+            &[
+                ("device/serial", "SATA0002\n"),
+                ("device/scsi_device/x", ""),
+                ("sda1/partition", "1\n"),
+                ("sda1/dev", "8:1\n"),
+            ],
+        );
+        disk(
+            r,
+            "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0/block",
+            "sdb",
+            &[
+                ("device/serial", "SATA0003\n"),
+                ("device/scsi_device/x", ""),
+            ],
+        );
+        virt(
+            r,
+            "md127",
+            "9:127",
+            &[("nvme0n1p1", "nvme0n1/nvme0n1p1"), ("sda1", "sda/sda1")],
+            &[("md/level", "raid1"), ("md/metadata_version", "1.2")],
+        );
+        virt(
+            r,
+            "dm-0",
+            "253:0",
+            &[("md127", "md127")],
+            &[("dm/name", "vg0-data"), ("dm/uuid", "LVM-x")],
+        );
+    }
+
+    const STACK: &str =
+        "LVM logical volume vg0/data (dm-0), md RAID1 /dev/md127 (metadata 1.2) on nvme0n1p1, sda1";
+
+    #[test]
+    fn a_stack_on_erased_disks_only_is_released_and_its_disks_erased() {
+        let t = tempfile::tempdir().unwrap();
+        let r = &Root::new(t.path());
+        raid_tree(r);
+        let s = all(r);
+        let mut names: Vec<&str> = s.eligible.iter().map(|d| d.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["nvme0n1", "sda", "sdb"], "{:?}", s.skipped);
+        assert_eq!(s.release.len(), 1);
+        assert_eq!(s.release[0].summary(), STACK);
+        // md127 and dm-0 themselves are no targets.
+        for v in ["/dev/md127", "/dev/dm-0"] {
+            let k = s.skipped.iter().find(|k| k.device == v).unwrap();
+            assert_eq!(k.class, SkipClass::Policy, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_stack_touching_an_excluded_disk_is_left_alone_and_fails_the_other() {
+        let t = tempfile::tempdir().unwrap();
+        let r = &Root::new(t.path());
+        raid_tree(r);
+        let s = select(
+            r,
+            &Request {
+                all: true,
+                real_allowed: true,
+                targets: Targets {
+                    exclude: vec!["SATA0002".into()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.release.is_empty());
+        let names: Vec<&str> = s.eligible.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["sdb"]);
+        let nv = s
+            .skipped
+            .iter()
+            .find(|k| k.device == "/dev/nvme0n1")
+            .unwrap();
+        assert!(nv.is_blocking());
+        assert_eq!(nv.reasons, [
+            "nvme0n1p1 is held by md127".to_string(),
+            format!("member of {STACK}, which is left alone: it also lies on sda, which is not erased (excluded by speediso.wipe.exclude (SATA0002))"),
+        ]);
+        let sa = s.skipped.iter().find(|k| k.device == "/dev/sda").unwrap();
+        assert_eq!(sa.class, SkipClass::Policy);
+        assert_eq!(
+            sa.reasons[0],
+            "excluded by speediso.wipe.exclude (SATA0002)"
+        );
+        // Only naming one member: the other is not selected.
+        let s = select(
+            r,
+            &Request {
+                devices: vec!["/dev/sda".into()],
+                real_allowed: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.eligible.is_empty() && s.release.is_empty());
+        assert!(
+            s.skipped[0].reasons[1]
+                .ends_with("it also lies on nvme0n1, which is not selected for this wipe"),
+            "{:?}",
+            s.skipped
+        );
+    }
+
+    #[test]
+    fn a_mounted_stack_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let r = &Root::new(t.path());
+        raid_tree(r);
+        std::fs::create_dir_all(r.at("/proc/self")).unwrap();
+        std::fs::write(
+            r.at("/proc/self/mountinfo"),
+            "30 1 253:0 / /srv rw - ext4 /dev/mapper/vg0-data rw\n",
+        )
+        .unwrap();
+        let s = all(r);
+        assert!(s.release.is_empty());
+        for d in ["/dev/nvme0n1", "/dev/sda"] {
+            let k = s.skipped.iter().find(|k| k.device == d).unwrap();
+            assert!(k.is_blocking());
+            assert!(
+                k.reasons.last().unwrap().ends_with(
+                    "which is left alone: LVM logical volume vg0/data (dm-0) is mounted at /srv"
+                ),
+                "{:?}",
+                k.reasons
+            );
         }
     }
 }
