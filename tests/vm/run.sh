@@ -284,10 +284,12 @@ disk_pattern() {
     "$python" -c "import sys; sys.stdout.buffer.write((b'speediso-vm-$1-' * 4096)[:65536] * 1024)"
 }
 
-# boot SCENARIO CMDLINE [--ssh] [--collector]: start QEMU in the background,
-# console to target/vm/SCENARIO.log.
+# boot SCENARIO CMDLINE [--ssh] [--collector] [--keep-disks]: start QEMU in
+# the background, console to target/vm/SCENARIO.log. --keep-disks: boot on
+# the disk images SCENARIO's previous boot left (new patterned ones
+# otherwise).
 boot() {
-    local name=$1 cmdline=$2
+    local name=$1 cmdline=$2 keep_disks=0
     shift 2
     local netdev="user,id=n0,restrict=on,guestfwd=tcp:$http_guest-cmd:socat STDIO TCP:127.0.0.1:$http_port"
     while [ "$#" -gt 0 ]; do
@@ -299,18 +301,23 @@ boot() {
             --collector)
                 netdev+=",guestfwd=tcp:$collector_guest-cmd:socat STDIO TCP:127.0.0.1:$collector_port"
                 ;;
+            --keep-disks) keep_disks=1 ;;
         esac
         shift
     done
     local disks=$work/disks-$name
-    rm -rf "$disks"
-    mkdir -p "$disks"
-    # Each disk starts with a recognisable pattern (a later wipe must change
-    # NVMe and SATA and leave USB alone).
-    local d
-    for d in nvme sata usb; do
-        disk_pattern "$d" >"$disks/$d.img"
-    done
+    if [ "$keep_disks" = 1 ] && [ -d "$disks" ]; then
+        say "$name: booting on the disks of its previous boot"
+    else
+        rm -rf "$disks"
+        mkdir -p "$disks"
+        # Each disk starts with a recognisable pattern (a later wipe must
+        # change NVMe and SATA and leave USB alone).
+        local d
+        for d in nvme sata usb; do
+            disk_pattern "$d" >"$disks/$d.img"
+        done
+    fi
     log=$out/$name.log
     : >"$log"
     echo "$cmdline" >"$out/$name.cmdline"
@@ -487,6 +494,16 @@ needs() {
         burnin)
             task_available burnin || {
                 echo "the burnin task is not in this build: $(why_unavailable burnin)"
+                return 1
+            }
+            ;;
+        decommission-stack)
+            task_available decommission || {
+                echo "the decommission task is not in this build: $(why_unavailable decommission)"
+                return 1
+            }
+            have_collector || {
+                echo "the collector (speediso-collector) is not in this build"
                 return 1
             }
             ;;
@@ -1022,10 +1039,122 @@ scenario_burnin() {
     console_lacks 'speediso@burnin.service finished successfully'
 }
 
+# decommission-stack (issue 16): the disks as a customer leaves them. Boot 1
+# (rescue, over SSH) builds GPT + md RAID1 (metadata 1.0, over the NVMe
+# partition and the whole SATA disk) + LVM + ext4 with a file
+# (tests/vm/guest_stack_setup.sh); udev assembles and activates it on every
+# later boot (mdadm and lvm2 are in the image). Boot 2 runs decommission
+# with the SATA disk excluded by serial: nothing of the stack is released,
+# both members are skipped saying why, the task fails loudly and the file
+# is still on both disks. Boot 3 runs decommission: the stack is released,
+# both disks erased, no md/LVM/ext4/GPT signature and none of the file's
+# bytes left on either image, the USB disk untouched, every certificate
+# (the disks' and the server's) valid in the collector, the task a success.
+stack_blkid() {
+    local out_file=$1 d
+    : >"$out_file"
+    for d in nvme sata; do
+        echo "== $d" >>"$out_file"
+        blkid -p -o export "$work/disks-$name/$d.img" >>"$out_file" 2>&1 || true
+    done
+}
+
+scenario_decommission_stack() {
+    local disks=$work/disks-$name secret=speediso-customer-secret-file
+    boot "$name" "$(kernel_cmdline rescue)" --ssh
+    wait_console 'speediso: speediso@rescue.service finished successfully' "$boot_timeout"
+    wait_ssh 300
+    vm_ssh 'bash -s' <tests/vm/guest_stack_setup.sh >"$out/$name.setup.log" 2>&1 || {
+        cat "$out/$name.setup.log" >&2
+        die "$name: building the md/LVM stack in the guest failed"
+    }
+    poweroff_over_ssh
+    grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img" ||
+        die "$name: the file is not on both RAID1 members after the first boot"
+    stack_blkid "$out/$name.blkid-before"
+    grep -q '^TYPE=linux_raid_member' "$out/$name.blkid-before" ||
+        die "$name: blkid -p finds no md member after the first boot: $(cat "$out/$name.blkid-before")"
+    local usb_sum
+    usb_sum=$(sha256sum <"$disks/usb.img")
+
+    # Boot 2: one member excluded. Nothing of the stack may move.
+    boot "$name" "$(kernel_cmdline decommission '"speediso_wipe_exclude":"SATA0002","speediso_wipe_method":"auto"')" --ssh --keep-disks
+    wait_console 'speediso@decommission.service finished with job result' "$boot_timeout"
+    console_lacks 'speediso@decommission.service finished successfully'
+    wait_ssh 300
+    vm_ssh cat /run/speediso/state.json >"$out/$name.excluded.state.json" ||
+        die "$name: reading the state file over SSH failed"
+    vm_ssh cat /proc/mdstat >"$out/$name.excluded.mdstat" 2>&1 || true
+    vm_ssh 'journalctl -b -u "speediso@*" --no-pager' >"$out/$name.excluded.journal" 2>&1 || true
+    grep -q 'active raid1' "$out/$name.excluded.mdstat" ||
+        die "$name: the array is not assembled in the second boot (mdadm's udev rules): $(cat "$out/$name.excluded.mdstat")"
+    grep -q 'which is left alone: it also lies on .*excluded by speediso.wipe.exclude (SATA0002)' "$out/$name.excluded.journal" ||
+        die "$name: the journal does not say why the stack was left alone (see $out/$name.excluded.journal)"
+    ! grep -q 'released .*md RAID1' "$out/$name.excluded.journal" ||
+        die "$name: a stack touching an excluded disk was released"
+    poweroff_over_ssh
+    grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img" ||
+        die "$name: a member of the left-alone stack was written"
+
+    # Boot 3: the stack goes, then the disks.
+    collector_port=$(free_port)
+    start_collector "$collector_port" "$work/$name.db"
+    boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\",\"speediso_wipe_operator\":\"vm-suite\"")" --collector --keep-disks
+    wait_exit "$boot_timeout"
+    console_has 'speediso: speediso@decommission.service finished successfully'
+    [ "$(sha256sum <"$disks/usb.img")" = "$usb_sum" ] || die "$name: the USB disk was changed"
+    local d
+    for d in nvme sata; do
+        ! grep -aq "$secret" "$disks/$d.img" || die "$name: bytes of the customer's file are left on the $d disk"
+        ! grep -aq LABELONE "$disks/$d.img" || die "$name: an LVM label is left on the $d disk"
+    done
+    stack_blkid "$out/$name.blkid-after"
+    ! grep -q '^TYPE=\|^PTTYPE=' "$out/$name.blkid-after" ||
+        die "$name: blkid -p still finds signatures after the erase: $(cat "$out/$name.blkid-after")"
+    local run
+    run=$(collector_get "$collector_port" "/v1/runs?task=decommission" |
+        "$python" -c 'import json,sys; r=json.load(sys.stdin); r=r.get("runs", r) if isinstance(r, dict) else r; print(r[0]["run_id"])') ||
+        die "$name: the collector holds no decommission run"
+    collector_get "$collector_port" "/v1/runs/$run" >"$out/$name.collector.json"
+    grep -q 'released LVM logical volume custvg/data (dm-[0-9]*), md RAID1 /dev/md[0-9]* (metadata 1.0) on ' "$out/$name.collector.json" ||
+        die "$name: the run does not log the released stack (see $out/$name.collector.json)"
+    local ids id
+    ids=$("$python" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["certificates"]))' "$out/$name.collector.json")
+    : >"$out/$name.certs.jsonl"
+    for id in $ids; do
+        collector_get "$collector_port" "/v1/certificates/$id" >>"$out/$name.certs.jsonl"
+        echo >>"$out/$name.certs.jsonl"
+    done
+    "$python" - "$out/$name.certs.jsonl" <<'PY' || die "$name: the certificates are wrong (see $out/$name.certs.jsonl)"
+import json, sys
+docs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+def valid(d):
+    v = d["verification"]
+    return v is True or (isinstance(v, dict) and v.get("ok", v.get("valid")) is True)
+bad = [d for d in docs if not valid(d)]
+assert not bad, f"certificates that do not verify: {bad}"
+bodies = [d.get("certificate", d.get("body", d)) for d in docs]
+server = [b for b in bodies if b.get("schema") == "speediso.wipe.server-certificate/1"]
+disks = [b for b in bodies if b.get("schema") == "speediso.wipe.certificate/2"]
+assert len(server) == 1, f"{len(server)} server certificates"
+s = server[0]
+serials = {b["media"]["serial"] for b in disks}
+assert {"NVME0001", "SATA0002"} <= serials, serials
+assert s["outcome"] == "wiped", s["outcome"]
+assert {d["serial"] for d in s["disks"]} >= {"NVME0001", "SATA0002"}, s["disks"]
+assert all(d["outcome"] == "wiped" for d in s["disks"]), s["disks"]
+assert any("md RAID1" in r["stack"] and r["outcome"] == "released" for r in s["released_stacks"]), s["released_stacks"]
+assert any(k["serial"] == "USB0003" for k in s["skipped"]), s["skipped"]
+assert s["attestation"]["performed_by"] == "vm-suite"
+print(f"{len(disks)} disk certificate(s) and the server's, all valid")
+PY
+    stop_collector
+}
+
 # --- main -------------------------------------------------------------------
 
 all=(rejected-random rejected-empty rescue-dbus inventory decommission collector-outage
-    lininstall lininstall-badsum kexec wipe-faults burnin)
+    lininstall lininstall-badsum kexec wipe-faults burnin decommission-stack)
 
 main() {
     local wanted=("$@") list=0

@@ -82,6 +82,12 @@ impl Run {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.path())
                     .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .filter(|p| {
+                        !p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with("server-")
+                    })
                     .map(|p| {
                         let v =
                             serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
@@ -437,6 +443,31 @@ fn task_module_wipes_and_reports_certificates() {
     assert_eq!(result["data"]["disks"][0]["verify"]["method"], "sample");
     let key = result["data"]["public_key"].as_str().unwrap();
     assert_eq!(verify_cert(Path::new(certs[0].as_str().unwrap()), key).0, 0);
+    // The server's certificate comes last: the machine, every disk with
+    // the id of its own certificate, signed by the same key.
+    let all = result["data"]["certificates"].as_array().unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let server = &all[1];
+    assert_eq!(server["schema"], "speediso.wipe.server-certificate/1");
+    assert_eq!(server["outcome"], "wiped");
+    assert_eq!(server["run_id"], inline["run_id"]);
+    assert_eq!(server["disks"][0]["device_path"], l.dev.as_str());
+    assert_eq!(server["disks"][0]["certificate_id"], inline["id"]);
+    assert_eq!(server["disks"][0]["verification"], "passed");
+    assert_eq!(server["summary"]["wiped"], 1);
+    let file = result["data"]["server_certificate_file"].as_str().unwrap();
+    let (code, out) = verify_cert(Path::new(file), key);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK: wiped server certificate"), "{out}");
+    assert!(out.contains(&format!("  {} ", l.dev)), "{out}");
+    let text = std::fs::read_to_string(file)
+        .unwrap()
+        .replacen("\"wiped\"", "\"failed\"", 1);
+    let forged = r.run_dir.path().join("forged-server.json");
+    std::fs::write(&forged, text).unwrap();
+    assert_eq!(verify_cert(&forged, key).0, 1);
+    let html = std::fs::read_to_string(Path::new(file).with_extension("html")).unwrap();
+    assert!(html.contains("Server Certificate of Sanitization") && html.contains(&l.dev));
     // Progress events carry percent and rate.
     assert!(r
         .stdout()
@@ -497,7 +528,19 @@ fn task_wipe_erases_the_writable_disk_and_fails_on_a_read_only_one() {
         .iter()
         .find(|e| e["type"] == "result" && e["data"]["skipped"].is_array())
         .expect("the step's result");
-    assert_eq!(result["data"]["certificates"].as_array().unwrap().len(), 1);
+    let certs = result["data"]["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2);
+    // The server's certificate fails: a disk that should have been erased
+    // was not, and it names that disk and why.
+    assert_eq!(certs[1]["outcome"], "failed");
+    assert_eq!(certs[1]["summary"]["skipped_blocking"], 1);
+    let named = certs[1]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["device_path"] == ro.dev.as_str())
+        .expect("the read-only disk among the server certificate's skipped");
+    assert_eq!(named["class"], "blocking");
     let skipped = result["data"]["skipped"].as_array().unwrap();
     let s = skipped
         .iter()
@@ -1166,7 +1209,19 @@ fn an_unwritable_certificate_directory_loses_no_certificate() {
         "{stdout}"
     );
     let last = evs.iter().rev().find(|e| e["type"] == "result").unwrap();
-    assert_eq!(last["data"]["certificates"].as_array().unwrap().len(), 2);
+    // Both disks' and the server's, which could not be written either.
+    let all = last["data"]["certificates"].as_array().unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2]["schema"], "speediso.wipe.server-certificate/1");
+    assert!(last["data"]["server_certificate_file"].is_null());
+    assert!(
+        evs.iter().any(|e| e["type"] == "warning"
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("server certificate not written")),
+        "{stdout}"
+    );
 }
 
 /// Audit (low): the wipe step raises the task's time limit from its disks'

@@ -183,8 +183,11 @@ pub fn verify(cert: &Value, trusted: Option<&TrustedSigners>) -> Verification {
 fn check_signer(cert: &Value, embedded: &str, kid: Option<&str>) -> Result<Option<String>> {
     let schema = cert.get("schema").and_then(Value::as_str);
     let Some(signer) = cert.get("signer") else {
-        if schema == Some(SCHEMA_V2) {
-            bail!("schema {SCHEMA_V2} certificate without a signer member");
+        if schema == Some(SCHEMA_V2) || schema == Some(speediso_proto::cert::SERVER_SCHEMA) {
+            bail!(
+                "schema {} certificate without a signer member",
+                schema.unwrap_or("")
+            );
         }
         return Ok(Some(format!(
             "schema {} certificate: no signer member, so the key's source is not recorded",
@@ -297,6 +300,29 @@ mod tests {
         // Schema /2 without signer: invalid.
         let bare = signed(json!({"schema": SCHEMA_V2, "id": "c3"}));
         assert!(!verify(&bare, Some(&listed)).valid);
+        // The server's certificate: the same rules.
+        let server = |signer: Option<&str>| {
+            let mut b = json!({
+                "schema": speediso_proto::cert::SERVER_SCHEMA, "id": "s1", "outcome": "failed",
+                "disks": [{"device_path": "/dev/sda", "outcome": "wiped"}],
+                "skipped": [{"device_path": "/dev/sdb", "class": "blocking", "reasons": ["held"]}],
+            });
+            if let Some(k) = signer {
+                b["signer"] = json!({"public_key": k, "key_id": key_id(k), "source": "generated"});
+            }
+            signed(b)
+        };
+        let v = verify(&server(Some(&public())), Some(&listed));
+        assert_eq!((v.valid, v.trust), (true, Trust::Trusted), "{v:?}");
+        let mut forged = server(Some(&public()));
+        forged["outcome"] = "wiped".into();
+        assert!(!verify(&forged, Some(&listed)).valid);
+        let v = verify(&server(None), Some(&listed));
+        assert!(!v.valid);
+        assert!(v
+            .error
+            .unwrap()
+            .contains("server-certificate/1 certificate without a signer"));
         // Schema /1 from a listed key: trusted, with the note.
         let old = signed(json!({"schema": SCHEMA_V1, "id": "c4"}));
         let v = verify(&old, Some(&listed));

@@ -9,6 +9,11 @@ use serde_json::{json, Value};
 
 pub const SCHEMA: &str = "speediso.wipe.certificate/2";
 
+/// The server's certificate (one per decommission, besides one per disk):
+/// the same signature and `signer` member over a body that lists every
+/// disk, the skipped ones and the machine's identity.
+pub const SERVER_SCHEMA: &str = "speediso.wipe.server-certificate/1";
+
 /// A short, stable name of a public key: the first 16 hex digits of the
 /// SHA-256 of its 32 bytes (what operators compare and list).
 pub fn key_id(key: &VerifyingKey) -> String {

@@ -1269,6 +1269,18 @@ fn cmd_install(env: &Env, a: InstallArgs) -> Result<i32> {
     Ok(run.finish(rc, error))
 }
 
+/// What `verify-cert` says of the key that signed.
+fn signer_note(v: &serde_json::Value) {
+    match v["signer"]["source"].as_str() {
+        Some("generated") => crate::out!(
+            "note: signed by a key generated for that run: it proves the certificate \
+             was not altered, not who produced it"
+        ),
+        Some(src) => crate::out!("key source (signed): {src}"),
+        None => crate::out!("note: schema 1 certificate: the key's source is not signed"),
+    }
+}
+
 fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
     use crate::wipe::cert;
     let text =
@@ -1277,6 +1289,51 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let key = cert::parse_public(pubkey)?;
     match cert::verify(&v, &key) {
+        Ok(()) if v["schema"] == crate::wipe::server_cert::SERVER_SCHEMA => {
+            let n = |k: &str| v["summary"][k].as_u64().unwrap_or(0);
+            crate::out!(
+                "OK: {} server certificate {} for host {} ({} disk(s): {} wiped, {} unverified, {} failed; {} not erased that should have been), signed by {}",
+                v["outcome"].as_str().unwrap_or("?"),
+                v["id"].as_str().unwrap_or("?"),
+                v["host"]["serial"]
+                    .as_str()
+                    .or(v["host"]["uuid"].as_str())
+                    .unwrap_or("?"),
+                n("disks"),
+                n("wiped"),
+                n("wiped_unverified"),
+                n("failed"),
+                n("skipped_blocking"),
+                hex::encode(key.to_bytes())
+            );
+            for d in v["disks"].as_array().into_iter().flatten() {
+                crate::out!(
+                    "  {} {} {} ({}, verification {}): {}",
+                    d["device_path"].as_str().unwrap_or("?"),
+                    d["serial"].as_str().unwrap_or("-"),
+                    d["method"].as_str().unwrap_or("?"),
+                    d["category"].as_str().unwrap_or("?"),
+                    d["verification"].as_str().unwrap_or("?"),
+                    d["outcome"].as_str().unwrap_or("?"),
+                );
+            }
+            for k in v["skipped"].as_array().into_iter().flatten() {
+                crate::out!(
+                    "  {} not erased ({}): {}",
+                    k["device_path"].as_str().unwrap_or("?"),
+                    k["class"].as_str().unwrap_or("?"),
+                    k["reasons"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            signer_note(&v);
+            Ok(exit::SUCCESS)
+        }
         Ok(()) => {
             crate::out!(
                 "OK: {} certificate {} for {} ({}), signed by {}",
@@ -1289,14 +1346,7 @@ fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {
                 v["sanitization"]["method"].as_str().unwrap_or("?"),
                 hex::encode(key.to_bytes())
             );
-            match v["signer"]["source"].as_str() {
-                Some("generated") => crate::out!(
-                    "note: signed by a key generated for that run: it proves the certificate \
-                     was not altered, not who produced it"
-                ),
-                Some(src) => crate::out!("key source (signed): {src}"),
-                None => crate::out!("note: schema 1 certificate: the key's source is not signed"),
-            }
+            signer_note(&v);
             Ok(exit::SUCCESS)
         }
         Err(e) => {

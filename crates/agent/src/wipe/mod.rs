@@ -17,6 +17,7 @@ mod progress;
 pub mod readback;
 mod residue;
 pub mod select;
+pub mod server_cert;
 pub mod stack;
 pub mod verify;
 
@@ -49,10 +50,14 @@ pub struct RunResult {
     pub disks: Vec<DiskOutcome>,
     pub skipped: Vec<select::Skipped>,
     /// The signed certificates themselves, so the report endpoint (the
-    /// collector) stores and verifies them.
+    /// collector) stores and verifies them: one per disk in `disks`' order,
+    /// then the server's (`server_cert`).
     pub certificates: Vec<serde_json::Value>,
-    /// Where each certificate's JSON was written, same order.
+    /// Where each certificate's JSON was written, same order (the server's
+    /// certificate, last in `certificates`, is not among them).
     pub certificate_files: Vec<String>,
+    /// Where the server's certificate was written.
+    pub server_certificate_file: Option<String>,
     pub public_key: String,
     pub key_source: String,
     /// `"/dev/x: why"` for each disk that failed.
@@ -307,16 +312,44 @@ pub fn execute(
         certificates.push(c);
         outcomes.push(o);
     }
-    Ok(RunResult {
+    let mut r = RunResult {
         released,
         disks: outcomes,
         skipped: plan.skipped.clone(),
         certificates,
         certificate_files,
+        server_certificate_file: None,
         public_key: key.public_hex(),
-        key_source: key.source,
+        key_source: key.source.clone(),
         failed,
-    })
+    };
+    // The server's certificate, over every disk's.
+    let dmi = crate::inventory::dmi::collect(root);
+    let mut body = server_cert::build(&r, &r.certificates, &ctx, &dmi, &key);
+    crate::redact::json(&mut body);
+    let signed = cert::sign(body, &key.key);
+    match server_cert::write(&dir, &signed) {
+        Ok((json, _)) => {
+            if let Some(ev) = &events {
+                ev.log(format!(
+                    "server certificate ({}, {} disk(s)): {}",
+                    signed["outcome"].as_str().unwrap_or("?"),
+                    r.disks.len(),
+                    json.display()
+                ));
+            }
+            r.server_certificate_file = Some(json.display().to_string());
+        }
+        Err(e) => {
+            if let Some(ev) = &events {
+                ev.warn(format!(
+                    "server certificate not written ({e:#}); it is in this run's result"
+                ));
+            }
+        }
+    }
+    r.certificates.push(signed);
+    Ok(r)
 }
 
 /// The `wipe` task module: every eligible disk, methods and verification
