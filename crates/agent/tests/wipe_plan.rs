@@ -744,3 +744,122 @@ fn bmc_virtual_media_and_removable_media_are_not_targets() {
         }
     }
 }
+
+/// A customer's stack (issue 16): GPT partition nvme0n1p1 and the whole
+/// SATA disk sda under md127 (RAID1, metadata 1.0), LVM custvg/data on it.
+fn customer_stack_tree(r: &Path) {
+    let nv = "pci0000:00/0000:00:04.0/nvme/nvme0/nvme0n1";
+    disk(
+        r,
+        "pci0000:00/0000:00:04.0/nvme/nvme0",
+        "nvme0n1",
+        "259:0",
+        131072,
+        &[
+            ("device/serial", "NVME0001\n"),
+            ("device/model", "QEMU NVMe Ctrl\n"),
+        ],
+    );
+    let nv_real = format!("{}/block/nvme0n1", nv.trim_end_matches("/nvme0n1"));
+    part(r, &nv_real, "nvme0n1p1", "259:1");
+    let ata = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0";
+    disk(
+        r,
+        ata,
+        "sda",
+        "8:0",
+        131072,
+        &[("device/vpd_pg80", &vpd80("SATA0002"))],
+    );
+    disk(
+        r,
+        "virtual",
+        "md127",
+        "9:127",
+        130000,
+        &[("md/level", "raid1\n"), ("md/metadata_version", "1.0\n")],
+    );
+    disk(
+        r,
+        "virtual",
+        "dm-0",
+        "253:0",
+        120000,
+        &[("dm/name", "custvg-data\n"), ("dm/uuid", "LVM-0123\n")],
+    );
+    let mk = |p: String| std::fs::create_dir_all(r.join(p)).unwrap();
+    mk(format!("sys/devices/{nv_real}/nvme0n1p1/holders/md127"));
+    mk(format!("sys/devices/{ata}/block/sda/holders/md127"));
+    mk("sys/devices/virtual/block/md127/slaves/nvme0n1p1".into());
+    mk("sys/devices/virtual/block/md127/slaves/sda".into());
+    mk("sys/devices/virtual/block/md127/holders/dm-0".into());
+    mk("sys/devices/virtual/block/dm-0/slaves/md127".into());
+}
+
+#[test]
+fn plan_releases_a_customer_stack_or_says_why_it_is_left_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    customer_stack_tree(r);
+    let stack = "LVM logical volume custvg/data (dm-0), md RAID1 /dev/md127 (metadata 1.0) on nvme0n1p1, sda";
+    // Every member erased: the stack is released first, both disks erased.
+    let o = plan_run(r, "root=live:CDLABEL=SPEEDISO", &["--all"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("will release first (1 stack(s)")
+            && text.contains(&format!("  stop {stack}\n")),
+        "{text}"
+    );
+    assert!(text.contains("will erase (2 disk(s)"), "{text}");
+    let o = plan_run(r, "root=live:CDLABEL=SPEEDISO", &["--all", "--json"]);
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        p["release"][0]["disks"],
+        serde_json::json!(["nvme0n1", "sda"])
+    );
+    let names: Vec<&str> = p["release"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dm-0", "md127"]);
+    // One member excluded by serial: nothing is released, the other
+    // member is a blocking skip that says why, and the plan fails.
+    let o = plan_run(
+        r,
+        "root=live:CDLABEL=SPEEDISO speediso.wipe.exclude=SATA0002",
+        &["--all", "--json"],
+    );
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["release"], serde_json::json!([]));
+    assert_eq!(p["erase"], serde_json::json!([]));
+    let nv = skipped(&p, "/dev/nvme0n1").expect("nvme0n1 skipped");
+    assert_eq!(nv["class"], "blocking");
+    assert_eq!(
+        nv["reasons"][1],
+        format!("member of {stack}, which is left alone: it also lies on sda, which is not erased (excluded by speediso.wipe.exclude (SATA0002))")
+    );
+    let sa = skipped(&p, "/dev/sda").expect("sda skipped");
+    assert_eq!(sa["class"], "policy");
+    // Mounted: left alone, saying where.
+    w(
+        r,
+        "proc/self/mountinfo",
+        "40 1 253:0 / /srv rw - ext4 /dev/mapper/custvg-data rw\n",
+    );
+    let o = plan_run(r, "root=live:CDLABEL=SPEEDISO", &["--all"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("will release first"), "{text}");
+    assert!(
+        text.contains(
+            "which is left alone: LVM logical volume custvg/data (dm-0) is mounted at /srv"
+        ),
+        "{text}"
+    );
+}
