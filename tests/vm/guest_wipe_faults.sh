@@ -17,6 +17,9 @@
 #   c.json c.stderr c.rc c.certs/  a dm device whose table is swapped for an
 #                                  all-error one mid-wipe (the disk went away):
 #                                  the wipe must end FAILED, never wiped
+#   e.devices e1.* e2.*           an md RAID1 + LVM stack over two loop devices:
+#                                  busy (held open), its members fail untouched;
+#                                  then released and both zeroed
 #   d.json d.stderr d.rc d.device  `burnin scan` of a dm device linear | error
 #                                  (LBA 20000+3000) | linear: exit 1, exactly
 #                                  that range unreadable, nothing written
@@ -37,6 +40,8 @@ cleanup() {
     local d
     [ -z "$mnt" ] || umount "$mnt" || true
     for d in "${dms[@]}"; do dmsetup remove --retry "$d" || true; done
+    vgchange -q -an spdtestvg >/dev/null 2>&1 || true
+    [ ! -e /dev/md/spdtest ] || mdadm --stop /dev/md/spdtest >/dev/null 2>&1 || true
     for d in "${loops[@]}"; do losetup -d "$d" || true; done
     rm -rf "$work"
 }
@@ -215,3 +220,58 @@ grep -q "LBA $bad_start +$bad_len unreadable" "$OUTDIR/d.stderr" ||
     fail "(d) stderr does not name LBA $bad_start +$bad_len: $(tail -5 "$OUTDIR/d.stderr")"
 [ "$(sha256sum <"$work/scanned.img")" = "$sum_before" ] || fail "(d) the scan changed the device"
 echo "guest_wipe_faults: (d) burnin scan reported LBA $bad_start +$bad_len unreadable (exit $rc)" >&2
+
+# --- (e) a customer's md + LVM stack over two loop devices ------------------
+# Issue 16: the wipe stops the stack before erasing its members. First with
+# a process holding the md array open: its STOP_ARRAY is refused (busy),
+# both members fail with that reason and keep every byte. Then, the holder
+# gone, the stack is released, both members are zeroed and blkid -p finds
+# nothing on them.
+command -v mdadm >/dev/null && command -v lvcreate >/dev/null ||
+    fail "(e) mdadm and lvm2 are not in the image (tests/vm/rootfs-packages.txt)"
+new_loop md1 40
+md1=$dev
+new_loop md2 40
+md2=$dev
+mdadm --create /dev/md/spdtest --run --assume-clean --level=1 --raid-devices=2 \
+    --metadata=1.0 "$md1" "$md2" >/dev/null 2>&1 || fail "(e) mdadm --create failed"
+udevadm settle
+mdk=$(readlink -f /dev/md/spdtest)
+pvcreate -q "$mdk" && vgcreate -q spdtestvg "$mdk" && lvcreate -q -y -n lv -l 100%FREE spdtestvg >/dev/null ||
+    fail "(e) building LVM on $mdk failed"
+udevadm settle
+echo "$md1 $md2 $mdk" >"$OUTDIR/e.devices"
+esums() { sha256sum "$work/md1.img" "$work/md2.img"; }
+esums >"$OUTDIR/e.sums-before"
+# A reader holding the array open: nothing device-mapper can count.
+sleep 600 <"$mdk" &
+holder=$!
+rc=0
+SPEEDISO_WIPE_TEST_ALLOW=$md1,$md2 SPEEDISO_RUN_DIR=$work/run-e1 \
+    speediso wipe --device "$md1" --device "$md2" --method zero --verify full --json \
+    --confirm "$md1" "$md2" >"$OUTDIR/e1.json" 2>"$OUTDIR/e1.stderr" || rc=$?
+echo "$rc" >"$OUTDIR/e1.rc"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+[ "$rc" = 1 ] || fail "(e1) a wipe through a busy stack exited $rc, want 1: $(tail -5 "$OUTDIR/e1.stderr")"
+grep -q 'could not be stopped.*md RAID1.*busy' "$OUTDIR/e1.json" ||
+    fail "(e1) the result does not say the stack was busy: $(tail -5 "$OUTDIR/e1.stderr")"
+grep -q '"outcome": *"wiped"' "$OUTDIR/e1.json" && fail "(e1) a disk under a busy stack is reported wiped"
+esums >"$OUTDIR/e.sums-after1"
+cmp -s "$OUTDIR/e.sums-before" "$OUTDIR/e.sums-after1" ||
+    fail "(e1) a member of the busy stack was written"
+echo "guest_wipe_faults: (e1) the busy md array was not stopped; $md1 and $md2 untouched (exit $rc)" >&2
+rc=0
+SPEEDISO_WIPE_TEST_ALLOW=$md1,$md2 SPEEDISO_RUN_DIR=$work/run-e2 \
+    speediso wipe --device "$md1" --device "$md2" --method zero --verify full --json \
+    --confirm "$md1" "$md2" >"$OUTDIR/e2.json" 2>"$OUTDIR/e2.stderr" || rc=$?
+echo "$rc" >"$OUTDIR/e2.rc"
+[ "$rc" = 0 ] || fail "(e2) the wipe after the holder left exited $rc: $(tail -5 "$OUTDIR/e2.stderr")"
+[ ! -e "$mdk" ] || [ ! -e /sys/block/"${mdk#/dev/}"/md ] || fail "(e2) $mdk is still there"
+grep -q '"outcome": *"released"' "$OUTDIR/e2.json" || fail "(e2) the result has no released stack"
+for f in md1 md2; do
+    cmp -n $((40 << 20)) "$work/$f.img" /dev/zero || fail "(e2) $f is not all zeros"
+    out=$(blkid -p "$work/$f.img" || true)
+    [ -z "$out" ] || fail "(e2) blkid -p still finds $out"
+done
+echo "guest_wipe_faults: (e2) the stack on $md1 and $md2 was released and both zeroed" >&2

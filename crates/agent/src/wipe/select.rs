@@ -795,7 +795,7 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
             names.push((dev.clone(), n));
         }
     }
-    let mut cands: Vec<(String, Disk, Vec<Reason>)> = Vec::new();
+    let mut cands: Vec<(String, Disk, Vec<Reason>, bool)> = Vec::new();
     for (shown, n) in names {
         let mut d = st.disks[&n].clone();
         d.test_target = is_test_dm(&d, req, root);
@@ -805,7 +805,7 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
                 .as_ref()
                 .is_some_and(|a| a.iter().any(|x| dev_name(root, x) == n));
         let reasons = reasons_for(&d, &st, req, root, named);
-        cands.push((shown, d, reasons));
+        cands.push((shown, d, reasons, named));
     }
     // The stacks on the disks (md, LVM, dm, bcache), and which of them
     // may be released: every disk beneath is one this wipe erases, and
@@ -821,7 +821,14 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
         .collect();
     let disk_names: BTreeSet<String> = plain.iter().map(|d| d.name.clone()).collect();
     let stacks = super::stack::find(root, &disk_names, &st.part_of, &ignore);
-    let free = |n: &str| cands.iter().any(|(_, d, r)| d.name == n && r.is_empty());
+    // A disk the wipe would erase were it not held. Never a loop device
+    // nobody named: that is a file of the running system (the live
+    // image's root under its dm snapshot), whose stack is not ours.
+    let free = |n: &str| {
+        cands
+            .iter()
+            .any(|(_, d, r, named)| d.name == n && r.is_empty() && (*named || !d.is_loop()))
+    };
     let left_alone: Vec<Vec<String>> = stacks
         .iter()
         .map(|s| {
@@ -830,8 +837,11 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
                 if free(m) {
                     continue;
                 }
-                match cands.iter().find(|(_, d, _)| &d.name == m) {
-                    Some((_, _, r)) => why.push(format!(
+                match cands.iter().find(|(_, d, _, _)| &d.name == m) {
+                    Some((_, _, r, _)) if r.is_empty() => why.push(format!(
+                        "it also lies on {m}, a loop device not named with --device or in the test restriction"
+                    )),
+                    Some((_, _, r, _)) => why.push(format!(
                         "it also lies on {m}, which is not erased ({})",
                         r.iter()
                             .map(|(_, w)| w.as_str())
@@ -847,12 +857,13 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
             why
         })
         .collect();
-    for (shown, d, mut reasons) in cands {
+    for (shown, d, mut reasons, named) in cands {
         if let Some(held) = st.held.get(&d.name) {
             let mine: Vec<usize> = (0..stacks.len())
                 .filter(|&i| stacks[i].disks.contains(&d.name))
                 .collect();
             let releasable = reasons.is_empty()
+                && (named || !d.is_loop())
                 && !mine.is_empty()
                 && mine.iter().all(|&i| left_alone[i].is_empty());
             if releasable {
@@ -886,6 +897,12 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
                             ),
                         ));
                     }
+                }
+                if d.is_loop() && !named && !reasons.iter().any(|(c, _)| *c == SkipClass::Policy) {
+                    reasons.push((
+                        SkipClass::Policy,
+                        "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
+                    ));
                 }
             }
         }
@@ -1245,5 +1262,50 @@ mod tests {
                 k.reasons
             );
         }
+    }
+
+    #[test]
+    fn a_stack_over_a_loop_device_nobody_named_is_not_ours() {
+        use crate::wipe::stack::tests::virt;
+        let t = tempfile::tempdir().unwrap();
+        let r = &Root::new(t.path());
+        // The live image's root: a dm snapshot over loop1.
+        disk(
+            r,
+            "virtual/block",
+            "loop1",
+            &[("dev", "7:1\n"), ("loop/backing_file", "/run/rootfs.img\n")],
+        );
+        std::fs::create_dir_all(r.at("/sys/block/loop1/holders")).unwrap();
+        virt(
+            r,
+            "dm-0",
+            "253:0",
+            &[("loop1", "loop1")],
+            &[("dm/name", "live-rw")],
+        );
+        let s = all(r);
+        assert!(s.release.is_empty(), "{:?}", s.release);
+        let k = s.skipped.iter().find(|k| k.device == "/dev/loop1").unwrap();
+        assert_eq!(k.class, SkipClass::Policy, "{:?}", k.reasons);
+        assert!(
+            k.reasons
+                .iter()
+                .any(|w| w.contains("loop device not named")),
+            "{:?}",
+            k.reasons
+        );
+        // Named, it is a test's disk like any other: its stack is released.
+        let s = select(
+            r,
+            &Request {
+                devices: vec!["/dev/loop1".into()],
+                real_allowed: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.eligible.len(), 1, "{:?}", s.skipped);
+        assert_eq!(s.release[0].names(), ["dm-0"]);
     }
 }
