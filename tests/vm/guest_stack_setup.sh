@@ -7,6 +7,9 @@
 # remove from both disks. Then everything is stopped cleanly and the guest
 # powered off by the suite.
 set -euo pipefail
+# The whole script is read before it runs (bash -s reads it from the same
+# stdin that mkfs or pvcreate might read from), and runs with stdin closed.
+main() {
 by_serial() { lsblk -dno NAME,SERIAL | awk -v s="$1" '$2 == s { print "/dev/" $1 }'; }
 nvme=$(by_serial NVME0001)
 sata=$(by_serial SATA0002)
@@ -35,3 +38,5 @@ mdadm --stop /dev/md/customer
 sync
 blkid -p "$part" "$sata" || true
 echo "stack built on $part and $sata"
+}
+main </dev/null

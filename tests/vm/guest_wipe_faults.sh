@@ -234,10 +234,10 @@ md1=$dev
 new_loop md2 40
 md2=$dev
 mdadm --create /dev/md/spdtest --run --assume-clean --level=1 --raid-devices=2 \
-    --metadata=1.0 "$md1" "$md2" >/dev/null 2>&1 || fail "(e) mdadm --create failed"
+    --metadata=1.0 "$md1" "$md2" >/dev/null 2>&1 </dev/null || fail "(e) mdadm --create failed"
 udevadm settle
 mdk=$(readlink -f /dev/md/spdtest)
-pvcreate -q "$mdk" && vgcreate -q spdtestvg "$mdk" && lvcreate -q -y -n lv -l 100%FREE spdtestvg >/dev/null ||
+{ pvcreate -q "$mdk" && vgcreate -q spdtestvg "$mdk" && lvcreate -q -y -n lv -l 100%FREE spdtestvg; } </dev/null >/dev/null ||
     fail "(e) building LVM on $mdk failed"
 udevadm settle
 echo "$md1 $md2 $mdk" >"$OUTDIR/e.devices"

@@ -792,7 +792,7 @@ scenario_decommission() {
             "$out/$name.cert-$id.json" || die "$name: certificate $id does not verify"
         n=$((n + 1))
     done
-    [ "$n" = 2 ] || die "$name: $n certificates stored, want 2 (NVMe and SATA)"
+    [ "$n" = 3 ] || die "$name: $n certificates stored, want 3 (NVMe, SATA and the server's)"
     grep -q '"performed_by": *"vm-suite"' "$out/$name".cert-*.json ||
         grep -q '"performed_by":"vm-suite"' "$out/$name".cert-*.json ||
         die "$name: the certificates lack attestation.performed_by"
