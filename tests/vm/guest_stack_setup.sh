@@ -10,27 +10,29 @@ set -euo pipefail
 # The whole script is read before it runs (bash -s reads it from the same
 # stdin that mkfs or pvcreate might read from), and runs with stdin closed.
 main() {
+set -x
 by_serial() { lsblk -dno NAME,SERIAL | awk -v s="$1" '$2 == s { print "/dev/" $1 }'; }
 nvme=$(by_serial NVME0001)
 sata=$(by_serial SATA0002)
 [ -b "$nvme" ] && [ -b "$sata" ] || { echo "disks not found: nvme=$nvme sata=$sata"; lsblk; exit 1; }
 echo "label: gpt" | sfdisk --quiet "$nvme"
 echo ",,L" | sfdisk --quiet --append "$nvme"
-udevadm settle
+udevadm settle --timeout=60 || echo "udevadm settle timed out"
 part=$(lsblk -lno NAME,TYPE "$nvme" | awk '$2 == "part" { print "/dev/" $1; exit }')
 [ -b "$part" ] || { echo "no partition on $nvme"; exit 1; }
 mdadm --create /dev/md/customer --run --assume-clean --level=1 --raid-devices=2 \
     --metadata=1.0 "$part" "$sata"
-udevadm settle
+udevadm settle --timeout=60 || echo "udevadm settle timed out"
 pvcreate -q /dev/md/customer
 vgcreate -q custvg /dev/md/customer
 lvcreate -q -y -n data -l 100%FREE custvg
-udevadm settle
+udevadm settle --timeout=60 || echo "udevadm settle timed out"
 mkfs.ext4 -q -L customer-data /dev/custvg/data
 mkdir -p /mnt/customer
 mount /dev/custvg/data /mnt/customer
 # 4 MiB of a recognisable text: the suite greps the disk images for it.
-yes 'speediso-customer-secret-file' | head -c 4194304 >/mnt/customer/secret.txt
+# (yes dies of SIGPIPE when head has enough: not a failure under pipefail)
+{ yes 'speediso-customer-secret-file' || true; } | head -c 4194304 >/mnt/customer/secret.txt
 sync
 umount /mnt/customer
 vgchange -q -an custvg

@@ -417,11 +417,17 @@ impl Releaser for System {
     }
 }
 
-/// Whether the layer is still there.
+/// Whether the layer still sits on anything. A stopped md array can stay
+/// in /sys/block a while, empty (the kernel frees it once its last opener,
+/// often udev's probe, closes it), so what counts is that it has no lower
+/// devices left.
 fn present(root: &Root, l: &Layer) -> bool {
     match l.kind {
         LayerKind::BcacheSet => root.at("/sys/fs/bcache").join(&l.name).exists(),
-        _ => root.at("/sys/block").join(&l.name).exists(),
+        _ => {
+            let sys = root.at("/sys/block").join(&l.name);
+            sys.exists() && !dir_names(&sys.join("slaves")).is_empty()
+        }
     }
 }
 
@@ -682,6 +688,43 @@ pub(crate) mod tests {
         let s = find(&r, &disks, &part_of, &BTreeSet::new()).remove(0);
         let e = release(&r, &s, &Deaf, Duration::from_millis(300)).unwrap_err();
         assert!(e.to_string().contains("still there after"), "{e}");
+    }
+
+    #[test]
+    fn a_stopped_array_that_lingers_without_members_is_gone() {
+        struct Empties;
+        impl Releaser for Empties {
+            fn release(&self, root: &Root, l: &Layer) -> Result<()> {
+                // What md does: the members are let go, the node stays.
+                let sys = root.at("/sys/block").join(&l.name);
+                std::fs::remove_dir_all(sys.join("slaves")).unwrap();
+                for low in &l.lower {
+                    for d in dir_names(&root.at("/sys/block")) {
+                        let _ = std::fs::remove_dir_all(
+                            root.at("/sys/block")
+                                .join(&d)
+                                .join(low)
+                                .join("holders")
+                                .join(&l.name),
+                        );
+                        let _ = std::fs::remove_dir_all(
+                            root.at("/sys/block")
+                                .join(low)
+                                .join("holders")
+                                .join(&l.name),
+                        );
+                    }
+                }
+                Ok(())
+            }
+        }
+        let t = tempfile::tempdir().unwrap();
+        let r = Root::new(t.path());
+        raid_lvm(&r);
+        let (disks, part_of) = names();
+        let s = find(&r, &disks, &part_of, &BTreeSet::new()).remove(0);
+        release(&r, &s, &Empties, Duration::from_secs(2)).unwrap();
+        assert!(r.at("/sys/block/md127").exists());
     }
 
     #[test]
