@@ -9,6 +9,7 @@ pub mod cert;
 mod choose;
 mod config;
 mod disk;
+pub mod hidden;
 mod method;
 pub mod nvme;
 pub mod overwrite;
