@@ -478,6 +478,38 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_line_names_hidden_areas() {
+        let caps = Caps {
+            hidden: Some(hidden::HiddenAreas::Ata(hidden::AtaHidden {
+                hpa_sectors: Some(2048),
+                dco: "not supported".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let p = WipePlan {
+            erase: vec![Planned {
+                category: Method::Random.category(),
+                disk: disk(Transport::Ata),
+                method: Method::Random,
+                why: "auto".into(),
+                caps,
+            }],
+            skipped: vec![],
+            verify: "full".into(),
+            passes: 1,
+            blank: false,
+        };
+        let s = describe_plan(&p);
+        assert!(
+            s.contains(
+                "— auto [HPA 2048 sectors: restored before the erase (SET MAX ADDRESS, volatile)]"
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn method_names_match_plan_table() {
         let names: Vec<&str> = ALL_METHODS.iter().map(|m| m.name()).collect();
         assert_eq!(names, METHODS);
