@@ -335,8 +335,15 @@ fn identify_raw(pt: &dyn PassThrough) -> Result<Vec<u8>> {
 }
 
 /// Read the native max address by the command the drive has; returns the
-/// sectors (max LBA + 1) and the command's name.
-fn read_native(pt: &dyn PassThrough, id: &IdCapacity) -> Result<(u64, &'static str)> {
+/// sectors (max LBA + 1) and how they were read.
+///
+/// Fixed-format sense (what some SATLs, such as LSI's, and Linux 6.10-6.11
+/// return for CK_COND) carries only LBA 23:0 of a 48-bit result. Where
+/// those bits equal the accessible max's, the native max is taken to be
+/// the accessible one, and `how` says it was inferred (an HPA of an exact
+/// multiple of 2^24 sectors would alias); where they differ there is an
+/// HPA of unknown size, which is an error.
+fn read_native(pt: &dyn PassThrough, id: &IdCapacity) -> Result<(u64, String)> {
     let (cdb, ext, what) = if id.amac {
         (
             get_native_max_cdb(),
@@ -358,10 +365,21 @@ fn read_native(pt: &dyn PassThrough, id: &IdCapacity) -> Result<(u64, &'static s
     };
     let regs = send(pt, &cdb, Data::None, what)?
         .ok_or_else(|| anyhow!("{what}: no registers came back (CK_COND ignored)"))?;
-    let max = max_lba_from_regs(&regs, ext).ok_or_else(|| {
-        anyhow!("{what}: the sense data lacks LBA 47:24 (fixed format); the native max is unknown")
-    })?;
-    Ok((max + 1, what))
+    if let Some(max) = max_lba_from_regs(&regs, ext) {
+        return Ok((max + 1, what.to_string()));
+    }
+    let acc_max = id.accessible.saturating_sub(1);
+    if regs.lba & 0xFF_FFFF == acc_max & 0xFF_FFFF {
+        return Ok((
+            id.accessible,
+            format!("{what}, fixed-format sense without LBA 47:24: LBA 23:0 equal the accessible max's, so no HPA (inferred)"),
+        ));
+    }
+    bail!(
+        "{what}: the sense data lacks LBA 47:24 (fixed format) and LBA 23:0 ({:#x}) differ from the accessible max's ({:#x}): there is a hidden area of unknown size",
+        regs.lba & 0xFF_FFFF,
+        acc_max & 0xFF_FFFF
+    )
 }
 
 /// Detect an HPA and a DCO, read-only: IDENTIFY, READ/GET NATIVE MAX
@@ -383,7 +401,7 @@ fn probe_with(pt: &dyn PassThrough, id: &IdCapacity, kernel_sectors: u64) -> Ata
         Ok((n, what)) => {
             h.native_max_sectors = Some(n);
             h.hpa_sectors = Some(n.saturating_sub(id.accessible));
-            how.push(what.to_string());
+            how.push(what);
         }
         // Without the HPA feature set (and AMAC) nothing can be hidden by
         // SET MAX; QEMU's ide-hd and many SSDs are like that.
@@ -841,6 +859,46 @@ mod tests {
         s
     }
 
+    /// Fixed-format sense of a 48-bit command (SAT-4 12.2.2.7): LBA 23:0,
+    /// LBA UPPER NONZERO (byte 8 bit 5) when LBA 47:24 are not zero.
+    fn fixed_sense_with(lba: u64) -> Vec<u8> {
+        let mut f = vec![0u8; 18];
+        f[0] = 0x70;
+        f[2] = 0x01;
+        f[4] = 0x50;
+        f[5] = 0x40;
+        f[7] = 10;
+        f[8] = 0x80 | if lba >> 24 != 0 { 0x20 } else { 0 };
+        f[9] = lba as u8;
+        f[10] = (lba >> 8) as u8;
+        f[11] = (lba >> 16) as u8;
+        f[13] = 0x1D;
+        f
+    }
+
+    /// Fixed-format sense hides LBA 47:24 of a big drive's native max: equal
+    /// low bits are taken as no HPA, and said to be inferred; different low
+    /// bits are a hidden area of unknown size, and the erase fails.
+    #[test]
+    fn fixed_format_sense_on_a_big_drive() {
+        // 16 TB: 31251759104 sectors, well past 2^24.
+        let n = 31_251_759_104;
+        let mut d = FakeHpa::new(n, n);
+        d.fixed_sense = true;
+        let (h, r) = restore_before_erase(&d, n, &mut || Ok(n));
+        assert!(r.is_ok(), "{r:?}");
+        let h = h.unwrap();
+        assert_eq!((h.native_max_sectors, h.hpa_sectors), (Some(n), Some(0)));
+        assert!(h.how.contains("(inferred)"), "{}", h.how);
+        let mut d = FakeHpa::new(n, n - 1000);
+        d.fixed_sense = true;
+        let (h, r) = restore_before_erase(&d, n - 1000, &mut || Ok(n));
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("hidden area of unknown size"), "{e}");
+        assert_eq!(h.unwrap().hpa_sectors, None);
+        assert!(!d.ops().contains(&ATA_SET_MAX_EXT));
+    }
+
     #[test]
     fn native_max_from_sense() {
         let reply = |sense| Reply {
@@ -951,6 +1009,7 @@ mod tests {
         refuse_set: bool,
         refuse_native: bool,
         dco_bad: bool,
+        fixed_sense: bool,
         last_op: Cell<u8>,
         log: RefCell<Vec<[u8; 16]>>,
     }
@@ -967,6 +1026,7 @@ mod tests {
                 refuse_set: false,
                 refuse_native: false,
                 dco_bad: false,
+                fixed_sense: false,
                 last_op: Cell::new(0),
                 log: Default::default(),
             }
@@ -1001,9 +1061,14 @@ mod tests {
                 | (c[7] as u64) << 24
                 | (c[9] as u64) << 32
                 | (c[11] as u64) << 40;
+            let fixed = self.fixed_sense;
             let ok = |lba: u64| Reply {
                 status: 2,
-                sense: sense_with(lba, 0x40 | ((lba >> 24) & 0xF) as u8, 0x50),
+                sense: if fixed {
+                    fixed_sense_with(lba)
+                } else {
+                    sense_with(lba, 0x40 | ((lba >> 24) & 0xF) as u8, 0x50)
+                },
                 ..Default::default()
             };
             Ok(match (op, data) {
