@@ -103,10 +103,19 @@ pub fn wipe_disk(
             let lbs = u64::from(t.lbs.max(1));
             let rescan = p.disk.sys_path.join("device/rescan");
             let file = &t.file;
-            let mut refresh = || -> Result<u64> {
+            // libata revalidates in its error handler, after the command
+            // that asked for it: wait a little for the size to follow.
+            let mut refresh = |want: u64| -> Result<u64> {
                 std::fs::write(&rescan, "1")
                     .with_context(|| format!("writing {}", rescan.display()))?;
-                Ok(crate::sys::blk::size_bytes(file).context("BLKGETSIZE64")? / lbs)
+                let until = Instant::now() + Duration::from_secs(15);
+                loop {
+                    let now = crate::sys::blk::size_bytes(file).context("BLKGETSIZE64")? / lbs;
+                    if now >= want || Instant::now() > until {
+                        return Ok(now);
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
             };
             let (h, r) = hidden::restore_before_erase(&t.file, t.size / lbs, &mut refresh);
             hidden_area = h.map(HiddenAreas::Ata);

@@ -18,6 +18,7 @@ pub const ATA_ACCESSIBLE_MAX: u8 = 0x78;
 pub const ATA_DCO: u8 = 0xB1;
 pub const ATA_READ_NATIVE_MAX: u8 = 0xF8;
 pub const ATA_SET_MAX: u8 = 0xF9;
+pub const ATA_SET_FEATURES: u8 = 0xEF;
 /// ACCESSIBLE MAX ADDRESS CONFIGURATION features (ACS-3 7.3).
 pub const AMAC_GET_NATIVE_MAX: u16 = 0x0000;
 pub const AMAC_SET_ACCESSIBLE_MAX: u16 = 0x0001;
@@ -38,6 +39,11 @@ pub struct IdCapacity {
     /// Word 119 bit 8: Accessible Max Address Configuration (ACS-3),
     /// which replaces HPA and makes DCO obsolete.
     pub amac: bool,
+    /// Read look-ahead (word 82 bit 6 supported, word 85 bit 6 enabled):
+    /// `Some(enabled)` where supported.
+    pub look_ahead: Option<bool>,
+    /// Volatile write cache (words 82/85 bit 5), likewise.
+    pub write_cache: Option<bool>,
     /// User addressable sectors now: words 230-233 where word 69 bit 3
     /// says they are valid, else words 100-103 (48-bit), else 60-61.
     pub accessible: u64,
@@ -80,6 +86,8 @@ pub fn parse_id_capacity(raw: &[u8]) -> IdCapacity {
         hpa: set && w[82] & (1 << 10) != 0,
         dco: set && w[83] & (1 << 11) != 0,
         amac: valid(w[119]) && w[119] & (1 << 8) != 0,
+        look_ahead: (set && w[82] & (1 << 6) != 0).then_some(w[85] & (1 << 6) != 0),
+        write_cache: (set && w[82] & (1 << 5) != 0).then_some(w[85] & (1 << 5) != 0),
         accessible,
     }
 }
@@ -163,6 +171,31 @@ pub fn set_accessible_max_cdb(max_lba: u64) -> [u8; 16] {
         max_lba,
         ATA_ACCESSIBLE_MAX,
     )
+}
+
+/// SET FEATURES that sets read look-ahead (AAh on, 55h off) or the write
+/// cache (02h on, 82h off) to the state IDENTIFY reported: no change to
+/// the drive, but libata revalidates a device after these four
+/// (`ata_qc_complete`), re-reads IDENTIFY without a reset, takes the
+/// larger size ("late HPA unlock, n_sectors updated") and has the SCSI
+/// disk rescan its capacity. `None` where the drive has neither feature.
+pub fn revalidate_cdb(id: &IdCapacity) -> Option<[u8; 16]> {
+    let feature = match (id.look_ahead, id.write_cache) {
+        (Some(true), _) => 0xAA,
+        (Some(false), _) => 0x55,
+        (None, Some(true)) => 0x02,
+        (None, Some(false)) => 0x82,
+        (None, None) => return None,
+    };
+    Some(ata16(
+        Protocol::NonData,
+        false,
+        false,
+        feature,
+        0,
+        0,
+        ATA_SET_FEATURES,
+    ))
 }
 
 /// DEVICE CONFIGURATION IDENTIFY: PIO data-in, one 512-byte block.
@@ -444,15 +477,17 @@ fn probe_with(pt: &dyn PassThrough, id: &IdCapacity, kernel_sectors: u64) -> Ata
 
 /// Restore the full native size before an erase, or say why not. Every
 /// step re-reads the drive: READ NATIVE MAX ADDRESS comes immediately
-/// before SET MAX ADDRESS as the drive requires; `refresh` makes the
-/// kernel re-read the size and returns it in logical sectors. Returns the
+/// before SET MAX ADDRESS as the drive requires; after a restore a no-op
+/// SET FEATURES (`revalidate_cdb`) makes libata re-read IDENTIFY, and
+/// `refresh(want)` makes the kernel re-read the size, waiting a little for
+/// it to reach `want`, and returns it in logical sectors. Returns the
 /// record for the certificate and, as `Err`, why the disk must fail
 /// before anything is written (with the sectors that would stay
 /// unerased). Never sends DCO RESTORE or a FREEZE LOCK.
 pub fn restore_before_erase(
     pt: &dyn PassThrough,
     kernel_sectors: u64,
-    refresh: &mut dyn FnMut() -> Result<u64>,
+    refresh: &mut dyn FnMut(u64) -> Result<u64>,
 ) -> (Option<AtaHidden>, Result<()>) {
     let id = match identify_raw(pt) {
         Ok(raw) => parse_id_capacity(&raw),
@@ -475,7 +510,7 @@ fn restore(
     pt: &dyn PassThrough,
     id: &IdCapacity,
     h: &mut AtaHidden,
-    refresh: &mut dyn FnMut() -> Result<u64>,
+    refresh: &mut dyn FnMut(u64) -> Result<u64>,
 ) -> Result<()> {
     let Some(native) = h.native_max_sectors else {
         bail!(
@@ -545,9 +580,24 @@ fn restore(
         }
         h.restored = Some(true);
         h.how = format!("{}; restored by {what}, {note}", h.how);
+        if h.kernel_sectors < native {
+            match revalidate_cdb(id) {
+                Some(c) => {
+                    if let Err(e) = send(pt, &c, Data::None, "SET FEATURES (revalidate)") {
+                        h.how = format!("{}; the no-op SET FEATURES failed: {e:#}", h.how);
+                    }
+                }
+                None => {
+                    h.how = format!(
+                        "{}; no read look-ahead or write cache to make libata revalidate",
+                        h.how
+                    )
+                }
+            }
+        }
     }
     if h.kernel_sectors < native {
-        let k = refresh().context("making the kernel re-read the size")?;
+        let k = refresh(native).context("making the kernel re-read the size")?;
         h.kernel_sectors = k;
         if k < native {
             bail!(
@@ -828,6 +878,23 @@ mod tests {
             set_accessible_max_cdb(0x0102_0304_0506),
             [0x85, 0x07, 0x20, 0, 0x01, 0, 0, 0x03, 0x06, 0x02, 0x05, 0x01, 0x04, 0x40, 0x78, 0]
         );
+        // The no-op SET FEATURES keeps each feature's state.
+        let id = |la, wc| IdCapacity {
+            look_ahead: la,
+            write_cache: wc,
+            ..Default::default()
+        };
+        assert_eq!(
+            revalidate_cdb(&id(Some(true), None)),
+            Some([0x85, 0x06, 0, 0, 0xAA, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0xEF, 0])
+        );
+        assert_eq!(
+            revalidate_cdb(&id(Some(false), Some(true))).unwrap()[4],
+            0x55
+        );
+        assert_eq!(revalidate_cdb(&id(None, Some(true))).unwrap()[4], 0x02);
+        assert_eq!(revalidate_cdb(&id(None, Some(false))).unwrap()[4], 0x82);
+        assert_eq!(revalidate_cdb(&id(None, None)), None);
         // DCO IDENTIFY: PIO in (4), T_DIR|BYTE_BLOCK|T_LENGTH, feature C2h, B1h.
         assert_eq!(
             dco_identify_cdb(),
@@ -885,14 +952,14 @@ mod tests {
         let n = 31_251_759_104;
         let mut d = FakeHpa::new(n, n);
         d.fixed_sense = true;
-        let (h, r) = restore_before_erase(&d, n, &mut || Ok(n));
+        let (h, r) = restore_before_erase(&d, n, &mut |_| Ok(n));
         assert!(r.is_ok(), "{r:?}");
         let h = h.unwrap();
         assert_eq!((h.native_max_sectors, h.hpa_sectors), (Some(n), Some(0)));
         assert!(h.how.contains("(inferred)"), "{}", h.how);
         let mut d = FakeHpa::new(n, n - 1000);
         d.fixed_sense = true;
-        let (h, r) = restore_before_erase(&d, n - 1000, &mut || Ok(n));
+        let (h, r) = restore_before_erase(&d, n - 1000, &mut |_| Ok(n));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains("hidden area of unknown size"), "{e}");
         assert_eq!(h.unwrap().hpa_sectors, None);
@@ -1080,6 +1147,9 @@ mod tests {
                         | if self.dco_max.is_some() { 1 << 11 } else { 0 };
                     put(b, 83, w83);
                     put(b, 119, 0x4000 | if self.amac { 1 << 8 } else { 0 });
+                    // Read look-ahead supported (word 82) and on (word 85).
+                    b[82 * 2] |= 1 << 6;
+                    put(b, 85, 1 << 6);
                     let cur = self.current.get();
                     put(b, 60, cur as u16);
                     put(b, 61, (cur >> 16).min(0x0FFF) as u16);
@@ -1107,6 +1177,7 @@ mod tests {
                         .set((lba & 0xFF_FFFF | ((c[13] & 0xF) as u64) << 24) + 1);
                     ok(0)
                 }
+                (ATA_SET_FEATURES, _) => Reply::default(),
                 (ATA_DCO, Data::In(b)) if self.dco_max.is_some() => {
                     b.copy_from_slice(&dco_block(self.dco_max.unwrap() - 1, true));
                     if self.dco_bad {
@@ -1166,7 +1237,7 @@ mod tests {
         let mut outcomes = vec![];
         for d in [&good, &refuses, &plain] {
             // The kernel follows the drive (a SAS HBA's SATL does).
-            let mut refresh = || Ok(d.current.get());
+            let mut refresh = |_| Ok(d.current.get());
             outcomes.push(restore_before_erase(d, d.current.get(), &mut refresh));
         }
         let (h, r) = &outcomes[0];
@@ -1181,7 +1252,7 @@ mod tests {
         );
         // READ NATIVE MAX immediately before SET MAX; VV (COUNT bit 0) clear.
         let ops = good.ops();
-        assert_eq!(&ops[ops.len() - 3..], [0x27, 0x37, 0xEC]);
+        assert_eq!(&ops[ops.len() - 4..], [0x27, 0x37, 0xEC, 0xEF]);
         let set = good
             .log
             .borrow()
@@ -1217,7 +1288,7 @@ mod tests {
         // DCO-reduced: fails without SET MAX, DCO RESTORE or FREEZE LOCK.
         let mut d = FakeHpa::new(2_000_000, 2_000_000);
         d.dco_max = Some(2_050_000);
-        let (h, r) = restore_before_erase(&d, 2_000_000, &mut || Ok(2_000_000));
+        let (h, r) = restore_before_erase(&d, 2_000_000, &mut |_| Ok(2_000_000));
         let e = format!("{:#}", r.unwrap_err());
         assert!(
             e.contains("DCO-reduced by 50000 sectors")
@@ -1228,23 +1299,27 @@ mod tests {
         assert_eq!(d.ops(), [0xEC, 0x27, 0xB1]);
         // DCO IDENTIFY unreadable: a DCO may hide sectors; fails too.
         d.dco_bad = true;
-        let (h, r) = restore_before_erase(&d, 2_000_000, &mut || Ok(2_000_000));
+        let (h, r) = restore_before_erase(&d, 2_000_000, &mut |_| Ok(2_000_000));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains("checksum") && e.contains("unknown"), "{e}");
         assert!(h.unwrap().dco.starts_with("error: "));
         // The drive lifts its HPA but the kernel keeps its old size (libata).
         let d = FakeHpa::new(2_000_000, 1_990_000);
-        let (h, r) = restore_before_erase(&d, 1_990_000, &mut || Ok(1_990_000));
+        let (h, r) = restore_before_erase(&d, 1_990_000, &mut |_| Ok(1_990_000));
         let e = format!("{:#}", r.unwrap_err());
         assert!(
             e.contains("10000 sectors would stay unerased") && e.contains("libata.ignore_hpa=1"),
             "{e}"
         );
         assert_eq!(h.unwrap().restored, Some(true));
+        // ... after the no-op SET FEATURES that makes libata revalidate:
+        // read look-ahead on, as IDENTIFY said.
+        let last = *d.log.borrow().last().unwrap();
+        assert_eq!((last[14], last[4]), (ATA_SET_FEATURES, 0xAA));
         // 28-bit drive: F8h then F9h with LBA 27:24 in DEVICE.
         let mut d = FakeHpa::new(0x0A00_0000, 0x0900_0000);
         d.lba48 = false;
-        let (h, r) = restore_before_erase(&d, 0x0900_0000, &mut || Ok(0x0A00_0000));
+        let (h, r) = restore_before_erase(&d, 0x0900_0000, &mut |_| Ok(0x0A00_0000));
         assert!(r.is_ok(), "{r:?}");
         assert!(h.unwrap().how.contains("SET MAX ADDRESS (F9h)"));
         assert_eq!(d.current.get(), 0x0A00_0000);
@@ -1252,7 +1327,7 @@ mod tests {
         let mut d = FakeHpa::new(1000, 900);
         d.amac = true;
         d.hpa = false;
-        let (h, r) = restore_before_erase(&d, 900, &mut || Ok(1000));
+        let (h, r) = restore_before_erase(&d, 900, &mut |_| Ok(1000));
         assert!(r.is_ok(), "{r:?}");
         assert!(h.unwrap().how.contains("permanent"));
         assert_eq!(d.current.get(), 1000);
@@ -1260,13 +1335,13 @@ mod tests {
         // whether anything is hidden is unknown, so the disk fails.
         let mut d = FakeHpa::new(1000, 1000);
         d.refuse_native = true;
-        let (h, r) = restore_before_erase(&d, 1000, &mut || Ok(1000));
+        let (h, r) = restore_before_erase(&d, 1000, &mut |_| Ok(1000));
         let e = format!("{:#}", r.unwrap_err());
         assert!(e.contains("cannot be read") && e.contains("unknown"), "{e}");
         assert_eq!(h.unwrap().hpa_sectors, None);
         // Without the HPA feature set a refused READ NATIVE MAX means no HPA.
         d.hpa = false;
-        let (h, r) = restore_before_erase(&d, 1000, &mut || Ok(1000));
+        let (h, r) = restore_before_erase(&d, 1000, &mut |_| Ok(1000));
         assert!(r.is_ok(), "{r:?}");
         let h = h.unwrap();
         assert_eq!(h.hpa_sectors, Some(0));
