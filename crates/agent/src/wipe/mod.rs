@@ -488,6 +488,7 @@ mod tests {
             ..Default::default()
         };
         let p = WipePlan {
+            release: vec![],
             erase: vec![Planned {
                 category: Method::Random.category(),
                 disk: disk(Transport::Ata),
