@@ -2,13 +2,17 @@
 """VM suite, scenario inventory: the inventory the collector stored for the
 run equals what the guest itself shows.
 
-    check_inventory.py RUN.json LSPCI.txt
+    check_inventory.py RUN.json LSPCI.txt [--no-hidden-areas]
 
 RUN.json is the collector's GET /v1/runs/<run_id> ({run, events, results:
 [{seq, step, data}], certificates}) or, without a collector, the guest's
 /run/speediso/state.json ({results: {step: data}}); LSPCI.txt is `lspci -mm -nn -D` from inside the same guest.
 Asserts: the PCI list (address, vendor, device and class ids, names) equals
-lspci's, and the disks carry the serials given to QEMU.
+lspci's, and the disks carry the serials given to QEMU. The hidden areas
+(issue 16): QEMU's ide-hd answers READ NATIVE MAX ADDRESS and has no HPA or
+DCO, and QEMU's NVMe namespace covers the whole controller, so the SATA
+disk has hpa_sectors 0 and the NVMe namespace leaves nothing uncovered.
+--no-hidden-areas skips that, for inventories captured before the field.
 """
 import json
 import re
@@ -57,9 +61,41 @@ def lspci(path):
     return devs
 
 
+def check_hidden(disk, serial):
+    """The hidden_areas QEMU's disks must show (see the module doc)."""
+    h = disk.get("hidden_areas")
+    transport = disk.get("transport")
+    if transport == "sata":
+        if not h or h.get("kind") != "ata":
+            fail(f"disk {serial}: no ATA hidden_areas: {h!r}")
+        if h.get("hpa_sectors") != 0:
+            fail(f"disk {serial}: hpa_sectors {h.get('hpa_sectors')!r}, want 0 ({h})")
+        native, accessible = h.get("native_max_sectors"), h.get("accessible_sectors")
+        sector = disk.get("logical_sector_size") or 512
+        if native is None or native != accessible or native * sector != disk.get("size_bytes"):
+            fail(f"disk {serial}: native {native!r}, accessible {accessible!r}, "
+                 f"size {disk.get('size_bytes')!r} bytes: want one size ({h})")
+        if h.get("dco_hidden_sectors") not in (None, 0):
+            fail(f"disk {serial}: dco_hidden_sectors {h.get('dco_hidden_sectors')!r} ({h})")
+    elif transport == "nvme":
+        if not h or h.get("kind") != "nvme":
+            fail(f"disk {serial}: no NVMe hidden_areas: {h!r}")
+        if h.get("other_namespaces") != [] or h.get("uncovered") != []:
+            fail(f"disk {serial}: the namespace does not cover the controller: {h}")
+        if h.get("unallocated_bytes") not in (None, 0):
+            fail(f"disk {serial}: unallocated_bytes {h.get('unallocated_bytes')!r} ({h})")
+        if h.get("namespace_bytes") != disk.get("size_bytes"):
+            fail(f"disk {serial}: namespace_bytes {h.get('namespace_bytes')!r}, "
+                 f"size {disk.get('size_bytes')!r}")
+    elif h is not None:
+        fail(f"disk {serial} ({transport}): unexpected hidden_areas {h}")
+
+
 def main():
-    run = json.load(open(sys.argv[1]))
-    guest = lspci(sys.argv[2])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    hidden = "--no-hidden-areas" not in sys.argv[1:]
+    run = json.load(open(args[0]))
+    guest = lspci(args[1])
     if not guest:
         fail("lspci printed nothing")
     inv = None
@@ -88,6 +124,8 @@ def main():
         got = serials[serial].get("transport")
         if got != transport:
             fail(f"disk {serial}: transport {got!r}, want {transport!r}")
+        if hidden:
+            check_hidden(serials[serial], serial)
     print(f"check_inventory: {len(guest)} PCI devices and {len(WANT_SERIALS)} disk serials match")
 
 

@@ -31,9 +31,18 @@ fn inventory() -> Value {
                 pci("0000:00:04.0", "0108", "Red Hat, Inc.", "1b36", "QEMU NVM Express Controller", "0010"),
             ],
             "disks": [
-                {"serial": "NVME0001", "transport": "nvme"},
-                {"serial": "SATA0002", "transport": "sata"},
-                {"serial": "USB0003", "transport": "usb"},
+                {"serial": "NVME0001", "transport": "nvme", "size_bytes": 67108864,
+                 "hidden_areas": {"kind": "nvme", "total_bytes": null,
+                    "unallocated_bytes": null, "namespace_id": 1,
+                    "namespace_bytes": 67108864, "active_namespaces": [1],
+                    "other_namespaces": [], "uncovered": []}},
+                {"serial": "SATA0002", "transport": "sata", "size_bytes": 67108864,
+                 "hidden_areas": {"kind": "ata", "native_max_sectors": 131072,
+                    "accessible_sectors": 131072, "kernel_sectors": 131072,
+                    "hpa_sectors": 0, "dco_max_sectors": null,
+                    "dco_hidden_sectors": null, "dco": "not supported",
+                    "restored": null, "how": "READ NATIVE MAX ADDRESS EXT (27h)"}},
+                {"serial": "USB0003", "transport": "usb", "size_bytes": 67108864},
             ],
         }}],
     })
@@ -44,6 +53,10 @@ fn check(inv: &Value) -> (bool, String) {
 }
 
 fn check_with(inv: &Value, lspci: &str) -> (bool, String) {
+    check_with_flags(inv, lspci, &[])
+}
+
+fn check_with_flags(inv: &Value, lspci: &str, flags: &[&str]) -> (bool, String) {
     let python = if std::path::Path::new("/usr/bin/python3").exists() {
         PathBuf::from("/usr/bin/python3")
     } else {
@@ -59,6 +72,7 @@ fn check_with(inv: &Value, lspci: &str) -> (bool, String) {
         )
         .arg(dir.path().join("run.json"))
         .arg(dir.path().join("lspci.txt"))
+        .args(flags)
         .output()
         .expect("running python3");
     (
@@ -107,6 +121,31 @@ fn inventory_checker_finds_each_mismatch() {
             "transport",
             Box::new(|d| d["disks"][1]["transport"] = json!("scsi")),
         ),
+        (
+            "hpa_sectors 8",
+            Box::new(|d| d["disks"][1]["hidden_areas"]["hpa_sectors"] = json!(8)),
+        ),
+        (
+            "native 131080",
+            Box::new(|d| d["disks"][1]["hidden_areas"]["native_max_sectors"] = json!(131080)),
+        ),
+        (
+            "no ATA hidden_areas",
+            Box::new(|d| {
+                d["disks"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("hidden_areas");
+            }),
+        ),
+        (
+            "does not cover the controller",
+            Box::new(|d| d["disks"][0]["hidden_areas"]["other_namespaces"] = json!([2])),
+        ),
+        (
+            "unallocated_bytes 4096",
+            Box::new(|d| d["disks"][0]["hidden_areas"]["unallocated_bytes"] = json!(4096)),
+        ),
     ];
     for (want, mutate) in cases {
         let mut inv = inventory();
@@ -132,17 +171,22 @@ fn inventory_checker_on_a_real_guest() {
     let lspci = fixture("qemu.lspci");
     // QEMU's VGA has ids missing from pci.ids: "Vendor [1234]" in lspci -nn.
     assert!(lspci.contains("\"Vendor [1234]\""));
+    // Captured before the inventory had hidden_areas (issue 16): the
+    // checker says so, and is told to skip them. Refresh the capture from
+    // the next VM suite run and drop the flag.
     let (ok, err) = check_with(&state, &lspci);
+    assert!(!ok && err.contains("no NVMe hidden_areas"), "{err}");
+    let (ok, err) = check_with_flags(&state, &lspci, &["--no-hidden-areas"]);
     assert!(ok, "{err}");
 
     let mut moved = state.clone();
     moved["results"]["inventory"]["pci"][4]["address"] = json!("0000:00:1f.0");
-    let (ok, err) = check_with(&moved, &lspci);
+    let (ok, err) = check_with_flags(&moved, &lspci, &["--no-hidden-areas"]);
     assert!(!ok && err.contains("PCI addresses differ"), "{err}");
 
     let mut renamed = state;
     renamed["results"]["inventory"]["pci"][4]["vendor"] = json!("Vendor");
-    let (ok, err) = check_with(&renamed, &lspci);
+    let (ok, err) = check_with_flags(&renamed, &lspci, &["--no-hidden-areas"]);
     assert!(!ok && err.contains("vendor"), "{err}");
 }
 

@@ -1370,3 +1370,39 @@ fn a_disk_replaced_behind_the_same_device_number_is_not_written() {
         "the replacement was written"
     );
 }
+
+/// A disk whose hidden areas cannot be checked before the erase (here an
+/// "ATA" disk that answers no ATA command: a loop device planned as if
+/// IDENTIFY had answered) fails before anything is written; the disk
+/// next to it is erased as usual. The refusals themselves (SET MAX
+/// refused, DCO-reduced, the kernel keeping its size) are table-tested
+/// against scripted drives in wipe::hidden.
+#[test]
+fn a_disk_whose_hidden_areas_cannot_be_checked_fails_unwritten_and_the_other_is_erased() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let a = Loop::new(4 * MIB, 0);
+    let b = Loop::new(4 * MIB, 0);
+    a.fill_with_markers(3, 41);
+    b.fill_with_markers(3, 42);
+    let before_a = a.bytes();
+    let (mut pa, cfg, _da) = plan_one(&a.dev);
+    let (pb, _, _db) = plan_one(&b.dev);
+    pa.caps.ata = Some(speediso::wipe::ata::AtaCaps::default());
+    let root = Root::new(Path::new("/"));
+    let oa = speediso::wipe::wipe_disk(&pa, &cfg, &root, false, 2, None);
+    let ob = speediso::wipe::wipe_disk(&pb, &cfg, &root, false, 2, None);
+    assert_eq!(oa.outcome, "failed");
+    let e = oa.error.unwrap();
+    assert!(
+        e.contains("hidden areas")
+            && e.contains("IDENTIFY DEVICE")
+            && e.contains("nothing written"),
+        "{e}"
+    );
+    assert_eq!(oa.bytes_written, 0);
+    assert!(a.bytes() == before_a, "the unchecked disk was written");
+    assert_eq!(ob.outcome, "wiped", "{:?}", ob.error);
+    assert!(b.bytes().iter().all(|&x| x == 0));
+}

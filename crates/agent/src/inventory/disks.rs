@@ -51,6 +51,10 @@ pub struct DiskRecord {
     pub holders: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smart: Option<super::smart::Smart>,
+    /// ATA: HPA and DCO (`native_max_sectors`, `hpa_sectors`...); NVMe:
+    /// capacity the namespace does not cover. Read-only, real root only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_areas: Option<crate::wipe::hidden::HiddenAreas>,
     /// Why superblocks could not be read (e.g. permission denied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_error: Option<String>,
@@ -175,6 +179,14 @@ pub fn collect(root: &Root, opts: Opts) -> Vec<DiskRecord> {
                 if opts.smart && root.is_system() {
                     d.smart = super::smart::query(&d.path, d.transport.as_deref());
                 }
+                if root.is_system() && d.size_bytes > 0 {
+                    d.hidden_areas = crate::wipe::hidden::inventory_probe(
+                        &d.path,
+                        d.transport.as_deref(),
+                        d.size_bytes,
+                        d.logical_sector_size.unwrap_or(512),
+                    );
+                }
             });
         }
     });
@@ -243,6 +255,7 @@ fn record(
         swap: used.swap(&d.name),
         holders: used.holders(&d.name),
         smart: None,
+        hidden_areas: None,
         probe_error: None,
         name,
         path,

@@ -389,6 +389,9 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
                 format!("in use: {}", why.join(", "))
             });
         }
+        if let Some(h) = &dk.hidden_areas {
+            flags.extend(h.findings());
+        }
         let _ = writeln!(
             o,
             "  {:<10} {:>9}  {:<6} {}  {}  S/N {}{}{}{}",

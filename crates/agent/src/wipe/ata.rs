@@ -239,6 +239,9 @@ pub struct AtaRegs {
     pub status: u8,
     pub count: u16,
     pub lba: u64,
+    /// DEVICE: bits 3:0 carry LBA 27:24 of a 28-bit command's result
+    /// (READ NATIVE MAX ADDRESS).
+    pub device: u8,
     /// False when COUNT 15:8 or LBA 47:24 are non-zero and not given
     /// (fixed format with COUNT/LBA UPPER NONZERO set).
     pub complete: bool,
@@ -270,6 +273,7 @@ pub fn parse_ata_sense(s: &[u8]) -> Option<AtaRegs> {
                         error: d[3],
                         count: (d[4] as u16) << 8 | d[5] as u16,
                         lba,
+                        device: d[12],
                         status: d[13],
                         complete: true,
                     });
@@ -290,6 +294,7 @@ pub fn parse_ata_sense(s: &[u8]) -> Option<AtaRegs> {
                 status: s[4],
                 count: s[6] as u16,
                 lba: s[9] as u64 | (s[10] as u64) << 8 | (s[11] as u64) << 16,
+                device: s[5],
                 // Byte 8: EXTEND (7), COUNT UPPER NONZERO (6), LBA UPPER
                 // NONZERO (5). Upper bytes flagged zero are known.
                 complete: s[8] & 0x60 == 0,
@@ -997,6 +1002,7 @@ mod tests {
             status,
             count: 1,
             lba: 0,
+            device: 0x40,
             complete,
         };
         type Want = Result<Option<AtaRegs>, E>;

@@ -3,7 +3,7 @@
 //! ATA security and sanitize, discard.
 
 use super::method::Method;
-use super::{ata, nvme};
+use super::{ata, hidden, nvme};
 use crate::blockdev::scan::{Disk, Transport};
 use crate::root::Root;
 use serde::Serialize;
@@ -32,6 +32,10 @@ pub struct Caps {
     /// one is listed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nvme_siblings_kept: Vec<String>,
+    /// An ATA disk's HPA and DCO, or what an NVMe namespace does not
+    /// cover (`hidden`), read-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<hidden::HiddenAreas>,
     /// The controller (its sysfs device), so formats that reach every
     /// namespace run one at a time.
     #[serde(skip)]
@@ -87,11 +91,23 @@ pub fn probe(root: &Root, d: &Disk) -> Caps {
     }
     match d.transport {
         Transport::Nvme => match nvme::probe(&d.path) {
-            Ok(n) => c.nvme = Some(n),
+            Ok(n) => {
+                c.nvme = Some(n);
+                if let Ok(f) = std::fs::File::open(&d.path) {
+                    c.hidden = Some(hidden::HiddenAreas::Nvme(hidden::probe_nvme(&f)));
+                }
+            }
             Err(e) => c.probe_error = Some(format!("{e:#}")),
         },
         Transport::Ata | Transport::Scsi => match ata::probe(&d.path) {
-            Ok(a) => c.ata = Some(a),
+            Ok(a) => {
+                c.ata = Some(a);
+                let lbs = u64::from(d.logical_block_size.max(1));
+                c.hidden = std::fs::File::open(&d.path)
+                    .ok()
+                    .and_then(|f| hidden::probe_ata(&f, d.size_bytes / lbs).ok())
+                    .map(hidden::HiddenAreas::Ata);
+            }
             Err(e) => c.probe_error = Some(format!("{e:#}")),
         },
         _ => {}

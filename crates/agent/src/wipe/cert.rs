@@ -225,6 +225,8 @@ pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
             "media_type": d.media_type(),
             "transport": format!("{:?}", d.transport).to_lowercase(),
             "backing_file": opt(&d.backing_file),
+            // HPA/DCO, or NVMe capacity outside the namespace (wipe::hidden).
+            "hidden_area": serde_json::to_value(&o.hidden_area).unwrap_or(Value::Null),
         },
         "sanitization": {
             "category": o.method.category(),

@@ -3,6 +3,7 @@
 
 use super::caps::{fna_words, format_reaches_siblings};
 use super::config::Config;
+use super::hidden::{self, HiddenAreas};
 use super::method::Method;
 use super::overwrite::{Failures, Pattern, Target};
 use super::plan::Planned;
@@ -60,6 +61,10 @@ pub struct DiskOutcome {
     pub write_throughput_bps: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// HPA/DCO found (and restored) before the erase, or what an NVMe
+    /// namespace did not cover and what the erase reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_area: Option<HiddenAreas>,
 }
 
 /// Erase one planned disk. Never panics out: every failure becomes an
@@ -80,6 +85,8 @@ pub fn wipe_disk(
     let mut notes = Vec::new();
     let mut written = 0u64;
     let mut write_secs = 0f64;
+    let mut hidden_area = None;
+    let mut full_size = None;
     let res: Result<VerifyReport> = (|| {
         let mut t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
         check_identity(root, &t.file, &p.disk)?;
@@ -89,6 +96,40 @@ pub fn wipe_disk(
                 "size from the kernel {} differs from sysfs {}",
                 t.size, p.disk.size_bytes
             ));
+        }
+        if p.caps.ata.is_some() {
+            // Before anything is written (markers included): lift an HPA,
+            // or fail this disk saying what would stay unerased.
+            let lbs = u64::from(t.lbs.max(1));
+            let rescan = p.disk.sys_path.join("device/rescan");
+            let file = &t.file;
+            // libata revalidates in its error handler, after the command
+            // that asked for it: wait a little for the size to follow.
+            let mut refresh = |want: u64| -> Result<u64> {
+                std::fs::write(&rescan, "1")
+                    .with_context(|| format!("writing {}", rescan.display()))?;
+                let until = Instant::now() + Duration::from_secs(15);
+                loop {
+                    let now = crate::sys::blk::size_bytes(file).context("BLKGETSIZE64")? / lbs;
+                    if now >= want || Instant::now() > until {
+                        return Ok(now);
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            };
+            let (h, r) = hidden::restore_before_erase(&t.file, t.size / lbs, &mut refresh);
+            hidden_area = h.map(HiddenAreas::Ata);
+            r.with_context(|| format!("hidden areas of {}", p.disk.path.display()))?;
+            let now = crate::sys::blk::size_bytes(&t.file)
+                .with_context(|| format!("BLKGETSIZE64 on {}", p.disk.path.display()))?;
+            if now != t.size {
+                notes.push(format!(
+                    "size {} bytes after the hidden area was restored (was {})",
+                    now, t.size
+                ));
+                t.size = now;
+                full_size = Some(now);
+            }
         }
         let full = [(0, t.size)];
         let mut overwrite_pass = |pattern: Pattern, label: String, ranges: &[(u64, u64)]| {
@@ -211,6 +252,16 @@ pub fn wipe_disk(
         Ok(report)
     })();
     let finished = SystemTime::now();
+    if let Some(HiddenAreas::Nvme(c)) = &p.caps.hidden {
+        let mut c = c.clone();
+        let all = p.caps.nvme.as_ref().is_some_and(|n| n.format_reaches_all());
+        c.erase_reach = Some(hidden::nvme_reach(p.method, all, &c));
+        hidden_area = Some(HiddenAreas::Nvme(c));
+    }
+    let mut disk = p.disk.clone();
+    if let Some(n) = full_size {
+        disk.size_bytes = n;
+    }
     let failed_ranges = fails.into_inner().unwrap_or_else(|e| e.into_inner()).ranges;
     let (verify, mut error) = match res {
         Ok(v) => (v, None),
@@ -247,7 +298,7 @@ pub fn wipe_disk(
     }
     DiskOutcome {
         device: p.disk.path.display().to_string(),
-        disk: p.disk.clone(),
+        disk,
         method: p.method,
         why: p.why.clone(),
         outcome: outcome_of(p.method, error.is_some(), &verify).into(),
@@ -271,6 +322,7 @@ pub fn wipe_disk(
             0.0
         },
         notes,
+        hidden_area,
     }
 }
 
@@ -384,5 +436,6 @@ pub(super) fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
         bytes_written: 0,
         write_throughput_bps: 0.0,
         notes: vec![],
+        hidden_area: None,
     }
 }

@@ -9,6 +9,7 @@ pub mod cert;
 mod choose;
 mod config;
 mod disk;
+pub mod hidden;
 mod method;
 pub mod nvme;
 pub mod overwrite;
@@ -474,6 +475,39 @@ mod tests {
         ssd.size_bytes = 1_000_000_000_000;
         let t = estimate(&plan(ssd, Method::Quick), &cfg);
         assert!(t < Duration::from_secs(3 * 3600), "{t:?}");
+    }
+
+    #[test]
+    fn the_plan_line_names_hidden_areas() {
+        let caps = Caps {
+            hidden: Some(hidden::HiddenAreas::Ata(hidden::AtaHidden {
+                hpa_sectors: Some(2048),
+                dco: "not supported".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let p = WipePlan {
+            release: vec![],
+            erase: vec![Planned {
+                category: Method::Random.category(),
+                disk: disk(Transport::Ata),
+                method: Method::Random,
+                why: "auto".into(),
+                caps,
+            }],
+            skipped: vec![],
+            verify: "full".into(),
+            passes: 1,
+            blank: false,
+        };
+        let s = describe_plan(&p);
+        assert!(
+            s.contains(
+                "— auto [HPA 2048 sectors: restored before the erase (SET MAX ADDRESS, volatile)]"
+            ),
+            "{s}"
+        );
     }
 
     #[test]

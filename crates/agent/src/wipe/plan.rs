@@ -219,7 +219,7 @@ pub fn describe_plan(p: &WipePlan) -> String {
     for e in &p.erase {
         let d = &e.disk;
         s.push_str(&format!(
-            "  {:<14} {:>10}  {:<6} model {:<24} serial {:<20} method {} ({}, {}) — {}\n",
+            "  {:<14} {:>10}  {:<6} model {:<24} serial {:<20} method {} ({}, {}) — {}{}\n",
             d.path.display(),
             human_bytes(d.size_bytes),
             format!("{:?}", d.transport).to_lowercase(),
@@ -228,7 +228,8 @@ pub fn describe_plan(p: &WipePlan) -> String {
             e.method.name(),
             e.category,
             e.method.technique(),
-            e.why
+            e.why,
+            super::hidden::plan_note(e.caps.hidden.as_ref())
         ));
     }
     let blocking = p.blocking();
