@@ -55,6 +55,8 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
                 "outcome": o.outcome,
                 "error": opt_str(&o.error),
                 "certificate_id": c.and_then(|c| c.get("id")).cloned().unwrap_or(Value::Null),
+                // HPA/DCO found and restored, or NVMe capacity outside the namespace.
+                "hidden_area": serde_json::to_value(&o.hidden_area).unwrap_or(Value::Null),
             })
         })
         .collect();
