@@ -1069,7 +1069,7 @@ scenario_decommission_stack() {
         die "$name: building the md/LVM stack in the guest failed"
     }
     poweroff_over_ssh
-    grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img" ||
+    { grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img"; } ||
         die "$name: the file is not on both RAID1 members after the first boot"
     stack_blkid "$out/$name.blkid-before"
     grep -q '^TYPE=linux_raid_member' "$out/$name.blkid-before" ||
@@ -1093,7 +1093,7 @@ scenario_decommission_stack() {
     ! grep -q 'released .*md RAID1' "$out/$name.excluded.journal" ||
         die "$name: a stack touching an excluded disk was released"
     poweroff_over_ssh
-    grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img" ||
+    { grep -aq "$secret" "$disks/nvme.img" && grep -aq "$secret" "$disks/sata.img"; } ||
         die "$name: a member of the left-alone stack was written"
 
     # Boot 3: the stack goes, then the disks.

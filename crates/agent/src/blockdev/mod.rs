@@ -8,4 +8,5 @@
 
 pub mod guard;
 pub mod scan;
+pub mod udev;
 pub mod usage;

@@ -127,7 +127,14 @@ fn release_stacks(
         .iter()
         .map(|s| {
             let summary = s.summary();
-            let res = stack::release(root, s, r, Duration::from_secs(30));
+            // As it is now, on the real machine: udev may have added a
+            // layer since the plan.
+            let now = if root.is_system() {
+                stack::refresh(root, s)
+            } else {
+                Ok(s.clone())
+            };
+            let res = now.and_then(|n| stack::release(root, &n, r, Duration::from_secs(30)));
             if let Some(ev) = events {
                 match &res {
                     Ok(()) => ev.log(format!(
@@ -455,6 +462,7 @@ mod tests {
             targets: Default::default(),
         };
         let plan = |d: Disk, m: Method| WipePlan {
+            udev: None,
             release: vec![],
             erase: vec![Planned {
                 category: m.category(),
@@ -488,6 +496,7 @@ mod tests {
             ..Default::default()
         };
         let p = WipePlan {
+            udev: None,
             release: vec![],
             erase: vec![Planned {
                 category: Method::Random.category(),

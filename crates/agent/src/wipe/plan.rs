@@ -25,6 +25,9 @@ pub struct Planned {
 /// The whole plan: what is erased, how, and what is skipped and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct WipePlan {
+    /// Set when udev's event queue did not empty in time before selection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udev: Option<String>,
     /// Stacks (md, LVM, dm, bcache) on the erased disks, stopped before
     /// the erase.
     pub release: Vec<super::stack::Stack>,
@@ -71,9 +74,20 @@ pub(super) fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<Str
     Some(format!("{why}; set speediso.wipe.remote=1 to erase it"))
 }
 
+/// How long the plan waits for udev's queue.
+const UDEV_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
 pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
+    // md arrays and LVM volume groups udev is still assembling at boot
+    // must be in the plan: wait for its queue first.
+    let udev = crate::blockdev::udev::settle(root, UDEV_LIMIT).err().map(|l| {
+        format!(
+            "udev still had events queued after {} s: a stack it had yet to assemble may be missing from this plan",
+            l.as_secs()
+        )
+    });
     let Selection {
         eligible,
         mut skipped,
@@ -143,6 +157,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
         }
     }
     Ok(WipePlan {
+        udev,
         release,
         erase,
         skipped,
@@ -192,6 +207,9 @@ pub fn human_bytes(n: u64) -> String {
 /// The plan as the lines `--plan` prints.
 pub fn describe_plan(p: &WipePlan) -> String {
     let mut s = String::new();
+    if let Some(w) = &p.udev {
+        s.push_str(&format!("WARNING: {w}\n"));
+    }
     if !p.release.is_empty() {
         s.push_str(&format!(
             "will release first ({} stack(s) on the disks to erase; every disk beneath is erased and nothing mounts, swaps on or holds them):\n",

@@ -417,6 +417,55 @@ impl Releaser for System {
     }
 }
 
+/// The stack over `s.disks` as it is now: layers udev added since the
+/// plan (an LVM volume group activated a moment after its array was
+/// assembled) are included, top-down, and it must still be unused.
+pub fn refresh(root: &Root, s: &Stack) -> Result<Stack> {
+    let disks: BTreeSet<String> = crate::blockdev::scan::names(root)
+        .into_iter()
+        .filter(|n| !is_layer(root, n))
+        .collect();
+    let mut part_of = BTreeMap::new();
+    for d in &disks {
+        let sys = root.at("/sys/block").join(d);
+        for p in dir_names(&sys) {
+            if sys.join(&p).join("partition").exists() {
+                part_of.insert(p, d.clone());
+            }
+        }
+    }
+    let now: Vec<Stack> = find(root, &disks, &part_of, &BTreeSet::new())
+        .into_iter()
+        .filter(|n| n.disks.iter().any(|d| s.disks.contains(d)))
+        .collect();
+    let mut out = match now.len() {
+        // Gone already (stopped by someone else): nothing to do.
+        0 => Stack {
+            layers: vec![],
+            disks: s.disks.clone(),
+        },
+        1 => now.into_iter().next().unwrap_or_else(|| s.clone()),
+        _ => bail!("the stack now spans several groups of disks; left alone"),
+    };
+    let extra: Vec<&String> = out.disks.iter().filter(|d| !s.disks.contains(d)).collect();
+    if !extra.is_empty() {
+        bail!(
+            "since the plan, the stack also lies on {}, which this wipe does not erase; left alone",
+            extra
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let busy = in_use(root, &out, &Usage::read(root));
+    if !busy.is_empty() {
+        bail!("since the plan: {}; left alone", busy.join("; "));
+    }
+    out.disks = s.disks.clone();
+    Ok(out)
+}
+
 /// Whether the layer still sits on anything. A stopped md array can stay
 /// in /sys/block a while, empty (the kernel frees it once its last opener,
 /// often udev's probe, closes it), so what counts is that it has no lower
@@ -688,6 +737,37 @@ pub(crate) mod tests {
         let s = find(&r, &disks, &part_of, &BTreeSet::new()).remove(0);
         let e = release(&r, &s, &Deaf, Duration::from_millis(300)).unwrap_err();
         assert!(e.to_string().contains("still there after"), "{e}");
+    }
+
+    #[test]
+    fn refresh_takes_in_a_layer_udev_added_since_the_plan() {
+        let t = tempfile::tempdir().unwrap();
+        let r = Root::new(t.path());
+        raid_lvm(&r);
+        let (disks, part_of) = names();
+        let full = find(&r, &disks, &part_of, &BTreeSet::new()).remove(0);
+        // The plan saw the array before LVM was activated on it.
+        let planned = Stack {
+            layers: vec![full.layers[1].clone()],
+            disks: full.disks.clone(),
+        };
+        let now = refresh(&r, &planned).unwrap();
+        assert_eq!(now.names(), ["dm-0", "md127"]);
+        // Mounted since: left alone, saying so.
+        mk(
+            &r.at("/proc/self"),
+            &[(
+                "mountinfo",
+                "30 1 253:0 / /srv rw - ext4 /dev/mapper/vg0-my--data rw\n",
+            )],
+        );
+        let e = refresh(&r, &planned).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "since the plan: LVM logical volume vg0/my-data (dm-0) is mounted at /srv"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
