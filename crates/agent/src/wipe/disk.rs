@@ -11,6 +11,7 @@ use super::verify::VerifyReport;
 use super::{ata, nvme, overwrite, verify};
 use crate::blockdev::scan::Disk;
 use crate::events::StepEvents;
+use crate::inventory::identify::Content;
 use crate::root::Root;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -60,6 +61,8 @@ pub struct DiskOutcome {
     pub write_throughput_bps: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What the plan found on the disk before the erase.
+    pub contents_before: Vec<Content>,
 }
 
 /// Erase one planned disk. Never panics out: every failure becomes an
@@ -271,6 +274,7 @@ pub fn wipe_disk(
             0.0
         },
         notes,
+        contents_before: p.contents.clone(),
     }
 }
 
@@ -384,5 +388,6 @@ pub(super) fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
         bytes_written: 0,
         write_throughput_bps: 0.0,
         notes: vec![],
+        contents_before: p.contents.clone(),
     }
 }

@@ -461,6 +461,7 @@ mod tests {
                 method: m,
                 why: String::new(),
                 caps: Caps::default(),
+                contents: vec![],
             }],
             skipped: vec![],
             verify: "full".into(),

@@ -8,6 +8,7 @@ use super::method::Method;
 use super::select;
 use super::select::{Request, Selection};
 use crate::blockdev::scan::Disk;
+use crate::inventory::identify::{self, Content};
 use crate::root::Root;
 use anyhow::Result;
 use serde::Serialize;
@@ -20,6 +21,10 @@ pub struct Planned {
     pub category: &'static str,
     pub why: String,
     pub caps: Caps,
+    /// What is on the disk before the erase (partition table, file
+    /// systems, RAID/LVM/crypto members), for `--plan` and the
+    /// certificate's `contents_before`.
+    pub contents: Vec<Content>,
 }
 
 /// The whole plan: what is erased, how, and what is skipped and why.
@@ -96,6 +101,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
         match choose(&d, &caps, cfg.method) {
             Ok((method, why)) => erase.push(Planned {
                 category: method.category(),
+                contents: identify::contents(root, &d),
                 disk: d,
                 method,
                 why,
@@ -189,6 +195,14 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `disk gpt 1234abcd; sda1 ext4 "root" 1b4e…` or `no signature found`.
+pub fn contents_text(c: &[Content]) -> String {
+    if c.is_empty() {
+        return "no signature found".into();
+    }
+    c.iter().map(Content::text).collect::<Vec<_>>().join("; ")
+}
+
 /// The plan as the lines `--plan` prints.
 pub fn describe_plan(p: &WipePlan) -> String {
     let mut s = String::new();
@@ -229,6 +243,11 @@ pub fn describe_plan(p: &WipePlan) -> String {
             e.category,
             e.method.technique(),
             e.why
+        ));
+        s.push_str(&format!(
+            "  {:<14} on it: {}\n",
+            "",
+            contents_text(&e.contents)
         ));
     }
     let blocking = p.blocking();
