@@ -67,12 +67,13 @@ pub(super) fn ntfs(head: &[u8], read: Read) -> Option<FsInfo> {
     if le64(b, 48) > clusters || le64(b, 56) > clusters {
         return None;
     }
-    let mft = le64(b, 48) * ss * spc;
+    // Checked: the sector count (and so the MFT's cluster) is untrusted.
+    let mft = le64(b, 48).checked_mul(ss * spc)?;
     let rec0 = read(mft, 4)?;
     if rec0 != b"FILE" {
         return None;
     }
-    let vol = read(mft + 3 * rec, rec as usize)?;
+    let vol = read(mft.checked_add(3 * rec)?, rec as usize)?;
     if vol.len() < 32 || &vol[..4] != b"FILE" {
         return None;
     }
@@ -136,7 +137,9 @@ pub(super) fn exfat(head: &[u8], read: Read) -> Option<FsInfo> {
     }
     let heap = le32(b, 88) as u64;
     let fat = (le32(b, 80) as u64) << ss_shift;
-    let to_off = |c: u32| (heap + ((c as u64).wrapping_sub(2) << spc_shift)) << ss_shift;
+    // Wrapping: a bad cluster number gives an offset past the end, whose
+    // read fails, never an overflow.
+    let to_off = |c: u32| (heap.wrapping_add((c as u64).wrapping_sub(2) << spc_shift)) << ss_shift;
     let mut c = le32(b, 96);
     let mut off = to_off(c);
     let mut lbl = None;
@@ -153,7 +156,7 @@ pub(super) fn exfat(head: &[u8], read: Read) -> Option<FsInfo> {
             lbl = utf16le(&e[2..2 + n]);
             break;
         }
-        off += 32;
+        off = off.wrapping_add(32);
         if off % cluster == 0 {
             let Some(next) = read(fat + c as u64 * 4, 4).filter(|n| n.len() == 4) else {
                 break;
@@ -497,6 +500,18 @@ mod tests {
         assert_eq!(f.version.as_deref(), Some("28"));
         // Too small for a pool member.
         assert_eq!(zfs(&mut reader(&v[..32 << 20]), 32 << 20), None);
+    }
+
+    #[test]
+    fn ntfs_with_absurd_counts_is_nothing_not_a_panic() {
+        let mut v = vec![0u8; 4096];
+        v[3..11].copy_from_slice(b"NTFS    ");
+        v[11..13].copy_from_slice(&512u16.to_le_bytes());
+        v[13] = 128;
+        v[64] = 0xf6; // 1 KiB records
+        v[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        v[48..56].copy_from_slice(&(u64::MAX / 128 - 1).to_le_bytes());
+        assert_eq!(ntfs(&v, &mut reader(&v)), None);
     }
 
     #[test]
