@@ -886,6 +886,15 @@ fn plan_shows_what_is_on_each_disk() {
         &[("device/model", "DATA DISK\n")],
     );
     part(r, &format!("{ata}/block/sda"), "sda1", "8:1");
+    // A disk left alone (excluded) shows what it carries as well.
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0",
+        "sdb",
+        "8:16",
+        16384,
+        &[("device/vpd_pg80", &vpd80("KEEP1"))],
+    );
     w(
         r,
         "proc/self/mountinfo",
@@ -929,13 +938,20 @@ fn plan_shows_what_is_on_each_disk() {
             ])
             .arg(&sda1),
     );
+    let sdb = r.join("dev/sdb");
+    speediso_testsupport::sized_file(&sdb, 8 << 20);
+    speediso_testsupport::output_ok(
+        Command::new("mkswap")
+            .args(["-L", "keep", "-U", "0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"])
+            .arg(&sdb),
+    );
     let run = |json: bool| {
         let o = Command::new(BIN)
             .args([
                 "--root",
                 r.to_str().unwrap(),
                 "--cmdline",
-                "root=live:CDLABEL=SPEEDISO",
+                "root=live:CDLABEL=SPEEDISO speediso.wipe.exclude=KEEP1",
             ])
             .args(["wipe", "--plan", "--all"])
             .args(if json { &["--json"][..] } else { &[][..] })
@@ -960,7 +976,16 @@ fn plan_shows_what_is_on_each_disk() {
             {"where": "sda1", "type": "ext4", "label": "customer", "uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"},
         ])
     );
+    assert_eq!(
+        skipped(&p, "/dev/sdb").unwrap()["contents"],
+        serde_json::json!([{"where": "disk", "type": "swap", "label": "keep",
+            "uuid": "0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"}])
+    );
     let text = run(false);
+    assert!(
+        text.contains("on it: disk swap \"keep\" 0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"),
+        "{text}"
+    );
     assert!(
         text.contains(
             "on it: disk gpt 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9; sda1 ext4 \"customer\" 1b4e28ba-2fa1-11d2-883f-0016d3cca427"

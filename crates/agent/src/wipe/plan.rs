@@ -148,6 +148,13 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             ));
         }
     }
+    // What is on the disks left alone too (read only), so the plan shows
+    // what each disk carries, erased or not.
+    for k in skipped.iter_mut() {
+        if let Some(d) = &k.disk {
+            k.contents = identify::contents(root, d);
+        }
+    }
     Ok(WipePlan {
         release,
         erase,
@@ -201,6 +208,17 @@ pub fn contents_text(c: &[Content]) -> String {
         return "no signature found".into();
     }
     c.iter().map(Content::text).collect::<Vec<_>>().join("; ")
+}
+
+/// The "on it:" line of a skipped disk, when something was found on it.
+fn skipped_contents(s: &mut String, k: &select::Skipped) {
+    if !k.contents.is_empty() {
+        s.push_str(&format!(
+            "  {:<14} on it: {}\n",
+            "",
+            contents_text(&k.contents)
+        ));
+    }
 }
 
 /// The plan as the lines `--plan` prints.
@@ -259,12 +277,14 @@ pub fn describe_plan(p: &WipePlan) -> String {
     }
     for k in &blocking {
         s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+        skipped_contents(&mut s, k);
     }
     if p.skipped.iter().any(|k| !k.is_blocking()) {
         s.push_str("skipped (not targets):\n");
     }
     for k in p.skipped.iter().filter(|k| !k.is_blocking()) {
         s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+        skipped_contents(&mut s, k);
     }
     s
 }
