@@ -360,7 +360,7 @@ fn qemu_fixture_values() {
     assert_eq!(rootp["fs"]["type"], "ext4");
     assert_eq!(rootp["fs"]["label"], "root");
     assert_eq!(rootp["fs"]["uuid"], "6b3f9a0e-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
-    assert_eq!(rootp["fs"]["source"], "superblock");
+    assert_eq!(rootp["fs"]["source"], "probe");
     assert_eq!(rootp["mountpoints"], json!(["/mnt/root"]));
 
     let sda = disk(&inv, "sda");

@@ -102,6 +102,7 @@ fn kickstart_carries_what_speediso_needs() {
         "openssh-server",
         "kexec-tools",
         "iperf3",
+        "util-linux",
     ] {
         assert!(packages.contains(&p), "%packages lacks {p}: {packages:?}");
     }

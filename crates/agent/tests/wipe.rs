@@ -1406,3 +1406,60 @@ fn a_disk_whose_hidden_areas_cannot_be_checked_fails_unwritten_and_the_other_is_
     assert_eq!(ob.outcome, "wiped", "{:?}", ob.error);
     assert!(b.bytes().iter().all(|&x| x == 0));
 }
+
+/// The certificate says what was on the disk before the erase (from the
+/// plan, through the image's blkid on the live system), signed with the
+/// rest; `--plan` printed the same; the HTML page lists it.
+#[test]
+fn certificate_lists_what_was_on_the_disk_before() {
+    if !ready(&["losetup", "mkfs.ext4"]) {
+        return;
+    }
+    let l = Loop::new(16 * MIB, 0);
+    sh(&[
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-L",
+        "customer",
+        "-U",
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        &l.dev,
+    ]);
+    let plan = wipe(&[&l.dev], "quiet", &["wipe", "--plan", "--device", &l.dev]);
+    assert_eq!(plan.code(), 0, "{}\n{}", plan.stdout(), plan.stderr());
+    assert!(
+        plan.stdout()
+            .contains("on it: disk ext4 \"customer\" 1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+        "{}",
+        plan.stdout()
+    );
+    let r = wipe(
+        &[&l.dev],
+        "quiet",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "zero",
+            "--verify",
+            "full",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let c = r.cert_for(&l.dev);
+    assert_eq!(
+        c["contents_before"],
+        serde_json::json!([{"where": "disk", "type": "ext4", "label": "customer",
+            "uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}])
+    );
+    let (path, _) = r.certs().into_iter().next().unwrap();
+    let html = std::fs::read_to_string(path.with_extension("html")).unwrap();
+    assert!(html.contains("Contents before sanitization"), "{html}");
+    assert!(html.contains("ext4 label &quot;customer&quot;"), "{html}");
+    // Nothing of it is left.
+    assert!(l.bytes().iter().all(|&b| b == 0));
+}

@@ -863,3 +863,133 @@ fn plan_releases_a_customer_stack_or_says_why_it_is_left_alone() {
         "{text}"
     );
 }
+
+/// `--plan` says what is on each disk it would erase: the partition
+/// table, and per partition its file system, read from the fixture's
+/// /dev images by the own probe (a fixture root never runs blkid).
+#[test]
+fn plan_shows_what_is_on_each_disk() {
+    use speediso_testsupport::have_tool;
+    let hint = "install tests/apt/inventory.txt";
+    if !have_tool("sfdisk", hint) || !have_tool("mkfs.ext4", hint) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    let ata = "pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0";
+    disk(
+        r,
+        ata,
+        "sda",
+        "8:0",
+        32768,
+        &[("device/model", "DATA DISK\n")],
+    );
+    part(r, &format!("{ata}/block/sda"), "sda1", "8:1");
+    // A disk left alone (excluded) shows what it carries as well.
+    disk(
+        r,
+        "pci0000:00/0000:00:1f.2/ata2/host1/target1:0:0/1:0:0:0",
+        "sdb",
+        "8:16",
+        16384,
+        &[("device/vpd_pg80", &vpd80("KEEP1"))],
+    );
+    w(
+        r,
+        "proc/self/mountinfo",
+        "22 1 254:0 / / rw - overlay overlay rw\n",
+    );
+    w(r, "proc/swaps", "Filename\tType\tSize\tUsed\tPriority\n");
+    w(
+        r,
+        "proc/cmdline",
+        "root=live:CDLABEL=SPEEDISO rd.live.image\n",
+    );
+    std::fs::create_dir_all(r.join("dev")).unwrap();
+    let sda = r.join("dev/sda");
+    speediso_testsupport::sized_file(&sda, 16 << 20);
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(&sda)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: gpt\nlabel-id: 0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9\nstart=2048, size=20480, type=L\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let sda1 = r.join("dev/sda1");
+    speediso_testsupport::sized_file(&sda1, 10 << 20);
+    speediso_testsupport::output_ok(
+        Command::new("mkfs.ext4")
+            .args([
+                "-q",
+                "-F",
+                "-L",
+                "customer",
+                "-U",
+                "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+            ])
+            .arg(&sda1),
+    );
+    let sdb = r.join("dev/sdb");
+    speediso_testsupport::sized_file(&sdb, 8 << 20);
+    speediso_testsupport::output_ok(
+        Command::new("mkswap")
+            .args(["-L", "keep", "-U", "0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"])
+            .arg(&sdb),
+    );
+    let run = |json: bool| {
+        let o = Command::new(BIN)
+            .args([
+                "--root",
+                r.to_str().unwrap(),
+                "--cmdline",
+                "root=live:CDLABEL=SPEEDISO speediso.wipe.exclude=KEEP1",
+            ])
+            .args(["wipe", "--plan", "--all"])
+            .args(if json { &["--json"][..] } else { &[][..] })
+            .env("SPEEDISO_WIPE_ALLOW_REAL", "1")
+            .env_remove("SPEEDISO_WIPE_TEST_ALLOW")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let p: Value = serde_json::from_str(&run(true)).unwrap();
+    let e = p["erase"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["disk"]["name"] == "sda")
+        .unwrap_or_else(|| panic!("sda not planned: {p}"));
+    assert_eq!(
+        e["contents"],
+        serde_json::json!([
+            {"where": "disk", "type": "gpt", "label": null, "uuid": "0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9"},
+            {"where": "sda1", "type": "ext4", "label": "customer", "uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"},
+        ])
+    );
+    assert_eq!(
+        skipped(&p, "/dev/sdb").unwrap()["contents"],
+        serde_json::json!([{"where": "disk", "type": "swap", "label": "keep",
+            "uuid": "0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"}])
+    );
+    let text = run(false);
+    assert!(
+        text.contains("on it: disk swap \"keep\" 0b9ec5b4-2b6a-4a34-9dc4-1d2f9ee6d1a7"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "on it: disk gpt 0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9; sda1 ext4 \"customer\" 1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+        ),
+        "{text}"
+    );
+}

@@ -298,6 +298,7 @@ fn fs_from_udev(root: &Root, sysdir: &Path) -> Option<FsInfo> {
         kind: kind.clone(),
         label: u.props.get("ID_FS_LABEL").cloned(),
         uuid: u.props.get("ID_FS_UUID").cloned(),
+        version: u.props.get("ID_FS_VERSION").cloned(),
         source: "udev",
     })
 }
@@ -312,6 +313,7 @@ fn fs_from_mountinfo(root: &Root, devno: Option<&str>) -> Option<FsInfo> {
             kind: m.fstype,
             label: None,
             uuid: None,
+            version: None,
             source: "mountinfo",
         })
 }
@@ -343,7 +345,10 @@ fn probe_disk(root: &Root, d: &mut DiskRecord) {
                     }
                 }
                 if d.partitions.is_empty() {
-                    d.fs = fsprobe::probe(&mut r, d.size_bytes);
+                    d.fs = match super::identify::identify(root, &d.name, d.size_bytes) {
+                        Ok(fs) => fs,
+                        Err(_) => fsprobe::probe(&mut r, d.size_bytes),
+                    };
                 }
             }
             Err(e) => {
@@ -358,8 +363,8 @@ fn probe_disk(root: &Root, d: &mut DiskRecord) {
     }
     for p in d.partitions.iter_mut() {
         let pdir = sysdir.join(p.name.replace('/', "!"));
-        p.fs = match open(&p.name) {
-            Ok(f) if p.size_bytes > 0 => fsprobe::probe_file(&f, p.size_bytes),
+        p.fs = match super::identify::identify(root, &p.name, p.size_bytes) {
+            Ok(fs) if p.size_bytes > 0 => fs,
             Ok(_) => None,
             Err(_) => fs_from_udev(root, &pdir)
                 .or_else(|| fs_from_mountinfo(root, read_trim(&pdir.join("dev")).as_deref())),

@@ -12,6 +12,9 @@ use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+mod linux;
+mod other;
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FsInfo {
     /// blkid's TYPE: ext4, xfs, vfat, swap, LVM2_member, linux_raid_member, ...
@@ -19,8 +22,13 @@ pub struct FsInfo {
     pub kind: String,
     pub label: Option<String>,
     pub uuid: Option<String>,
-    /// Where it came from: `superblock` (read here), `udev` or `mountinfo`
-    /// (when the device could not be read).
+    /// blkid's VERSION where the format has one (`1.0` for ext4, `FAT32`,
+    /// `2` for LUKS2, `1.2` for MD metadata 1.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Who answered: `blkid` (the image's `blkid -p`, see `identify`),
+    /// `probe` (read here), or, when the device could not be read, `udev`
+    /// or `mountinfo`.
     pub source: &'static str,
 }
 
@@ -54,7 +62,16 @@ fn info(kind: &str, label: Option<String>, uuid: Option<String>) -> FsInfo {
         kind: kind.to_string(),
         label,
         uuid,
-        source: "superblock",
+        version: None,
+        source: "probe",
+    }
+}
+
+impl FsInfo {
+    /// The same with blkid's VERSION.
+    fn v(mut self, version: impl Into<String>) -> FsInfo {
+        self.version = Some(version.into());
+        self
     }
 }
 
@@ -76,12 +93,12 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         }
         let off = (size & !(0x1000 - 1)) - 0x2000;
         if let Some(r) = md1(read, off) {
-            return Some(r);
+            return Some(r.v("1.0"));
         }
     }
-    for off in [0, 4096] {
+    for (off, v) in [(0, "1.1"), (4096, "1.2")] {
         if let Some(r) = md1(read, off) {
-            return Some(r);
+            return Some(r.v(v));
         }
     }
     if let Some(r) = cluster_fs(&head, read, size) {
@@ -113,14 +130,21 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
                 .collect::<Vec<_>>()
                 .join("-")
             });
-            return Some(info("LVM2_member", None, id));
+            return Some(info("LVM2_member", None, id).v("LVM2 001"));
         }
+    }
+    if let Some(r) = linux::bcache(&head) {
+        return Some(r);
     }
     // LUKS (1 and 2): magic, then UUID as text at 168 and a label at 24 (v2).
     if at(0, 6) == Some(b"LUKS\xba\xbe") && head.len() >= 208 {
         let ver = u16::from_be_bytes([head[6], head[7]]);
         let lbl = if ver == 2 { label(&head[24..72]) } else { None };
-        return Some(info("crypto_LUKS", lbl, label(&head[168..208])));
+        return Some(info("crypto_LUKS", lbl, label(&head[168..208])).v(ver.to_string()));
+    }
+    // BitLocker before FAT and NTFS: its boot sector looks like theirs.
+    if let Some(r) = other::bitlocker(&head, read) {
+        return Some(r);
     }
     // FAT12/16/32.
     if let Some(f) = vfat(&head, read) {
@@ -132,12 +156,13 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
             break;
         };
         if sig == b"SWAPSPACE2" || sig == b"SWAP-SPACE" {
-            let v1 = sig == b"SWAPSPACE2";
-            return Some(info(
-                "swap",
-                if v1 { label(&head[1052..1068]) } else { None },
-                if v1 { uuid(&head[1036..1052]) } else { None },
-            ));
+            if sig == b"SWAP-SPACE" {
+                return Some(info("swap", None, None).v("0"));
+            }
+            return Some(
+                info("swap", label(&head[1052..1068]), uuid(&head[1036..1052]))
+                    .v(le32(&head, 1024).to_string()),
+            );
         }
         if sig.ends_with(b"SUSPEND") || &sig[..6] == b"S1SUSP" {
             return Some(info("swsuspend", None, None));
@@ -168,12 +193,20 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
         } else {
             "ext2"
         };
-        return Some(info(kind, label(&sb[0x78..0x88]), uuid(&sb[0x68..0x78])));
+        let version = format!("{}.{}", le32(sb, 0x4c), le16(sb, 0x3e));
+        return Some(info(kind, label(&sb[0x78..0x88]), uuid(&sb[0x68..0x78])).v(version));
     }
     // btrfs: superblock at 64 KiB, magic at +64.
     if at(65536 + 64, 8) == Some(b"_BHRfS_M") && head.len() >= 65536 + 555 {
         let sb = &head[65536..];
         return Some(info("btrfs", label(&sb[299..299 + 256]), uuid(&sb[32..48])));
+    }
+    if let Some(r) = linux::filesystems(&head, read, size) {
+        return Some(r);
+    }
+    // UDF before ISO 9660: a UDF bridge disc carries both, blkid says udf.
+    if let Some(r) = other::udf(read, size) {
+        return Some(r);
     }
     // ISO 9660: primary volume descriptor at 32 KiB.
     if at(32768, 6) == Some(b"\x01CD001") && head.len() >= 32768 + 2048 {
@@ -203,21 +236,17 @@ pub fn probe(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>, size: u64) -> 
             stamp(830).or_else(|| stamp(813)),
         ));
     }
-    // NTFS / exFAT (type and serial only; their labels live in metadata
-    // files this does not parse).
-    if at(3, 8) == Some(b"NTFS    ") {
-        let serial = le64(&head, 0x48);
-        return Some(info("ntfs", None, Some(format!("{serial:016X}"))));
+    if let Some(r) = other::ntfs(&head, read) {
+        return Some(r);
     }
-    if at(3, 8) == Some(b"EXFAT   ") {
-        let serial = le32(&head, 0x64);
-        return Some(info(
-            "exfat",
-            None,
-            Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xffff)),
-        ));
+    if let Some(r) = other::exfat(&head, read) {
+        return Some(r);
     }
-    None
+    // Weak magics last: minix is two bytes, ZFS reads four labels.
+    if let Some(r) = linux::minix(&head) {
+        return Some(r);
+    }
+    other::zfs(read, size)
 }
 
 /// File systems and volume formats that several hosts share, with where
@@ -259,36 +288,80 @@ fn cluster_fs(
 ) -> Option<FsInfo> {
     let at = |o: usize, n: usize| head.get(o..o + n);
     if at(0, 22) == Some(b"bluestore block device") {
-        // The OSD's UUID follows as text after the newline.
-        let id = at(23, 36).map(|b| String::from_utf8_lossy(b).into_owned());
-        return Some(info("ceph_bluestore", None, id));
+        // The OSD's UUID follows as text after a newline, which makes
+        // blkid (2.38) report none; neither do we.
+        return Some(info("ceph_bluestore", None, None));
     }
     // GFS and GFS2: meta header magic, type 1 (superblock), then the
-    // on-disk format (GFS 1309, GFS2 1801).
+    // on-disk format (GFS 1309, GFS2 1801 or 1802). blkid's LABEL is the
+    // lock table ("cluster:fsname"), its UUID GFS2's sb_uuid.
     let be32 = |o: usize| at(o, 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    if be32(65536) == Some(0x0116_1970) && be32(65536 + 4) == Some(1) {
-        match be32(65536 + 24) {
-            Some(1801) => return Some(info("gfs2", None, None)),
-            Some(1309) => return Some(info("gfs", None, None)),
+    const GFS_SB: usize = 65536;
+    if be32(GFS_SB) == Some(0x0116_1970) && be32(GFS_SB + 4) == Some(1) {
+        let lock_table = at(GFS_SB + 160, 64).and_then(label);
+        match be32(GFS_SB + 24) {
+            Some(1801 | 1802) => {
+                let id = at(GFS_SB + 256, 16).and_then(uuid);
+                return Some(info("gfs2", lock_table, id).v("1"));
+            }
+            Some(1309) => return Some(info("gfs", lock_table, None).v("1")),
             _ => {}
         }
     }
-    // OCFS2: the superblock is block 2 for block sizes 512 B to 4 KiB.
+    // OCFS2: the superblock is block 2 for block sizes 512 B to 4 KiB;
+    // the super block proper starts at 0xC0 in it.
     for kb in [1usize, 2, 4, 8] {
-        if at(kb * 1024, 6) == Some(b"OCFSV2") {
-            return Some(info("ocfs2", None, None));
+        let o = kb * 1024;
+        if at(o, 6) == Some(b"OCFSV2") {
+            let s = o + 0xc0;
+            let f = info(
+                "ocfs2",
+                at(s + 80, 64).and_then(label),
+                at(s + 144, 16).and_then(uuid),
+            );
+            return Some(match (at(s, 2), at(s + 2, 2)) {
+                (Some(a), Some(b)) => f.v(format!("{}.{}", le16(a, 0), le16(b, 0))),
+                _ => f,
+            });
         }
     }
     // VMFS: the LVM-like volume header at 1 MiB, the file system at 2 MiB.
-    for (off, magic, kind) in [
-        (1u64 << 20, 0xc001_d00du32, "VMFS_volume_member"),
-        (2 << 20, 0x2fab_f15e, "VMFS"),
-    ] {
-        if size >= off + 4 {
-            if let Some(b) = read(off, 4).filter(|b| b.len() == 4) {
-                if le32(&b, 0) == magic {
-                    return Some(info(kind, None, None));
-                }
+    // UUIDs as blkid spells them: the first two groups byte-reversed.
+    let vmfs_uuid = |u: &[u8]| {
+        let h = |r: &[u8]| r.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let rev = |r: &[u8]| {
+            r.iter()
+                .rev()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        format!(
+            "{}-{}-{}-{}",
+            rev(&u[0..4]),
+            rev(&u[4..8]),
+            rev(&u[8..10]),
+            h(&u[10..16])
+        )
+    };
+    if size >= (1 << 20) + 567 {
+        if let Some(b) = read(1 << 20, 567).filter(|b| b.len() == 567) {
+            if le32(&b, 0) == 0xc001_d00d {
+                // The LVM-style device UUID is text at +532; the volume's
+                // own UUID is only UUID_SUB there.
+                return Some(
+                    info("VMFS_volume_member", None, label(&b[532..567]))
+                        .v(le32(&b, 4).to_string()),
+                );
+            }
+        }
+    }
+    if size >= (2 << 20) + 157 {
+        if let Some(b) = read(2 << 20, 157).filter(|b| b.len() == 157) {
+            if le32(&b, 0) == 0x2fab_f15e {
+                return Some(
+                    info("VMFS", label(&b[29..157]), Some(vmfs_uuid(&b[9..25])))
+                        .v(b[8].to_string()),
+                );
             }
         }
     }
@@ -350,7 +423,8 @@ fn md090(b: &[u8], off: u64, size: u64) -> Option<FsInfo> {
     } else {
         u.extend([0u8; 12]);
     }
-    Some(info("linux_raid_member", None, uuid(&u)))
+    let version = format!("{}.{}.{}", le32(b, 4), le32(b, 8), le32(b, 12));
+    Some(info("linux_raid_member", None, uuid(&u)).v(version))
 }
 
 /// An MD 1.x superblock found at byte `off`: `super_offset` (+144) must
@@ -493,7 +567,23 @@ fn vfat(b: &[u8], read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> Option
         let id = le32(b, id_off);
         format!("{:04X}-{:04X}", id >> 16, id & 0xffff)
     });
-    Some(info("vfat", lbl, uuid))
+    // blkid's VERSION: FAT32, or FAT12/FAT16 by the count of clusters.
+    let version = if fat32 {
+        "FAT32"
+    } else {
+        let total = match le16(b, 19) {
+            0 => le32(b, 32) as u64,
+            n => n as u64,
+        };
+        let root_secs = (le16(b, 17) as u64 * 32).div_ceil(bps);
+        let meta = reserved + fats * le16(b, 22) as u64 + root_secs;
+        if total.saturating_sub(meta) / spc < 0xff4 {
+            "FAT12"
+        } else {
+            "FAT16"
+        }
+    };
+    Some(info("vfat", lbl, uuid).v(version))
 }
 
 /// A partition table: blkid's PTTYPE and PTUUID, and per entry the
@@ -834,6 +924,43 @@ mod tests {
                     _ => {}
                 }
                 let _ = probe_vec(&v);
+            }
+        }
+    }
+
+    /// Each newer magic alone in a sea of 0xff (every length and offset
+    /// field at its maximum), cut at many sizes: no panic, no huge read.
+    #[test]
+    fn magics_over_garbage_do_not_panic() {
+        let magics: &[(usize, &[u8])] = &[
+            (0, b"hsqs"),
+            (0, &[0x45, 0x3d, 0xcd, 0x28]),
+            (1024, &[0xe2, 0xe1, 0xf5, 0xe0]),
+            (1024, &[0x10, 0x20, 0xf5, 0xf2]),
+            (32768, b"JFS1"),
+            (65536 + 52, b"ReIsEr2Fs"),
+            (1024 + 6, &[0x34, 0x34]),
+            (1024 + 16, &[0x7f, 0x13]),
+            (4096 + 24, &[0xc6, 0x85, 0x73, 0xf6]),
+            (3, b"NTFS    "),
+            (0, b"\xeb\x76\x90EXFAT   "),
+            (0, b"\xeb\x58\x90-FVE-FS-"),
+            (32769, b"NSR03"),
+            (0, b"bluestore block device"),
+        ];
+        for &(off, m) in magics {
+            let mut full = vec![0xffu8; 70000];
+            full[off..off + m.len()].copy_from_slice(m);
+            for cut in [1024, 1100, 2048, 4200, 33000, 65600, 70000] {
+                let v = &full[..cut];
+                let mut r = |o: u64, len: usize| {
+                    assert!(len <= 16 << 20, "asked for {len} bytes");
+                    let o = o as usize;
+                    (o < v.len()).then(|| v[o..(o + len).min(v.len())].to_vec())
+                };
+                let _ = probe(&mut r, v.len() as u64);
+                // The same bytes claiming to be a 1 TiB device.
+                let _ = probe(&mut r, 1 << 40);
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod disks;
 pub mod dmi;
 pub mod fsprobe;
 pub mod gpus;
+pub mod identify;
 pub mod memory;
 pub mod nics;
 pub mod pci;

@@ -265,6 +265,8 @@ pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
         "outcome": o.outcome,
         "error": opt(&o.error),
         "errors": errors,
+        // What was on the disk before: [{where, type, label, uuid}].
+        "contents_before": o.contents_before,
         "host": {
             "serial": opt(&host.serial),
             "uuid": opt(&host.uuid),
@@ -409,6 +411,26 @@ pub fn html(cert: &Value) -> String {
         }
         s.push_str("</table>\n");
     }
+    s.push_str("<h2>Contents before sanitization</h2>\n<table>\n");
+    match cert["contents_before"].as_array() {
+        Some(c) if !c.is_empty() => {
+            for e in c {
+                let mut what = cell(&e["type"]);
+                if let Some(l) = e["label"].as_str() {
+                    what.push_str(&format!(" label &quot;{}&quot;", esc(l)));
+                }
+                if let Some(u) = e["uuid"].as_str() {
+                    what.push_str(&format!(" uuid {}", esc(u)));
+                }
+                s.push_str(&format!(
+                    "<tr><th>{}</th><td>{what}</td></tr>\n",
+                    cell(&e["where"])
+                ));
+            }
+        }
+        _ => s.push_str("<tr><th>found</th><td>no signature</td></tr>\n"),
+    }
+    s.push_str("</table>\n");
     s.push_str("<h2>Errors</h2>\n<table>\n");
     s.push_str(&format!(
         "<tr><th>error</th><td>{}</td></tr>\n",

@@ -12,6 +12,7 @@ use super::verify::VerifyReport;
 use super::{ata, nvme, overwrite, verify};
 use crate::blockdev::scan::Disk;
 use crate::events::StepEvents;
+use crate::inventory::identify::Content;
 use crate::root::Root;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -65,6 +66,8 @@ pub struct DiskOutcome {
     /// namespace did not cover and what the erase reached.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden_area: Option<HiddenAreas>,
+    /// What the plan found on the disk before the erase.
+    pub contents_before: Vec<Content>,
 }
 
 /// Erase one planned disk. Never panics out: every failure becomes an
@@ -323,6 +326,7 @@ pub fn wipe_disk(
         },
         notes,
         hidden_area,
+        contents_before: p.contents.clone(),
     }
 }
 
@@ -437,5 +441,6 @@ pub(super) fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
         write_throughput_bps: 0.0,
         notes: vec![],
         hidden_area: None,
+        contents_before: p.contents.clone(),
     }
 }

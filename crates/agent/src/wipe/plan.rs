@@ -8,6 +8,7 @@ use super::method::Method;
 use super::select;
 use super::select::{Request, Selection};
 use crate::blockdev::scan::Disk;
+use crate::inventory::identify::{self, Content};
 use crate::root::Root;
 use anyhow::Result;
 use serde::Serialize;
@@ -20,6 +21,10 @@ pub struct Planned {
     pub category: &'static str,
     pub why: String,
     pub caps: Caps,
+    /// What is on the disk before the erase (partition table, file
+    /// systems, RAID/LVM/crypto members), for `--plan` and the
+    /// certificate's `contents_before`.
+    pub contents: Vec<Content>,
 }
 
 /// The whole plan: what is erased, how, and what is skipped and why.
@@ -110,6 +115,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
         match choose(&d, &caps, cfg.method) {
             Ok((method, why)) => erase.push(Planned {
                 category: method.category(),
+                contents: identify::contents(root, &d),
                 disk: d,
                 method,
                 why,
@@ -154,6 +160,13 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
                 Some(d),
                 vec![(select::SkipClass::Blocking, why.clone())],
             ));
+        }
+    }
+    // What is on the disks left alone too (read only), so the plan shows
+    // what each disk carries, erased or not.
+    for k in skipped.iter_mut() {
+        if let Some(d) = &k.disk {
+            k.contents = identify::contents(root, d);
         }
     }
     Ok(WipePlan {
@@ -204,6 +217,25 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// `disk gpt 1234abcd; sda1 ext4 "root" 1b4e…` or `no signature found`.
+pub fn contents_text(c: &[Content]) -> String {
+    if c.is_empty() {
+        return "no signature found".into();
+    }
+    c.iter().map(Content::text).collect::<Vec<_>>().join("; ")
+}
+
+/// The "on it:" line of a skipped disk, when something was found on it.
+fn skipped_contents(s: &mut String, k: &select::Skipped) {
+    if !k.contents.is_empty() {
+        s.push_str(&format!(
+            "  {:<14} on it: {}\n",
+            "",
+            contents_text(&k.contents)
+        ));
+    }
+}
+
 /// The plan as the lines `--plan` prints.
 pub fn describe_plan(p: &WipePlan) -> String {
     let mut s = String::new();
@@ -249,6 +281,11 @@ pub fn describe_plan(p: &WipePlan) -> String {
             e.why,
             super::hidden::plan_note(e.caps.hidden.as_ref())
         ));
+        s.push_str(&format!(
+            "  {:<14} on it: {}\n",
+            "",
+            contents_text(&e.contents)
+        ));
     }
     let blocking = p.blocking();
     if !blocking.is_empty() {
@@ -259,12 +296,14 @@ pub fn describe_plan(p: &WipePlan) -> String {
     }
     for k in &blocking {
         s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+        skipped_contents(&mut s, k);
     }
     if p.skipped.iter().any(|k| !k.is_blocking()) {
         s.push_str("skipped (not targets):\n");
     }
     for k in p.skipped.iter().filter(|k| !k.is_blocking()) {
         s.push_str(&format!("  {:<14} {}\n", k.device, k.reasons.join("; ")));
+        skipped_contents(&mut s, k);
     }
     s
 }

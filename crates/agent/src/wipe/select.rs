@@ -133,6 +133,9 @@ pub struct Skipped {
     /// `policy` when any reason is a policy one (the device is no target
     /// anyway), else `blocking`.
     pub class: SkipClass,
+    /// What is on it (`inventory::identify::contents`), filled by the plan.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contents: Vec<crate::inventory::identify::Content>,
 }
 
 impl Skipped {
@@ -147,6 +150,7 @@ impl Skipped {
             disk,
             reasons: reasons.into_iter().map(|(_, r)| r).collect(),
             class,
+            contents: Vec::new(),
         }
     }
 
