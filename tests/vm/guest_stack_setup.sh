@@ -14,7 +14,11 @@ set -x
 by_serial() { lsblk -dno NAME,SERIAL | awk -v s="$1" '$2 == s { print "/dev/" $1 }'; }
 nvme=$(by_serial NVME0001)
 sata=$(by_serial SATA0002)
-[ -b "$nvme" ] && [ -b "$sata" ] || { echo "disks not found: nvme=$nvme sata=$sata"; lsblk; exit 1; }
+if [ ! -b "$nvme" ] || [ ! -b "$sata" ]; then
+    echo "disks not found: nvme=$nvme sata=$sata"
+    lsblk
+    exit 1
+fi
 echo "label: gpt" | sfdisk --quiet "$nvme"
 echo ",,L" | sfdisk --quiet --append "$nvme"
 udevadm settle --timeout=60 || echo "udevadm settle timed out"

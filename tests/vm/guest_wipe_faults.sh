@@ -227,7 +227,7 @@ echo "guest_wipe_faults: (d) burnin scan reported LBA $bad_start +$bad_len unrea
 # both members fail with that reason and keep every byte. Then, the holder
 # gone, the stack is released, both members are zeroed and blkid -p finds
 # nothing on them.
-command -v mdadm >/dev/null && command -v lvcreate >/dev/null ||
+{ command -v mdadm >/dev/null && command -v lvcreate >/dev/null; } ||
     fail "(e) mdadm and lvm2 are not in the image (tests/vm/rootfs-packages.txt)"
 new_loop md1 40
 md1=$dev
@@ -244,7 +244,8 @@ echo "$md1 $md2 $mdk" >"$OUTDIR/e.devices"
 esums() { sha256sum "$work/md1.img" "$work/md2.img"; }
 esums >"$OUTDIR/e.sums-before"
 # A reader holding the array open: nothing device-mapper can count.
-sleep 600 <"$mdk" &
+# (a shell reading nothing, with the array as its stdin)
+bash -c 'sleep 600' <"$mdk" &
 holder=$!
 rc=0
 SPEEDISO_WIPE_TEST_ALLOW=$md1,$md2 SPEEDISO_RUN_DIR=$work/run-e1 \

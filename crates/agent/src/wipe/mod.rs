@@ -487,6 +487,58 @@ mod tests {
     }
 
     #[test]
+    fn an_unassembled_array_with_a_member_not_erased_keeps_the_other() {
+        use crate::inventory::identify::Content;
+        let member = |at: &str, uuid: &str| Content {
+            at: at.into(),
+            kind: "linux_raid_member".into(),
+            label: Some("host:customer".into()),
+            uuid: Some(uuid.into()),
+        };
+        let planned = |name: &str, contents: Vec<Content>| {
+            let mut d = disk(Transport::Nvme);
+            d.name = name.into();
+            d.path = format!("/dev/{name}").into();
+            Planned {
+                category: Method::Zero.category(),
+                disk: d,
+                method: Method::Zero,
+                why: String::new(),
+                caps: Caps::default(),
+                contents,
+            }
+        };
+        let mut erase = vec![
+            planned("nvme0n1", vec![member("nvme0n1p1", "a1b2")]),
+            planned("nvme1n1", vec![member("nvme1n1", "ffff")]),
+            planned("nvme2n1", vec![member("nvme2n1", "ffff")]),
+        ];
+        let mut sda = disk(Transport::Ata);
+        sda.name = "sda".into();
+        let mut k = select::Skipped::new(
+            "/dev/sda".into(),
+            Some(sda),
+            vec![(
+                select::SkipClass::Policy,
+                "excluded by speediso.wipe.exclude (SATA0002)".into(),
+            )],
+        );
+        k.contents = vec![member("sda", "a1b2")];
+        let mut skipped = vec![k];
+        plan::unassembled_arrays(&mut erase, &mut skipped);
+        // Both members of array ffff are erased: nothing moves for it.
+        let names: Vec<&str> = erase.iter().map(|p| p.disk.name.as_str()).collect();
+        assert_eq!(names, ["nvme1n1", "nvme2n1"]);
+        let k = &skipped[1];
+        assert!(k.is_blocking());
+        assert_eq!(
+            k.reasons,
+            ["nvme0n1p1 is a member of md array a1b2 (not assembled), which also lies on sda, which is not erased (excluded by speediso.wipe.exclude (SATA0002))"]
+        );
+        assert_eq!(k.contents.len(), 1);
+    }
+
+    #[test]
     fn the_plan_line_names_hidden_areas() {
         let caps = Caps {
             hidden: Some(hidden::HiddenAreas::Ata(hidden::AtaHidden {

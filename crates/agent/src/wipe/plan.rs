@@ -131,6 +131,12 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             )),
         }
     }
+    for k in skipped.iter_mut() {
+        if let Some(d) = &k.disk {
+            k.contents = identify::contents(root, d);
+        }
+    }
+    unassembled_arrays(&mut erase, &mut skipped);
     // A stack is released only when every disk beneath it is still
     // erased (the method probe may have refused one since selection).
     let erased: Vec<&str> = erase
@@ -164,7 +170,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
     }
     // What is on the disks left alone too (read only), so the plan shows
     // what each disk carries, erased or not.
-    for k in skipped.iter_mut() {
+    for k in skipped.iter_mut().filter(|k| k.contents.is_empty()) {
         if let Some(d) = &k.disk {
             k.contents = identify::contents(root, d);
         }
@@ -178,6 +184,71 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
         passes: cfg.passes,
         blank: cfg.blank,
     })
+}
+
+/// An md array nobody assembled (no mdadm in the image, or udev had not
+/// got to it) is a stack too, known by its members' signatures (the
+/// array UUID blkid gives each `linux_raid_member`): a disk to erase
+/// holding a member of an array that also lies on a disk this wipe does
+/// not erase is left alone, as an assembled one would be, so a RAID1
+/// with one member excluded never loses the other member.
+pub(super) fn unassembled_arrays(erase: &mut Vec<Planned>, skipped: &mut Vec<select::Skipped>) {
+    use std::collections::BTreeMap;
+    let md = |c: &Content| {
+        (c.kind == "linux_raid_member")
+            .then(|| c.uuid.clone())
+            .flatten()
+    };
+    // Array UUID → the skipped disks with a member, and their reasons.
+    let mut kept: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for k in skipped.iter() {
+        let name = k
+            .disk
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| k.device.clone());
+        for c in &k.contents {
+            if let Some(u) = md(c) {
+                kept.entry(u).or_default().push(format!(
+                    "{name}, which is not erased ({})",
+                    k.reasons.join("; ")
+                ));
+            }
+        }
+    }
+    let mut moved = Vec::new();
+    erase.retain(|p| {
+        let why: Vec<String> = p
+            .contents
+            .iter()
+            .filter_map(|c| {
+                let u = md(c)?;
+                let others = kept.get(&u)?;
+                Some(format!(
+                    "{} is a member of md array {u} (not assembled), which also lies on {}",
+                    c.at,
+                    others.join(" and ")
+                ))
+            })
+            .collect();
+        if why.is_empty() {
+            true
+        } else {
+            moved.push((p.clone(), why));
+            false
+        }
+    });
+    for (p, why) in moved {
+        let mut k = select::Skipped::new(
+            p.disk.path.display().to_string(),
+            Some(p.disk),
+            why.into_iter()
+                .map(|w| (select::SkipClass::Blocking, w))
+                .collect(),
+        );
+        k.contents = p.contents;
+        skipped.push(k);
+    }
 }
 
 impl WipePlan {
