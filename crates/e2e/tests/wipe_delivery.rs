@@ -103,7 +103,8 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
         .output()
         .unwrap();
     let st: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(st["report_backlog"]["undelivered_certificates"], 1, "{st}");
+    // The disk's certificate, and the server's.
+    assert_eq!(st["report_backlog"]["undelivered_certificates"], 2, "{st}");
     assert!(
         st["report_backlog"]["holding_for_certificates"].is_object(),
         "{st}"
@@ -153,15 +154,33 @@ fn a_run_that_powers_off_stays_up_until_its_certificates_are_delivered() {
     let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
     let run = c.get(&format!("/v1/runs/{run_id}"));
     let ids = run["certificates"].as_array().unwrap();
-    assert_eq!(ids.len(), 1, "{run}");
-    // The real agent's certificate, through the real collector: accepted
-    // for its own run and host, and trusted by the listed key.
-    let got = c.get(&format!("/v1/certificates/{}", ids[0].as_str().unwrap()));
-    let v = &got["verification"];
-    assert_eq!(v["valid"], true, "{got}");
-    assert_eq!(v["trust"], "trusted", "{got}");
-    assert_eq!(v["signer_name"], "lab key", "{got}");
-    assert_eq!(v["key_source"], format!("file:{}", key.display()), "{got}");
+    // The disk's and the server's.
+    assert_eq!(ids.len(), 2, "{} certificates", ids.len());
+    // The real agent's certificates, through the real collector: accepted
+    // for their own run and host, and trusted by the listed key.
+    let mut schemas = Vec::new();
+    for id in ids {
+        let got = c.get(&format!("/v1/certificates/{}", id.as_str().unwrap()));
+        let v = &got["verification"];
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!(v["trust"], "trusted", "{v}");
+        assert_eq!(v["signer_name"], "lab key", "{v}");
+        assert_eq!(v["key_source"], format!("file:{}", key.display()), "{v}");
+        schemas.push(
+            got["certificate"]["schema"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    schemas.sort();
+    assert_eq!(
+        schemas,
+        [
+            "speediso.wipe.certificate/2",
+            "speediso.wipe.server-certificate/1"
+        ]
+    );
     let stored = c.stored_lines(&run_id);
     assert!(stored.iter().any(|l| l.contains("\"run_finished\"")));
 }
