@@ -1086,7 +1086,7 @@ scenario_decommission_stack() {
         die "$name: reading the state file over SSH failed"
     vm_ssh cat /proc/mdstat >"$out/$name.excluded.mdstat" 2>&1 || true
     vm_ssh 'journalctl -b -u "speediso@*" --no-pager' >"$out/$name.excluded.journal" 2>&1 || true
-    grep -q 'active raid1' "$out/$name.excluded.mdstat" ||
+    grep -Eq '^md[0-9]+ : active( \(auto-read-only\))? raid1' "$out/$name.excluded.mdstat" ||
         die "$name: the array is not assembled in the second boot (mdadm's udev rules): $(cat "$out/$name.excluded.mdstat")"
     grep -q 'which is left alone: it also lies on .*excluded by speediso.wipe.exclude (SATA0002)' "$out/$name.excluded.journal" ||
         die "$name: the journal does not say why the stack was left alone (see $out/$name.excluded.journal)"
