@@ -829,6 +829,8 @@ fn plan_releases_a_customer_stack_or_says_why_it_is_left_alone() {
         .map(|l| l["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["dm-0", "md127"]);
+    // Its layers are released, not "skipped".
+    assert!(skipped(&p, "/dev/md127").is_none() && skipped(&p, "/dev/dm-0").is_none());
     // One member excluded by serial: nothing is released, the other
     // member is a blocking skip that says why, and the plan fails.
     let o = plan_run(

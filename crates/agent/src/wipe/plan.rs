@@ -168,6 +168,15 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             ));
         }
     }
+    // The layers of a released stack are not disks left alone: they are
+    // stopped, and said so under `release`.
+    skipped.retain(|k| {
+        !k.disk.as_ref().is_some_and(|d| {
+            release
+                .iter()
+                .any(|s| s.layers.iter().any(|l| l.name == d.name))
+        })
+    });
     // What is on the disks left alone too (read only), so the plan shows
     // what each disk carries, erased or not.
     for k in skipped.iter_mut().filter(|k| k.contents.is_empty()) {
