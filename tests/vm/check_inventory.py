@@ -19,7 +19,10 @@ import re
 import shlex
 import sys
 
-WANT_SERIALS = {"NVME0001": "nvme", "SATA0002": "sata", "USB0003": "usb"}
+WANT_SERIALS = {"NVME0001": "nvme", "SATA0002": "sata", "USB0003": "usb", "SCSI0004": "virtio"}
+# The command set each disk speaks (what a wipe can send it): the SCSI
+# disk sits on virtio-scsi (lsblk-style transport "virtio") and speaks SCSI.
+WANT_COMMAND_SETS = {"NVME0001": "nvme", "SATA0002": "ata", "SCSI0004": "scsi"}
 
 
 def fail(msg):
@@ -126,6 +129,10 @@ def main():
             fail(f"disk {serial}: transport {got!r}, want {transport!r}")
         if hidden:
             check_hidden(serials[serial], serial)
+    for serial, cs in WANT_COMMAND_SETS.items():
+        got = serials[serial].get("command_set")
+        if got != cs:
+            fail(f"disk {serial}: command_set {got!r}, want {cs!r}")
     print(f"check_inventory: {len(guest)} PCI devices and {len(WANT_SERIALS)} disk serials match")
 
 

@@ -125,14 +125,14 @@ printf '%s %s\n' target "$target" mounted "$mounted" held "$held" excluded "$exc
 sums() { sha256sum "$work/mounted.img" "$work/held.img" "$work/excluded.img"; }
 sums >"$OUTDIR/b.sums-before"
 # The real command line (root=live: and all) plus the exclusion; the
-# emulated NVMe and SATA disks are excluded too (by serial and by path) so
+# emulated NVMe, SATA and SCSI disks are excluded too (by serial and by path) so
 # that --all erases only the loop device this script made (USB is skipped
 # by default).
 real=""
-for id in /dev/disk/by-id/nvme-*NVME0001 /dev/disk/by-id/ata-*SATA0002; do
+for id in /dev/disk/by-id/nvme-*NVME0001 /dev/disk/by-id/ata-*SATA0002 /dev/disk/by-id/scsi-*SCSI0004; do
     if [ -e "$id" ]; then real+=",$(readlink -f "$id")"; fi
 done
-cmdline="$(cat /proc/cmdline) speediso.wipe.exclude=$excluded,NVME0001,SATA0002$real"
+cmdline="$(cat /proc/cmdline) speediso.wipe.exclude=$excluded,NVME0001,SATA0002,SCSI0004$real"
 speediso --cmdline "$cmdline" wipe --plan --all --json --method zero >"$OUTDIR/b.plan.json"
 rc=0
 SPEEDISO_RUN_DIR=$work/run-b speediso --cmdline "$cmdline" \

@@ -312,9 +312,9 @@ boot() {
         rm -rf "$disks"
         mkdir -p "$disks"
         # Each disk starts with a recognisable pattern (a later wipe must
-        # change NVMe and SATA and leave USB alone).
+        # change NVMe, SATA and SCSI and leave USB alone).
         local d
-        for d in nvme sata usb; do
+        for d in nvme sata usb scsi; do
             disk_pattern "$d" >"$disks/$d.img"
         done
     fi
@@ -334,6 +334,9 @@ boot() {
         -device qemu-xhci,id=xhci \
         -drive "file=$disks/usb.img,if=none,id=d2,format=raw" \
         -device usb-storage,bus=xhci.0,drive=d2,serial=USB0003 \
+        -device virtio-scsi-pci,id=scsi0 \
+        -drive "file=$disks/scsi.img,if=none,id=d3,format=raw" \
+        -device scsi-hd,drive=d3,bus=scsi0.0,serial=SCSI0004 \
         </dev/null >"$out/$name.qemu.log" 2>&1 &
     qemu_pid=$!
     say "$name: booting (console: $log)"
@@ -749,8 +752,11 @@ PY
     stop_collector
 }
 
-# 2: decommission: NVMe and SATA wiped and verified, the USB disk untouched
-# (checked from the host), certificates stored and verifiable, power off.
+# 2: decommission: NVMe, SATA and SCSI wiped and verified, the USB disk
+# untouched (checked from the host), certificates stored and verifiable,
+# power off. The SCSI disk (QEMU's scsi-hd on virtio-scsi) is a native SCSI
+# disk without REPORT SUPPORTED OPERATION CODES: its certificate says so
+# and why it was overwritten instead of sanitized.
 # The collector is down for the whole decommission: the machine must stay
 # up with its certificates (a box on the console, no power-off) and power
 # off only once they reach the collector, started after the hold (audit
@@ -774,7 +780,7 @@ scenario_decommission() {
     console_has 'speediso: speediso@decommission.service finished successfully'
     [ "$(sha256sum <"$disks/usb.img")" = "$usb_before" ] || die "$name: the USB disk was changed"
     local d
-    for d in nvme sata; do
+    for d in nvme sata scsi; do
         if grep -aq "speediso-vm-$d-" "$disks/$d.img"; then
             die "$name: the $d disk still holds its original pattern"
         fi
@@ -792,7 +798,25 @@ scenario_decommission() {
             "$out/$name.cert-$id.json" || die "$name: certificate $id does not verify"
         n=$((n + 1))
     done
-    [ "$n" = 3 ] || die "$name: $n certificates stored, want 3 (NVMe, SATA and the server's)"
+    [ "$n" = 4 ] || die "$name: $n certificates stored, want 4 (NVMe, SATA, SCSI and the server's)"
+    # The SCSI disk: a SCSI transport, its method chosen by the SANITIZE
+    # probe (scsi-hd has no REPORT SUPPORTED OPERATION CODES: overwrite,
+    # with that reason), erased and verified.
+    "$python" - "$out/$name".cert-*.json <<'PY' || die "$name: the SCSI disk's certificate is not what the SANITIZE probe decided"
+import json, sys
+certs = [json.load(open(p)) for p in sys.argv[1:]]
+certs = [c.get("certificate", c) for c in certs]
+scsi = [c for c in certs if (c.get("media") or {}).get("serial") == "SCSI0004"]
+if len(scsi) != 1:
+    sys.exit(f"{len(scsi)} certificates of SCSI0004: {[(c.get('media') or {}).get('serial') for c in certs]}")
+c = scsi[0]
+m, s, v = c["media"], c["sanitization"], c["verification"]
+print(f"SCSI0004: transport {m['transport']}, method {s['method']}, why {s['why']!r}, verification {v['result']}, outcome {c['outcome']}")
+ok = (m["transport"] == "scsi" and s["method"] == "random"
+      and "REPORT SUPPORTED OPERATION CODES" in s["why"] and "ILLEGAL REQUEST" in s["why"]
+      and v["result"] == "passed" and c["outcome"] == "wiped")
+sys.exit(0 if ok else 1)
+PY
     grep -q '"performed_by": *"vm-suite"' "$out/$name".cert-*.json ||
         grep -q '"performed_by":"vm-suite"' "$out/$name".cert-*.json ||
         die "$name: the certificates lack attestation.performed_by"

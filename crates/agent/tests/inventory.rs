@@ -70,7 +70,8 @@ fn firecracker_fixture_values() {
             "kernel",
             "memory",
             "nics",
-            "pci"
+            "pci",
+            "storage_controllers"
         ]
     );
     // And in this order in the document itself.
@@ -95,6 +96,7 @@ fn firecracker_fixture_values() {
             "memory",
             "dmi",
             "disks",
+            "storage_controllers",
             "nics",
             "boot_mode",
             "kernel"

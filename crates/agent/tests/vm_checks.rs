@@ -31,18 +31,19 @@ fn inventory() -> Value {
                 pci("0000:00:04.0", "0108", "Red Hat, Inc.", "1b36", "QEMU NVM Express Controller", "0010"),
             ],
             "disks": [
-                {"serial": "NVME0001", "transport": "nvme", "size_bytes": 67108864,
+                {"serial": "NVME0001", "transport": "nvme", "command_set": "nvme", "size_bytes": 67108864,
                  "hidden_areas": {"kind": "nvme", "total_bytes": null,
                     "unallocated_bytes": null, "namespace_id": 1,
                     "namespace_bytes": 67108864, "active_namespaces": [1],
                     "other_namespaces": [], "uncovered": []}},
-                {"serial": "SATA0002", "transport": "sata", "size_bytes": 67108864,
+                {"serial": "SATA0002", "transport": "sata", "command_set": "ata", "size_bytes": 67108864,
                  "hidden_areas": {"kind": "ata", "native_max_sectors": 131072,
                     "accessible_sectors": 131072, "kernel_sectors": 131072,
                     "hpa_sectors": 0, "dco_max_sectors": null,
                     "dco_hidden_sectors": null, "dco": "not supported",
                     "restored": null, "how": "READ NATIVE MAX ADDRESS EXT (27h)"}},
-                {"serial": "USB0003", "transport": "usb", "size_bytes": 67108864},
+                {"serial": "SCSI0004", "transport": "virtio", "command_set": "scsi", "size_bytes": 67108864},
+                {"serial": "USB0003", "transport": "usb", "command_set": "usb", "size_bytes": 67108864},
             ],
         }}],
     })
@@ -145,6 +146,10 @@ fn inventory_checker_finds_each_mismatch() {
         (
             "unallocated_bytes 4096",
             Box::new(|d| d["disks"][0]["hidden_areas"]["unallocated_bytes"] = json!(4096)),
+        ),
+        (
+            "disk SCSI0004: command_set",
+            Box::new(|d| d["disks"][2]["command_set"] = json!("ata")),
         ),
     ];
     for (want, mutate) in cases {

@@ -32,6 +32,10 @@ pub struct DiskRecord {
     pub rotational: bool,
     /// nvme, sata, ata, sas, usb, virtio, fc, iscsi, mmc, loop, scsi.
     pub transport: Option<String>,
+    /// The command set the disk speaks, which decides the firmware erases
+    /// that reach it: nvme, ata (also behind SAT), scsi (SAS, virtio-scsi,
+    /// RAID logical volumes), usb, virtio, mmc, loop, other.
+    pub command_set: Option<String>,
     pub logical_sector_size: Option<u64>,
     pub physical_sector_size: Option<u64>,
     pub removable: bool,
@@ -242,6 +246,7 @@ fn record(
         firmware: d.firmware.clone(),
         rotational: d.rotational,
         transport: d.tran.map(|t| t.name().to_string()),
+        command_set: Some(d.transport.name().to_string()),
         logical_sector_size: d.logical_sector_size,
         physical_sector_size: d.physical_sector_size,
         removable: d.removable,

@@ -19,6 +19,7 @@ pub mod pci;
 pub mod pciids;
 pub mod smart;
 pub mod smbios;
+pub mod storage;
 pub mod sysfs;
 
 use crate::cmdline::Cmdline;
@@ -42,6 +43,9 @@ pub struct Report {
     pub memory: memory::Memory,
     pub dmi: dmi::Dmi,
     pub disks: Vec<disks::DiskRecord>,
+    /// PCI storage controllers with their mode and the disks behind them
+    /// (drives or RAID logical volumes).
+    pub storage_controllers: Vec<storage::StorageController>,
     pub nics: Vec<nics::Nic>,
     pub boot_mode: BootMode,
     pub kernel: Kernel,
@@ -107,6 +111,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
     let efi = root.at("/sys/firmware/efi").exists();
     let pci = pci::collect(root, &ids);
     let gpus = gpus::collect(root, &pci);
+    let storage_controllers = storage::collect(root, &pci, &crate::blockdev::scan::disks(root));
     if let Some(n) = &gpus.note {
         notes.push(format!("GPUs: {n}"));
     }
@@ -117,6 +122,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         memory,
         dmi: dmi::collect(root),
         disks,
+        storage_controllers,
         nics: nics::collect(root, boot_mac.as_deref()),
         boot_mode: BootMode {
             mode: if efi { "uefi" } else { "bios" },
@@ -435,6 +441,36 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
                 }
             );
         }
+    }
+    let _ = writeln!(o, "Storage controllers ({})", inv.storage_controllers.len());
+    for c in &inv.storage_controllers {
+        let disks: Vec<String> = c
+            .disks
+            .iter()
+            .map(|d| match d.kind {
+                "logical_volume" => format!("{} (logical volume)", d.name),
+                _ => d.name.clone(),
+            })
+            .chain(
+                c.physical_drives
+                    .iter()
+                    .map(|p| format!("{} {}", p.device_type, or_dash(&p.serial))),
+            )
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {}  {:<5} {}  {} {}  {}",
+            c.address,
+            c.mode,
+            c.driver.as_deref().unwrap_or("-"),
+            c.vendor,
+            c.device,
+            if disks.is_empty() {
+                "-".to_string()
+            } else {
+                disks.join(", ")
+            }
+        );
     }
     let _ = writeln!(o, "NICs ({})", inv.nics.len());
     for n in &inv.nics {

@@ -1,9 +1,9 @@
 //! What a disk can do, probed read-only before the plan is shown: NVMe
 //! sanitize and format abilities (and the namespaces a format reaches),
-//! ATA security and sanitize, discard.
+//! ATA security and sanitize, SCSI SANITIZE, discard.
 
 use super::method::Method;
-use super::{ata, hidden, nvme};
+use super::{ata, hidden, nvme, scsi};
 use crate::blockdev::scan::{Disk, Transport};
 use crate::root::Root;
 use serde::Serialize;
@@ -16,6 +16,13 @@ pub struct Caps {
     pub nvme: Option<nvme::NvmeCaps>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ata: Option<ata::AtaCaps>,
+    /// A native SCSI (SAS) disk's SANITIZE service actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scsi: Option<scsi::ScsiCaps>,
+    /// A RAID controller's logical volume (`speediso.wipe.logical_volumes=1`):
+    /// the controller, and why it is one. Set by `plan`, never probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_volume: Option<crate::blockdev::controller::LogicalVolume>,
     /// The queue accepts discards (`queue/discard_max_bytes` > 0).
     pub discard: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +106,10 @@ pub fn probe(root: &Root, d: &Disk) -> Caps {
             }
             Err(e) => c.probe_error = Some(format!("{e:#}")),
         },
+        Transport::Scsi if native_scsi(d) => match scsi::probe(&d.path) {
+            Ok(s) => c.scsi = Some(s),
+            Err(e) => c.probe_error = Some(format!("{e:#}")),
+        },
         Transport::Ata | Transport::Scsi => match ata::probe(&d.path) {
             Ok(a) => {
                 c.ata = Some(a);
@@ -113,6 +124,16 @@ pub fn probe(root: &Root, d: &Disk) -> Caps {
         _ => {}
     }
     c
+}
+
+/// A SCSI disk that is not an ATA disk behind a SAT layer: a SATL reports
+/// the vendor "ATA" (SAT-4 12.4.2), anything else speaks SCSI itself.
+pub(super) fn native_scsi(d: &Disk) -> bool {
+    d.transport == Transport::Scsi
+        && !d
+            .vendor
+            .as_deref()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("ATA"))
 }
 
 pub(super) fn fna_words(n: Option<&nvme::NvmeCaps>) -> &'static str {

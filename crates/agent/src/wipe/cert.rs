@@ -183,6 +183,16 @@ pub fn fetch_key(cfg: &crate::report::Config) -> Result<Key> {
     bail!("fetching the signing key from {shown}: {last}")
 }
 
+/// The NIST SP 800-88 category a certificate may claim: on a RAID logical
+/// volume the physical drives were not reached, so a Clear at most, and
+/// said to be logical.
+pub fn category(m: super::Method, logical_volume: bool) -> &'static str {
+    match m.category() {
+        "Clear" | "Purge" if logical_volume => "Clear (logical)",
+        c => c,
+    }
+}
+
 fn opt(s: &Option<String>) -> Value {
     s.as_ref()
         .map(|x| Value::String(x.clone()))
@@ -229,7 +239,15 @@ pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
             "hidden_area": serde_json::to_value(&o.hidden_area).unwrap_or(Value::Null),
         },
         "sanitization": {
-            "category": o.method.category(),
+            "category": category(o.method, o.logical_volume.is_some()),
+            "physical_media_reached": o.logical_volume.is_none(),
+            "controller": o.logical_volume.as_ref().map(|l| json!({
+                "driver": l.controller.driver(),
+                "pci_address": l.controller.pci_address,
+                "scsi_host": l.controller.scsi_host,
+                "scsi_address": l.controller.scsi_address,
+                "logical_volume": l.evidence,
+            })),
             "method": o.method.name(),
             "technique": o.method.technique(),
             "why": o.why,

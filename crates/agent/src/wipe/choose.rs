@@ -1,7 +1,7 @@
 //! The choice of method for one disk: the one requested when the disk
 //! supports it, else the strongest it does, each with the reason.
 
-use super::caps::{fna_words, format_reaches_siblings, Caps};
+use super::caps::{fna_words, format_reaches_siblings, native_scsi, Caps};
 use super::method::Method;
 use crate::blockdev::scan::{Disk, Transport};
 use anyhow::Result;
@@ -74,11 +74,26 @@ pub(super) fn choose_method(
             None if !matches!(d.transport, Transport::Ata | Transport::Scsi) => {
                 Err("not an ATA/SCSI disk".into())
             }
+            None if native_scsi(d) => {
+                Err("a native SCSI disk, no ATA behind it (see scsi-sanitize-*)".into())
+            }
             None => Err(format!(
                 "ATA IDENTIFY failed: {}",
                 caps.probe_error.as_deref().unwrap_or("not probed")
             )),
             Some(_) if !ok => Err(format!("not supported by this disk ({what})")),
+            Some(_) => Ok(()),
+        }
+    };
+    let s = caps.scsi.as_ref();
+    let need_scsi = |ok: bool, what: &str| -> Result<(), String> {
+        match s {
+            None if !native_scsi(d) => Err("not a native SCSI disk".into()),
+            None => Err(format!(
+                "REPORT SUPPORTED OPERATION CODES could not be read: {}",
+                caps.probe_error.as_deref().unwrap_or("not probed")
+            )),
+            Some(s) if !ok => Err(format!("not supported by this disk ({what}; {})", s.probe)),
             Some(_) => Ok(()),
         }
     };
@@ -126,6 +141,39 @@ pub(super) fn choose_method(
                         "auto: SANITIZE BLOCK ERASE supported".into(),
                     ));
                 }
+            }
+            if let Some(s) = s {
+                for (ok, m, what) in [
+                    (
+                        s.sanitize_crypto,
+                        Method::ScsiSanitizeCrypto,
+                        "CRYPTOGRAPHIC ERASE",
+                    ),
+                    (s.sanitize_block, Method::ScsiSanitizeBlock, "BLOCK ERASE"),
+                    // Unlike a host overwrite, the drive's own reaches its
+                    // spare and reallocated blocks (NIST SP 800-88 Purge).
+                    (
+                        s.sanitize_overwrite,
+                        Method::ScsiSanitizeOverwrite,
+                        "OVERWRITE",
+                    ),
+                ] {
+                    if ok {
+                        return Ok((
+                            m,
+                            format!("auto: SCSI SANITIZE {what} supported ({})", s.probe),
+                        ));
+                    }
+                }
+                return Ok((Method::Random, format!("auto: {}; overwrite", s.probe)));
+            }
+            if let (true, Some(e)) = (native_scsi(d), &caps.probe_error) {
+                return Ok((
+                    Method::Random,
+                    format!(
+                        "auto: REPORT SUPPORTED OPERATION CODES could not be read ({e}); overwrite"
+                    ),
+                ));
             }
             let why = match d.transport {
                 Transport::Loop => "auto: loop device, no firmware erase; overwrite",
@@ -186,6 +234,19 @@ pub(super) fn choose_method(
                 );
             }
             Ok(asked(requested))
+        }
+        Method::ScsiSanitizeCrypto => need_scsi(
+            s.is_some_and(|s| s.sanitize_crypto),
+            "no CRYPTOGRAPHIC ERASE",
+        )
+        .map(|_| asked(requested)),
+        Method::ScsiSanitizeBlock => {
+            need_scsi(s.is_some_and(|s| s.sanitize_block), "no BLOCK ERASE")
+                .map(|_| asked(requested))
+        }
+        Method::ScsiSanitizeOverwrite => {
+            need_scsi(s.is_some_and(|s| s.sanitize_overwrite), "no OVERWRITE")
+                .map(|_| asked(requested))
         }
         Method::Discard => {
             if caps.discard {

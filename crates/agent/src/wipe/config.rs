@@ -59,6 +59,7 @@ pub const OPTIONS: &[Spec] = &[
     select::EXCLUDE,
     select::USB,
     select::REMOTE,
+    select::LOGICAL_VOLUMES,
     Spec::cmdline(
         "wipe.blank",
         Kind::Bool,

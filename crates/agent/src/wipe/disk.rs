@@ -9,7 +9,7 @@ use super::overwrite::{Failures, Pattern, Target};
 use super::plan::Planned;
 use super::progress::Tracker;
 use super::verify::VerifyReport;
-use super::{ata, nvme, overwrite, verify};
+use super::{ata, nvme, overwrite, scsi, verify};
 use crate::blockdev::scan::Disk;
 use crate::events::StepEvents;
 use crate::inventory::identify::Content;
@@ -43,6 +43,9 @@ pub struct DiskOutcome {
     pub disk: Disk,
     pub method: Method,
     pub why: String,
+    /// Set for a RAID logical volume: its certificate says logical only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_volume: Option<crate::blockdev::controller::LogicalVolume>,
     /// wiped or failed.
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,6 +214,10 @@ pub fn wipe_disk(
                     )
                     .with_context(|| format!("{} on {}", m.name(), p.disk.path.display()))?;
                 }
+                if scsi::service_action(m).is_some() {
+                    scsi::await_running(&t.file, Duration::from_secs(2), &tracker, &mut notes)
+                        .with_context(|| format!("{} on {}", m.name(), p.disk.path.display()))?;
+                }
                 let markers = verify::place_markers(&t, cfg.verify);
                 tracker.phase(m.name(), 0);
                 firmware_erase(m, &t, &p.disk, &tracker, &mut notes)?;
@@ -304,6 +311,7 @@ pub fn wipe_disk(
         disk,
         method: p.method,
         why: p.why.clone(),
+        logical_volume: p.caps.logical_volume.clone(),
         outcome: outcome_of(p.method, error.is_some(), &verify).into(),
         error,
         failed_ranges,
@@ -404,6 +412,10 @@ pub(super) fn firmware_erase(
         | Method::AtaSanitizeOverwrite
         | Method::AtaSecureErase => ata::erase(m, t, tracker, notes)
             .with_context(|| format!("{} on {}", m.name(), d.path.display())),
+        Method::ScsiSanitizeCrypto | Method::ScsiSanitizeBlock | Method::ScsiSanitizeOverwrite => {
+            scsi::sanitize(&t.file, m, Duration::from_secs(2), tracker, notes)
+                .with_context(|| format!("{} on {}", m.name(), d.path.display()))
+        }
         Method::Discard => {
             match crate::sys::blk::discard(&t.file, 0, t.size, true) {
                 Ok(()) => notes.push("BLKSECDISCARD accepted".into()),
@@ -427,6 +439,7 @@ pub(super) fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
         disk: p.disk.clone(),
         method: p.method,
         why: p.why.clone(),
+        logical_volume: p.caps.logical_volume.clone(),
         outcome: "failed".into(),
         error: None,
         failed_ranges: vec![],

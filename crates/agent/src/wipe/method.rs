@@ -17,6 +17,9 @@ pub enum Method {
     AtaSanitizeBlock,
     AtaSanitizeOverwrite,
     AtaSecureErase,
+    ScsiSanitizeCrypto,
+    ScsiSanitizeBlock,
+    ScsiSanitizeOverwrite,
     Discard,
     Zero,
     Random,
@@ -33,6 +36,9 @@ pub(super) const ALL_METHODS: &[Method] = &[
     Method::AtaSanitizeBlock,
     Method::AtaSanitizeOverwrite,
     Method::AtaSecureErase,
+    Method::ScsiSanitizeCrypto,
+    Method::ScsiSanitizeBlock,
+    Method::ScsiSanitizeOverwrite,
     Method::Discard,
     Method::Zero,
     Method::Random,
@@ -51,6 +57,9 @@ impl Method {
             Method::AtaSanitizeBlock => "ata-sanitize-block",
             Method::AtaSanitizeOverwrite => "ata-sanitize-overwrite",
             Method::AtaSecureErase => "ata-secure-erase",
+            Method::ScsiSanitizeCrypto => "scsi-sanitize-crypto",
+            Method::ScsiSanitizeBlock => "scsi-sanitize-block",
+            Method::ScsiSanitizeOverwrite => "scsi-sanitize-overwrite",
             Method::Discard => "discard",
             Method::Zero => "zero",
             Method::Random => "random",
@@ -74,12 +83,17 @@ impl Method {
     /// NIST SP 800-88 technique, in words.
     pub fn technique(self) -> &'static str {
         match self {
-            Method::NvmeSanitizeCrypto | Method::AtaSanitizeCrypto | Method::NvmeFormatCrypto => {
-                "Cryptographic Erase"
+            Method::NvmeSanitizeCrypto
+            | Method::AtaSanitizeCrypto
+            | Method::NvmeFormatCrypto
+            | Method::ScsiSanitizeCrypto => "Cryptographic Erase",
+            Method::NvmeSanitizeBlock | Method::AtaSanitizeBlock | Method::ScsiSanitizeBlock => {
+                "Block Erase"
             }
-            Method::NvmeSanitizeBlock | Method::AtaSanitizeBlock => "Block Erase",
             Method::NvmeFormat => "User Data Erase (NVMe Format, SES=1)",
-            Method::AtaSanitizeOverwrite => "Overwrite (device firmware)",
+            Method::AtaSanitizeOverwrite | Method::ScsiSanitizeOverwrite => {
+                "Overwrite (device firmware)"
+            }
             Method::AtaSecureErase => "ATA Security Erase Unit",
             Method::Discard => "Discard (TRIM/UNMAP; not a Clear or Purge)",
             Method::Zero => "Overwrite (zeros)",
@@ -102,7 +116,10 @@ impl Method {
     pub(super) fn content_indeterminate(self) -> bool {
         matches!(
             self,
-            Method::NvmeSanitizeCrypto | Method::NvmeFormatCrypto | Method::AtaSanitizeCrypto
+            Method::NvmeSanitizeCrypto
+                | Method::NvmeFormatCrypto
+                | Method::AtaSanitizeCrypto
+                | Method::ScsiSanitizeCrypto
         )
     }
 }
@@ -118,6 +135,9 @@ pub const METHODS: &[&str] = &[
     "ata-sanitize-block",
     "ata-sanitize-overwrite",
     "ata-secure-erase",
+    "scsi-sanitize-crypto",
+    "scsi-sanitize-block",
+    "scsi-sanitize-overwrite",
     "discard",
     "zero",
     "random",

@@ -17,6 +17,7 @@ mod plan;
 mod progress;
 pub mod readback;
 mod residue;
+pub mod scsi;
 pub mod select;
 pub mod server_cert;
 pub mod stack;

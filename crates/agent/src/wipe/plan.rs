@@ -82,6 +82,34 @@ pub(super) fn shared_namespace_refusal(caps: &Caps, req: &Request) -> Option<Str
 /// How long the plan waits for udev's queue.
 const UDEV_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Why a RAID controller's logical volume is not erased: always without
+/// `speediso.wipe.logical_volumes=1` (overwriting it says nothing about
+/// the drives' spare areas, and its certificate would name a volume as the
+/// sanitized media); with it, a firmware method (which the controller
+/// does not pass to the drives).
+pub(super) fn logical_volume_refusal(
+    lv: Option<&crate::blockdev::controller::LogicalVolume>,
+    req: &Request,
+    method: Method,
+) -> Option<String> {
+    let lv = lv?;
+    if !req.targets.logical_volumes {
+        return Some(format!(
+            "a logical volume of RAID controller {} ({}), not a drive: erasing it cannot reach the physical drives behind it, so it is never certified as sanitized media; put the controller in HBA/JBOD mode to erase the drives, or set speediso.wipe.logical_volumes=1 to overwrite the volume with a certificate that says logical only",
+            lv.controller.describe(),
+            lv.evidence
+        ));
+    }
+    (method.is_firmware() && method != Method::Auto).then(|| {
+        format!(
+            "method {}: a logical volume of {} ({}) takes no firmware erase; only zero, random or quick",
+            method.name(),
+            lv.controller.describe(),
+            lv.evidence
+        )
+    })
+}
+
 /// Select disks and choose a method for each. Fails when an exclusion
 /// names no disk.
 pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
@@ -102,6 +130,41 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
     let chosen: Vec<String> = eligible.iter().map(|d| d.name.clone()).collect();
     let skipped_by_select = skipped.clone();
     for d in eligible {
+        let volume = crate::blockdev::controller::logical_volume(root, &d);
+        if let Some(why) = logical_volume_refusal(volume.as_ref(), req, cfg.method) {
+            skipped.push(select::Skipped::new(
+                d.path.display().to_string(),
+                Some(d),
+                vec![(select::SkipClass::Blocking, why)],
+            ));
+            continue;
+        }
+        if let Some(lv) = volume {
+            // Firmware erases end at the controller: only an overwrite
+            // through it, certified as logical.
+            let method = if cfg.method == Method::Auto {
+                Method::Random
+            } else {
+                cfg.method
+            };
+            let why = format!(
+                "{}: a logical volume of {} ({}); overwritten through the controller, the drives behind it are not reached (speediso.wipe.logical_volumes=1)",
+                if cfg.method == Method::Auto { "auto" } else { "requested" },
+                lv.controller.describe(),
+                lv.evidence
+            );
+            erase.push(Planned {
+                category: super::cert::category(method, true),
+                disk: d,
+                method,
+                why,
+                caps: Caps {
+                    logical_volume: Some(lv),
+                    ..Default::default()
+                },
+            });
+            continue;
+        }
         let mut caps = probe(root, &d);
         caps.nvme_siblings_kept = siblings_kept(&caps.nvme_siblings, &chosen, &skipped_by_select);
         if let Some(why) = shared_namespace_refusal(&caps, req) {
@@ -386,4 +449,98 @@ pub fn describe_plan(p: &WipePlan) -> String {
         skipped_contents(&mut s, k);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::{Attestation, KeySource};
+    use super::super::{cert, disk, verify::VerifyMode};
+    use super::*;
+
+    fn cfg(logical_volumes: bool) -> (Config, Request) {
+        let targets = select::Targets {
+            logical_volumes,
+            ..Default::default()
+        };
+        let cfg = Config {
+            method: Method::Auto,
+            verify: VerifyMode::Full,
+            passes: 1,
+            blank: false,
+            key: KeySource::Generate,
+            attestation: Attestation::default(),
+            targets: targets.clone(),
+        };
+        let req = Request {
+            all: true,
+            real_allowed: true,
+            targets,
+            ..Default::default()
+        };
+        (cfg, req)
+    }
+
+    /// The certificate `p` would get once erased and verified.
+    fn certificate(p: &Planned) -> serde_json::Value {
+        let mut o = disk::wipe_disk_panicked(p);
+        o.outcome = "wiped".into();
+        o.verify.result = "passed".into();
+        let key = cert::load_or_generate(None).unwrap();
+        cert::build(&o, &cert::Issuer::default(), &key)
+    }
+
+    #[test]
+    fn a_raid_logical_volume_gets_no_media_certificate() {
+        let t = tempfile::tempdir().unwrap();
+        let r = &Root::new(t.path());
+        crate::blockdev::controller::tests::megaraid_host(r);
+        // By default: the volume is refused, naming the controller; the
+        // JBOD drive on the same controller and the SATA disk are disks.
+        let (c, req) = cfg(false);
+        let p = plan(r, &req, &c).unwrap();
+        let names: Vec<&str> = p.erase.iter().map(|e| e.disk.name.as_str()).collect();
+        assert_eq!(names, ["sdb", "sdc"]);
+        let k = p.skipped.iter().find(|k| k.device == "/dev/sda").unwrap();
+        assert!(k.is_blocking());
+        let why = k.reasons.join("; ");
+        assert!(
+            why.contains(
+                "a logical volume of RAID controller megaraid_sas (host0, PCI 0000:03:00.0)"
+            ) && why.contains("PERC H730 Mini")
+                && why.contains("speediso.wipe.logical_volumes=1"),
+            "{why}"
+        );
+        assert!(p.blocking_summary().unwrap().contains("/dev/sda"));
+        let sdb = certificate(&p.erase[0]);
+        assert_eq!(sdb["media"]["serial"], serde_json::Value::Null);
+        assert_eq!(sdb["sanitization"]["physical_media_reached"], true);
+        assert_eq!(sdb["sanitization"]["category"], "Clear");
+        assert_eq!(sdb["sanitization"]["controller"], serde_json::Value::Null);
+
+        // With the option: overwritten, and certified as logical only.
+        let (c, req) = cfg(true);
+        let p = plan(r, &req, &c).unwrap();
+        assert!(p.blocking().is_empty(), "{:?}", p.skipped);
+        let sda = p.erase.iter().find(|e| e.disk.name == "sda").unwrap();
+        assert_eq!(sda.method, Method::Random);
+        assert_eq!(sda.category, "Clear (logical)");
+        assert!(sda.why.contains("not reached"), "{}", sda.why);
+        let v = certificate(sda);
+        let s = &v["sanitization"];
+        assert_eq!(s["category"], "Clear (logical)");
+        assert_eq!(s["physical_media_reached"], false);
+        assert_eq!(s["controller"]["driver"], "megaraid_sas");
+        assert_eq!(s["controller"]["pci_address"], "0000:03:00.0");
+        assert_eq!(s["controller"]["scsi_address"], "0:2:0:0");
+        // A firmware method on a volume is refused even then.
+        let (mut c, req) = cfg(true);
+        c.method = Method::ScsiSanitizeCrypto;
+        let p = plan(r, &req, &c).unwrap();
+        let k = p.skipped.iter().find(|k| k.device == "/dev/sda").unwrap();
+        assert!(
+            k.reasons[0].contains("takes no firmware erase"),
+            "{:?}",
+            k.reasons
+        );
+    }
 }

@@ -43,6 +43,9 @@ pub struct Targets {
     pub exclude: Vec<String>,
     pub usb: bool,
     pub remote: bool,
+    /// `speediso.wipe.logical_volumes`: overwrite RAID logical volumes,
+    /// certified as logical only (the drives behind are not reached).
+    pub logical_volumes: bool,
 }
 
 /// The declarations of `Targets`' options, in the wipe's and the
@@ -59,6 +62,12 @@ pub const REMOTE: Spec = Spec::cmdline(
     "also wipe remote (FC, iSCSI, NVMe-oF) and shared (multipath, cluster file system) storage",
 );
 
+pub const LOGICAL_VOLUMES: Spec = Spec::cmdline(
+    "wipe.logical_volumes",
+    Kind::Bool,
+    "also overwrite RAID controllers' logical volumes; their certificates say the physical drives were not reached (a logical Clear at most)",
+);
+
 impl Targets {
     pub fn from_options(o: &Options) -> Targets {
         Targets {
@@ -73,6 +82,7 @@ impl Targets {
                 .unwrap_or_default(),
             usb: o.flag("wipe.usb"),
             remote: o.flag("wipe.remote"),
+            logical_volumes: o.flag("wipe.logical_volumes"),
         }
     }
 }
