@@ -792,6 +792,8 @@ scenario_decommission() {
     collector_get "$collector_port" "/v1/runs/$run" >"$out/$name.collector.json"
     local ids id n=0
     ids=$("$python" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["certificates"]))' "$out/$name.collector.json")
+    # This run's certificates only (an earlier run's stay in $out).
+    rm -f "$out/$name".cert-*.json
     for id in $ids; do
         collector_get "$collector_port" "/v1/certificates/$id" >"$out/$name.cert-$id.json"
         "$python" -c 'import json,sys; v=json.load(open(sys.argv[1]))["verification"]; sys.exit(0 if v is True or (isinstance(v, dict) and v.get("ok", v.get("valid")) is True) else 1)' \
