@@ -155,6 +155,7 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             );
             erase.push(Planned {
                 category: super::cert::category(method, true),
+                contents: identify::contents(root, &d),
                 disk: d,
                 method,
                 why,
