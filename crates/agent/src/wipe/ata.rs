@@ -20,7 +20,6 @@ pub const ATA_SECURITY_ERASE_PREPARE: u8 = 0xF3;
 pub const ATA_SECURITY_ERASE_UNIT: u8 = 0xF4;
 pub const ATA_SECURITY_UNLOCK: u8 = 0xF2;
 pub const ATA_SECURITY_DISABLE_PASSWORD: u8 = 0xF6;
-pub const SCSI_SANITIZE: u8 = 0x48;
 
 /// SANITIZE DEVICE feature codes and the LBA "signatures" ACS-3 requires.
 pub const SAN_STATUS_EXT: u16 = 0x0000;
@@ -212,21 +211,6 @@ pub fn sanitize_status_cdb() -> [u8; 16] {
     )
 }
 
-/// SCSI SANITIZE (SBC-4): byte 1 = IMMED (7) | AUSE (5) | SERVICE ACTION
-/// (4:0: 1 overwrite, 2 block erase, 3 crypto erase). No parameter list
-/// for block and crypto erase.
-pub fn scsi_sanitize_cdb(m: Method) -> Option<[u8; 10]> {
-    let sa = match m {
-        Method::AtaSanitizeBlock => 0x02,
-        Method::AtaSanitizeCrypto => 0x03,
-        _ => return None,
-    };
-    let mut c = [0u8; 10];
-    c[0] = SCSI_SANITIZE;
-    c[1] = 0x80 | sa;
-    Some(c)
-}
-
 /// ATA registers returned with CK_COND: from descriptor-format sense
 /// (72h/73h) the ATA Status Return descriptor 09h (SAT-4 12.2.2.6), from
 /// fixed-format sense (70h/71h) the INFORMATION and COMMAND-SPECIFIC
@@ -327,7 +311,8 @@ pub enum PassThroughError {
     Aborted(AtaRegs),
 }
 
-fn sense_key_name(k: u8) -> &'static str {
+/// SPC's name of a sense key (also `scsi::describe`'s).
+pub(super) fn sense_key_name(k: u8) -> &'static str {
     match k {
         0x0 => "NO SENSE",
         0x1 => "RECOVERED ERROR",
@@ -415,8 +400,6 @@ fn check(r: &Reply, what: &str) -> Result<Option<AtaRegs>> {
     pass_through_result(r).with_context(|| what.to_string())
 }
 
-pub const SCSI_TEST_UNIT_READY: u8 = 0x00;
-
 /// What SCSI sense data says: key, ASC, ASCQ and the sense-key-specific
 /// progress indication (0..65536) when SKSV is set. Fixed (70h/71h) and
 /// descriptor (72h/73h, descriptor 02h) formats.
@@ -455,77 +438,6 @@ pub fn parse_scsi_sense(s: &[u8]) -> Option<Sense> {
             })
         }
         _ => None,
-    }
-}
-
-/// Where a SCSI SANITIZE stands, from a TEST UNIT READY reply (SBC-4 4.11):
-/// NOT READY / 04h 1Bh "sanitize in progress" while it runs, 31h 03h
-/// "sanitize command failed" when it failed, GOOD when done.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SanitizeState {
-    Running(Option<f64>),
-    Done,
-    Failed,
-    /// Unit attention and the like: ask again.
-    Retry,
-    Other(u8, u8, u8),
-}
-
-pub fn scsi_sanitize_state(status: u8, sense: &[u8]) -> SanitizeState {
-    if status == 0 {
-        return SanitizeState::Done;
-    }
-    match parse_scsi_sense(sense) {
-        Some(Sense {
-            key: 0x2,
-            asc: 0x04,
-            ascq: 0x1B,
-            progress,
-        }) => SanitizeState::Running(progress.map(|p| p as f64 / 65536.0)),
-        Some(Sense {
-            asc: 0x31,
-            ascq: 0x03,
-            ..
-        }) => SanitizeState::Failed,
-        Some(Sense { key: 0x6, .. }) => SanitizeState::Retry,
-        Some(x) => SanitizeState::Other(x.key, x.asc, x.ascq),
-        None => SanitizeState::Other(0, 0, 0),
-    }
-}
-
-fn poll_scsi_sanitize(t: &Target, tracker: &Tracker) -> Result<()> {
-    let start = Instant::now();
-    let mut odd = 0;
-    loop {
-        std::thread::sleep(Duration::from_secs(2));
-        let r = sg_io(
-            &t.file,
-            &[SCSI_TEST_UNIT_READY, 0, 0, 0, 0, 0],
-            Data::None,
-            10_000,
-        )?;
-        match scsi_sanitize_state(r.status, &r.sense) {
-            SanitizeState::Done => return Ok(()),
-            SanitizeState::Running(p) => {
-                if let Some(p) = p {
-                    tracker.fraction(p);
-                }
-            }
-            SanitizeState::Failed => bail!("the SCSI sanitize failed (sense 31h/03h)"),
-            SanitizeState::Retry => {}
-            SanitizeState::Other(k, a, q) => {
-                odd += 1;
-                if odd > 10 {
-                    bail!("unexpected sense while sanitizing: key {k:#x} ASC {a:#x} ASCQ {q:#x}");
-                }
-            }
-        }
-        if start.elapsed() > SANITIZE_LIMIT {
-            bail!(
-                "sanitize still running after {} h",
-                SANITIZE_LIMIT.as_secs() / 3600
-            );
-        }
     }
 }
 
@@ -578,26 +490,21 @@ pub fn erase(m: Method, t: &Target, tracker: &Tracker, notes: &mut Vec<String>) 
                 // No ATA behind this SCSI device (a SAS disk): the SCSI
                 // SANITIZE command instead.
                 Err(PassThroughError::Sense { key: 0x5, .. }) => {
-                    let scdb = scsi_sanitize_cdb(m).ok_or_else(|| {
-                        anyhow!(
+                    let sm = match m {
+                        Method::AtaSanitizeBlock => Method::ScsiSanitizeBlock,
+                        Method::AtaSanitizeCrypto => Method::ScsiSanitizeCrypto,
+                        _ => bail!(
                             "ATA PASS-THROUGH is refused (ILLEGAL REQUEST) and SCSI SANITIZE has no {}",
                             m.name()
-                        )
-                    })?;
-                    let r =
-                        sg_io(&t.file, &scdb, Data::None, 60_000).context("SG_IO SCSI SANITIZE")?;
-                    if r.status != 0 {
-                        bail!(
-                            "SANITIZE refused by the device (SCSI status {:#x}, sense {})",
-                            r.status,
-                            hex::encode(&r.sense)
-                        );
-                    }
-                    notes.push("SCSI SANITIZE issued (IMMED)".into());
-                    poll_scsi_sanitize(t, tracker)?;
-                    notes.push("TEST UNIT READY: sanitize completed".into());
-                    tracker.fraction(1.0);
-                    return Ok(());
+                        ),
+                    };
+                    return super::scsi::sanitize(
+                        &t.file,
+                        sm,
+                        Duration::from_secs(2),
+                        tracker,
+                        notes,
+                    );
                 }
                 Err(e) => return Err(e).context("SANITIZE DEVICE"),
             }
@@ -856,13 +763,16 @@ mod tests {
         assert_eq!((o[4], o[6], o[9], o[11]), (0x14, 1, 0x57, 0x4F));
         // SANITIZE STATUS EXT: feature 0.
         assert_eq!(sanitize_status_cdb()[3..5], [0, 0]);
-        // SCSI SANITIZE crypto erase with IMMED: 48h 83h.
+        // The SCSI SANITIZE the fallback sends (scsi.rs): crypto erase
+        // with IMMED is 48h 83h, block erase 82h.
+        use super::super::scsi;
+        let sa = |m| scsi::service_action(m).unwrap().0;
         assert_eq!(
-            scsi_sanitize_cdb(Method::AtaSanitizeCrypto).unwrap()[..2],
+            scsi::sanitize_cdb(sa(Method::ScsiSanitizeCrypto), false, 0)[..2],
             [0x48, 0x83]
         );
         assert_eq!(
-            scsi_sanitize_cdb(Method::AtaSanitizeBlock).unwrap()[1],
+            scsi::sanitize_cdb(sa(Method::ScsiSanitizeBlock), false, 0)[1],
             0x82
         );
         // SECURITY ERASE UNIT: PIO out, count 1, F4h.
@@ -901,6 +811,8 @@ mod tests {
 
     #[test]
     fn scsi_sanitize_progress_from_sense() {
+        // What the fallback's polling (scsi::poll_state) reads.
+        use super::super::scsi::{poll_state, Poll};
         // Fixed format: NOT READY, 04h/1Bh, SKSV with progress 8000h (50 %).
         let mut f = vec![0u8; 18];
         f[0] = 0x70;
@@ -909,27 +821,23 @@ mod tests {
         f[13] = 0x1B;
         f[15] = 0x80;
         f[16] = 0x80;
-        assert_eq!(
-            scsi_sanitize_state(2, &f),
-            SanitizeState::Running(Some(0.5))
-        );
+        assert!(matches!(poll_state(&f), Some(Poll::Running(Some(p))) if p == 0.5));
         // Descriptor format, same state, progress in descriptor 02h.
         let d = [
             0x72, 0x02, 0x04, 0x1B, 0, 0, 0, 8, 0x02, 0x06, 0, 0, 0x80, 0x40, 0x00, 0,
         ];
-        assert_eq!(
-            scsi_sanitize_state(2, &d),
-            SanitizeState::Running(Some(0.25))
-        );
-        // Failed: 31h/03h. Done: GOOD. Unit attention: ask again.
+        assert!(matches!(poll_state(&d), Some(Poll::Running(Some(p))) if p == 0.25));
+        // Failed: 31h/03h. Done: NO SENSE. Unit attention: ask again.
         f[12] = 0x31;
         f[13] = 0x03;
         f[2] = 0x03;
-        assert_eq!(scsi_sanitize_state(2, &f), SanitizeState::Failed);
-        assert_eq!(scsi_sanitize_state(0, &[]), SanitizeState::Done);
+        assert!(matches!(poll_state(&f), Some(Poll::Failed(_))));
+        let mut none = vec![0u8; 18];
+        none[0] = 0x70;
+        assert!(matches!(poll_state(&none), Some(Poll::Done)));
         f[2] = 0x06;
         f[12] = 0x29;
-        assert_eq!(scsi_sanitize_state(2, &f), SanitizeState::Retry);
+        assert!(matches!(poll_state(&f), Some(Poll::Again)));
     }
 
     #[test]

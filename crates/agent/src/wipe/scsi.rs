@@ -127,27 +127,12 @@ fn asc_words(asc: u8, ascq: u8) -> &'static str {
     }
 }
 
-fn key_words(k: u8) -> &'static str {
-    match k {
-        0x0 => "NO SENSE",
-        0x1 => "RECOVERED ERROR",
-        0x2 => "NOT READY",
-        0x3 => "MEDIUM ERROR",
-        0x4 => "HARDWARE ERROR",
-        0x5 => "ILLEGAL REQUEST",
-        0x6 => "UNIT ATTENTION",
-        0x7 => "DATA PROTECT",
-        0xB => "ABORTED COMMAND",
-        _ => "other",
-    }
-}
-
 /// "ILLEGAL REQUEST, ASC 20h/00h (INVALID COMMAND OPERATION CODE)".
 pub fn describe(s: &Sense) -> String {
     let w = asc_words(s.asc, s.ascq);
     format!(
         "{}, ASC {:02X}h/{:02X}h{}",
-        key_words(s.key),
+        super::ata::sense_key_name(s.key),
         s.asc,
         s.ascq,
         if w.is_empty() {
