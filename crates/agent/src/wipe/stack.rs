@@ -200,14 +200,7 @@ pub fn find(
         }
     }
     for d in disks {
-        let sys = root.at("/sys/block").join(d);
-        let mut devs = vec![(d.clone(), sys.clone())];
-        for p in dir_names(&sys) {
-            if sys.join(&p).join("partition").exists() {
-                devs.push((p.clone(), sys.join(&p)));
-            }
-        }
-        for (n, dir) in devs {
+        for (n, dir) in with_partitions(root, d) {
             let set = dir.join("bcache/set");
             if let Some(uuid) = std::fs::read_link(&set)
                 .ok()
@@ -427,11 +420,8 @@ pub fn refresh(root: &Root, s: &Stack) -> Result<Stack> {
         .collect();
     let mut part_of = BTreeMap::new();
     for d in &disks {
-        let sys = root.at("/sys/block").join(d);
-        for p in dir_names(&sys) {
-            if sys.join(&p).join("partition").exists() {
-                part_of.insert(p, d.clone());
-            }
+        for (p, _) in with_partitions(root, d).into_iter().skip(1) {
+            part_of.insert(p, d.clone());
         }
     }
     let now: Vec<Stack> = find(root, &disks, &part_of, &BTreeSet::new())
@@ -516,18 +506,24 @@ pub fn release(root: &Root, s: &Stack, r: &dyn Releaser, timeout: Duration) -> R
     }
 }
 
+/// The disk `d` (first) and each of its partitions: kernel name and
+/// sysfs directory.
+fn with_partitions(root: &Root, d: &str) -> Vec<(String, std::path::PathBuf)> {
+    let sys = root.at("/sys/block").join(d);
+    let mut devs = vec![(d.to_string(), sys.clone())];
+    for p in dir_names(&sys) {
+        if sys.join(&p).join("partition").exists() {
+            devs.push((p.clone(), sys.join(&p)));
+        }
+    }
+    devs
+}
+
 /// "sda1 by md127" for each disk or partition of `disks` with holders.
 fn held(root: &Root, disks: &[String]) -> Vec<String> {
     let mut v = Vec::new();
     for d in disks {
-        let sys = root.at("/sys/block").join(d);
-        let mut devs = vec![(d.clone(), sys.clone())];
-        for p in dir_names(&sys) {
-            if sys.join(&p).join("partition").exists() {
-                devs.push((p.clone(), sys.join(&p)));
-            }
-        }
-        for (n, dir) in devs {
+        for (n, dir) in with_partitions(root, d) {
             let hs = dir_names(&dir.join("holders"));
             if !hs.is_empty() {
                 v.push(format!("{n} by {}", hs.join(", ")));
@@ -645,6 +641,19 @@ pub(crate) mod tests {
         );
     }
 
+    /// What the kernel does when a layer stops: the holder links of `l`
+    /// beneath it go (on disks, partitions and layers alike).
+    fn let_go(root: &Root, l: &Layer) {
+        let block = root.at("/sys/block");
+        for low in &l.lower {
+            let _ = std::fs::remove_dir_all(block.join(low).join("holders").join(&l.name));
+            for d in dir_names(&block) {
+                let _ =
+                    std::fs::remove_dir_all(block.join(&d).join(low).join("holders").join(&l.name));
+            }
+        }
+    }
+
     struct Fake {
         calls: RefCell<Vec<String>>,
         refuse: Option<&'static str>,
@@ -661,23 +670,7 @@ pub(crate) mod tests {
             // links beneath.
             assert_eq!(root.path(), self.root);
             std::fs::remove_dir_all(root.at("/sys/block").join(&l.name)).unwrap();
-            for low in &l.lower {
-                for d in dir_names(&root.at("/sys/block")) {
-                    let _ = std::fs::remove_dir_all(
-                        root.at("/sys/block")
-                            .join(&d)
-                            .join(low)
-                            .join("holders")
-                            .join(&l.name),
-                    );
-                    let _ = std::fs::remove_dir_all(
-                        root.at("/sys/block")
-                            .join(low)
-                            .join("holders")
-                            .join(&l.name),
-                    );
-                }
-            }
+            let_go(root, l);
             Ok(())
         }
     }
@@ -778,23 +771,7 @@ pub(crate) mod tests {
                 // What md does: the members are let go, the node stays.
                 let sys = root.at("/sys/block").join(&l.name);
                 std::fs::remove_dir_all(sys.join("slaves")).unwrap();
-                for low in &l.lower {
-                    for d in dir_names(&root.at("/sys/block")) {
-                        let _ = std::fs::remove_dir_all(
-                            root.at("/sys/block")
-                                .join(&d)
-                                .join(low)
-                                .join("holders")
-                                .join(&l.name),
-                        );
-                        let _ = std::fs::remove_dir_all(
-                            root.at("/sys/block")
-                                .join(low)
-                                .join("holders")
-                                .join(&l.name),
-                        );
-                    }
-                }
+                let_go(root, l);
                 Ok(())
             }
         }
