@@ -8,6 +8,8 @@
 //! case, and fails under SPEEDISO_REQUIRE_TOOLS=1 (tests/apt/inventory.txt
 //! has the packages).
 
+mod md_superblock;
+use md_superblock::md_superblock;
 use speediso::inventory::fsprobe;
 use speediso_testsupport::{have_tool, sized_file};
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,28 +147,7 @@ fn md(c: &mut Corpus) {
         ("1.1", 0),
         ("1.2", 4096),
     ] {
-        let mut sb = vec![0u8; 512];
-        sb[0..4].copy_from_slice(&0xa92b_4efcu32.to_le_bytes());
-        if version == "0.90" {
-            sb[8..12].copy_from_slice(&90u32.to_le_bytes());
-            sb[20..24].copy_from_slice(&0xdead_beefu32.to_le_bytes());
-            sb[32..36].copy_from_slice(&4096u32.to_le_bytes());
-            sb[52..56].copy_from_slice(&0x0102_0304u32.to_le_bytes());
-            sb[56..60].copy_from_slice(&0x0506_0708u32.to_le_bytes());
-            sb[60..64].copy_from_slice(&0x090a_0b0cu32.to_le_bytes());
-        } else {
-            sb[4..8].copy_from_slice(&1u32.to_le_bytes());
-            for (i, b) in sb[16..32].iter_mut().enumerate() {
-                *b = 0x10 + i as u8;
-            }
-            sb[32..42].copy_from_slice(b"speediso:0");
-            sb[144..152].copy_from_slice(&(off >> 9).to_le_bytes());
-            sb[168..184].copy_from_slice(&[0x77; 16]);
-            sb[220..224].copy_from_slice(&2u32.to_le_bytes());
-            sb[256..260].copy_from_slice(&[0, 0, 1, 0]);
-            let s = fsprobe::md1_csum(&sb[..260]);
-            sb[216..220].copy_from_slice(&s.to_le_bytes());
-        }
+        let sb = md_superblock(version, off);
         c.crafted(
             &format!("md {version}"),
             &[(off, sb)],
