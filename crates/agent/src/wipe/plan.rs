@@ -195,6 +195,9 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             )),
         }
     }
+    // What is on the disks left alone too (read only), so the plan shows
+    // what each disk carries, erased or not; the md members among them
+    // keep their arrays' other members (`unassembled_arrays`).
     for k in skipped.iter_mut() {
         if let Some(d) = &k.disk {
             k.contents = identify::contents(root, d);
@@ -215,21 +218,18 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
             "member of {}, which is left alone: not every disk beneath it is erased",
             s.summary()
         );
-        let mut moved = Vec::new();
-        erase.retain(|p| {
-            if s.disks.contains(&p.disk.name) {
-                moved.push(p.disk.clone());
-                false
-            } else {
-                true
-            }
-        });
-        for d in moved {
-            skipped.push(select::Skipped::new(
-                d.path.display().to_string(),
-                Some(d),
+        let (moved, stay): (Vec<Planned>, Vec<Planned>) = std::mem::take(&mut erase)
+            .into_iter()
+            .partition(|p| s.disks.contains(&p.disk.name));
+        erase = stay;
+        for p in moved {
+            let mut k = select::Skipped::new(
+                p.disk.path.display().to_string(),
+                Some(p.disk),
                 vec![(select::SkipClass::Blocking, why.clone())],
-            ));
+            );
+            k.contents = p.contents;
+            skipped.push(k);
         }
     }
     // The layers of a released stack are not disks left alone: they are
@@ -241,13 +241,6 @@ pub fn plan(root: &Root, req: &Request, cfg: &Config) -> Result<WipePlan> {
                 .any(|s| s.layers.iter().any(|l| l.name == d.name))
         })
     });
-    // What is on the disks left alone too (read only), so the plan shows
-    // what each disk carries, erased or not.
-    for k in skipped.iter_mut().filter(|k| k.contents.is_empty()) {
-        if let Some(d) = &k.disk {
-            k.contents = identify::contents(root, d);
-        }
-    }
     Ok(WipePlan {
         udev,
         release,

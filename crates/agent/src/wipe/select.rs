@@ -115,6 +115,9 @@ impl Request {
     }
 }
 
+/// Why a loop device nobody named is no target.
+const UNNAMED_LOOP: &str = "loop device not named with --device or in the test restriction (a file of the running system, not a disk)";
+
 /// Whether a skip is a choice or a failure to do what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -443,10 +446,7 @@ fn reasons_for(d: &Disk, st: &SysState, req: &Request, root: &Root, named: bool)
     // live image's squashfs, an overlay), not a disk of this machine:
     // whatever keeps it from being erased is no failure.
     if d.is_loop() && !named && !r.is_empty() {
-        r.push((
-            Policy,
-            "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
-        ));
+        r.push((Policy, UNNAMED_LOOP.into()));
     }
     r
 }
@@ -838,17 +838,17 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
     // A disk the wipe would erase were it not held. Never a loop device
     // nobody named: that is a file of the running system (the live
     // image's root under its dm snapshot), whose stack is not ours.
-    let free = |n: &str| {
-        cands
-            .iter()
-            .any(|(_, d, r, named)| d.name == n && r.is_empty() && (*named || !d.is_loop()))
-    };
+    let free: BTreeSet<String> = cands
+        .iter()
+        .filter(|(_, d, r, named)| r.is_empty() && (*named || !d.is_loop()))
+        .map(|(_, d, _, _)| d.name.clone())
+        .collect();
     let left_alone: Vec<Vec<String>> = stacks
         .iter()
         .map(|s| {
             let mut why = Vec::new();
             for m in &s.disks {
-                if free(m) {
+                if free.contains(m) {
                     continue;
                 }
                 match cands.iter().find(|(_, d, _, _)| &d.name == m) {
@@ -876,8 +876,7 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
             let mine: Vec<usize> = (0..stacks.len())
                 .filter(|&i| stacks[i].disks.contains(&d.name))
                 .collect();
-            let releasable = reasons.is_empty()
-                && (named || !d.is_loop())
+            let releasable = free.contains(&d.name)
                 && !mine.is_empty()
                 && mine.iter().all(|&i| left_alone[i].is_empty());
             if releasable {
@@ -913,10 +912,7 @@ pub fn select(root: &Root, req: &Request) -> anyhow::Result<Selection> {
                     }
                 }
                 if d.is_loop() && !named && !reasons.iter().any(|(c, _)| *c == SkipClass::Policy) {
-                    reasons.push((
-                        SkipClass::Policy,
-                        "loop device not named with --device or in the test restriction (a file of the running system, not a disk)".into(),
-                    ));
+                    reasons.push((SkipClass::Policy, UNNAMED_LOOP.into()));
                 }
             }
         }
