@@ -193,7 +193,7 @@ pub fn category(m: super::Method, logical_volume: bool) -> &'static str {
     }
 }
 
-fn opt(s: &Option<String>) -> Value {
+pub(super) fn opt(s: &Option<String>) -> Value {
     s.as_ref()
         .map(|x| Value::String(x.clone()))
         .unwrap_or(Value::Null)
@@ -302,7 +302,7 @@ pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
     })
 }
 
-fn safe_name(s: &str) -> String {
+pub(super) fn safe_name(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {
@@ -350,16 +350,26 @@ pub fn write(dir: &Path, cert: &Value) -> Result<(PathBuf, PathBuf)> {
             safe_name(&run[..run.len().min(8)])
         )
     };
+    write_files(dir, &stem, cert, &html(cert))
+}
+
+/// `<dir>/<stem>.json` (pretty) and `<dir>/<stem>.html`: a disk's or the
+/// server's certificate.
+pub(super) fn write_files(
+    dir: &Path,
+    stem: &str,
+    cert: &Value,
+    html: &str,
+) -> Result<(PathBuf, PathBuf)> {
     let json_path = dir.join(format!("{stem}.json"));
     let html_path = dir.join(format!("{stem}.html"));
     std::fs::write(&json_path, serde_json::to_string_pretty(cert)? + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
-    std::fs::write(&html_path, html(cert))
-        .with_context(|| format!("writing {}", html_path.display()))?;
+    std::fs::write(&html_path, html).with_context(|| format!("writing {}", html_path.display()))?;
     Ok((json_path, html_path))
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

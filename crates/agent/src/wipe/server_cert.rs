@@ -8,7 +8,7 @@
 //! same canonical JSON), checked by the collector and `speediso
 //! verify-cert` alike.
 
-use super::cert::{Issuer, Key};
+use super::cert::{esc, opt, safe_name, write_files, Issuer, Key};
 use super::RunResult;
 use crate::inventory::dmi::Dmi;
 use serde_json::{json, Value};
@@ -43,9 +43,9 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
             let d = &o.disk;
             json!({
                 "device_path": o.device,
-                "serial": opt_str(&d.serial),
-                "model": opt_str(&d.model),
-                "wwn": opt_str(&d.wwn),
+                "serial": opt(&d.serial),
+                "model": opt(&d.model),
+                "wwn": opt(&d.wwn),
                 "size_bytes": d.size_bytes,
                 "transport": format!("{:?}", d.transport).to_lowercase(),
                 "method": o.method.name(),
@@ -53,7 +53,7 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
                 "technique": o.method.technique(),
                 "verification": o.verify.result,
                 "outcome": o.outcome,
-                "error": opt_str(&o.error),
+                "error": opt(&o.error),
                 "certificate_id": c.and_then(|c| c.get("id")).cloned().unwrap_or(Value::Null),
                 // HPA/DCO found and restored, or NVMe capacity outside the namespace.
                 "hidden_area": serde_json::to_value(&o.hidden_area).unwrap_or(Value::Null),
@@ -67,8 +67,8 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
             let d = k.disk.as_ref();
             json!({
                 "device_path": k.device,
-                "serial": d.map(|d| opt_str(&d.serial)).unwrap_or(Value::Null),
-                "model": d.map(|d| opt_str(&d.model)).unwrap_or(Value::Null),
+                "serial": d.map(|d| opt(&d.serial)).unwrap_or(Value::Null),
+                "model": d.map(|d| opt(&d.model)).unwrap_or(Value::Null),
                 "size_bytes": d.map(|d| d.size_bytes),
                 "class": if k.is_blocking() { "blocking" } else { "policy" },
                 "reasons": k.reasons,
@@ -78,7 +78,7 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
     let released: Vec<Value> = r
         .released
         .iter()
-        .map(|s| json!({"stack": s.stack, "disks": s.disks, "outcome": s.outcome, "error": opt_str(&s.error)}))
+        .map(|s| json!({"stack": s.stack, "disks": s.disks, "outcome": s.outcome, "error": opt(&s.error)}))
         .collect();
     let count = |o: &str| r.disks.iter().filter(|d| d.outcome == o).count();
     json!({
@@ -87,14 +87,14 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
         "run_id": ctx.run_id,
         "issued": crate::events::rfc3339_now(),
         "host": {
-            "serial": opt_str(&host.serial),
-            "uuid": opt_str(&host.uuid),
-            "boot_mac": opt_str(&host.boot_mac),
-            "hostname": opt_str(&host.hostname),
-            "vendor": opt_str(&dmi.system_vendor),
-            "product": opt_str(&dmi.system_product),
-            "board_serial": opt_str(&dmi.board_serial),
-            "chassis_serial": opt_str(&dmi.chassis_serial),
+            "serial": opt(&host.serial),
+            "uuid": opt(&host.uuid),
+            "boot_mac": opt(&host.boot_mac),
+            "hostname": opt(&host.hostname),
+            "vendor": opt(&dmi.system_vendor),
+            "product": opt(&dmi.system_product),
+            "board_serial": opt(&dmi.board_serial),
+            "chassis_serial": opt(&dmi.chassis_serial),
         },
         "outcome": outcome(r),
         "summary": {
@@ -112,31 +112,18 @@ pub fn build(r: &RunResult, disk_certs: &[Value], ctx: &Issuer, dmi: &Dmi, key: 
         "tool": {
             "name": "speediso",
             "version": env!("CARGO_PKG_VERSION"),
-            "image_build": opt_str(&ctx.image_build),
-            "kernel": opt_str(&ctx.kernel),
+            "image_build": opt(&ctx.image_build),
+            "kernel": opt(&ctx.kernel),
         },
         "attestation": {
-            "performed_by": opt_str(&ctx.performed_by),
-            "validated_by": opt_str(&ctx.validated_by),
-            "organization": opt_str(&ctx.organization),
-            "asset_tag": opt_str(&ctx.asset_tag),
-            "post_sanitization_destination": opt_str(&ctx.destination),
+            "performed_by": opt(&ctx.performed_by),
+            "validated_by": opt(&ctx.validated_by),
+            "organization": opt(&ctx.organization),
+            "asset_tag": opt(&ctx.asset_tag),
+            "post_sanitization_destination": opt(&ctx.destination),
         },
         "signer": key.signer(),
     })
-}
-
-fn opt_str(s: &Option<String>) -> Value {
-    s.as_ref()
-        .map(|x| Value::String(x.clone()))
-        .unwrap_or(Value::Null)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn text(v: &Value) -> String {
@@ -243,29 +230,15 @@ pub fn html(c: &Value) -> String {
 
 /// Write `<dir>/server-<host serial or uuid>-<run>.json` and `.html`.
 pub fn write(dir: &Path, c: &Value) -> anyhow::Result<(PathBuf, PathBuf)> {
-    use anyhow::Context;
     let who = c["host"]["serial"]
         .as_str()
         .or(c["host"]["uuid"].as_str())
         .unwrap_or("host");
     let run = c["run_id"].as_str().unwrap_or("run");
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|ch| {
-                if ch.is_ascii_alphanumeric() || "._-".contains(ch) {
-                    ch
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    let stem = format!("server-{}-{}", safe(who), safe(&run[..run.len().min(8)]));
-    let json_path = dir.join(format!("{stem}.json"));
-    let html_path = dir.join(format!("{stem}.html"));
-    std::fs::write(&json_path, serde_json::to_string_pretty(c)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    std::fs::write(&html_path, html(c))
-        .with_context(|| format!("writing {}", html_path.display()))?;
-    Ok((json_path, html_path))
+    let stem = format!(
+        "server-{}-{}",
+        safe_name(who),
+        safe_name(&run[..run.len().min(8)])
+    );
+    write_files(dir, &stem, c, &html(c))
 }
