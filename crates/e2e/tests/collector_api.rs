@@ -493,7 +493,7 @@ fn start_with_tokens(dir: &std::path::Path) -> Collector {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("tokens"),
-        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\n"),
+        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\nrole=viewer {VIEWER_TOKEN}\n"),
     )
     .unwrap();
     Collector::start(dir, None, &[])
