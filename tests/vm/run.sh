@@ -215,11 +215,22 @@ kill_wait() {
     wait "$1" 2>/dev/null || true
 }
 
-# start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's token.
+# ensure_tokens: the suite's tokens file: the agent token on line 1 (what
+# the guests send; an agent token may only post events) and a viewer API
+# token (`role=viewer`), also in $work/viewer-token, that the suite reads
+# the collector with.
+ensure_tokens() {
+    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    grep -q '^role=viewer ' "$work/tokens" ||
+        echo "role=viewer vm-suite-viewer-token" >>"$work/tokens"
+    sed -n 's/^role=viewer //p' "$work/tokens" | head -n1 >"$work/viewer-token"
+}
+
+# start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's tokens.
 start_collector() {
     local port=$1 db=$2
     build_collector
-    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    ensure_tokens
     "$collector_bin" serve --listen "127.0.0.1:$port" --db "$db" --tokens "$work/tokens" \
         >>"$work/collector.log" 2>&1 &
     collector_pid=$!
@@ -234,9 +245,9 @@ stop_collector() {
     fi
 }
 
-# collector_get PORT PATH: JSON from the collector's API.
+# collector_get PORT PATH: JSON from the collector's API, as a viewer.
 collector_get() {
-    curl -fsS -H "Authorization: Bearer $(head -n1 "$work/tokens")" "http://127.0.0.1:$1$2"
+    curl -fsS -H "Authorization: Bearer $(cat "$work/viewer-token")" "http://127.0.0.1:$1$2"
 }
 
 # --- booting ----------------------------------------------------------------
@@ -557,7 +568,7 @@ rejected() {
         local found=0
         for _ in $(seq 1 30); do
             collector_get "$collector_port" "/v1/runs" >"$out/$name.runs.json" || true
-            if "$python" - "$out/$name.runs.json" "$collector_port" "$work/tokens" "$shown" <<'PY'; then
+            if "$python" - "$out/$name.runs.json" "$collector_port" "$work/viewer-token" "$shown" <<'PY'; then
 import json, sys, urllib.request
 runs, port, tokens, value = sys.argv[1:5]
 runs = json.load(open(runs))
@@ -763,7 +774,7 @@ PY
 # item 6).
 scenario_decommission() {
     collector_port=$(free_port)
-    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    ensure_tokens
     boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\",\"speediso_spool_drain\":\"15s\",\"speediso_wipe_operator\":\"vm-suite\"")" --collector
     local disks=$work/disks-$name usb_before
     usb_before=$(disk_pattern usb | sha256sum)
@@ -842,7 +853,7 @@ scenario_collector_outage() {
     collector_get "$collector_port" "/v1/runs?task=rescue" >"$out/$name.runs.json" ||
         die "$name: reading the collector's runs failed"
     "$python" tests/vm/check_outage.py "$out/$name.state.json" "$out/$name.runs.json" \
-        "http://127.0.0.1:$collector_port" "$work/tokens" ||
+        "http://127.0.0.1:$collector_port" "$work/viewer-token" ||
         die "$name: the collector does not hold every event exactly once"
     poweroff_over_ssh
     stop_collector
