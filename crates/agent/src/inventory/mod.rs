@@ -7,6 +7,7 @@
 //! Each area has its own file; none of them runs a tool except the optional
 //! SMART query (`smart`).
 
+pub mod bmc;
 pub mod cpu;
 pub mod disks;
 pub mod dmi;
@@ -47,6 +48,9 @@ pub struct Report {
     /// (drives or RAID logical volumes).
     pub storage_controllers: Vec<storage::StorageController>,
     pub nics: Vec<nics::Nic>,
+    /// The BMC over IPMI and SMBIOS type 38 (`bmc.rs`); its `notes` say
+    /// what could not be read ("no BMC found (...)" on a machine without).
+    pub bmc: bmc::Bmc,
     pub boot_mode: BootMode,
     pub kernel: Kernel,
 }
@@ -90,11 +94,17 @@ fn secure_boot(root: &Root) -> Option<bool> {
 /// under `root`.
 pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
     let mut notes = Vec::new();
-    // pci.ids parsing and disk probing are independent; overlap them.
-    let (ids, disks) = std::thread::scope(|s| {
+    // pci.ids parsing, disk probing and the BMC's answers are
+    // independent; overlap them (a slow BMC then costs no extra time).
+    let (ids, disks, bmc) = std::thread::scope(|s| {
         let ids = s.spawn(|| pciids::PciIds::load(opts.pci_ids.as_deref()));
+        let bmc = s.spawn(|| bmc::collect(root));
         let disks = disks::collect(root, disks::Opts { smart: opts.smart });
-        (ids.join().expect("pci.ids thread panicked"), disks)
+        (
+            ids.join().expect("pci.ids thread panicked"),
+            disks,
+            bmc.join().expect("BMC thread panicked"),
+        )
     });
     let ids = ids?;
     if ids.is_empty() {
@@ -115,6 +125,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
     if let Some(n) = &gpus.note {
         notes.push(format!("GPUs: {n}"));
     }
+    notes.extend(bmc.notes.iter().map(|n| format!("BMC: {n}")));
     let inv = Report {
         pci,
         gpus,
@@ -124,6 +135,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         disks,
         storage_controllers,
         nics: nics::collect(root, boot_mac.as_deref()),
+        bmc,
         boot_mode: BootMode {
             mode: if efi { "uefi" } else { "bios" },
             secure_boot: if efi { secure_boot(root) } else { None },
@@ -272,6 +284,7 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
         },
         or_dash(&inv.boot_mode.boot_mac)
     );
+    let _ = writeln!(o, "BMC      {}", bmc::line(&inv.bmc));
     let _ = writeln!(
         o,
         "Kernel   {} {}",
