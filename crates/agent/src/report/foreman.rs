@@ -21,6 +21,9 @@
 //! | `blockdevices`, `blockdevice_<d>_size/_model/_vendor` | `disks[]` |
 //! | `architecture`, `hardwaremodel`, `kernelrelease` | `kernel.arch`, `kernel.release` |
 //! | `discovery_version` | `speediso <version>` |
+//! | `ipmi_ipaddress`, `ipmi_ipaddress_source`, `ipmi_subnet_mask`, `ipmi_gateway`, `ipmi_macaddress`, `ipmi_vlan_id` | `bmc.lan[]`, the first LAN channel (ipmitool's words for the source, as the `ipmi` Facter facts Foreman reads) |
+//! | `ipmi<channel>_ipaddress`, ... | every LAN channel |
+//! | `ipmi_manufacturer`, `ipmi_firmware_version`, `ipmi_version`, `ipmi_product_id` | `bmc.device_id` |
 //!
 //! Later steps add facts under `speediso_` (`run_facts`), so the operator
 //! sees on the host in Foreman what the boot found, not only what it has:
@@ -164,6 +167,7 @@ pub fn facts(inv: &Value, boot_mac: Option<&str>) -> BTreeMap<String, String> {
             }
         }
     }
+    bmc_facts(&inv["bmc"], &mut f);
     if let Some(a) = s(&inv["kernel"]["arch"]) {
         f.insert("architecture".into(), a.clone());
         f.insert("hardwaremodel".into(), a);
@@ -176,6 +180,58 @@ pub fn facts(inv: &Value, boot_mac: Option<&str>) -> BTreeMap<String, String> {
         concat!("speediso ", env!("CARGO_PKG_VERSION")).into(),
     );
     f
+}
+
+/// The BMC's facts in the names the `ipmi` Facter facts use (Foreman
+/// makes the host's BMC interface from `ipmi_ipaddress` and
+/// `ipmi_macaddress`).
+fn bmc_facts(bmc: &Value, f: &mut BTreeMap<String, String>) {
+    let id = &bmc["device_id"];
+    for (fact, field) in [
+        ("ipmi_manufacturer", "manufacturer"),
+        ("ipmi_firmware_version", "firmware_version"),
+        ("ipmi_version", "ipmi_version"),
+        ("ipmi_product_id", "product_id"),
+    ] {
+        if let Some(v) = s(&id[field]) {
+            f.insert(fact.into(), v);
+        }
+    }
+    let mut lan: Vec<&Value> = bmc["lan"].as_array().into_iter().flatten().collect();
+    lan.sort_by_key(|c| c["channel"].as_u64().unwrap_or(u64::MAX));
+    for (i, c) in lan.iter().enumerate() {
+        let Some(ch) = c["channel"].as_u64() else {
+            continue;
+        };
+        let source = c["ip_address_source"].as_str().map(|v| {
+            match v {
+                "static" => "Static Address",
+                "dhcp" => "DHCP Address",
+                "bios" => "BIOS Assigned Address",
+                "other" => "Other",
+                _ => "Unspecified",
+            }
+            .to_string()
+        });
+        let vals = [
+            ("ipaddress", s(&c["ip_address"])),
+            ("ipaddress_source", source),
+            ("subnet_mask", s(&c["subnet_mask"])),
+            ("gateway", s(&c["default_gateway"])),
+            (
+                "macaddress",
+                s(&c["mac_address"]).map(|m| m.to_ascii_lowercase()),
+            ),
+            ("vlan_id", s(&c["vlan_id"])),
+        ];
+        for (k, v) in vals {
+            let Some(v) = v else { continue };
+            if i == 0 {
+                f.insert(format!("ipmi_{k}"), v.clone());
+            }
+            f.insert(format!("ipmi{ch}_{k}"), v);
+        }
+    }
 }
 
 /// A fact name Foreman and Facter accept: lower case, `[a-z0-9_]`.
@@ -329,7 +385,16 @@ mod tests {
                 {"name": "eno2", "mac": "b0:26:28:aa:bb:02", "addresses": [], "boot": false}
             ],
             "boot_mode": {"mode": "uefi", "boot_mac": null},
-            "kernel": {"arch": "x86_64", "release": "6.1.0"}
+            "kernel": {"arch": "x86_64", "release": "6.1.0"},
+            "bmc": {
+                "device_id": {"manufacturer": "Dell", "firmware_version": "7.10", "ipmi_version": "2.0", "product_id": 256},
+                "lan": [
+                    {"channel": 8, "ip_address_source": "static", "ip_address": "10.9.9.9"},
+                    {"channel": 1, "ip_address_source": "dhcp", "ip_address": "10.0.5.17",
+                     "subnet_mask": "255.255.255.0", "default_gateway": "10.0.5.1",
+                     "mac_address": "D0:94:66:AA:00:01", "vlan_id": null}
+                ]
+            }
         });
         let f = facts(&inv, None);
         let want = [
@@ -354,11 +419,24 @@ mod tests {
             ("blockdevice_nvme0n1_model", "SAMSUNG MZQL2960"),
             ("architecture", "x86_64"),
             ("kernelrelease", "6.1.0"),
+            ("ipmi_ipaddress", "10.0.5.17"),
+            ("ipmi_ipaddress_source", "DHCP Address"),
+            ("ipmi_subnet_mask", "255.255.255.0"),
+            ("ipmi_gateway", "10.0.5.1"),
+            ("ipmi_macaddress", "d0:94:66:aa:00:01"),
+            ("ipmi1_ipaddress", "10.0.5.17"),
+            ("ipmi8_ipaddress", "10.9.9.9"),
+            ("ipmi8_ipaddress_source", "Static Address"),
+            ("ipmi_manufacturer", "Dell"),
+            ("ipmi_firmware_version", "7.10"),
+            ("ipmi_version", "2.0"),
+            ("ipmi_product_id", "256"),
         ];
         for (k, v) in want {
             assert_eq!(f.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert!(!f.contains_key("ipaddress_eno2"));
+        assert!(!f.contains_key("ipmi_vlan_id"), "VLAN off: no fact");
         // No inventory NIC marked: the host id's boot MAC.
         let f = facts(&serde_json::json!({}), Some("52:54:00:12:34:56"));
         assert_eq!(f["discovery_bootif"], "52:54:00:12:34:56");
