@@ -322,7 +322,15 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
     for (i, l) in loops.iter().enumerate() {
         l.fill_with_markers(20, 100 + i as u64);
     }
-    let mut args = vec!["wipe", "--all", "--method", "random", "--verify", "full", "--confirm"];
+    let mut args = vec![
+        "wipe",
+        "--all",
+        "--method",
+        "random",
+        "--verify",
+        "full",
+        "--confirm",
+    ];
     args.extend(&devs);
     let r = wipe(&devs, "quiet", &args);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
@@ -339,7 +347,15 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
     for (i, l) in loops.iter().enumerate() {
         l.fill_with_markers(20, 200 + i as u64);
     }
-    let mut args = vec!["wipe", "--all", "--method", "zero", "--verify", "full", "--confirm"];
+    let mut args = vec![
+        "wipe",
+        "--all",
+        "--method",
+        "zero",
+        "--verify",
+        "full",
+        "--confirm",
+    ];
     args.extend(&devs);
     let r = wipe(&devs, "quiet", &args);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
@@ -347,7 +363,11 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
         let c = r.cert_for(&l.dev);
         assert_eq!(c["verification"]["result"], "passed");
         assert_eq!(c["verification"]["bytes_read"], l.size());
-        assert!(l.bytes().iter().all(|&x| x == 0), "{}: a non-zero byte survived", l.dev);
+        assert!(
+            l.bytes().iter().all(|&x| x == 0),
+            "{}: a non-zero byte survived",
+            l.dev
+        );
     }
 }
 

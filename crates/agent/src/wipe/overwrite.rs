@@ -589,8 +589,14 @@ mod tests {
         // 1 MiB I/Os for one or two disks, then halving down to MIN_CHUNK.
         let chunk = |d| shape_for(d).chunk;
         assert_eq!((chunk(1), chunk(2)), (CHUNK, CHUNK));
-        assert_eq!((chunk(3), chunk(4), chunk(5)), (CHUNK / 2, CHUNK / 2, CHUNK / 2));
-        assert_eq!((chunk(6), chunk(24), chunk(100)), (MIN_CHUNK, MIN_CHUNK, MIN_CHUNK));
+        assert_eq!(
+            (chunk(3), chunk(4), chunk(5)),
+            (CHUNK / 2, CHUNK / 2, CHUNK / 2)
+        );
+        assert_eq!(
+            (chunk(6), chunk(24), chunk(100)),
+            (MIN_CHUNK, MIN_CHUNK, MIN_CHUNK)
+        );
         // The stated bound: within the budget until MIN_CHUNK, then linear.
         for d in 1..=200 {
             let bound = BUFFER_BUDGET.max(d * (MAX_DEPTH + SPARE) * MIN_CHUNK);
