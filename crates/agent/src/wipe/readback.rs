@@ -95,7 +95,11 @@ where
     };
     let work = &work;
     std::thread::scope(|s| {
-        for buf in arena.as_mut_slice().chunks_mut(chunk as usize).take(workers) {
+        for buf in arena
+            .as_mut_slice()
+            .chunks_mut(chunk as usize)
+            .take(workers)
+        {
             s.spawn(move || work(buf));
         }
     });
