@@ -275,34 +275,19 @@ impl Flow {
         let value_w = PAGE_W - MARGIN - x2 - 8.0;
         for (label, value) in rows {
             let lines = wrap(value, value_w, size, Font::Regular);
-            let h = lines.len() as f64 * lead + 6.0;
+            let labels = wrap(label, label_w - 8.0, size, Font::Bold);
+            let h = lines.len().max(labels.len()) as f64 * lead + 6.0;
             self.need(h);
             let top = self.y;
-            self.pdf
-                .rect(MARGIN, top - h, label_w, h, Some(0.93));
-            self.pdf
-                .rect(x2, top - h, PAGE_W - MARGIN - x2, h, None);
-            for (i, l) in wrap(label, label_w - 8.0, size, Font::Bold)
-                .iter()
-                .enumerate()
-                .take(lines.len().max(1))
-            {
-                self.pdf.text(
-                    MARGIN + 4.0,
-                    top - 3.0 - lead * (i as f64 + 1.0) + 3.0,
-                    size,
-                    Font::Bold,
-                    l,
-                );
+            self.pdf.rect(MARGIN, top - h, label_w, h, Some(0.93));
+            self.pdf.rect(x2, top - h, PAGE_W - MARGIN - x2, h, None);
+            for (i, l) in labels.iter().enumerate() {
+                let y = top - lead * (i as f64 + 1.0);
+                self.pdf.text(MARGIN + 4.0, y, size, Font::Bold, l);
             }
             for (i, l) in lines.iter().enumerate() {
-                self.pdf.text(
-                    x2 + 4.0,
-                    top - 3.0 - lead * (i as f64 + 1.0) + 3.0,
-                    size,
-                    Font::Regular,
-                    l,
-                );
+                let y = top - lead * (i as f64 + 1.0);
+                self.pdf.text(x2 + 4.0, y, size, Font::Regular, l);
             }
             self.y = top - h;
         }
@@ -335,8 +320,7 @@ impl Flow {
             f.need(h);
             let top = f.y;
             for ((x, w), lines) in xs.iter().zip(&wrapped) {
-                f.pdf
-                    .rect(*x, top - h, *w, h, head.then_some(0.9));
+                f.pdf.rect(*x, top - h, *w, h, head.then_some(0.9));
                 for (i, l) in lines.iter().enumerate() {
                     f.pdf
                         .text(x + 2.5, top - lead * (i as f64 + 1.0), size, font, l);
@@ -386,20 +370,40 @@ mod tests {
     fn xref_offsets_are_right() {
         let mut f = Flow::new("t (x)");
         for i in 0..80 {
-            f.para(&format!("line {i} with (parens) and \\ backslash"), 10.0, Font::Regular);
+            f.para(
+                &format!("line {i} with (parens) and \\ backslash"),
+                10.0,
+                Font::Regular,
+            );
         }
         f.fields(&[("a".into(), "b".into())]);
         let bytes = f.finish();
         let s = String::from_utf8(bytes).expect("7-bit");
         assert!(s.starts_with("%PDF-1.4\n") && s.ends_with("%%EOF\n"));
-        let sx: usize = s.rsplit("startxref\n").next().unwrap().lines().next().unwrap().parse().unwrap();
+        let sx: usize = s
+            .rsplit("startxref\n")
+            .next()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(s[sx..].starts_with("xref\n"));
-        let entries: Vec<&str> = s[sx..].lines().skip(3).take_while(|l| !l.starts_with("trailer")).collect();
+        let entries: Vec<&str> = s[sx..]
+            .lines()
+            .skip(3)
+            .take_while(|l| !l.starts_with("trailer"))
+            .collect();
         assert!(entries.len() >= 9, "several pages: {}", entries.len());
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(e.len(), 19, "{e:?}"); // + the \n: 20 bytes
             let off: usize = e[..10].parse().unwrap();
-            assert!(s[off..].starts_with(&format!("{} 0 obj\n", i + 1)), "object {}", i + 1);
+            assert!(
+                s[off..].starts_with(&format!("{} 0 obj\n", i + 1)),
+                "object {}",
+                i + 1
+            );
         }
         // Stream lengths are exact.
         for part in s.split("<< /Length ").skip(1) {

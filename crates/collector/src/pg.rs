@@ -9,8 +9,8 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow, PageQuery, ProgressSpan,
-    ResultRow, RunFilter, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow,
+    PageQuery, ProgressSpan, ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
 use postgres::types::ToSql;
@@ -346,6 +346,9 @@ impl BatchTx for Tx<'_, '_> {
         for (run_id, v, reasons) in &d.verdicts {
             tx.execute(sql::SET_VERDICT, &[v, reasons, run_id])?;
         }
+        for host in d.run_hosts() {
+            tx.execute(sql::REFRESH_HOST_LAST_RUN, &[&host])?;
+        }
         Ok(())
     }
 }
@@ -421,7 +424,7 @@ impl Conn {
 
     fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
         self.rows(
-            sql::SELECT_RUNS,
+            sql::runs(f.host.is_some()),
             &[&f.host, &f.task, &(f.limit as i64)],
             run_row,
         )
@@ -489,7 +492,7 @@ impl Conn {
 
     fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
         self.rows(
-            sql::SELECT_RUNS_BENCH,
+            sql::runs_bench(f.host.is_some()),
             &[&f.host, &f.task, &(f.limit as i64)],
             |r| (r.get(0), r.get(1), r.get(2)),
         )

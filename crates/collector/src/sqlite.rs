@@ -4,8 +4,8 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow, PageQuery, ProgressSpan,
-    ResultRow, RunFilter, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow,
+    PageQuery, ProgressSpan, ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -176,6 +176,10 @@ impl BatchTx for Tx<'_> {
             tx.prepare_cached(sql::SET_VERDICT)?
                 .execute(params![v, reasons, run_id])?;
         }
+        for host in d.run_hosts() {
+            tx.prepare_cached(sql::REFRESH_HOST_LAST_RUN)?
+                .execute([host])?;
+        }
         Ok(())
     }
 }
@@ -240,7 +244,7 @@ impl Store for SqliteStore {
 
     fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
         self.rows(
-            sql::SELECT_RUNS,
+            sql::runs(f.host.is_some()),
             params![f.host, f.task, f.limit as i64],
             run_row,
         )
@@ -317,7 +321,7 @@ impl Store for SqliteStore {
 
     fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
         self.rows(
-            sql::SELECT_RUNS_BENCH,
+            sql::runs_bench(f.host.is_some()),
             params![f.host, f.task, f.limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -371,9 +375,11 @@ impl Store for SqliteStore {
 
     fn progress_sample(&mut self, run_id: &str, stride: i64, limit: usize) -> Result<Vec<Value>> {
         let q = sql::SELECT_PROGRESS_SAMPLE;
-        parse_events(&self.rows(q, params![run_id, stride.max(1), limit as i64], |r| {
-            r.get(0)
-        })?)
+        parse_events(
+            &self.rows(q, params![run_id, stride.max(1), limit as i64], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn ping(&mut self) -> Result<()> {

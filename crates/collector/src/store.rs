@@ -383,6 +383,35 @@ pub mod sql {
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs \
         WHERE (CAST($1 AS TEXT) IS NULL OR host_key = $1) AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
         ORDER BY first_ts DESC LIMIT $3";
+    /// `SELECT_RUNS` of one host: through `runs_by_host`, which the
+    /// optional host filter keeps the planner from choosing.
+    pub const SELECT_RUNS_OF_HOST: &str =
+        "SELECT run_id, host_key, task, started, finished, outcome, \
+        exit_status, duration_ms, error, events, last_seq, first_ts FROM runs \
+        WHERE host_key = $1 AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+        ORDER BY first_ts DESC LIMIT $3";
+    /// `SELECT_RUNS_BENCH` of one host (as `SELECT_RUNS_OF_HOST`).
+    pub const SELECT_RUNS_BENCH_OF_HOST: &str = "SELECT res.run_id, res.step, res.data \
+        FROM results res JOIN (SELECT run_id FROM runs \
+          WHERE host_key = $1 AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+          ORDER BY first_ts DESC LIMIT $3) r ON r.run_id = res.run_id \
+        WHERE res.step LIKE 'bench%' ORDER BY res.run_id, res.seq";
+    /// The runs query for `filter`: one host's through its index.
+    pub fn runs(host: bool) -> &'static str {
+        if host {
+            SELECT_RUNS_OF_HOST
+        } else {
+            SELECT_RUNS
+        }
+    }
+    /// The runs' bench results query for `filter` (as `runs`).
+    pub fn runs_bench(host: bool) -> &'static str {
+        if host {
+            SELECT_RUNS_BENCH_OF_HOST
+        } else {
+            SELECT_RUNS_BENCH
+        }
+    }
     pub const SELECT_RUN: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs WHERE run_id = $1";
     pub const SELECT_EVENTS: &str = "SELECT body FROM events WHERE run_id = $1 ORDER BY seq";
@@ -438,16 +467,21 @@ pub mod sql {
           (CASE CAST($1 AS TEXT) WHEN 'fail' THEN 3 WHEN 'warn' THEN 2 ELSE 1 END))";
     pub const INSERT_HOST_DISK: &str = "INSERT INTO host_disks (serial, host_key) \
         VALUES ($1, $2) ON CONFLICT (serial, host_key) DO NOTHING";
-    /// The board: each host with its latest run (`runs_by_host`), filtered;
-    /// `hosts_by_last_seen` orders, the search uses the host indexes.
+    /// A host's latest run and its board facts, after its runs changed.
+    pub const REFRESH_HOST_LAST_RUN: &str = "UPDATE hosts SET \
+        (last_run_id, last_task, last_outcome, last_verdict) = \
+        (SELECT run_id, task, coalesce(outcome, 'running'), verdict FROM runs \
+         WHERE runs.host_key = hosts.host_key ORDER BY first_ts DESC, run_id DESC LIMIT 1) \
+        WHERE host_key = $1";
+    /// The board: hosts in `hosts_by_last_seen` order, filtered on the
+    /// latest-run facts kept on each host, searched through the host
+    /// indexes and `host_disks`; the latest run joined by its key.
     pub const SELECT_BOARD: &str = "SELECT h.host_key, h.serial, h.boot_mac, h.hostname, \
         h.cpu_model, h.last_seen, r.run_id, r.task, r.outcome, r.verdict, r.reasons, r.first_ts \
-        FROM hosts h LEFT JOIN runs r ON r.run_id = \
-          (SELECT r2.run_id FROM runs r2 WHERE r2.host_key = h.host_key \
-           ORDER BY r2.first_ts DESC LIMIT 1) \
-        WHERE (CAST($1 AS TEXT) IS NULL OR r.task = $1) \
-          AND (CAST($2 AS TEXT) IS NULL OR coalesce(r.outcome, 'running') = $2) \
-          AND (CAST($3 AS TEXT) IS NULL OR r.verdict = $3) \
+        FROM hosts h LEFT JOIN runs r ON r.run_id = h.last_run_id \
+        WHERE (CAST($1 AS TEXT) IS NULL OR h.last_task = $1) \
+          AND (CAST($2 AS TEXT) IS NULL OR h.last_outcome = $2) \
+          AND (CAST($3 AS TEXT) IS NULL OR h.last_verdict = $3) \
           AND (CAST($4 AS TEXT) IS NULL OR h.last_seen >= $4) \
           AND (CAST($5 AS TEXT) IS NULL OR h.last_seen < $5) \
           AND (CAST($6 AS TEXT) IS NULL OR h.host_key IN ( \
@@ -466,6 +500,9 @@ pub mod sql {
     pub const ALL: &[&str] = &[
         SET_VERDICT,
         INSERT_HOST_DISK,
+        REFRESH_HOST_LAST_RUN,
+        SELECT_RUNS_OF_HOST,
+        SELECT_RUNS_BENCH_OF_HOST,
         SELECT_BOARD,
         SELECT_LAST_RESULT,
         SELECT_PROGRESS_SAMPLE,
@@ -537,6 +574,15 @@ pub struct Derived<'a> {
 }
 
 impl<'a> Derived<'a> {
+    /// The hosts whose runs this batch changed, once each (their latest
+    /// run is looked up again after the runs are written).
+    pub fn run_hosts(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.runs.values().map(|r| r.host_key.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Account for one event that was NOT a duplicate.
     pub fn add(&mut self, e: &'a Incoming) {
         let key = e.host_key.clone();
@@ -642,7 +688,12 @@ pub fn verdict(data: &Value) -> Option<(String, Option<String>)> {
     }
     let mut reasons = Vec::new();
     for key in ["findings", "failures", "reasons"] {
-        for f in data.get(key).and_then(Value::as_array).into_iter().flatten() {
+        for f in data
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let text = match f {
                 Value::String(s) => s.clone(),
                 Value::Object(o) => {
@@ -1071,22 +1122,114 @@ pub mod conformance {
         assert_eq!(r.reasons.as_deref(), Some("DIMM A1: 3 corrected errors"));
         let some = |v: &str| Some(v.to_string());
         for (f, n) in [
-            (super::BoardFilter { search: some("DISK-9"), ..all.clone() }, 1),
-            (super::BoardFilter { search: some("S1"), ..all.clone() }, 1),
-            (super::BoardFilter { search: some("DISK-8"), ..all.clone() }, 0),
-            (super::BoardFilter { verdict: some("warn"), ..all.clone() }, 1),
-            (super::BoardFilter { verdict: some("fail"), ..all.clone() }, 0),
-            (super::BoardFilter { outcome: some("running"), ..all.clone() }, 1),
-            (super::BoardFilter { outcome: some("failed"), ..all.clone() }, 0),
-            (super::BoardFilter { task: some("speedtest"), ..all.clone() }, 1),
-            (super::BoardFilter { task: some("wipe"), ..all.clone() }, 0),
-            (super::BoardFilter { from: some("2026-01-01"), to: some("2026-01-02"), ..all.clone() }, 1),
-            (super::BoardFilter { from: some("2026-01-02"), ..all.clone() }, 0),
-            (super::BoardFilter { offset: 1, ..all.clone() }, 0),
+            (
+                super::BoardFilter {
+                    search: some("DISK-9"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    search: some("S1"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    search: some("DISK-8"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    verdict: some("warn"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    verdict: some("fail"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    outcome: some("running"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    outcome: some("failed"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    task: some("speedtest"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    task: some("wipe"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    from: some("2026-01-01"),
+                    to: some("2026-01-02"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    from: some("2026-01-02"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    offset: 1,
+                    ..all.clone()
+                },
+                0,
+            ),
         ] {
             assert_eq!(s.board(&f).unwrap().len(), n, "{f:?}");
         }
-        let inv = s.last_result("S1", "wipe").unwrap().expect("latest wipe result");
+        // A later batch finishing the run changes what the board filters on.
+        let fin = line(
+            "b",
+            12,
+            "S1",
+            "run_finished",
+            r#","outcome":"success","exit_status":0,"duration_ms":5"#,
+        );
+        s.insert_group(&[&batch(&[fin], &t1)]).unwrap();
+        for (outcome, n) in [("running", 0), ("success", 1)] {
+            let f = super::BoardFilter {
+                outcome: some(outcome),
+                ..all.clone()
+            };
+            assert_eq!(s.board(&f).unwrap().len(), n, "{f:?}");
+        }
+        let inv = s
+            .last_result("S1", "wipe")
+            .unwrap()
+            .expect("latest wipe result");
         assert!(inv.contains("certificates"), "{inv}");
         assert!(s.last_result("S1", "nope").unwrap().is_none());
         assert!(s.progress_sample("a", 1, 10).unwrap().is_empty());

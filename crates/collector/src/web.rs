@@ -216,9 +216,7 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
         })
         .await;
     match res {
-        Ok(Some((h, cmp, runs, inv))) => {
-            render_host(&h, &cmp, &runs, inv.as_ref()).into_response()
-        }
+        Ok(Some((h, cmp, runs, inv))) => render_host(&h, &cmp, &runs, inv.as_ref()).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
         Err(r) => r,
     }
@@ -303,26 +301,25 @@ fn scalar(v: &serde_json::Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(n.to_string()),
-        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => Some(
-            a.iter()
-                .filter_map(scalar)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+            Some(a.iter().filter_map(scalar).collect::<Vec<_>>().join(", "))
+        }
         _ => None,
     }
 }
 
 /// An object's scalar members as a two-column table.
 fn kv_table(o: &serde_json::Map<String, serde_json::Value>) -> String {
-    let mut s = String::from("<table class=\"kv\">");
+    let mut rows = String::new();
     for (k, v) in o {
         if let Some(t) = scalar(v) {
-            let _ = write!(s, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
+            let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
         }
     }
-    s.push_str("</table>\n");
-    s
+    if rows.is_empty() {
+        return rows;
+    }
+    format!("<table class=\"kv\">{rows}</table>\n")
 }
 
 /// Objects as rows: the columns are their scalar members (in first-seen
@@ -361,7 +358,16 @@ pub fn inventory_tables(inv: &serde_json::Value) -> String {
     let Some(o) = inv.as_object() else {
         return format!("<pre>{}</pre>", esc(&inv.to_string()));
     };
-    let order = ["cpu", "memory", "disks", "nics", "pci", "gpus", "storage_controllers", "dmi"];
+    let order = [
+        "cpu",
+        "memory",
+        "disks",
+        "nics",
+        "pci",
+        "gpus",
+        "storage_controllers",
+        "dmi",
+    ];
     let mut keys: Vec<&String> = o.keys().collect();
     keys.sort_by_key(|k| order.iter().position(|x| x == k).unwrap_or(order.len()));
     let mut s = String::new();
@@ -509,8 +515,10 @@ pub fn progress_chart(progress: &[serde_json::Value]) -> Option<String> {
     let field = if has_rate { "rate" } else { "percent" };
     let mut series: Vec<svg::Series> = Vec::new();
     for e in progress {
-        let (Some(t), Some(v)) = (e["ts"].as_str().and_then(svg::epoch_seconds), e[field].as_f64())
-        else {
+        let (Some(t), Some(v)) = (
+            e["ts"].as_str().and_then(svg::epoch_seconds),
+            e[field].as_f64(),
+        ) else {
             continue;
         };
         let name = format!(
@@ -545,7 +553,10 @@ pub fn progress_chart(progress: &[serde_json::Value]) -> Option<String> {
 pub fn result_tables(data: &serde_json::Value) -> String {
     use serde_json::Value;
     let Some(o) = data.as_object() else {
-        return format!("<p>{}</p>", esc(&scalar(data).unwrap_or_else(|| data.to_string())));
+        return format!(
+            "<p>{}</p>",
+            esc(&scalar(data).unwrap_or_else(|| data.to_string()))
+        );
     };
     let mut s = kv_table(o);
     for (k, v) in o {
@@ -760,14 +771,16 @@ pub async fn cert_pdf(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>)
         Ok(d) => {
             // The id is `cert::valid_id` (URL-safe) or a run-derived one;
             // the file name keeps only the safe characters.
-            let name: String = d
-                .id
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-                .collect();
+            let name: String =
+                d.id.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                    .collect();
             (
                 [
-                    (axum::http::header::CONTENT_TYPE, "application/pdf".to_string()),
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/pdf".to_string(),
+                    ),
                     (
                         axum::http::header::CONTENT_DISPOSITION,
                         format!("inline; filename=\"certificate-{name}.pdf\""),
@@ -1045,7 +1058,11 @@ mod tests {
             run_page.contains("<td class=\"outcome unknown\">x&quot; onmouseover="),
             "{run_page}"
         );
-        assert!(pages[0].contains("<td class=\"outcome unknown\">x&quot;"), "{}", pages[0]);
+        assert!(
+            pages[0].contains("<td class=\"outcome unknown\">x&quot;"),
+            "{}",
+            pages[0]
+        );
         assert!(run_page.contains("<polyline"), "the progress chart");
         assert!(pages[1].contains("<circle"), "the sibling chart");
     }

@@ -371,12 +371,25 @@ fn screenshot(bin: &str, profile: &Path, url: &str, name: &str) -> PathBuf {
     );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG", "{}", shot.display());
-    assert!(png.len() > 10_000, "{}: {} bytes", shot.display(), png.len());
+    assert!(
+        png.len() > 10_000,
+        "{}: {} bytes",
+        shot.display(),
+        png.len()
+    );
     shot
 }
 
 /// One event line, as the agent writes it, at `2026-03-01` + `t` seconds.
-fn ev(run: &str, seq: u64, t: u64, host: &Value, task: &str, step: Option<&str>, body: Value) -> String {
+fn ev(
+    run: &str,
+    seq: u64,
+    t: u64,
+    host: &Value,
+    task: &str,
+    step: Option<&str>,
+    body: Value,
+) -> String {
     let mut v = json!({
         "v": 1, "run_id": run, "seq": seq,
         "ts": format!("2026-03-01T{:02}:{:02}:{:02}.000Z", t / 3600, t / 60 % 60, t % 60),
@@ -428,9 +441,17 @@ impl WipeRun<'_> {
             seq += 1;
             seq - 1
         };
-        let mut out = vec![ev(run, next(), t0, h, task, None, json!({
+        let mut out = vec![ev(
+            run,
+            next(),
+            t0,
+            h,
+            task,
+            None,
+            json!({
             "type": "run_started", "steps": ["inventory", "health", "wipe"],
-            "destructive": true, "after": "stay", "agent_version": "0.1.0"}))];
+            "destructive": true, "after": "stay", "agent_version": "0.1.0"}),
+        )];
         out.push(ev(run, next(), t0 + 1, h, task, Some("inventory"), json!({"type": "result", "data": {
             "cpu": {"model": "AMD EPYC 7302 16-Core Processor", "cores": 16},
             "memory": {"total_bytes": 68719476736u64, "dimms": [{"locator": "DIMM_A1", "size_bytes": 34359738368u64}, {"locator": "DIMM_B1", "size_bytes": 34359738368u64}]},
@@ -443,45 +464,75 @@ impl WipeRun<'_> {
             "findings": [{"severity": if self.verdict == "pass" { "info" } else { self.verdict }, "check": "edac",
                           "component": "DIMM_A1", "message": self.finding}],
         }})));
-        out.push(ev(run, next(), t0 + 3, h, task, Some("wipe"), json!({"type": "log", "level": "info", "message": self.message})));
+        out.push(ev(
+            run,
+            next(),
+            t0 + 3,
+            h,
+            task,
+            Some("wipe"),
+            json!({"type": "log", "level": "info", "message": self.message}),
+        ));
         for i in 0..30u64 {
             for (dev, base) in [("/dev/sda", 500e6), ("/dev/sdb", 300e6)] {
-                out.push(ev(run, next(), t0 + 10 + i * 10, h, task, Some("wipe"), json!({
+                out.push(ev(
+                    run,
+                    next(),
+                    t0 + 10 + i * 10,
+                    h,
+                    task,
+                    Some("wipe"),
+                    json!({
                     "type": "progress", "percent": i as f64 * 3.3, "bytes": i * 5_000_000_000,
-                    "rate": base + (i as f64 * 7.0).sin() * 50e6, "message": dev})));
+                    "rate": base + (i as f64 * 7.0).sin() * 50e6, "message": dev}),
+                ));
             }
         }
         let host_id = self.host.clone();
-        let disk = speediso_proto::cert::sign(json!({
-            "schema": "speediso.wipe.certificate/2", "id": format!("{run}-disk"), "run_id": run,
-            "issued": "2026-03-01T01:00:00Z", "host": host_id,
-            "media": {"make": "Samsung", "model": self.disk_model, "serial": self.disk_serial,
-                      "media_type": "SSD", "size_bytes": 960197124096u64, "transport": "sata", "device_path": "/dev/sda"},
-            "sanitization": {"category": "Purge", "method": "ata-secure-erase",
-                             "technique": "ATA SECURITY ERASE UNIT (enhanced)", "passes": 1,
-                             "tool": {"name": "speediso", "version": "0.1.0", "image_build": "2026.03.01"}},
-            "verification": {"method": "full", "result": "passed", "mismatches": 0},
-            "timing": {"started": "2026-03-01T00:10:00Z", "finished": "2026-03-01T00:59:00Z"},
-            "outcome": "wiped", "error": null,
-            "attestation": {"performed_by": "Jane Operator", "organization": "Example DC",
-                            "validated_by": null, "post_sanitization_destination": "resale"},
-            "signer": signer(),
-        }), &key());
-        let server = speediso_proto::cert::sign(json!({
-            "schema": "speediso.wipe.server-certificate/1", "id": format!("{run}-server"), "run_id": run,
-            "issued": "2026-03-01T01:00:00Z", "host": host_id, "outcome": "wiped",
-            "summary": {"disks": 1, "wiped": 1, "wiped_unverified": 0, "failed": 0, "other": 0, "skipped_blocking": 0, "skipped_policy": 1},
-            "disks": [{"device_path": "/dev/sda", "serial": self.disk_serial, "model": self.disk_model,
-                       "size_bytes": 960197124096u64, "method": "ata-secure-erase", "category": "Purge",
-                       "technique": "ATA SECURITY ERASE UNIT (enhanced)", "verification": "passed",
-                       "outcome": "wiped", "error": null, "certificate_id": format!("{run}-disk")}],
-            "skipped": [{"device_path": "/dev/sdz", "serial": "USB-STICK-1", "model": "Flash", "size_bytes": 8000000000u64, "class": "policy", "reasons": ["removable"]}],
-            "tool": {"name": "speediso", "version": "0.1.0"},
-            "attestation": {"performed_by": "Jane Operator", "organization": "Example DC"},
-            "signer": signer(),
-        }), &key());
-        out.push(ev(run, next(), t0 + 400, h, task, Some("wipe"), json!({"type": "result", "data": {
-            "disk": "/dev/sda", "outcome": "wiped", "certificates": [disk, server]}})));
+        let disk = speediso_proto::cert::sign(
+            json!({
+                "schema": "speediso.wipe.certificate/2", "id": format!("{run}-disk"), "run_id": run,
+                "issued": "2026-03-01T01:00:00Z", "host": host_id,
+                "media": {"make": "Samsung", "model": self.disk_model, "serial": self.disk_serial,
+                          "media_type": "SSD", "size_bytes": 960197124096u64, "transport": "sata", "device_path": "/dev/sda"},
+                "sanitization": {"category": "Purge", "method": "ata-secure-erase",
+                                 "technique": "ATA SECURITY ERASE UNIT (enhanced)", "passes": 1,
+                                 "tool": {"name": "speediso", "version": "0.1.0", "image_build": "2026.03.01"}},
+                "verification": {"method": "full", "result": "passed", "mismatches": 0},
+                "timing": {"started": "2026-03-01T00:10:00Z", "finished": "2026-03-01T00:59:00Z"},
+                "outcome": "wiped", "error": null,
+                "attestation": {"performed_by": "Jane Operator", "organization": "Example DC",
+                                "validated_by": null, "post_sanitization_destination": "resale"},
+                "signer": signer(),
+            }),
+            &key(),
+        );
+        let server = speediso_proto::cert::sign(
+            json!({
+                "schema": "speediso.wipe.server-certificate/1", "id": format!("{run}-server"), "run_id": run,
+                "issued": "2026-03-01T01:00:00Z", "host": host_id, "outcome": "wiped",
+                "summary": {"disks": 1, "wiped": 1, "wiped_unverified": 0, "failed": 0, "other": 0, "skipped_blocking": 0, "skipped_policy": 1},
+                "disks": [{"device_path": "/dev/sda", "serial": self.disk_serial, "model": self.disk_model,
+                           "size_bytes": 960197124096u64, "method": "ata-secure-erase", "category": "Purge",
+                           "technique": "ATA SECURITY ERASE UNIT (enhanced)", "verification": "passed",
+                           "outcome": "wiped", "error": null, "certificate_id": format!("{run}-disk")}],
+                "skipped": [{"device_path": "/dev/sdz", "serial": "USB-STICK-1", "model": "Flash", "size_bytes": 8000000000u64, "class": "policy", "reasons": ["removable"]}],
+                "tool": {"name": "speediso", "version": "0.1.0"},
+                "attestation": {"performed_by": "Jane Operator", "organization": "Example DC"},
+                "signer": signer(),
+            }),
+            &key(),
+        );
+        out.push(ev(
+            run,
+            next(),
+            t0 + 400,
+            h,
+            task,
+            Some("wipe"),
+            json!({"type": "result", "data": {
+            "disk": "/dev/sda", "outcome": "wiped", "certificates": [disk, server]}}),
+        ));
         out.push(ev(run, next(), t0 + 401, h, task, None, json!({
             "type": "run_finished", "outcome": if self.verdict == "fail" { "failed" } else { "success" },
             "exit_status": 0, "duration_ms": 401000})));
@@ -495,7 +546,12 @@ fn post_all(c: &Collector, lines: &[String]) {
 }
 
 fn pdf_text(pdf: &Path) -> String {
-    let out = output_ok(Command::new("pdftotext").args(["-layout"]).arg(pdf).arg("-"));
+    let out = output_ok(
+        Command::new("pdftotext")
+            .args(["-layout"])
+            .arg(pdf)
+            .arg("-"),
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -528,7 +584,11 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let vk = key().verifying_key();
     let trusted = tmp.path().join("trusted-signers");
-    std::fs::write(&trusted, format!("{} Example DC wipe key\n", hex_lower(&vk.to_bytes()))).unwrap();
+    std::fs::write(
+        &trusted,
+        format!("{} Example DC wipe key\n", hex_lower(&vk.to_bytes())),
+    )
+    .unwrap();
     let c = Collector::start(
         &tmp.path().join("collector"),
         None,
@@ -536,25 +596,52 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     );
     let s = Session::new(&c);
     let hosts = [
-        ("SRV01", "web-01", "52:54:00:00:00:01", "S4XYZ123", "wipe", "pass", 0),
-        ("SRV02", "db-02", "52:54:00:00:00:02", "WD-ABC987", "burnin", "fail", 1000),
-        ("SRV03", "app-03", "52:54:00:00:00:03", "ZA1234BC", "speedtest", "warn", 2000),
+        (
+            "SRV01",
+            "web-01",
+            "52:54:00:00:00:01",
+            "S4XYZ123",
+            "wipe",
+            "pass",
+            0,
+        ),
+        (
+            "SRV02",
+            "db-02",
+            "52:54:00:00:00:02",
+            "WD-ABC987",
+            "burnin",
+            "fail",
+            1000,
+        ),
+        (
+            "SRV03",
+            "app-03",
+            "52:54:00:00:00:03",
+            "ZA1234BC",
+            "speedtest",
+            "warn",
+            2000,
+        ),
     ];
     for (serial, name, mac, disk, task, verdict, start) in hosts {
         let run = format!("run-{}", serial.to_lowercase());
-        post_all(&c, &WipeRun {
-            run: &run,
-            host: json!({"serial": serial, "hostname": name, "boot_mac": mac}),
-            disk_serial: disk,
-            disk_model: "SAMSUNG MZ7LH960",
-            nic: "enp1s0f0",
-            message: "erasing /dev/sda",
-            task,
-            verdict,
-            finding: "3 corrected memory errors",
-            start,
-        }
-        .lines());
+        post_all(
+            &c,
+            &WipeRun {
+                run: &run,
+                host: json!({"serial": serial, "hostname": name, "boot_mac": mac}),
+                disk_serial: disk,
+                disk_model: "SAMSUNG MZ7LH960",
+                nic: "enp1s0f0",
+                message: "erasing /dev/sda",
+                task,
+                verdict,
+                finding: "3 corrected memory errors",
+                start,
+            }
+            .lines(),
+        );
     }
     let profile = tmp.path().join("chromium-profile");
     let dom = |path: &str| dump_dom(bin, &profile, &s.url(path));
@@ -563,10 +650,19 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     let html = dom("/");
     let table = board_table(&html);
     for (serial, name, ..) in hosts {
-        assert!(table.contains(&format!(">{serial}</a>")) && table.contains(name), "{table}");
+        assert!(
+            table.contains(&format!(">{serial}</a>")) && table.contains(name),
+            "{table}"
+        );
     }
-    assert!(table.contains("<td class=\"verdict vfail\">fail</td>"), "{table}");
-    assert!(table.contains("DIMM_A1: 3 corrected memory errors"), "{table}");
+    assert!(
+        table.contains("<td class=\"verdict vfail\">fail</td>"),
+        "{table}"
+    );
+    assert!(
+        table.contains("DIMM_A1: 3 corrected memory errors"),
+        "{table}"
+    );
     assert!(html.contains("Hosts (3)"), "{html}");
     screenshot(bin, &profile, &s.url("/"), "board.png");
 
@@ -574,10 +670,22 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     for (query, want, not) in [
         ("/?verdict=fail", "SRV02", ["SRV01", "SRV03"]),
         ("/?q=S4XYZ123", "SRV01", ["SRV02", "SRV03"]),
-        ("/?q=52%3A54%3A00%3A00%3A00%3A03", "SRV03", ["SRV01", "SRV02"]),
-        ("/?q=db-02&task=&outcome=&verdict=&from=&to=", "SRV02", ["SRV01", "SRV03"]),
+        (
+            "/?q=52%3A54%3A00%3A00%3A00%3A03",
+            "SRV03",
+            ["SRV01", "SRV02"],
+        ),
+        (
+            "/?q=db-02&task=&outcome=&verdict=&from=&to=",
+            "SRV02",
+            ["SRV01", "SRV03"],
+        ),
         ("/?task=wipe&outcome=success", "SRV01", ["SRV02", "SRV03"]),
-        ("/?outcome=failed&from=2026-03-01&to=2026-03-01", "SRV02", ["SRV01", "SRV03"]),
+        (
+            "/?outcome=failed&from=2026-03-01&to=2026-03-01",
+            "SRV02",
+            ["SRV01", "SRV03"],
+        ),
     ] {
         let html = dom(query);
         let t = board_table(&html);
@@ -589,11 +697,19 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     }
     let html = dom("/?from=2026-03-02");
     assert!(html.contains("id=\"no-hosts\""), "{html}");
-    screenshot(bin, &profile, &s.url("/?verdict=fail"), "board-filtered.png");
+    screenshot(
+        bin,
+        &profile,
+        &s.url("/?verdict=fail"),
+        "board-filtered.png",
+    );
     let (code, _, html) = s.get("/?verdict=nope");
     let html = String::from_utf8(html).unwrap();
     assert_eq!(code, 400, "{html}");
-    assert!(html.contains("verdict=&quot;nope&quot;: expected pass, warn or fail"), "{html}");
+    assert!(
+        html.contains("verdict=&quot;nope&quot;: expected pass, warn or fail"),
+        "{html}"
+    );
 
     // Paging keeps the filter: one host per page, three pages.
     let mut path = "/?task=&limit=1".to_string();
@@ -624,9 +740,15 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     let csv = String::from_utf8(csv).unwrap();
     assert_eq!((code, ctype.as_str()), (200, "text/csv"), "{csv}");
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("host_key,hostname,serial,boot_mac"), "{csv}");
+    assert!(
+        lines[0].starts_with("host_key,hostname,serial,boot_mac"),
+        "{csv}"
+    );
     assert_eq!(lines.len(), 2, "{csv}");
-    assert!(lines[1].starts_with("SRV02,db-02,SRV02,52:54:00:00:00:02"), "{csv}");
+    assert!(
+        lines[1].starts_with("SRV02,db-02,SRV02,52:54:00:00:00:02"),
+        "{csv}"
+    );
     let j: Value = serde_json::from_slice(&s.get("/export.json?q=ZA1234BC").2).unwrap();
     assert_eq!(j["rows"].as_array().unwrap().len(), 1, "{j}");
     assert_eq!(j["rows"][0]["host_key"], "SRV03");
@@ -635,19 +757,47 @@ fn board_host_run_and_certificates_in_headless_chromium() {
 
     // The host page: inventory tables.
     let html = dom("/hosts/SRV01");
-    for want in ["SAMSUNG MZ7LH960", "S4XYZ123", "enp1s0f0", "DIMM_B1", "0000:00:1f.2", "AMD EPYC 7302"] {
+    for want in [
+        "SAMSUNG MZ7LH960",
+        "S4XYZ123",
+        "enp1s0f0",
+        "DIMM_B1",
+        "0000:00:1f.2",
+        "AMD EPYC 7302",
+    ] {
         assert!(html.contains(want), "{want}:\n{html}");
     }
     screenshot(bin, &profile, &s.url("/hosts/SRV01"), "host.png");
 
     // The run page: progress chart (two devices), certificates, raw JSON.
     let html = dom("/runs/run-srv01");
-    let chart = html.split("id=\"progress-chart\"").nth(1).expect("progress chart");
-    assert_eq!(chart.split("</svg>").next().unwrap().matches("<polyline").count(), 2, "{chart}");
+    let chart = html
+        .split("id=\"progress-chart\"")
+        .nth(1)
+        .expect("progress chart");
+    assert_eq!(
+        chart
+            .split("</svg>")
+            .next()
+            .unwrap()
+            .matches("<polyline")
+            .count(),
+        2,
+        "{chart}"
+    );
     assert!(chart.contains("wipe /dev/sdb"), "legend: {chart}");
-    assert!(html.contains("href=\"/v1/runs/run-srv01\""), "raw JSON link");
-    assert!(html.contains("href=\"/certificates/run-srv01-disk/pdf\""), "{html}");
-    assert!(html.contains("All 2 certificate(s) signed by a trusted key"), "{html}");
+    assert!(
+        html.contains("href=\"/v1/runs/run-srv01\""),
+        "raw JSON link"
+    );
+    assert!(
+        html.contains("href=\"/certificates/run-srv01-disk/pdf\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("All 2 certificate(s) signed by a trusted key"),
+        "{html}"
+    );
     assert!(html.contains("erasing /dev/sda"), "timeline: {html}");
     screenshot(bin, &profile, &s.url("/runs/run-srv01"), "run.png");
     let raw: Value = serde_json::from_slice(&s.get("/v1/runs/run-srv01").2).unwrap();
@@ -656,32 +806,68 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     // The disk certificate: HTML in the browser, PDF through poppler.
     let html = dom("/certificates/run-srv01-disk");
     for want in [
-        "VALID AND TRUSTED", "S4XYZ123", "Purge", "ATA SECURITY ERASE UNIT (enhanced)",
-        "Jane Operator", "Example DC", "resale", "speediso, version 0.1.0", "full, result passed",
-        &speediso_proto::cert::key_id(&vk), "speediso verify-cert run-srv01-disk.json --pubkey",
+        "VALID AND TRUSTED",
+        "S4XYZ123",
+        "Purge",
+        "ATA SECURITY ERASE UNIT (enhanced)",
+        "Jane Operator",
+        "Example DC",
+        "resale",
+        "speediso, version 0.1.0",
+        "full, result passed",
+        &speediso_proto::cert::key_id(&vk),
+        "speediso verify-cert run-srv01-disk.json --pubkey",
     ] {
         assert!(html.contains(want), "{want}:\n{html}");
     }
-    screenshot(bin, &profile, &s.url("/certificates/run-srv01-disk"), "certificate.png");
+    screenshot(
+        bin,
+        &profile,
+        &s.url("/certificates/run-srv01-disk"),
+        "certificate.png",
+    );
     let (code, ctype, pdf) = s.get("/certificates/run-srv01-disk/pdf");
     assert_eq!((code, ctype.as_str()), (200, "application/pdf"));
     let pdf_path = artifacts().join("certificate-disk.pdf");
     std::fs::write(&pdf_path, &pdf).unwrap();
     let text = pdf_text(&pdf_path);
-    for want in ["S4XYZ123", "Purge", "ATA SECURITY ERASE UNIT (enhanced)", "wiped", "VALID AND TRUSTED", "Jane Operator", "resale"] {
+    for want in [
+        "S4XYZ123",
+        "Purge",
+        "ATA SECURITY ERASE UNIT (enhanced)",
+        "wiped",
+        "VALID AND TRUSTED",
+        "Jane Operator",
+        "resale",
+    ] {
         assert!(text.contains(want), "{want} in the PDF text:\n{text}");
     }
     let png = artifacts().join("certificate-disk");
-    output_ok(Command::new("pdftoppm").args(["-png", "-r", "60", "-singlefile"]).arg(&pdf_path).arg(&png));
+    output_ok(
+        Command::new("pdftoppm")
+            .args(["-png", "-r", "60", "-singlefile"])
+            .arg(&pdf_path)
+            .arg(&png),
+    );
     let img = std::fs::read(png.with_extension("png")).unwrap();
-    assert!(img.len() > 5_000 && &img[1..4] == b"PNG", "{} bytes", img.len());
+    assert!(
+        img.len() > 5_000 && &img[1..4] == b"PNG",
+        "{} bytes",
+        img.len()
+    );
 
     // The server certificate lists its disk and the skipped one.
     let (_, _, pdf) = s.get("/certificates/run-srv02-server/pdf");
     let pdf_path = artifacts().join("certificate-server.pdf");
     std::fs::write(&pdf_path, &pdf).unwrap();
     let text = pdf_text(&pdf_path);
-    for want in ["Server erasure certificate: SRV02", "WD-ABC987", "USB-STICK-1", "removable", "Purge"] {
+    for want in [
+        "Server erasure certificate: SRV02",
+        "WD-ABC987",
+        "USB-STICK-1",
+        "removable",
+        "Purge",
+    ] {
         assert!(text.contains(want), "{want} in the PDF text:\n{text}");
     }
     assert_eq!(s.get("/certificates/nope").0, 404);
@@ -700,22 +886,31 @@ fn hostile_values_through_ingest_stay_text_everywhere() {
     let evil = format!("{xss}{img}'&");
     let formula = "=HYPERLINK(\"http://x\",\"y\")";
     let host = json!({"serial": format!("SN{evil}"), "hostname": formula, "boot_mac": format!("mac{img}")});
-    post_all(&c, &WipeRun {
-        run: "run-evil",
-        host: host.clone(),
-        disk_serial: &format!("D{evil}"),
-        disk_model: &format!("model{evil}"),
-        nic: &format!("eth{evil}"),
-        message: &format!("log {evil}"),
-        task: &format!("task{evil}"),
-        verdict: "fail",
-        finding: &format!("finding {evil}"),
-        start: 0,
-    }
-    .lines());
+    post_all(
+        &c,
+        &WipeRun {
+            run: "run-evil",
+            host: host.clone(),
+            disk_serial: &format!("D{evil}"),
+            disk_model: &format!("model{evil}"),
+            nic: &format!("eth{evil}"),
+            message: &format!("log {evil}"),
+            task: &format!("task{evil}"),
+            verdict: "fail",
+            finding: &format!("finding {evil}"),
+            start: 0,
+        }
+        .lines(),
+    );
     let enc = |v: &str| -> String {
         v.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect()
     };
     let key = format!("SN{evil}");
@@ -735,27 +930,46 @@ fn hostile_values_through_ingest_stay_text_everywhere() {
         assert!(!html.contains("<img"), "{p}:\n{html}");
         // The quote never closes an attribute, the apostrophe and the
         // ampersand are entities.
-        assert!(!html.contains("\"><img") && !html.contains("'&"), "{p}:\n{html}");
+        assert!(
+            !html.contains("\"><img") && !html.contains("'&"),
+            "{p}:\n{html}"
+        );
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;&#39;&amp;"), "{p}: shown as text:\n{html}");
     }
     // The search found the host by each identity (and the disk serial).
     for p in &pages[1..4] {
-        assert!(s.text(p).contains(&format!("href=\"/hosts/{}\"", enc(&key))), "{p}");
+        assert!(
+            s.text(p)
+                .contains(&format!("href=\"/hosts/{}\"", enc(&key))),
+            "{p}"
+        );
     }
     // Host page: the disk model and NIC name, escaped, in the inventory.
     let html = s.text(&format!("/hosts/{}", enc(&key)));
-    assert!(html.contains("model&lt;script&gt;") && html.contains("eth&lt;script&gt;"), "{html}");
+    assert!(
+        html.contains("model&lt;script&gt;") && html.contains("eth&lt;script&gt;"),
+        "{html}"
+    );
     // Run page: the log line and the finding.
     let html = s.text("/runs/run-evil");
-    assert!(html.contains("log &lt;script&gt;") && html.contains("finding &lt;script&gt;"), "{html}");
+    assert!(
+        html.contains("log &lt;script&gt;") && html.contains("finding &lt;script&gt;"),
+        "{html}"
+    );
 
     // CSV: the formula is defused, the quotes doubled, the row intact.
     let (_, _, csv) = s.get("/export.csv");
     let csv = String::from_utf8(csv).unwrap();
-    assert!(csv.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""), "{csv}");
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+        "{csv}"
+    );
     for line in csv.lines() {
         for cell in line.split(',') {
-            assert!(!cell.starts_with(['=', '+', '-', '@']), "formula cell {cell:?} in {csv}");
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "formula cell {cell:?} in {csv}"
+            );
         }
     }
     // JSON: the values exactly as sent, as JSON strings.

@@ -42,7 +42,10 @@ pub fn parse_filter(p: &Params) -> Result<BoardFilter, String> {
             "q" => f.search = Some(v.into()),
             "outcome" => {
                 if !OUTCOME_CLASSES.contains(&v) {
-                    return Err(bad(&format!("expected one of {}", OUTCOME_CLASSES.join(", "))));
+                    return Err(bad(&format!(
+                        "expected one of {}",
+                        OUTCOME_CLASSES.join(", ")
+                    )));
                 }
                 f.outcome = Some(v.into());
             }
@@ -55,9 +58,13 @@ pub fn parse_filter(p: &Params) -> Result<BoardFilter, String> {
             "from" | "to" => {
                 let b = v.as_bytes();
                 let ok = b.len() == 10
-                    && b.iter()
-                        .enumerate()
-                        .all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
+                    && b.iter().enumerate().all(|(i, c)| {
+                        if i == 4 || i == 7 {
+                            *c == b'-'
+                        } else {
+                            c.is_ascii_digit()
+                        }
+                    });
                 if !ok {
                     return Err(bad("expected a date YYYY-MM-DD"));
                 }
@@ -76,7 +83,11 @@ pub fn parse_filter(p: &Params) -> Result<BoardFilter, String> {
                 Ok(n) if n <= 100_000_000 => f.offset = n,
                 _ => return Err(bad("expected a number of rows to skip")),
             },
-            _ => return Err(format!("{k}: unknown parameter (task, outcome, verdict, from, to, q, limit, offset)")),
+            _ => {
+                return Err(format!(
+                    "{k}: unknown parameter (task, outcome, verdict, from, to, q, limit, offset)"
+                ))
+            }
         }
     }
     Ok(f)
@@ -110,7 +121,10 @@ pub fn query_string(f: &BoardFilter, offset: usize) -> String {
 fn bad_filter(why: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        page("Bad filter", &format!("<p class=\"failed\" id=\"error\">{}</p>", esc(why))),
+        page(
+            "Bad filter",
+            &format!("<p class=\"failed\" id=\"error\">{}</p>", esc(why)),
+        ),
     )
         .into_response()
 }
@@ -150,7 +164,11 @@ pub async fn board(State(app): State<Arc<App>>, Query(p): Query<Params>) -> Resp
 fn select(name: &str, label: &str, options: &[&str], cur: Option<&str>) -> String {
     let mut s = format!("<label>{label} <select name=\"{name}\"><option value=\"\">any</option>");
     for o in options {
-        let sel = if cur == Some(*o) { " selected=\"selected\"" } else { "" };
+        let sel = if cur == Some(*o) {
+            " selected=\"selected\""
+        } else {
+            ""
+        };
         let _ = write!(s, "<option value=\"{0}\"{sel}>{0}</option>", esc(o));
     }
     s.push_str("</select></label> ");
@@ -185,10 +203,25 @@ pub fn render_board(
         None => "<h2>Hosts matching the filter</h2>\n".to_string(),
     };
     s.push_str("<form method=\"get\" action=\"/\" class=\"filter\" id=\"filter\">");
-    s.push_str(&input("q", "serial, MAC, hostname or disk serial", "search", f.search.as_deref()));
+    s.push_str(&input(
+        "q",
+        "serial, MAC, hostname or disk serial",
+        "search",
+        f.search.as_deref(),
+    ));
     s.push_str(&input("task", "task", "text", f.task.as_deref()));
-    s.push_str(&select("outcome", "outcome", OUTCOME_CLASSES, f.outcome.as_deref()));
-    s.push_str(&select("verdict", "verdict", store::VERDICTS, f.verdict.as_deref()));
+    s.push_str(&select(
+        "outcome",
+        "outcome",
+        OUTCOME_CLASSES,
+        f.outcome.as_deref(),
+    ));
+    s.push_str(&select(
+        "verdict",
+        "verdict",
+        store::VERDICTS,
+        f.verdict.as_deref(),
+    ));
     s.push_str(&input("from", "seen from", "date", f.from.as_deref()));
     s.push_str(&input(
         "to",
@@ -263,8 +296,18 @@ pub fn render_board(
 
 /// The columns of the exports, in order.
 pub const EXPORT_COLUMNS: &[&str] = &[
-    "host_key", "hostname", "serial", "boot_mac", "cpu_model", "last_seen", "run_id", "task",
-    "outcome", "verdict", "reasons", "run_ts",
+    "host_key",
+    "hostname",
+    "serial",
+    "boot_mac",
+    "cpu_model",
+    "last_seen",
+    "run_id",
+    "task",
+    "outcome",
+    "verdict",
+    "reasons",
+    "run_ts",
 ];
 
 fn export_values(r: &BoardRow) -> [Option<&str>; 12] {
@@ -332,7 +375,10 @@ pub async fn export_csv(State(app): State<Arc<App>>, Query(p): Query<Params>) ->
         Ok((_, rows)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"speediso-fleet.csv\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"speediso-fleet.csv\"",
+                ),
             ],
             csv(&rows),
         )
@@ -362,7 +408,9 @@ mod tests {
     use super::*;
 
     fn params(kv: &[(&str, &str)]) -> Params {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -390,7 +438,10 @@ mod tests {
             .map(|kv| kv.split_once('=').unwrap())
             .map(|(k, v)| (k.to_string(), v.replace("%3A", ":")))
             .collect();
-        assert_eq!(parse_filter(&back).unwrap(), BoardFilter { offset: 300, ..f });
+        assert_eq!(
+            parse_filter(&back).unwrap(),
+            BoardFilter { offset: 300, ..f }
+        );
         for (k, v, needle) in [
             ("outcome", "<x>", "outcome=\"<x>\": expected one of"),
             ("verdict", "ok", "verdict=\"ok\""),

@@ -75,7 +75,13 @@ fn join_present(parts: &[(&str, String)]) -> String {
     let v: Vec<String> = parts
         .iter()
         .filter(|(_, s)| s != "-")
-        .map(|(k, s)| if k.is_empty() { s.clone() } else { format!("{k} {s}") })
+        .map(|(k, s)| {
+            if k.is_empty() {
+                s.clone()
+            } else {
+                format!("{k} {s}")
+            }
+        })
         .collect();
     if v.is_empty() {
         "-".into()
@@ -118,15 +124,28 @@ fn status(v: &Verification) -> (&'static str, &'static str, String) {
 
 /// The document for certificate `id` (of run `run_id`).
 pub fn build(id: &str, run_id: &str, c: &Value, v: &Verification) -> CertDoc {
-    let server = c.get("schema").and_then(Value::as_str) == Some(speediso_proto::cert::SERVER_SCHEMA);
+    let server =
+        c.get("schema").and_then(Value::as_str) == Some(speediso_proto::cert::SERVER_SCHEMA);
     let tool = join_present(&[
         ("", first(c, &["sanitization.tool.name", "tool.name"])),
-        ("version", first(c, &["sanitization.tool.version", "tool.version"])),
-        ("image", first(c, &["sanitization.tool.image_build", "tool.image_build"])),
-        ("kernel", first(c, &["sanitization.tool.kernel", "tool.kernel"])),
+        (
+            "version",
+            first(c, &["sanitization.tool.version", "tool.version"]),
+        ),
+        (
+            "image",
+            first(c, &["sanitization.tool.image_build", "tool.image_build"]),
+        ),
+        (
+            "kernel",
+            first(c, &["sanitization.tool.kernel", "tool.kernel"]),
+        ),
     ]);
     let people = vec![
-        ("Person performing sanitization".to_string(), g(c, "attestation.performed_by")),
+        (
+            "Person performing sanitization".to_string(),
+            g(c, "attestation.performed_by"),
+        ),
         ("Organisation".into(), g(c, "attestation.organization")),
         ("Validated by".into(), g(c, "attestation.validated_by")),
     ];
@@ -176,12 +195,18 @@ pub fn build(id: &str, run_id: &str, c: &Value, v: &Verification) -> CertDoc {
                     ("wiped unverified", g(c, "summary.wiped_unverified")),
                     ("failed", g(c, "summary.failed")),
                     ("other", g(c, "summary.other")),
-                    ("skipped (should have been erased)", g(c, "summary.skipped_blocking")),
+                    (
+                        "skipped (should have been erased)",
+                        g(c, "summary.skipped_blocking"),
+                    ),
                     ("skipped (policy)", g(c, "summary.skipped_policy")),
                 ]),
             ),
         ]);
-        sections.push(("Sanitization (NIST SP 800-88 Rev. 1, Appendix G)".to_string(), rows));
+        sections.push((
+            "Sanitization (NIST SP 800-88 Rev. 1, Appendix G)".to_string(),
+            rows,
+        ));
         let disks = c.get("disks").and_then(Value::as_array);
         let rows: Vec<Vec<String>> = disks
             .into_iter()
@@ -206,8 +231,15 @@ pub fn build(id: &str, run_id: &str, c: &Value, v: &Verification) -> CertDoc {
         tables.push((
             "Disks erased".to_string(),
             vec![
-                "device", "model", "serial", "size", "method", "technique", "verification",
-                "outcome", "disk certificate",
+                "device",
+                "model",
+                "serial",
+                "size",
+                "method",
+                "technique",
+                "verification",
+                "outcome",
+                "disk certificate",
             ],
             rows,
         ));
@@ -288,7 +320,10 @@ pub fn build(id: &str, run_id: &str, c: &Value, v: &Verification) -> CertDoc {
             ),
             ("Outcome".into(), outcome),
         ]);
-        sections.push(("Sanitization (NIST SP 800-88 Rev. 1, Appendix G)".to_string(), rows));
+        sections.push((
+            "Sanitization (NIST SP 800-88 Rev. 1, Appendix G)".to_string(),
+            rows,
+        ));
     }
     sections.push((
         "Identification".to_string(),
@@ -314,10 +349,7 @@ pub fn build(id: &str, run_id: &str, c: &Value, v: &Verification) -> CertDoc {
                 "Key source".into(),
                 v.key_source.clone().unwrap_or_else(|| "-".into()),
             ),
-            (
-                "Note".into(),
-                v.note.clone().unwrap_or_else(|| "-".into()),
-            ),
+            ("Note".into(), v.note.clone().unwrap_or_else(|| "-".into())),
         ],
     ));
     let verify_hint = vec![

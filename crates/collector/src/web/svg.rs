@@ -171,8 +171,14 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(epoch_seconds("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(epoch_seconds("2026-01-01T00:00:01.500Z"), Some(1767225601.5));
-        assert_eq!(epoch_seconds("2024-03-01T00:00:00.000Z"), Some(1709251200.0));
+        assert_eq!(
+            epoch_seconds("2026-01-01T00:00:01.500Z"),
+            Some(1767225601.5)
+        );
+        assert_eq!(
+            epoch_seconds("2024-03-01T00:00:00.000Z"),
+            Some(1709251200.0)
+        );
         assert_eq!(epoch_seconds("nope"), None);
     }
 
