@@ -36,10 +36,11 @@ echo bench-token-0123456789 > "$work/tokens"
 start_collector() { # DB
     "$COL" serve --listen 127.0.0.1:0 --db "$1" --tokens "$work/tokens" > "$work/out" 2>"$work/err" &
     pid=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         grep -q listening "$work/out" 2>/dev/null && break
         sleep 0.1
     done
+    grep -q listening "$work/out" || { echo "collector did not start:" >&2; cat "$work/err" >&2; exit 1; }
     url="http://$(sed -n 's/.*listening on //p' "$work/out")"
 }
 

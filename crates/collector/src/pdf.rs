@@ -212,9 +212,9 @@ impl Pdf {
             let _ = write!(out, "{} 0 obj\n{o}\nendobj\n", i + 1);
         }
         let xref = out.len();
-        let _ = write!(out, "xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1);
+        let _ = writeln!(out, "xref\n0 {}\n0000000000 65535 f ", objs.len() + 1);
         for off in offsets {
-            let _ = write!(out, "{off:010} 00000 n \n");
+            let _ = writeln!(out, "{off:010} 00000 n ");
         }
         let _ = write!(
             out,

@@ -215,6 +215,18 @@ fn pages_in_headless_chromium() {
         .expect("figure row");
     assert!(row.contains("class=\"slower\""), "{row}");
     assert!(row.contains("-41.2%"), "600 vs median 1020: {row}");
+    // Its strip chart: the two siblings as dots, this host as a red bar.
+    assert_eq!(row.matches("<circle").count(), 2, "{row}");
+    assert!(
+        row.contains("class=\"this-host\"") && row.contains("#c00020"),
+        "{row}"
+    );
+    screenshot(
+        bin,
+        &profile,
+        &format!("{}/hosts/SLOW03", c.url()),
+        "host-slower.png",
+    );
     let lat = dom.split("<tr").find(|r| r.contains("latency_us")).unwrap();
     assert!(
         lat.contains("class=\"slower\""),

@@ -360,7 +360,7 @@ pub fn csv(rows: &[BoardRow]) -> String {
 async fn export_rows(app: Arc<App>, p: Params) -> Result<(BoardFilter, Vec<BoardRow>), Response> {
     let mut f = parse_filter(&p).map_err(|e| error(StatusCode::BAD_REQUEST, &e))?;
     // An export is the whole filter unless a limit is given.
-    if !p.get("limit").is_some_and(|l| !l.trim().is_empty()) {
+    if p.get("limit").is_none_or(|l| l.trim().is_empty()) {
         f.limit = MAX_LIMIT;
     }
     let ff = f.clone();

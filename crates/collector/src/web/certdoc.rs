@@ -14,6 +14,9 @@ use axum::response::Html;
 use serde_json::Value;
 use std::fmt::Write as _;
 
+/// A table of a document: (title, header, rows).
+pub type DocTable = (String, Vec<&'static str>, Vec<Vec<String>>);
+
 /// A certificate laid out for reading: sections of label/value rows and
 /// tables, the same for HTML and PDF.
 #[derive(Debug, Clone)]
@@ -23,8 +26,7 @@ pub struct CertDoc {
     /// `trusted`, `untrusted` or `failed` (a CSS class), its label, detail.
     pub status: (&'static str, &'static str, String),
     pub sections: Vec<(String, Vec<(String, String)>)>,
-    /// (title, header, rows).
-    pub tables: Vec<(String, Vec<&'static str>, Vec<Vec<String>>)>,
+    pub tables: Vec<DocTable>,
     /// How to verify the certificate independently.
     pub verify_hint: Vec<String>,
 }
