@@ -577,9 +577,9 @@ fn have_poppler() -> bool {
     ok
 }
 
-/// The rows of the board's table (the text between `<table class="hosts board">` and `</table>`).
+/// The rows of the board's table (the text between `<table class="hosts" id="board">` and `</table>`).
 fn board_table(html: &str) -> &str {
-    html.split("class=\"hosts board\"")
+    html.split("id=\"board\"")
         .nth(1)
         .expect("board table")
         .split("</table>")

@@ -260,7 +260,7 @@ pub fn render_board(
          <a href=\"/export.json?{0}\" id=\"export-json\">JSON</a></p>",
         esc(&q)
     );
-    s.push_str("<table class=\"hosts board\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th>\
+    s.push_str("<table class=\"hosts\" id=\"board\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th>\
                 <th>last task</th><th>outcome</th><th>verdict</th><th>reasons</th><th>date</th></tr>\n");
     for r in rows {
         let outcome = match &r.run_id {
