@@ -648,6 +648,13 @@ impl<'a> Derived<'a> {
                     self.cpu_models.push((key.clone(), m));
                 }
                 if let Some((v, reasons)) = verdict(data) {
+                    // Which step judged, when it did not pass.
+                    let step = e.step.as_deref().unwrap_or("result");
+                    let reasons = match reasons {
+                        Some(r) => Some(format!("{step}: {r}")),
+                        None if v != "pass" => Some(format!("{step}: {v}")),
+                        None => None,
+                    };
                     self.verdicts.push((e.run_id.clone(), v, reasons));
                 }
                 for serial in disk_serials(data) {
@@ -710,6 +717,15 @@ pub fn verdict(data: &Value) -> Option<(String, Option<String>)> {
                 _ => continue,
             };
             reasons.push(escape_nul(&text));
+        }
+    }
+    // Burn-in reports have no findings: their error count and error say why.
+    if reasons.is_empty() && v != "pass" {
+        if let Some(n) = data.get("errors_total").and_then(Value::as_u64) {
+            reasons.push(format!("{n} error(s)"));
+        }
+        if let Some(e) = data.get("error").and_then(Value::as_str) {
+            reasons.push(escape_nul(e));
         }
     }
     let more = reasons.len().saturating_sub(10);
@@ -1119,7 +1135,10 @@ pub mod conformance {
         let r = &rows[0];
         assert_eq!(r.run_id.as_deref(), Some("b"), "the latest run: {r:?}");
         assert_eq!(r.verdict.as_deref(), Some("warn"), "the worst verdict");
-        assert_eq!(r.reasons.as_deref(), Some("DIMM A1: 3 corrected errors"));
+        assert_eq!(
+            r.reasons.as_deref(),
+            Some("bench.cpu: DIMM A1: 3 corrected errors")
+        );
         let some = |v: &str| Some(v.to_string());
         for (f, n) in [
             (
