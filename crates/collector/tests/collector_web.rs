@@ -311,25 +311,34 @@ fn hostile_strings_never_become_markup() {
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-/// How the tests reach the pages: the base URL and the headers every
-/// request carries. The one place to add a login step when the pages
-/// require one (a session cookie here, and for Chromium a profile that
-/// holds it).
+/// How the tests reach the pages: logged in as a viewer (the real login
+/// form), the base URL and the headers every request carries, and for
+/// Chromium (which cannot fill the form) a loopback proxy that adds the
+/// session cookie.
 struct Session {
     base: String,
+    browser_base: String,
     headers: Vec<(String, String)>,
 }
 
 impl Session {
     fn new(c: &Collector) -> Session {
+        let session = c.login(VIEWER_USER.0, VIEWER_USER.1);
+        let proxy = session_proxy(c.port, &session);
         Session {
             base: c.url(),
-            headers: Vec::new(),
+            browser_base: format!("http://127.0.0.1:{proxy}"),
+            headers: vec![("Cookie".into(), format!("speediso_session={session}"))],
         }
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL Chromium opens: through the session proxy.
+    fn browser(&self, path: &str) -> String {
+        format!("{}{path}", self.browser_base)
     }
 
     /// (status, content type, body) of a GET.
@@ -656,7 +665,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
         );
     }
     let profile = tmp.path().join("chromium-profile");
-    let dom = |path: &str| dump_dom(bin, &profile, &s.url(path));
+    let dom = |path: &str| dump_dom(bin, &profile, &s.browser(path));
 
     // The board: every host, its last task, outcome, verdict, reasons.
     let html = dom("/");
@@ -676,7 +685,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
         "{table}"
     );
     assert!(html.contains("Hosts (3)"), "{html}");
-    screenshot(bin, &profile, &s.url("/"), "board.png");
+    screenshot(bin, &profile, &s.browser("/"), "board.png");
 
     // Filters (as the GET form sends them) and search by disk serial, MAC.
     for (query, want, not) in [
@@ -712,7 +721,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     screenshot(
         bin,
         &profile,
-        &s.url("/?verdict=fail"),
+        &s.browser("/?verdict=fail"),
         "board-filtered.png",
     );
     let (code, _, html) = s.get("/?verdict=nope");
@@ -779,7 +788,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     ] {
         assert!(html.contains(want), "{want}:\n{html}");
     }
-    screenshot(bin, &profile, &s.url("/hosts/SRV01"), "host.png");
+    screenshot(bin, &profile, &s.browser("/hosts/SRV01"), "host.png");
 
     // The run page: progress chart (two devices), certificates, raw JSON.
     let html = dom("/runs/run-srv01");
@@ -811,7 +820,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
         "{html}"
     );
     assert!(html.contains("erasing /dev/sda"), "timeline: {html}");
-    screenshot(bin, &profile, &s.url("/runs/run-srv01"), "run.png");
+    screenshot(bin, &profile, &s.browser("/runs/run-srv01"), "run.png");
     let raw: Value = serde_json::from_slice(&s.get("/v1/runs/run-srv01").2).unwrap();
     assert_eq!(raw["run"]["run_id"], "run-srv01", "{raw}");
 
@@ -835,7 +844,7 @@ fn board_host_run_and_certificates_in_headless_chromium() {
     screenshot(
         bin,
         &profile,
-        &s.url("/certificates/run-srv01-disk"),
+        &s.browser("/certificates/run-srv01-disk"),
         "certificate.png",
     );
     let (code, ctype, pdf) = s.get("/certificates/run-srv01-disk/pdf");
@@ -883,6 +892,23 @@ fn board_host_run_and_certificates_in_headless_chromium() {
         assert!(text.contains(want), "{want} in the PDF text:\n{text}");
     }
     assert_eq!(s.get("/certificates/nope").0, 404);
+    // Without a session, the new pages and exports answer nothing.
+    for p in [
+        "/export.csv",
+        "/export.json",
+        "/certificates/run-srv01-disk",
+        "/certificates/run-srv01-disk/pdf",
+    ] {
+        let (code, _, body) = c.request("GET", p, &[], None);
+        assert!(
+            matches!(code, 303 | 401),
+            "{p} without a session: {code} {body}"
+        );
+        assert!(
+            !body.contains("S4XYZ123") && !body.contains("SRV01"),
+            "{p}: {body}"
+        );
+    }
 }
 
 /// Hostile values in every free-text field an agent sends, through the
