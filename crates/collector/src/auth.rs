@@ -89,6 +89,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::Role(Role::Viewer)),
     ("GET", "/hosts/{key}", Access::Role(Role::Viewer)),
     ("GET", "/runs/{run_id}", Access::Role(Role::Viewer)),
+    ("GET", "/export.csv", Access::Role(Role::Viewer)),
+    ("GET", "/export.json", Access::Role(Role::Viewer)),
+    ("GET", "/certificates/{id}", Access::Role(Role::Viewer)),
+    ("GET", "/certificates/{id}/pdf", Access::Role(Role::Viewer)),
 ];
 
 /// The table's entry for a matched route.

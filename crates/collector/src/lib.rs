@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cert;
 pub mod ingest;
 pub mod load;
+pub mod pdf;
 pub mod pg;
 pub mod server;
 pub mod sqlite;

@@ -9,8 +9,8 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    parse_events, sql, BatchOutcome, BatchTx, BenchRow, Derived, HostRow, PageQuery, ProgressSpan,
-    ResultRow, RunFilter, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow,
+    PageQuery, ProgressSpan, ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
 use postgres::types::ToSql;
@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_event_pages.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_board.sql")),
 ];
 
 /// Any fixed number: serialises migrations of collectors starting together.
@@ -319,6 +320,9 @@ impl BatchTx for Tx<'_, '_> {
         for (key, m) in &d.cpu_models {
             tx.execute(sql::SET_CPU, &[m, key])?;
         }
+        for (key, serial) in &d.disks {
+            tx.execute(sql::INSERT_HOST_DISK, &[serial, key])?;
+        }
         for (run_id, r) in &d.runs {
             tx.execute(
                 sql::UPSERT_RUN,
@@ -337,6 +341,13 @@ impl BatchTx for Tx<'_, '_> {
             if let Some((ts, outcome, status, dur, err)) = &r.finished {
                 tx.execute(sql::SET_FINISHED, &[ts, outcome, status, dur, err, run_id])?;
             }
+        }
+        // After the runs exist.
+        for (run_id, v, reasons) in &d.verdicts {
+            tx.execute(sql::SET_VERDICT, &[v, reasons, run_id])?;
+        }
+        for host in d.run_hosts() {
+            tx.execute(sql::REFRESH_HOST_LAST_RUN, &[&host])?;
         }
         Ok(())
     }
@@ -413,7 +424,7 @@ impl Conn {
 
     fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
         self.rows(
-            sql::SELECT_RUNS,
+            sql::runs(f.host.is_some()),
             &[&f.host, &f.task, &(f.limit as i64)],
             run_row,
         )
@@ -481,7 +492,7 @@ impl Conn {
 
     fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
         self.rows(
-            sql::SELECT_RUNS_BENCH,
+            sql::runs_bench(f.host.is_some()),
             &[&f.host, &f.task, &(f.limit as i64)],
             |r| (r.get(0), r.get(1), r.get(2)),
         )
@@ -489,6 +500,51 @@ impl Conn {
 
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
         self.rows(sql::SELECT_SIBLINGS, &[&cpu_model, &except], |r| r.get(0))
+    }
+
+    fn board(&mut self, f: &BoardFilter) -> Result<Vec<BoardRow>> {
+        self.rows(
+            sql::SELECT_BOARD,
+            &[
+                &f.task,
+                &f.outcome,
+                &f.verdict,
+                &f.from,
+                &f.to,
+                &f.search,
+                &(f.limit as i64),
+                &(f.offset as i64),
+            ],
+            |r| BoardRow {
+                host_key: r.get(0),
+                serial: r.get(1),
+                boot_mac: r.get(2),
+                hostname: r.get(3),
+                cpu_model: r.get(4),
+                last_seen: r.get(5),
+                run_id: r.get(6),
+                task: r.get(7),
+                outcome: r.get(8),
+                verdict: r.get(9),
+                reasons: r.get(10),
+                run_ts: r.get(11),
+            },
+        )
+    }
+
+    fn last_result(&mut self, host_key: &str, step: &str) -> Result<Option<String>> {
+        Ok(self
+            .rows(sql::SELECT_LAST_RESULT, &[&host_key, &step], |r| r.get(0))?
+            .pop())
+    }
+
+    fn progress_sample(&mut self, run_id: &str, stride: i64, limit: usize) -> Result<Vec<Value>> {
+        let bodies: Vec<String> = self.rows(
+            sql::SELECT_PROGRESS_SAMPLE,
+            &[&run_id, &stride.max(1), &(limit as i64)],
+            |r| r.get(0),
+        )?;
+        parse_events(&bodies)
     }
 
     fn ping(&mut self) -> Result<()> {
@@ -564,6 +620,18 @@ impl Store for PgStore {
 
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>> {
         self.call(|c| c.siblings(cpu_model, except))
+    }
+
+    fn board(&mut self, filter: &BoardFilter) -> Result<Vec<BoardRow>> {
+        self.call(|c| c.board(filter))
+    }
+
+    fn last_result(&mut self, host_key: &str, step: &str) -> Result<Option<String>> {
+        self.call(|c| c.last_result(host_key, step))
+    }
+
+    fn progress_sample(&mut self, run_id: &str, stride: i64, limit: usize) -> Result<Vec<Value>> {
+        self.call(|c| c.progress_sample(run_id, stride, limit))
     }
 
     fn ping(&mut self) -> Result<()> {

@@ -4,8 +4,8 @@
 
 use super::ingest::Incoming;
 use super::store::{
-    parse_events, sql, BatchOutcome, BatchTx, BenchRow, Derived, HostRow, PageQuery, ProgressSpan,
-    ResultRow, RunFilter, RunRow, Store,
+    parse_events, sql, BatchOutcome, BatchTx, BenchRow, BoardFilter, BoardRow, Derived, HostRow,
+    PageQuery, ProgressSpan, ResultRow, RunFilter, RunRow, Store,
 };
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_run_token.sql")),
     (3, include_str!("../migrations/sqlite/0003_event_pages.sql")),
+    (4, include_str!("../migrations/sqlite/0004_board.sql")),
 ];
 
 pub struct SqliteStore {
@@ -153,6 +154,10 @@ impl BatchTx for Tx<'_> {
         for (key, m) in &d.cpu_models {
             tx.prepare_cached(sql::SET_CPU)?.execute(params![m, key])?;
         }
+        for (key, serial) in &d.disks {
+            tx.prepare_cached(sql::INSERT_HOST_DISK)?
+                .execute(params![serial, key])?;
+        }
         for (run_id, r) in &d.runs {
             tx.prepare_cached(sql::UPSERT_RUN)?.execute(params![
                 run_id, r.host_key, r.task, r.first_ts, r.events, r.last_seq
@@ -165,6 +170,15 @@ impl BatchTx for Tx<'_> {
                 tx.prepare_cached(sql::SET_FINISHED)?
                     .execute(params![ts, outcome, status, dur, err, run_id])?;
             }
+        }
+        // After the runs exist.
+        for (run_id, v, reasons) in &d.verdicts {
+            tx.prepare_cached(sql::SET_VERDICT)?
+                .execute(params![v, reasons, run_id])?;
+        }
+        for host in d.run_hosts() {
+            tx.prepare_cached(sql::REFRESH_HOST_LAST_RUN)?
+                .execute([host])?;
         }
         Ok(())
     }
@@ -230,7 +244,7 @@ impl Store for SqliteStore {
 
     fn runs(&mut self, f: RunFilter<'_>) -> Result<Vec<RunRow>> {
         self.rows(
-            sql::SELECT_RUNS,
+            sql::runs(f.host.is_some()),
             params![f.host, f.task, f.limit as i64],
             run_row,
         )
@@ -307,7 +321,7 @@ impl Store for SqliteStore {
 
     fn runs_bench_results(&mut self, f: RunFilter<'_>) -> Result<Vec<BenchRow>> {
         self.rows(
-            sql::SELECT_RUNS_BENCH,
+            sql::runs_bench(f.host.is_some()),
             params![f.host, f.task, f.limit as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -317,6 +331,55 @@ impl Store for SqliteStore {
         self.rows(sql::SELECT_SIBLINGS, params![cpu_model, except], |r| {
             r.get(0)
         })
+    }
+
+    fn board(&mut self, f: &BoardFilter) -> Result<Vec<BoardRow>> {
+        self.rows(
+            sql::SELECT_BOARD,
+            params![
+                f.task,
+                f.outcome,
+                f.verdict,
+                f.from,
+                f.to,
+                f.search,
+                f.limit as i64,
+                f.offset as i64
+            ],
+            |r| {
+                Ok(BoardRow {
+                    host_key: r.get(0)?,
+                    serial: r.get(1)?,
+                    boot_mac: r.get(2)?,
+                    hostname: r.get(3)?,
+                    cpu_model: r.get(4)?,
+                    last_seen: r.get(5)?,
+                    run_id: r.get(6)?,
+                    task: r.get(7)?,
+                    outcome: r.get(8)?,
+                    verdict: r.get(9)?,
+                    reasons: r.get(10)?,
+                    run_ts: r.get(11)?,
+                })
+            },
+        )
+    }
+
+    fn last_result(&mut self, host_key: &str, step: &str) -> Result<Option<String>> {
+        Ok(self
+            .rows(sql::SELECT_LAST_RESULT, params![host_key, step], |r| {
+                r.get(0)
+            })?
+            .pop())
+    }
+
+    fn progress_sample(&mut self, run_id: &str, stride: i64, limit: usize) -> Result<Vec<Value>> {
+        let q = sql::SELECT_PROGRESS_SAMPLE;
+        parse_events(
+            &self.rows(q, params![run_id, stride.max(1), limit as i64], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn ping(&mut self) -> Result<()> {
@@ -334,6 +397,6 @@ mod tests {
     fn sqlite_store() {
         let mut s = SqliteStore::in_memory().unwrap();
         crate::store::conformance::exercise(&mut s);
-        assert_eq!(migrate(&s.conn).unwrap(), 3); // applies nothing twice
+        assert_eq!(migrate(&s.conn).unwrap(), 4); // applies nothing twice
     }
 }

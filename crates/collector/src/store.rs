@@ -121,6 +121,40 @@ pub struct PageQuery {
     pub with_progress: bool,
 }
 
+/// What the fleet board (`/`, the exports) lists: hosts whose latest run
+/// has this task, outcome (`running` for none yet) and verdict, last seen
+/// in `[from, to)` (RFC 3339 prefixes), matching `search` (host key,
+/// serial, MAC, hostname or a disk serial, exactly), `limit` from
+/// `offset`, most recently seen first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BoardFilter {
+    pub task: Option<String>,
+    pub outcome: Option<String>,
+    pub verdict: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub search: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// One row of the board: a host and its latest run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardRow {
+    pub host_key: String,
+    pub serial: Option<String>,
+    pub boot_mac: Option<String>,
+    pub hostname: Option<String>,
+    pub cpu_model: Option<String>,
+    pub last_seen: String,
+    pub run_id: Option<String>,
+    pub task: Option<String>,
+    pub outcome: Option<String>,
+    pub verdict: Option<String>,
+    pub reasons: Option<String>,
+    pub run_ts: Option<String>,
+}
+
 /// (host_key or run_id, step, data JSON) of one bench result.
 pub type BenchRow = (String, Option<String>, String);
 
@@ -158,6 +192,12 @@ pub trait Store: Send {
     fn runs_bench_results(&mut self, filter: RunFilter<'_>) -> Result<Vec<BenchRow>>;
     /// Other hosts with this CPU model.
     fn siblings(&mut self, cpu_model: &str, except: &str) -> Result<Vec<String>>;
+    /// The fleet board: `filter.limit` rows from `filter.offset`.
+    fn board(&mut self, filter: &BoardFilter) -> Result<Vec<BoardRow>>;
+    /// The data JSON of a host's latest result of `step`.
+    fn last_result(&mut self, host_key: &str, step: &str) -> Result<Option<String>>;
+    /// Up to `limit` progress events of a run, every `stride`-th seq.
+    fn progress_sample(&mut self, run_id: &str, stride: i64, limit: usize) -> Result<Vec<Value>>;
     fn ping(&mut self) -> Result<()>;
 }
 
@@ -343,6 +383,35 @@ pub mod sql {
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs \
         WHERE (CAST($1 AS TEXT) IS NULL OR host_key = $1) AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
         ORDER BY first_ts DESC LIMIT $3";
+    /// `SELECT_RUNS` of one host: through `runs_by_host`, which the
+    /// optional host filter keeps the planner from choosing.
+    pub const SELECT_RUNS_OF_HOST: &str =
+        "SELECT run_id, host_key, task, started, finished, outcome, \
+        exit_status, duration_ms, error, events, last_seq, first_ts FROM runs \
+        WHERE host_key = $1 AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+        ORDER BY first_ts DESC LIMIT $3";
+    /// `SELECT_RUNS_BENCH` of one host (as `SELECT_RUNS_OF_HOST`).
+    pub const SELECT_RUNS_BENCH_OF_HOST: &str = "SELECT res.run_id, res.step, res.data \
+        FROM results res JOIN (SELECT run_id FROM runs \
+          WHERE host_key = $1 AND (CAST($2 AS TEXT) IS NULL OR task = $2) \
+          ORDER BY first_ts DESC LIMIT $3) r ON r.run_id = res.run_id \
+        WHERE res.step LIKE 'bench%' ORDER BY res.run_id, res.seq";
+    /// The runs query for `filter`: one host's through its index.
+    pub fn runs(host: bool) -> &'static str {
+        if host {
+            SELECT_RUNS_OF_HOST
+        } else {
+            SELECT_RUNS
+        }
+    }
+    /// The runs' bench results query for `filter` (as `runs`).
+    pub fn runs_bench(host: bool) -> &'static str {
+        if host {
+            SELECT_RUNS_BENCH_OF_HOST
+        } else {
+            SELECT_RUNS_BENCH
+        }
+    }
     pub const SELECT_RUN: &str = "SELECT run_id, host_key, task, started, finished, outcome, \
         exit_status, duration_ms, error, events, last_seq, first_ts FROM runs WHERE run_id = $1";
     pub const SELECT_EVENTS: &str = "SELECT body FROM events WHERE run_id = $1 ORDER BY seq";
@@ -391,7 +460,52 @@ pub mod sql {
     pub const SELECT_SIBLINGS: &str =
         "SELECT host_key FROM hosts WHERE cpu_model = $1 AND host_key <> $2";
 
+    /// The worst verdict wins (pass < warn < fail).
+    pub const SET_VERDICT: &str = "UPDATE runs SET verdict = $1, reasons = $2 \
+        WHERE run_id = $3 AND (verdict IS NULL OR \
+          (CASE verdict WHEN 'fail' THEN 3 WHEN 'warn' THEN 2 ELSE 1 END) <= \
+          (CASE CAST($1 AS TEXT) WHEN 'fail' THEN 3 WHEN 'warn' THEN 2 ELSE 1 END))";
+    pub const INSERT_HOST_DISK: &str = "INSERT INTO host_disks (serial, host_key) \
+        VALUES ($1, $2) ON CONFLICT (serial, host_key) DO NOTHING";
+    /// A host's latest run and its board facts, after its runs changed.
+    pub const REFRESH_HOST_LAST_RUN: &str = "UPDATE hosts SET \
+        (last_run_id, last_task, last_outcome, last_verdict) = \
+        (SELECT run_id, task, coalesce(outcome, 'running'), verdict FROM runs \
+         WHERE runs.host_key = hosts.host_key ORDER BY first_ts DESC, run_id DESC LIMIT 1) \
+        WHERE host_key = $1";
+    /// The board: hosts in `hosts_by_last_seen` order, filtered on the
+    /// latest-run facts kept on each host, searched through the host
+    /// indexes and `host_disks`; the latest run joined by its key.
+    pub const SELECT_BOARD: &str = "SELECT h.host_key, h.serial, h.boot_mac, h.hostname, \
+        h.cpu_model, h.last_seen, r.run_id, r.task, r.outcome, r.verdict, r.reasons, r.first_ts \
+        FROM hosts h LEFT JOIN runs r ON r.run_id = h.last_run_id \
+        WHERE (CAST($1 AS TEXT) IS NULL OR h.last_task = $1) \
+          AND (CAST($2 AS TEXT) IS NULL OR h.last_outcome = $2) \
+          AND (CAST($3 AS TEXT) IS NULL OR h.last_verdict = $3) \
+          AND (CAST($4 AS TEXT) IS NULL OR h.last_seen >= $4) \
+          AND (CAST($5 AS TEXT) IS NULL OR h.last_seen < $5) \
+          AND (CAST($6 AS TEXT) IS NULL OR h.host_key IN ( \
+                SELECT host_key FROM hosts WHERE host_key = $6 \
+                UNION SELECT host_key FROM hosts WHERE serial = $6 \
+                UNION SELECT host_key FROM hosts WHERE hostname = $6 \
+                UNION SELECT host_key FROM hosts WHERE lower(boot_mac) = lower($6) \
+                UNION SELECT host_key FROM host_disks WHERE serial = $6)) \
+        ORDER BY h.last_seen DESC, h.host_key DESC LIMIT $7 OFFSET $8";
+    pub const SELECT_LAST_RESULT: &str = "SELECT res.data FROM results res \
+        JOIN runs r ON r.run_id = res.run_id \
+        WHERE r.host_key = $1 AND res.step = $2 ORDER BY r.first_ts DESC, res.seq DESC LIMIT 1";
+    pub const SELECT_PROGRESS_SAMPLE: &str = "SELECT body FROM events \
+        WHERE run_id = $1 AND type = 'progress' AND seq % $2 = 0 ORDER BY seq LIMIT $3";
+
     pub const ALL: &[&str] = &[
+        SET_VERDICT,
+        INSERT_HOST_DISK,
+        REFRESH_HOST_LAST_RUN,
+        SELECT_RUNS_OF_HOST,
+        SELECT_RUNS_BENCH_OF_HOST,
+        SELECT_BOARD,
+        SELECT_LAST_RESULT,
+        SELECT_PROGRESS_SAMPLE,
         INSERT_EVENT,
         CLAIM_RUN,
         RUN_OWNER,
@@ -453,9 +567,22 @@ pub struct Derived<'a> {
     pub certs: Vec<CertRow>,
     /// (host_key, model).
     pub cpu_models: Vec<(String, String)>,
+    /// (run_id, verdict, reasons) of a health or burn-in result.
+    pub verdicts: Vec<(String, String, Option<String>)>,
+    /// (host_key, disk serial) of an inventory result.
+    pub disks: Vec<(String, String)>,
 }
 
 impl<'a> Derived<'a> {
+    /// The hosts whose runs this batch changed, once each (their latest
+    /// run is looked up again after the runs are written).
+    pub fn run_hosts(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.runs.values().map(|r| r.host_key.as_str()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Account for one event that was NOT a duplicate.
     pub fn add(&mut self, e: &'a Incoming) {
         let key = e.host_key.clone();
@@ -520,6 +647,19 @@ impl<'a> Derived<'a> {
                 if let Some(m) = cpu_model(data) {
                     self.cpu_models.push((key.clone(), m));
                 }
+                if let Some((v, reasons)) = verdict(data) {
+                    // Which step judged, when it did not pass.
+                    let step = e.step.as_deref().unwrap_or("result");
+                    let reasons = match reasons {
+                        Some(r) => Some(format!("{step}: {r}")),
+                        None if v != "pass" => Some(format!("{step}: {v}")),
+                        None => None,
+                    };
+                    self.verdicts.push((e.run_id.clone(), v, reasons));
+                }
+                for serial in disk_serials(data) {
+                    self.disks.push((key.clone(), serial));
+                }
             }
             _ => {}
         }
@@ -540,6 +680,75 @@ pub fn cpu_model(data: &Value) -> Option<String> {
         .find_map(|k| cpu.get(*k).and_then(Value::as_str))
         .map(|s| escape_nul(s.trim()))
         .filter(|s| !s.is_empty())
+}
+
+/// The verdicts a health or burn-in result may carry, best first.
+pub const VERDICTS: &[&str] = &["pass", "warn", "fail"];
+
+/// A result's health verdict (`verdict`: pass, warn or fail, as the health
+/// and burn-in steps write it) and its reasons: the `message` (with its
+/// `component`) of each warn/fail finding, `; `-joined, at most 10.
+pub fn verdict(data: &Value) -> Option<(String, Option<String>)> {
+    let v = data.get("verdict")?.as_str()?;
+    if !VERDICTS.contains(&v) {
+        return None;
+    }
+    let mut reasons = Vec::new();
+    for key in ["findings", "failures", "reasons"] {
+        for f in data
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = match f {
+                Value::String(s) => s.clone(),
+                Value::Object(o) => {
+                    let sev = o.get("severity").and_then(Value::as_str).unwrap_or("fail");
+                    if sev == "info" {
+                        continue;
+                    }
+                    let msg = o.get("message").and_then(Value::as_str).unwrap_or("");
+                    match o.get("component").and_then(Value::as_str) {
+                        Some(c) if !c.is_empty() => format!("{c}: {msg}"),
+                        _ => msg.to_string(),
+                    }
+                }
+                _ => continue,
+            };
+            reasons.push(escape_nul(&text));
+        }
+    }
+    // Burn-in reports have no findings: their error count and error say why.
+    if reasons.is_empty() && v != "pass" {
+        if let Some(n) = data.get("errors_total").and_then(Value::as_u64) {
+            reasons.push(format!("{n} error(s)"));
+        }
+        if let Some(e) = data.get("error").and_then(Value::as_str) {
+            reasons.push(escape_nul(e));
+        }
+    }
+    let more = reasons.len().saturating_sub(10);
+    reasons.truncate(10);
+    if more > 0 {
+        reasons.push(format!("and {more} more"));
+    }
+    Some((
+        v.to_string(),
+        (!reasons.is_empty()).then(|| reasons.join("; ")),
+    ))
+}
+
+/// The disk serials of an inventory result (`disks[].serial`), for search.
+pub fn disk_serials(data: &Value) -> Vec<String> {
+    data.get("disks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.get("serial").and_then(Value::as_str))
+        .map(|s| escape_nul(s.trim()))
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Numeric leaves of a result as `path.to.leaf → value` (arrays skipped,
@@ -675,6 +884,8 @@ pub struct Comparison {
     pub siblings: usize,
     /// value / median.
     pub ratio: Option<f64>,
+    /// Each sibling's latest value of the figure, ascending (the charts).
+    pub sibling_values: Vec<f64>,
 }
 
 pub fn compare(s: &mut dyn Store, host: &HostRow) -> Result<Vec<Comparison>> {
@@ -706,6 +917,7 @@ pub fn compare(s: &mut dyn Store, host: &HostRow) -> Result<Vec<Comparison>> {
                 median,
                 siblings: vals.len(),
                 ratio: median.filter(|m| *m != 0.0).map(|m| value / m),
+                sibling_values: vals,
             });
         }
     }
@@ -901,6 +1113,145 @@ pub mod conformance {
             .remove(0)
             .unwrap();
         assert_eq!((st.stored, st.duplicates), (0, 1));
+
+        // The board: each host's latest run with its worst verdict and the
+        // reasons; search by disk serial; filters.
+        let health = line(
+            "b",
+            10,
+            "S1",
+            "result",
+            r#","data":{"verdict":"warn","findings":[{"severity":"warn","component":"DIMM A1","message":"3 corrected errors"},{"severity":"info","message":"no EDAC"}],"disks":[{"serial":"DISK-9"}]}"#,
+        );
+        let better = line("b", 11, "S1", "result", r#","data":{"verdict":"pass"}"#);
+        let st = s.insert_group(&[&batch(&[health, better], &t1)]).unwrap();
+        assert_eq!(st[0].as_ref().map(|s| s.stored), Ok(2));
+        let all = super::BoardFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let rows = s.board(&all).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let r = &rows[0];
+        assert_eq!(r.run_id.as_deref(), Some("b"), "the latest run: {r:?}");
+        assert_eq!(r.verdict.as_deref(), Some("warn"), "the worst verdict");
+        assert_eq!(
+            r.reasons.as_deref(),
+            Some("bench.cpu: DIMM A1: 3 corrected errors")
+        );
+        let some = |v: &str| Some(v.to_string());
+        for (f, n) in [
+            (
+                super::BoardFilter {
+                    search: some("DISK-9"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    search: some("S1"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    search: some("DISK-8"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    verdict: some("warn"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    verdict: some("fail"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    outcome: some("running"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    outcome: some("failed"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    task: some("speedtest"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    task: some("wipe"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    from: some("2026-01-01"),
+                    to: some("2026-01-02"),
+                    ..all.clone()
+                },
+                1,
+            ),
+            (
+                super::BoardFilter {
+                    from: some("2026-01-02"),
+                    ..all.clone()
+                },
+                0,
+            ),
+            (
+                super::BoardFilter {
+                    offset: 1,
+                    ..all.clone()
+                },
+                0,
+            ),
+        ] {
+            assert_eq!(s.board(&f).unwrap().len(), n, "{f:?}");
+        }
+        // A later batch finishing the run changes what the board filters on.
+        let fin = line(
+            "b",
+            12,
+            "S1",
+            "run_finished",
+            r#","outcome":"success","exit_status":0,"duration_ms":5"#,
+        );
+        s.insert_group(&[&batch(&[fin], &t1)]).unwrap();
+        for (outcome, n) in [("running", 0), ("success", 1)] {
+            let f = super::BoardFilter {
+                outcome: some(outcome),
+                ..all.clone()
+            };
+            assert_eq!(s.board(&f).unwrap().len(), n, "{f:?}");
+        }
+        let inv = s
+            .last_result("S1", "wipe")
+            .unwrap()
+            .expect("latest wipe result");
+        assert!(inv.contains("certificates"), "{inv}");
+        assert!(s.last_result("S1", "nope").unwrap().is_none());
+        assert!(s.progress_sample("a", 1, 10).unwrap().is_empty());
         s.ping().unwrap();
     }
 }

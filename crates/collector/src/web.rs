@@ -1,7 +1,13 @@
-//! Server-rendered HTML: the host list with recent runs (`/`), a host page
-//! comparing its bench figures with the median of hosts with the same CPU
-//! model (`/hosts/{key}`), and a run page with its results, certificates
-//! and event timeline (`/runs/{run_id}`). No JavaScript.
+//! Server-rendered HTML: the fleet board (`/`, `board`), a host page with
+//! its inventory and its bench figures charted against the hosts with the
+//! same CPU model (`/hosts/{key}`), a run page with its results,
+//! certificates, progress chart and event timeline (`/runs/{run_id}`), and
+//! certificate documents (`certdoc`). No JavaScript; every value goes
+//! through `esc`.
+
+pub mod board;
+pub mod certdoc;
+pub mod svg;
 
 use super::cert::{Trust, Verification};
 use super::server::App;
@@ -50,9 +56,14 @@ const CSS: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.success{color:#176f2c;font-weight:bold}.failed,.timed_out,.rejected,.refused{color:#b00020;font-weight:bold}
 .running{color:#8a6d00}.trusted{color:#176f2c;font-weight:bold}.untrusted{background:#ffe3b0;color:#8a3b00;font-weight:bold}.slower{background:#ffd6d6;font-weight:bold}.faster{background:#d9f5dd}
-pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}.warning{background:#fff4cc}";
+pre{background:#f7f7f7;padding:.5em;overflow:auto;max-height:30em}.warning{background:#fff4cc}
+.filter{background:#f7f7f7;padding:.5em;margin-bottom:1em}.filter label{margin-right:.6em}
+.vpass{color:#176f2c;font-weight:bold}.vwarn{background:#fff4cc;font-weight:bold}.vfail{background:#ffd6d6;color:#b00020;font-weight:bold}
+.reasons{max-width:30em;font-size:90%}.badge{padding:.5em;border:1px solid #999}
+table.doc th{width:16em}table.kv th{font-weight:normal;background:#f7f7f7}
+@media print{a[href]{color:#222;text-decoration:none}.doclinks,.filter{display:none}}";
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - speediso</title><style>{CSS}</style></head>\n<body><p><a href=\"/\">speediso collector</a></p>\n<h1>{}</h1>\n{body}</body></html>\n",
         esc(title),
@@ -62,7 +73,7 @@ fn page(title: &str, body: &str) -> Html<String> {
 
 /// The outcomes with a style; the class is only ever one of these (rows
 /// stored before ingest checked outcomes may hold anything).
-const OUTCOME_CLASSES: &[&str] = &[
+pub(crate) const OUTCOME_CLASSES: &[&str] = &[
     "success",
     "failed",
     "timed_out",
@@ -72,7 +83,12 @@ const OUTCOME_CLASSES: &[&str] = &[
 ];
 
 fn outcome_cell(r: &RunRow) -> String {
-    let o = r.outcome.as_deref().unwrap_or("running");
+    outcome_td(r.outcome.as_deref())
+}
+
+/// An outcome (`None`: still running) as a table cell.
+pub(crate) fn outcome_td(o: Option<&str>) -> String {
+    let o = o.unwrap_or("running");
     let class = if OUTCOME_CLASSES.contains(&o) {
         o
     } else {
@@ -174,78 +190,6 @@ fn runs_with_figures(
         .collect())
 }
 
-#[derive(serde::Deserialize)]
-pub struct IndexQuery {
-    offset: Option<usize>,
-}
-
-/// Hosts per page of `/`.
-pub const HOSTS_PER_PAGE: usize = 100;
-
-/// One page of the host list: its hosts, where it starts, of how many.
-pub struct HostsPage {
-    pub hosts: Vec<store::HostRow>,
-    pub offset: usize,
-    pub total: i64,
-}
-
-pub async fn index(State(app): State<Arc<App>>, Query(q): Query<IndexQuery>) -> Response {
-    let offset = q.offset.unwrap_or(0);
-    let res = app
-        .read(move |c| {
-            let hosts = HostsPage {
-                hosts: c.hosts(HOSTS_PER_PAGE, offset)?,
-                offset,
-                total: c.host_count()?,
-            };
-            let runs = runs_with_figures(c, None, None, 50)?;
-            Ok((hosts, runs))
-        })
-        .await;
-    match res {
-        Ok((hosts, runs)) => render_index(&hosts, &runs).into_response(),
-        Err(r) => r,
-    }
-}
-
-/// `/`: a page of hosts and the recent runs.
-pub fn render_index(page_: &HostsPage, runs: &[(RunRow, String)]) -> Html<String> {
-    let hosts = &page_.hosts;
-    let mut s = format!("<h2>Hosts ({})</h2>\n", page_.total);
-    let (from, to) = (page_.offset + 1, page_.offset + hosts.len());
-    let _ = write!(
-        s,
-        "<p class=\"paging\" id=\"hosts-paging\">hosts {from}-{to} of {}",
-        page_.total
-    );
-    if page_.offset > 0 {
-        let prev = page_.offset.saturating_sub(HOSTS_PER_PAGE);
-        let _ = write!(s, ", <a href=\"/?offset={prev}\">previous</a>");
-    }
-    if (to as i64) < page_.total {
-        let _ = write!(s, ", <a href=\"/?offset={to}\">next</a>");
-    }
-    s.push_str("</p>\n");
-    s.push_str("<table class=\"hosts\"><tr><th>host</th><th>hostname</th><th>serial</th><th>boot MAC</th><th>CPU</th><th>runs</th><th>last seen</th></tr>\n");
-    for h in hosts {
-        let _ = writeln!(
-            s,
-            "<tr><td><a href=\"/hosts/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            url_seg(&h.host_key),
-            esc(&h.host_key),
-            esc(h.hostname.as_deref().unwrap_or("-")),
-            esc(h.serial.as_deref().unwrap_or("-")),
-            esc(h.boot_mac.as_deref().unwrap_or("-")),
-            esc(h.cpu_model.as_deref().unwrap_or("-")),
-            h.runs,
-            esc(&h.last_seen)
-        );
-    }
-    s.push_str("</table>\n<h2>Recent runs</h2>\n");
-    s.push_str(&runs_table(runs, true));
-    page("Hosts and recent runs", &s)
-}
-
 /// Whether a bigger value of this figure is better (rates, scores) or
 /// worse (latencies, durations).
 pub fn higher_is_better(figure: &str) -> bool {
@@ -264,11 +208,15 @@ pub async fn host_page(State(app): State<Arc<App>>, UrlPath(key): UrlPath<String
             };
             let cmp = store::compare(c, &h)?;
             let runs = runs_with_figures(c, Some(&key), None, 100)?;
-            Ok(Some((h, cmp, runs)))
+            let inventory = match c.last_result(&key, "inventory")? {
+                Some(d) => Some(serde_json::from_str(&d)?),
+                None => None,
+            };
+            Ok(Some((h, cmp, runs, inventory)))
         })
         .await;
     match res {
-        Ok(Some((h, cmp, runs))) => render_host(&h, &cmp, &runs).into_response(),
+        Ok(Some((h, cmp, runs, inv))) => render_host(&h, &cmp, &runs, inv.as_ref()).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, page("No such host", "")).into_response(),
         Err(r) => r,
     }
@@ -279,6 +227,7 @@ pub fn render_host(
     h: &store::HostRow,
     cmp: &[store::Comparison],
     runs: &[(RunRow, String)],
+    inventory: Option<&serde_json::Value>,
 ) -> Html<String> {
     let mut s = String::from("<table class=\"host\">");
     for (k, v) in [
@@ -306,16 +255,22 @@ pub fn render_host(
     if cmp.is_empty() {
         s.push_str("<p>No bench results yet.</p>\n");
     } else {
-        s.push_str("<table class=\"compare\"><tr><th>step</th><th>figure</th><th>this host</th><th>median of siblings</th><th>siblings</th><th>vs. median</th></tr>\n");
+        s.push_str("<p>Each chart: the siblings' latest values as dots, their median as a black tick, this host as the bar (red: slower, green: faster).</p>\n");
+        s.push_str("<table class=\"compare\"><tr><th>step</th><th>figure</th><th>this host</th><th>median of siblings</th><th>siblings</th><th>vs. median</th><th>distribution</th></tr>\n");
         for c in cmp {
             let class = match verdict(c) {
                 Some(true) => " class=\"slower\"",
                 Some(false) => " class=\"faster\"",
                 None => "",
             };
+            let chart = if c.sibling_values.is_empty() {
+                String::new()
+            } else {
+                svg::strip(&c.sibling_values, c.value, c.median, verdict(c))
+            };
             let _ = writeln!(
                 s,
-                "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr{class}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{chart}</td></tr>",
                 esc(&c.step),
                 esc(&c.figure),
                 fmt_num(c.value),
@@ -330,7 +285,115 @@ pub fn render_host(
     }
     s.push_str("<h2>Runs</h2>\n");
     s.push_str(&runs_table(runs, false));
+    s.push_str("<h2>Inventory</h2>\n");
+    match inventory {
+        Some(inv) => s.push_str(&inventory_tables(inv)),
+        None => s.push_str("<p>No inventory result yet.</p>\n"),
+    }
     page(&format!("Host {}", h.host_key), &s)
+}
+
+/// A JSON scalar as cell text.
+fn scalar(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Some("-".into()),
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(a) if a.iter().all(|x| !x.is_object() && !x.is_array()) => {
+            Some(a.iter().filter_map(scalar).collect::<Vec<_>>().join(", "))
+        }
+        _ => None,
+    }
+}
+
+/// An object's scalar members as a two-column table.
+fn kv_table(o: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut rows = String::new();
+    for (k, v) in o {
+        if let Some(t) = scalar(v) {
+            let _ = write!(rows, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&t));
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!("<table class=\"kv\">{rows}</table>\n")
+}
+
+/// Objects as rows: the columns are their scalar members (in first-seen
+/// order, at most 14).
+fn list_table(items: &[serde_json::Value]) -> String {
+    let mut cols: Vec<&str> = Vec::new();
+    for it in items {
+        for (k, v) in it.as_object().into_iter().flatten() {
+            if scalar(v).is_some() && !cols.contains(&k.as_str()) && cols.len() < 14 {
+                cols.push(k);
+            }
+        }
+    }
+    let mut s = String::from("<table class=\"list\"><tr>");
+    for c in &cols {
+        let _ = write!(s, "<th>{}</th>", esc(c));
+    }
+    s.push_str("</tr>\n");
+    for it in items {
+        s.push_str("<tr>");
+        for c in &cols {
+            let t = it.get(*c).and_then(scalar).unwrap_or_default();
+            let _ = write!(s, "<td>{}</td>", esc(&t));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// The inventory result as tables: CPU, memory (and its DIMMs), disks,
+/// NICs, PCI devices first, then any other section; objects as
+/// label/value tables, arrays of objects as lists.
+pub fn inventory_tables(inv: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Some(o) = inv.as_object() else {
+        return format!("<pre>{}</pre>", esc(&inv.to_string()));
+    };
+    let order = [
+        "cpu",
+        "memory",
+        "disks",
+        "nics",
+        "pci",
+        "gpus",
+        "storage_controllers",
+        "dmi",
+    ];
+    let mut keys: Vec<&String> = o.keys().collect();
+    keys.sort_by_key(|k| order.iter().position(|x| x == k).unwrap_or(order.len()));
+    let mut s = String::new();
+    for k in keys {
+        let v = &o[k];
+        let body = match v {
+            Value::Object(m) => {
+                let mut b = kv_table(m);
+                for (sub, sv) in m {
+                    if let Value::Array(a) = sv {
+                        if a.iter().any(Value::is_object) {
+                            let _ = write!(b, "<h4>{} {}</h4>{}", esc(k), esc(sub), list_table(a));
+                        }
+                    }
+                }
+                b
+            }
+            Value::Array(a) if a.iter().any(Value::is_object) => list_table(a),
+            other => match scalar(other) {
+                Some(t) => format!("<p>{}</p>\n", esc(&t)),
+                None => continue,
+            },
+        };
+        let _ = write!(s, "<h3>{}</h3>\n{body}", esc(k));
+    }
+    s
 }
 
 /// `Some(true)`: worse than the siblings' median by more than the
@@ -382,7 +445,7 @@ pub fn certs_table(certs: &[(String, Verification)]) -> String {
         );
     }
     s.push_str(
-        "<table class=\"certs\"><tr><th>certificate</th><th>trust</th><th>signature</th></tr>\n",
+        "<table class=\"certs\"><tr><th>certificate</th><th>trust</th><th>signature</th><th>document</th></tr>\n",
     );
     for (id, v) in certs {
         let key = v.signed_by.as_deref().unwrap_or("-");
@@ -417,7 +480,8 @@ pub fn certs_table(certs: &[(String, Verification)]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "<tr><td><a href=\"/v1/certificates/{}\">{}</a></td><td class=\"trust {class}\">{label}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/certificates/{0}\">{1}</a></td><td class=\"trust {class}\">{label}</td><td>{2}</td>\
+             <td><a href=\"/certificates/{0}\">HTML</a> <a href=\"/certificates/{0}/pdf\">PDF</a> <a href=\"/v1/certificates/{0}\">JSON</a></td></tr>",
             url_seg(id),
             esc(id),
             esc(&format!("{detail}{note}"))
@@ -436,6 +500,79 @@ pub struct RunPageQuery {
 /// cursor; progress events are counted, not listed.
 pub const RUN_PAGE_EVENTS: usize = 200;
 
+/// About this many progress events are read for a run's chart (every
+/// n-th by seq on a long run).
+pub const PROGRESS_POINTS: usize = 1500;
+
+/// The progress chart of a run: one line per step and subject (`message`,
+/// e.g. the device) of its `rate`, else of its `percent`.
+pub fn progress_chart(progress: &[serde_json::Value]) -> Option<String> {
+    let t0 = progress
+        .iter()
+        .filter_map(|e| e["ts"].as_str().and_then(svg::epoch_seconds))
+        .reduce(f64::min)?;
+    let has_rate = progress.iter().any(|e| e["rate"].is_number());
+    let field = if has_rate { "rate" } else { "percent" };
+    let mut series: Vec<svg::Series> = Vec::new();
+    for e in progress {
+        let (Some(t), Some(v)) = (
+            e["ts"].as_str().and_then(svg::epoch_seconds),
+            e[field].as_f64(),
+        ) else {
+            continue;
+        };
+        let name = format!(
+            "{} {}",
+            e["step"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        )
+        .trim()
+        .to_string();
+        match series.iter().position(|s| s.name == name) {
+            Some(i) => series[i].points.push((t - t0, v)),
+            None if series.len() < 16 => series.push(svg::Series {
+                name,
+                points: vec![(t - t0, v)],
+            }),
+            None => {}
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    Some(if has_rate {
+        svg::lines(&series, "throughput per second", |v| {
+            format!("{}/s", speediso_proto::render::human_bytes(v as u64))
+        })
+    } else {
+        svg::lines(&series, "percent done", |v| format!("{v:.0}%"))
+    })
+}
+
+/// A result's data as tables: its scalars, each nested object, each list.
+pub fn result_tables(data: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Some(o) = data.as_object() else {
+        return format!(
+            "<p>{}</p>",
+            esc(&scalar(data).unwrap_or_else(|| data.to_string()))
+        );
+    };
+    let mut s = kv_table(o);
+    for (k, v) in o {
+        match v {
+            Value::Object(m) => {
+                let _ = write!(s, "<h4>{}</h4>{}", esc(k), kv_table(m));
+            }
+            Value::Array(a) if a.iter().any(Value::is_object) => {
+                let _ = write!(s, "<h4>{}</h4>{}", esc(k), list_table(a));
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
 pub async fn run_page(
     State(app): State<Arc<App>>,
     UrlPath(run_id): UrlPath<String>,
@@ -452,18 +589,20 @@ pub async fn run_page(
                 Some(a) => store::events_page(c, &run_id, a, RUN_PAGE_EVENTS, false)?,
             };
             let results = c.results(&run_id)?;
+            let stride = (r.last_seq / PROGRESS_POINTS as i64).max(1);
+            let progress = c.progress_sample(&run_id, stride, PROGRESS_POINTS * 2)?;
             let mut certs = Vec::new();
             for id in c.certificate_ids(&run_id)? {
                 if let Some((_, body)) = c.certificate(&id)? {
                     certs.push((id, super::cert::verify(&body, trusted.as_deref())));
                 }
             }
-            Ok(Some((r, events, results, certs)))
+            Ok(Some((r, events, results, certs, progress)))
         })
         .await;
     match res {
-        Ok(Some((r, events, results, certs))) => {
-            render_run(&r, &events, &results, &certs).into_response()
+        Ok(Some((r, events, results, certs, progress))) => {
+            render_run(&r, &events, &results, &certs, &progress).into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, page("No such run", "")).into_response(),
         Err(resp) => resp,
@@ -483,6 +622,7 @@ pub fn render_run(
     events: &store::EventsPage,
     results: &[store::ResultRow],
     certs: &[(String, Verification)],
+    progress: &[serde_json::Value],
 ) -> Html<String> {
     let mut s = String::from("<table class=\"run\">");
     let _ = write!(
@@ -511,7 +651,18 @@ pub fn render_run(
         );
     }
     s.push_str("</table>\n");
+    let _ = writeln!(
+        s,
+        "<p class=\"raw\">Raw: <a href=\"/v1/runs/{0}\" id=\"raw-json\">this run as JSON</a>, \
+         <a href=\"/v1/runs/{0}?progress=all\">every event (JSON, paged)</a></p>",
+        url_seg(&r.run_id)
+    );
     s.push_str(&certs_table(certs));
+    if let Some(chart) = progress_chart(progress) {
+        s.push_str("<h2>Progress</h2>\n<div id=\"progress-chart\">");
+        s.push_str(&chart);
+        s.push_str("</div>\n");
+    }
     s.push_str("<h2>Results</h2>\n");
     if results.is_empty() {
         s.push_str("<p>No results.</p>\n");
@@ -519,8 +670,10 @@ pub fn render_run(
     for res in results {
         let _ = writeln!(
             s,
-            "<h3>{}</h3><pre class=\"result\">{}</pre>",
+            "<h3>{} (seq {})</h3>{}<details><summary>JSON</summary><pre class=\"result\">{}</pre></details>",
             esc(res.step.as_deref().unwrap_or("-")),
+            res.seq,
+            result_tables(&res.data),
             esc(&serde_json::to_string_pretty(&res.data).unwrap_or_default())
         );
     }
@@ -590,6 +743,57 @@ pub fn render_run(
     )
 }
 
+/// A certificate and its verification, as a document.
+async fn cert_doc(app: Arc<App>, id: String) -> Result<certdoc::CertDoc, Response> {
+    let trusted = app.trusted.clone();
+    let found = app
+        .read(move |c| {
+            Ok(c.certificate(&id)?.map(|(run, body)| {
+                let v = super::cert::verify(&body, trusted.as_deref());
+                certdoc::build(&id, &run, &body, &v)
+            }))
+        })
+        .await?;
+    found.ok_or_else(|| (StatusCode::NOT_FOUND, page("No such certificate", "")).into_response())
+}
+
+/// `/certificates/{id}`: the certificate as an HTML document.
+pub async fn cert_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match cert_doc(app, id).await {
+        Ok(d) => certdoc::html(&d).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `/certificates/{id}/pdf`: the same document as a PDF.
+pub async fn cert_pdf(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    match cert_doc(app, id).await {
+        Ok(d) => {
+            // The id is `cert::valid_id` (URL-safe) or a run-derived one;
+            // the file name keeps only the safe characters.
+            let name: String =
+                d.id.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                    .collect();
+            (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/pdf".to_string(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("inline; filename=\"certificate-{name}.pdf\""),
+                    ),
+                ],
+                certdoc::pdf(&d),
+            )
+                .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,6 +815,7 @@ mod tests {
             median: Some(1.0),
             siblings: 3,
             ratio: Some(ratio),
+            sibling_values: vec![],
         };
         assert_eq!(verdict(&c("events_per_second.all", 0.7)), Some(true));
         assert_eq!(verdict(&c("events_per_second.all", 0.95)), None);
@@ -644,11 +849,11 @@ mod tests {
                 while b[i] == b' ' {
                     i += 1;
                 }
-                if b[i] == b'>' {
+                if b[i] == b'>' || (b[i] == b'/' && b[i + 1] == b'>') {
                     break;
                 }
                 let n = i;
-                while b[i].is_ascii_lowercase() || b[i] == b'-' {
+                while b[i].is_ascii_alphanumeric() || b[i] == b'-' {
                     i += 1;
                 }
                 let name = html[n..i].to_string();
@@ -664,7 +869,7 @@ mod tests {
                 out.push((tag.clone(), name, value));
                 i = end + 1;
                 assert!(
-                    matches!(b[i], b' ' | b'>'),
+                    matches!(b[i], b' ' | b'>' | b'/'),
                     "<{tag}: junk after an attribute: {}",
                     &html[i..(i + 60).min(html.len())]
                 );
@@ -735,19 +940,52 @@ mod tests {
             median: Some(2.0),
             siblings: 1,
             ratio: Some(0.5),
+            sibling_values: vec![2.0],
         }];
         let runs = vec![(run.clone(), key_figures(&results))];
+        let board_row = store::BoardRow {
+            host_key: h.into(),
+            serial: some(),
+            boot_mac: some(),
+            hostname: some(),
+            cpu_model: some(),
+            last_seen: h.into(),
+            run_id: some(),
+            task: some(),
+            outcome: some(),
+            verdict: some(),
+            reasons: some(),
+            run_ts: some(),
+        };
+        let filter = store::BoardFilter {
+            task: some(),
+            search: some(),
+            limit: 1,
+            offset: 100,
+            ..Default::default()
+        };
+        let inventory = serde_json::json!({
+            "cpu": {"model": h, "cores": 4},
+            "memory": {"total_bytes": 1, "dimms": [{"locator": h, "size": h}]},
+            "disks": [{"serial": h, "model": h}],
+            h: [{h: h}],
+        });
+        let progress = vec![
+            serde_json::json!({"ts": "2026-01-01T00:00:00.000Z", "step": h, "type": "progress", "rate": 1.0e9, "message": h}),
+            serde_json::json!({"ts": "2026-01-01T00:00:10.000Z", "step": h, "type": "progress", "rate": 2.0e9, "message": h}),
+        ];
+        let cert = serde_json::json!({
+            "schema": speediso_proto::cert::SERVER_SCHEMA, "id": h, "host": {"serial": h},
+            "attestation": {"performed_by": h}, "outcome": h,
+            "disks": [{"serial": h, "model": h, "device_path": h}],
+            "skipped": [{"serial": h, "reasons": [h]}],
+        });
+        let disk_cert = serde_json::json!({"media": {"serial": h, "model": h}, "sanitization": {"tool": {"name": h}}});
         let pages = [
-            render_index(
-                &HostsPage {
-                    hosts: vec![host.clone()],
-                    offset: 100,
-                    total: 300,
-                },
-                &runs,
-            )
-            .0,
-            render_host(&host, &cmp, &runs).0,
+            board::render_board(&filter, &[board_row.clone(), board_row], None, &runs).0,
+            render_host(&host, &cmp, &runs, Some(&inventory)).0,
+            certdoc::html(&certdoc::build(h, h, &cert, &verification(Trust::Untrusted))).0,
+            certdoc::html(&certdoc::build(h, h, &disk_cert, &verification(Trust::Invalid))).0,
             render_run(
                 &run,
                 &store::EventsPage {
@@ -766,6 +1004,7 @@ mod tests {
                 },
                 &results,
                 &certs,
+                &progress,
             )
             .0,
         ];
@@ -781,16 +1020,29 @@ mod tests {
                     "class" => assert!(
                         value
                             .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b" _".contains(&b)),
+                            .all(|b| b.is_ascii_lowercase() || b" _-".contains(&b)),
                         "<{tag} class={value:?}"
                     ),
-                    "href" => assert!(
+                    "href" | "action" => assert!(
                         value.starts_with('/')
                             && value
                                 .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~?=".contains(&b)),
+                                .all(|b| b.is_ascii_alphanumeric() || b"/%-_.~?=&;".contains(&b)),
                         "<{tag} href={value:?}"
                     ),
+                    // Form fields: the value is user text, escaped (the
+                    // parser above already refused `"`, `<`, `>` in it).
+                    "value" | "name" | "type" | "method" | "selected" => {}
+                    "width" | "height" | "viewBox" | "role" | "x" | "y" | "x1" | "y1" | "x2"
+                    | "y2" | "cx" | "cy" | "r" | "fill" | "fill-opacity" | "stroke"
+                    | "stroke-width" | "points" | "font-size" | "text-anchor" | "transform" => {
+                        assert!(
+                            value
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"#., ()-".contains(&b)),
+                            "<{tag} {name}={value:?}"
+                        )
+                    }
                     "id" | "lang" | "charset" => {
                         assert!(value
                             .bytes()
@@ -801,10 +1053,17 @@ mod tests {
             }
         }
         // The hostile outcome is shown, as text, with a neutral class.
+        let run_page = pages.last().unwrap();
         assert!(
-            pages[2].contains("<td class=\"outcome unknown\">x&quot; onmouseover="),
-            "{}",
-            pages[2]
+            run_page.contains("<td class=\"outcome unknown\">x&quot; onmouseover="),
+            "{run_page}"
         );
+        assert!(
+            pages[0].contains("<td class=\"outcome unknown\">x&quot;"),
+            "{}",
+            pages[0]
+        );
+        assert!(run_page.contains("<polyline"), "the progress chart");
+        assert!(pages[1].contains("<circle"), "the sibling chart");
     }
 }
