@@ -8,6 +8,7 @@ pub mod ethtool;
 pub mod ifaddrs;
 pub mod iobuf;
 pub mod kexec;
+pub mod lldp;
 pub mod lock;
 pub mod mem;
 pub mod nvme;
