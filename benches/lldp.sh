@@ -34,12 +34,13 @@ if [ ! -x "$base_bin" ] || [ -n "${REBUILD_BASE:-}" ]; then
     (cd "$wt" && cargo build --release --quiet --bin speediso --target-dir "$TARGET")
     mkdir -p "$TARGET/bench-base"
     cp "$TARGET/release/speediso" "$base_bin"
+    git -C "$wt" rev-parse --short HEAD >"$TARGET/bench-base/rev"
     git worktree remove --force "$wt"
 fi
 cargo build --release --quiet --bin speediso
 BIN=$TARGET/release/speediso
-base_rev=$(git rev-parse --short "$BASE")
-head_rev=$(git rev-parse --short HEAD)
+base_rev=$(cat "$TARGET/bench-base/rev" 2>/dev/null || echo "$BASE")
+head_rev=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo "+changes")
 
 tmp=$(mktemp -d)
 id=$$
@@ -86,7 +87,7 @@ echo $! >"$tmp/lldpd.pid"
 sleep 2
 hyperfine -N --warmup 1 --runs "$LRUNS" --export-json "$tmp/b.json" \
     -n "no LLDP" "ip netns exec $L $BIN inventory --json --nic $LI" \
-    -n "--lldp (wait up to 35 s)" "ip netns exec $L $BIN inventory --json --lldp --nic $LI" >&2
+    -n "with --lldp (wait up to 35 s)" "ip netns exec $L $BIN inventory --json --lldp --nic $LI" >&2
 mapfile -t MEAN < <(ms mean "$tmp/b.json")
 mapfile -t MIN < <(ms min "$tmp/b.json")
 mapfile -t MAX < <(ms max "$tmp/b.json")

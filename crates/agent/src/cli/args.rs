@@ -158,8 +158,8 @@ Examples:
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
         lldp_wait: Option<Duration>,
         /// Also list the virtual interface NAME (veth, bond, bridge) as a NIC
-        /// and listen for LLDP on it; repeatable. Only interfaces with a
-        /// device (physical NICs) are listed otherwise.
+        /// and, with --lldp, listen for LLDP on it; repeatable. Only interfaces
+        /// with a device (physical NICs) are listed otherwise.
         #[arg(long, value_name = "NAME")]
         nic: Vec<String>,
     },

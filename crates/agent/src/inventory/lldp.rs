@@ -404,6 +404,9 @@ pub fn listen(
     for i in ifaces {
         match crate::sys::lldp::Socket::open(i) {
             Ok(s) => socks.push((i.clone(), s)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => errors.push(format!(
+                "LLDP on {i}: {e} (a raw socket needs root or CAP_NET_RAW)"
+            )),
             Err(e) => errors.push(format!("LLDP on {i}: {e}")),
         }
     }

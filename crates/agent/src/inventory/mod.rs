@@ -265,6 +265,12 @@ impl Module for Inventory {
             ctx.events.log(n);
         }
         ctx.events.log(summary(&inv));
+        // Where the machine is cabled, for whoever watches the console.
+        for n in &inv.nics {
+            for line in n.lldp.iter().flat_map(lldp_lines) {
+                ctx.events.log(format!("{}: {line}", n.name));
+            }
+        }
         Ok(serde_json::to_value(&inv)?)
     }
 }

@@ -181,6 +181,36 @@ mod tests {
         assert!(!is_pci_address("pci0000:00"));
     }
 
+    /// Physical NICs in natural order, then the asked-for virtual ones
+    /// that exist; carrier from the `carrier` file.
+    #[test]
+    fn names_and_carrier() {
+        let d = tempfile::tempdir().unwrap();
+        let net = d.path().join("sys/class/net");
+        for (n, dev, carrier) in [
+            ("eth10", true, "1"),
+            ("eth2", true, "0"),
+            ("veth0", false, "1"),
+            ("lo", false, "1"),
+        ] {
+            std::fs::create_dir_all(net.join(n)).unwrap();
+            if dev {
+                std::fs::create_dir(net.join(n).join("device")).unwrap();
+            }
+            std::fs::write(net.join(n).join("carrier"), carrier).unwrap();
+        }
+        let root = Root::new(d.path());
+        assert_eq!(names(&root, &[]), ["eth2", "eth10"]);
+        let extra = ["veth0".to_string(), "eth2".into(), "gone0".into()];
+        assert_eq!(names(&root, &extra), ["eth2", "eth10", "veth0"]);
+        assert_eq!(with_carrier(&root, &extra), ["eth10", "veth0"]);
+        let nics = collect(&root, None, &extra);
+        assert_eq!(nics.len(), 3);
+        assert!(nics
+            .iter()
+            .all(|n| n.lldp.is_none() && n.driver_version.is_none()));
+    }
+
     #[test]
     fn if_inet6_lines() {
         let t = "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n\
