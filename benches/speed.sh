@@ -15,6 +15,8 @@
 #   SIZE_MIB=2048 size of each disk target
 #   SPEEDISO, SYSBENCH, FIO   binaries to use
 #   PARTS="cpu memory disk"   which comparisons to run
+#   JOBS="seq_read seq_write rand_read rand_write"   which disk jobs
+#   TARGETS="file loop"       which disk targets
 # Targets: CPU prime events/s and disk figures within +-10% of the peer;
 # STREAM bandwidth at least sysbench memory's.
 set -euo pipefail
@@ -23,6 +25,8 @@ cd "$(dirname "$0")/.."
 DUR=${DUR:-10}
 REPS=${REPS:-3}
 PARTS=${PARTS:-cpu memory disk}
+JOBS=${JOBS:-seq_read seq_write rand_read rand_write}
+TARGETS=${TARGETS:-file loop}
 DIR=${DIR:-/var/tmp/speediso-bench}
 SIZE_MIB=${SIZE_MIB:-2048}
 SPEEDISO=${SPEEDISO:-target/release/speediso}
@@ -161,6 +165,7 @@ run_disk() { # target
     header "disk: $t (median of $REPS)" "fio"
     for spec in "seq_read read 1M 16" "seq_write write 1M 16" "rand_read randread 4k 32" "rand_write randwrite 4k 32"; do
         read -r job rw bs qd <<<"$spec"
+        [[ " $JOBS " == *" $job "* ]] || continue
         # fio lists read, then write: pick the direction this job used.
         idx=1
         [[ $rw == *write ]] && idx=2
@@ -197,8 +202,10 @@ run_disk() { # target
         pair "  $job p99 latency µs" "$(median <<<"$s_99")" "$(median <<<"$f_99")" info
     done
 }
-run_disk "$FILE"
-if [[ -n $LOOP ]]; then
+[[ " $TARGETS " == *" file "* ]] && run_disk "$FILE"
+if [[ " $TARGETS " != *" loop "* ]]; then
+    :
+elif [[ -n $LOOP ]]; then
     run_disk "$LOOP"
 else
     echo "no loop device (losetup failed): loop pairs not measured"

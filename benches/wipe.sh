@@ -2,9 +2,14 @@
 # Wipe throughput vs peers, on the same loop device (and a plain file) in one
 # run: speediso wipe --method zero / random against fio (libaio, QD16, 1M,
 # O_DIRECT), dd oflag=direct, shred -n1 and nwipe; verification read vs fio
-# sequential read; max RSS with 4 disks wiped in parallel.
+# sequential read; then N disks at once (N = 1 4 16, and 24 on a machine
+# with 24 CPUs): speediso wiping N loop devices against fio with N jobs,
+# aggregate MB/s, verification read vs fio read, max RSS for each N.
 # Root only. Creates and removes its own temp files and loop devices.
 # Usage: benches/wipe.sh [SIZE_MIB] [disk|ram]   (default 1024 disk)
+# Environment: ROUNDS (single-disk rounds, 5), SINGLE=0 (only the N-disk
+# part), NS ("1 4 16"), N_MIB (size of each of the N loops; default
+# clamp(4096 / N, 256, 1024) MiB), NROUNDS (rounds per N, 3), NO_NWIPE=1.
 #   disk: the loop device's file is on /var/tmp, loop --direct-io=on (the
 #         disk's speed); ram: the file is on a tmpfs (CPU/memory bound: the
 #         worst case for the random stream generator).
@@ -83,6 +88,8 @@ echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'), kernel $(
 thp_setup
 echo "size: ${SIZE_MIB} MiB"
 
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+if [ "${SINGLE:-1}" = 1 ]; then
 mkloop "$WORK/loop.img" "$SIZE_MIB"
 DEV=$LOOPDEV
 echo "== loop device $DEV (backing file on $(df --output=source "$WORK" | tail -1), direct-io=$DIO)"
@@ -98,7 +105,6 @@ for _ in $(seq "$ROUNDS"); do
     settle; VZ+=("$(speediso_bw "$DEV" zero full verification.throughput_bytes_per_s)")
     settle; VR+=("$(speediso_bw "$DEV" random full verification.throughput_bytes_per_s)")
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 FIO_W=$(median "${FW[@]}"); ZERO=$(median "${ZW[@]}"); RAND=$(median "${RW[@]}")
 FIO_R=$(median "${FR[@]}"); VZERO=$(median "${VZ[@]}"); VRAND=$(median "${VR[@]}")
 echo "rounds: fio write ${FW[*]} | zero ${ZW[*]} | random ${RW[*]}"
@@ -155,18 +161,86 @@ settle; PF=$(fio_bw "$WORK/plain.img" write write)
 settle; PD=$(timed "$BYTES" dd if=/dev/zero of="$WORK/plain.img" bs=1M count="$SIZE_MIB" oflag=direct conv=notrunc)
 settle; PS=$(timed "$BYTES" shred -n1 "$WORK/plain.img")
 printf '%-36s %8s MB/s\n' "fio write (file)" "$PF" "dd oflag=direct (file)" "$PD" "shred -n1 (file)" "$PS"
-
-echo "== max RSS, 4 disks in parallel (random, full verify)"
-Q=$((SIZE_MIB / 4))
-D4=()
 rm -f "$WORK/plain.img"
-for i in 1 2 3 4; do
-    mkloop "$WORK/p$i.img" "$Q"
-    D4+=("$LOOPDEV")
+
+fi # SINGLE
+
+# ---- N disks at once ------------------------------------------------------
+# N loop devices, each --direct-io=on over its own file (created here,
+# checked to be ours, removed on exit). speediso wipes all N in one run;
+# fio writes/reads the same N devices with N jobs (one per device, bs=1M,
+# iodepth=16, libaio, direct, group_reporting) in one run. Aggregate MB/s:
+# all bytes over the longest disk's time, which is what fio's
+# group_reporting reports (total bytes / longest job's runtime); speediso's
+# per-disk times come from the certificates (bytes / throughput). Max RSS
+# from /usr/bin/time -v of the random, full-verify run.
+# NS: the disk counts (default 1 4 16, and 24 where nproc >= 24).
+# Each loop file: clamp(4096 / N, 256, 1024) MiB, or N_MIB.
+NS=${NS:-"1 4 16$( [ "$(nproc)" -ge 24 ] && echo " 24")"}
+agg() { # RUN_DIR BYTES_FIELD RATE_FIELD → aggregate MB/s over the certificates
+    python3 - "$@" <<'PY'
+import json, glob, sys
+run, bf, rf = sys.argv[1:4]
+def get(c, k):
+    s, f = k.split(".")
+    return c[s][f]
+cs = [json.load(open(p)) for p in glob.glob(run + "/certs/*.json") if "/server-" not in p]
+total = sum(get(c, bf) for c in cs)
+longest = max(get(c, bf) / get(c, rf) for c in cs)
+print(round(total / longest / 1e6))
+PY
+}
+fio_n() { # RW FIELD DEV... → aggregate MB/s
+    local rw=$1 k=$2; shift 2
+    local args=() i=0
+    for d in "$@"; do args+=(--name="d$i" --filename="$d"); i=$((i + 1)); done
+    fio --rw="$rw" --bs=1M --direct=1 --iodepth=16 --ioengine=libaio --iomem_align=2m \
+        --size="${NMIB}M" --group_reporting --output-format=json "${args[@]}" 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(round(j[sys.argv[1]]["bw_bytes"]/1e6))' "$k"
+}
+speediso_n() { # METHOD VERIFY NAME DEV... → run directory (certificates)
+    local m=$1 v=$2 name=$3; shift 3
+    local run="$WORK/n-$name"
+    rm -rf "$run"
+    local allow
+    allow=$(IFS=,; echo "$*")
+    SPEEDISO_RUN_DIR="$run" SPEEDISO_WIPE_TEST_ALLOW="$allow" /usr/bin/time -v -o "$run.time" \
+        "$BIN" --cmdline quiet wipe --all --method "$m" --verify "$v" --confirm "$@" >/dev/null 2>"$run.err" ||
+        { echo "speediso wipe failed:" >&2; cat "$run.err" >&2; exit 1; }
+    echo "$run"
+}
+rss_mib() { awk '/Maximum resident set size/ { printf "%d", $NF / 1024 }' "$1.time"; }
+echo "== N disks at once (loop devices, direct-io=$DIO); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-4s %-9s %9s %9s %6s %9s %6s %9s %9s %6s %9s %6s %8s\n' N "MiB/disk" "fio-w" zero ratio random ratio "fio-r" "v-zero" ratio "v-rand" ratio "RSS MiB"
+for N in $NS; do
+    NMIB=${N_MIB:-$(( 4096 / N < 256 ? 256 : (4096 / N > 1024 ? 1024 : 4096 / N) ))}
+    DN=()
+    for i in $(seq "$N"); do
+        mkloop "$WORK/n$N-$i.img" "$NMIB"
+        DN+=("$LOOPDEV")
+    done
+    FW=(); ZW=(); RW=(); FR=(); VZ=(); VR=(); RS=()
+    for _ in $(seq "${NROUNDS:-3}"); do
+        settle; FW+=("$(fio_n write write "${DN[@]}")")
+        settle; r=$(speediso_n zero off zero "${DN[@]}"); ZW+=("$(agg "$r" timing.bytes_written timing.write_throughput_bytes_per_s)")
+        settle; r=$(speediso_n random off random "${DN[@]}"); RW+=("$(agg "$r" timing.bytes_written timing.write_throughput_bytes_per_s)")
+        settle; FR+=("$(fio_n read read "${DN[@]}")")
+        settle; r=$(speediso_n zero full vzero "${DN[@]}"); VZ+=("$(agg "$r" verification.bytes_read verification.throughput_bytes_per_s)")
+        settle; r=$(speediso_n random full vrand "${DN[@]}"); VR+=("$(agg "$r" verification.bytes_read verification.throughput_bytes_per_s)")
+        RS+=("$(rss_mib "$r")")
+    done
+    echo "   rounds N=$N: fio-w ${FW[*]} | zero ${ZW[*]} | random ${RW[*]} | fio-r ${FR[*]} | v-zero ${VZ[*]} | v-rand ${VR[*]} | RSS ${RS[*]}"
+    fw=$(median "${FW[@]}"); z=$(median "${ZW[@]}"); rr=$(median "${RW[@]}")
+    fr=$(median "${FR[@]}"); vz=$(median "${VZ[@]}"); vr=$(median "${VR[@]}")
+    rs=$(printf '%s\n' "${RS[@]}" | sort -n | tail -1)
+    printf '%-4s %-9s %9s %9s %6s %9s %6s %9s %9s %6s %9s %6s %8s\n' "$N" "$NMIB" "$fw" "$z" "$(ratio "$z" "$fw")" \
+        "$rr" "$(ratio "$rr" "$fw")" "$fr" "$vz" "$(ratio "$vz" "$fr")" "$vr" "$(ratio "$vr" "$fr")" "$rs"
+    # Detach and forget this N's loops before the next N.
+    KEEP=()
+    for l in "${LOOPS[@]}"; do
+        if [[ " ${DN[*]} " == *" $l "* ]]; then losetup -d "$l"; else KEEP+=("$l"); fi
+    done
+    LOOPS=("${KEEP[@]}")
+    rm -f "$WORK"/n"$N"-*.img
 done
-ALLOW=$(IFS=,; echo "${D4[*]}")
-SPEEDISO_RUN_DIR="$WORK/run4" SPEEDISO_WIPE_TEST_ALLOW="$ALLOW" /usr/bin/time -v \
-    "$BIN" --cmdline quiet wipe --all --method random --verify full --confirm "${D4[@]}" \
-    >/dev/null 2>"$WORK/time.txt"
-RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
-printf '%-36s %8s KiB (%s MiB)\n' "max RSS, 4 disks" "$RSS" "$((RSS / 1024))"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

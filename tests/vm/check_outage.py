@@ -3,11 +3,13 @@
 reached the collector exactly once, although the collector was down when the
 guest sent them.
 
-    check_outage.py STATE.json RUNS.json COLLECTOR_URL TOKENS_FILE
+    check_outage.py STATE.json RUNS.json COLLECTOR_URL TOKEN_FILE
 
 STATE.json is the guest's /run/speediso/state.json (its run_id and events),
 RUNS.json the collector's GET /v1/runs. Exit 0 when the collector holds the
 guest's run with seq 0..N each once and run_finished among them.
+TOKEN_FILE holds a viewer API token on its first line (agent tokens read
+nothing).
 """
 import json
 import sys
@@ -20,7 +22,7 @@ def fail(msg):
 
 
 def main():
-    state_path, runs_path, url, tokens = sys.argv[1:5]
+    state_path, runs_path, url, token_file = sys.argv[1:5]
     state = json.load(open(state_path))
     run_id = state["run_id"]
     want = sorted(e["seq"] for e in state["events"])
@@ -29,7 +31,7 @@ def main():
         runs = runs.get("runs", [])
     if run_id not in {r["run_id"] for r in runs}:
         fail(f"run {run_id} not in the collector yet")
-    token = open(tokens).readline().strip()
+    token = open(token_file).readline().strip()
     req = urllib.request.Request(f"{url}/v1/runs/{run_id}",
                                  headers={"Authorization": f"Bearer {token}"})
     run = json.load(urllib.request.urlopen(req, timeout=10))

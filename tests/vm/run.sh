@@ -141,19 +141,28 @@ build_image() {
     install -m 0644 units/*.service "$root/usr/lib/systemd/system/"
     install -d "$root/usr/lib/speediso/tasks"
     install -m 0644 tasks/*.toml "$root/usr/lib/speediso/tasks/"
-    systemctl --root="$root" enable speediso-dispatch.service ssh.service >/dev/null 2>&1
-    [ -L "$root/etc/systemd/system/multi-user.target.wants/speediso-dispatch.service" ] ||
-        die "speediso-dispatch.service was not enabled in the image"
+    systemctl --root="$root" enable speediso-dispatch.service speediso-ssh-keys.service ssh.service >/dev/null 2>&1
+    local u
+    for u in speediso-dispatch.service speediso-ssh-keys.service; do
+        [ -L "$root/etc/systemd/system/multi-user.target.wants/$u" ] ||
+            die "$u was not enabled in the image"
+    done
+    # As the kickstart's %post: /dev/ipmi0 for the BMC inventory.
+    mkdir -p "$root/etc/modules-load.d"
+    printf 'ipmi_devintf\n' >"$root/etc/modules-load.d/speediso-ipmi.conf"
     build=${SPEEDISO_BUILD:-vm-$(git rev-parse --short HEAD 2>/dev/null || echo dev)}
     printf 'speediso live image, build %s\n' "$build" >"$root/etc/motd"
     echo speediso-vm >"$root/etc/hostname"
     : >"$root/etc/machine-id"
     mkdir -p "$root/etc/systemd/journald.conf.d"
     printf '[Journal]\nStorage=volatile\n' >"$root/etc/systemd/journald.conf.d/speediso.conf"
-    # SSH: a key made for this run only.
+    # SSH: a key made for this run only, and not in the image: every
+    # scenario that logs in gets it from the boot line (speediso.ssh_key=,
+    # rendered by the template; speediso-ssh-keys.service installs it).
     ssh-keygen -q -t ed25519 -N '' -C speediso-vm-suite -f "$work/id_ed25519"
-    install -d -m 0700 "$root/root/.ssh"
-    install -m 0600 "$work/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
+    ssh_key_b64=$(base64 -w0 <"$work/id_ed25519.pub" | tr '+/' '-_' | tr -d '=')
+    [ ! -e "$root/root/.ssh/authorized_keys" ] ||
+        die "the rootfs holds a root authorized_keys of its own: $root/root/.ssh/authorized_keys"
 
     mkdir -p "$work/www"
     mksquashfs "$root" "$work/www/speediso.squashfs" -comp zstd -noappend -quiet -no-progress \
@@ -215,11 +224,22 @@ kill_wait() {
     wait "$1" 2>/dev/null || true
 }
 
-# start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's token.
+# ensure_tokens: the suite's tokens file: the agent token on line 1 (what
+# the guests send; an agent token may only post events) and a viewer API
+# token (`role=viewer`), also in $work/viewer-token, that the suite reads
+# the collector with.
+ensure_tokens() {
+    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    grep -q '^role=viewer ' "$work/tokens" ||
+        echo "role=viewer vm-suite-viewer-token" >>"$work/tokens"
+    sed -n 's/^role=viewer //p' "$work/tokens" | head -n1 >"$work/viewer-token"
+}
+
+# start_collector PORT DB: serve on 127.0.0.1:PORT with the suite's tokens.
 start_collector() {
     local port=$1 db=$2
     build_collector
-    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    ensure_tokens
     "$collector_bin" serve --listen "127.0.0.1:$port" --db "$db" --tokens "$work/tokens" \
         >>"$work/collector.log" 2>&1 &
     collector_pid=$!
@@ -234,9 +254,9 @@ stop_collector() {
     fi
 }
 
-# collector_get PORT PATH: JSON from the collector's API.
+# collector_get PORT PATH: JSON from the collector's API, as a viewer.
 collector_get() {
-    curl -fsS -H "Authorization: Bearer $(head -n1 "$work/tokens")" "http://127.0.0.1:$1$2"
+    curl -fsS -H "Authorization: Bearer $(cat "$work/viewer-token")" "http://127.0.0.1:$1$2"
 }
 
 # --- booting ----------------------------------------------------------------
@@ -271,10 +291,11 @@ trap cleanup EXIT
 
 # kernel_cmdline TASK [HOST_PARAMS_JSON_FRAGMENT]: render the Foreman
 # PXELinux template and take its APPEND line, as a PXE boot would.
+# Root's SSH key is the run's, as the speediso_ssh_key host parameter.
 kernel_cmdline() {
     local task=$1 extra=${2:-} params=$work/params.json
-    printf '{"livesystem_url":"http://%s","live_squash":"speediso.squashfs","hk_speedtest_autotask":"%s","speediso_console":"console=ttyS0,115200","speediso_extra_append":"printk.time=1 systemd.journald.forward_to_console=1 systemd.show_status=1 panic=-1"%s}\n' \
-        "$http_guest" "$task" "${extra:+,$extra}" >"$params"
+    printf '{"livesystem_url":"http://%s","live_squash":"speediso.squashfs","hk_speedtest_autotask":"%s","speediso_console":"console=ttyS0,115200","speediso_extra_append":"printk.time=1 systemd.journald.forward_to_console=1 systemd.show_status=1 panic=-1","speediso_ssh_key":"%s"%s}\n' \
+        "$http_guest" "$task" "$ssh_key_b64" "${extra:+,$extra}" >"$params"
     ruby kickstart-snippets/test/render.rb kickstart-snippets/foreman-pxelinux.erb "$params" |
         sed -n 's/^ *APPEND initrd=[^ ]* //p'
 }
@@ -284,12 +305,16 @@ disk_pattern() {
     "$python" -c "import sys; sys.stdout.buffer.write((b'speediso-vm-$1-' * 4096)[:65536] * 1024)"
 }
 
-# boot SCENARIO CMDLINE [--ssh] [--collector] [--keep-disks]: start QEMU in
-# the background, console to target/vm/SCENARIO.log. --keep-disks: boot on
-# the disk images SCENARIO's previous boot left (new patterned ones
-# otherwise).
+# The simulated BMC of --bmc: values no default has, which check_bmc.py
+# expects back from the inventory (fwrev2 is BCD: 39 = 0x27, firmware 5.27).
+bmc_props=device_id=81,device_rev=3,fwrev1=5,fwrev2=39,mfg_id=10876,product_id=4660
+
+# boot SCENARIO CMDLINE [--ssh] [--collector] [--keep-disks] [--bmc]: start
+# QEMU in the background, console to target/vm/SCENARIO.log. --keep-disks:
+# boot on the disk images SCENARIO's previous boot left (new patterned ones
+# otherwise). --bmc: a simulated BMC (ipmi-bmc-sim) behind a KCS interface.
 boot() {
-    local name=$1 cmdline=$2 keep_disks=0
+    local name=$1 cmdline=$2 keep_disks=0 extra_devices=()
     shift 2
     local netdev="user,id=n0,restrict=on,guestfwd=tcp:$http_guest-cmd:socat STDIO TCP:127.0.0.1:$http_port"
     while [ "$#" -gt 0 ]; do
@@ -302,6 +327,10 @@ boot() {
                 netdev+=",guestfwd=tcp:$collector_guest-cmd:socat STDIO TCP:127.0.0.1:$collector_port"
                 ;;
             --keep-disks) keep_disks=1 ;;
+            --bmc)
+                extra_devices+=(-device "ipmi-bmc-sim,id=bmc0,$bmc_props")
+                extra_devices+=(-device "isa-ipmi-kcs,bmc=bmc0")
+                ;;
         esac
         shift
     done
@@ -337,6 +366,7 @@ boot() {
         -device virtio-scsi-pci,id=scsi0 \
         -drive "file=$disks/scsi.img,if=none,id=d3,format=raw" \
         -device scsi-hd,drive=d3,bus=scsi0.0,serial=SCSI0004 \
+        "${extra_devices[@]}" \
         </dev/null >"$out/$name.qemu.log" 2>&1 &
     qemu_pid=$!
     say "$name: booting (console: $log)"
@@ -460,6 +490,16 @@ install_kexec_opts="speediso.install.kernel=http://$http_guest/k speediso.instal
 needs() {
     case "$1" in
         rejected-random | rejected-empty | rescue-dbus) return 0 ;;
+        site-access)
+            task_available inventory || {
+                echo "the inventory task is not in this build: $(why_unavailable inventory)"
+                return 1
+            }
+            qemu-system-x86_64 -device help 2>/dev/null | grep -q '"ipmi-bmc-sim"' || {
+                echo "this QEMU has no ipmi-bmc-sim device"
+                return 1
+            }
+            ;;
         inventory)
             task_available inventory || {
                 echo "the inventory task is not in this build: $(why_unavailable inventory)"
@@ -557,7 +597,7 @@ rejected() {
         local found=0
         for _ in $(seq 1 30); do
             collector_get "$collector_port" "/v1/runs" >"$out/$name.runs.json" || true
-            if "$python" - "$out/$name.runs.json" "$collector_port" "$work/tokens" "$shown" <<'PY'; then
+            if "$python" - "$out/$name.runs.json" "$collector_port" "$work/viewer-token" "$shown" <<'PY'; then
 import json, sys, urllib.request
 runs, port, tokens, value = sys.argv[1:5]
 runs = json.load(open(runs))
@@ -752,6 +792,62 @@ PY
     stop_collector
 }
 
+# site-access (issue 18): one boot with a simulated BMC and no key in the
+# image. Root's key comes only from speediso.ssh_key= on the command line
+# the Foreman template rendered: speediso-ssh-keys.service installed it
+# before sshd, a login with it works and one with a fresh key is refused.
+# The inventory (the boot's task, and `speediso inventory --json` over SSH)
+# shows the BMC exactly as QEMU was told to be it (check_bmc.py).
+scenario_site_access() {
+    boot "$name" "$(kernel_cmdline inventory)" --ssh --bmc
+    grep -q -- " speediso.ssh_key=$ssh_key_b64 " "$out/$name.cmdline" ||
+        die "$name: the rendered command line does not carry the run's key"
+    wait_console 'speediso: speediso@inventory.service finished successfully' "$boot_timeout"
+    wait_ssh 300
+    vm_ssh systemctl show -p Result --value speediso-ssh-keys.service | grep -qx success ||
+        die "$name: speediso-ssh-keys.service did not succeed"
+    # The unit ran before sshd (the login above needed it).
+    local keys_done sshd_start
+    keys_done=$(vm_ssh systemctl show -p ExecMainExitTimestampMonotonic --value speediso-ssh-keys.service)
+    sshd_start=$(vm_ssh systemctl show -p ExecMainStartTimestampMonotonic --value ssh.service)
+    if [ "${keys_done:-0}" -le 0 ] || [ "$keys_done" -gt "${sshd_start:-0}" ]; then
+        die "$name: the keys were installed at ${keys_done:-?} us, sshd started at ${sshd_start:-?} us"
+    fi
+    vm_ssh cat /root/.ssh/authorized_keys >"$out/$name.authorized_keys"
+    local want
+    want=$(printf '%s\n%s\n%s' "# speediso.ssh_key: keys from the kernel command line (rewritten at boot by speediso ssh-keys install)" \
+        "$(cat "$work/id_ed25519.pub")" "# speediso.ssh_key: end")
+    [ "$(cat "$out/$name.authorized_keys")" = "$want" ] ||
+        die "$name: root's authorized_keys is not exactly the boot line's key (see $out/$name.authorized_keys)"
+    vm_ssh "stat -c '%a %U' /root/.ssh /root/.ssh/authorized_keys" >"$out/$name.modes"
+    [ "$(tr '\n' ' ' <"$out/$name.modes")" = "700 root 600 root " ] ||
+        die "$name: modes of /root/.ssh and authorized_keys: $(cat "$out/$name.modes")"
+    # Another key, never given to the guest: refused.
+    ssh-keygen -q -t ed25519 -N '' -C not-on-the-boot-line -f "$work/other_ed25519"
+    local other_rc=0
+    ssh -i "$work/other_ed25519" -p "$ssh_port" -o IdentitiesOnly=yes -o IdentityAgent=none \
+        -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@127.0.0.1 true \
+        >"$out/$name.other-key.log" 2>&1 || other_rc=$?
+    [ "$other_rc" != 0 ] || die "$name: a login with a key not on the boot line worked"
+    grep -q 'Permission denied (publickey' "$out/$name.other-key.log" ||
+        die "$name: the other key's login failed, but not for its key: $(cat "$out/$name.other-key.log")"
+    vm_ssh speediso inventory --json >"$out/$name.inventory.json" 2>"$out/$name.inventory.stderr" ||
+        die "$name: speediso inventory --json failed over SSH: $(cat "$out/$name.inventory.stderr")"
+    # The kernel's own view of the BMC (ipmi_msghandler's sysfs, from its
+    # Get Device ID): the inventory must agree with it, as with lspci.
+    vm_ssh 'cd /sys/class/ipmi/ipmi0/device/bmc && grep -H . device_id revision firmware_revision ipmi_version manufacturer_id product_id' \
+        >"$out/$name.sysfs-bmc" || die "$name: no BMC in the guest's sysfs (/sys/class/ipmi/ipmi0/device/bmc)"
+    vm_ssh cat /run/speediso/state.json >"$out/$name.state.json"
+    "$python" tests/vm/check_bmc.py "$out/$name.inventory.json" "$out/$name.sysfs-bmc" ||
+        die "$name: the inventory's bmc section is wrong (see $out/$name.inventory.json)"
+    "$python" tests/vm/check_bmc.py "$out/$name.state.json" "$out/$name.sysfs-bmc" ||
+        die "$name: the boot's inventory task shows a wrong bmc section (see $out/$name.state.json)"
+    vm_ssh speediso inventory >"$out/$name.inventory.txt" 2>&1 || true
+    save_journal
+    poweroff_over_ssh
+}
+
 # 2: decommission: NVMe, SATA and SCSI wiped and verified, the USB disk
 # untouched (checked from the host), certificates stored and verifiable,
 # power off. The SCSI disk (QEMU's scsi-hd on virtio-scsi) is a native SCSI
@@ -763,7 +859,7 @@ PY
 # item 6).
 scenario_decommission() {
     collector_port=$(free_port)
-    [ -f "$work/tokens" ] || echo "vm-suite-token" >"$work/tokens"
+    ensure_tokens
     boot "$name" "$(kernel_cmdline decommission "\"speediso_report\":\"http://$collector_guest\",\"speediso_token\":\"$(head -n1 "$work/tokens")\",\"speediso_wipe_method\":\"auto\",\"speediso_insecure\":\"1\",\"speediso_spool_drain\":\"15s\",\"speediso_wipe_operator\":\"vm-suite\"")" --collector
     local disks=$work/disks-$name usb_before
     usb_before=$(disk_pattern usb | sha256sum)
@@ -842,7 +938,7 @@ scenario_collector_outage() {
     collector_get "$collector_port" "/v1/runs?task=rescue" >"$out/$name.runs.json" ||
         die "$name: reading the collector's runs failed"
     "$python" tests/vm/check_outage.py "$out/$name.state.json" "$out/$name.runs.json" \
-        "http://127.0.0.1:$collector_port" "$work/tokens" ||
+        "http://127.0.0.1:$collector_port" "$work/viewer-token" ||
         die "$name: the collector does not hold every event exactly once"
     poweroff_over_ssh
     stop_collector
@@ -1181,7 +1277,7 @@ PY
 
 # --- main -------------------------------------------------------------------
 
-all=(rejected-random rejected-empty rescue-dbus inventory decommission collector-outage
+all=(rejected-random rejected-empty rescue-dbus inventory site-access decommission collector-outage
     lininstall lininstall-badsum kexec wipe-faults burnin decommission-stack)
 
 main() {

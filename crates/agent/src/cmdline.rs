@@ -104,6 +104,15 @@ impl Cmdline {
         self.params.iter().rev().find(|p| p.key == key)
     }
 
+    /// Every value given for `key`, in order (a bare `key` gives `""`):
+    /// for options that add up, like `speediso.ssh_key=`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.params
+            .iter()
+            .filter(move |p| p.key == key)
+            .map(|p| p.value.as_deref().unwrap_or(""))
+    }
+
     /// The value of `systemd.setenv=NAME=VALUE` for `name`, last one winning.
     pub fn setenv(&self, name: &str) -> Option<&str> {
         self.params
@@ -206,6 +215,13 @@ mod tests {
             parse("systemd.setenv=SPEEDISO").setenv("SPEEDISO"),
             Some("")
         );
+    }
+
+    #[test]
+    fn all_values_of_a_key_in_order() {
+        let c = parse("speediso.k=a x speediso.k speediso.k=b,c -- speediso.k=init");
+        assert_eq!(c.all("speediso.k").collect::<Vec<_>>(), ["a", "", "b,c"]);
+        assert_eq!(c.all("nope").count(), 0);
     }
 
     #[test]

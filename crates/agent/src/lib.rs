@@ -33,6 +33,7 @@ pub mod report;
 pub mod root;
 pub mod run;
 pub mod sinks;
+pub mod sshkeys;
 pub mod sys;
 pub mod systemd;
 pub mod tasks;

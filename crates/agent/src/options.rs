@@ -42,6 +42,9 @@ pub enum Kind {
     List,
     /// full | off | sample:FRACTION with 0 < FRACTION <= 1.
     Verify,
+    /// SSH public keys: URL-safe base64 of authorized_keys lines, or an
+    /// http(s) URL with #sha256= (`crate::sshkeys`), comma-separated.
+    SshKeys,
 }
 
 /// One option: where it may be given, what it takes, and a line of help.
@@ -221,6 +224,7 @@ pub fn check_value(kind: Kind, v: &str) -> Result<(), String> {
                     .and_then(|f| f.parse::<f64>().ok())
                     .is_some_and(|f| f > 0.0 && f <= 1.0)
         }
+        Kind::SshKeys => return crate::sshkeys::check_value(v),
     };
     if ok {
         return Ok(());
@@ -240,6 +244,7 @@ pub fn check_value(kind: Kind, v: &str) -> Result<(), String> {
         Kind::Choice(words) => format!("expected one of {}", words.join(", ")),
         Kind::List => "expected a comma-separated list of non-empty items".into(),
         Kind::Verify => "expected full, off or sample:FRACTION (0 < FRACTION <= 1)".into(),
+        Kind::SshKeys => unreachable!(),
     })
 }
 
@@ -302,6 +307,8 @@ pub fn sample(kind: Kind) -> String {
         Kind::Fraction(max) => max.to_string(),
         Kind::Choice(words) => words[0].to_string(),
         Kind::Verify => "full".into(),
+        // A real Ed25519 public key ("... sample"), URL-safe base64.
+        Kind::SshKeys => "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUZMbkxQeE82MEl5ZEhobHF1MVd5b3RjT3U3SXEwK0h3cnZMRUsrV3hkcmQgc2FtcGxlCg".into(),
     }
 }
 
@@ -326,6 +333,7 @@ mod tests {
             Kind::Choice(&["a", "b"]),
             Kind::List,
             Kind::Verify,
+            Kind::SshKeys,
         ] {
             assert_eq!(check_value(kind, &sample(kind)), Ok(()), "{kind:?}");
         }

@@ -54,6 +54,11 @@ pub const RUN_OPTIONS: &[Spec] = &[
         "Foreman URL to upload discovery facts to",
     ),
     Spec::cmdline(
+        "ssh_key",
+        Kind::SshKeys,
+        "SSH public keys for root: URL-safe base64 of authorized_keys lines (several: comma-separated, or the option repeated), or an http(s) URL ending in #sha256=<hex>; installed before sshd starts (speediso-ssh-keys.service)",
+    ),
+    Spec::cmdline(
         "wipe.poweroff_undelivered",
         Kind::Bool,
         "power off or reboot even while erasure certificates are undelivered (default: stay up and keep sending)",

@@ -62,6 +62,7 @@ fn firecracker_fixture_values() {
     assert_eq!(
         keys,
         [
+            "bmc",
             "boot_mode",
             "cpu",
             "disks",
@@ -98,9 +99,16 @@ fn firecracker_fixture_values() {
             "disks",
             "storage_controllers",
             "nics",
+            "bmc",
             "boot_mode",
             "kernel"
         ]
+    );
+    // No IPMI device and no SMBIOS record in a microVM: a note, not an error.
+    assert_eq!(
+        inv["bmc"],
+        json!({"device": null, "device_id": null, "smbios": null, "lan": [],
+               "notes": ["no BMC found (no /dev/ipmi0 and no SMBIOS IPMI device record)"]})
     );
 
     let pci = inv["pci"].as_array().unwrap();
@@ -1187,4 +1195,54 @@ fn qemu_fixture_human_form() {
     assert!(text.contains("[SWAP]"), "{text}");
     assert!(text.contains("/mnt/root"), "{text}");
     assert!(text.contains("(boot)"), "{text}");
+}
+
+/// SMBIOS type 38 (IPMI Device Information) in a synthetic table, with no
+/// /dev/ipmi0 under the root: the record is decoded and the note says the
+/// firmware describes a BMC the kernel has no device for.
+#[test]
+fn smbios_type_38_without_an_ipmi_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let tables = dir.path().join("sys/firmware/dmi/tables");
+    std::fs::create_dir_all(&tables).unwrap();
+    // Type 38, length 0x12: KCS, IPMI 2.0, target 0x20, no NV storage,
+    // base address 0xca2 in I/O space (bit 0 set), modifier 0, IRQ 0.
+    let mut t = vec![38u8, 0x12, 0x01, 0x26, 0x01, 0x20, 0x20, 0xff];
+    t.extend(0xca3u64.to_le_bytes());
+    t.extend([0x00, 0x00, 0, 0]);
+    t.extend([127, 4, 0xff, 0xfe, 0, 0]);
+    let mut ep = b"_SM3_".to_vec();
+    ep.extend([0, 0x18, 3, 2, 0, 1, 0]);
+    ep.extend((t.len() as u32).to_le_bytes());
+    ep.extend(0u64.to_le_bytes());
+    std::fs::write(tables.join("smbios_entry_point"), &ep).unwrap();
+    std::fs::write(tables.join("DMI"), &t).unwrap();
+    let inv = booted_inventory(dir.path(), "");
+    assert_eq!(
+        inv["bmc"],
+        json!({
+            "device": null,
+            "device_id": null,
+            "smbios": {"interface_type": "KCS", "spec_version": "2.0",
+                       "base_address": "0xca2", "address_space": "io",
+                       "i2c_address": "0x20", "interrupt": null},
+            "lan": [],
+            "notes": ["no BMC found (no /dev/ipmi0, though SMBIOS describes a KCS interface at 0xca2: the ipmi_si and ipmi_devintf drivers did not bind)"]
+        })
+    );
+    let text = output(Command::new(BIN).args([
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--cmdline",
+        "",
+        "inventory",
+    ]));
+    assert!(
+        text.contains("\nBMC      KCS at io 0xca2 (SMBIOS, IPMI 2.0)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: BMC: no BMC found (no /dev/ipmi0, though SMBIOS"),
+        "{text}"
+    );
 }

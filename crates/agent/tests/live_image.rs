@@ -113,7 +113,8 @@ fn kickstart_carries_what_speediso_needs() {
         "/usr/bin/speediso",
         "/usr/lib/systemd/system",
         "/usr/lib/speediso/tasks",
-        "systemctl enable speediso-dispatch.service",
+        "systemctl enable speediso-dispatch.service speediso-ssh-keys.service",
+        "/etc/modules-load.d/speediso-ipmi.conf",
         "SPEEDISO_BUILD",
         "/etc/motd",
     ] {
@@ -122,6 +123,21 @@ fn kickstart_carries_what_speediso_needs() {
     assert!(repo().join("units/speediso-dispatch.service").is_file());
     let unit = std::fs::read_to_string(repo().join("units/speediso@.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/speediso run %i"));
+    // Root's keys are in place before sshd takes a login, and an inline key
+    // waits for no network.
+    let keys = std::fs::read_to_string(repo().join("units/speediso-ssh-keys.service")).unwrap();
+    for needle in [
+        "ExecStart=/usr/bin/speediso ssh-keys install\n",
+        "Before=ssh.service sshd.service",
+        "ConditionKernelCommandLine=speediso.ssh_key\n",
+        "Type=oneshot",
+    ] {
+        assert!(
+            keys.contains(needle),
+            "speediso-ssh-keys.service lacks {needle:?}"
+        );
+    }
+    assert!(!keys.contains("network-online"), "{keys}");
 }
 
 #[test]

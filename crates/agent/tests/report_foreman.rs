@@ -131,3 +131,134 @@ fn inventory_uploaded_as_discovery_facts_after_a_failure() {
         "facts are strings"
     );
 }
+
+/// A whole run: the inventory's facts go up as soon as the inventory
+/// result passes, and once more at `run_finished` with what the later
+/// steps found, in the fact names `report::foreman` documents.
+#[test]
+fn later_steps_results_reach_foreman_at_run_end() {
+    let (port, server) = fake_foreman(vec![201, 201]);
+    let sink = Foreman::new(
+        &format!("http://127.0.0.1:{port}"),
+        ureq::AgentBuilder::new().build(),
+        speediso::sinks::foreman::POLICY,
+    );
+    let bus = Bus::new(
+        Some("burnin".into()),
+        HostId {
+            boot_mac: Some("b0:26:28:aa:bb:01".into()),
+            ..HostId::default()
+        },
+        vec![Box::new(sink)],
+    );
+    let finished = |step: &str, outcome| {
+        bus.step(step).emit(Body::StepFinished {
+            outcome,
+            duration_ms: 5,
+            error: None,
+        })
+    };
+    use speediso::events::Outcome;
+    bus.step("inventory").emit(Body::StepStarted {
+        module: "inventory".into(),
+    });
+    bus.step("inventory").emit(Body::Result {
+        data: serde_json::json!({
+            "dmi": {"system_serial": "CZJ9470ABC"},
+            "nics": [{"name": "ens1f0", "mac": "b0:26:28:aa:bb:01", "boot": true}],
+        }),
+    });
+    finished("inventory", Outcome::Success);
+    bus.step("health-after").emit(Body::StepStarted {
+        module: "health".into(),
+    });
+    bus.step("health-after").emit(Body::Result {
+        data: serde_json::json!({
+            "verdict": "fail",
+            "counts": {"fail": 1, "warn": 2, "info": 0},
+            "findings": [
+                {"severity": "fail", "check": "disk", "component": "nvme0n1 (S4EWNX0R123456)",
+                 "message": "critical warning: spare below threshold"},
+                {"severity": "warn", "check": "nic", "component": "ens1f0", "message": "12 drops"}
+            ]
+        }),
+    });
+    finished("health-after", Outcome::Failed);
+    bus.step("bench.cpu").emit(Body::StepStarted {
+        module: "bench.cpu".into(),
+    });
+    bus.step("bench.cpu").emit(Body::Result {
+        data: serde_json::json!({"events_per_second": {"single": 1234.5, "all": 40000}, "model": "x"}),
+    });
+    bus.step("wipe").emit(Body::StepStarted {
+        module: "wipe".into(),
+    });
+    bus.step("wipe").emit(Body::Result {
+        data: serde_json::json!({
+            "disks": [
+                {"device": "/dev/nvme0n1", "method": "nvme-sanitize-crypto", "outcome": "wiped"},
+                {"device": "/dev/sda", "method": "overwrite", "outcome": "failed"}
+            ],
+            "certificates": [{"id": "c-1"}, {"id": "c-2"}, {"id": "s-9"}],
+            "failed": ["/dev/sda: write error at 4096"]
+        }),
+    });
+    finished("wipe", Outcome::Failed);
+    let run = bus.emit(
+        None,
+        Body::RunFinished {
+            outcome: Outcome::Failed,
+            exit_status: 1,
+            duration_ms: 99,
+            error: None,
+        },
+    );
+    bus.close(Duration::from_secs(20));
+    let got = server.join().unwrap();
+    assert_eq!(got.len(), 2, "the inventory's upload, then the run's");
+    let first: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(first["facts"]["serialnumber"], "CZJ9470ABC");
+    assert!(first["facts"].get("speediso_outcome").is_none());
+    let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
+    let f = body["facts"].as_object().unwrap();
+    let want = [
+        ("serialnumber", "CZJ9470ABC"),
+        ("discovery_bootif", "b0:26:28:aa:bb:01"),
+        ("speediso_task", "burnin"),
+        ("speediso_run_id", run.run_id.as_str()),
+        ("speediso_outcome", "failed"),
+        ("speediso_step_inventory_outcome", "success"),
+        ("speediso_step_health_after_outcome", "failed"),
+        ("speediso_health_verdict", "fail"),
+        ("speediso_health_after_verdict", "fail"),
+        ("speediso_health_fail_count", "1"),
+        ("speediso_health_warn_count", "2"),
+        (
+            "speediso_health_failing",
+            "nvme0n1 (S4EWNX0R123456): critical warning: spare below threshold",
+        ),
+        ("speediso_bench_cpu_events_per_second_all", "40000"),
+        ("speediso_bench_cpu_events_per_second_single", "1234.5"),
+        ("speediso_wipe_outcome", "failed"),
+        ("speediso_wipe_disks_wiped", "1"),
+        ("speediso_wipe_disks_failed", "1"),
+        ("speediso_wipe_certificate_ids", "c-1,c-2,s-9"),
+        ("speediso_wipe_server_certificate_id", "s-9"),
+        ("speediso_wipe_nvme0n1_outcome", "wiped"),
+        ("speediso_wipe_nvme0n1_method", "nvme-sanitize-crypto"),
+        ("speediso_wipe_nvme0n1_certificate_id", "c-1"),
+        ("speediso_wipe_sda_certificate_id", "c-2"),
+        ("speediso_wipe_sda_outcome", "failed"),
+    ];
+    for (k, v) in want {
+        assert_eq!(f.get(k).and_then(|v| v.as_str()), Some(v), "{k}");
+    }
+    assert!(f.get("speediso_finished_at").is_some());
+    assert!(
+        f.keys().all(|k| k
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')),
+        "fact names are [a-z0-9_]: {:?}",
+        f.keys().collect::<Vec<_>>()
+    );
+}

@@ -530,3 +530,63 @@ fn burnin_checker_on_real_boots() {
     let (ok, err) = check_burnin("fail", &v);
     assert!(!ok && err.contains("NVME0001"), "{err}");
 }
+
+/// check_bmc.py on a (mutated) inventory and the guest kernel's sysfs view
+/// of the same BMC; (success, stderr).
+fn check_bmc(inv: &Value) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("inventory.json");
+    std::fs::write(&p, inv.to_string()).unwrap();
+    let sysfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .join("tests/vm/fixtures/site-access.sysfs-bmc");
+    run_checker(
+        "check_bmc.py",
+        &[p.to_str().unwrap(), sysfs.to_str().unwrap()],
+    )
+}
+
+/// `speediso inventory --json` from the VM suite's site-access boot (QEMU's
+/// ipmi-bmc-sim behind isa-ipmi-kcs; tests/vm/fixtures/site-access.inventory.json,
+/// with the guest kernel's /sys/class/ipmi/ipmi0/device/bmc values beside
+/// it) passes, in the state file's shape too; each kind of wrong BMC fails
+/// with its reason.
+#[test]
+fn bmc_checker_on_a_real_guest() {
+    let inv = fixture_json("site-access.inventory.json");
+    let (ok, err) = check_bmc(&inv);
+    assert!(ok, "{err}");
+    assert!(check_bmc(&json!({"results": {"inventory": inv.clone()}})).0);
+    let bad = |f: &dyn Fn(&mut Value), want: &str| {
+        let mut v = inv.clone();
+        f(&mut v);
+        let (ok, err) = check_bmc(&v);
+        assert!(!ok && err.contains(want), "{want}: {err}");
+    };
+    bad(
+        &|v| v["bmc"]["device_id"]["firmware_version"] = json!("5.39"),
+        "firmware_version",
+    );
+    bad(
+        &|v| v["bmc"]["device_id"]["manufacturer_id"] = json!(0),
+        "manufacturer_id",
+    );
+    // What QEMU was told but does not answer: the kernel's view decides.
+    bad(
+        &|v| v["bmc"]["device_id"]["device_id"] = json!(81),
+        "the kernel's view",
+    );
+    bad(&|v| v["bmc"]["device_id"] = Value::Null, "no Get Device ID");
+    bad(&|v| v["bmc"]["device"] = Value::Null, "want /dev/ipmi0");
+    bad(
+        &|v| v["bmc"]["smbios"]["base_address"] = json!("0xca8"),
+        "base_address",
+    );
+    bad(&|v| v["bmc"]["smbios"] = Value::Null, "no SMBIOS type 38");
+    bad(&|v| v["bmc"]["notes"] = json!([]), "without a note");
+    bad(
+        &|v| {
+            v.as_object_mut().unwrap().remove("bmc");
+        },
+        "no inventory",
+    );
+}

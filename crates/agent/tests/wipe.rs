@@ -305,6 +305,72 @@ fn two_random_passes_end_with_pass_two_and_disks_run_in_parallel() {
     assert_ne!(seed_of(&r.cert_for(&a.dev)), seed_of(&r.cert_for(&b.dev)));
 }
 
+/// Six disks at once (256 KiB I/Os at full depth, see
+/// `overwrite::shape_for`): every byte of every disk is the regenerated
+/// stream, verification read every byte, then zeros erase every marker.
+#[test]
+fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
+    if !ready(&["losetup"]) {
+        return;
+    }
+    assert_eq!(speediso::wipe::overwrite::shape_for(6).chunk, 256 << 10);
+    // Sizes that are not multiples of the I/O size: the tails count too.
+    let loops: Vec<Loop> = (0..6)
+        .map(|i| Loop::new(12 * MIB + (i + 1) * 4096 * 3, 0))
+        .collect();
+    let devs: Vec<&str> = loops.iter().map(|l| l.dev.as_str()).collect();
+    for (i, l) in loops.iter().enumerate() {
+        l.fill_with_markers(20, 100 + i as u64);
+    }
+    let mut args = vec![
+        "wipe",
+        "--all",
+        "--method",
+        "random",
+        "--verify",
+        "full",
+        "--confirm",
+    ];
+    args.extend(&devs);
+    let r = wipe(&devs, "quiet", &args);
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert_eq!(r.certs().len(), 6);
+    for l in &loops {
+        let c = r.cert_for(&l.dev);
+        assert_eq!(c["outcome"], "wiped", "{}", l.dev);
+        assert_eq!(c["verification"]["result"], "passed");
+        assert_eq!(c["verification"]["bytes_read"], l.size());
+        assert_eq!(c["verification"]["mismatches"], 0);
+        assert_eq!(c["timing"]["bytes_written"], l.size());
+        assert_stream(&l.bytes(), &seed_of(&c), 1);
+    }
+    for (i, l) in loops.iter().enumerate() {
+        l.fill_with_markers(20, 200 + i as u64);
+    }
+    let mut args = vec![
+        "wipe",
+        "--all",
+        "--method",
+        "zero",
+        "--verify",
+        "full",
+        "--confirm",
+    ];
+    args.extend(&devs);
+    let r = wipe(&devs, "quiet", &args);
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    for l in &loops {
+        let c = r.cert_for(&l.dev);
+        assert_eq!(c["verification"]["result"], "passed");
+        assert_eq!(c["verification"]["bytes_read"], l.size());
+        assert!(
+            l.bytes().iter().all(|&x| x == 0),
+            "{}: a non-zero byte survived",
+            l.dev
+        );
+    }
+}
+
 #[test]
 fn quick_clears_signature_regions_only() {
     if !ready(&["losetup"]) {

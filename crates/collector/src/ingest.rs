@@ -498,6 +498,7 @@ mod tests {
         let t = |host: Option<&str>| Token {
             secret: "s3cret-token".into(),
             host: host.map(str::to_string),
+            role: None,
             id: token_id("s3cret-token"),
         };
         let line = ev(0, "log").replace(

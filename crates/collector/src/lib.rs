@@ -6,6 +6,7 @@
 //! Built only with the `collector` cargo feature, so the static agent
 //! carries none of its dependencies.
 
+pub mod auth;
 pub mod cert;
 pub mod ingest;
 pub mod load;
@@ -13,6 +14,7 @@ pub mod pg;
 pub mod server;
 pub mod sqlite;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod web;
 
@@ -37,7 +39,15 @@ pub enum Command {
     ///
     /// Tokens file: one token per line, or `host=<serial|uuid|mac> TOKEN`
     /// for a token only that host may use (its events are filed under that
-    /// identity); `#` starts a comment. SIGHUP re-reads it.
+    /// identity), or `role=viewer|admin TOKEN` for an API client that
+    /// reads (viewer) or also administers (admin); `#` starts a comment.
+    /// Agent tokens post events and read nothing.
+    ///
+    /// Users file (--users): `name viewer|admin <argon2id hash>` per line,
+    /// from `speediso-collector hash-password`; they log in at /login.
+    ///
+    /// SIGHUP re-reads the tokens and users files and the TLS pair; a file
+    /// that does not load is reported and the old one kept.
     Serve {
         /// Address to listen on (port 0 picks a free one; the chosen
         /// address is printed on stdout).
@@ -48,9 +58,23 @@ pub enum Command {
         /// ?sslmode=verify-full&sslrootcert=CA.pem for verified TLS).
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
-        /// Tokens file.
+        /// Tokens file (agent tokens, role=viewer|admin API tokens).
         #[arg(long)]
         tokens: PathBuf,
+        /// Users file for the web login: `name role hash` per line.
+        #[arg(long)]
+        users: Option<PathBuf>,
+        /// PEM certificate chain to serve HTTPS with (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on a non-loopback --listen address (only behind
+        /// a proxy that terminates TLS). Without TLS and without this, the
+        /// collector refuses to start on anything but loopback.
+        #[arg(long)]
+        insecure_plain_http: bool,
         /// Largest request body accepted, in bytes (larger: 413).
         #[arg(long, default_value_t = 16 << 20)]
         max_body: usize,
@@ -66,6 +90,18 @@ pub enum Command {
         /// Retry-After (agents retry, their events stay spooled).
         #[arg(long, default_value_t = 256)]
         max_in_flight: usize,
+    },
+    /// Print a users-file line: reads the password (one line) from stdin.
+    ///
+    /// Example: `speediso-collector hash-password --user ops --role admin
+    /// >> /etc/speediso/collector-users` then type the password, or pipe it.
+    HashPassword {
+        /// The user name (A-Z a-z 0-9 . _ @ -).
+        #[arg(long)]
+        user: String,
+        /// viewer (reads everything) or admin (also /v1/admin/*).
+        #[arg(long, default_value = "viewer")]
+        role: String,
     },
     /// Load generator for benchmarks: N agents send M events each.
     #[command(hide = true)]
@@ -90,6 +126,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             listen,
             db,
             tokens,
+            users,
+            tls_cert,
+            tls_key,
+            insecure_plain_http,
             max_body,
             max_line,
             trusted_signers,
@@ -99,10 +139,18 @@ pub fn run(cli: Cli) -> Result<i32> {
                 listen,
                 db,
                 tokens,
+                users,
+                tls: tls_cert.zip(tls_key),
+                insecure_plain_http,
                 limits: ingest::Limits { max_body, max_line },
                 trusted_signers,
                 max_in_flight,
             })?;
+            Ok(0)
+        }
+        Command::HashPassword { user, role } => {
+            let line = auth::hash_password_line(&user, &role, &mut std::io::stdin().lock())?;
+            println!("{line}");
             Ok(0)
         }
         Command::Load {

@@ -2,18 +2,21 @@
 //! writer thread committing groups of batches before acknowledging them),
 //! the JSON read API, `/healthz`, the web pages, and graceful shutdown on
 //! SIGTERM/SIGINT (in-flight batches are committed and answered first).
+//! Who may call what is `auth.rs` (every route passes its guard); HTTPS
+//! and the plain-HTTP rule are `tls.rs`.
 
+use super::auth::{self, Auth};
 use super::ingest::{self, Limits, Refusal};
 use super::store::{self, BatchOutcome, Store};
-use super::tokens::Tokens;
-use super::{cert, web};
+use super::tokens::Token;
+use super::{cert, tls, web};
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -26,6 +29,12 @@ pub struct ServeArgs {
     /// SQLite path or postgres:// URL.
     pub db: String,
     pub tokens: PathBuf,
+    /// `--users`: viewer/admin accounts for the web login.
+    pub users: Option<PathBuf>,
+    /// `--tls-cert`, `--tls-key`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--insecure-plain-http`: plain HTTP on a non-loopback address.
+    pub insecure_plain_http: bool,
     pub limits: Limits,
     /// `--trusted-signers`.
     pub trusted_signers: Option<PathBuf>,
@@ -40,8 +49,10 @@ struct Job {
 }
 
 pub struct App {
-    /// Reloaded from the file on SIGHUP.
-    tokens: std::sync::RwLock<Tokens>,
+    /// Tokens, users and sessions; the files reloaded on SIGHUP.
+    pub auth: Arc<Auth>,
+    /// Reloaded on SIGHUP; `None`: plain HTTP.
+    pub tls: Option<Arc<tls::Tls>>,
     limits: Limits,
     /// Keys whose certificates are trusted; `None`: no list configured.
     pub(crate) trusted: Option<Arc<cert::TrustedSigners>>,
@@ -51,6 +62,16 @@ pub struct App {
 }
 
 impl App {
+    /// What SIGHUP does: tokens, users and the TLS pair again, each kept as
+    /// it was when its file does not load. Returns the messages.
+    pub fn reload(&self) -> Vec<String> {
+        let mut said = self.auth.reload();
+        if let Some(t) = &self.tls {
+            said.push(t.reload());
+        }
+        said
+    }
+
     /// Run `f` on one of the read connections, off the async threads.
     pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, Response>
     where
@@ -144,9 +165,18 @@ async fn limit_in_flight(
     next.run(req).await
 }
 
+/// Every route needs its line in `auth::ROUTES` (who may call it); the
+/// guard refuses the ones without. Keep `route_layer` after the last route:
+/// it wraps only the routes added before it.
 pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
     let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    let guard = axum::middleware::from_fn_with_state(app.auth.clone(), auth::guard);
     Router::new()
+        .route("/login", get(auth::login_form).post(auth::login_submit))
+        .route("/logout", post(auth::logout))
+        .route("/v1/whoami", get(auth::whoami))
+        .route("/v1/admin/sessions", get(auth::admin_sessions))
+        .route("/v1/admin/reload", post(auth::admin_reload))
         .route("/v1/events", post(post_events))
         .route("/v1/hosts", get(get_hosts))
         .route("/v1/runs", get(get_runs))
@@ -156,6 +186,7 @@ pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
         .route("/", get(web::index))
         .route("/hosts/{key}", get(web::host_page))
         .route("/runs/{run_id}", get(web::run_page))
+        .route_layer(guard)
         .with_state(app)
         .layer(axum::middleware::from_fn_with_state(slots, limit_in_flight))
 }
@@ -163,7 +194,16 @@ pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
 /// Start serving; returns when a shutdown signal arrived and every
 /// acknowledged batch is committed.
 pub fn serve(args: ServeArgs) -> Result<()> {
-    let tokens = Tokens::load(&args.tokens)?;
+    tls::check_plain_http(&args.listen, args.tls.is_some(), args.insecure_plain_http)?;
+    let tls = match &args.tls {
+        Some((c, k)) => Some(Arc::new(tls::Tls::load(c, k)?)),
+        None => None,
+    };
+    let auth = Arc::new(Auth::load(
+        &args.tokens,
+        args.users.as_deref(),
+        tls.is_some(),
+    )?);
     let trusted = match &args.trusted_signers {
         Some(p) => Some(Arc::new(cert::TrustedSigners::load(p)?)),
         None => None,
@@ -178,7 +218,8 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .name("db-writer".into())
         .spawn(move || writer_loop(conn, rx))?;
     let app = Arc::new(App {
-        tokens: std::sync::RwLock::new(tokens),
+        auth,
+        tls,
         limits: args.limits,
         trusted,
         writer: tx,
@@ -193,15 +234,31 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        tokio::spawn(reload_tokens_on_hup(app.clone(), args.tokens.clone()));
+        tokio::spawn(reload_on_hup(app.clone()));
         // Tests and scripts read this line to learn the port.
         println!("speediso-collector: listening on {addr}");
+        let scheme = if app.tls.is_some() { "https" } else { "http" };
+        eprintln!("speediso-collector: serving {scheme}://{addr}/");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum::serve(listener, router(app, args.max_in_flight))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")
+        let svc = router(app.clone(), args.max_in_flight)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        match app.tls.clone() {
+            Some(t) => {
+                use axum::serve::ListenerExt;
+                // tap_io: ConnectInfo<SocketAddr> for a listener of our own.
+                let l = tls::TlsListener::new(listener, t)?.tap_io(|_| {});
+                axum::serve(l, svc)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }
+            None => {
+                axum::serve(listener, svc)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            }
+        }
+        .context("serving")
     })?;
     drop(rt);
     // Every sender is gone with the router: the writer drains and exits.
@@ -210,25 +267,18 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP: re-read the tokens file (adding a host needs no restart). A
-/// broken file is reported and the old tokens stay.
-async fn reload_tokens_on_hup(app: Arc<App>, path: PathBuf) {
+/// SIGHUP: re-read the tokens and users files and the TLS pair (adding a
+/// host or a user, or renewing the certificate, needs no restart). A
+/// broken file is reported and its old contents stay.
+async fn reload_on_hup(app: Arc<App>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        match Tokens::load(&path) {
-            Ok(t) => {
-                let n = t.0.len();
-                *app.tokens.write().unwrap_or_else(|e| e.into_inner()) = t;
-                eprintln!(
-                    "speediso-collector: reloaded {n} token(s) from {}",
-                    path.display()
-                );
-            }
-            Err(e) => eprintln!("speediso-collector: keeping the old tokens: {e:#}"),
-        }
+        let app = app.clone();
+        // Reading files and parsing keys: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || app.reload()).await;
     }
 }
 
@@ -243,25 +293,13 @@ async fn shutdown_signal() {
     eprintln!("speediso-collector: shutting down");
 }
 
-async fn post_events(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = app
-        .tokens
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .check(auth)
-        .cloned();
-    let Some(token) = token else {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "missing or unknown bearer token (Authorization: Bearer <token>)",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
-        return r;
-    };
+/// `POST /v1/events`: the guard has checked the agent token.
+async fn post_events(
+    State(app): State<Arc<App>>,
+    Extension(token): Extension<Token>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let max = app.limits.max_body;
     let declared = headers
         .get(header::CONTENT_LENGTH)

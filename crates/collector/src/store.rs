@@ -743,6 +743,7 @@ pub mod conformance {
         Token {
             secret: secret.into(),
             host: host.map(str::to_string),
+            role: None,
             id: token_id(secret),
         }
     }

@@ -6,9 +6,14 @@
 //! # only the host with this DMI serial, UUID or boot MAC
 //! host=CZ12345678 9a8b7c...
 //! host=52:54:00:12:34:56 77aa01...
+//! # an API token for reads (viewer) or reads and admin calls (admin);
+//! # these can never post events
+//! role=viewer 5e6f...
+//! role=admin 0d1e...
 //! ```
 //!
-//! A per-host token is refused (403) for events of any other host, and its
+//! Tokens without `role=` are agent tokens: they may only post events and
+//! read nothing (`auth.rs`). A per-host token is refused (403) for events of any other host, and its
 //! events are filed under the identity it is bound to (`ingest::bind`).
 //! Runs remember the token that opened them by `Token::id`, a hash of the
 //! secret, never the secret itself.
@@ -21,6 +26,8 @@ pub struct Token {
     pub secret: String,
     /// `host=` restriction, when given.
     pub host: Option<String>,
+    /// `role=`: a viewer/admin API token; `None`: an agent token.
+    pub role: Option<crate::auth::Role>,
     /// What the store records of this token: the first 16 hex digits of
     /// the SHA-256 of the secret (stable across reloads and reordering).
     pub id: String,
@@ -63,17 +70,35 @@ impl Tokens {
                 [secret] => Token {
                     secret: secret.to_string(),
                     host: None,
+                    role: None,
                     id: token_id(secret),
                 },
                 [h, secret] if h.starts_with("host=") && h.len() > 5 => Token {
                     secret: secret.to_string(),
                     host: Some(h[5..].to_string()),
+                    role: None,
                     id: token_id(secret),
                 },
-                _ => bail!("line {n}: expected TOKEN or host=<serial|uuid|mac> TOKEN"),
+                [r, secret] if r.starts_with("role=") => {
+                    let Some(role) = crate::auth::Role::parse(&r[5..]) else {
+                        bail!("line {n}: {r}: the role is viewer or admin");
+                    };
+                    Token {
+                        secret: secret.to_string(),
+                        host: None,
+                        role: Some(role),
+                        id: token_id(secret),
+                    }
+                }
+                _ => bail!(
+                    "line {n}: expected TOKEN, host=<serial|uuid|mac> TOKEN or role=<viewer|admin> TOKEN"
+                ),
             };
             if tok.secret.len() < 8 {
                 bail!("line {n}: token shorter than 8 characters");
+            }
+            if v.iter().any(|t: &Token| t.secret == tok.secret) {
+                bail!("line {n}: the same token is listed twice");
             }
             v.push(tok);
         }
@@ -97,7 +122,9 @@ impl Tokens {
     }
 }
 
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equal, in a time that depends only on the lengths (tokens, session
+/// ids, CSRF tokens): no early exit at the first differing byte.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -127,5 +154,41 @@ mod tests {
         assert!(Tokens::parse("a b c\n").is_err());
         assert!(Tokens::parse("short\n").is_err());
         assert!(Tokens::parse("# only comments\n").is_err());
+        let t = Tokens::parse("role=viewer viewer-secret\nrole=admin admin-secret\nagent-secret\n")
+            .unwrap();
+        use crate::auth::Role;
+        assert_eq!(
+            t.check(Some("Bearer viewer-secret")).unwrap().role,
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            t.check(Some("Bearer admin-secret")).unwrap().role,
+            Some(Role::Admin)
+        );
+        assert_eq!(t.check(Some("Bearer agent-secret")).unwrap().role, None);
+        let e = Tokens::parse("role=root some-secret\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("role=root"), "{e}");
+        assert!(Tokens::parse("dup-secret-1\nrole=admin dup-secret-1\n").is_err());
+    }
+
+    #[test]
+    fn ct_eq_is_equality() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abcdef", b"abcdef"));
+        assert!(!ct_eq(b"abcdef", b"abcdeg"));
+        assert!(!ct_eq(b"abcdef", b"Abcdef"));
+        assert!(!ct_eq(b"abcdef", b"abcde"));
+        assert!(!ct_eq(b"abc", b"abcdef"));
+        // Every single-bit difference anywhere is seen.
+        let a = [0x5au8; 32];
+        for i in 0..32 {
+            for bit in 0..8 {
+                let mut b = a;
+                b[i] ^= 1 << bit;
+                assert!(!ct_eq(&a, &b), "byte {i} bit {bit}");
+            }
+        }
     }
 }

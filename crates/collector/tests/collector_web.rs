@@ -146,9 +146,19 @@ fn pages_in_headless_chromium() {
     assert_eq!(c.post(Some(TOKEN), &failed).0, 200);
 
     let profile = tmp.path().join("chromium-profile");
+    // Chromium without a session is sent to the login form...
+    let dom = dump_dom(bin, &profile, &format!("{}/runs/run-failed", c.url()));
+    assert!(
+        dom.contains("action=\"/login\"") && dom.contains("value=\"/runs/run-failed\""),
+        "not logged in: the login form, back to the run after it:\n{dom}"
+    );
+    // ...and with one (logged in through the form) sees the pages.
+    let session = c.login(VIEWER_USER.0, VIEWER_USER.1);
+    let proxy = session_proxy(c.port, &session);
+    let url = format!("http://127.0.0.1:{proxy}");
 
     // Host list and recent runs.
-    let dom = dump_dom(bin, &profile, &format!("{}/", c.url()));
+    let dom = dump_dom(bin, &profile, &format!("{url}/"));
     for s in ["FAST01", "FAST02", "SLOW03"] {
         assert!(
             dom.contains(&format!("href=\"/hosts/{s}\">{s}</a>")),
@@ -168,7 +178,7 @@ fn pages_in_headless_chromium() {
     assert!(dom.contains("1m23s"), "duration:\n{dom}");
 
     // The failed run: outcome, error, timeline in seq order.
-    let dom = dump_dom(bin, &profile, &format!("{}/runs/run-failed", c.url()));
+    let dom = dump_dom(bin, &profile, &format!("{url}/runs/run-failed"));
     assert!(
         dom.contains("<td class=\"outcome failed\">failed</td>"),
         "{dom}"
@@ -189,7 +199,7 @@ fn pages_in_headless_chromium() {
     );
 
     // A successful run page with its results.
-    let dom = dump_dom(bin, &profile, &format!("{}/runs/run-fast01", c.url()));
+    let dom = dump_dom(bin, &profile, &format!("{url}/runs/run-fast01"));
     assert!(
         dom.contains("<td class=\"outcome success\">success</td>"),
         "{dom}"
@@ -197,7 +207,7 @@ fn pages_in_headless_chromium() {
     assert!(dom.contains("events_per_second"), "{dom}");
 
     // The slow sibling stands out; a fast one does not.
-    let dom = dump_dom(bin, &profile, &format!("{}/hosts/SLOW03", c.url()));
+    let dom = dump_dom(bin, &profile, &format!("{url}/hosts/SLOW03"));
     assert!(dom.contains("id=\"slower-summary\""), "{dom}");
     let row = dom
         .split("<tr")
@@ -210,7 +220,7 @@ fn pages_in_headless_chromium() {
         lat.contains("class=\"slower\""),
         "higher latency is slower: {lat}"
     );
-    let dom = dump_dom(bin, &profile, &format!("{}/hosts/FAST01", c.url()));
+    let dom = dump_dom(bin, &profile, &format!("{url}/hosts/FAST01"));
     assert!(!dom.contains("slower-summary"), "{dom}");
 
     // And a screenshot renders (a real layout, not an error page).
@@ -222,7 +232,7 @@ fn pages_in_headless_chromium() {
             .args(browser_args(&profile))
             .arg(format!("--screenshot={}", shot.display()))
             .arg("--window-size=1280,900")
-            .arg(format!("{}/runs/run-failed", c.url())),
+            .arg(format!("{url}/runs/run-failed")),
     );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[1..4], b"PNG");

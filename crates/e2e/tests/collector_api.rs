@@ -237,7 +237,9 @@ fn certificates_are_stored_and_verified() {
     let f = c.get("/v1/certificates/cert-forged");
     assert_eq!(f["verification"]["valid"], false, "{f}");
     assert_eq!(f["verification"]["trust"], "invalid", "{f}");
-    let r = ureq::get(&format!("{}/v1/certificates/nope", c.url())).call();
+    let r = ureq::get(&format!("{}/v1/certificates/nope", c.url()))
+        .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
+        .call();
     assert!(matches!(r, Err(ureq::Error::Status(404, _))));
     let run = c.get("/v1/runs/r-wipe");
     assert_eq!(
@@ -313,7 +315,9 @@ fn certificates_only_from_the_wipe_step_of_their_own_run_and_host() {
         assert!(v["error"].as_str().unwrap().starts_with("line 2: "), "{v}");
         assert_eq!(c.stored("r-x").0, 0, "{why}: nothing stored");
     }
-    let r = ureq::get(&format!("{}/v1/certificates/c-1", c.url())).call();
+    let r = ureq::get(&format!("{}/v1/certificates/c-1", c.url()))
+        .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
+        .call();
     assert!(matches!(r, Err(ureq::Error::Status(404, _))));
     // The right one is taken.
     let body = format!("{}\n", wipe_result("r-x", 1, "W1", &[ok]));
@@ -489,7 +493,7 @@ fn start_with_tokens(dir: &std::path::Path) -> Collector {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("tokens"),
-        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\n"),
+        format!("{TOKEN}\n{OTHER_TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nhost=52:54:00:aa:bb:01 {MAC_TOKEN}\nrole=viewer {VIEWER_TOKEN}\n"),
     )
     .unwrap();
     Collector::start(dir, None, &[])
@@ -919,6 +923,7 @@ fn the_host_list_is_paged() {
     assert_eq!(seen, want);
     // The API: pages of `limit`, the total in X-Total-Count.
     let r = ureq::get(&format!("{}/v1/hosts?limit=500&offset=2900", c.url()))
+        .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
         .call()
         .unwrap();
     assert_eq!(r.header("X-Total-Count"), Some("3000"));

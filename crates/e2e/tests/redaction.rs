@@ -34,8 +34,12 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A viewer's GET (an agent token reads nothing).
 fn http_text(url: &str) -> String {
-    match ureq::get(url).call() {
+    match ureq::get(url)
+        .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
+        .call()
+    {
         Ok(r) => r.into_string().unwrap(),
         Err(ureq::Error::Status(_, r)) => r.into_string().unwrap(),
         Err(e) => panic!("GET {url}: {e}"),
@@ -108,6 +112,32 @@ fn token_and_url_credentials_reach_no_sink_and_no_collector_response() {
         let o = speediso(&root, &run_dir, &line, args);
         keep(&format!("{args:?} stdout"), &o.stdout);
         keep(&format!("{args:?} stderr"), &o.stderr);
+    }
+    // The same, reading the secrets from the fake <root>/proc/cmdline as on
+    // a booted machine (no --cmdline).
+    for args in [
+        &["dispatch", "--dry-run", "--json"][..],
+        &["dispatch", "--dry-run"],
+        &["status"],
+    ] {
+        let o = Command::new(speediso_testsupport::bin("speediso"))
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .env("SPEEDISO_RUN_DIR", &run_dir)
+            .env_remove("SPEEDISO")
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        if args.contains(&"--dry-run") {
+            assert!(
+                out.contains("127.0.0.1") && out.contains("***"),
+                "{args:?} read <root>/proc/cmdline and masked the token:\n{out}"
+            );
+        }
+        keep(&format!("{args:?} (proc/cmdline) stdout"), &o.stdout);
+        keep(&format!("{args:?} (proc/cmdline) stderr"), &o.stderr);
     }
     // A bad value next to the secrets: the rejection names the key, not them.
     let bad = format!("{line} speediso.after=sometimes");

@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789";
 pub const HOST_TOKEN: &str = "host-bound-token-42";
+/// API tokens with a role (`role=viewer`, `role=admin` in the tokens
+/// file): reads need one of these (or a login); agent tokens read nothing.
+pub const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+/// Users in the `--users` file every test collector gets.
+pub const VIEWER_USER: (&str, &str) = ("viewer", "viewer-password-1");
+pub const ADMIN_USER: (&str, &str) = ("admin", "admin-password-1");
 
 pub struct Collector {
     child: Option<Child>,
@@ -32,9 +39,23 @@ impl Collector {
         if !tokens.exists() {
             std::fs::write(
                 &tokens,
-                format!("# test tokens\n{TOKEN}\nhost=BOUND1 {HOST_TOKEN}\n"),
+                format!(
+                    "# test tokens\n{TOKEN}\nhost=BOUND1 {HOST_TOKEN}\nrole=viewer {VIEWER_TOKEN}\nrole=admin {ADMIN_TOKEN}\n"
+                ),
             )
             .unwrap();
+        }
+        let users = dir.join("users");
+        if !users.exists() {
+            let mut text = String::from("# test users\n");
+            for (name, role, pw) in [
+                (VIEWER_USER.0, "viewer", VIEWER_USER.1),
+                (ADMIN_USER.0, "admin", ADMIN_USER.1),
+            ] {
+                text.push_str(&hash_password(name, role, pw));
+                text.push('\n');
+            }
+            std::fs::write(&users, text).unwrap();
         }
         let mut c = Collector {
             child: None,
@@ -59,6 +80,8 @@ impl Collector {
                 .arg(&self.db)
                 .arg("--tokens")
                 .arg(self.dir.join("tokens"))
+                .arg("--users")
+                .arg(self.dir.join("users"))
                 .args(&self.extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -130,9 +153,10 @@ impl Collector {
         self.spawn();
     }
 
-    /// GET `path` (a page): its body; panics on an error status.
+    /// GET `path` (a page) as a viewer: its body; panics on an error status.
     pub fn get_text(&self, path: &str) -> String {
         ureq::get(&format!("{}{path}", self.url()))
+            .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .into_string()
@@ -142,6 +166,63 @@ impl Collector {
     /// GET `path` (an API call): its JSON body; panics on an error status.
     pub fn get(&self, path: &str) -> serde_json::Value {
         serde_json::from_str(&self.get_text(path)).unwrap()
+    }
+
+    /// A request with `token` (or none), without following redirects:
+    /// (status, headers as `name: value` lines in lower case, body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> (u16, String, String) {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let mut req = agent.request(method, &format!("{}{path}", self.url()));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let r = match body {
+            Some(b) => req.send_string(b),
+            None => req.call(),
+        };
+        let r = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let mut h = String::new();
+        for name in r.headers_names() {
+            for v in r.all(&name) {
+                h.push_str(&format!("{}: {v}\n", name.to_ascii_lowercase()));
+            }
+        }
+        (r.status(), h, r.into_string().unwrap())
+    }
+
+    /// Log in through the form as a browser would (GET /login for the
+    /// CSRF cookie and field, POST it back); the session cookie's value.
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let (st, h, body) = self.request("GET", "/login", &[], None);
+        assert_eq!(st, 200, "{body}");
+        let csrf = header_cookie(&h, "speediso_login_csrf").expect("login CSRF cookie");
+        assert!(body.contains(&csrf), "the form carries the CSRF token");
+        let form = format!(
+            "user={user}&password={}&csrf={csrf}&next=%2F",
+            password.replace('&', "%26")
+        );
+        let (st, h, body) = self.request(
+            "POST",
+            "/login",
+            &[
+                ("Cookie", &format!("speediso_login_csrf={csrf}")),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", &self.url()),
+            ],
+            Some(&form),
+        );
+        assert_eq!(st, 303, "login as {user}: {body}");
+        header_cookie(&h, "speediso_session").expect("session cookie")
     }
 
     /// POST a raw body; returns (status, body text).
@@ -184,6 +265,79 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A loopback HTTP proxy in front of `collector_port` that adds `Cookie:
+/// speediso_session=<session>` to every request, for a headless browser
+/// that cannot fill in the login form (`--dump-dom`, `--screenshot`): the
+/// session is a real one from [`Collector::login`]. Returns its port; it
+/// lives as long as the test process.
+pub fn session_proxy(collector_port: u16, session: &str) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let cookie = format!("Cookie: speediso_session={session}\r\nConnection: close\r\n");
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let cookie = cookie.clone();
+            std::thread::spawn(move || {
+                // The request head (GETs only: no body to forward).
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match client.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let (first, rest) = head.split_once("\r\n").unwrap_or((&head, ""));
+                let rest: String = rest
+                    .split("\r\n")
+                    .filter(|h| {
+                        let h = h.to_ascii_lowercase();
+                        !h.starts_with("cookie:") && !h.starts_with("connection:")
+                    })
+                    .map(|h| format!("{h}\r\n"))
+                    .collect();
+                let Ok(mut up) = TcpStream::connect(("127.0.0.1", collector_port)) else {
+                    return;
+                };
+                let req = format!("{first}\r\n{cookie}{}", rest.trim_end_matches("\r\n"));
+                let _ = up.write_all(format!("{req}\r\n\r\n").as_bytes());
+                let _ = std::io::copy(&mut up, &mut client);
+            });
+        }
+    });
+    port
+}
+
+/// The value of cookie `name` in `set-cookie:` lines of
+/// [`Collector::request`]'s headers.
+pub fn header_cookie(headers: &str, name: &str) -> Option<String> {
+    headers
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .filter_map(|c| c.split(';').next()?.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A users-file line from the real `speediso-collector hash-password`.
+pub fn hash_password(name: &str, role: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new(crate::bin("speediso-collector"))
+        .args(["hash-password", "--user", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("speediso-collector hash-password");
+    writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// One event line as the agent would send it.

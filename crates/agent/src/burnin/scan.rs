@@ -14,7 +14,7 @@ use crate::events::StepEvents;
 use crate::module::{Module, StepContext};
 use crate::options::{Kind, Options, Spec};
 use crate::root::Root;
-use crate::wipe::overwrite::{depth_for, Failures, Target, CHUNK, RETRIES};
+use crate::wipe::overwrite::{shape_for, Failures, Shape, Target, CHUNK, RETRIES};
 use crate::wipe::readback::{read_pieces, read_with_retry, Flow};
 use crate::wipe::Tracker;
 use anyhow::{bail, Context, Result};
@@ -349,7 +349,7 @@ pub fn merge(mut ranges: Vec<crate::wipe::overwrite::FailedRange>) -> Vec<Unread
 }
 
 /// Open `path` for reading only, with O_DIRECT.
-pub fn open(path: &str, depth: usize) -> Result<Target> {
+pub fn open(path: &str, shape: Shape) -> Result<Target> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECT)
@@ -366,7 +366,8 @@ pub fn open(path: &str, depth: usize) -> Result<Target> {
         file,
         size,
         lbs,
-        depth,
+        depth: shape.depth,
+        chunk: shape.chunk,
     })
 }
 
@@ -438,11 +439,11 @@ impl DiskScan {
     }
 }
 
-/// Read all of `path` (the disk `d`) with `depth` reads in flight.
-pub fn scan_disk(path: &str, d: &Disk, depth: usize, ev: Option<&StepEvents>) -> DiskScan {
+/// Read all of `path` (the disk `d`) with `shape.depth` reads in flight.
+pub fn scan_disk(path: &str, d: &Disk, shape: Shape, ev: Option<&StepEvents>) -> DiskScan {
     let started = Instant::now();
     let mut out = DiskScan::failed(path, d, None);
-    let t = match open(path, depth) {
+    let t = match open(path, shape) {
         Ok(t) => t,
         Err(e) => {
             out.error = Some(format!("{e:#}"));
@@ -474,12 +475,12 @@ pub fn run(root: &Root, cfg: &Config, ev: &StepEvents) -> Result<ScanReport> {
     for s in &sel.skipped {
         ev.log(format!("{}: not scanned: {}", s.path, s.reason));
     }
-    let depth = depth_for(sel.disks.len());
+    let shape = shape_for(sel.disks.len());
     let disks: Vec<DiskScan> = std::thread::scope(|sc| {
         let hs: Vec<_> = sel
             .disks
             .iter()
-            .map(|(p, d)| sc.spawn(move || scan_disk(p, d, depth, Some(ev))))
+            .map(|(p, d)| sc.spawn(move || scan_disk(p, d, shape, Some(ev))))
             .collect();
         hs.into_iter()
             .zip(&sel.disks)
@@ -635,6 +636,7 @@ mod tests {
             size: have,
             lbs: 512,
             depth: 4,
+            chunk: CHUNK,
         };
         let (read, bad, err) = scan_target(&t, "file", None);
         assert_eq!((read, bad.len(), err), (have, 0, None));

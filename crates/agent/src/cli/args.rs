@@ -204,6 +204,11 @@ Examples:
         #[command(subcommand)]
         part: BurninCmd,
     },
+    /// SSH access from the boot line: root's keys from speediso.ssh_key=.
+    SshKeys {
+        #[command(subcommand)]
+        action: SshKeysCmd,
+    },
     /// What is this machine doing? The boot's task, its unit's state, the
     /// last events and results.
     Status {
@@ -324,6 +329,33 @@ pub enum BenchCmd {
 pub fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     speediso_proto::units::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 90s, 30m or 4h"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SshKeysCmd {
+    /// Install the public keys of speediso.ssh_key= for root (what
+    /// speediso-ssh-keys.service runs before sshd starts).
+    ///
+    /// speediso.ssh_key= takes URL-safe base64 (padding optional) of
+    /// authorized_keys lines, e.g. `base64 -w0 id_ed25519.pub | tr '+/' '-_'`;
+    /// several values comma-separated or the option repeated; or an http(s)
+    /// URL of an authorized_keys file with its SHA-256 as the fragment:
+    /// `https://keys.example.net/ops.pub#sha256=<64 hex>` (fetched, checked,
+    /// a few tries while the network comes up). Accepted: ssh-ed25519,
+    /// ecdsa-sha2-nistp256/384/521, ssh-rsa of 2048 bits or more, and the
+    /// sk-* security-key variants; each key's data is checked against its
+    /// type. One bad key installs nothing and exits 2, naming it.
+    ///
+    /// The keys go into /root/.ssh/authorized_keys (0700 directory, 0600
+    /// file, written whole and renamed) between `# speediso.ssh_key:`
+    /// marker lines; lines the image already had are kept, and a rerun
+    /// replaces only its own block. Without the option, the block is
+    /// removed (nothing else changes).
+    Install {
+        /// Check and print the keys; write nothing.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 
 mod args;
 
-pub use args::{BenchCmd, BurninCmd, Cli, Command, InstallArgs, WipeArgs};
+pub use args::{BenchCmd, BurninCmd, Cli, Command, InstallArgs, SshKeysCmd, WipeArgs};
 
 use crate::cmdline::{self, Cmdline};
 use crate::events::{Bus, Sink};
@@ -211,6 +211,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             cmd_inventory(&env, json, &opts)
         }
         Command::Health { json } => cmd_health(&env, json),
+        Command::SshKeys {
+            action: SshKeysCmd::Install { check },
+        } => cmd_ssh_keys_install(&env, check),
         Command::Burnin { part } => match part {
             BurninCmd::Selftest {
                 kind,
@@ -703,6 +706,47 @@ fn cmd_inventory(env: &Env, json: bool, opts: &crate::inventory::Config) -> Resu
         crate::inventory::render(&inv, &notes)
     };
     print_result(&text, "the inventory", exit::SUCCESS)
+}
+
+/// `speediso ssh-keys install`: every key of every speediso.ssh_key= into
+/// root's authorized_keys, or none when one is bad (exit 2, naming it).
+fn cmd_ssh_keys_install(env: &Env, check: bool) -> Result<i32> {
+    use crate::sshkeys;
+    let key = format!("speediso.{}", sshkeys::KEY);
+    let values: Vec<&str> = env.cmdline.all(&key).collect();
+    if values.is_empty() {
+        crate::say!("speediso: no {key}= on the kernel command line: no keys to add");
+    }
+    let keys = match sshkeys::gather(&values) {
+        Ok(k) => k,
+        Err(e) => {
+            crate::say!("speediso: {e:#}; no SSH key installed");
+            return Ok(exit::USAGE);
+        }
+    };
+    for k in &keys {
+        crate::out!("{} key: {k}", if check { "valid" } else { "SSH" });
+    }
+    if check {
+        return Ok(exit::SUCCESS);
+    }
+    let r = sshkeys::install(&env.root, &keys)?;
+    crate::out!(
+        "{}: {} key(s) from {key}= {}{}",
+        r.path.display(),
+        keys.len(),
+        if r.changed {
+            "installed"
+        } else {
+            "already installed"
+        },
+        if r.kept > 0 {
+            format!("; {} line(s) of the image's own kept", r.kept)
+        } else {
+            String::new()
+        }
+    );
+    Ok(exit::SUCCESS)
 }
 
 /// `speediso health`: the report on stdout; exit 1 on a FAIL verdict.

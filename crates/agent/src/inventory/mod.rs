@@ -8,6 +8,7 @@
 //! SMART query (`smart`). The LLDP listener (`lldp`) runs in a thread of its
 //! own for the whole collection, for up to `Config::lldp_wait`.
 
+pub mod bmc;
 pub mod cpu;
 pub mod disks;
 pub mod dmi;
@@ -50,6 +51,9 @@ pub struct Report {
     /// (drives or RAID logical volumes).
     pub storage_controllers: Vec<storage::StorageController>,
     pub nics: Vec<nics::Nic>,
+    /// The BMC over IPMI and SMBIOS type 38 (`bmc.rs`); its `notes` say
+    /// what could not be read ("no BMC found (...)" on a machine without).
+    pub bmc: bmc::Bmc,
     pub boot_mode: BootMode,
     pub kernel: Kernel,
 }
@@ -116,11 +120,17 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
             std::thread::spawn(move || lldp::listen(&ifaces, wait, LLDP_LINGER)),
         )
     });
-    // pci.ids parsing and disk probing are independent; overlap them.
-    let (ids, disks) = std::thread::scope(|s| {
+    // pci.ids parsing, disk probing and the BMC's answers are
+    // independent; overlap them (a slow BMC then costs no extra time).
+    let (ids, disks, bmc) = std::thread::scope(|s| {
         let ids = s.spawn(|| pciids::PciIds::load(opts.pci_ids.as_deref()));
+        let bmc = s.spawn(|| bmc::collect(root));
         let disks = disks::collect(root, disks::Opts { smart: opts.smart });
-        (ids.join().expect("pci.ids thread panicked"), disks)
+        (
+            ids.join().expect("pci.ids thread panicked"),
+            disks,
+            bmc.join().expect("BMC thread panicked"),
+        )
     });
     let ids = ids?;
     if ids.is_empty() {
@@ -141,6 +151,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
     if let Some(n) = &gpus.note {
         notes.push(format!("GPUs: {n}"));
     }
+    notes.extend(bmc.notes.iter().map(|n| format!("BMC: {n}")));
     let mut nics = nics::collect(root, boot_mac.as_deref(), &opts.extra_nics);
     if let Some((n, t)) = lldp {
         let (mut heard, errors) = t.join().expect("LLDP listener thread panicked");
@@ -161,6 +172,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         disks,
         storage_controllers,
         nics,
+        bmc,
         boot_mode: BootMode {
             mode: if efi { "uefi" } else { "bios" },
             secure_boot: if efi { secure_boot(root) } else { None },
@@ -348,6 +360,7 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
         },
         or_dash(&inv.boot_mode.boot_mac)
     );
+    let _ = writeln!(o, "BMC      {}", bmc::line(&inv.bmc));
     let _ = writeln!(
         o,
         "Kernel   {} {}",

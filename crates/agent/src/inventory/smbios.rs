@@ -1,6 +1,7 @@
 //! SMBIOS table parsing: the entry point (`_SM_` 2.x or `_SM3_` 3.x) and the
 //! structure table the kernel exports in /sys/firmware/dmi/tables, and the
-//! decoding of type 17 (Memory Device) and type 16 (Physical Memory Array).
+//! decoding of type 17 (Memory Device), type 16 (Physical Memory Array)
+//! and type 38 (IPMI Device Information).
 //! Pure functions over bytes; offsets are those of DMTF DSP0134.
 
 use serde::Serialize;
@@ -282,6 +283,59 @@ pub fn ecc(s: &Structure) -> Option<String> {
     table_name(&names, s.byte(0x06)?)
 }
 
+/// What SMBIOS type 38 (IPMI Device Information) says of the BMC's
+/// system interface.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IpmiDevice {
+    /// KCS, SMIC, BT or SSIF (`unknown (N)` otherwise).
+    pub interface_type: String,
+    /// The IPMI specification revision the BMC implements, e.g. `2.0`.
+    pub spec_version: String,
+    /// The interface's base address, hex (`0xca2`); for SSIF the SMBus
+    /// address.
+    pub base_address: String,
+    /// `io` or `memory` (`null` for SSIF, which has no address space).
+    pub address_space: Option<&'static str>,
+    /// The BMC's I2C target address on the IPMB, hex.
+    pub i2c_address: String,
+    /// The interrupt, when the interface has one.
+    pub interrupt: Option<u8>,
+}
+
+/// Decode a type 38 structure. `None` if it is not one or is too short.
+pub fn ipmi_device(s: &Structure) -> Option<IpmiDevice> {
+    if s.kind != 38 || s.data.len() < 0x10 {
+        return None;
+    }
+    let kind = s.byte(0x04)?;
+    let interface_type = match kind {
+        1 => "KCS".to_string(),
+        2 => "SMIC".to_string(),
+        3 => "BT".to_string(),
+        4 => "SSIF".to_string(),
+        n => format!("unknown ({n})"),
+    };
+    let rev = s.byte(0x05)?;
+    let raw = u64::from_le_bytes(s.data.get(0x08..0x10)?.try_into().ok()?);
+    // Byte 0x10 (2.3+): bit 4 is the address's least significant bit.
+    let modifier = s.byte(0x10);
+    let (base, space) = if kind == 4 {
+        (raw, None)
+    } else {
+        let lsb = modifier.map(|m| ((m >> 4) & 1) as u64).unwrap_or(0);
+        let space = if raw & 1 == 1 { "io" } else { "memory" };
+        ((raw & !1) | lsb, Some(space))
+    };
+    Some(IpmiDevice {
+        interface_type,
+        spec_version: format!("{}.{}", rev >> 4, rev & 0x0f),
+        base_address: format!("{base:#x}"),
+        address_space: space,
+        i2c_address: format!("{:#04x}", s.byte(0x06)?),
+        interrupt: s.byte(0x11).filter(|&i| i != 0),
+    })
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -411,6 +465,48 @@ pub mod tests {
         assert_eq!(d[2].manufacturer, None);
         assert_eq!(d[3].size_bytes, Some(512 * 1024));
         assert_eq!(d[3].kind.as_deref(), Some("DDR3"));
+    }
+
+    #[test]
+    fn type38_decoding() {
+        // QEMU's isa-ipmi-kcs: KCS at I/O 0xca2, IPMI 2.0, target 0x20.
+        let mut body = vec![0x01, 0x20, 0x20, 0xff];
+        body.extend(0xca3u64.to_le_bytes());
+        body.extend([0x00, 0x05]);
+        let t = structure(38, 0x2600, &body, &[]);
+        let st = structures(&t);
+        let d = ipmi_device(&st[0]).unwrap();
+        assert_eq!(
+            d,
+            IpmiDevice {
+                interface_type: "KCS".into(),
+                spec_version: "2.0".into(),
+                base_address: "0xca2".into(),
+                address_space: Some("io"),
+                i2c_address: "0x20".into(),
+                interrupt: Some(5),
+            }
+        );
+        // Bit 4 of the modifier is the address's low bit; memory space.
+        let mut body = vec![0x03, 0x15, 0x20, 0xff];
+        body.extend(0xfed4_0000u64.to_le_bytes());
+        body.extend([0x10, 0x00]);
+        let d = ipmi_device(&structures(&structure(38, 1, &body, &[]))[0]).unwrap();
+        assert_eq!(d.interface_type, "BT");
+        assert_eq!(d.spec_version, "1.5");
+        assert_eq!(d.base_address, "0xfed40001");
+        assert_eq!(d.address_space, Some("memory"));
+        assert_eq!(d.interrupt, None);
+        // SSIF: an SMBus address, no address space; an old 0x10-byte record.
+        let mut body = vec![0x04, 0x20, 0x20, 0xff];
+        body.extend(0x10u64.to_le_bytes());
+        let d = ipmi_device(&structures(&structure(38, 1, &body, &[]))[0]).unwrap();
+        assert_eq!((d.base_address.as_str(), d.address_space), ("0x10", None));
+        // Short, or another type: nothing, no panic.
+        let short = structure(38, 1, &[0x01, 0x20], &[]);
+        assert_eq!(ipmi_device(&structures(&short)[0]), None);
+        let other = structure(17, 1, &body, &[]);
+        assert_eq!(ipmi_device(&structures(&other)[0]), None);
     }
 
     #[test]

@@ -21,6 +21,21 @@
 //! | `blockdevices`, `blockdevice_<d>_size/_model/_vendor` | `disks[]` |
 //! | `architecture`, `hardwaremodel`, `kernelrelease` | `kernel.arch`, `kernel.release` |
 //! | `discovery_version` | `speediso <version>` |
+//! | `ipmi_ipaddress`, `ipmi_ipaddress_source`, `ipmi_subnet_mask`, `ipmi_gateway`, `ipmi_macaddress`, `ipmi_vlan_id` | `bmc.lan[]`, the first LAN channel (ipmitool's words for the source, as the `ipmi` Facter facts Foreman reads) |
+//! | `ipmi<channel>_ipaddress`, ... | every LAN channel |
+//! | `ipmi_manufacturer`, `ipmi_firmware_version`, `ipmi_version`, `ipmi_product_id` | `bmc.device_id` |
+//!
+//! Later steps add facts under `speediso_` (`run_facts`), so the operator
+//! sees on the host in Foreman what the boot found, not only what it has:
+//!
+//! | fact | from |
+//! |---|---|
+//! | `speediso_task`, `speediso_run_id`, `speediso_outcome`, `speediso_finished_at` | the run (`run_finished`) |
+//! | `speediso_step_<step>_outcome` | every step's `step_finished` |
+//! | `speediso_health_verdict`, `speediso_health_fail_count`, `speediso_health_warn_count`, `speediso_health_failing` | the last `health` step (`speediso_<step>_verdict` for each) |
+//! | `speediso_<step>_verdict` | any result with a `verdict` (burn-in parts) |
+//! | `speediso_<step>_<figure>` | every number in a `bench.*` result (`speediso_bench_cpu_events_per_second_all`) |
+//! | `speediso_wipe_outcome`, `speediso_wipe_disks_wiped`, `speediso_wipe_disks_failed`, `speediso_wipe_certificate_ids`, `speediso_wipe_server_certificate_id`, `speediso_wipe_<disk>_outcome/_method/_certificate_id` | the `wipe` result |
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -152,6 +167,7 @@ pub fn facts(inv: &Value, boot_mac: Option<&str>) -> BTreeMap<String, String> {
             }
         }
     }
+    bmc_facts(&inv["bmc"], &mut f);
     if let Some(a) = s(&inv["kernel"]["arch"]) {
         f.insert("architecture".into(), a.clone());
         f.insert("hardwaremodel".into(), a);
@@ -163,6 +179,186 @@ pub fn facts(inv: &Value, boot_mac: Option<&str>) -> BTreeMap<String, String> {
         "discovery_version".into(),
         concat!("speediso ", env!("CARGO_PKG_VERSION")).into(),
     );
+    f
+}
+
+/// The BMC's facts in the names the `ipmi` Facter facts use (Foreman
+/// makes the host's BMC interface from `ipmi_ipaddress` and
+/// `ipmi_macaddress`).
+fn bmc_facts(bmc: &Value, f: &mut BTreeMap<String, String>) {
+    let id = &bmc["device_id"];
+    for (fact, field) in [
+        ("ipmi_manufacturer", "manufacturer"),
+        ("ipmi_firmware_version", "firmware_version"),
+        ("ipmi_version", "ipmi_version"),
+        ("ipmi_product_id", "product_id"),
+    ] {
+        if let Some(v) = s(&id[field]) {
+            f.insert(fact.into(), v);
+        }
+    }
+    let mut lan: Vec<&Value> = bmc["lan"].as_array().into_iter().flatten().collect();
+    lan.sort_by_key(|c| c["channel"].as_u64().unwrap_or(u64::MAX));
+    for (i, c) in lan.iter().enumerate() {
+        let Some(ch) = c["channel"].as_u64() else {
+            continue;
+        };
+        let source = c["ip_address_source"].as_str().map(|v| {
+            match v {
+                "static" => "Static Address",
+                "dhcp" => "DHCP Address",
+                "bios" => "BIOS Assigned Address",
+                "other" => "Other",
+                _ => "Unspecified",
+            }
+            .to_string()
+        });
+        let vals = [
+            ("ipaddress", s(&c["ip_address"])),
+            ("ipaddress_source", source),
+            ("subnet_mask", s(&c["subnet_mask"])),
+            ("gateway", s(&c["default_gateway"])),
+            (
+                "macaddress",
+                s(&c["mac_address"]).map(|m| m.to_ascii_lowercase()),
+            ),
+            ("vlan_id", s(&c["vlan_id"])),
+        ];
+        for (k, v) in vals {
+            let Some(v) = v else { continue };
+            if i == 0 {
+                f.insert(format!("ipmi_{k}"), v.clone());
+            }
+            f.insert(format!("ipmi{ch}_{k}"), v);
+        }
+    }
+}
+
+/// A fact name Foreman and Facter accept: lower case, `[a-z0-9_]`.
+pub fn fact_name(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.extend(p.chars().map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        }));
+    }
+    out
+}
+
+/// The longest value a free-text fact gets (findings, reasons): Foreman
+/// keeps facts in a string column, and a fact page of kilobytes helps no one.
+const TEXT_MAX: usize = 500;
+
+fn clip(s: String) -> String {
+    if s.len() <= TEXT_MAX {
+        return s;
+    }
+    let mut end = TEXT_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// Every number in `v` (nested objects, depth 3), path parts joined by `_`.
+fn numbers(prefix: &str, v: &Value, depth: u32, out: &mut BTreeMap<String, String>) {
+    match v {
+        Value::Number(n) => {
+            out.insert(prefix.to_string(), n.to_string());
+        }
+        Value::Object(m) if depth < 3 => {
+            for (k, v) in m {
+                numbers(&fact_name(&[prefix, k]), v, depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The facts one step's result adds (`module` is the step's module,
+/// `step` its id: they differ where a task runs a module twice, like
+/// burn-in's `health-before` and `health-after`).
+pub fn result_facts(module: &str, step: &str, data: &Value) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    let base = fact_name(&["speediso", step]);
+    if let Some(v) = data["verdict"].as_str() {
+        f.insert(format!("{base}_verdict"), v.to_string());
+    }
+    if module == "health" {
+        let Some(v) = data["verdict"].as_str() else {
+            return f;
+        };
+        f.insert("speediso_health_verdict".into(), v.to_string());
+        for k in ["fail", "warn"] {
+            if let Some(n) = data["counts"][k].as_u64() {
+                f.insert(format!("speediso_health_{k}_count"), n.to_string());
+            }
+        }
+        let failing: Vec<String> = data["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|x| x["severity"] == "fail")
+            .map(|x| {
+                let c = x["component"].as_str().unwrap_or("");
+                let m = x["message"].as_str().unwrap_or("");
+                if c.is_empty() {
+                    m.to_string()
+                } else {
+                    format!("{c}: {m}")
+                }
+            })
+            .collect();
+        f.insert("speediso_health_failing".into(), clip(failing.join("; ")));
+    } else if module.starts_with("bench.") {
+        numbers(&base, data, 0, &mut f);
+    } else if module == "wipe" {
+        let Some(disks) = data["disks"].as_array() else {
+            return f;
+        };
+        let certs = data["certificates"].as_array().cloned().unwrap_or_default();
+        let wiped = disks.iter().filter(|d| d["outcome"] == "wiped").count();
+        let failed = disks.len() - wiped;
+        let outcome = if failed == 0 && data["failed"].as_array().is_none_or(|a| a.is_empty()) {
+            "wiped"
+        } else {
+            "failed"
+        };
+        f.insert("speediso_wipe_outcome".into(), outcome.into());
+        f.insert("speediso_wipe_disks_wiped".into(), wiped.to_string());
+        f.insert("speediso_wipe_disks_failed".into(), failed.to_string());
+        // One certificate per disk in `disks`' order, then the server's.
+        let ids: Vec<String> = certs.iter().filter_map(|c| s(&c["id"])).collect();
+        if !ids.is_empty() {
+            f.insert("speediso_wipe_certificate_ids".into(), ids.join(","));
+        }
+        if certs.len() == disks.len() + 1 {
+            if let Some(id) = certs.last().and_then(|c| s(&c["id"])) {
+                f.insert("speediso_wipe_server_certificate_id".into(), id);
+            }
+        }
+        for (i, d) in disks.iter().enumerate() {
+            let dev = s(&d["device"]).unwrap_or_default();
+            let name = dev.rsplit('/').next().unwrap_or(&dev);
+            let key = fact_name(&["speediso_wipe", name]);
+            if let Some(o) = s(&d["outcome"]) {
+                f.insert(format!("{key}_outcome"), o);
+            }
+            if let Some(m) = s(&d["method"]) {
+                f.insert(format!("{key}_method"), m);
+            }
+            if let Some(id) = certs.get(i).and_then(|c| s(&c["id"])) {
+                f.insert(format!("{key}_certificate_id"), id);
+            }
+        }
+    }
     f
 }
 
@@ -189,7 +385,16 @@ mod tests {
                 {"name": "eno2", "mac": "b0:26:28:aa:bb:02", "addresses": [], "boot": false}
             ],
             "boot_mode": {"mode": "uefi", "boot_mac": null},
-            "kernel": {"arch": "x86_64", "release": "6.1.0"}
+            "kernel": {"arch": "x86_64", "release": "6.1.0"},
+            "bmc": {
+                "device_id": {"manufacturer": "Dell", "firmware_version": "7.10", "ipmi_version": "2.0", "product_id": 256},
+                "lan": [
+                    {"channel": 8, "ip_address_source": "static", "ip_address": "10.9.9.9"},
+                    {"channel": 1, "ip_address_source": "dhcp", "ip_address": "10.0.5.17",
+                     "subnet_mask": "255.255.255.0", "default_gateway": "10.0.5.1",
+                     "mac_address": "D0:94:66:AA:00:01", "vlan_id": null}
+                ]
+            }
         });
         let f = facts(&inv, None);
         let want = [
@@ -214,15 +419,55 @@ mod tests {
             ("blockdevice_nvme0n1_model", "SAMSUNG MZQL2960"),
             ("architecture", "x86_64"),
             ("kernelrelease", "6.1.0"),
+            ("ipmi_ipaddress", "10.0.5.17"),
+            ("ipmi_ipaddress_source", "DHCP Address"),
+            ("ipmi_subnet_mask", "255.255.255.0"),
+            ("ipmi_gateway", "10.0.5.1"),
+            ("ipmi_macaddress", "d0:94:66:aa:00:01"),
+            ("ipmi1_ipaddress", "10.0.5.17"),
+            ("ipmi8_ipaddress", "10.9.9.9"),
+            ("ipmi8_ipaddress_source", "Static Address"),
+            ("ipmi_manufacturer", "Dell"),
+            ("ipmi_firmware_version", "7.10"),
+            ("ipmi_version", "2.0"),
+            ("ipmi_product_id", "256"),
         ];
         for (k, v) in want {
             assert_eq!(f.get(k).map(String::as_str), Some(v), "{k}");
         }
         assert!(!f.contains_key("ipaddress_eno2"));
+        assert!(!f.contains_key("ipmi_vlan_id"), "VLAN off: no fact");
         // No inventory NIC marked: the host id's boot MAC.
         let f = facts(&serde_json::json!({}), Some("52:54:00:12:34:56"));
         assert_eq!(f["discovery_bootif"], "52:54:00:12:34:56");
         assert_eq!(netmask(0), "0.0.0.0");
         assert_eq!(netmask(32), "255.255.255.255");
+    }
+
+    #[test]
+    fn fact_names_and_long_text() {
+        assert_eq!(
+            fact_name(&["speediso", "health-after"]),
+            "speediso_health_after"
+        );
+        assert_eq!(
+            fact_name(&["speediso", "", "bench.disk"]),
+            "speediso_bench_disk"
+        );
+        // Clipped on a character boundary, never mid-UTF-8.
+        let long = "\u{e9}".repeat(TEXT_MAX);
+        let c = clip(long);
+        assert!(c.ends_with("...") && c.len() <= TEXT_MAX + 3);
+        // Garbage results add nothing and never panic.
+        for v in [
+            serde_json::json!(null),
+            serde_json::json!([1, 2]),
+            serde_json::json!("x"),
+        ] {
+            for m in ["health", "bench.cpu", "wipe", "burnin.cpu"] {
+                let f = result_facts(m, m, &v);
+                assert!(f.is_empty(), "{m}: {f:?}");
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ pub mod dm;
 pub mod ethtool;
 pub mod ifaddrs;
 pub mod iobuf;
+pub mod ipmi;
 pub mod kexec;
 pub mod lldp;
 pub mod lock;

@@ -96,7 +96,7 @@ pub fn wipe_disk(
     let res: Result<VerifyReport> = (|| {
         let mut t = overwrite::open_target(&p.disk.path, real_allowed || p.disk.test_target, true)?;
         check_identity(root, &t.file, &p.disk)?;
-        t.depth = overwrite::depth_for(parallel);
+        t.set_shape(overwrite::shape_for(parallel));
         if t.size != p.disk.size_bytes {
             notes.push(format!(
                 "size from the kernel {} differs from sysfs {}",

@@ -50,8 +50,9 @@ pub enum Flow {
     Stop,
 }
 
-/// Read every `(start, end)` of `list` (each at most `CHUNK` bytes) and
-/// hand it to `each(start, result)`: the bytes read, or the error left
+/// Read every `(start, end)` of `list` (each at most `CHUNK` bytes, read
+/// as `t.chunk`-sized pieces, see `overwrite::shape_for`) and hand each
+/// piece to `each(start, result)`: the bytes read, or the error left
 /// after the retries together with the piece's buffer (aligned, so the
 /// caller can retry smaller reads in it). Pieces are taken in order from a
 /// shared counter, so the device sees a near-sequential stream with
@@ -61,11 +62,26 @@ pub fn read_pieces<F>(t: &Target, list: &[(u64, u64)], each: F) -> std::io::Resu
 where
     F: Fn(u64, &mut [u8], std::io::Result<()>) -> Flow + Sync,
 {
+    let chunk = t.chunk.clamp(4096, CHUNK) as u64;
+    let split: Vec<(u64, u64)>;
+    let list = if list.iter().all(|(a, b)| b - a <= chunk) {
+        list
+    } else {
+        split = list
+            .iter()
+            .flat_map(|&(a, b)| {
+                (a..b)
+                    .step_by(chunk as usize)
+                    .map(move |o| (o, (o + chunk).min(b)))
+            })
+            .collect();
+        &split
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let slots = Slots::new(t.depth);
     let workers = (t.depth + SPARE).min(list.len().max(1));
-    let mut arena = IoArena::new(workers * CHUNK)?;
+    let mut arena = IoArena::new(workers * chunk as usize)?;
     let work = |buf: &mut [u8]| {
         while !stop.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -79,7 +95,11 @@ where
     };
     let work = &work;
     std::thread::scope(|s| {
-        for buf in arena.as_mut_slice().chunks_mut(CHUNK).take(workers) {
+        for buf in arena
+            .as_mut_slice()
+            .chunks_mut(chunk as usize)
+            .take(workers)
+        {
             s.spawn(move || work(buf));
         }
     });
@@ -102,6 +122,7 @@ mod tests {
             size,
             lbs: 512,
             depth: 2,
+            chunk: CHUNK,
         };
         let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
         let seen = Mutex::new(Vec::new());
@@ -125,5 +146,37 @@ mod tests {
         })
         .unwrap();
         assert_eq!(errs.into_inner(), 1);
+    }
+
+    #[test]
+    fn pieces_larger_than_the_chunk_are_split() {
+        let size = 3 * CHUNK as u64 + 8192;
+        let f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..size).map(|i| (i / 512) as u8).collect();
+        f.write_all_at(&data, 0).unwrap();
+        let t = Target {
+            file: f,
+            size,
+            lbs: 512,
+            depth: 3,
+            chunk: 256 << 10,
+        };
+        let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
+        let seen = Mutex::new(Vec::new());
+        read_pieces(&t, &list, |a, g, r| {
+            r.unwrap();
+            assert!(g.len() <= 256 << 10);
+            assert_eq!(g, &data[a as usize..a as usize + g.len()]);
+            seen.lock().unwrap().push((a, a + g.len() as u64));
+            Flow::Continue
+        })
+        .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        // Every byte exactly once, in 256 KiB pieces (the tail shorter).
+        assert_eq!(seen.len(), 13);
+        assert_eq!(seen[0], (0, 256 << 10));
+        assert!(seen.windows(2).all(|w| w[0].1 == w[1].0));
+        assert_eq!(seen.last().unwrap().1, size);
     }
 }

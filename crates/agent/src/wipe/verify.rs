@@ -564,58 +564,62 @@ mod tests {
     fn detects_a_single_corrupted_byte() {
         use crate::wipe::overwrite::{fill_stream, Failures, Pattern, Target};
         use std::os::unix::fs::FileExt;
-        let size = 3 * UNIT + 4096;
-        let seed = [3u8; 32];
-        let f = tempfile::tempfile().unwrap();
-        let mut data = vec![0u8; size as usize];
-        fill_stream(&seed, 1, 0, &mut data);
-        f.write_all_at(&data, 0).unwrap();
-        let t = Target {
-            file: f,
-            size,
-            lbs: 512,
-            depth: 4,
-        };
-        let tr = crate::wipe::Tracker::new("test".into(), None);
-        let pat = Pattern::Stream { seed, pass: 1 };
-        let fails = Mutex::new(Failures::default());
-        let ok = verify_pattern(&t, &[(0, size)], VerifyMode::Full, pat, &tr, &fails);
-        assert_eq!((ok.result.as_str(), ok.bytes_read), ("passed", size));
-        // Wrong pass number: everything mismatches.
-        let fails = Mutex::new(Failures::default());
-        let wrong = verify_pattern(
-            &t,
-            &[(0, UNIT)],
-            VerifyMode::Full,
-            Pattern::Stream { seed, pass: 2 },
-            &tr,
-            &fails,
-        );
-        assert_eq!(wrong.result, "failed");
-        // One byte flipped at 2 MiB + 1000.
-        let at = 2 * UNIT + 1000;
-        t.file
-            .write_all_at(&[data[at as usize] ^ 0x40], at)
-            .unwrap();
-        let fails = Mutex::new(Failures::default());
-        let bad = verify_pattern(&t, &[(0, size)], VerifyMode::Full, pat, &tr, &fails);
-        assert_eq!((bad.result.as_str(), bad.mismatches), ("failed", 1));
-        let r = &fails.lock().unwrap().ranges[0];
-        assert_eq!(
-            (r.lba_start, r.lba_count, r.op.as_str()),
-            (at / 512, 1, "verify")
-        );
-        // A zero expectation on stream data fails too.
-        let fails = Mutex::new(Failures::default());
-        let z = verify_pattern(
-            &t,
-            &[(0, size)],
-            VerifyMode::Sample(0.5),
-            Pattern::Zero,
-            &tr,
-            &fails,
-        );
-        assert_eq!(z.result, "failed");
+        // 1 MiB reads (few disks) and the smallest I/O of many disks.
+        for chunk in [CHUNK, crate::wipe::overwrite::MIN_CHUNK] {
+            let size = 3 * UNIT + 4096;
+            let seed = [3u8; 32];
+            let f = tempfile::tempfile().unwrap();
+            let mut data = vec![0u8; size as usize];
+            fill_stream(&seed, 1, 0, &mut data);
+            f.write_all_at(&data, 0).unwrap();
+            let t = Target {
+                file: f,
+                size,
+                lbs: 512,
+                depth: 4,
+                chunk,
+            };
+            let tr = crate::wipe::Tracker::new("test".into(), None);
+            let pat = Pattern::Stream { seed, pass: 1 };
+            let fails = Mutex::new(Failures::default());
+            let ok = verify_pattern(&t, &[(0, size)], VerifyMode::Full, pat, &tr, &fails);
+            assert_eq!((ok.result.as_str(), ok.bytes_read), ("passed", size));
+            // Wrong pass number: everything mismatches.
+            let fails = Mutex::new(Failures::default());
+            let wrong = verify_pattern(
+                &t,
+                &[(0, UNIT)],
+                VerifyMode::Full,
+                Pattern::Stream { seed, pass: 2 },
+                &tr,
+                &fails,
+            );
+            assert_eq!(wrong.result, "failed");
+            // One byte flipped at 2 MiB + 1000.
+            let at = 2 * UNIT + 1000;
+            t.file
+                .write_all_at(&[data[at as usize] ^ 0x40], at)
+                .unwrap();
+            let fails = Mutex::new(Failures::default());
+            let bad = verify_pattern(&t, &[(0, size)], VerifyMode::Full, pat, &tr, &fails);
+            assert_eq!((bad.result.as_str(), bad.mismatches), ("failed", 1));
+            let r = &fails.lock().unwrap().ranges[0];
+            assert_eq!(
+                (r.lba_start, r.lba_count, r.op.as_str()),
+                (at / 512, 1, "verify")
+            );
+            // A zero expectation on stream data fails too.
+            let fails = Mutex::new(Failures::default());
+            let z = verify_pattern(
+                &t,
+                &[(0, size)],
+                VerifyMode::Sample(0.5),
+                Pattern::Zero,
+                &tr,
+                &fails,
+            );
+            assert_eq!(z.result, "failed");
+        }
     }
 
     #[test]
@@ -705,6 +709,7 @@ mod tests {
             size,
             lbs: 512,
             depth: 1,
+            chunk: CHUNK,
         };
         let m = place_markers(&t, VerifyMode::Full);
         assert_eq!((m.units.len(), m.not_placed.len()), (8, 0));
