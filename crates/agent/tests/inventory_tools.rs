@@ -2,7 +2,8 @@
 //! tools: the PCI list equals `lspci -mm -nn -D` (and `lspci -mm -D` for
 //! the names), the disk list equals `lsblk -J -b -d`, the CPU count and
 //! model equal lscpu's, total memory equals /proc/meminfo, IPv4 addresses
-//! equal `ip -j addr`.
+//! equal `ip -j addr`, NIC driver information, permanent MAC and link
+//! modes equal `ethtool -i`, `ethtool -P` and `ethtool IF`.
 
 mod inventory_common;
 
@@ -217,4 +218,179 @@ fn boot_mode_matches_firmware() {
         "bios"
     };
     assert_eq!(inv["boot_mode"]["mode"], want);
+}
+
+/// `ethtool -i IF` as key → value (empty values as `null`); `None` when
+/// ethtool cannot get driver information (loopback).
+fn ethtool_i(ns: Option<&str>, ifname: &str) -> Option<serde_json::Map<String, Value>> {
+    let mut c = ethtool_cmd(ns);
+    let out = c.args(["-i", ifname]).output().unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
+            })
+            .map(|(k, v)| {
+                let v = v.trim();
+                (
+                    k.to_string(),
+                    if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::from(v)
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+fn ethtool_cmd(ns: Option<&str>) -> Command {
+    match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => Command::new("ethtool"),
+    }
+}
+
+/// The link modes of `ethtool IF`'s "`what` link modes:" lines.
+fn ethtool_modes(text: &str, what: &str) -> Vec<String> {
+    let key = format!("{what} link modes:");
+    let mut modes = Vec::new();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(&key));
+    if let Some(first) = lines.next() {
+        let rest = first.trim_start().trim_start_matches(&key);
+        modes.extend(rest.split_whitespace().map(String::from));
+        for l in lines.take_while(|l| !l.contains(':')) {
+            modes.extend(l.split_whitespace().map(String::from));
+        }
+    }
+    if modes == ["Not", "reported"] {
+        modes.clear();
+    }
+    modes
+}
+
+/// Our NIC fields against `ethtool -i`, `ethtool -P` and `ethtool IF`.
+fn compare_ethtool(ns: Option<&str>, nic: &Value) {
+    let name = nic["name"].as_str().unwrap();
+    match ethtool_i(ns, name) {
+        Some(i) => {
+            assert_eq!(nic["driver"], i["driver"], "{name} driver");
+            assert_eq!(nic["driver_version"], i["version"], "{name} version");
+            assert_eq!(
+                nic["firmware_version"], i["firmware-version"],
+                "{name} firmware"
+            );
+            assert_eq!(nic["bus_info"], i["bus-info"], "{name} bus info");
+        }
+        None => {
+            assert!(nic["driver_version"].is_null(), "{name}: {nic}");
+            assert!(nic["bus_info"].is_null(), "{name}: {nic}");
+        }
+    }
+    let p = ethtool_cmd(ns).args(["-P", name]).output().unwrap();
+    let perm = String::from_utf8_lossy(&p.stdout);
+    let perm = perm.trim().trim_start_matches("Permanent address:").trim();
+    if p.status.success() && perm != "00:00:00:00:00:00" && perm != "not set" {
+        assert_eq!(nic["permanent_mac"], perm, "{name} permanent MAC");
+    } else {
+        assert!(nic["permanent_mac"].is_null(), "{name}: {nic}");
+    }
+    let out = ethtool_cmd(ns).arg(name).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (ours, theirs) in [
+        ("supported_link_modes", "Supported"),
+        ("advertised_link_modes", "Advertised"),
+    ] {
+        let ours: Vec<String> = nic[ours]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            ours,
+            ethtool_modes(&text, theirs),
+            "{name} {theirs}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn ethtool_modes_parse() {
+    let t = "Settings for eth0:\n\tSupported ports: [ TP ]\n\
+             \tSupported link modes:   10baseT/Half 10baseT/Full\n\
+             \t                        1000baseT/Full\n\
+             \tSupported pause frame use: No\n\
+             \tAdvertised link modes:  Not reported\n";
+    assert_eq!(
+        ethtool_modes(t, "Supported"),
+        ["10baseT/Half", "10baseT/Full", "1000baseT/Full"]
+    );
+    assert!(ethtool_modes(t, "Advertised").is_empty());
+}
+
+/// Driver information, permanent MAC and link modes equal ethtool's: for
+/// this machine's NICs, and for a veth pair and loopback in a network
+/// namespace of this test's own (listed with `--nic`).
+#[test]
+fn nic_details_equal_ethtool() {
+    if !have("ethtool") {
+        return;
+    }
+    let inv = live();
+    for nic in inv["nics"].as_array().unwrap() {
+        compare_ethtool(None, nic);
+    }
+    let ns = format!("sisleth{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        speediso_testsupport::missing("ip netns add failed: network namespaces need root");
+        return;
+    }
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(ns.clone());
+    let ip = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .args(["-n", &ns])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?}");
+    };
+    ip(&["link", "add", "ve0", "type", "veth", "peer", "name", "ve1"]);
+    ip(&["link", "set", "ve0", "up"]);
+    ip(&["link", "set", "ve1", "up"]);
+    let text = output(
+        Command::new("ip")
+            .args(["netns", "exec", &ns, BIN, "--cmdline", ""])
+            .args(["inventory", "--json", "--nic", "ve0", "--nic", "lo"]),
+    );
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let nics = v["nics"].as_array().unwrap();
+    let names: Vec<&str> = nics.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ve0", "lo"]);
+    assert_eq!(nics[0]["driver"], "veth");
+    for nic in nics {
+        compare_ethtool(Some(&ns), nic);
+    }
 }

@@ -121,6 +121,22 @@ pub enum Command {
     /// Hardware inventory: PCI (named like lspci), CPU, memory and DIMMs,
     /// DMI, disks with filesystems, NICs, boot mode. Read from /sys, /proc,
     /// /dev and the SMBIOS tables; runs no tool unless --smart.
+    ///
+    /// NICs carry what `ethtool -i` says (driver version, firmware, bus
+    /// info), the permanent MAC and the supported and advertised link
+    /// modes. With --lldp, also the LLDP neighbours heard on every NIC with
+    /// carrier: the switch's name, port ID and description, VLANs,
+    /// management address, link aggregation and frame size. Switches send
+    /// LLDP every 30 s by default, so --lldp may wait that long; it returns
+    /// as soon as every NIC with carrier has heard a neighbour. Without
+    /// --lldp nothing waits. (The inventory step of a booted task listens
+    /// by default, for speediso.lldp.wait, 35 s unless set; 0 turns it off.)
+    #[command(after_help = "\
+Examples:
+  speediso inventory                 everything but LLDP, at once
+  speediso inventory --lldp          also LLDP neighbours, waiting up to 35 s
+  speediso inventory --lldp-wait 65  wait up to 65 s (two 30 s intervals)
+  speediso inventory --json --lldp   the same as one JSON document")]
     Inventory {
         /// Print the inventory as one JSON document.
         #[arg(long)]
@@ -132,6 +148,20 @@ pub enum Command {
         /// Also ask smartctl for the SMART health of NVMe/SATA/SAS disks.
         #[arg(long)]
         smart: bool,
+        /// Also listen for LLDP neighbours on every NIC with carrier, for up
+        /// to --lldp-wait (needs root: a raw socket per NIC).
+        #[arg(long)]
+        lldp: bool,
+        /// How long --lldp listens at most: seconds or 35s, 2m (default:
+        /// speediso.lldp.wait from the boot line, else 35 s). Implies --lldp;
+        /// 0 turns LLDP off.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        lldp_wait: Option<Duration>,
+        /// Also list the virtual interface NAME (veth, bond, bridge) as a NIC
+        /// and, with --lldp, listen for LLDP on it; repeatable. Only interfaces
+        /// with a device (physical NICs) are listed otherwise.
+        #[arg(long, value_name = "NAME")]
+        nic: Vec<String>,
     },
     /// What is wrong with this machine? One verdict (PASS, WARN or FAIL)
     /// with findings, read from /sys, /proc and /dev.

@@ -185,7 +185,31 @@ pub fn run(cli: Cli) -> Result<i32> {
             json,
             pci_ids,
             smart,
-        } => cmd_inventory(&env, json, pci_ids, smart),
+            lldp,
+            lldp_wait,
+            nic,
+        } => {
+            let lldp_wait = match (lldp, lldp_wait) {
+                (_, Some(w)) => w,
+                (false, None) => Duration::ZERO,
+                (true, None) => {
+                    let Some(options) = env.checked_options() else {
+                        return Ok(exit::USAGE);
+                    };
+                    options
+                        .get("lldp.wait")
+                        .and_then(speediso_proto::units::parse_duration)
+                        .unwrap_or(crate::inventory::LLDP_WAIT_DEFAULT)
+                }
+            };
+            let opts = crate::inventory::Config {
+                pci_ids,
+                smart,
+                lldp_wait,
+                extra_nics: nic,
+            };
+            cmd_inventory(&env, json, &opts)
+        }
         Command::Health { json } => cmd_health(&env, json),
         Command::SshKeys {
             action: SshKeysCmd::Install { check },
@@ -671,9 +695,8 @@ fn cmd_tasks(env: &Env, json: bool, options: bool) -> Result<i32> {
     Ok(exit::SUCCESS)
 }
 
-fn cmd_inventory(env: &Env, json: bool, pci_ids: Option<PathBuf>, smart: bool) -> Result<i32> {
-    let opts = crate::inventory::Config { pci_ids, smart };
-    let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, &opts)?;
+fn cmd_inventory(env: &Env, json: bool, opts: &crate::inventory::Config) -> Result<i32> {
+    let (inv, notes) = crate::inventory::collect(&env.root, &env.cmdline, opts)?;
     let text = if json {
         for n in &notes {
             crate::say!("speediso: note: {n}");

@@ -5,7 +5,8 @@
 //! `inventory` step module returns it as the step's result.
 //!
 //! Each area has its own file; none of them runs a tool except the optional
-//! SMART query (`smart`).
+//! SMART query (`smart`). The LLDP listener (`lldp`) runs in a thread of its
+//! own for the whole collection, for up to `Config::lldp_wait`.
 
 pub mod bmc;
 pub mod cpu;
@@ -14,6 +15,7 @@ pub mod dmi;
 pub mod fsprobe;
 pub mod gpus;
 pub mod identify;
+pub mod lldp;
 pub mod memory;
 pub mod nics;
 pub mod pci;
@@ -30,6 +32,7 @@ use crate::root::Root;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The module name, as tasks/*.toml write it.
 pub const NAME: &str = "inventory";
@@ -80,7 +83,20 @@ pub struct Config {
     pub pci_ids: Option<PathBuf>,
     /// Ask smartctl for SMART health (live system only).
     pub smart: bool,
+    /// Listen for LLDP neighbours on every NIC with carrier for up to this
+    /// long (live system only); zero: not at all. Ends as soon as every
+    /// such NIC has heard one.
+    pub lldp_wait: Duration,
+    /// Virtual interfaces (veth, bond, bridge) to list as NICs too.
+    pub extra_nics: Vec<String>,
 }
+
+/// The default of `speediso.lldp.wait`: one 30 s LLDP interval and some.
+pub const LLDP_WAIT_DEFAULT: Duration = Duration::from_secs(35);
+
+/// After every NIC has heard a neighbour, listen this much longer for the
+/// frames right behind (a second neighbour on the same link).
+const LLDP_LINGER: Duration = Duration::from_millis(200);
 
 /// SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 4 attribute bytes,
 /// then one byte 0 or 1.
@@ -94,6 +110,16 @@ fn secure_boot(root: &Root) -> Option<bool> {
 /// under `root`.
 pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report, Vec<String>)> {
     let mut notes = Vec::new();
+    // The LLDP listener runs alongside everything else, joined at the end.
+    let lldp = (!opts.lldp_wait.is_zero() && root.is_system()).then(|| {
+        let ifaces = nics::with_carrier(root, &opts.extra_nics);
+        let wait = opts.lldp_wait;
+        let n = ifaces.len();
+        (
+            n,
+            std::thread::spawn(move || lldp::listen(&ifaces, wait, LLDP_LINGER)),
+        )
+    });
     // pci.ids parsing, disk probing and the BMC's answers are
     // independent; overlap them (a slow BMC then costs no extra time).
     let (ids, disks, bmc) = std::thread::scope(|s| {
@@ -126,6 +152,17 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         notes.push(format!("GPUs: {n}"));
     }
     notes.extend(bmc.notes.iter().map(|n| format!("BMC: {n}")));
+    let mut nics = nics::collect(root, boot_mac.as_deref(), &opts.extra_nics);
+    if let Some((n, t)) = lldp {
+        let (mut heard, errors) = t.join().expect("LLDP listener thread panicked");
+        notes.extend(errors);
+        if n == 0 {
+            notes.push("LLDP: no NIC has carrier, nothing to listen on".into());
+        }
+        for nic in &mut nics {
+            nic.lldp = heard.remove(&nic.name);
+        }
+    }
     let inv = Report {
         pci,
         gpus,
@@ -134,7 +171,7 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
         dmi: dmi::collect(root),
         disks,
         storage_controllers,
-        nics: nics::collect(root, boot_mac.as_deref()),
+        nics,
         bmc,
         boot_mode: BootMode {
             mode: if efi { "uefi" } else { "bios" },
@@ -156,8 +193,24 @@ pub fn collect(root: &Root, cmdline: &Cmdline, opts: &Config) -> Result<(Report,
 /// The `inventory` step module (registered in `tasks::module_for`).
 pub struct Inventory;
 
+/// A wait given as a step option: seconds, or a duration string.
+fn step_wait(v: &toml::Value) -> Option<Duration> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok().map(Duration::from_secs),
+        toml::Value::String(s) => speediso_proto::units::parse_duration(s),
+        _ => None,
+    }
+}
+
 fn step_opts(step: &toml::Table, options: &Options) -> Result<Config> {
     let mut o = Config {
+        // The step listens by default: a booted machine has the time.
+        // Values were validated against the spec (Kind::Duration).
+        lldp_wait: options
+            .get("lldp.wait")
+            .and_then(speediso_proto::units::parse_duration)
+            .unwrap_or(LLDP_WAIT_DEFAULT),
+        extra_nics: Vec::new(),
         pci_ids: options.get("inventory.pci_ids").map(PathBuf::from),
         smart: options
             .get("inventory.smart")
@@ -168,9 +221,17 @@ fn step_opts(step: &toml::Table, options: &Options) -> Result<Config> {
         match (k.as_str(), v) {
             ("pci_ids", toml::Value::String(s)) => o.pci_ids = Some(PathBuf::from(s)),
             ("smart", toml::Value::Boolean(b)) => o.smart = *b,
+            ("lldp_wait", v) => {
+                o.lldp_wait = step_wait(v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "inventory option lldp_wait = {v} is not a wait: expected seconds \
+                         (0 turns LLDP off) or a duration like 35s or 2m"
+                    )
+                })?
+            }
             ("pci_ids", _) => bail!("inventory option pci_ids must be a path string"),
             ("smart", _) => bail!("inventory option smart must be true or false"),
-            (k, _) => bail!("unknown inventory option '{k}'; known: pci_ids, smart"),
+            (k, _) => bail!("unknown inventory option '{k}'; known: pci_ids, smart, lldp_wait"),
         }
     }
     Ok(o)
@@ -194,6 +255,15 @@ impl Module for Inventory {
         )
         .step("smart")
         .flag("smart"),
+        Spec::cmdline(
+            "lldp.wait",
+            Kind::Duration,
+            "listen for LLDP neighbours on every NIC with carrier for up to this long \
+             (seconds, or 35s, 2m; 0 turns LLDP off; default 35, one 30 s LLDP interval); \
+             ends as soon as every such NIC has heard one",
+        )
+        .step("lldp_wait")
+        .flag("lldp-wait"),
     ];
 
     fn configure(step: &toml::Table, options: &Options) -> Result<Config> {
@@ -207,6 +277,12 @@ impl Module for Inventory {
             ctx.events.log(n);
         }
         ctx.events.log(summary(&inv));
+        // Where the machine is cabled, for whoever watches the console.
+        for n in &inv.nics {
+            for line in n.lldp.iter().flat_map(lldp_lines) {
+                ctx.events.log(format!("{}: {line}", n.name));
+            }
+        }
         Ok(serde_json::to_value(&inv)?)
     }
 }
@@ -506,11 +582,92 @@ pub fn render(inv: &Report, notes: &[String]) -> String {
                 format!("  {}", n.addresses.join(" "))
             }
         );
+        if n.driver_version.is_some() || n.firmware_version.is_some() {
+            let _ = writeln!(
+                o,
+                "    driver {} {} · firmware {} · bus {}{}",
+                or_dash(&n.driver),
+                or_dash(&n.driver_version),
+                or_dash(&n.firmware_version),
+                or_dash(&n.bus_info),
+                n.permanent_mac
+                    .as_ref()
+                    .filter(|p| Some(*p) != n.mac.as_ref())
+                    .map(|p| format!(" · permanent MAC {p}"))
+                    .unwrap_or_default()
+            );
+        }
+        if !n.advertised_link_modes.is_empty() || !n.supported_link_modes.is_empty() {
+            let _ = writeln!(
+                o,
+                "    link modes {} (supported {})",
+                n.advertised_link_modes.join(" "),
+                n.supported_link_modes.join(" ")
+            );
+        }
+        if let Some(l) = &n.lldp {
+            for line in lldp_lines(l) {
+                let _ = writeln!(o, "    {line}");
+            }
+        }
     }
     for n in notes {
         let _ = writeln!(o, "note: {n}");
     }
     o
+}
+
+/// What the LLDP listener heard on one NIC, a line per neighbour.
+pub fn lldp_lines(l: &lldp::Heard) -> Vec<String> {
+    let mut lines: Vec<String> = l
+        .neighbors
+        .iter()
+        .map(|nb| {
+            let mut s = format!(
+                "LLDP neighbour {} port {}",
+                nb.system_name.as_deref().unwrap_or(&nb.chassis_id),
+                nb.port_id
+            );
+            if let Some(d) = nb.port_description.as_ref().filter(|d| **d != nb.port_id) {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(v) = nb.port_vlan_id {
+                s.push_str(&format!(" · VLAN {v}"));
+            }
+            let names: Vec<String> = nb
+                .vlans
+                .iter()
+                .map(|v| format!("{} {}", v.id, v.name))
+                .collect();
+            if !names.is_empty() {
+                s.push_str(&format!(" · VLANs {}", names.join(", ")));
+            }
+            if !nb.management_addresses.is_empty() {
+                s.push_str(&format!(" · mgmt {}", nb.management_addresses.join(" ")));
+            }
+            if let Some(a) = nb.link_aggregation.as_ref().filter(|a| a.enabled) {
+                s.push_str(&format!(" · aggregated (port {})", a.port_id));
+            }
+            if let Some(m) = nb.max_frame_size {
+                s.push_str(&format!(" · max frame {m}"));
+            }
+            s
+        })
+        .collect();
+    if l.neighbors.is_empty() {
+        lines.push(format!(
+            "LLDP no neighbour heard in {:.1} s",
+            l.listened_ms as f64 / 1000.0
+        ));
+    }
+    if l.malformed_frames > 0 {
+        lines.push(format!(
+            "LLDP {} malformed frame(s) skipped (last: {})",
+            l.malformed_frames,
+            l.last_malformed.as_deref().unwrap_or("-")
+        ));
+    }
+    lines
 }
 
 fn fs_text(f: &fsprobe::FsInfo) -> String {
@@ -542,6 +699,7 @@ mod tests {
         let t: toml::Table = toml::from_str("smart = false\npci_ids = '/x'").unwrap();
         let s = step_opts(&t, &o).unwrap();
         assert!(!s.smart);
+        assert_eq!(s.lldp_wait, LLDP_WAIT_DEFAULT);
         assert_eq!(s.pci_ids.as_deref(), Some(std::path::Path::new("/x")));
         assert!(step_opts(&toml::Table::new(), &o).unwrap().smart);
         let bad: toml::Table = toml::from_str("colour = 1").unwrap();
@@ -549,5 +707,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown inventory option 'colour'"));
+        let o = Options::from_pairs([("lldp.wait", "0")]);
+        assert!(step_opts(&toml::Table::new(), &o)
+            .unwrap()
+            .lldp_wait
+            .is_zero());
+        let o = Options::from_pairs([("lldp.wait", "2m")]);
+        assert_eq!(
+            step_opts(&toml::Table::new(), &o).unwrap().lldp_wait,
+            Duration::from_secs(120)
+        );
+        let t: toml::Table = toml::from_str("lldp_wait = 5").unwrap();
+        assert_eq!(step_opts(&t, &o).unwrap().lldp_wait, Duration::from_secs(5));
+        let t: toml::Table = toml::from_str("lldp_wait = '10s'").unwrap();
+        assert_eq!(
+            step_opts(&t, &o).unwrap().lldp_wait,
+            Duration::from_secs(10)
+        );
+        for bad in ["lldp_wait = -1", "lldp_wait = 'soon'", "lldp_wait = true"] {
+            let t: toml::Table = toml::from_str(bad).unwrap();
+            let e = step_opts(&t, &o).unwrap_err().to_string();
+            assert!(e.contains("lldp_wait") && e.contains("not a wait"), "{e}");
+        }
+        let spec = crate::options::by_key(Inventory::OPTIONS, "lldp.wait").unwrap();
+        assert!(spec.check("35").is_ok() && spec.check("0").is_ok());
+        assert!(spec.check("soon").is_err());
+    }
+
+    #[test]
+    fn lldp_render() {
+        let mut h = lldp::Heard::default();
+        h.add(&lldp::tests::switch_frame());
+        h.add(&[0u8; 20]);
+        let l = lldp_lines(&h);
+        assert_eq!(
+            l[0],
+            "LLDP neighbour leaf-r12.dc1 port Ethernet12 (server r12-07 eth0) · VLAN 100 \
+             · VLANs 100 prod1, 200 mgmt · mgmt 10.0.12.1 2001:db8::12 · aggregated (port 42) \
+             · max frame 9216"
+        );
+        assert!(
+            l[1].starts_with("LLDP 1 malformed frame(s) skipped (last: "),
+            "{}",
+            l[1]
+        );
+        let l = lldp_lines(&lldp::Heard {
+            listened_ms: 1500,
+            ..Default::default()
+        });
+        assert_eq!(l, ["LLDP no neighbour heard in 1.5 s"]);
     }
 }

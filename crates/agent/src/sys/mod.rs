@@ -9,6 +9,7 @@ pub mod ifaddrs;
 pub mod iobuf;
 pub mod ipmi;
 pub mod kexec;
+pub mod lldp;
 pub mod lock;
 pub mod mem;
 pub mod nvme;
