@@ -292,9 +292,11 @@ trap cleanup EXIT
 # kernel_cmdline TASK [HOST_PARAMS_JSON_FRAGMENT]: render the Foreman
 # PXELinux template and take its APPEND line, as a PXE boot would.
 # Root's SSH key is the run's, as the speediso_ssh_key host parameter.
+# QEMU's user-mode NIC has carrier but no switch behind it: inventory
+# listens for LLDP 3 s (speediso_lldp_wait) instead of the default 35 s.
 kernel_cmdline() {
     local task=$1 extra=${2:-} params=$work/params.json
-    printf '{"livesystem_url":"http://%s","live_squash":"speediso.squashfs","hk_speedtest_autotask":"%s","speediso_console":"console=ttyS0,115200","speediso_extra_append":"printk.time=1 systemd.journald.forward_to_console=1 systemd.show_status=1 panic=-1","speediso_ssh_key":"%s"%s}\n' \
+    printf '{"livesystem_url":"http://%s","live_squash":"speediso.squashfs","hk_speedtest_autotask":"%s","speediso_console":"console=ttyS0,115200","speediso_extra_append":"printk.time=1 systemd.journald.forward_to_console=1 systemd.show_status=1 panic=-1","speediso_ssh_key":"%s","speediso_lldp_wait":"3"%s}\n' \
         "$http_guest" "$task" "$ssh_key_b64" "${extra:+,$extra}" >"$params"
     ruby kickstart-snippets/test/render.rb kickstart-snippets/foreman-pxelinux.erb "$params" |
         sed -n 's/^ *APPEND initrd=[^ ]* //p'

@@ -165,7 +165,16 @@ fn later_steps_results_reach_foreman_at_run_end() {
     bus.step("inventory").emit(Body::Result {
         data: serde_json::json!({
             "dmi": {"system_serial": "CZJ9470ABC"},
-            "nics": [{"name": "ens1f0", "mac": "b0:26:28:aa:bb:01", "boot": true}],
+            "nics": [{"name": "ens1f0", "mac": "b0:26:28:aa:bb:01", "boot": true,
+                      "driver": "ice", "driver_version": "1.12.7", "firmware_version": "4.40 0x8001c967 1.3534.0",
+                      "bus_info": "0000:17:00.0",
+                      "lldp": {"frames": 2, "malformed_frames": 1, "neighbors": [{
+                          "chassis_id": "70:b3:d5:00:11:22", "port_id": "Ethernet12",
+                          "system_name": "leaf-r12.dc1", "port_vlan_id": 100,
+                          "management_addresses": ["10.0.12.1"]}]}}],
+            "bmc": {"device_id": {"manufacturer": "Supermicro", "firmware_version": "5.27"},
+                    "lan": [{"channel": 1, "ip_address_source": "static", "ip_address": "10.1.2.3",
+                             "mac_address": "3c:ec:ef:00:00:01"}]},
         }),
     });
     finished("inventory", Outcome::Success);
@@ -218,12 +227,29 @@ fn later_steps_results_reach_foreman_at_run_end() {
     assert_eq!(got.len(), 2, "the inventory's upload, then the run's");
     let first: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(first["facts"]["serialnumber"], "CZJ9470ABC");
+    assert_eq!(
+        first["facts"]["lldp_neighbor_sysname_ens1f0"],
+        "leaf-r12.dc1"
+    );
+    assert_eq!(first["facts"]["ipmi_ipaddress"], "10.1.2.3");
     assert!(first["facts"].get("speediso_outcome").is_none());
     let body: serde_json::Value = serde_json::from_slice(&got[1].body).unwrap();
     let f = body["facts"].as_object().unwrap();
     let want = [
         ("serialnumber", "CZJ9470ABC"),
         ("discovery_bootif", "b0:26:28:aa:bb:01"),
+        ("lldp_neighbor_sysname_ens1f0", "leaf-r12.dc1"),
+        ("lldp_neighbor_portid_ens1f0", "Ethernet12"),
+        ("lldp_neighbor_chassisid_ens1f0", "70:b3:d5:00:11:22"),
+        ("lldp_neighbor_pvid_ens1f0", "100"),
+        ("lldp_neighbor_mngaddr_ipv4_ens1f0", "10.0.12.1"),
+        ("nic_driver_ens1f0", "ice"),
+        ("nic_firmware_version_ens1f0", "4.40 0x8001c967 1.3534.0"),
+        ("ipmi_ipaddress", "10.1.2.3"),
+        ("ipmi_ipaddress_source", "Static Address"),
+        ("ipmi_macaddress", "3c:ec:ef:00:00:01"),
+        ("ipmi_manufacturer", "Supermicro"),
+        ("ipmi_firmware_version", "5.27"),
         ("speediso_task", "burnin"),
         ("speediso_run_id", run.run_id.as_str()),
         ("speediso_outcome", "failed"),

@@ -21,6 +21,8 @@
 //! | `blockdevices`, `blockdevice_<d>_size/_model/_vendor` | `disks[]` |
 //! | `architecture`, `hardwaremodel`, `kernelrelease` | `kernel.arch`, `kernel.release` |
 //! | `discovery_version` | `speediso <version>` |
+//! | `lldp_neighbor_sysname_<nic>`, `lldp_neighbor_chassisid_<nic>`, `lldp_neighbor_portid_<nic>`, `lldp_neighbor_portdescr_<nic>`, `lldp_neighbor_pvid_<nic>`, `lldp_neighbor_mtu_<nic>`, `lldp_neighbor_mngaddr_ipv4_<nic>`, `lldp_neighbor_mngaddr_ipv6_<nic>` | `nics[].lldp.neighbors[0]` (the names of the `lldp` Facter facts Foreman Discovery reports) |
+//! | `nic_driver_<nic>`, `nic_driver_version_<nic>`, `nic_firmware_version_<nic>`, `nic_bus_info_<nic>` | `nics[]` (ethtool driver info) |
 //! | `ipmi_ipaddress`, `ipmi_ipaddress_source`, `ipmi_subnet_mask`, `ipmi_gateway`, `ipmi_macaddress`, `ipmi_vlan_id` | `bmc.lan[]`, the first LAN channel (ipmitool's words for the source, as the `ipmi` Facter facts Foreman reads) |
 //! | `ipmi<channel>_ipaddress`, ... | every LAN channel |
 //! | `ipmi_manufacturer`, `ipmi_firmware_version`, `ipmi_version`, `ipmi_product_id` | `bmc.device_id` |
@@ -109,6 +111,46 @@ pub fn facts(inv: &Value, boot_mac: Option<&str>) -> BTreeMap<String, String> {
         put(&format!("macaddress_{name}"), s(&n["mac"]));
         put(&format!("mtu_{name}"), s(&n["mtu"]));
         put(&format!("speed_{name}"), s(&n["speed_mbps"]));
+        for (fact, field) in [
+            ("nic_driver", "driver"),
+            ("nic_driver_version", "driver_version"),
+            ("nic_firmware_version", "firmware_version"),
+            ("nic_bus_info", "bus_info"),
+        ] {
+            put(&format!("{fact}_{name}"), s(&n[field]));
+        }
+        if let Some(nb) = n["lldp"]["neighbors"].as_array().and_then(|a| a.first()) {
+            for (fact, field) in [
+                ("sysname", "system_name"),
+                ("chassisid", "chassis_id"),
+                ("portid", "port_id"),
+                ("portdescr", "port_description"),
+                ("pvid", "port_vlan_id"),
+                ("mtu", "max_frame_size"),
+            ] {
+                put(&format!("lldp_neighbor_{fact}_{name}"), s(&nb[field]));
+            }
+            let addrs: Vec<&str> = nb["management_addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let v4 = addrs
+                .iter()
+                .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok());
+            let v6 = addrs
+                .iter()
+                .find(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+            put(
+                &format!("lldp_neighbor_mngaddr_ipv4_{name}"),
+                v4.map(|a| a.to_string()),
+            );
+            put(
+                &format!("lldp_neighbor_mngaddr_ipv6_{name}"),
+                v6.map(|a| a.to_string()),
+            );
+        }
         let v4 = n["addresses"]
             .as_array()
             .into_iter()
@@ -381,7 +423,13 @@ mod tests {
             "disks": [{"name": "nvme0n1", "size_bytes": 960197124096u64, "model": "SAMSUNG MZQL2960"}],
             "nics": [
                 {"name": "eno1", "mac": "B0:26:28:AA:BB:01", "mtu": 1500, "speed_mbps": 25000,
-                 "addresses": ["fe80::1/64", "10.20.30.40/24"], "boot": true},
+                 "addresses": ["fe80::1/64", "10.20.30.40/24"], "boot": true,
+                 "driver": "bnxt_en", "driver_version": "6.1.0", "firmware_version": "223.0.161.0/pkg 22.31.13.70",
+                 "bus_info": "0000:41:00.0",
+                 "lldp": {"frames": 3, "malformed_frames": 0, "neighbors": [{
+                     "chassis_id": "70:b3:d5:00:11:22", "port_id": "Ethernet12", "system_name": "leaf-r12.dc1",
+                     "port_description": "server r12-07 eth0", "port_vlan_id": 100, "max_frame_size": 9216,
+                     "management_addresses": ["2001:db8::12", "10.0.12.1"]}]}},
                 {"name": "eno2", "mac": "b0:26:28:aa:bb:02", "addresses": [], "boot": false}
             ],
             "boot_mode": {"mode": "uefi", "boot_mac": null},
@@ -419,6 +467,18 @@ mod tests {
             ("blockdevice_nvme0n1_model", "SAMSUNG MZQL2960"),
             ("architecture", "x86_64"),
             ("kernelrelease", "6.1.0"),
+            ("nic_driver_eno1", "bnxt_en"),
+            ("nic_driver_version_eno1", "6.1.0"),
+            ("nic_firmware_version_eno1", "223.0.161.0/pkg 22.31.13.70"),
+            ("nic_bus_info_eno1", "0000:41:00.0"),
+            ("lldp_neighbor_sysname_eno1", "leaf-r12.dc1"),
+            ("lldp_neighbor_chassisid_eno1", "70:b3:d5:00:11:22"),
+            ("lldp_neighbor_portid_eno1", "Ethernet12"),
+            ("lldp_neighbor_portdescr_eno1", "server r12-07 eth0"),
+            ("lldp_neighbor_pvid_eno1", "100"),
+            ("lldp_neighbor_mtu_eno1", "9216"),
+            ("lldp_neighbor_mngaddr_ipv4_eno1", "10.0.12.1"),
+            ("lldp_neighbor_mngaddr_ipv6_eno1", "2001:db8::12"),
             ("ipmi_ipaddress", "10.0.5.17"),
             ("ipmi_ipaddress_source", "DHCP Address"),
             ("ipmi_subnet_mask", "255.255.255.0"),
@@ -437,6 +497,9 @@ mod tests {
         }
         assert!(!f.contains_key("ipaddress_eno2"));
         assert!(!f.contains_key("ipmi_vlan_id"), "VLAN off: no fact");
+        assert!(!f
+            .keys()
+            .any(|k| k.ends_with("_eno2") && k.starts_with("lldp")));
         // No inventory NIC marked: the host id's boot MAC.
         let f = facts(&serde_json::json!({}), Some("52:54:00:12:34:56"));
         assert_eq!(f["discovery_bootif"], "52:54:00:12:34:56");
