@@ -11,8 +11,7 @@ use common::{fast_tuning, logged_run, reporting_bus};
 use speediso_collector::pg::PgStore;
 use speediso_collector::store::Store;
 use speediso_testsupport::collector::*;
-use speediso_testsupport::{free_port, output_ok};
-use std::path::PathBuf;
+use speediso_testsupport::output_ok;
 use std::process::Command;
 use std::time::Duration;
 
