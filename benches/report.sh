@@ -16,7 +16,7 @@
 # Environment: STORES="sqlite pg" (default: both, pg only when initdb is
 # installed), SCALE_AGENTS=5000 SCALE_EVENTS=100 SCALE_BATCH=20
 # SCALE_RESEND=1 SCALE_MAX_IN_FLIGHT=256 (SCALE_AGENTS=0 skips part 2),
-# AGENT_COST=0 skips part 3.
+# INGEST=0 skips part 1, AGENT_COST=0 part 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,7 +110,7 @@ echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 case " $STORES " in *" pg "*) start_pg ;; esac
 
-for store in $STORES; do
+for store in $([ "${INGEST:-1}" = 0 ] || echo "$STORES"); do
     target=$TARGET_SQLITE
     [ "$store" = pg ] && target=$TARGET_PG
     for spec in "$AGENTS $EVENTS $BATCH" "200 1000 100" "1 100000 1000"; do
