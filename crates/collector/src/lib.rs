@@ -104,20 +104,44 @@ pub enum Command {
         #[arg(long, default_value = "viewer")]
         role: String,
     },
-    /// Load generator for benchmarks: N agents send M events each.
+    /// Load generator for benchmarks and the scale test: N simulated
+    /// agents (one connection each, loopback only) send M events each at
+    /// once, resend some acknowledged batches, and with --check-db the
+    /// store is checked: every event stored exactly once. Prints JSON with
+    /// events/s and `"pass"`, then PASS or FAIL; exits 1 on FAIL.
     #[command(hide = true)]
     Load {
+        /// The collector (http://127.0.0.1:PORT; loopback only).
         #[arg(long, default_value = "http://127.0.0.1:8470")]
         url: String,
+        /// One token for every agent.
+        #[arg(long, conflicts_with = "host_tokens")]
+        token: Option<String>,
+        /// Tokens file with a `host=LOADnnnnn SECRET` line per agent: each
+        /// agent uses its own host's token.
         #[arg(long)]
-        token: String,
+        host_tokens: Option<PathBuf>,
+        /// Write such a tokens file (random secrets) for --agents and exit.
+        #[arg(long)]
+        write_host_tokens: Option<PathBuf>,
         #[arg(long, default_value_t = 50)]
         agents: usize,
+        /// Events per agent (one run each).
         #[arg(long, default_value_t = 2000)]
         events: usize,
         /// Events per POST.
         #[arg(long, default_value_t = 500)]
         batch: usize,
+        /// Acknowledged batches each agent sends again.
+        #[arg(long, default_value_t = 0)]
+        resend: usize,
+        /// The collector's --db (SQLite file or postgres:// URL): check
+        /// that each run holds its events exactly once.
+        #[arg(long)]
+        check_db: Option<String>,
+        /// Give up (FAIL) after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
     },
 }
 
@@ -157,27 +181,38 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Load {
             url,
             token,
+            host_tokens,
+            write_host_tokens,
             agents,
             events,
             batch,
+            resend,
+            check_db,
+            timeout_s,
         } => {
-            let (n, el) = load::run(&load::LoadArgs {
+            if let Some(p) = write_host_tokens {
+                load::write_host_tokens(&p, agents)?;
+                return Ok(0);
+            }
+            let r = load::run(&load::LoadArgs {
                 url,
                 token,
+                host_tokens,
                 agents,
                 events,
                 batch,
+                resend,
+                check_db,
+                timeout: std::time::Duration::from_secs(timeout_s),
             })?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "agents": agents,
-                    "events": n,
-                    "seconds": el.as_secs_f64(),
-                    "events_per_second": n as f64 / el.as_secs_f64(),
-                })
-            );
-            Ok(0)
+            println!("{}", serde_json::to_string(&r)?);
+            if r.pass {
+                println!("PASS");
+                Ok(0)
+            } else {
+                println!("FAIL: {}", r.check.as_deref().unwrap_or(""));
+                Ok(1)
+            }
         }
     }
 }

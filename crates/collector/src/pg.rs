@@ -34,7 +34,23 @@ const MIGRATION_LOCK: i64 = 0x05ee_d150;
 /// One open connection; `PgStore` replaces it when it breaks.
 struct Conn {
     client: Client,
+    /// The write path's statements, prepared once per connection (a
+    /// statement given as text costs a second round trip on every call).
+    stmts: Stmts,
 }
+
+type Stmts = std::collections::HashMap<&'static str, postgres::Statement>;
+
+/// `BatchTx::insert_events` in one statement: the batch's columns as
+/// arrays; the keys actually inserted come back.
+const INSERT_EVENTS: &str = "INSERT INTO events (run_id, seq, ts, type, step, body) \
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+    ON CONFLICT (run_id, seq) DO NOTHING RETURNING run_id, seq";
+
+/// `BatchTx::event_bodies` in one statement, in the keys' order.
+const SELECT_EVENT_BODIES: &str = "SELECT e.body \
+    FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(run_id, seq, n) \
+    LEFT JOIN events e ON e.run_id = k.run_id AND e.seq = k.seq ORDER BY k.n";
 
 /// The PostgreSQL store. A connection lost (the server restarted, the
 /// network broke) is reopened on a later call, with backoff; meanwhile
@@ -162,7 +178,10 @@ impl PgStore {
             Some(tls) => self.config.connect(tls.clone())?,
             None => self.config.connect(NoTls)?,
         };
-        Ok(Conn { client })
+        Ok(Conn {
+            client,
+            stmts: Stmts::new(),
+        })
     }
 
     /// The open connection, reopened when lost (not before the backoff
@@ -256,8 +275,20 @@ impl Conn {
 }
 
 /// `store::insert_batch`'s operations on PostgreSQL, inside the caller's
-/// transaction.
-struct Tx<'a, 'b>(&'a mut postgres::Transaction<'b>);
+/// transaction, with the connection's prepared statements.
+struct Tx<'a, 'b>(&'a mut postgres::Transaction<'b>, &'a mut Stmts);
+
+impl Tx<'_, '_> {
+    /// `sql`, prepared on this connection the first time.
+    fn prep(&mut self, sql: &'static str) -> Result<postgres::Statement> {
+        if let Some(s) = self.1.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.0.prepare(sql)?;
+        self.1.insert(sql, s.clone());
+        Ok(s)
+    }
+}
 
 impl BatchTx for Tx<'_, '_> {
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -266,47 +297,82 @@ impl BatchTx for Tx<'_, '_> {
     }
 
     fn claim_run(&mut self, run_id: &str, host_key: &str, token_id: &str, ts: &str) -> Result<()> {
-        self.0
-            .execute(sql::CLAIM_RUN, &[&run_id, &host_key, &token_id, &ts])?;
+        let s = self.prep(sql::CLAIM_RUN)?;
+        self.0.execute(&s, &[&run_id, &host_key, &token_id, &ts])?;
         Ok(())
     }
 
     fn run_owner(&mut self, run_id: &str) -> Result<(String, Option<String>)> {
-        let r = self.0.query_one(sql::RUN_OWNER, &[&run_id])?;
+        let s = self.prep(sql::RUN_OWNER)?;
+        let r = self.0.query_one(&s, &[&run_id])?;
         Ok((r.get(0), r.get(1)))
     }
 
     fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()> {
-        self.0.execute(sql::SET_RUN_TOKEN, &[&token_id, &run_id])?;
+        let s = self.prep(sql::SET_RUN_TOKEN)?;
+        self.0.execute(&s, &[&token_id, &run_id])?;
         Ok(())
     }
 
     fn insert_event(&mut self, e: &Incoming) -> Result<bool> {
+        let s = self.prep(sql::INSERT_EVENT)?;
         let n = self.0.execute(
-            sql::INSERT_EVENT,
+            &s,
             &[&e.run_id, &(e.seq as i64), &e.ts, &e.kind, &e.step, &e.line],
         )?;
         Ok(n > 0)
     }
 
-    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
-        Ok(self
+    fn insert_events(&mut self, events: &[Incoming]) -> Result<Vec<bool>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.prep(INSERT_EVENTS)?;
+        let run_ids: Vec<&str> = events.iter().map(|e| e.run_id.as_str()).collect();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq as i64).collect();
+        let ts: Vec<&str> = events.iter().map(|e| e.ts.as_str()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        let steps: Vec<Option<&str>> = events.iter().map(|e| e.step.as_deref()).collect();
+        let bodies: Vec<&str> = events.iter().map(|e| e.line.as_str()).collect();
+        let rows = self
             .0
-            .query_opt(sql::SELECT_EVENT_BODY, &[&run_id, &seq])?
-            .map(|r| r.get(0)))
+            .query(&s, &[&run_ids, &seqs, &ts, &kinds, &steps, &bodies])?;
+        let mut new: std::collections::HashSet<(String, i64)> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // A key twice in the batch: only its first line was inserted.
+        Ok(events
+            .iter()
+            .map(|e| new.remove(&(e.run_id.clone(), e.seq as i64)))
+            .collect())
+    }
+
+    fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>> {
+        let s = self.prep(sql::SELECT_EVENT_BODY)?;
+        Ok(self.0.query_opt(&s, &[&run_id, &seq])?.map(|r| r.get(0)))
+    }
+
+    fn event_bodies(&mut self, keys: &[(&str, i64)]) -> Result<Vec<Option<String>>> {
+        let s = self.prep(SELECT_EVENT_BODIES)?;
+        let run_ids: Vec<&str> = keys.iter().map(|k| k.0).collect();
+        let seqs: Vec<i64> = keys.iter().map(|k| k.1).collect();
+        let rows = self.0.query(&s, &[&run_ids, &seqs])?;
+        anyhow::ensure!(rows.len() == keys.len(), "one body per key");
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn apply(&mut self, d: &Derived<'_>) -> Result<()> {
-        let tx = &mut *self.0;
         for (run_id, seq, step, data) in &d.results {
-            tx.execute(sql::INSERT_RESULT, &[run_id, seq, step, data])?;
+            let s = self.prep(sql::INSERT_RESULT)?;
+            self.0.execute(&s, &[run_id, seq, step, data])?;
         }
         for (id, run_id, seq, ord, step, body) in &d.certs {
-            tx.execute(sql::INSERT_CERT, &[id, run_id, seq, ord, step, body])?;
+            let s = self.prep(sql::INSERT_CERT)?;
+            self.0.execute(&s, &[id, run_id, seq, ord, step, body])?;
         }
         for (key, e) in &d.hosts {
-            tx.execute(
-                sql::UPSERT_HOST,
+            let s = self.prep(sql::UPSERT_HOST)?;
+            self.0.execute(
+                &s,
                 &[
                     key,
                     &e.host.serial,
@@ -318,14 +384,16 @@ impl BatchTx for Tx<'_, '_> {
             )?;
         }
         for (key, m) in &d.cpu_models {
-            tx.execute(sql::SET_CPU, &[m, key])?;
+            let s = self.prep(sql::SET_CPU)?;
+            self.0.execute(&s, &[m, key])?;
         }
         for (key, serial) in &d.disks {
             tx.execute(sql::INSERT_HOST_DISK, &[serial, key])?;
         }
         for (run_id, r) in &d.runs {
-            tx.execute(
-                sql::UPSERT_RUN,
+            let s = self.prep(sql::UPSERT_RUN)?;
+            self.0.execute(
+                &s,
                 &[
                     run_id,
                     &r.host_key,
@@ -335,11 +403,14 @@ impl BatchTx for Tx<'_, '_> {
                     &r.last_seq,
                 ],
             )?;
-            if let Some(s) = &r.started {
-                tx.execute(sql::SET_STARTED, &[s, run_id])?;
+            if let Some(started) = &r.started {
+                let s = self.prep(sql::SET_STARTED)?;
+                self.0.execute(&s, &[started, run_id])?;
             }
             if let Some((ts, outcome, status, dur, err)) = &r.finished {
-                tx.execute(sql::SET_FINISHED, &[ts, outcome, status, dur, err, run_id])?;
+                let s = self.prep(sql::SET_FINISHED)?;
+                self.0
+                    .execute(&s, &[ts, outcome, status, dur, err, run_id])?;
             }
         }
         // After the runs exist.
@@ -389,7 +460,10 @@ impl Conn {
         let mut tx = self.client.transaction()?;
         let mut all = Vec::with_capacity(batches.len());
         for b in batches {
-            all.push(super::store::insert_batch(&mut Tx(&mut tx), b)?);
+            all.push(super::store::insert_batch(
+                &mut Tx(&mut tx, &mut self.stmts),
+                b,
+            )?);
         }
         tx.commit()?;
         Ok(all)

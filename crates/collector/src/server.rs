@@ -230,6 +230,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         readers,
         next_reader: AtomicUsize::new(0),
     });
+    // Dropped last, after the runtime: the PostgreSQL readers' clients
+    // must not be dropped on a runtime thread (their drop blocks).
+    let keep = app.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -265,6 +268,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .context("serving")
     })?;
     drop(rt);
+    drop(keep);
     // Every sender is gone with the router: the writer drains and exits.
     let _ = writer.join();
     eprintln!("speediso-collector: stopped; every acknowledged batch is committed");

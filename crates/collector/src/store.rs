@@ -229,8 +229,18 @@ pub trait BatchTx {
     fn set_run_token(&mut self, run_id: &str, token_id: &str) -> Result<()>;
     /// Insert the event; false when `(run_id, seq)` is already stored.
     fn insert_event(&mut self, e: &Incoming) -> Result<bool>;
+    /// Insert several events, in order; for each, whether it was stored
+    /// (false: `(run_id, seq)` was stored before, or earlier in `events`).
+    /// One statement where a round trip per event is costly (PostgreSQL).
+    fn insert_events(&mut self, events: &[Incoming]) -> Result<Vec<bool>> {
+        events.iter().map(|e| self.insert_event(e)).collect()
+    }
     /// The stored line of `(run_id, seq)`.
     fn event_body(&mut self, run_id: &str, seq: i64) -> Result<Option<String>>;
+    /// The stored lines of several `(run_id, seq)`, in order.
+    fn event_bodies(&mut self, keys: &[(&str, i64)]) -> Result<Vec<Option<String>>> {
+        keys.iter().map(|(r, s)| self.event_body(r, *s)).collect()
+    }
     /// Write what the new events change in runs, hosts, results, certificates.
     fn apply(&mut self, d: &Derived<'_>) -> Result<()>;
 }
@@ -257,7 +267,10 @@ fn insert_batch_inner(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<Batch
         ..Stats::default()
     };
     let mut owners: BTreeMap<&str, (String, String)> = BTreeMap::new();
-    let mut d = Derived::default();
+    // Ownership first, for every event up to the first refused one; then
+    // the events before it are inserted in one go. A content conflict
+    // among those comes first (it is the earlier line), else the refusal.
+    let mut forbidden = None;
     for e in events {
         if !owners.contains_key(e.run_id.as_str()) {
             // Claim first: with PostgreSQL a concurrent first batch of the
@@ -275,29 +288,54 @@ fn insert_batch_inner(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<Batch
         }
         let (host, token) = &owners[e.run_id.as_str()];
         if *host != e.host_key {
-            return Ok(Err(Refusal::Forbidden {
+            forbidden = Some(Refusal::Forbidden {
                 line: e.line_no,
                 why: format!(
                     "run {} belongs to host {host}, this event is from host {}",
                     e.run_id, e.host_key
                 ),
-            }));
-        }
-        if *token != e.token_id {
-            return Ok(Err(Refusal::Forbidden {
+            });
+        } else if *token != e.token_id {
+            forbidden = Some(Refusal::Forbidden {
                 line: e.line_no,
                 why: format!(
                     "run {} was started with another token; only that token may add to it",
                     e.run_id
                 ),
-            }));
+            });
         }
-        if tx.insert_event(e)? {
+        if forbidden.is_some() {
+            break;
+        }
+    }
+    let allowed = match &forbidden {
+        Some(r) => {
+            let line = r.line().unwrap_or(usize::MAX);
+            &events[..events.iter().take_while(|e| e.line_no < line).count()]
+        }
+        None => events,
+    };
+    let stored = tx.insert_events(allowed)?;
+    let mut d = Derived::default();
+    let mut dups = Vec::new();
+    for (e, new) in allowed.iter().zip(&stored) {
+        if *new {
             st.stored += 1;
             d.add(e);
-            continue;
+        } else {
+            dups.push(e);
         }
-        let stored = tx.event_body(&e.run_id, e.seq as i64)?;
+    }
+    let keys: Vec<(&str, i64)> = dups
+        .iter()
+        .map(|e| (e.run_id.as_str(), e.seq as i64))
+        .collect();
+    let bodies = if keys.is_empty() {
+        Vec::new()
+    } else {
+        tx.event_bodies(&keys)?
+    };
+    for (e, stored) in dups.iter().zip(bodies) {
         let same = stored
             .as_deref()
             .and_then(|b| serde_json::from_str::<Value>(b).ok())
@@ -312,6 +350,9 @@ fn insert_batch_inner(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<Batch
             }));
         }
         st.duplicates += 1;
+    }
+    if let Some(r) = forbidden {
+        return Ok(Err(r));
     }
     tx.apply(&d)?;
     Ok(Ok(st))

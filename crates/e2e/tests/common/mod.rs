@@ -3,6 +3,8 @@
 //! collector itself is `speediso_testsupport::collector`.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use speediso::events::{Bus, HostId, Sink};
 use speediso::report::retry::RetryPolicy;
 use speediso::report::Config;
