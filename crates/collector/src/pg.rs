@@ -388,7 +388,8 @@ impl BatchTx for Tx<'_, '_> {
             self.0.execute(&s, &[m, key])?;
         }
         for (key, serial) in &d.disks {
-            tx.execute(sql::INSERT_HOST_DISK, &[serial, key])?;
+            let s = self.prep(sql::INSERT_HOST_DISK)?;
+            self.0.execute(&s, &[serial, key])?;
         }
         for (run_id, r) in &d.runs {
             let s = self.prep(sql::UPSERT_RUN)?;
@@ -415,10 +416,12 @@ impl BatchTx for Tx<'_, '_> {
         }
         // After the runs exist.
         for (run_id, v, reasons) in &d.verdicts {
-            tx.execute(sql::SET_VERDICT, &[v, reasons, run_id])?;
+            let s = self.prep(sql::SET_VERDICT)?;
+            self.0.execute(&s, &[v, reasons, run_id])?;
         }
         for host in d.run_hosts() {
-            tx.execute(sql::REFRESH_HOST_LAST_RUN, &[&host])?;
+            let s = self.prep(sql::REFRESH_HOST_LAST_RUN)?;
+            self.0.execute(&s, &[&host])?;
         }
         Ok(())
     }
