@@ -20,6 +20,7 @@ mod residue;
 pub mod scsi;
 pub mod select;
 pub mod server_cert;
+pub mod stream;
 pub mod stack;
 pub mod verify;
 
@@ -457,6 +458,7 @@ mod tests {
             method: Method::Random,
             verify: VerifyMode::Full,
             passes: 1,
+            stream: Default::default(),
             blank: false,
             key: KeySource::Generate,
             attestation: Attestation::default(),
