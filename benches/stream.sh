@@ -3,7 +3,10 @@
 # machine, same run: `speediso stream-bench` (AES-128-CTR and ChaCha8,
 # 1 MiB buffers written, as the overwrite engine fills them, and XORed, as
 # the verifier strips them) next to `openssl speed -evp aes-128-ctr` and
-# `-evp chacha20` with the same buffer size. Both pinned to the same core.
+# `-evp chacha20` with the same buffer size. Both pinned to the same core,
+# both divided by user CPU time (openssl speed's default; speediso counts
+# getrusage user time), so other load on the machine does not skew the
+# ratio; speediso's wall-clock figures are in its JSON too.
 # Prints each figure and the ratio speediso/openssl (target: AES >= 0.8).
 # Usage: benches/stream.sh [SECONDS] [CHUNK_BYTES]   (default 3, 1048576)
 #   SPEEDISO_BIN=path   the binary to measure (default target/release/speediso;

@@ -115,12 +115,16 @@ pub enum Command {
     /// compares with `openssl speed`.
     #[command(hide = true)]
     StreamBench {
-        /// Seconds per measurement.
+        /// Seconds of user CPU time per measurement (`openssl speed` also
+        /// divides by user CPU time).
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
         /// Buffer size in bytes (the engine's is 1 MiB).
         #[arg(long, default_value_t = 1 << 20)]
         chunk: usize,
+        /// Only this algorithm (aes-128-ctr or chacha8), e.g. to profile it.
+        #[arg(long, value_name = "ALG", value_parser = clap::builder::PossibleValuesParser::new(["aes-128-ctr", "chacha8"]))]
+        only: Option<String>,
         /// Print the result as one JSON document.
         #[arg(long)]
         json: bool,
