@@ -335,20 +335,45 @@ fn the_stream_algorithm_is_recorded_and_aes_regenerates_without_aes_instructions
     let bad = wipe(
         &[&l.dev],
         "speediso.wipe.stream=des",
-        &["wipe", "--device", &l.dev, "--method", "random", "--confirm", &l.dev],
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "random",
+            "--confirm",
+            &l.dev,
+        ],
     );
     let all = format!("{}{}", bad.stdout(), bad.stderr());
     assert_ne!(bad.code(), 0);
-    assert!(all.contains("speediso.wipe.stream") && all.contains("des"), "{all}");
+    assert!(
+        all.contains("speediso.wipe.stream") && all.contains("des"),
+        "{all}"
+    );
     assert!(bad.certs().is_empty());
     assert!(l.bytes().iter().all(|&b| b == 0), "a refused run wrote");
 
     for (how, cmdline, flag, alg, reason) in [
-        ("option", "speediso.wipe.stream=aes", None, "aes-128-ctr", "aes-128-ctr: forced by speediso.wipe.stream=aes"),
-        ("flag", "quiet", Some("chacha8"), "chacha8", "chacha8: forced by speediso.wipe.stream=chacha8"),
+        (
+            "option",
+            "speediso.wipe.stream=aes",
+            None,
+            "aes-128-ctr",
+            "aes-128-ctr: forced by speediso.wipe.stream=aes",
+        ),
+        (
+            "flag",
+            "quiet",
+            Some("chacha8"),
+            "chacha8",
+            "chacha8: forced by speediso.wipe.stream=chacha8",
+        ),
     ] {
         l.fill_with_markers(20, 9);
-        let mut args = vec!["wipe", "--device", &l.dev, "--method", "random", "--passes", "2"];
+        let mut args = vec![
+            "wipe", "--device", &l.dev, "--method", "random", "--passes", "2",
+        ];
         if let Some(f) = flag {
             args.extend(["--stream", f]);
         }
@@ -360,7 +385,10 @@ fn the_stream_algorithm_is_recorded_and_aes_regenerates_without_aes_instructions
         assert_eq!(c["sanitization"]["stream"]["reason"], reason, "{how}");
         assert_eq!(c["verification"]["result"], "passed", "{how}");
         assert!(
-            c["verification"]["expected"].as_str().unwrap().starts_with(alg),
+            c["verification"]["expected"]
+                .as_str()
+                .unwrap()
+                .starts_with(alg),
             "{how}: {}",
             c["verification"]["expected"]
         );
@@ -1373,6 +1401,7 @@ fn plan_one(
         method: Method::Zero,
         verify: VerifyMode::Full,
         passes: 1,
+        stream: Default::default(),
         blank: false,
         key: KeySource::Generate,
         attestation: Default::default(),

@@ -58,7 +58,12 @@ impl Aes128 {
         for i in 4..44 {
             let mut t = w[i - 1];
             if i % 4 == 0 {
-                t = [s[t[1] as usize] ^ rcon, s[t[2] as usize], s[t[3] as usize], s[t[0] as usize]];
+                t = [
+                    s[t[1] as usize] ^ rcon,
+                    s[t[2] as usize],
+                    s[t[3] as usize],
+                    s[t[0] as usize],
+                ];
                 rcon = gmul(rcon, 2);
             }
             for j in 0..4 {

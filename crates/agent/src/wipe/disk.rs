@@ -168,11 +168,7 @@ pub fn wipe_disk(
                 }
                 for pass in 1..=cfg.passes {
                     last = if p.method == Method::Random {
-                        Pattern::Stream {
-                            seed: s,
-                            pass,
-                            alg,
-                        }
+                        Pattern::Stream { seed: s, pass, alg }
                     } else {
                         Pattern::Zero
                     };

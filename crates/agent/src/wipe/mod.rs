@@ -20,8 +20,8 @@ mod residue;
 pub mod scsi;
 pub mod select;
 pub mod server_cert;
-pub mod stream;
 pub mod stack;
+pub mod stream;
 pub mod verify;
 
 use crate::events::{Body, StepEvents};

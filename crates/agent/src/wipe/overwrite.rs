@@ -3,10 +3,10 @@
 //! retries and a record of the LBA ranges that could not be written.
 
 use super::progress::Tracker;
-use crate::sys::iobuf::IoArena;
-use anyhow::{Context, Result};
 pub use super::stream::Algorithm;
 use super::stream::Keystream;
+use crate::sys::iobuf::IoArena;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};

@@ -246,12 +246,7 @@ pub fn aes_ctr(cipher: &Aes128Enc, iv: u128, offset: u64, buf: &mut [u8], xor: b
 /// time (what `openssl speed` divides by, so other processes on the core
 /// do not count), and per second of wall-clock time. What `speediso
 /// stream-bench` and benches/stream.sh report.
-pub fn throughput(
-    alg: Algorithm,
-    xor: bool,
-    chunk: usize,
-    dur: std::time::Duration,
-) -> (f64, f64) {
+pub fn throughput(alg: Algorithm, xor: bool, chunk: usize, dur: std::time::Duration) -> (f64, f64) {
     let k = Keystream::new(alg, &[0x5a; 32], 1);
     let mut buf = vec![0u8; chunk.max(1)];
     let user = || crate::sys::rusage::self_cpu().0;
@@ -420,7 +415,10 @@ mod tests {
         k.fill(1_000_003, &mut b);
         assert_eq!(hex::encode(b), AES_GOLDEN);
         if std::env::var_os("SPEEDISO_EXPECT_SOFT_AES").is_some() {
-            assert!(!cpu_has_aes(), "built for the software backend, but AES-NI is in use");
+            assert!(
+                !cpu_has_aes(),
+                "built for the software backend, but AES-NI is in use"
+            );
         }
     }
     const AES_GOLDEN: &str = "b8514d9fb80742631071655564636e8d9d02e041508ae169";
