@@ -109,9 +109,12 @@ impl Run {
 }
 
 /// Run the binary restricted to `allow`, with extra kernel options.
+/// `SPEEDISO_WIPE_BIN` runs another build of it (scripts/soft-aes.sh: the
+/// AES-NI binary writes, this software-AES test build checks).
 fn wipe(allow: &[&str], cmdline: &str, args: &[&str]) -> Run {
     let run_dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let bin = std::env::var("SPEEDISO_WIPE_BIN").unwrap_or_else(|_| BIN.to_string());
+    let out = Command::new(bin)
         .args(["--cmdline", cmdline])
         .args(args)
         .env("SPEEDISO_WIPE_TEST_ALLOW", allow.join(","))
@@ -134,9 +137,19 @@ fn seed_of(cert: &Value) -> [u8; 32] {
         .unwrap()
 }
 
-fn assert_stream(bytes: &[u8], seed: &[u8; 32], pass: u32) {
+/// The stream algorithm a certificate names (none: chacha8, the first).
+fn stream_of(cert: &Value) -> speediso::wipe::stream::Algorithm {
+    match cert["sanitization"]["stream"]["algorithm"].as_str() {
+        None => speediso::wipe::stream::Algorithm::ChaCha8,
+        Some(a) => speediso::wipe::stream::Algorithm::parse(a).expect("known algorithm"),
+    }
+}
+
+/// `bytes` are the stream of `pass` that `cert` names, regenerated.
+fn assert_stream(bytes: &[u8], cert: &Value, pass: u32) {
+    let seed = seed_of(cert);
     let mut want = vec![0u8; bytes.len()];
-    speediso::wipe::overwrite::fill_stream(seed, pass, 0, &mut want);
+    speediso::wipe::overwrite::fill_stream(stream_of(cert), &seed, pass, 0, &mut want);
     if let Some(i) = bytes.iter().zip(&want).position(|(a, b)| a != b) {
         panic!("byte {i} is not the regenerated stream of pass {pass}");
     }
@@ -255,7 +268,7 @@ fn random_with_each_verify_mode_leaves_the_regenerable_stream() {
             "wiped"
         };
         assert_eq!(c["outcome"], want, "{mode}");
-        assert_stream(&b, &seed_of(&c), 1);
+        assert_stream(&b, &c, 1);
         assert_eq!(c["verification"]["method"], method, "{mode}");
         match fraction {
             Some(f) => {
@@ -299,7 +312,7 @@ fn two_random_passes_end_with_pass_two_and_disks_run_in_parallel() {
         let c = r.cert_for(&l.dev);
         assert_eq!(c["sanitization"]["passes"], 2);
         assert_eq!(c["timing"]["bytes_written"], 2 * l.size());
-        assert_stream(&l.bytes(), &seed_of(&c), 2);
+        assert_stream(&l.bytes(), &c, 2);
     }
     // Different seeds per disk.
     assert_ne!(seed_of(&r.cert_for(&a.dev)), seed_of(&r.cert_for(&b.dev)));
@@ -342,7 +355,7 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
         assert_eq!(c["verification"]["bytes_read"], l.size());
         assert_eq!(c["verification"]["mismatches"], 0);
         assert_eq!(c["timing"]["bytes_written"], l.size());
-        assert_stream(&l.bytes(), &seed_of(&c), 1);
+        assert_stream(&l.bytes(), &c, 1);
     }
     for (i, l) in loops.iter().enumerate() {
         l.fill_with_markers(20, 200 + i as u64);
@@ -368,6 +381,107 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
             "{}: a non-zero byte survived",
             l.dev
         );
+    }
+}
+
+/// The AES stream written with AES-NI (where this CPU has it) is checked
+/// against `soft_aes`, AES in plain arithmetic as a CPU without AES
+/// instructions computes it, from nothing but the certificate's fields and
+/// docs/certificate.md's derivation; the forced choice and its reason are
+/// in the certificate; chacha8 can be forced; a bad value is refused
+/// naming key and value, with nothing erased.
+#[test]
+fn the_stream_algorithm_is_recorded_and_aes_regenerates_without_aes_instructions() {
+    use sha2::Digest;
+    use speediso_testsupport::soft_aes;
+    if !ready(&["losetup"]) {
+        return;
+    }
+    let l = Loop::new(5 * MIB + 512 * 3, 0);
+    let bad = wipe(
+        &[&l.dev],
+        "speediso.wipe.stream=des",
+        &[
+            "wipe",
+            "--device",
+            &l.dev,
+            "--method",
+            "random",
+            "--confirm",
+            &l.dev,
+        ],
+    );
+    let all = format!("{}{}", bad.stdout(), bad.stderr());
+    assert_ne!(bad.code(), 0);
+    assert!(
+        all.contains("speediso.wipe.stream") && all.contains("des"),
+        "{all}"
+    );
+    assert!(bad.certs().is_empty());
+    assert!(l.bytes().iter().all(|&b| b == 0), "a refused run wrote");
+
+    for (how, cmdline, flag, alg, reason) in [
+        (
+            "option",
+            "speediso.wipe.stream=aes",
+            None,
+            "aes-128-ctr",
+            "aes-128-ctr: forced by speediso.wipe.stream=aes",
+        ),
+        (
+            "flag",
+            "quiet",
+            Some("chacha8"),
+            "chacha8",
+            "chacha8: forced by speediso.wipe.stream=chacha8",
+        ),
+    ] {
+        l.fill_with_markers(20, 9);
+        let mut args = vec![
+            "wipe", "--device", &l.dev, "--method", "random", "--passes", "2",
+        ];
+        if let Some(f) = flag {
+            args.extend(["--stream", f]);
+        }
+        args.extend(["--confirm", &l.dev]);
+        let r = wipe(&[&l.dev], cmdline, &args);
+        assert_eq!(r.code(), 0, "{how}: {}\n{}", r.stdout(), r.stderr());
+        let c = r.cert_for(&l.dev);
+        assert_eq!(c["sanitization"]["stream"]["algorithm"], alg, "{how}");
+        assert_eq!(c["sanitization"]["stream"]["reason"], reason, "{how}");
+        assert_eq!(c["verification"]["result"], "passed", "{how}");
+        assert!(
+            c["verification"]["expected"]
+                .as_str()
+                .unwrap()
+                .starts_with(alg),
+            "{how}: {}",
+            c["verification"]["expected"]
+        );
+        let b = l.bytes();
+        assert!(no_marker(&b), "{how}: a marker survived");
+        assert_stream(&b, &c, 2);
+        if alg != "aes-128-ctr" {
+            continue;
+        }
+        // The certificate's recipe, computed without the agent's code or
+        // any AES instruction: windows at the start, unaligned in the
+        // middle (across a 16-byte block edge) and at the end.
+        let seed = seed_of(&c);
+        let mut h = sha2::Sha256::new();
+        h.update(b"speediso.wipe.stream/aes-128-ctr\0");
+        h.update(seed);
+        h.update(2u32.to_le_bytes());
+        let key: [u8; 16] = h.finalize()[..16].try_into().unwrap();
+        let soft = soft_aes::Aes128::new(&key);
+        let size = b.len() as u64;
+        for (off, len) in [(0u64, 4096usize), (3 * MIB + 1001, 5000), (size - 777, 777)] {
+            let want = soft.ctr(0, off, len);
+            assert!(
+                b[off as usize..off as usize + len] == want[..],
+                "bytes {off}..+{len} are not AES-128-CTR of the certificate's seed, pass 2"
+            );
+        }
     }
 }
 
@@ -1353,6 +1467,7 @@ fn plan_one(
         method: Method::Zero,
         verify: VerifyMode::Full,
         passes: 1,
+        stream: Default::default(),
         blank: false,
         key: KeySource::Generate,
         attestation: Default::default(),

@@ -8,6 +8,8 @@
 //! - `output_ok`/`assert_success`: a command that must succeed;
 //!   `sized_file`: a sparse image; `free_port`: a loopback port;
 //! - `loops`: loop devices over temp files the test creates and removes;
+//! - `soft_aes`: AES-128 in plain arithmetic, what a CPU without AES-NI
+//!   computes (checks the wipe's AES stream);
 //! - `collector` (feature `collector`): the real collector on 127.0.0.1.
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::process::{Command, Output};
 
 pub mod images;
 pub mod loops;
+pub mod soft_aes;
 
 #[cfg(feature = "collector")]
 pub mod collector;

@@ -110,6 +110,25 @@ pub enum Command {
     /// (its serial number, or its path when it has none); otherwise nothing
     /// is erased and the plan is printed.
     Wipe(WipeArgs),
+    /// One core's throughput of the wipe's random-pattern generators
+    /// (AES-128-CTR and ChaCha8), written and XORed; what benches/stream.sh
+    /// compares with `openssl speed`.
+    #[command(hide = true)]
+    StreamBench {
+        /// Seconds of user CPU time per measurement (`openssl speed` also
+        /// divides by user CPU time).
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Buffer size in bytes (the engine's is 1 MiB).
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk: usize,
+        /// Only this algorithm (aes-128-ctr or chacha8), e.g. to profile it.
+        #[arg(long, value_name = "ALG", value_parser = clap::builder::PossibleValuesParser::new(["aes-128-ctr", "chacha8"]))]
+        only: Option<String>,
+        /// Print the result as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an erasure certificate's Ed25519 signature.
     VerifyCert {
         /// The certificate (JSON).
@@ -262,6 +281,13 @@ pub struct WipeArgs {
     /// Overwrite passes (zero, random).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=35))]
     pub passes: Option<u32>,
+    /// Random pattern keystream: auto (AES-128-CTR where the CPU has AES
+    /// instructions, else ChaCha8), aes or chacha8. Either verifies on any
+    /// machine; force chacha8 for fleets whose certificates are checked on
+    /// CPUs without AES instructions (software AES is slower there)
+    /// (default: speediso.wipe.stream, else auto).
+    #[arg(long, value_name = "ALG", value_parser = clap::builder::PossibleValuesParser::new(crate::wipe::stream::CHOICES))]
+    pub stream: Option<String>,
     /// Overwrite with zeros after a firmware erase.
     #[arg(long)]
     pub blank: bool,

@@ -180,6 +180,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Bench { json, what } => cmd_bench(&env, json, &what),
         Command::Wipe(a) => cmd_wipe(&env, a),
         Command::VerifyCert { file, pubkey } => cmd_verify_cert(&file, &pubkey),
+        Command::StreamBench {
+            seconds,
+            chunk,
+            only,
+            json,
+        } => cmd_stream_bench(seconds, chunk, only.as_deref(), json),
         Command::Install(a) => cmd_install(&env, a),
         Command::Inventory {
             json,
@@ -1074,6 +1080,9 @@ fn cmd_wipe(env: &Env, a: WipeArgs) -> Result<i32> {
     if let Some(p) = a.passes {
         cfg.passes = p;
     }
+    if let Some(s) = &a.stream {
+        cfg.stream = wipe::stream::Choice::parse(s).expect("clap checked --stream");
+    }
     cfg.blank |= a.blank;
     if let Some(k) = &a.key {
         cfg.key = wipe::KeySource::File(k.clone());
@@ -1346,6 +1355,52 @@ fn signer_note(v: &serde_json::Value) {
         Some(src) => crate::out!("key source (signed): {src}"),
         None => crate::out!("note: schema 1 certificate: the key's source is not signed"),
     }
+}
+
+fn cmd_stream_bench(seconds: f64, chunk: usize, only: Option<&str>, json: bool) -> Result<i32> {
+    use crate::wipe::stream::{self, Algorithm};
+    if !(seconds > 0.0 && seconds <= 600.0) || chunk == 0 {
+        crate::say!("speediso: --seconds must be in (0, 600] and --chunk positive");
+        return Ok(exit::USAGE);
+    }
+    let dur = std::time::Duration::from_secs_f64(seconds);
+    let mut algs = serde_json::Map::new();
+    for alg in [Algorithm::Aes128Ctr, Algorithm::ChaCha8] {
+        if only.is_some_and(|o| o != alg.name()) {
+            continue;
+        }
+        let (fill, fill_wall) = stream::throughput(alg, false, chunk, dur);
+        let (xor, xor_wall) = stream::throughput(alg, true, chunk, dur);
+        if !json {
+            crate::out!(
+                "{:<12} fill {:6.2} GB/s   xor {:6.2} GB/s   per CPU second (wall clock: {:.2}, {:.2}; one core, {chunk}-byte buffers)",
+                alg.name(),
+                fill / 1e9,
+                xor / 1e9,
+                fill_wall / 1e9,
+                xor_wall / 1e9
+            );
+        }
+        algs.insert(
+            alg.name().into(),
+            serde_json::json!({
+                "fill_bytes_per_s": fill as u64,
+                "xor_bytes_per_s": xor as u64,
+                "fill_bytes_per_wall_s": fill_wall as u64,
+                "xor_bytes_per_wall_s": xor_wall as u64,
+            }),
+        );
+    }
+    let auto = stream::select(stream::Choice::Auto, stream::cpu_has_aes());
+    if json {
+        crate::out!(
+            "{}",
+            serde_json::json!({ "chunk": chunk, "seconds": seconds, "auto": auto, "algorithms": algs })
+        );
+    } else {
+        crate::out!("auto picks {}", auto.reason);
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn cmd_verify_cert(file: &Path, pubkey: &str) -> Result<i32> {

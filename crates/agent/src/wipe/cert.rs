@@ -253,7 +253,12 @@ pub fn build(o: &DiskOutcome, ctx: &Issuer, key: &Key) -> Value {
             "why": o.why,
             "passes": o.passes,
             "blank_after_firmware_erase": o.blank,
-            "random_stream": o.seed.as_ref().map(|_| "ChaCha8; block b of pass p = ChaCha8(key=seed, nonce=u64le(b)||u32le(p)), 1 MiB blocks"),
+            "random_stream": o.seed.as_ref().map(|_| o.stream.as_ref().map_or(super::stream::Algorithm::ChaCha8, |s| s.algorithm).description()),
+            // Absent (certificates before it): chacha8.
+            "stream": o.stream.as_ref().filter(|_| o.seed.is_some()).map(|s| json!({
+                "algorithm": s.algorithm.name(),
+                "reason": s.reason,
+            })),
             "seed": opt(&o.seed),
             "notes": o.notes,
             "tool": {

@@ -68,6 +68,12 @@ pub const OPTIONS: &[Spec] = &[
     .flag("blank"),
     Spec::cmdline("wipe.passes", Kind::Int(1, 35), "overwrite passes").flag("passes"),
     Spec::cmdline(
+        super::stream::OPTION,
+        Kind::Choice(super::stream::CHOICES),
+        "random pattern: auto (AES-128-CTR where the CPU has AES instructions, else ChaCha8), aes or chacha8; any machine can verify either",
+    )
+    .flag("stream"),
+    Spec::cmdline(
         "wipe.key",
         Kind::NonEmpty,
         "Ed25519 key that signs certificates: a path, or an https:// URL fetched with the token and kept in RAM",
@@ -106,6 +112,8 @@ pub struct Config {
     pub method: Method,
     pub verify: VerifyMode,
     pub passes: u32,
+    /// Keystream of the random method (`speediso.wipe.stream`).
+    pub stream: super::stream::Choice,
     pub blank: bool,
     pub key: KeySource,
     pub attestation: Attestation,
@@ -133,6 +141,11 @@ impl Config {
                 .get("wipe.passes")
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(1),
+            stream: match o.get(super::stream::OPTION) {
+                Some(v) => super::stream::Choice::parse(v)
+                    .ok_or_else(|| anyhow!("bad speediso.{} {v:?}", super::stream::OPTION))?,
+                None => super::stream::Choice::Auto,
+            },
             blank: o.flag("wipe.blank"),
             key: match crate::report::Config::signing_key(o).map_err(|e| anyhow!(e))? {
                 Some(c) => KeySource::Url(c),

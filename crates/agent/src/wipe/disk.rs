@@ -57,6 +57,9 @@ pub struct DiskOutcome {
     /// regenerate and check it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<String>,
+    /// The keystream algorithm of the random method and why it was picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::stream::Selected>,
     pub verify: VerifyReport,
     pub started: String,
     pub finished: String,
@@ -88,6 +91,7 @@ pub fn wipe_disk(
     let t0 = Instant::now();
     let fails = Mutex::new(Failures::default());
     let mut seed = None;
+    let mut stream = None;
     let mut notes = Vec::new();
     let mut written = 0u64;
     let mut write_secs = 0f64;
@@ -154,14 +158,17 @@ pub fn wipe_disk(
             Method::Zero | Method::Random => {
                 let mut last = Pattern::Zero;
                 let mut s = [0u8; 32];
+                let sel = super::stream::select(cfg.stream, super::stream::cpu_has_aes());
+                let alg = sel.algorithm;
                 if p.method == Method::Random {
+                    stream = Some(sel);
                     getrandom::getrandom(&mut s)
                         .map_err(|e| anyhow!("no randomness for the seed: {e}"))?;
                     seed = Some(hex::encode(s));
                 }
                 for pass in 1..=cfg.passes {
                     last = if p.method == Method::Random {
-                        Pattern::Stream { seed: s, pass }
+                        Pattern::Stream { seed: s, pass, alg }
                     } else {
                         Pattern::Zero
                     };
@@ -322,6 +329,7 @@ pub fn wipe_disk(
         },
         blank: cfg.blank && !matches!(p.method, Method::Zero | Method::Random | Method::Quick),
         seed,
+        stream,
         verify,
         started: crate::events::rfc3339(started),
         finished: crate::events::rfc3339(finished),
@@ -446,6 +454,7 @@ pub(super) fn wipe_disk_panicked(p: &Planned) -> DiskOutcome {
         passes: 0,
         blank: false,
         seed: None,
+        stream: None,
         verify: VerifyReport::default(),
         started: now.clone(),
         finished: now,

@@ -97,7 +97,7 @@ impl Method {
             Method::AtaSecureErase => "ATA Security Erase Unit",
             Method::Discard => "Discard (TRIM/UNMAP; not a Clear or Purge)",
             Method::Zero => "Overwrite (zeros)",
-            Method::Random => "Overwrite (ChaCha8 pseudorandom stream)",
+            Method::Random => "Overwrite (pseudorandom stream: AES-128-CTR or ChaCha8)",
             Method::Quick => "Signature erase only (not a Clear or Purge)",
             Method::Auto => "automatic",
         }

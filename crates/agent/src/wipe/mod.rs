@@ -21,6 +21,7 @@ pub mod scsi;
 pub mod select;
 pub mod server_cert;
 pub mod stack;
+pub mod stream;
 pub mod verify;
 
 use crate::events::{Body, StepEvents};
@@ -457,6 +458,7 @@ mod tests {
             method: Method::Random,
             verify: VerifyMode::Full,
             passes: 1,
+            stream: Default::default(),
             blank: false,
             key: KeySource::Generate,
             attestation: Attestation::default(),

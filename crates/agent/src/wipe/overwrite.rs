@@ -1,12 +1,12 @@
 //! Overwrite engine: large aligned O_DIRECT writes from several threads,
-//! zeros or a ChaCha8 stream that can be regenerated at any offset, bounded
+//! zeros or a keystream (`stream`) that can be regenerated at any offset, bounded
 //! retries and a record of the LBA ranges that could not be written.
 
 use super::progress::Tracker;
+pub use super::stream::Algorithm;
+use super::stream::Keystream;
 use crate::sys::iobuf::IoArena;
 use anyhow::{Context, Result};
-use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use chacha20::ChaCha8;
 use serde::Serialize;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -104,11 +104,8 @@ impl Slots {
         r
     }
 }
-/// The random stream is keyed per 1 MiB block: block `b` of pass `p` is
-/// ChaCha8(key = seed, nonce = b as u64 LE ‖ p as u32 LE) from counter 0.
-/// Any offset can be regenerated without the bytes before it, and the
-/// 32-bit block counter never wraps (1 MiB = 16384 ChaCha blocks).
-pub const STREAM_BLOCK: u64 = 1 << 20;
+/// The ChaCha8 stream's key block (`stream::CHACHA_BLOCK`).
+pub const STREAM_BLOCK: u64 = super::stream::CHACHA_BLOCK;
 /// Attempts per write before the range is split and recorded as failed.
 pub const RETRIES: u32 = 3;
 /// Give up on a disk after this many failed ranges: it is dying, and a
@@ -123,7 +120,12 @@ const ALIGN: usize = 4096;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
     Zero,
-    Stream { seed: [u8; 32], pass: u32 },
+    /// The keystream of `alg` for `pass` (see `stream`).
+    Stream {
+        seed: [u8; 32],
+        pass: u32,
+        alg: Algorithm,
+    },
 }
 
 /// A byte buffer whose start is 4 KiB aligned, as O_DIRECT needs. Safe
@@ -148,38 +150,16 @@ impl AlignedBuf {
     }
 }
 
-/// Fill `buf` with the stream bytes that belong at device offset `offset`.
-pub fn fill_stream(seed: &[u8; 32], pass: u32, offset: u64, buf: &mut [u8]) {
-    stream(seed, pass, offset, buf, false)
+/// Fill `buf` with the stream bytes that belong at device offset `offset`
+/// (see `stream`).
+pub fn fill_stream(alg: Algorithm, seed: &[u8; 32], pass: u32, offset: u64, buf: &mut [u8]) {
+    Keystream::new(alg, seed, pass).fill(offset, buf)
 }
 
 /// XOR the stream bytes for `offset` into `buf` (verification: the result
 /// is all zeros exactly when `buf` held the stream).
-pub fn xor_stream(seed: &[u8; 32], pass: u32, offset: u64, buf: &mut [u8]) {
-    stream(seed, pass, offset, buf, true)
-}
-
-fn stream(seed: &[u8; 32], pass: u32, offset: u64, buf: &mut [u8], xor: bool) {
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let at = offset + pos as u64;
-        let block = at / STREAM_BLOCK;
-        let within = at % STREAM_BLOCK;
-        let n = ((STREAM_BLOCK - within) as usize).min(buf.len() - pos);
-        let mut nonce = [0u8; 12];
-        nonce[..8].copy_from_slice(&block.to_le_bytes());
-        nonce[8..].copy_from_slice(&pass.to_le_bytes());
-        let mut c = ChaCha8::new(seed.into(), &nonce.into());
-        if within > 0 {
-            c.seek(within);
-        }
-        if xor {
-            c.apply_keystream(&mut buf[pos..pos + n]);
-        } else {
-            c.write_keystream(&mut buf[pos..pos + n]);
-        }
-        pos += n;
-    }
+pub fn xor_stream(alg: Algorithm, seed: &[u8; 32], pass: u32, offset: u64, buf: &mut [u8]) {
+    Keystream::new(alg, seed, pass).xor(offset, buf)
 }
 
 impl Pattern {
@@ -187,7 +167,7 @@ impl Pattern {
     pub fn fill(&self, offset: u64, buf: &mut [u8]) {
         match self {
             Pattern::Zero => buf.fill(0),
-            Pattern::Stream { seed, pass } => fill_stream(seed, *pass, offset, buf),
+            Pattern::Stream { seed, pass, alg } => fill_stream(*alg, seed, *pass, offset, buf),
         }
     }
 }
@@ -503,7 +483,7 @@ mod tests {
     fn stream_is_position_independent() {
         let seed = [7u8; 32];
         let mut whole = vec![0u8; 3 * STREAM_BLOCK as usize];
-        fill_stream(&seed, 1, 0, &mut whole);
+        fill_stream(Algorithm::ChaCha8, &seed, 1, 0, &mut whole);
         // Any window regenerates to the same bytes.
         for (off, len) in [
             (0usize, 100usize),
@@ -512,14 +492,14 @@ mod tests {
             (2 * STREAM_BLOCK as usize + 1, 777),
         ] {
             let mut part = vec![0u8; len];
-            fill_stream(&seed, 1, off as u64, &mut part);
+            fill_stream(Algorithm::ChaCha8, &seed, 1, off as u64, &mut part);
             assert_eq!(&part[..], &whole[off..off + len], "offset {off}");
         }
         // Different pass or seed: different stream.
         let mut other = vec![0u8; 64];
-        fill_stream(&seed, 2, 0, &mut other);
+        fill_stream(Algorithm::ChaCha8, &seed, 2, 0, &mut other);
         assert_ne!(&other[..], &whole[..64]);
-        fill_stream(&[8u8; 32], 1, 0, &mut other);
+        fill_stream(Algorithm::ChaCha8, &[8u8; 32], 1, 0, &mut other);
         assert_ne!(&other[..], &whole[..64]);
         // Blocks differ from each other (nonce carries the block index).
         assert_ne!(
@@ -533,8 +513,8 @@ mod tests {
         // ChaCha8, all-zero key and nonce: the first bytes of the keystream
         // (from the eSTREAM/RFC-style test vectors for 8 rounds).
         let mut b = [0u8; 8];
-        let mut c = ChaCha8::new(&[0u8; 32].into(), &[0u8; 12].into());
-        c.write_keystream(&mut b);
+        // Block 0 of pass 0 has the all-zero nonce.
+        fill_stream(Algorithm::ChaCha8, &[0u8; 32], 0, 0, &mut b);
         assert_eq!(b, [0x3e, 0x00, 0xef, 0x2f, 0x89, 0x5f, 0x40, 0xd6]);
     }
 

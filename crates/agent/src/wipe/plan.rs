@@ -460,6 +460,7 @@ mod tests {
             method: Method::Auto,
             verify: VerifyMode::Full,
             passes: 1,
+            stream: Default::default(),
             blank: false,
             key: KeySource::Generate,
             attestation: Attestation::default(),

@@ -165,9 +165,10 @@ pub fn verify_pattern(
     let started = std::time::Instant::now();
     let expected = match pattern {
         Pattern::Zero => "zeros".to_string(),
-        Pattern::Stream { pass, .. } => {
-            format!("ChaCha8 stream of pass {pass} regenerated from the seed")
-        }
+        Pattern::Stream { pass, alg, .. } => format!(
+            "{} stream of pass {pass} regenerated from the seed",
+            alg.name()
+        ),
     };
     let total: u64 = ranges.iter().map(|(a, b)| b - a).sum();
     if mode == VerifyMode::Off {
@@ -191,8 +192,8 @@ pub fn verify_pattern(
         }
         // XOR the expected stream out in place: what is left must be
         // zeros. No second buffer, half the memory.
-        if let Pattern::Stream { seed, pass } = pattern {
-            super::overwrite::xor_stream(&seed, pass, a, g);
+        if let Pattern::Stream { seed, pass, alg } = pattern {
+            super::overwrite::xor_stream(alg, &seed, pass, a, g);
         }
         if !is_zero(g) {
             bad.fetch_add(1, Ordering::Relaxed);
@@ -518,6 +519,7 @@ pub fn verify_markers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wipe::stream::Algorithm;
 
     #[test]
     fn parse_modes() {
@@ -562,6 +564,11 @@ mod tests {
     /// the stream passes; one flipped byte fails with its block's range.
     #[test]
     fn detects_a_single_corrupted_byte() {
+        detects_a_single_corrupted_byte_in(Algorithm::Aes128Ctr, Algorithm::ChaCha8);
+        detects_a_single_corrupted_byte_in(Algorithm::ChaCha8, Algorithm::Aes128Ctr);
+    }
+
+    fn detects_a_single_corrupted_byte_in(alg: Algorithm, other: Algorithm) {
         use crate::wipe::overwrite::{fill_stream, Failures, Pattern, Target};
         use std::os::unix::fs::FileExt;
         // 1 MiB reads (few disks) and the smallest I/O of many disks.
@@ -570,7 +577,7 @@ mod tests {
             let seed = [3u8; 32];
             let f = tempfile::tempfile().unwrap();
             let mut data = vec![0u8; size as usize];
-            fill_stream(&seed, 1, 0, &mut data);
+            fill_stream(alg, &seed, 1, 0, &mut data);
             f.write_all_at(&data, 0).unwrap();
             let t = Target {
                 file: f,
@@ -580,7 +587,7 @@ mod tests {
                 chunk,
             };
             let tr = crate::wipe::Tracker::new("test".into(), None);
-            let pat = Pattern::Stream { seed, pass: 1 };
+            let pat = Pattern::Stream { seed, pass: 1, alg };
             let fails = Mutex::new(Failures::default());
             let ok = verify_pattern(&t, &[(0, size)], VerifyMode::Full, pat, &tr, &fails);
             assert_eq!((ok.result.as_str(), ok.bytes_read), ("passed", size));
@@ -590,7 +597,22 @@ mod tests {
                 &t,
                 &[(0, UNIT)],
                 VerifyMode::Full,
-                Pattern::Stream { seed, pass: 2 },
+                Pattern::Stream { seed, pass: 2, alg },
+                &tr,
+                &fails,
+            );
+            assert_eq!(wrong.result, "failed");
+            // The other algorithm: everything mismatches.
+            let fails = Mutex::new(Failures::default());
+            let wrong = verify_pattern(
+                &t,
+                &[(0, UNIT)],
+                VerifyMode::Full,
+                Pattern::Stream {
+                    seed,
+                    pass: 1,
+                    alg: other,
+                },
                 &tr,
                 &fails,
             );
