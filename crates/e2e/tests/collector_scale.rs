@@ -10,7 +10,7 @@
 mod common;
 
 use common::pg::Postgres;
-use speediso_testsupport::collector::Collector;
+use speediso_testsupport::collector::{Collector, VIEWER_TOKEN};
 use std::path::Path;
 use std::process::Command;
 
@@ -37,11 +37,14 @@ fn host_tokens(dir: &Path) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let text = std::fs::read_to_string(dir.join("tokens")).unwrap();
+    let mut text = std::fs::read_to_string(dir.join("tokens")).unwrap();
     assert_eq!(
         text.lines().filter(|l| l.starts_with("host=")).count(),
         AGENTS
     );
+    // Reading the collector's view back takes a viewer's token.
+    text.push_str(&format!("role=viewer {VIEWER_TOKEN}\n"));
+    std::fs::write(dir.join("tokens"), text).unwrap();
 }
 
 /// Run the load against `c` and check the store `db`; the report.
@@ -83,6 +86,7 @@ fn load(c: &Collector, db: &str) -> serde_json::Value {
     assert!(check.starts_with(&format!("{AGENTS} runs")), "{check}");
     // The collector's own view agrees: one host per agent.
     let hosts = ureq::get(&format!("{}/v1/hosts?limit=1", c.url()))
+        .set("Authorization", &format!("Bearer {VIEWER_TOKEN}"))
         .call()
         .unwrap();
     assert_eq!(
