@@ -335,18 +335,16 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
     for (i, l) in loops.iter().enumerate() {
         l.fill_with_markers(20, 100 + i as u64);
     }
-    let mut args = vec![
-        "wipe",
-        "--all",
-        "--method",
-        "random",
-        "--verify",
-        "full",
-        "--confirm",
-    ];
-    args.extend(&devs);
-    let r = wipe(&devs, "quiet", &args);
-    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    // Every disk at once with `method`, fully verified.
+    let wipe_all = |method: &str| {
+        let mut args = vec!["wipe", "--all", "--method", method, "--verify", "full"];
+        args.push("--confirm");
+        args.extend(&devs);
+        let r = wipe(&devs, "quiet", &args);
+        assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+        r
+    };
+    let r = wipe_all("random");
     assert_eq!(r.certs().len(), 6);
     for l in &loops {
         let c = r.cert_for(&l.dev);
@@ -360,18 +358,7 @@ fn six_disks_at_once_are_erased_and_verified_byte_for_byte() {
     for (i, l) in loops.iter().enumerate() {
         l.fill_with_markers(20, 200 + i as u64);
     }
-    let mut args = vec![
-        "wipe",
-        "--all",
-        "--method",
-        "zero",
-        "--verify",
-        "full",
-        "--confirm",
-    ];
-    args.extend(&devs);
-    let r = wipe(&devs, "quiet", &args);
-    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let r = wipe_all("zero");
     for l in &loops {
         let c = r.cert_for(&l.dev);
         assert_eq!(c["verification"]["result"], "passed");
