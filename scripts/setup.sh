@@ -20,6 +20,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# lldpd is here for tests/lldp.rs, which runs its own copy inside a network
+# namespace. Debian starts the packaged daemon on install, which would
+# announce this machine on its real NICs: stop it and keep it off.
+if [ -d /run/systemd/system ] && systemctl is-enabled lldpd.service >/dev/null 2>&1; then
+    $SUDO systemctl disable --now lldpd.service >/dev/null 2>&1 || true
+fi
 
 # Rust: rustup's stable toolchain (Debian's own rustc is too old for our
 # dependencies). Where no rustup exists, Debian's rustup package brings it.
