@@ -31,7 +31,9 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-echo bench-token-0123456789 > "$work/tokens"
+# Pages need a viewer's credential (an agent token reads nothing).
+viewer=bench-viewer-0123456789
+printf 'bench-token-0123456789\nrole=viewer %s\n' "$viewer" > "$work/tokens"
 
 start_collector() { # DB
     "$COL" serve --listen 127.0.0.1:0 --db "$1" --tokens "$work/tokens" > "$work/out" 2>"$work/err" &
@@ -54,14 +56,15 @@ fill_sql() {
 
 # p50/p95 of REQUESTS GETs of each page (after one warm-up request).
 measure() { # STORE
-    local h=$((HOSTS / 2)) r
+    local h=$((HOSTS / 2)) r code
     r=$((1000000 + 4 * (HOSTS / 2) + 3))
     for page in "/" "/?offset=5000" "/?verdict=fail" "/?task=wipe&outcome=failed" \
                 "/?q=D200777" "/?q=52:54:00:17:10:10" "/hosts/H$((100000 + h))" "/runs/R$r" \
                 "/export.csv?verdict=warn"; do
-        curl -sf -o /dev/null "$url$page" || { echo "GET $page failed" >&2; cat "$work/err" >&2; exit 1; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $viewer" "$url$page")
+        [ "$code" = 200 ] || { echo "GET $page answered $code" >&2; cat "$work/err" >&2; exit 1; }
         for _ in $(seq "$REQUESTS"); do
-            curl -s -o /dev/null -w '%{time_total}\n' "$url$page"
+            curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $viewer" "$url$page"
         done > "$work/times"
         python3 - "$1" "$page" "$work/times" <<'PY'
 import sys
