@@ -111,6 +111,15 @@ impl Run {
 /// Run the binary restricted to `allow`, with extra kernel options.
 /// `SPEEDISO_WIPE_BIN` runs another build of it (scripts/soft-aes.sh: the
 /// AES-NI binary writes, this software-AES test build checks).
+/// `speediso wipe --device DEV --method METHOD EXTRA... --confirm DEV` on a
+/// quiet boot line, DEV (a loop device of the test's) allowed.
+fn wipe_one(dev: &str, method: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["wipe", "--device", dev, "--method", method];
+    args.extend(extra);
+    args.extend(["--confirm", dev]);
+    wipe(&[dev], "quiet", &args)
+}
+
 fn wipe(allow: &[&str], cmdline: &str, args: &[&str]) -> Run {
     let run_dir = tempfile::tempdir().unwrap();
     let bin = std::env::var("SPEEDISO_WIPE_BIN").unwrap_or_else(|_| BIN.to_string());
@@ -174,21 +183,7 @@ fn zero_full_erases_every_marker_and_signs_a_certificate() {
     let l = Loop::new(48 * MIB + 512 * 3, 0);
     l.fill_with_markers(40, 11);
     assert!(!no_marker(&l.bytes()));
-    let r = wipe(
-        &[&l.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &l.dev,
-            "--method",
-            "zero",
-            "--verify",
-            "full",
-            "--confirm",
-            &l.dev,
-        ],
-    );
+    let r = wipe_one(&l.dev, "zero", &["--verify", "full"]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     let b = l.bytes();
     assert!(b.iter().all(|&x| x == 0), "a non-zero byte survived");
@@ -242,21 +237,7 @@ fn random_with_each_verify_mode_leaves_the_regenerable_stream() {
     ] {
         let l = Loop::new(24 * MIB, 0);
         l.fill_with_markers(30, 5);
-        let r = wipe(
-            &[&l.dev],
-            "quiet",
-            &[
-                "wipe",
-                "--device",
-                &l.dev,
-                "--method",
-                "random",
-                "--verify",
-                mode,
-                "--confirm",
-                &l.dev,
-            ],
-        );
+        let r = wipe_one(&l.dev, "random", &["--verify", mode]);
         assert_eq!(r.code(), 0, "{mode}: {}\n{}", r.stdout(), r.stderr());
         let b = l.bytes();
         assert!(no_marker(&b), "{mode}: a marker survived");
@@ -494,19 +475,7 @@ fn quick_clears_signature_regions_only() {
     f.write_all_at(MARKER, middle).unwrap();
     f.sync_all().unwrap();
     drop(f);
-    let r = wipe(
-        &[&l.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &l.dev,
-            "--method",
-            "quick",
-            "--confirm",
-            &l.dev,
-        ],
-    );
+    let r = wipe_one(&l.dev, "quick", &[]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     let b = l.bytes();
     for o in sigs {
@@ -965,19 +934,7 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     }
     let l = Loop::new(8 * MIB, 0);
     l.fill_with_markers(6, 12);
-    let r = wipe(
-        &[&l.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &l.dev,
-            "--method",
-            "discard",
-            "--confirm",
-            &l.dev,
-        ],
-    );
+    let r = wipe_one(&l.dev, "discard", &[]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     assert!(l.bytes().iter().all(|&x| x == 0));
     let c = r.cert_for(&l.dev);
@@ -999,20 +956,7 @@ fn discard_on_a_loop_device_reads_back_zeros() {
     );
     // With --blank a zero pass follows, verified as zeros over the whole disk.
     l.fill_with_markers(6, 13);
-    let r = wipe(
-        &[&l.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &l.dev,
-            "--method",
-            "discard",
-            "--blank",
-            "--confirm",
-            &l.dev,
-        ],
-    );
+    let r = wipe_one(&l.dev, "discard", &["--blank"]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     assert!(l.bytes().iter().all(|&x| x == 0));
     let c = r.cert_for(&l.dev);
@@ -1161,19 +1105,7 @@ fn a_dead_disk_is_given_up_on_and_fails() {
     }
     let h = Holey::new(40, 8, 24);
     let t0 = std::time::Instant::now();
-    let r = wipe(
-        &[&h.lo.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &h.lo.dev,
-            "--method",
-            "random",
-            "--confirm",
-            &h.lo.dev,
-        ],
-    );
+    let r = wipe_one(&h.lo.dev, "random", &[]);
     assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
     let c = r.cert_for(&h.lo.dev);
     assert_eq!(c["outcome"], "failed");
@@ -1604,21 +1536,7 @@ fn certificate_lists_what_was_on_the_disk_before() {
         "{}",
         plan.stdout()
     );
-    let r = wipe(
-        &[&l.dev],
-        "quiet",
-        &[
-            "wipe",
-            "--device",
-            &l.dev,
-            "--method",
-            "zero",
-            "--verify",
-            "full",
-            "--confirm",
-            &l.dev,
-        ],
-    );
+    let r = wipe_one(&l.dev, "zero", &["--verify", "full"]);
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     let c = r.cert_for(&l.dev);
     assert_eq!(
