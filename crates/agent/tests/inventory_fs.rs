@@ -346,24 +346,7 @@ fn gpt_and_dos_tables_equal_sfdisk() {
     for script in scripts {
         let img = dir.path().join("disk.img");
         sized_file(&img, 16 << 20);
-        let mut child = Command::new("sfdisk")
-            .args(["-q", "--no-reread", "--no-tell-kernel"])
-            .arg(&img)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        assert!(
-            child.wait().unwrap().success(),
-            "sfdisk failed for {script}"
-        );
+        speediso_testsupport::sfdisk(&img, script);
 
         let f = std::fs::File::open(&img).unwrap();
         let t = fsprobe::partitions(&mut fsprobe::reader(&f), 512).expect("a table");

@@ -911,21 +911,10 @@ fn plan_shows_what_is_on_each_disk() {
     std::fs::create_dir_all(r.join("dev")).unwrap();
     let sda = r.join("dev/sda");
     speediso_testsupport::sized_file(&sda, 16 << 20);
-    let mut child = Command::new("sfdisk")
-        .args(["-q", "--no-reread", "--no-tell-kernel"])
-        .arg(&sda)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"label: gpt\nlabel-id: 0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9\nstart=2048, size=20480, type=L\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    speediso_testsupport::sfdisk(
+        &sda,
+        "label: gpt\nlabel-id: 0A1B2C3D-4E5F-4061-8293-A4B5C6D7E8F9\nstart=2048, size=20480, type=L\n",
+    );
     let sda1 = r.join("dev/sda1");
     speediso_testsupport::sized_file(&sda1, 10 << 20);
     speediso_testsupport::output_ok(

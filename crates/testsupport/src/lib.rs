@@ -118,6 +118,30 @@ pub fn sized_file(path: &Path, len: u64) {
         .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
 }
 
+/// Write the partition table `script` (sfdisk's input format) into the
+/// image file `image`, without asking any kernel to reread it.
+pub fn sfdisk(image: &Path, script: &str) {
+    use std::io::Write;
+    let mut child = Command::new("sfdisk")
+        .args(["-q", "--no-reread", "--no-tell-kernel"])
+        .arg(image)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running sfdisk: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "sfdisk failed on {} for {script}",
+        image.display()
+    );
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released),
 /// for a server the test starts next.
 pub fn free_port() -> u16 {
