@@ -433,28 +433,11 @@ fn sighup_reloads_users_and_keeps_a_broken_file_out() {
 }
 
 fn openssl_cert(dir: &Path, name: &str) {
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args(["-subj", &format!("/CN={name}")])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join(format!("{name}.key")))
-        .arg("-out")
-        .arg(dir.join(format!("{name}.pem")))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl req for {name}");
+    speediso_testsupport::openssl_self_signed(
+        dir,
+        name,
+        &["subjectAltName=DNS:localhost,IP:127.0.0.1"],
+    );
 }
 
 /// curl over HTTPS trusting only `ca`: (exit status, body, stderr).

@@ -285,28 +285,12 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 
 /// A CA `name`.pem/.key, self-signed.
 fn make_ca(dir: &std::path::Path, name: &str) {
-    openssl(
+    speediso_testsupport::openssl_self_signed(
         dir,
+        name,
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
             "basicConstraints=critical,CA:TRUE",
-            "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
         ],
     );
 }

@@ -142,6 +142,30 @@ pub fn sfdisk(image: &Path, script: &str) {
     );
 }
 
+/// A self-signed P-256 certificate `dir/NAME.pem` with its key
+/// `dir/NAME.key`, valid 2 days, CN=NAME, with each of `extensions` added
+/// (`-addext`): a CA's constraints or a server's subjectAltName.
+pub fn openssl_self_signed(dir: &Path, name: &str, extensions: &[&str]) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "ec"])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", &format!("/CN={name}")]);
+    for e in extensions {
+        cmd.args(["-addext", e]);
+    }
+    cmd.arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.pem")));
+    output_ok(&mut cmd);
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released),
 /// for a server the test starts next.
 pub fn free_port() -> u16 {
