@@ -82,6 +82,13 @@ def sysfs(path):
     return out
 
 
+def same(got, want, what):
+    """Fail with `what` and every key whose value in `got` is not `want`'s."""
+    wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+    if wrong:
+        fail(f"{what}: {wrong}")
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         fail("usage: check_bmc.py INVENTORY.json [SYSFS.txt]")
@@ -95,20 +102,14 @@ def main():
     dev = bmc.get("device_id")
     if not isinstance(dev, dict):
         fail(f"no Get Device ID answer (notes: {notes})")
-    wrong = {k: (dev.get(k), v) for k, v in WANT.items() if dev.get(k) != v}
-    if wrong:
-        fail(f"Get Device ID differs from QEMU's properties (got, want): {wrong}")
+    same(dev, WANT, "Get Device ID differs from QEMU's properties (got, want)")
     if len(sys.argv) == 3:
         kernel = sysfs(sys.argv[2])
-        wrong = {k: (dev.get(k), v) for k, v in kernel.items() if dev.get(k) != v}
-        if wrong:
-            fail(f"Get Device ID differs from the kernel's view in sysfs (got, kernel): {wrong}")
+        same(dev, kernel, "Get Device ID differs from the kernel's view in sysfs (got, kernel)")
     sm = bmc.get("smbios")
     if not isinstance(sm, dict):
         fail(f"no SMBIOS type 38 record (notes: {notes})")
-    wrong = {k: (sm.get(k), v) for k, v in WANT_SMBIOS.items() if sm.get(k) != v}
-    if wrong:
-        fail(f"SMBIOS type 38 differs from QEMU's isa-ipmi-kcs (got, want): {wrong}")
+    same(sm, WANT_SMBIOS, "SMBIOS type 38 differs from QEMU's isa-ipmi-kcs (got, want)")
     lan = bmc.get("lan")
     if not isinstance(lan, list):
         fail(f"bmc.lan is {lan!r}, want a list")
