@@ -201,7 +201,7 @@ impl Sink for Foreman {
     fn close(&mut self, deadline: Duration) {
         // Results after the last upload with no run_finished (an ad-hoc
         // command): upload them too.
-        if self.dirty && (self.inventory_seen || self.uploader.is_some()) {
+        if self.dirty && self.uploader.is_some() {
             self.upload();
         }
         if let Some(u) = self.uploader.take() {
