@@ -179,9 +179,11 @@ pub enum TokenAction {
         /// A note for `token list` (rack, ticket; at most 200 characters).
         #[arg(long)]
         note: Option<String>,
-        /// The collector's store: SQLite file or postgres:// URL.
+        /// The collector's store (its serve --db): SQLite file or
+        /// postgres:// URL; migrated when needed.
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
+        /// Print `{"id","secret","host","note","issued_at",...}` instead.
         #[arg(long)]
         json: bool,
     },
@@ -189,8 +191,10 @@ pub enum TokenAction {
     /// issued, bound, last used (up to 5 s behind) and revoked, note.
     /// Never a secret.
     List {
+        /// The collector's store (its serve --db).
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
+        /// JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -198,12 +202,25 @@ pub enum TokenAction {
     /// request is refused (401) once the collector refreshed (5 s, or
     /// SIGHUP; DELETE /v1/admin/tokens/ID: at once).
     Revoke {
+        /// The token's id (16 hex digits), as `token list` shows it.
         id: String,
+        /// The collector's store (its serve --db).
         #[arg(long, default_value = "speediso-collector.db")]
         db: String,
+        /// JSON for scripts instead of a table.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A SQLite `--db` that does not exist (a typo) is an error for `token
+/// list` and `revoke`, not a new empty database.
+fn existing_db(db: &str) -> Result<()> {
+    let pg = db.starts_with("postgres://") || db.starts_with("postgresql://");
+    if !pg && !std::path::Path::new(db).exists() {
+        anyhow::bail!("--db {db}: no such database file (the collector's serve --db)");
+    }
+    Ok(())
 }
 
 /// `speediso-collector token ...`.
@@ -240,6 +257,7 @@ fn token_command(action: TokenAction) -> Result<i32> {
             Ok(0)
         }
         TokenAction::List { db, json } => {
+            existing_db(&db)?;
             let rows = TokenDb::open(&db)?.list()?;
             if json {
                 println!("{}", serde_json::to_string(&rows)?);
@@ -295,6 +313,7 @@ fn token_command(action: TokenAction) -> Result<i32> {
             Ok(0)
         }
         TokenAction::Revoke { id, db, json } => {
+            existing_db(&db)?;
             let mut d = TokenDb::open(&db)?;
             let before = d.get(&id)?;
             let Some(r) = d.revoke(&id)? else {

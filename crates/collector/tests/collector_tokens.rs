@@ -208,6 +208,10 @@ fn issued_host_tokens_post_only_for_their_host() {
     let (ok, _, err) = cli(&db, &["issue", "--host", "a b"]);
     assert!(!ok && err.contains("--host \"a b\""), "{err}");
     assert_eq!(list(&c).len(), 3, "nothing issued by bad input");
+    let missing = tmp.path().join("typo.db");
+    let (ok, _, err) = cli(missing.to_str().unwrap(), &["list"]);
+    assert!(!ok && err.contains("no such database file"), "{err}");
+    assert!(!missing.exists(), "token list made a database");
 }
 
 #[test]
