@@ -6,9 +6,12 @@
 //! refused to everyone (fail closed).
 //!
 //! Credentials: the tokens file (`tokens.rs`: agent tokens, optionally
-//! bound to a host, and `role=viewer|admin` API tokens) and the users file
-//! (`name role argon2id-PHC-hash` per line). Both are re-read on SIGHUP; a
-//! broken file is reported and the old contents stay.
+//! bound to a host, and `role=viewer|admin` API tokens), the agent tokens
+//! the collector issued (`tokendb.rs`, kept here as an in-memory copy
+//! looked up by the secret's SHA-256, refreshed on issue, revoke, SIGHUP
+//! and every few seconds) and the users file (`name role argon2id-PHC-hash`
+//! per line). The files are re-read on SIGHUP; a broken file is reported
+//! and the old contents stay.
 //!
 //! Sessions live in memory only (a restart logs everyone out): a 256-bit
 //! random id in an HttpOnly, SameSite=Lax cookie (Secure under TLS), looked
@@ -86,6 +89,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/whoami", Access::Role(Role::Viewer)),
     ("GET", "/v1/admin/sessions", Access::Role(Role::Admin)),
     ("POST", "/v1/admin/reload", Access::Role(Role::Admin)),
+    ("GET", "/v1/admin/tokens", Access::Role(Role::Admin)),
+    ("POST", "/v1/admin/tokens", Access::Role(Role::Admin)),
+    ("DELETE", "/v1/admin/tokens/{id}", Access::Role(Role::Admin)),
     ("GET", "/", Access::Role(Role::Viewer)),
     ("GET", "/hosts/{key}", Access::Role(Role::Viewer)),
     ("GET", "/runs/{run_id}", Access::Role(Role::Viewer)),
@@ -294,6 +300,11 @@ pub struct Auth {
     tokens_path: PathBuf,
     users_path: Option<PathBuf>,
     tokens: RwLock<Tokens>,
+    /// The database's agent tokens (issued ones, first-use bindings).
+    db: RwLock<super::tokendb::DbTokens>,
+    /// Last use of the database's tokens since the last write (id → RFC
+    /// 3339), written every `server::TOKEN_REFRESH`.
+    used: Mutex<HashMap<String, String>>,
     users: RwLock<Users>,
     /// Keyed by the SHA-256 of the session id.
     sessions: Mutex<HashMap<String, Session>>,
@@ -313,6 +324,8 @@ impl Auth {
             tokens_path: tokens.to_path_buf(),
             users_path: users.map(Path::to_path_buf),
             tokens: RwLock::new(t),
+            db: RwLock::default(),
+            used: Mutex::default(),
             users: RwLock::new(u),
             sessions: Mutex::new(HashMap::new()),
             limiter: Limiter::default(),
@@ -326,6 +339,8 @@ impl Auth {
             tokens_path: PathBuf::new(),
             users_path: None,
             tokens: RwLock::new(tokens),
+            db: RwLock::default(),
+            used: Mutex::default(),
             users: RwLock::new(users),
             sessions: Mutex::new(HashMap::new()),
             limiter: Limiter::default(),
@@ -371,13 +386,104 @@ impl Auth {
         said
     }
 
-    /// The token for an `Authorization` header value.
+    /// The token for an `Authorization` header value: the tokens file
+    /// first, then the database's tokens. A first-use token comes with its
+    /// binding (`host`, `None` while unbound).
     pub fn token(&self, header: Option<&str>) -> Option<Token> {
-        self.tokens
+        let file = self
+            .tokens
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .check(header)
-            .cloned()
+            .cloned();
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut t) = file {
+            if t.first_use {
+                t.host = db.file_bindings.get(&t.id).cloned();
+            }
+            return Some(t);
+        }
+        // By the SHA-256 of the secret (a lookup that times only a hash of
+        // it), then that hash compared in constant time, as sessions are.
+        let given = header?.strip_prefix("Bearer ")?.trim();
+        let hash = super::tokens::token_hash(given);
+        let (stored, (id, host)) = db.issued.get_key_value(&hash)?;
+        ct_eq(stored.as_bytes(), hash.as_bytes()).then(|| Token {
+            secret: given.to_string(),
+            host: host.clone(),
+            role: None,
+            id: id.clone(),
+            first_use: host.is_none(),
+        })
+    }
+
+    /// The tokens file's `host=first-use` tokens as `(id, hash)`: what
+    /// `TokenDb::register_file` keeps rows for.
+    pub fn first_use_file_tokens(&self) -> Vec<(String, String)> {
+        let t = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+        t.0.iter()
+            .filter(|t| t.first_use)
+            .map(|t| (t.id.clone(), super::tokens::token_hash(&t.secret)))
+            .collect()
+    }
+
+    /// Replace the copy of the database's tokens.
+    pub fn set_db_tokens(&self, t: super::tokendb::DbTokens) {
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+
+    /// A first-use token was bound (by this collector or, as the database
+    /// said, another one): from now on it is a host token.
+    pub fn note_binding(&self, token: &Token, host: &str) {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let hash = super::tokens::token_hash(&token.secret);
+        match db.issued.get_mut(&hash) {
+            Some(e) => e.1 = Some(host.to_string()),
+            None => {
+                db.file_bindings.insert(token.id.clone(), host.to_string());
+            }
+        }
+    }
+
+    /// A revoked token: out of the copy now (the next refresh agrees).
+    pub fn forget_token(&self, id: &str) {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        db.issued.retain(|_, (i, _)| i != id);
+        db.known.remove(id);
+    }
+
+    /// A token posted events: remembered for `token list`'s "last used"
+    /// when the database knows it.
+    pub fn note_used(&self, token: &Token) {
+        let known = self
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .known
+            .contains(&token.id);
+        if known || token.first_use {
+            self.used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(token.id.clone(), speediso_proto::events::rfc3339_now());
+        }
+    }
+
+    /// Put back a last use that could not be written (unless a later one
+    /// was noted meanwhile).
+    pub fn note_used_at(&self, id: String, ts: String) {
+        let mut u = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let e = u.entry(id).or_insert_with(|| ts.clone());
+        if *e < ts {
+            *e = ts;
+        }
+    }
+
+    /// The last uses noted since the last call.
+    pub fn take_used(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.used.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect()
     }
 
     pub fn verify_password(&self, name: &str, password: &str) -> Option<Role> {
@@ -850,7 +956,11 @@ pub async fn admin_reload(
     axum::Extension(u): axum::Extension<User>,
 ) -> Response {
     tracing::info!("reload asked by {}", u.name);
-    let said = app.reload();
+    // Off the async threads: files, keys and the database's tokens.
+    let app2 = app.clone();
+    let said = tokio::task::spawn_blocking(move || app2.reload())
+        .await
+        .unwrap_or_else(|e| vec![format!("keeping the old state: reload panicked: {e}")]);
     let ok = !said.iter().any(|m| m.starts_with("keeping"));
     let code = if ok {
         StatusCode::OK

@@ -60,6 +60,17 @@ impl HostHead {
             .unwrap_or_else(|| "unknown".into())
     }
 
+    /// What a token that binds on first use is bound to: the serial, else
+    /// the UUID, else the boot MAC (the host key without the hostname
+    /// fallback: a hostname is no hardware identity).
+    pub fn identity(&self) -> Option<&str> {
+        [&self.serial, &self.uuid, &self.boot_mac]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .find(|s| !s.is_empty())
+    }
+
     /// Does a per-host token's `host=` value name this host?
     pub fn matches(&self, id: &str) -> bool {
         self.bound_key(id).is_some()
@@ -281,6 +292,14 @@ fn check_certificates(
 /// serial, UUID or boot MAC) and are filed under it, so a host-bound token
 /// can never file under another host's key, whatever else the event says.
 pub fn bind(events: &mut [Incoming], token: &super::tokens::Token) -> Result<(), Refusal> {
+    if let (true, None, Some(e)) = (token.first_use, &token.host, events.first()) {
+        // The server binds such a token (first_use_identity) before this;
+        // reaching here unbound is a bug, and it must not mean "any host".
+        return Err(Refusal::Forbidden {
+            line: e.line_no,
+            why: "this token binds on first use and is not bound yet".into(),
+        });
+    }
     for e in events.iter_mut() {
         e.token_id = token.id.clone();
         if let Some(id) = &token.host {
@@ -299,6 +318,39 @@ pub fn bind(events: &mut [Incoming], token: &super::tokens::Token) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The host a token that binds on first use is to be bound to by this
+/// batch: every event's `HostHead::identity`, which must be one and the
+/// same (case aside). `None` for an empty batch (binds nothing). A batch
+/// from several hosts, or an event without serial, UUID and boot MAC, is
+/// refused (403) and binds nothing.
+pub fn first_use_identity(events: &[Incoming]) -> Result<Option<String>, Refusal> {
+    let mut first: Option<&str> = None;
+    for e in events {
+        let Some(id) = e.host.identity() else {
+            return Err(Refusal::Forbidden {
+                line: e.line_no,
+                why: "this token binds to the first host that posts with it and this event \
+                      names no host serial, uuid or boot_mac; nothing bound"
+                    .into(),
+            });
+        };
+        match first {
+            None => first = Some(id),
+            Some(f) if f.eq_ignore_ascii_case(id) => {}
+            Some(f) => {
+                return Err(Refusal::Forbidden {
+                    line: e.line_no,
+                    why: format!(
+                        "this token binds to the first host that posts with it and this batch \
+                         is from more than one host ({f}, then {id}); nothing bound"
+                    ),
+                })
+            }
+        }
+    }
+    Ok(first.map(str::to_string))
 }
 
 /// `s` with each NUL written as the six characters `\u0000`: what every
@@ -500,6 +552,7 @@ mod tests {
             host: host.map(str::to_string),
             role: None,
             id: token_id("s3cret-token"),
+            first_use: false,
         };
         let line = ev(0, "log").replace(
             r#"{"serial":"S1"}"#,
@@ -523,6 +576,55 @@ mod tests {
                 .starts_with("line 1: this token is for host OTHER"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn first_use_tokens_bind_to_one_host_per_batch() {
+        use crate::tokens::{token_id, Token};
+        let body = |hosts: &[&str]| {
+            hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| ev(i as u64, "log").replace(r#"{"serial":"S1"}"#, h))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ids = |hosts: &[&str]| {
+            first_use_identity(&parse_batch(body(hosts).as_bytes(), Limits::default()).unwrap())
+        };
+        // Serial first, then UUID, then boot MAC; never the hostname.
+        let one = r#"{"serial":"S1","uuid":"U1","boot_mac":"aa"}"#;
+        assert_eq!(ids(&[one, r#"{"serial":"s1"}"#]), Ok(Some("S1".into())));
+        assert_eq!(
+            ids(&[r#"{"uuid":"U1","boot_mac":"aa"}"#]),
+            Ok(Some("U1".into()))
+        );
+        assert_eq!(
+            ids(&[r#"{"serial":"","boot_mac":"aa"}"#]),
+            Ok(Some("aa".into()))
+        );
+        assert_eq!(ids(&[]), Ok(None));
+        let r = ids(&[one, r#"{"serial":"S2"}"#]).unwrap_err();
+        assert_eq!((r.status(), r.line()), (403, Some(2)));
+        assert!(r.to_string().contains("(S1, then S2)"), "{r}");
+        let r = ids(&[r#"{"hostname":"web1"}"#]).unwrap_err();
+        assert!(r.to_string().contains("no host serial"), "{r}");
+        // Unbound, bind refuses instead of taking any host.
+        let t = Token {
+            secret: "first-use-token".into(),
+            host: None,
+            role: None,
+            id: token_id("first-use-token"),
+            first_use: true,
+        };
+        let mut e = parse_batch(body(&[one]).as_bytes(), Limits::default()).unwrap();
+        assert_eq!(bind(&mut e, &t).unwrap_err().status(), 403);
+        let t = Token {
+            host: Some("s1".into()),
+            ..t
+        };
+        bind(&mut e, &t).unwrap();
+        assert_eq!(e[0].host_key, "S1");
     }
 
     #[test]

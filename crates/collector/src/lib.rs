@@ -16,6 +16,7 @@ pub mod server;
 pub mod sqlite;
 pub mod store;
 pub mod tls;
+pub mod tokendb;
 pub mod tokens;
 pub mod web;
 
@@ -40,15 +41,19 @@ pub enum Command {
     ///
     /// Tokens file: one token per line, or `host=<serial|uuid|mac> TOKEN`
     /// for a token only that host may use (its events are filed under that
-    /// identity), or `role=viewer|admin TOKEN` for an API client that
-    /// reads (viewer) or also administers (admin); `#` starts a comment.
-    /// Agent tokens post events and read nothing.
+    /// identity), or `host=first-use TOKEN` for one bound to the first host
+    /// that posts with it (the binding is kept in --db), or
+    /// `role=viewer|admin TOKEN` for an API client that reads (viewer) or
+    /// also administers (admin); `#` starts a comment. Agent tokens post
+    /// events and read nothing. Per-host agent tokens can also be issued
+    /// without editing the file: see `speediso-collector token --help`.
     ///
     /// Users file (--users): `name viewer|admin <argon2id hash>` per line,
     /// from `speediso-collector hash-password`; they log in at /login.
     ///
-    /// SIGHUP re-reads the tokens and users files and the TLS pair; a file
-    /// that does not load is reported and the old one kept.
+    /// SIGHUP re-reads the tokens and users files and the TLS pair (a file
+    /// that does not load is reported and the old one kept) and the agent
+    /// tokens in --db (also re-read every 5 s).
     Serve {
         /// Address to listen on (port 0 picks a free one; the chosen
         /// address is printed on stdout).
@@ -91,6 +96,23 @@ pub enum Command {
         /// Retry-After (agents retry, their events stay spooled).
         #[arg(long, default_value_t = 256)]
         max_in_flight: usize,
+    },
+    /// Issue, list and revoke per-host agent tokens kept in the database.
+    ///
+    /// An issued token posts events only for its host (`--host`: the
+    /// serial, system UUID or boot MAC its events carry) or, issued without
+    /// `--host`, for the first host that posts with it (its serial, else
+    /// UUID, else boot MAC), and reads nothing. Put it in the host's Foreman
+    /// parameter `speediso_token`. Only a hash of it is stored; `issue`
+    /// prints the secret once. A running collector sees what this does
+    /// within 5 s (at once on SIGHUP); POST/GET/DELETE /v1/admin/tokens do
+    /// the same over the API.
+    ///
+    /// Example: `speediso-collector token issue --host CZ1234 --note "rack
+    /// 4" --db /var/lib/speediso/collector.db`
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Print a users-file line: reads the password (one line) from stdin.
     ///
@@ -145,6 +167,175 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Issue a new agent token; prints its secret (alone on stdout, or
+    /// `{"id","secret",...}` with --json), which is never shown again.
+    Issue {
+        /// The host's serial, system UUID or boot MAC, as its events carry
+        /// it. Without it, the token binds to the first host that posts.
+        #[arg(long)]
+        host: Option<String>,
+        /// A note for `token list` (rack, ticket; at most 200 characters).
+        #[arg(long)]
+        note: Option<String>,
+        /// The collector's store (its serve --db): SQLite file or
+        /// postgres:// URL; migrated when needed.
+        #[arg(long, default_value = "speediso-collector.db")]
+        db: String,
+        /// Print `{"id","secret","host","note","issued_at",...}` instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the database's agent tokens: id, host (or unbound), when
+    /// issued, bound, last used (up to 5 s behind) and revoked, note.
+    /// Never a secret.
+    List {
+        /// The collector's store (its serve --db).
+        #[arg(long, default_value = "speediso-collector.db")]
+        db: String,
+        /// JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an issued token by its id (from `token list`): its next
+    /// request is refused (401) once the collector refreshed (5 s, or
+    /// SIGHUP; DELETE /v1/admin/tokens/ID: at once).
+    Revoke {
+        /// The token's id (16 hex digits), as `token list` shows it.
+        id: String,
+        /// The collector's store (its serve --db).
+        #[arg(long, default_value = "speediso-collector.db")]
+        db: String,
+        /// JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A SQLite `--db` that does not exist (a typo) is an error for `token
+/// list` and `revoke`, not a new empty database.
+fn existing_db(db: &str) -> Result<()> {
+    let pg = db.starts_with("postgres://") || db.starts_with("postgresql://");
+    if !pg && !std::path::Path::new(db).exists() {
+        anyhow::bail!("--db {db}: no such database file (the collector's serve --db)");
+    }
+    Ok(())
+}
+
+/// `speediso-collector token ...`.
+fn token_command(action: TokenAction) -> Result<i32> {
+    use tokendb::{check_host, check_note, TokenDb};
+    match action {
+        TokenAction::Issue {
+            host,
+            note,
+            db,
+            json,
+        } => {
+            if let Some(h) = &host {
+                check_host("--host", h)?;
+            }
+            if let Some(n) = &note {
+                check_note("--note", n)?;
+            }
+            let t = TokenDb::open(&db)?.issue(host.as_deref(), note.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                // The secret alone on stdout (for `$(...)`), the rest for people.
+                println!("{}", t.secret);
+                eprintln!(
+                    "token {} issued for {}; give it to the host (Foreman parameter                      speediso_token): this secret is not shown again",
+                    t.row.id,
+                    match &t.row.host {
+                        Some(h) => format!("host {h}"),
+                        None => "the first host that posts with it (unbound)".into(),
+                    }
+                );
+            }
+            Ok(0)
+        }
+        TokenAction::List { db, json } => {
+            existing_db(&db)?;
+            let rows = TokenDb::open(&db)?.list()?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+                return Ok(0);
+            }
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let table: Vec<[String; 8]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.id.clone(),
+                        r.source.clone(),
+                        r.host.clone().unwrap_or_else(|| "unbound".into()),
+                        r.issued_at.clone(),
+                        dash(&r.bound_at),
+                        dash(&r.last_used),
+                        dash(&r.revoked_at),
+                        dash(&r.note),
+                    ]
+                })
+                .collect();
+            let head = [
+                "ID",
+                "SOURCE",
+                "HOST",
+                "ISSUED",
+                "BOUND",
+                "LAST USED",
+                "REVOKED",
+                "NOTE",
+            ];
+            let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+            for r in &table {
+                for (i, c) in r.iter().enumerate() {
+                    w[i] = w[i].max(c.chars().count());
+                }
+            }
+            let line = |cells: Vec<&str>| {
+                let s: Vec<String> = cells
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c:<0$}", w[i]))
+                    .collect();
+                println!("{}", s.join("  ").trim_end());
+            };
+            line(head.to_vec());
+            for r in &table {
+                line(r.iter().map(String::as_str).collect());
+            }
+            if table.is_empty() {
+                eprintln!("no agent tokens in {db} (speediso-collector token issue)");
+            }
+            Ok(0)
+        }
+        TokenAction::Revoke { id, db, json } => {
+            existing_db(&db)?;
+            let mut d = TokenDb::open(&db)?;
+            let before = d.get(&id)?;
+            let Some(r) = d.revoke(&id)? else {
+                anyhow::bail!("no token {id:?} in {db} (see speediso-collector token list)");
+            };
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else if before.is_some_and(|b| b.revoked_at.is_some()) {
+                println!(
+                    "token {id} was already revoked at {}",
+                    r.revoked_at.as_deref().unwrap_or("?")
+                );
+            } else {
+                println!(
+                    "token {id} revoked; a running collector refuses it within 5 s (at once after SIGHUP)"
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Serve {
@@ -173,6 +364,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             })?;
             Ok(0)
         }
+        Command::Token { action } => token_command(action),
         Command::HashPassword { user, role } => {
             let line = auth::hash_password_line(&user, &role, &mut std::io::stdin().lock())?;
             println!("{line}");

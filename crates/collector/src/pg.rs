@@ -26,6 +26,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_event_pages.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_board.sql")),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_agent_tokens.sql"),
+    ),
 ];
 
 /// Any fixed number: serialises migrations of collectors starting together.

@@ -3,11 +3,14 @@
 //! the JSON read API, `/healthz`, the web pages, and graceful shutdown on
 //! SIGTERM/SIGINT (in-flight batches are committed and answered first).
 //! Who may call what is `auth.rs` (every route passes its guard); HTTPS
-//! and the plain-HTTP rule are `tls.rs`.
+//! and the plain-HTTP rule are `tls.rs`. The agent tokens the collector
+//! issues (`/v1/admin/tokens`) and their binding by a first batch are
+//! here, on `tokendb.rs`.
 
 use super::auth::{self, Auth};
 use super::ingest::{self, Limits, Refusal};
 use super::store::{self, BatchOutcome, Store};
+use super::tokendb::{self, Bound, TokenDb};
 use super::tokens::Token;
 use super::{cert, tls, web};
 use anyhow::{Context, Result};
@@ -59,17 +62,70 @@ pub struct App {
     writer: mpsc::Sender<Job>,
     readers: Vec<Mutex<Box<dyn Store>>>,
     next_reader: AtomicUsize,
+    /// The agent tokens in the database (issue, revoke, bind).
+    tokens_db: Mutex<TokenDb>,
 }
+
+/// How often the copy of the database's tokens is refreshed (and last
+/// uses written): what `token issue`/`token revoke` run elsewhere (the
+/// CLI, another collector on the same PostgreSQL) take at most to count.
+pub const TOKEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl App {
     /// What SIGHUP does: tokens, users and the TLS pair again, each kept as
     /// it was when its file does not load. Returns the messages.
     pub fn reload(&self) -> Vec<String> {
         let mut said = self.auth.reload();
+        match self.refresh_tokens(true) {
+            Ok(m) => said.push(m),
+            Err(e) => said.push(format!("keeping the old database tokens: {e:#}")),
+        }
         if let Some(t) = &self.tls {
             said.push(t.reload());
         }
         said
+    }
+
+    /// With `register_file` (start, reload) rows for the tokens file's
+    /// first-use lines; the last uses noted since the last time; then a
+    /// fresh copy of the database's tokens for `Auth`. Blocking: call it
+    /// off the async threads.
+    pub fn refresh_tokens(&self, register_file: bool) -> Result<String> {
+        let mut db = self.tokens_db.lock().unwrap_or_else(|e| e.into_inner());
+        if register_file {
+            db.register_file(&self.auth.first_use_file_tokens())?;
+        }
+        let used = self.auth.take_used();
+        if let Err(e) = db.touch(&used) {
+            // Kept for the next time.
+            for (id, ts) in used {
+                self.auth.note_used_at(id, ts);
+            }
+            return Err(e);
+        }
+        let t = db.cache()?;
+        let msg = format!(
+            "{} issued agent token(s) and {} first-use binding(s) in the database",
+            t.issued.len(),
+            t.file_bindings.len()
+        );
+        self.auth.set_db_tokens(t);
+        Ok(msg)
+    }
+
+    /// Run `f` on the tokens database, off the async threads.
+    async fn tokens<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut TokenDb) -> Result<T> + Send + 'static,
+    {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut db = app.tokens_db.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut db)
+        })
+        .await
+        .context("the tokens task failed")?
     }
 
     /// Run `f` on one of the read connections, off the async threads.
@@ -177,6 +233,14 @@ pub fn router(app: Arc<App>, max_in_flight: usize) -> Router {
         .route("/v1/whoami", get(auth::whoami))
         .route("/v1/admin/sessions", get(auth::admin_sessions))
         .route("/v1/admin/reload", post(auth::admin_reload))
+        .route(
+            "/v1/admin/tokens",
+            get(admin_list_tokens).post(admin_issue_token),
+        )
+        .route(
+            "/v1/admin/tokens/{id}",
+            axum::routing::delete(admin_revoke_token),
+        )
         .route("/v1/events", post(post_events))
         .route("/v1/hosts", get(get_hosts))
         .route("/v1/runs", get(get_runs))
@@ -217,6 +281,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     for _ in 0..4 {
         readers.push(Mutex::new(store::open(&args.db)?));
     }
+    let tokens_db = TokenDb::open(&args.db)?;
     let (tx, rx) = mpsc::channel::<Job>(1024);
     let writer = std::thread::Builder::new()
         .name("db-writer".into())
@@ -229,7 +294,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         writer: tx,
         readers,
         next_reader: AtomicUsize::new(0),
+        tokens_db: Mutex::new(tokens_db),
     });
+    let said = app
+        .refresh_tokens(true)
+        .context("loading the agent tokens from the database")?;
+    eprintln!("speediso-collector: {said}");
     // Dropped last, after the runtime: the PostgreSQL readers' clients
     // must not be dropped on a runtime thread (their drop blocks).
     let keep = app.clone();
@@ -241,7 +311,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        tokio::spawn(reload_on_hup(app.clone()));
+        // Installed before the "listening" line: a SIGHUP sent as soon as
+        // that line is read must find the handler, not kill the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(reload_on_hup(app.clone(), hup));
+        tokio::spawn(refresh_tokens_every(app.clone()));
         // Tests and scripts read this line to learn the port.
         println!("speediso-collector: listening on {addr}");
         let scheme = if app.tls.is_some() { "https" } else { "http" };
@@ -268,6 +343,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         .context("serving")
     })?;
     drop(rt);
+    // The last uses noted since the last refresh.
+    if let Err(e) = keep.refresh_tokens(false) {
+        tracing::warn!("writing the agent tokens' last use: {e:#}");
+    }
     drop(keep);
     // Every sender is gone with the router: the writer drains and exits.
     let _ = writer.join();
@@ -278,15 +357,28 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 /// SIGHUP: re-read the tokens and users files and the TLS pair (adding a
 /// host or a user, or renewing the certificate, needs no restart). A
 /// broken file is reported and its old contents stay.
-async fn reload_on_hup(app: Arc<App>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
+async fn reload_on_hup(app: Arc<App>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         let app = app.clone();
         // Reading files and parsing keys: off the async threads.
         let _ = tokio::task::spawn_blocking(move || app.reload()).await;
+    }
+}
+
+/// Every `TOKEN_REFRESH`: `App::refresh_tokens` (tokens issued or revoked
+/// by the CLI or another collector, last uses written).
+async fn refresh_tokens_every(app: Arc<App>) {
+    let mut tick = tokio::time::interval(TOKEN_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || a.refresh_tokens(false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("refreshing the agent tokens: {e:#}"),
+            Err(e) => tracing::warn!("refreshing the agent tokens: {e}"),
+        }
     }
 }
 
@@ -304,7 +396,7 @@ async fn shutdown_signal() {
 /// `POST /v1/events`: the guard has checked the agent token.
 async fn post_events(
     State(app): State<Arc<App>>,
-    Extension(token): Extension<Token>,
+    Extension(mut token): Extension<Token>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -331,6 +423,13 @@ async fn post_events(
         Ok(e) => e,
         Err(r) => return refused(&r),
     };
+    if token.first_use && token.host.is_none() {
+        match bind_first_use(&app, &mut token, &events).await {
+            Ok(()) => {}
+            Err(r) => return r,
+        }
+    }
+    app.auth.note_used(&token);
     if let Err(r) = ingest::bind(&mut events, &token) {
         return refused(&r);
     }
@@ -343,6 +442,152 @@ async fn post_events(
         Ok(Ok(Err(r))) => refused(&r),
         Ok(Err(e)) => unavailable(&format!("not stored: {e}")),
         Err(_) => unavailable("not stored: writer stopped"),
+    }
+}
+
+/// The first batch of a token that binds on first use: bind it to the
+/// batch's one host (`ingest::first_use_identity`) in the database, where
+/// of two hosts racing exactly one wins; `token.host` is then whoever won,
+/// and `ingest::bind` refuses the loser (403). Binds before the batch is
+/// stored: a batch the store refuses (409, a run of another host) still
+/// binds the token to the host it came from.
+async fn bind_first_use(
+    app: &Arc<App>,
+    token: &mut Token,
+    events: &[ingest::Incoming],
+) -> Result<(), Response> {
+    let host = match ingest::first_use_identity(events) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(()),
+        Err(r) => return Err(refused(&r)),
+    };
+    let (id, hash) = (token.id.clone(), super::tokens::token_hash(&token.secret));
+    let r = app.tokens(move |db| db.bind(&id, &host, Some(&hash))).await;
+    match r {
+        Ok(Bound::Host(h)) => {
+            app.auth.note_binding(token, &h);
+            token.host = Some(h);
+            Ok(())
+        }
+        Ok(Bound::Gone) => {
+            tracing::warn!("/v1/events: revoked token {}", token.id);
+            Err(error(StatusCode::UNAUTHORIZED, "this token was revoked"))
+        }
+        // Nothing stored and nothing bound: the agent retries.
+        Err(e) => Err(unavailable(&format!("binding the token: {e:#}"))),
+    }
+}
+
+/// The store's answer to a token call: 503 when it cannot be reached.
+fn db_error(e: anyhow::Error) -> Response {
+    if e.downcast_ref::<store::Unavailable>().is_some() {
+        unavailable(&format!("{e:#}"))
+    } else {
+        error(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}"))
+    }
+}
+
+/// `POST /v1/admin/tokens` body (empty: `{}`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IssueRequest {
+    host: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /v1/admin/tokens` (admin): `{"host": ID, "note": TEXT}`, both
+/// optional (no host: bound to the first host that posts). 201 with the
+/// token and its `secret`, which is never shown again.
+async fn admin_issue_token(
+    State(app): State<Arc<App>>,
+    Extension(u): Extension<auth::User>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: IssueRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IssueRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "body: expected {{\"host\": ID, \"note\": TEXT}} (both optional): {e}"
+                    ),
+                )
+            }
+        }
+    };
+    let checks = [
+        req.host.as_deref().map(|h| tokendb::check_host("host", h)),
+        req.note.as_deref().map(|n| tokendb::check_note("note", n)),
+    ];
+    if let Some(Err(e)) = checks.into_iter().flatten().find(Result::is_err) {
+        return error(StatusCode::BAD_REQUEST, &format!("{e:#}"));
+    }
+    let app2 = app.clone();
+    let r = app
+        .tokens(move |db| db.issue(req.host.as_deref(), req.note.as_deref()))
+        .await;
+    let issued = match r {
+        Ok(i) => i,
+        Err(e) => return db_error(e),
+    };
+    tracing::info!(
+        "{} issued agent token {} for {}",
+        u.name,
+        issued.row.id,
+        issued
+            .row
+            .host
+            .as_deref()
+            .unwrap_or("the first host that posts with it")
+    );
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || app2.refresh_tokens(false)).await {
+        tracing::warn!("refreshing the agent tokens: {e:#}");
+    }
+    (StatusCode::CREATED, Json(issued)).into_response()
+}
+
+/// `GET /v1/admin/tokens` (admin): every database token (never a secret).
+async fn admin_list_tokens(State(app): State<Arc<App>>) -> Response {
+    match app.tokens(|db| db.list()).await {
+        Ok(l) => Json(l).into_response(),
+        Err(e) => db_error(e),
+    }
+}
+
+/// `DELETE /v1/admin/tokens/{id}` (admin): revoke an issued token; the
+/// next request with it is refused (401). 404: no such token; 409: a
+/// tokens-file line (remove it from the file instead).
+async fn admin_revoke_token(
+    State(app): State<Arc<App>>,
+    Extension(u): Extension<auth::User>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let id2 = id.clone();
+    let r = app
+        .tokens(move |db| {
+            Ok(match db.get(&id2)? {
+                None => None,
+                Some(r) if r.source != "issued" => Some(Err(r)),
+                Some(_) => db.revoke(&id2)?.map(Ok),
+            })
+        })
+        .await;
+    match r {
+        Ok(None) => error(StatusCode::NOT_FOUND, &format!("no token {id}")),
+        Ok(Some(Err(_))) => error(
+            StatusCode::CONFLICT,
+            &format!("token {id} is a host=first-use line of the tokens file: remove the line and reload"),
+        ),
+        Ok(Some(Ok(row))) => {
+            // Refused from the next request on, not after a refresh.
+            app.auth.forget_token(&id);
+            tracing::info!("{} revoked agent token {id}", u.name);
+            Json(row).into_response()
+        }
+        Err(e) => db_error(e),
     }
 }
 

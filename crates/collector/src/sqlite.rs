@@ -18,6 +18,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_run_token.sql")),
     (3, include_str!("../migrations/sqlite/0003_event_pages.sql")),
     (4, include_str!("../migrations/sqlite/0004_board.sql")),
+    (
+        5,
+        include_str!("../migrations/sqlite/0005_agent_tokens.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -397,6 +401,6 @@ mod tests {
     fn sqlite_store() {
         let mut s = SqliteStore::in_memory().unwrap();
         crate::store::conformance::exercise(&mut s);
-        assert_eq!(migrate(&s.conn).unwrap(), 4); // applies nothing twice
+        assert_eq!(migrate(&s.conn).unwrap(), 5); // applies nothing twice
     }
 }

@@ -998,6 +998,7 @@ pub mod conformance {
             host: host.map(str::to_string),
             role: None,
             id: token_id(secret),
+            first_use: false,
         }
     }
 

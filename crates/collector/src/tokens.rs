@@ -6,6 +6,9 @@
 //! # only the host with this DMI serial, UUID or boot MAC
 //! host=CZ12345678 9a8b7c...
 //! host=52:54:00:12:34:56 77aa01...
+//! # bound to the first host that posts with it (the binding is kept in
+//! # the database, so it survives restarts and reloads)
+//! host=first-use 4c5d6e...
 //! # an API token for reads (viewer) or reads and admin calls (admin);
 //! # these can never post events
 //! role=viewer 5e6f...
@@ -15,6 +18,8 @@
 //! Tokens without `role=` are agent tokens: they may only post events and
 //! read nothing (`auth.rs`). A per-host token is refused (403) for events of any other host, and its
 //! events are filed under the identity it is bound to (`ingest::bind`).
+//! Tokens the collector issues itself live in its database (`tokendb.rs`);
+//! `Auth::token` looks a bearer token up here first, then there.
 //! Runs remember the token that opened them by `Token::id`, a hash of the
 //! secret, never the secret itself.
 
@@ -28,6 +33,10 @@ pub struct Token {
     pub host: Option<String>,
     /// `role=`: a viewer/admin API token; `None`: an agent token.
     pub role: Option<crate::auth::Role>,
+    /// Bound to a host by its first batch (`host=first-use`, or issued
+    /// without a host): `host` is the binding kept in the database, `None`
+    /// until the first batch; `ingest::bind` refuses it while `None`.
+    pub first_use: bool,
     /// What the store records of this token: the first 16 hex digits of
     /// the SHA-256 of the secret (stable across reloads and reordering).
     pub id: String,
@@ -38,6 +47,23 @@ pub fn token_id(secret: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..8])
 }
+
+/// What the collector's database keeps to recognise a token: the full
+/// SHA-256 of the secret in hex (`token_id` is its first 16 digits).
+pub fn token_hash(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+/// A new agent token's secret: 256 random bits as 64 hex digits.
+pub fn new_secret() -> anyhow::Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).context("reading random bytes for a token")?;
+    Ok(hex::encode(b))
+}
+
+/// The `host=` value that makes a tokens-file line bind on first use.
+pub const FIRST_USE: &str = "first-use";
 
 /// The text of a file the operator writes (tokens, trusted signers).
 pub fn read_config(path: &Path) -> Result<String> {
@@ -72,13 +98,18 @@ impl Tokens {
                     host: None,
                     role: None,
                     id: token_id(secret),
+                    first_use: false,
                 },
-                [h, secret] if h.starts_with("host=") && h.len() > 5 => Token {
-                    secret: secret.to_string(),
-                    host: Some(h[5..].to_string()),
-                    role: None,
-                    id: token_id(secret),
-                },
+                [h, secret] if h.starts_with("host=") && h.len() > 5 => {
+                    let first_use = h[5..].eq_ignore_ascii_case(FIRST_USE);
+                    Token {
+                        secret: secret.to_string(),
+                        host: (!first_use).then(|| h[5..].to_string()),
+                        role: None,
+                        id: token_id(secret),
+                        first_use,
+                    }
+                }
                 [r, secret] if r.starts_with("role=") => {
                     let Some(role) = crate::auth::Role::parse(&r[5..]) else {
                         bail!("line {n}: {r}: the role is viewer or admin");
@@ -88,10 +119,11 @@ impl Tokens {
                         host: None,
                         role: Some(role),
                         id: token_id(secret),
+                        first_use: false,
                     }
                 }
                 _ => bail!(
-                    "line {n}: expected TOKEN, host=<serial|uuid|mac> TOKEN or role=<viewer|admin> TOKEN"
+                    "line {n}: expected TOKEN, host=<serial|uuid|mac|first-use> TOKEN or role=<viewer|admin> TOKEN"
                 ),
             };
             if tok.secret.len() < 8 {
@@ -171,6 +203,25 @@ mod tests {
             .to_string();
         assert!(e.contains("role=root"), "{e}");
         assert!(Tokens::parse("dup-secret-1\nrole=admin dup-secret-1\n").is_err());
+        let t = Tokens::parse("host=first-use first-use-secret\nhost=S1 bound-secret\n").unwrap();
+        let f = t.check(Some("Bearer first-use-secret")).unwrap();
+        assert_eq!((f.first_use, f.host.as_deref()), (true, None));
+        let b = t.check(Some("Bearer bound-secret")).unwrap();
+        assert_eq!((b.first_use, b.host.as_deref()), (false, Some("S1")));
+    }
+
+    #[test]
+    fn hashes_and_secrets() {
+        let h = token_hash("secret-one");
+        assert_eq!(h.len(), 64);
+        assert!(
+            h.starts_with(&token_id("secret-one")),
+            "the id is its prefix"
+        );
+        let (a, b) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]

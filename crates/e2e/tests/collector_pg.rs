@@ -22,7 +22,7 @@ fn postgres_store_and_two_collectors_sharing_it() {
     // The store checks SQLite passes, against PostgreSQL.
     let mut s = PgStore::connect(&pg.url()).unwrap();
     speediso_collector::store::conformance::exercise(&mut s);
-    assert_eq!(s.migrate().unwrap(), 4, "migrating twice applies nothing");
+    assert_eq!(s.migrate().unwrap(), 5, "migrating twice applies nothing");
 
     // Two collectors on one database; half the agents report to each, and
     // every batch is replayed to the other collector too.
@@ -416,4 +416,108 @@ fn postgres_over_verified_tls() {
     eprintln!("wrong CA: {err}");
     let err = collector_refuses(&bad, &format!("{}?sslmode=prefer", pg.url()));
     assert!(err.contains("sslmode=prefer is not supported"), "{err}");
+}
+
+/// Agent tokens on PostgreSQL, two collectors sharing the database: a
+/// token issued by the CLI (`--db postgres://...`) and bound by its first
+/// batch, hosts racing on one unbound token through both collectors
+/// (exactly one wins), a binding made through one collector holding on
+/// the other, and a revoke through one refused by the other after its
+/// refresh (5 s).
+#[test]
+fn postgres_agent_tokens_bind_once_across_collectors() {
+    let Some(pg) = Postgres::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let issue = |host: Option<&str>| -> serde_json::Value {
+        let mut cmd = Command::new(speediso_testsupport::bin("speediso-collector"));
+        cmd.args(["token", "issue", "--json", "--db", &pg.url()]);
+        if let Some(h) = host {
+            cmd.args(["--host", h]);
+        }
+        serde_json::from_slice(&output_ok(&mut cmd).stdout).unwrap()
+    };
+    let host_tok = issue(Some("PGT1"));
+    let a = Collector::start_with_db(&tmp.path().join("a"), None, &pg.url(), &[]);
+    let b = Collector::start_with_db(&tmp.path().join("b"), None, &pg.url(), &[]);
+    let post = |c: &Collector, secret: &str, run: &str, serial: &str| {
+        c.post(Some(secret), &(log_line(run, 0, serial) + "\n"))
+    };
+    let stored = |run: &str| -> usize {
+        PgStore::connect(&pg.url())
+            .unwrap()
+            .events(run)
+            .unwrap()
+            .len()
+    };
+    let secret = host_tok["secret"].as_str().unwrap();
+    assert_eq!(post(&a, secret, "pgt-1", "PGT1").0, 200);
+    assert_eq!(post(&b, secret, "pgt-2", "PGT2").0, 403);
+    assert_eq!((stored("pgt-1"), stored("pgt-2")), (1, 0));
+
+    for round in 0..3 {
+        let tok = issue(None);
+        let secret = tok["secret"].as_str().unwrap().to_string();
+        // Issued by the CLI: the collectors take it at their next refresh.
+        a.hup();
+        b.hup();
+        std::thread::sleep(Duration::from_millis(500));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let results: Vec<(String, u16, String)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let (c, secret, barrier) =
+                        (if i % 2 == 0 { &a } else { &b }, &secret, barrier.clone());
+                    s.spawn(move || {
+                        let host = format!("PGR{round}-{i}");
+                        barrier.wait();
+                        let (st, body) = post(c, secret, &format!("pgr{round}-{i}"), &host);
+                        (host, st, body)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<_> = results.iter().filter(|r| r.1 == 200).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        let winner = winners[0].0.clone();
+        for (i, (host, st, body)) in results.iter().enumerate() {
+            let run = format!("pgr{round}-{i}");
+            if *host == winner {
+                assert_eq!(stored(&run), 1);
+            } else {
+                assert_eq!(*st, 403, "{host}: {body}");
+                assert_eq!(stored(&run), 0, "{host}");
+            }
+        }
+        // Bound through one collector, the binding holds on both.
+        for c in [&a, &b] {
+            assert_eq!(
+                post(c, &secret, &format!("pgr{round}-x"), "PGR-OTHER").0,
+                403
+            );
+        }
+    }
+
+    // Revoked through A's API: A refuses at once, B after its refresh.
+    let id = host_tok["id"].as_str().unwrap();
+    let (st, _, body) = a.request(
+        "DELETE",
+        &format!("/v1/admin/tokens/{id}"),
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(post(&a, secret, "pgt-3", "PGT1").0, 401);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while post(&b, secret, "pgt-4", "PGT1").0 != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never saw the revoke"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut cmd = Command::new(speediso_testsupport::bin("speediso-collector"));
+    cmd.args(["token", "list", "--db", &pg.url()]);
+    let out = String::from_utf8(output_ok(&mut cmd).stdout).unwrap();
+    assert!(out.contains(id) && !out.contains(secret), "{out}");
 }
