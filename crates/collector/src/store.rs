@@ -1073,6 +1073,33 @@ pub mod conformance {
         }
     }
 
+    /// After `exercise`: a store whose `runs.last_seq` of run g1 was
+    /// lowered behind its back (`forget`, SQL on the backend) still stores
+    /// a replay as duplicates and a new batch once: PostgreSQL's group path
+    /// takes the replay for new, its insert meets the stored keys
+    /// (unique violation), and the group is stored batch by batch.
+    pub fn replay_after_stale_last_seq(s: &mut dyn Store, forget: &mut dyn FnMut()) {
+        let t1 = token("token-one-secret", None);
+        let g = |seq: u64| line("g1", seq, "S5", "log", r#","level":"info","message":"g""#);
+        forget();
+        let replay = batch(&[g(1), g(2)], &t1);
+        let new = batch(&[g(9)], &t1);
+        let st = s.insert_group(&[&replay, &new]).unwrap();
+        let counts: Vec<_> = st
+            .iter()
+            .map(|r| r.as_ref().map(|s| (s.stored, s.duplicates)))
+            .collect();
+        assert_eq!(counts, [Ok((0, 2)), Ok((1, 0))]);
+        let seqs: Vec<_> = s
+            .events("g1")
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 6, 7, 9], "each once");
+        assert_eq!(s.run("g1").unwrap().unwrap().events, 8);
+    }
+
     pub fn exercise(s: &mut dyn Store) {
         let t1 = token("token-one-secret", None);
         let t2 = token("token-two-secret", None);
