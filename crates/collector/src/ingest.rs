@@ -9,6 +9,15 @@ use serde::Deserialize;
 /// Event types whose contents the store indexes; others are kept as-is.
 use speediso_proto::events::TYPES as KNOWN_TYPES;
 
+/// The event types whose parsed body `Incoming::value` keeps: checked here
+/// (`check_enums`, `check_certificates`) or read by `store::Derived::add`.
+const LOOKED_INTO: &[&str] = &[
+    "result",
+    "step_finished",
+    "run_finished",
+    "dispatch_rejected",
+];
+
 /// Limits on one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -107,7 +116,9 @@ pub struct Incoming {
     pub line: String,
     /// 1-based line number in the request body.
     pub line_no: usize,
-    /// Parsed body, for the event types the store looks into.
+    /// Parsed body, for the event types the store looks into
+    /// (`LOOKED_INTO`); `Null` for the others (progress, logs: most lines),
+    /// whose body is only stored.
     pub value: serde_json::Value,
 }
 
@@ -386,12 +397,30 @@ pub fn parse_batch(body: &[u8], limits: Limits) -> Result<Vec<Incoming>, Refusal
         }
         let bad = |why: String| Refusal::Bad { line: n, why };
         let text = std::str::from_utf8(raw).map_err(|e| bad(format!("not UTF-8: {e}")))?;
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(bad("not a JSON object".into()));
+        // The head straight from the text (most lines); anything it
+        // refuses (not JSON, not an object, a key twice, a wrong field)
+        // goes the way that names the fault, through a `Value`, which
+        // takes a repeated key's last value as before.
+        let (head, mut value) = match serde_json::from_str::<Head>(text) {
+            Ok(head) => (head, serde_json::Value::Null),
+            Err(_) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+                if !value.is_object() {
+                    return Err(bad("not a JSON object".into()));
+                }
+                let head =
+                    Head::deserialize(&value).map_err(|e| bad(format!("not an event: {e}")))?;
+                (head, value)
+            }
+        };
+        // The body is kept parsed only for the types whose contents are
+        // checked here or stored apart (`store::Derived::add`).
+        if value.is_null() && LOOKED_INTO.contains(&head.kind.as_str()) {
+            value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        } else if !LOOKED_INTO.contains(&head.kind.as_str()) {
+            value = serde_json::Value::Null;
         }
-        let head = Head::deserialize(&value).map_err(|e| bad(format!("not an event: {e}")))?;
         if head.v != speediso_proto::events::EVENT_VERSION {
             return Err(bad(format!(
                 "event version {} not supported (this collector takes {})",
@@ -488,6 +517,24 @@ mod tests {
         assert_eq!(got[1].seq, 1);
         assert_eq!(got[0].host.key(), "S1");
         assert!(got[0].host.matches("s1"));
+    }
+
+    #[test]
+    fn head_read_once_body_kept_only_where_looked_into() {
+        // A key twice: the last value counts (a `Value` takes it), as
+        // before the head was read straight from the text.
+        let twice = ev(0, "log").replace(r#""seq":0"#, r#""seq":0,"seq":7"#);
+        let fin = ev(1, "run_finished").replace(r#""type""#, r#""outcome":"success","type""#);
+        let body = format!("{twice}\n{}\n{fin}\n", ev(2, "progress"));
+        let got = parse_batch(body.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(got[0].seq, 7);
+        assert_eq!(got[1].kind, "progress");
+        assert!(got[1].value.is_null(), "a progress body is only stored");
+        assert_eq!(got[1].line, ev(2, "progress"), "the line kept as received");
+        assert_eq!(got[2].value["outcome"], "success");
+        let bad = ev(3, "run_finished").replace(r#""type""#, r#""outcome":"meh","type""#);
+        let r = parse_batch(bad.as_bytes(), Limits::default()).unwrap_err();
+        assert!(r.to_string().contains(r#"outcome "meh""#), "{r}");
     }
 
     #[test]

@@ -51,6 +51,39 @@ const INSERT_EVENTS: &str = "INSERT INTO events (run_id, seq, ts, type, step, bo
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) \
     ON CONFLICT (run_id, seq) DO NOTHING RETURNING run_id, seq";
 
+/// `sql::UPSERT_HOST` for many hosts (distinct keys) in one statement.
+const UPSERT_HOSTS: &str = "INSERT INTO hosts \
+    (host_key, serial, uuid, boot_mac, hostname, first_seen, last_seen) \
+    SELECT k, s, u, m, n, t, t \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+      AS x(k, s, u, m, n, t) \
+    ON CONFLICT (host_key) DO UPDATE SET \
+      serial = coalesce(excluded.serial, hosts.serial), \
+      uuid = coalesce(excluded.uuid, hosts.uuid), \
+      boot_mac = coalesce(excluded.boot_mac, hosts.boot_mac), \
+      hostname = coalesce(excluded.hostname, hosts.hostname), \
+      last_seen = CASE WHEN excluded.last_seen > hosts.last_seen \
+                  THEN excluded.last_seen ELSE hosts.last_seen END";
+
+/// `sql::UPSERT_RUN` for many runs (distinct ids) in one statement.
+const UPSERT_RUNS: &str = "INSERT INTO runs \
+    (run_id, host_key, task, first_ts, events, last_seq) \
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+    ON CONFLICT (run_id) DO UPDATE SET \
+      task = coalesce(runs.task, excluded.task), \
+      first_ts = CASE WHEN excluded.first_ts < runs.first_ts \
+                 THEN excluded.first_ts ELSE runs.first_ts END, \
+      events = runs.events + excluded.events, \
+      last_seq = CASE WHEN excluded.last_seq > runs.last_seq \
+                 THEN excluded.last_seq ELSE runs.last_seq END";
+
+/// `sql::REFRESH_HOST_LAST_RUN` for many hosts in one statement.
+const REFRESH_HOSTS_LAST_RUN: &str = "UPDATE hosts SET \
+    (last_run_id, last_task, last_outcome, last_verdict) = \
+    (SELECT run_id, task, coalesce(outcome, 'running'), verdict FROM runs \
+     WHERE runs.host_key = hosts.host_key ORDER BY first_ts DESC, run_id DESC LIMIT 1) \
+    WHERE host_key = ANY($1::text[])";
+
 /// `BatchTx::event_bodies` in one statement, in the keys' order.
 const SELECT_EVENT_BODIES: &str = "SELECT e.body \
     FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(run_id, seq, n) \
@@ -373,19 +406,21 @@ impl BatchTx for Tx<'_, '_> {
             let s = self.prep(sql::INSERT_CERT)?;
             self.0.execute(&s, &[id, run_id, seq, ord, step, body])?;
         }
-        for (key, e) in &d.hosts {
-            let s = self.prep(sql::UPSERT_HOST)?;
-            self.0.execute(
-                &s,
-                &[
-                    key,
-                    &e.host.serial,
-                    &e.host.uuid,
-                    &e.host.boot_mac,
-                    &e.host.hostname,
-                    &e.ts,
-                ],
-            )?;
+        if !d.hosts.is_empty() {
+            // All hosts in one statement (keys distinct, in key order).
+            let hosts = d.hosts.values();
+            let keys: Vec<&str> = d.hosts.keys().map(String::as_str).collect();
+            let serials: Vec<Option<&str>> =
+                hosts.clone().map(|e| e.host.serial.as_deref()).collect();
+            let uuids: Vec<Option<&str>> = hosts.clone().map(|e| e.host.uuid.as_deref()).collect();
+            let macs: Vec<Option<&str>> =
+                hosts.clone().map(|e| e.host.boot_mac.as_deref()).collect();
+            let names: Vec<Option<&str>> =
+                hosts.clone().map(|e| e.host.hostname.as_deref()).collect();
+            let ts: Vec<&str> = hosts.map(|e| e.ts.as_str()).collect();
+            let s = self.prep(UPSERT_HOSTS)?;
+            self.0
+                .execute(&s, &[&keys, &serials, &uuids, &macs, &names, &ts])?;
         }
         for (key, m) in &d.cpu_models {
             let s = self.prep(sql::SET_CPU)?;
@@ -395,19 +430,20 @@ impl BatchTx for Tx<'_, '_> {
             let s = self.prep(sql::INSERT_HOST_DISK)?;
             self.0.execute(&s, &[serial, key])?;
         }
+        if !d.runs.is_empty() {
+            // All runs' counters in one statement (as `hosts`).
+            let runs = d.runs.values();
+            let ids: Vec<&str> = d.runs.keys().copied().collect();
+            let hosts: Vec<&str> = runs.clone().map(|r| r.host_key.as_str()).collect();
+            let tasks: Vec<Option<&str>> = runs.clone().map(|r| r.task.as_deref()).collect();
+            let first: Vec<&str> = runs.clone().map(|r| r.first_ts.as_str()).collect();
+            let events: Vec<i64> = runs.clone().map(|r| r.events).collect();
+            let last: Vec<i64> = runs.map(|r| r.last_seq).collect();
+            let s = self.prep(UPSERT_RUNS)?;
+            self.0
+                .execute(&s, &[&ids, &hosts, &tasks, &first, &events, &last])?;
+        }
         for (run_id, r) in &d.runs {
-            let s = self.prep(sql::UPSERT_RUN)?;
-            self.0.execute(
-                &s,
-                &[
-                    run_id,
-                    &r.host_key,
-                    &r.task,
-                    &r.first_ts,
-                    &r.events,
-                    &r.last_seq,
-                ],
-            )?;
             if let Some(started) = &r.started {
                 let s = self.prep(sql::SET_STARTED)?;
                 self.0.execute(&s, &[started, run_id])?;
@@ -423,9 +459,10 @@ impl BatchTx for Tx<'_, '_> {
             let s = self.prep(sql::SET_VERDICT)?;
             self.0.execute(&s, &[v, reasons, run_id])?;
         }
-        for host in d.run_hosts() {
-            let s = self.prep(sql::REFRESH_HOST_LAST_RUN)?;
-            self.0.execute(&s, &[&host])?;
+        let hosts = d.run_hosts();
+        if !hosts.is_empty() {
+            let s = self.prep(REFRESH_HOSTS_LAST_RUN)?;
+            self.0.execute(&s, &[&hosts])?;
         }
         Ok(())
     }
@@ -462,8 +499,192 @@ fn run_row(r: &Row) -> RunRow {
     }
 }
 
+/// The group's runs claimed in one statement: (run_id, host_key,
+/// token_id, first_ts) of each run's first event in the group, in run_id
+/// order (two collectors claiming the same runs lock them in one order).
+const CLAIM_RUNS: &str = "INSERT INTO runs (run_id, host_key, token_id, first_ts, events, last_seq) \
+    SELECT r, h, t, ts, 0, -1 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS c(r, h, t, ts) \
+    ORDER BY r ON CONFLICT (run_id) DO NOTHING";
+
+/// The owners of the group's runs, and their highest stored `seq`.
+const RUN_OWNERS: &str =
+    "SELECT run_id, host_key, token_id, last_seq FROM runs WHERE run_id = ANY($1::text[])";
+
+/// `INSERT_EVENTS` for events known to be new: no `ON CONFLICT` (its
+/// speculative insertion costs about a third of the insert) and no
+/// `RETURNING`. A key stored after all fails the statement (23505), and
+/// the group is stored again batch by batch.
+const INSERT_NEW_EVENTS: &str = "INSERT INTO events (run_id, seq, ts, type, step, body) \
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])";
+
+/// Whether `e` is PostgreSQL's unique_violation.
+fn unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
 impl Conn {
+    /// A group of batches in one transaction. First the group path
+    /// (`group_fast`): a few statements for the whole group; when it meets
+    /// anything but plain new events and exact replays (a refusal, a key
+    /// stored meanwhile), it rolls back and the group is stored batch by
+    /// batch (`insert_group_per_batch`), each batch in its savepoint, as
+    /// before: the outcome is the same either way.
     fn insert_group(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
+        if let Some(out) = self.group_fast(batches)? {
+            return Ok(out);
+        }
+        self.insert_group_per_batch(batches)
+    }
+
+    /// The group path; `None` (rolled back) where the batch-by-batch path
+    /// must decide. Statements per group, however many batches: claim the
+    /// runs, read their owners and `last_seq`, insert every event of the
+    /// batches that are wholly new (each `seq` above its run's `last_seq`,
+    /// no key in an earlier batch of the group) in one statement, then the
+    /// derived rows of those batches merged (one upsert per run and host,
+    /// not per batch). The other batches (replays) go through
+    /// `store::insert_batch` after them, in their group order.
+    fn group_fast(&mut self, batches: &[&[Incoming]]) -> Result<Option<Vec<BatchOutcome>>> {
+        use std::collections::HashMap;
+        let mut tx = self.client.transaction()?;
+        let stmts = &mut self.stmts;
+        // Each run's first event in the group: the claim.
+        // Each run's first event in the group (its claim), by run index;
+        // a batch's events mostly share one run: one lookup per change.
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut first: Vec<&Incoming> = Vec::new();
+        let mut last = None;
+        for e in batches.iter().flat_map(|b| b.iter()) {
+            if last != Some(e.run_id.as_str()) {
+                index.entry(&e.run_id).or_insert_with(|| {
+                    first.push(e);
+                    first.len() - 1
+                });
+                last = Some(e.run_id.as_str());
+            }
+        }
+        let runs: Vec<&str> = first.iter().map(|e| e.run_id.as_str()).collect();
+        let hosts: Vec<&str> = first.iter().map(|e| e.host_key.as_str()).collect();
+        let tokens: Vec<&str> = first.iter().map(|e| e.token_id.as_str()).collect();
+        let ts: Vec<&str> = first.iter().map(|e| e.ts.as_str()).collect();
+        let s = Tx(&mut tx, stmts).prep(CLAIM_RUNS)?;
+        tx.execute(&s, &[&runs, &hosts, &tokens, &ts])?;
+        let s = Tx(&mut tx, stmts).prep(RUN_OWNERS)?;
+        // (host_key, token_id, the highest seq stored or in the group so
+        // far, replayed in the group) of each run.
+        let mut owners: Vec<Option<(String, String, i64, bool)>> = vec![None; first.len()];
+        for r in tx.query(&s, &[&runs])? {
+            let run: &str = r.get(0);
+            let Some(&i) = index.get(run) else { continue };
+            let token = match r.get::<_, Option<String>>(2) {
+                Some(t) => t,
+                None => {
+                    // A run from before tokens were recorded: the first
+                    // token to add to it owns it (as `insert_batch` does).
+                    let t = &first[i].token_id;
+                    Tx(&mut tx, stmts).set_run_token(run, t)?;
+                    t.clone()
+                }
+            };
+            owners[i] = Some((r.get(1), token, r.get(3), false));
+        }
+        // Wholly new: each seq above its run's stored `last_seq` and above
+        // the run's earlier events in the group (so every key is new and
+        // once), and no event of the run in an earlier replay batch (stored
+        // after the new ones: derived rows must not depend on the order).
+        // Another host's or token's run: the batch-by-batch path refuses
+        // exactly that batch.
+        let mut fresh = vec![false; batches.len()];
+        for (f, b) in fresh.iter_mut().zip(batches) {
+            let mut ok = true;
+            let (mut cur, mut cur_id) = (0, None);
+            for e in b.iter() {
+                if cur_id != Some(e.run_id.as_str()) {
+                    cur = index[e.run_id.as_str()];
+                    cur_id = Some(e.run_id.as_str());
+                }
+                let Some((host, token, high, replayed)) = &mut owners[cur] else {
+                    return Ok(None);
+                };
+                if *host != e.host_key || *token != e.token_id {
+                    return Ok(None);
+                }
+                if *replayed || e.seq as i64 <= *high {
+                    ok = false;
+                } else {
+                    *high = e.seq as i64;
+                }
+            }
+            if !ok {
+                for e in b.iter() {
+                    if let Some(o) = &mut owners[index[e.run_id.as_str()]] {
+                        o.3 = true;
+                    }
+                }
+            }
+            *f = ok;
+        }
+        let new: Vec<&Incoming> = batches
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .flat_map(|(b, _)| b.iter())
+            .collect();
+        if !new.is_empty() {
+            let run_ids: Vec<&str> = new.iter().map(|e| e.run_id.as_str()).collect();
+            let seqs: Vec<i64> = new.iter().map(|e| e.seq as i64).collect();
+            let ts: Vec<&str> = new.iter().map(|e| e.ts.as_str()).collect();
+            let kinds: Vec<&str> = new.iter().map(|e| e.kind.as_str()).collect();
+            let steps: Vec<Option<&str>> = new.iter().map(|e| e.step.as_deref()).collect();
+            let bodies: Vec<&str> = new.iter().map(|e| e.line.as_str()).collect();
+            let s = Tx(&mut tx, stmts).prep(INSERT_NEW_EVENTS)?;
+            match tx.execute(&s, &[&run_ids, &seqs, &ts, &kinds, &steps, &bodies]) {
+                Ok(n) => anyhow::ensure!(n as usize == new.len(), "one row per new event"),
+                Err(e) if unique_violation(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            // The derived rows of the new batches, merged in group order.
+            let mut layers: Vec<Derived<'_>> = Vec::new();
+            for (b, _) in batches.iter().zip(&fresh).filter(|(_, f)| **f) {
+                let mut d = Derived::default();
+                for e in b.iter() {
+                    d.add(e);
+                }
+                match layers.last_mut() {
+                    Some(last) => {
+                        if let Some(d) = last.absorb(d) {
+                            layers.push(d);
+                        }
+                    }
+                    None => layers.push(d),
+                }
+            }
+            for d in &layers {
+                Tx(&mut tx, stmts).apply(d)?;
+            }
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for (b, f) in batches.iter().zip(&fresh) {
+            if *f {
+                out.push(Ok(super::store::Stats {
+                    received: b.len(),
+                    stored: b.len(),
+                    duplicates: 0,
+                }));
+                continue;
+            }
+            let r = super::store::insert_batch(&mut Tx(&mut tx, stmts), b)?;
+            if r.is_err() {
+                return Ok(None);
+            }
+            out.push(r);
+        }
+        tx.commit()?;
+        Ok(Some(out))
+    }
+
+    /// Each batch in its own savepoint, in group order, one transaction.
+    fn insert_group_per_batch(&mut self, batches: &[&[Incoming]]) -> Result<Vec<BatchOutcome>> {
         let mut tx = self.client.transaction()?;
         let mut all = Vec::with_capacity(batches.len());
         for b in batches {

@@ -47,7 +47,9 @@ pub struct ServeArgs {
 
 /// One batch waiting for the writer.
 struct Job {
-    events: Vec<ingest::Incoming>,
+    /// Shared with the request, which frees the events after the answer:
+    /// not the writer, whose time every waiting batch shares.
+    events: Arc<Vec<ingest::Incoming>>,
     reply: oneshot::Sender<Result<BatchOutcome, String>>,
 }
 
@@ -191,16 +193,18 @@ fn writer_loop(mut st: Box<dyn Store>, mut rx: mpsc::Receiver<Job>) {
         }
         let batches: Vec<&[ingest::Incoming]> = jobs.iter().map(|j| j.events.as_slice()).collect();
         let res = st.insert_group(&batches);
+        drop(batches);
+        let replies: Vec<_> = jobs.into_iter().map(|j| j.reply).collect();
         match res {
             Ok(stats) => {
-                for (j, s) in jobs.into_iter().zip(stats) {
-                    let _ = j.reply.send(Ok(s));
+                for (r, s) in replies.into_iter().zip(stats) {
+                    let _ = r.send(Ok(s));
                 }
             }
             Err(e) => {
-                tracing::error!("storing {} batches: {e:#}", jobs.len());
-                for j in jobs {
-                    let _ = j.reply.send(Err(format!("{e:#}")));
+                tracing::error!("storing {} batches: {e:#}", replies.len());
+                for r in replies {
+                    let _ = r.send(Err(format!("{e:#}")));
                 }
             }
         }
@@ -434,10 +438,17 @@ async fn post_events(
         return refused(&r);
     }
     let (reply, rx) = oneshot::channel();
-    if app.writer.send(Job { events, reply }).await.is_err() {
+    let events = Arc::new(events);
+    let job = Job {
+        events: events.clone(),
+        reply,
+    };
+    if app.writer.send(job).await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    match rx.await {
+    let answer = rx.await;
+    drop(events);
+    match answer {
         Ok(Ok(Ok(stats))) => (StatusCode::OK, Json(stats)).into_response(),
         Ok(Ok(Err(r))) => refused(&r),
         Ok(Err(e)) => unavailable(&format!("not stored: {e}")),

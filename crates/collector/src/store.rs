@@ -336,10 +336,12 @@ fn insert_batch_inner(tx: &mut dyn BatchTx, events: &[Incoming]) -> Result<Batch
         tx.event_bodies(&keys)?
     };
     for (e, stored) in dups.iter().zip(bodies) {
+        // As JSON values (key order and spacing aside); `e.value` is
+        // `Null` for the types not looked into, so the line is parsed here.
         let same = stored
             .as_deref()
             .and_then(|b| serde_json::from_str::<Value>(b).ok())
-            .is_some_and(|v| v == e.value);
+            .is_some_and(|v| serde_json::from_str::<Value>(&e.line).is_ok_and(|mine| v == mine));
         if !same {
             return Ok(Err(Refusal::Conflict {
                 line: e.line_no,
@@ -615,6 +617,61 @@ pub struct Derived<'a> {
 }
 
 impl<'a> Derived<'a> {
+    /// Fold `later` (the next batch's facts, all its events new) into
+    /// `self`, so that applying the result once writes what applying both
+    /// in order would: run counters summed, `last_seq` the larger,
+    /// `first_ts` the smaller, `task` the first known, `started` and
+    /// `finished` the later one, rows appended in order. A host's upsert
+    /// takes its first event's identity fields and `ts` (`last_seen`, the
+    /// larger wins): merged only when both batches name the host with the
+    /// same fields (the later `ts` kept); otherwise `later` comes back,
+    /// untouched, for the caller to apply on its own after `self`.
+    pub fn absorb(&mut self, later: Derived<'a>) -> Option<Derived<'a>> {
+        let same_hosts = later
+            .hosts
+            .iter()
+            .all(|(k, e)| self.hosts.get(k).is_none_or(|mine| mine.host == e.host));
+        if !same_hosts {
+            return Some(later);
+        }
+        for (k, e) in later.hosts {
+            let slot = self.hosts.entry(k).or_insert(e);
+            if e.ts > slot.ts {
+                *slot = e;
+            }
+        }
+        for (run, r) in later.runs {
+            match self.runs.entry(run) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(r);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let d = o.get_mut();
+                    d.events += r.events;
+                    d.last_seq = d.last_seq.max(r.last_seq);
+                    if r.first_ts < d.first_ts {
+                        d.first_ts = r.first_ts;
+                    }
+                    if d.task.is_none() {
+                        d.task = r.task;
+                    }
+                    if r.started.is_some() {
+                        d.started = r.started;
+                    }
+                    if r.finished.is_some() {
+                        d.finished = r.finished;
+                    }
+                }
+            }
+        }
+        self.results.extend(later.results);
+        self.certs.extend(later.certs);
+        self.cpu_models.extend(later.cpu_models);
+        self.verdicts.extend(later.verdicts);
+        self.disks.extend(later.disks);
+        None
+    }
+
     /// The hosts whose runs this batch changed, once each (their latest
     /// run is looked up again after the runs are written).
     pub fn run_hosts(&self) -> Vec<&str> {
@@ -1016,6 +1073,33 @@ pub mod conformance {
         }
     }
 
+    /// After `exercise`: a store whose `runs.last_seq` of run g1 was
+    /// lowered behind its back (`forget`, SQL on the backend) still stores
+    /// a replay as duplicates and a new batch once: PostgreSQL's group path
+    /// takes the replay for new, its insert meets the stored keys
+    /// (unique violation), and the group is stored batch by batch.
+    pub fn replay_after_stale_last_seq(s: &mut dyn Store, forget: &mut dyn FnMut()) {
+        let t1 = token("token-one-secret", None);
+        let g = |seq: u64| line("g1", seq, "S5", "log", r#","level":"info","message":"g""#);
+        forget();
+        let replay = batch(&[g(1), g(2)], &t1);
+        let new = batch(&[g(9)], &t1);
+        let st = s.insert_group(&[&replay, &new]).unwrap();
+        let counts: Vec<_> = st
+            .iter()
+            .map(|r| r.as_ref().map(|s| (s.stored, s.duplicates)))
+            .collect();
+        assert_eq!(counts, [Ok((0, 2)), Ok((1, 0))]);
+        let seqs: Vec<_> = s
+            .events("g1")
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 6, 7, 9], "each once");
+        assert_eq!(s.run("g1").unwrap().unwrap().events, 8);
+    }
+
     pub fn exercise(s: &mut dyn Store) {
         let t1 = token("token-one-secret", None);
         let t2 = token("token-two-secret", None);
@@ -1294,6 +1378,116 @@ pub mod conformance {
         assert!(inv.contains("certificates"), "{inv}");
         assert!(s.last_result("S1", "nope").unwrap().is_none());
         assert!(s.progress_sample("a", 1, 10).unwrap().is_empty());
+
+        // A group of several runs' batches, one replayed within the group
+        // and one after a replay of its run: each batch counted as if
+        // stored alone, in order (PostgreSQL stores the new ones in one
+        // statement and merges their run and host rows).
+        let g = |run: &str, seq: u64, serial: &str| {
+            line(run, seq, serial, "log", r#","level":"info","message":"g""#)
+        };
+        let started = |run: &str, serial: &str| {
+            line(
+                run,
+                0,
+                serial,
+                "run_started",
+                r##","steps":[],"destructive":false,"after":"stay","agent_version":"0""##,
+            )
+        };
+        let b0 = batch(
+            &[started("g1", "S5"), g("g1", 1, "S5"), g("g1", 2, "S5")],
+            &t1,
+        );
+        let b1 = batch(
+            &[started("g2", "S6"), g("g2", 1, "S6"), g("g2", 2, "S6")],
+            &t1,
+        );
+        // The same host, now with its hostname: its own host upsert.
+        let named =
+            |l: String| l.replace(r#"{"serial":"S5"}"#, r#"{"serial":"S5","hostname":"h5"}"#);
+        let b2 = batch(&[named(g("g1", 3, "S5")), named(g("g1", 4, "S5"))], &t1);
+        let fin = line(
+            "g2",
+            3,
+            "S6",
+            "run_finished",
+            r#","outcome":"success","exit_status":0,"duration_ms":30"#,
+        );
+        let b5 = batch(&[fin], &t1);
+        let st = s.insert_group(&[&b0, &b1, &b2, &b1, &b5]).unwrap();
+        let counts: Vec<_> = st
+            .iter()
+            .map(|r| r.as_ref().map(|s| (s.received, s.stored, s.duplicates)))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                Ok((3, 3, 0)),
+                Ok((3, 3, 0)),
+                Ok((2, 2, 0)),
+                Ok((3, 0, 3)),
+                Ok((1, 1, 0))
+            ]
+        );
+        let (r1, r2) = (s.run("g1").unwrap().unwrap(), s.run("g2").unwrap().unwrap());
+        assert_eq!((r1.events, r1.last_seq, r1.outcome), (5, 4, None));
+        assert_eq!(r1.first_ts, "2026-01-01T00:00:00.000Z");
+        assert_eq!(r1.started.as_deref(), Some("2026-01-01T00:00:00.000Z"));
+        assert_eq!((r2.events, r2.last_seq), (4, 3));
+        assert_eq!(r2.outcome.as_deref(), Some("success"));
+        assert_eq!(s.events("g1").unwrap().len(), 5);
+        let h5 = host(s, "S5").unwrap().unwrap();
+        assert_eq!(
+            h5.last_seen, "2026-01-01T00:00:03.000Z",
+            "the later batch's"
+        );
+        assert_eq!(h5.hostname.as_deref(), Some("h5"));
+        assert_eq!(h5.runs, 1);
+        // A conflict in a group: that batch refused whole, the others
+        // stored once (the group is stored again batch by batch).
+        let b4 = batch(
+            &[g("g1", 5, "S5"), g("g1", 1, "S5").replace("\"g\"", "\"x\"")],
+            &t1,
+        );
+        let b6 = batch(&[g("g1", 6, "S5")], &t1);
+        let b7 = batch(&[g("g3", 0, "S5")], &t1);
+        let st = s.insert_group(&[&b6, &b4, &b7, &b6]).unwrap();
+        assert!(
+            matches!(&st[1], Err(Refusal::Conflict { line: 2, why }) if why.contains("seq 1")),
+            "{st:?}"
+        );
+        let counts: Vec<_> = [&st[0], &st[2], &st[3]]
+            .iter()
+            .map(|r| r.as_ref().map(|s| (s.stored, s.duplicates)))
+            .collect();
+        assert_eq!(counts, [Ok((1, 0)), Ok((1, 0)), Ok((0, 1))]);
+        let seqs: Vec<_> = s
+            .events("g1")
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            seqs,
+            [0, 1, 2, 3, 4, 6],
+            "seq 5 of the refused batch not stored"
+        );
+        assert_eq!(s.events("g1").unwrap()[1]["message"], "g");
+        assert_eq!(s.run("g1").unwrap().unwrap().events, 6);
+        assert_eq!(s.run("g3").unwrap().unwrap().events, 1);
+        assert_eq!(
+            host(s, "S5").unwrap().unwrap().last_seen,
+            "2026-01-01T00:00:06.000Z"
+        );
+        // Another token's batch in a group: only it is refused.
+        let b8 = batch(&[g("g1", 7, "S5")], &t1);
+        let st = s
+            .insert_group(&[&b8, &batch(&[g("g1", 8, "S5")], &t2)])
+            .unwrap();
+        assert_eq!(st[0].as_ref().map(|s| s.stored), Ok(1));
+        assert!(matches!(&st[1], Err(Refusal::Forbidden { .. })), "{st:?}");
+        assert_eq!(s.run("g1").unwrap().unwrap().events, 7);
         s.ping().unwrap();
     }
 }

@@ -22,6 +22,28 @@ fn postgres_store_and_two_collectors_sharing_it() {
     // The store checks SQLite passes, against PostgreSQL.
     let mut s = PgStore::connect(&pg.url()).unwrap();
     speediso_collector::store::conformance::exercise(&mut s);
+    speediso_collector::store::conformance::replay_after_stale_last_seq(&mut s, &mut || {
+        let out = pg
+            .cmd("psql")
+            .args(["-h", "127.0.0.1", "-U", "speediso", "-d", "postgres", "-p"])
+            .arg(
+                pg.url()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap(),
+            )
+            .args(["-c", "UPDATE runs SET last_seq = -1 WHERE run_id = 'g1'"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
     assert_eq!(s.migrate().unwrap(), 5, "migrating twice applies nothing");
 
     // Two collectors on one database; half the agents report to each, and
