@@ -1,6 +1,8 @@
-//! Overwrite engine: large aligned O_DIRECT writes from several threads,
-//! zeros or a keystream (`stream`) that can be regenerated at any offset, bounded
-//! retries and a record of the LBA ranges that could not be written.
+//! Overwrite engine: large aligned O_DIRECT writes, `MAX_DEPTH` in flight
+//! through one io_uring per disk (`ring`; threads where io_uring is
+//! unavailable), zeros or a keystream (`stream`) that can be regenerated at
+//! any offset, bounded retries and a record of the LBA ranges that could
+//! not be written.
 
 use super::progress::Tracker;
 pub use super::stream::Algorithm;
@@ -20,9 +22,10 @@ pub const CHUNK: usize = 1 << 20;
 /// I/Os in flight per disk, however many disks run at once: what fio's
 /// `--iodepth=16` peer keeps queued.
 pub const MAX_DEPTH: usize = 16;
-/// Workers that generate the random stream (or compare what was read)
-/// while the others' I/Os are in flight, so CPU work never leaves the
-/// queue short.
+/// Threaded fallback only: workers that generate the random stream (or
+/// compare what was read) while the others' I/Os are in flight, so CPU work
+/// never leaves the queue short. (The io_uring engine does that work on
+/// the ring's thread between completions.)
 pub const SPARE: usize = 2;
 /// Smallest I/O size: 16 in flight of 256 KiB keep 4 MiB queued per disk,
 /// more than a fast NVMe drive needs to stream (and at or above the
@@ -37,13 +40,16 @@ pub const BUFFER_BUDGET: usize = 48 << 20;
 /// `MAX_DEPTH` in flight; the I/O size shrinks so buffers stay bounded.
 ///
 /// Memory formula (buffers, per run):
-///   workers  = MAX_DEPTH + SPARE = 18 per disk (each owns one buffer)
+///   slots    = MAX_DEPTH = 16 per disk with io_uring (`ring`), each one
+///              buffer; the threaded fallback: MAX_DEPTH + SPARE = 18
 ///   chunk(d) = clamp(pow2_floor(BUFFER_BUDGET / (18 d)), MIN_CHUNK, CHUNK)
-///   total(d) = 18 d chunk(d) <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
-/// i.e. 1 MiB I/Os (18 MiB a disk) for 1-2 disks, 512 KiB for 3-5 (4
-/// disks: 36 MiB), then 256 KiB: 4.5 MiB a disk, linear (24 disks:
-/// 108 MiB). Zeros need no per-worker buffer: one 2 MiB buffer serves
-/// every disk.
+///   total(d) = 16 d chunk(d) (fallback 18 d chunk(d))
+///           <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
+/// i.e. 1 MiB I/Os (16 MiB a disk, 18 with the fallback) for 1-2 disks,
+/// 512 KiB for 3-5 (4 disks: 32 MiB), then 256 KiB: 4 MiB a disk, linear
+/// (24 disks: 96 MiB; fallback 108 MiB). `buffer_bytes` states the larger
+/// (fallback) figure, the bound either engine stays within. Zeros need no
+/// per-slot buffer: one 2 MiB buffer serves every disk and ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
     pub depth: usize,
@@ -51,8 +57,9 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Buffer bytes one disk holds while it is written with the random
-    /// stream or verified.
+    /// Buffer bytes one disk holds at most while it is written with the
+    /// random stream or verified (the threaded fallback's figure; the
+    /// io_uring engine holds `depth * chunk`).
     pub fn buffer_bytes(&self) -> usize {
         (self.depth + SPARE) * self.chunk
     }
