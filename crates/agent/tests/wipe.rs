@@ -1620,10 +1620,12 @@ mod engine {
         }
         // Not a multiple of the 256 KiB I/O: the short tail counts too.
         let size = 40 * MIB + 12 * 1024;
-        for alg in [Algorithm::ChaCha8, Algorithm::Aes128Ctr] {
+        // One ring, and three rings sharing the disk's 16 slots.
+        for (alg, lanes) in [(Algorithm::ChaCha8, 1), (Algorithm::Aes128Ctr, 3)] {
             let l = Loop::new(size, 0x5a);
-            let t = target(&l, 6);
+            let mut t = target(&l, 6);
             assert_eq!(t.chunk, 256 << 10);
+            t.lanes = lanes;
             let fails = Mutex::new(Failures::default());
             let p = Pattern::Stream {
                 seed: SEED,
@@ -1651,8 +1653,10 @@ mod engine {
         }
         let size = 32 * MIB;
         let l = Loop::new(size, 0);
-        let t = target(&l, 1);
+        let mut t = target(&l, 1);
         assert_eq!(t.chunk, 1 << 20);
+        // Two rings (one per core on the 2-CPU development VM).
+        t.lanes = 2;
         let alg = Algorithm::ChaCha8;
         let p = Pattern::Stream {
             seed: SEED,

@@ -54,6 +54,9 @@ pub const BUFFER_BUDGET: usize = 48 << 20;
 pub struct Shape {
     pub depth: usize,
     pub chunk: usize,
+    /// io_uring rings (and threads) per disk, `depth` shared among them
+    /// (`ring::lanes_for`: the cores each disk has).
+    pub lanes: usize,
 }
 
 impl Shape {
@@ -73,6 +76,7 @@ pub fn shape_for(disks: usize) -> Shape {
     Shape {
         depth: MAX_DEPTH,
         chunk: pow2.clamp(MIN_CHUNK, CHUNK),
+        lanes: super::ring::lanes_for(disks),
     }
 }
 
@@ -236,12 +240,15 @@ pub struct Target {
     /// I/Os kept in flight and bytes per I/O (see `shape_for`).
     pub depth: usize,
     pub chunk: usize,
+    /// io_uring rings the I/Os are spread over (see `Shape`).
+    pub lanes: usize,
 }
 
 impl Target {
     pub fn set_shape(&mut self, s: Shape) {
         self.depth = s.depth;
         self.chunk = s.chunk;
+        self.lanes = s.lanes;
     }
 }
 
@@ -273,6 +280,7 @@ pub fn open_target(path: &Path, real_allowed: bool, write: bool) -> Result<Targe
         lbs,
         depth: MAX_DEPTH,
         chunk: CHUNK,
+        lanes: 1,
     })
 }
 

@@ -149,6 +149,7 @@ mod tests {
             lbs: 512,
             depth: 2,
             chunk: CHUNK,
+            lanes: 2,
         };
         let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
         let seen = Mutex::new(Vec::new());
@@ -186,6 +187,7 @@ mod tests {
             lbs: 512,
             depth: 3,
             chunk: 256 << 10,
+            lanes: 1,
         };
         let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
         let seen = Mutex::new(Vec::new());

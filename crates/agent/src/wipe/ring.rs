@@ -1,18 +1,26 @@
 //! The io_uring engine of the overwrite and the read-back (verification,
-//! surface scan): one thread per disk drives one ring (`sys::uring::Queue`)
-//! with `t.depth` I/Os in flight, submitted in ascending offset order; as
-//! each completes, its slot is handled (the read compared, see
-//! `readback::read_pieces`) and refilled (the next chunk of the stream
-//! generated into it) on the same thread, then sent again at once.
+//! surface scan): each disk is driven by `t.lanes` rings
+//! (`sys::uring::Queue`), one thread each, sharing the disk's `t.depth`
+//! I/Os in flight; chunk k goes to ring k % lanes, and each ring sends its
+//! chunks in ascending offset order. As an I/O completes, its slot is
+//! handled (the read compared, see `readback::read_pieces`) and refilled
+//! (the next chunk of the stream generated into it) on the ring's thread,
+//! then sent again at once.
 //!
-//! Why inline and not in a pool: the thread-per-I/O engine this replaces
-//! (`overwrite::write_range_threads`, `readback::read_pieces_threads`) let
-//! 16 preads race, so requests reached the device out of order, and paid a
-//! thread handoff per I/O. Here the device sees a strictly ascending stream
-//! and the CPU work (ChaCha8 about 4 GB/s, AES-CTR about 9 GB/s a core,
-//! compare faster still) runs while the other 15 I/Os are queued; with
-//! several disks the per-disk threads spread it over every core. The
-//! figures in benches/README.md (benches/wipe.sh) are what decided it.
+//! Why: the thread-per-I/O engine this replaces (`overwrite::
+//! write_range_threads`, `readback::read_pieces_threads`, 16 I/O threads
+//! and 2 spares per disk) let 16 preads race, so requests reached the
+//! device out of order, and paid a thread handoff per I/O (288 threads at
+//! 16 disks). Why lanes (`lanes_for`: the cores each disk has, at most
+//! 4) and not one ring per disk with everything inline: measured on the
+//! 2-CPU development VM (benches/wipe.sh, loop devices with direct I/O),
+//! one ring thread that regenerates and compares what it reads verified
+//! one disk at 0.67 of fio read (2.25 GB/s, CPU bound), two rings 0.92-1.00;
+//! with 4 or 16 disks there is one ring per disk and the disks' threads
+//! spread the CPU work over the cores. A pool of compare workers fed by one
+//! ring would keep strict order but needs the slots' buffers handed
+//! between threads; the lanes keep the order near-ascending (2-4 streams)
+//! with no handoff at all.
 //!
 //! Errors keep the threaded engine's semantics exactly: a failed or short
 //! completion is redone by the same synchronous code (`write_with_retry`:
@@ -83,12 +91,27 @@ pub fn threaded_note() -> Option<String> {
         .map(|r| format!("I/O engine: threads, io_uring unavailable ({r})"))
 }
 
+/// Most rings (and threads) one disk is driven by.
+pub const MAX_LANES: usize = 4;
+
+/// Rings per disk when `disks` are erased (or verified, or scanned) at
+/// once: the cores each disk has to itself (at least 1, at most
+/// `MAX_LANES`, and at least 4 I/Os in flight per ring). One ring thread
+/// compares what it reads at about 2.2 GB/s here (the stream regenerated
+/// and XORed out, then checked for zeros), below what one fast disk
+/// reads; with a core per ring that work runs in parallel while the
+/// device still sees `MAX_DEPTH` I/Os in near-ascending order.
+pub fn lanes_for(disks: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus / disks.max(1)).clamp(1, MAX_LANES.min(super::overwrite::MAX_DEPTH / 4))
+}
+
 /// Why a ring run did not finish.
 pub enum Stopped {
     /// The ring could not be set up: nothing was done.
     Setup(io::Error),
-    /// The ring failed mid-run (io_uring_enter itself, not an I/O): the
-    /// work still to do, for the threaded engine.
+    /// Some rings failed (to set up, or mid-run in io_uring_enter itself,
+    /// not an I/O): the pieces they left, for the threaded engine.
     Broken(io::Error, Vec<(u64, u64)>),
 }
 
@@ -97,9 +120,79 @@ fn wait(q: &mut Queue, done: &mut Vec<Completion>) -> io::Result<()> {
     q.wait(1, done)
 }
 
-/// Overwrite `[start, end)` of `t` with `pattern` through one ring (see
-/// the module docs). Zeros are sent from the process's one zero buffer;
-/// the stream is generated into `t.depth` slots of `t.chunk` bytes.
+/// Run `lane(i, pieces)` for each of `lanes` interleaved shares of
+/// `pieces` (piece k to lane k % lanes), each on its own thread (the
+/// calling one for a single lane); combine what they left undone.
+fn run_lanes<F>(lanes: usize, pieces: &[(u64, u64)], lane: F) -> Result<(), Stopped>
+where
+    F: Fn(&[(u64, u64)]) -> Result<(), Stopped> + Sync,
+{
+    let lanes = lanes.clamp(1, pieces.len().max(1));
+    if lanes == 1 {
+        return lane(pieces);
+    }
+    let shares: Vec<Vec<(u64, u64)>> = (0..lanes)
+        .map(|j| pieces.iter().skip(j).step_by(lanes).copied().collect())
+        .collect();
+    let lane = &lane;
+    let results: Vec<(Result<(), Stopped>, &Vec<(u64, u64)>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = shares
+            .iter()
+            .map(|sh| s.spawn(move || (lane(sh), sh)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        Err(Stopped::Broken(
+                            io::Error::other("ring thread panicked"),
+                            vec![],
+                        )),
+                        &shares[0],
+                    )
+                })
+            })
+            .collect()
+    });
+    let mut rest = Vec::new();
+    let mut err = None;
+    let mut ran = false;
+    for (r, share) in results {
+        match r {
+            Ok(()) => ran = true,
+            Err(Stopped::Setup(e)) => {
+                rest.extend_from_slice(share);
+                err = Some(e);
+            }
+            Err(Stopped::Broken(e, left)) => {
+                ran = true;
+                rest.extend(left);
+                err = Some(e);
+            }
+        }
+    }
+    match err {
+        None => Ok(()),
+        Some(e) if !ran => Err(Stopped::Setup(e)),
+        Some(e) => {
+            rest.sort();
+            Err(Stopped::Broken(e, rest))
+        }
+    }
+}
+
+/// `[start, end)` in `chunk`-sized pieces.
+fn chunks(start: u64, end: u64, chunk: u64) -> Vec<(u64, u64)> {
+    (start..end)
+        .step_by(chunk as usize)
+        .map(|o| (o, (o + chunk).min(end)))
+        .collect()
+}
+
+/// Overwrite `[start, end)` of `t` with `pattern` through `t.lanes` rings
+/// of `t.depth / t.lanes` slots (see the module docs). Zeros are sent from
+/// the process's one zero buffer; the stream is generated into slots of
+/// `t.chunk` bytes.
 pub fn write_range(
     t: &Target,
     start: u64,
@@ -109,125 +202,60 @@ pub fn write_range(
     fails: &Mutex<Failures>,
 ) -> Result<(), Stopped> {
     let chunk = t.chunk.clamp(ALIGN, CHUNK);
-    let chunks = (end.saturating_sub(start)).div_ceil(chunk as u64).max(1) as usize;
-    let depth = t.depth.max(1).min(chunks);
+    let pieces = chunks(start, end, chunk as u64);
+    let lanes = t.lanes.clamp(1, t.depth.max(1));
+    let abort = AtomicBool::new(false);
     let zero: &'static [u8] = match pattern {
         Pattern::Zero => zeros().map_err(Stopped::Setup)?,
         Pattern::Stream { .. } => &[],
     };
+    run_lanes(lanes, &pieces, |share| {
+        let depth = (t.depth.max(1) / lanes).max(1);
+        write_lane(
+            t, share, depth, chunk, pattern, zero, tracker, fails, &abort,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_lane(
+    t: &Target,
+    list: &[(u64, u64)],
+    depth: usize,
+    chunk: usize,
+    pattern: Pattern,
+    zero: &'static [u8],
+    tracker: &Tracker,
+    fails: &Mutex<Failures>,
+    abort: &AtomicBool,
+) -> Result<(), Stopped> {
+    let depth = depth.min(list.len().max(1));
     let file = t.file.try_clone().map_err(Stopped::Setup)?;
     let mut q = match pattern {
         Pattern::Zero => Queue::with_source(file, depth, &zero[..chunk]),
         Pattern::Stream { .. } => Queue::new(file, depth, chunk),
     }
     .map_err(Stopped::Setup)?;
-    let abort = AtomicBool::new(false);
     let one = Slots::new(1);
-    // (offset, length) of each slot's I/O.
-    let mut at = vec![(0u64, 0usize); depth];
-    let mut free: Vec<usize> = (0..depth).rev().collect();
-    let mut done = Vec::with_capacity(depth);
-    let mut next = start;
-    loop {
-        // Refill: ascending offsets, each sent as soon as it is ready so
-        // the device works while the next chunk is generated.
-        while next < end && !abort.load(Ordering::Relaxed) {
-            let Some(s) = free.pop() else { break };
-            let len = (chunk as u64).min(end - next) as usize;
-            if let Some(b) = q.buf_mut(s) {
-                pattern.fill(next, &mut b[..len]);
-            }
-            let sent = q.push_write_len(s, next, len).and_then(|()| q.submit());
-            if let Err(e) = sent {
-                free.push(s);
-                return Err(broken_writes(&mut q, e, &at, &free, next, end));
-            }
-            at[s] = (next, len);
-            next += len as u64;
-        }
-        if q.in_flight() == 0 {
-            return Ok(());
-        }
-        if let Err(e) = wait(&mut q, &mut done) {
-            return Err(broken_writes(&mut q, e, &at, &free, next, end));
-        }
-        for c in done.drain(..) {
-            let (off, len) = at[c.slot];
-            if !matches!(c.result, Ok(n) if n == len) {
-                // The threaded engine's retries and split, for this range.
-                let data = q.buf(c.slot).map(|b| &b[..len]).unwrap_or(&[]);
-                write_with_retry(t, &one, data, off, fails, &abort);
-            }
-            tracker.add(len as u64);
-            free.push(c.slot);
-        }
-    }
-}
-
-/// After the ring failed mid-run: what is left to write (every I/O still
-/// in flight, whose outcome is unknown, and everything not sent yet;
-/// writing a range twice is harmless).
-fn broken_writes(
-    q: &mut Queue,
-    e: io::Error,
-    at: &[(u64, usize)],
-    free: &[usize],
-    next: u64,
-    end: u64,
-) -> Stopped {
-    let from = (0..at.len())
-        .filter(|s| !free.contains(s))
-        .map(|s| at[s].0)
-        .min()
-        .unwrap_or(next)
-        .min(next);
-    let _ = q.drain();
-    tracing::warn!("io_uring failed mid-write ({e}); the threaded engine writes from {from}");
-    Stopped::Broken(
-        e,
-        if from < end {
-            vec![(from, end)]
-        } else {
-            vec![]
-        },
-    )
-}
-
-/// Read every piece of `list` (each at most `t.chunk` bytes) through one
-/// ring and hand each to `each` as it completes, in the calling thread;
-/// a failed or short read is redone by `read_with_retry` first, so `each`
-/// sees what the threaded engine would have handed it. After
-/// `Flow::Stop` nothing more is sent; what is in flight is still handed
-/// over.
-pub fn read_pieces<F>(t: &Target, list: &[(u64, u64)], each: &F) -> Result<(), Stopped>
-where
-    F: Fn(u64, &mut [u8], io::Result<()>) -> Flow + Sync,
-{
-    let chunk = list
-        .iter()
-        .map(|(a, b)| (b - a) as usize)
-        .max()
-        .unwrap_or(ALIGN)
-        .next_multiple_of(ALIGN);
-    let depth = t.depth.max(1).min(list.len().max(1));
-    let file = t.file.try_clone().map_err(Stopped::Setup)?;
-    let mut q = Queue::new(file, depth, chunk).map_err(Stopped::Setup)?;
-    // Index into `list` of each slot's read.
+    // Index into `list` of each slot's write.
     let mut at = vec![0usize; depth];
     let mut free: Vec<usize> = (0..depth).rev().collect();
     let mut done = Vec::with_capacity(depth);
     let mut next = 0usize;
-    let mut stop = false;
     loop {
-        while next < list.len() && !stop {
+        // Refill: ascending offsets, each sent as soon as it is ready so
+        // the device works while the next chunk is generated.
+        while next < list.len() && !abort.load(Ordering::Relaxed) {
             let Some(s) = free.pop() else { break };
             let (a, b) = list[next];
-            let sent = q
-                .push_read_len(s, a, (b - a) as usize)
-                .and_then(|()| q.submit());
+            let len = (b - a) as usize;
+            if let Some(buf) = q.buf_mut(s) {
+                pattern.fill(a, &mut buf[..len]);
+            }
+            let sent = q.push_write_len(s, a, len).and_then(|()| q.submit());
             if let Err(e) = sent {
                 free.push(s);
-                return Err(broken_reads(&mut q, e, list, &at, &free, next));
+                return Err(broken(&mut q, e, list, &at, &free, next));
             }
             at[s] = next;
             next += 1;
@@ -236,29 +264,27 @@ where
             return Ok(());
         }
         if let Err(e) = wait(&mut q, &mut done) {
-            return Err(broken_reads(&mut q, e, list, &at, &free, next));
+            return Err(broken(&mut q, e, list, &at, &free, next));
         }
         for c in done.drain(..) {
-            let (a, b) = list[at[c.slot]];
-            let len = (b - a) as usize;
-            let Some(buf) = q.buf_mut(c.slot) else {
-                continue;
-            };
-            let g = &mut buf[..len];
-            let r = match c.result {
-                Ok(n) if n == len => Ok(()),
-                _ => read_with_retry(t, g, a),
-            };
-            if each(a, g, r) == Flow::Stop {
-                stop = true;
+            let (off, end) = list[at[c.slot]];
+            let len = (end - off) as usize;
+            if !matches!(c.result, Ok(n) if n == len) {
+                // The threaded engine's retries and split, for this range.
+                let data = q.buf(c.slot).map(|b| &b[..len]).unwrap_or(&[]);
+                write_with_retry(t, &one, data, off, fails, abort);
             }
+            tracker.add(len as u64);
             free.push(c.slot);
         }
     }
 }
 
-/// After the ring failed mid-read: the pieces not handed over yet.
-fn broken_reads(
+/// After a ring failed mid-run: the pieces not finished (every I/O still
+/// in flight, whose outcome is unknown, and everything not sent yet;
+/// writing or reading a piece twice is harmless, handing a read piece over
+/// twice is not, and never happens: those in flight were not handed).
+fn broken(
     q: &mut Queue,
     e: io::Error,
     list: &[(u64, u64)],
@@ -274,8 +300,105 @@ fn broken_reads(
     rest.sort();
     rest.extend_from_slice(&list[next..]);
     tracing::warn!(
-        "io_uring failed mid-read ({e}); the threaded engine reads the {} pieces left",
+        "io_uring failed mid-run ({e}); the threaded engine does the {} pieces left",
         rest.len()
     );
     Stopped::Broken(e, rest)
+}
+
+/// Read every piece of `list` (each at most `t.chunk` bytes) through
+/// `t.lanes` rings and hand each to `each` as it completes, on the ring's
+/// thread; a failed or short read is redone by `read_with_retry` first, so
+/// `each` sees what the threaded engine would have handed it. After
+/// `Flow::Stop` nothing more is sent; what is in flight is still handed
+/// over.
+pub fn read_pieces<F>(t: &Target, list: &[(u64, u64)], each: &F) -> Result<(), Stopped>
+where
+    F: Fn(u64, &mut [u8], io::Result<()>) -> Flow + Sync,
+{
+    let chunk = list
+        .iter()
+        .map(|(a, b)| (b - a) as usize)
+        .max()
+        .unwrap_or(ALIGN)
+        .next_multiple_of(ALIGN);
+    let lanes = t.lanes.clamp(1, t.depth.max(1));
+    let stop = AtomicBool::new(false);
+    run_lanes(lanes, list, |share| {
+        let depth = (t.depth.max(1) / lanes).max(1);
+        read_lane(t, share, depth, chunk, each, &stop)
+    })
+}
+
+fn read_lane<F>(
+    t: &Target,
+    list: &[(u64, u64)],
+    depth: usize,
+    chunk: usize,
+    each: &F,
+    stop: &AtomicBool,
+) -> Result<(), Stopped>
+where
+    F: Fn(u64, &mut [u8], io::Result<()>) -> Flow + Sync,
+{
+    let depth = depth.min(list.len().max(1));
+    let file = t.file.try_clone().map_err(Stopped::Setup)?;
+    let mut q = Queue::new(file, depth, chunk).map_err(Stopped::Setup)?;
+    // Index into `list` of each slot's read.
+    let mut at = vec![0usize; depth];
+    let mut free: Vec<usize> = (0..depth).rev().collect();
+    let mut done = Vec::with_capacity(depth);
+    let mut next = 0usize;
+    loop {
+        // Send reads into every free slot, in ascending order.
+        while next < list.len() && !stop.load(Ordering::Relaxed) {
+            let Some(s) = free.pop() else { break };
+            let (a, b) = list[next];
+            let sent = q
+                .push_read_len(s, a, (b - a) as usize)
+                .and_then(|()| q.submit());
+            if let Err(e) = sent {
+                free.push(s);
+                return Err(broken(&mut q, e, list, &at, &free, next));
+            }
+            at[s] = next;
+            next += 1;
+        }
+        if q.in_flight() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = wait(&mut q, &mut done) {
+            return Err(broken(&mut q, e, list, &at, &free, next));
+        }
+        for c in done.drain(..) {
+            let (a, b) = list[at[c.slot]];
+            let len = (b - a) as usize;
+            if let Some(buf) = q.buf_mut(c.slot) {
+                let g = &mut buf[..len];
+                let r = match c.result {
+                    Ok(n) if n == len => Ok(()),
+                    _ => read_with_retry(t, g, a),
+                };
+                if each(a, g, r) == Flow::Stop {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            free.push(c.slot);
+            // Refill this slot at once: the compare of the next completion
+            // must not leave the queue short.
+            if next < list.len() && !stop.load(Ordering::Relaxed) {
+                let Some(s) = free.pop() else { continue };
+                let (a, b) = list[next];
+                let sent = q
+                    .push_read_len(s, a, (b - a) as usize)
+                    .and_then(|()| q.submit());
+                if let Err(e) = sent {
+                    free.push(s);
+                    return Err(broken(&mut q, e, list, &at, &free, next));
+                }
+                at[s] = next;
+                next += 1;
+            }
+        }
+    }
 }
