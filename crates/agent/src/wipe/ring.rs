@@ -135,29 +135,20 @@ where
         .map(|j| pieces.iter().skip(j).step_by(lanes).copied().collect())
         .collect();
     let lane = &lane;
-    let results: Vec<(Result<(), Stopped>, &Vec<(u64, u64)>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = shares
-            .iter()
-            .map(|sh| s.spawn(move || (lane(sh), sh)))
-            .collect();
+    let results: Vec<Result<(), Stopped>> = std::thread::scope(|s| {
+        let hs: Vec<_> = shares.iter().map(|sh| s.spawn(move || lane(sh))).collect();
         hs.into_iter()
             .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    (
-                        Err(Stopped::Broken(
-                            io::Error::other("ring thread panicked"),
-                            vec![],
-                        )),
-                        &shares[0],
-                    )
-                })
+                // A panic (a caller's `each`) goes on up, as it would
+                // have on the calling thread.
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
             })
             .collect()
     });
     let mut rest = Vec::new();
     let mut err = None;
     let mut ran = false;
-    for (r, share) in results {
+    for (r, share) in results.into_iter().zip(&shares) {
         match r {
             Ok(()) => ran = true,
             Err(Stopped::Setup(e)) => {
