@@ -1551,3 +1551,239 @@ fn certificate_lists_what_was_on_the_disk_before() {
     // Nothing of it is left.
     assert!(l.bytes().iter().all(|&b| b == 0));
 }
+
+/// The io_uring engine (`wipe::ring`) and its threaded fallback, driven
+/// through the library on test loop devices (`open_target` refuses
+/// anything but a loop device here: `real_allowed` is false).
+mod engine {
+    use super::*;
+    use speediso::wipe::overwrite::{self, Algorithm, Failures, Pattern, Target};
+    use speediso::wipe::progress::Tracker;
+    use speediso::wipe::readback::Flow;
+    use speediso::wipe::ring;
+    use speediso::wipe::verify::{self, VerifyMode};
+    use std::sync::Mutex;
+
+    const SEED: [u8; 32] = [0x42; 32];
+
+    fn target(l: &Loop, disks: usize) -> Target {
+        assert!(
+            l.dev.starts_with("/dev/loop"),
+            "{} is not a loop device",
+            l.dev
+        );
+        let mut t = overwrite::open_target(Path::new(&l.dev), false, true).unwrap();
+        t.set_shape(overwrite::shape_for(disks));
+        t
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new("test".into(), None)
+    }
+
+    fn stream(alg: Algorithm, off: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        overwrite::fill_stream(alg, &SEED, 1, off, &mut v);
+        v
+    }
+
+    /// Offsets spread pseudo-randomly over `size`, 4 KiB aligned, with
+    /// the first and the last 4 KiB.
+    fn offsets(size: u64, n: usize) -> Vec<u64> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut v = vec![0, size - 4096];
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(x % (size / 4096) * 4096);
+        }
+        v
+    }
+
+    /// The ring must really run where the kernel has io_uring: a silent
+    /// fallback would leave the new engine untested.
+    fn ring_write(t: &Target, size: u64, p: Pattern, fails: &Mutex<Failures>) {
+        assert!(
+            ring::engine() == ring::Engine::Uring,
+            "{:?}",
+            ring::threaded_note()
+        );
+        let r = ring::write_range(t, 0, size, p, &tracker(), fails);
+        assert!(r.is_ok(), "io_uring write failed to run");
+    }
+
+    #[test]
+    fn random_overwrite_through_io_uring_is_the_stream_at_random_offsets() {
+        if !ready(&["losetup"]) {
+            return;
+        }
+        // Not a multiple of the 256 KiB I/O: the short tail counts too.
+        let size = 40 * MIB + 12 * 1024;
+        // One ring, and three rings sharing the disk's 16 slots.
+        for (alg, lanes) in [(Algorithm::ChaCha8, 1), (Algorithm::Aes128Ctr, 3)] {
+            let l = Loop::new(size, 0x5a);
+            let mut t = target(&l, 6);
+            assert_eq!(t.chunk, 256 << 10);
+            t.lanes = lanes;
+            let fails = Mutex::new(Failures::default());
+            let p = Pattern::Stream {
+                seed: SEED,
+                pass: 1,
+                alg,
+            };
+            ring_write(&t, size, p, &fails);
+            assert!(fails.lock().unwrap().ranges.is_empty());
+            let f = std::fs::File::open(&l.file).unwrap();
+            for off in offsets(size, 64) {
+                let mut got = vec![0u8; 4096];
+                f.read_exact_at(&mut got, off).unwrap();
+                assert!(got == stream(alg, off, 4096), "{alg:?}: 4 KiB at {off}");
+            }
+            // Every byte, to be sure no chunk was skipped or doubled.
+            let all = l.bytes();
+            assert!(all == stream(alg, 0, size as usize), "{alg:?}: whole disk");
+        }
+    }
+
+    #[test]
+    fn verification_through_io_uring_names_exactly_the_flipped_mib() {
+        if !ready(&["losetup"]) {
+            return;
+        }
+        let size = 32 * MIB;
+        let l = Loop::new(size, 0);
+        let mut t = target(&l, 1);
+        assert_eq!(t.chunk, 1 << 20);
+        // Two rings (one per core on the 2-CPU development VM).
+        t.lanes = 2;
+        let alg = Algorithm::ChaCha8;
+        let p = Pattern::Stream {
+            seed: SEED,
+            pass: 1,
+            alg,
+        };
+        let fails = Mutex::new(Failures::default());
+        ring_write(&t, size, p, &fails);
+        // Before the flip: the engine's verification passes.
+        let r = verify::verify_pattern(&t, &[(0, size)], VerifyMode::Full, p, &tracker(), &fails);
+        assert_eq!((r.result.as_str(), r.mismatches), ("passed", 0), "{r:?}");
+        assert_eq!(r.bytes_read, size);
+        assert!(r.note.is_none(), "{r:?}");
+        // Flip one byte in the middle of MiB 20, in the backing file.
+        let flip = 20 * MIB + 12345;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&l.file)
+            .unwrap();
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, flip).unwrap();
+        f.write_all_at(&[b[0] ^ 0x10], flip).unwrap();
+        f.sync_all().unwrap();
+        // The ring's read-back: exactly that 1 MiB piece differs.
+        let pieces = verify::pieces(&[(0, size)], VerifyMode::Full);
+        let bad = Mutex::new(Vec::new());
+        let seen = Mutex::new(0u64);
+        let each = |a: u64, g: &mut [u8], r: std::io::Result<()>| {
+            r.unwrap();
+            overwrite::xor_stream(alg, &SEED, 1, a, g);
+            if !verify::is_zero(g) {
+                bad.lock().unwrap().push((a, a + g.len() as u64));
+            }
+            *seen.lock().unwrap() += g.len() as u64;
+            Flow::Continue
+        };
+        assert!(ring::read_pieces(&t, &pieces, &each).is_ok());
+        assert_eq!(*seen.lock().unwrap(), size);
+        assert_eq!(*bad.lock().unwrap(), vec![(20 * MIB, 21 * MIB)]);
+        // And the verifier: one mismatch, the logical block of the flip.
+        let fails = Mutex::new(Failures::default());
+        let r = verify::verify_pattern(&t, &[(0, size)], VerifyMode::Full, p, &tracker(), &fails);
+        assert_eq!((r.result.as_str(), r.mismatches), ("failed", 1), "{r:?}");
+        let f = fails.into_inner().unwrap();
+        assert_eq!(f.ranges.len(), 1, "{:?}", f.ranges);
+        let lbs = u64::from(t.lbs);
+        assert_eq!(f.ranges[0].op, "verify");
+        assert_eq!(
+            (f.ranges[0].byte_offset, f.ranges[0].byte_len),
+            (flip / lbs * lbs, lbs)
+        );
+    }
+
+    #[test]
+    fn the_threaded_fallback_writes_the_same_bytes() {
+        if !ready(&["losetup"]) {
+            return;
+        }
+        let size = 24 * MIB + 8192;
+        for p in [
+            Pattern::Stream {
+                seed: SEED,
+                pass: 1,
+                alg: Algorithm::ChaCha8,
+            },
+            Pattern::Zero,
+        ] {
+            let a = Loop::new(size, 0x11);
+            let b = Loop::new(size, 0x22);
+            let (ta, tb) = (target(&a, 4), target(&b, 4));
+            let fails = Mutex::new(Failures::default());
+            ring_write(&ta, size, p, &fails);
+            overwrite::write_range_threads(&tb, 0, size, p, &tracker(), &fails);
+            assert!(fails.lock().unwrap().ranges.is_empty());
+            let (x, y) = (a.bytes(), b.bytes());
+            assert!(x == y, "{p:?}: io_uring and threads wrote different bytes");
+            let want = match p {
+                Pattern::Zero => vec![0u8; size as usize],
+                _ => stream(Algorithm::ChaCha8, 0, size as usize),
+            };
+            assert!(x == want, "{p:?}: not the pattern");
+        }
+    }
+
+    /// `SPEEDISO_WIPE_ENGINE=threads` runs the threaded engine end to end
+    /// and says so in the certificate; the default engine adds no note.
+    #[test]
+    fn the_engine_is_forced_by_the_environment_and_noted_in_the_certificate() {
+        if !ready(&["losetup"]) {
+            return;
+        }
+        for forced in [false, true] {
+            let l = Loop::new(9 * MIB + 4096, 0x33);
+            let run_dir = tempfile::tempdir().unwrap();
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--cmdline", "quiet", "wipe", "--device", &l.dev])
+                .args([
+                    "--method",
+                    "random",
+                    "--verify",
+                    "full",
+                    "--confirm",
+                    &l.dev,
+                ])
+                .env("SPEEDISO_WIPE_TEST_ALLOW", &l.dev)
+                .env("SPEEDISO_RUN_DIR", run_dir.path())
+                .env_remove("SPEEDISO_WIPE_ALLOW_REAL")
+                .env_remove("SPEEDISO")
+                .env_remove(ring::ENGINE_ENV);
+            if forced {
+                cmd.env(ring::ENGINE_ENV, "threads");
+            }
+            let out = cmd.output().unwrap();
+            let r = Run { out, run_dir };
+            assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+            let c = r.cert_for(&l.dev);
+            assert_eq!(c["verification"]["result"], "passed");
+            assert_eq!(c["verification"]["bytes_read"], l.size());
+            assert_stream(&l.bytes(), &c, 1);
+            let notes = c["sanitization"]["notes"].to_string();
+            assert_eq!(
+                notes.contains("I/O engine: threads (SPEEDISO_WIPE_ENGINE=threads)"),
+                forced,
+                "{notes}"
+            );
+            assert!(!notes.contains("io_uring unavailable"), "{notes}");
+        }
+    }
+}

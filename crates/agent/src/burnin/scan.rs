@@ -368,6 +368,7 @@ pub fn open(path: &str, shape: Shape) -> Result<Target> {
         lbs,
         depth: shape.depth,
         chunk: shape.chunk,
+        lanes: shape.lanes,
     })
 }
 
@@ -637,6 +638,7 @@ mod tests {
             lbs: 512,
             depth: 4,
             chunk: CHUNK,
+            lanes: 1,
         };
         let (read, bad, err) = scan_target(&t, "file", None);
         assert_eq!((read, bad.len(), err), (have, 0, None));

@@ -1,8 +1,12 @@
-//! A small io_uring queue for the disk benchmark: a file, `depth` aligned
-//! buffers ("slots") the queue owns, and reads/writes of whole slots at byte
-//! offsets. The unsafe part of io_uring is that the kernel reads or writes a
-//! buffer after `push` returned; here a slot cannot be touched or freed while
-//! its I/O is in flight (`buf_mut` refuses, `Drop` waits for the kernel).
+//! A small io_uring queue for the disk benchmark and the wipe engine
+//! (`wipe::ring`): a file, `depth` aligned buffers ("slots") the queue owns,
+//! and reads/writes of a slot (whole, or its first `len` bytes) at byte
+//! offsets. A write-only queue can instead send every slot from one shared,
+//! never-written source buffer (the wipe's zeros). The unsafe part of
+//! io_uring is that the kernel reads or writes a buffer after `push`
+//! returned; here a slot cannot be touched or freed while its I/O is in
+//! flight (`buf_mut` refuses, `Drop` waits for the kernel), and the kernel
+//! is never asked to write into the shared source (reads are refused).
 #![allow(unsafe_code)]
 
 use super::iobuf::IoArena;
@@ -30,8 +34,12 @@ pub struct Queue {
     // Keeps the descriptor the queued entries name open.
     file: File,
     // Every slot's buffer, back to back (one huge-page-backed mapping);
-    // `None` only after Drop gave up on the kernel and leaked it.
+    // `None` only after Drop gave up on the kernel and leaked it, or when
+    // the queue writes from `source`.
     arena: Option<IoArena>,
+    // Write-only queues: every slot is this buffer (`block` bytes), which
+    // lives for the whole process and is never written.
+    source: Option<&'static [u8]>,
     block: usize,
     busy: Vec<bool>,
     in_flight: usize,
@@ -54,17 +62,10 @@ impl Queue {
                 format!("queue depth {depth} and block {block} (must be a multiple of {ALIGN})"),
             ));
         }
-        let entries = depth.next_power_of_two() as u32;
         // As fio's io_uring engine does: completions are run when we reap
         // them (no IPIs), by the one thread that submits. Older kernels
         // (before 6.1) reject these flags; fall back to a plain ring.
-        let ring = IoUring::builder()
-            .setup_cqsize(entries * 2)
-            .setup_coop_taskrun()
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .build(entries)
-            .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))?;
+        let ring = Self::ring(depth)?;
         let arena = IoArena::new(depth * block)?;
         let iov = libc::iovec {
             iov_base: arena.as_ptr().cast(),
@@ -80,12 +81,64 @@ impl Queue {
             ring,
             file,
             arena: Some(arena),
+            source: None,
             block,
             busy: vec![false; depth],
             in_flight: 0,
             pending: 0,
             fixed,
         })
+    }
+
+    /// A write-only queue of `depth` slots that all send `source` (a
+    /// multiple of `ALIGN` long, `ALIGN`-aligned): no buffer per slot, so
+    /// any number of queues share one (the wipe's zeros).
+    pub fn with_source(file: File, depth: usize, source: &'static [u8]) -> io::Result<Queue> {
+        let block = source.len();
+        if depth == 0
+            || block == 0
+            || !block.is_multiple_of(ALIGN)
+            || block > u32::MAX as usize
+            || !(source.as_ptr() as usize).is_multiple_of(ALIGN)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "queue depth {depth} and source of {block} bytes (must be {ALIGN}-aligned)"
+                ),
+            ));
+        }
+        let ring = Self::ring(depth)?;
+        let iov = libc::iovec {
+            iov_base: source.as_ptr() as *mut libc::c_void,
+            iov_len: block,
+        };
+        // SAFETY: `source` is 'static, so it outlives the registration; the
+        // kernel only reads it (WRITE_FIXED; `push_read` is refused).
+        let fixed = unsafe { ring.submitter().register_buffers(&[iov]) }.is_ok()
+            && ring.submitter().register_files(&[file.as_raw_fd()]).is_ok();
+        Ok(Queue {
+            ring,
+            file,
+            arena: None,
+            source: Some(source),
+            block,
+            busy: vec![false; depth],
+            in_flight: 0,
+            pending: 0,
+            fixed,
+        })
+    }
+
+    fn ring(depth: usize) -> io::Result<IoUring> {
+        let entries = depth.next_power_of_two() as u32;
+        IoUring::builder()
+            .setup_cqsize(entries * 2)
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(entries * 2).build(entries))
     }
 
     pub fn depth(&self) -> usize {
@@ -118,6 +171,9 @@ impl Queue {
         if self.busy[slot] {
             return None;
         }
+        if let Some(s) = self.source {
+            return Some(s);
+        }
         let r = self.slot_range(slot);
         Some(&self.arena.as_ref()?.as_slice()[r])
     }
@@ -134,29 +190,50 @@ impl Queue {
     /// Queue a read of the whole slot from `offset`; sent on the next
     /// `submit` or `wait`.
     pub fn push_read(&mut self, slot: usize, offset: u64) -> io::Result<()> {
-        self.push(slot, offset, false)
+        self.push(slot, offset, self.block, false)
     }
 
     /// Queue a write of the whole slot to `offset`.
     pub fn push_write(&mut self, slot: usize, offset: u64) -> io::Result<()> {
-        self.push(slot, offset, true)
+        self.push(slot, offset, self.block, true)
     }
 
-    fn push(&mut self, slot: usize, offset: u64, write: bool) -> io::Result<()> {
-        if slot >= self.busy.len() || self.busy[slot] {
+    /// Queue a read of the slot's first `len` bytes (at most `block`).
+    pub fn push_read_len(&mut self, slot: usize, offset: u64, len: usize) -> io::Result<()> {
+        self.push(slot, offset, len, false)
+    }
+
+    /// Queue a write of the slot's first `len` bytes (at most `block`).
+    pub fn push_write_len(&mut self, slot: usize, offset: u64, len: usize) -> io::Result<()> {
+        self.push(slot, offset, len, true)
+    }
+
+    fn push(&mut self, slot: usize, offset: u64, len: usize, write: bool) -> io::Result<()> {
+        if slot >= self.busy.len() || self.busy[slot] || len == 0 || len > self.block {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("slot {slot} is busy or out of range"),
+                format!(
+                    "slot {slot} of {} bytes is busy or out of range, or length {len}",
+                    self.block
+                ),
             ));
         }
         let fd = types::Fd(self.file.as_raw_fd());
-        let arena = self
-            .arena
-            .as_ref()
-            .ok_or_else(|| io::Error::other("queue buffers were given up"))?;
-        // SAFETY: slot < depth, so the slot's block lies inside the arena.
-        let ptr = unsafe { arena.as_ptr().add(slot * self.block) };
-        let len = self.block as u32;
+        let ptr = match (self.source, self.arena.as_ref()) {
+            // The kernel must never write into the shared source.
+            (Some(_), _) if !write => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a queue writing from a shared source cannot read",
+                ))
+            }
+            // Only WRITE/WRITE_FIXED take this pointer: the kernel reads it.
+            (Some(s), _) => s.as_ptr().cast_mut(),
+            // SAFETY: slot < depth, so the slot's block lies inside the arena.
+            (None, Some(arena)) => unsafe { arena.as_ptr().add(slot * self.block) },
+            (None, None) => return Err(io::Error::other("queue buffers were given up")),
+        };
+        let len = len as u32;
         let entry = match (self.fixed, write) {
             // Registered buffer 0 is the whole arena; file 0 is `self.file`.
             (true, true) => opcode::WriteFixed::new(types::Fixed(0), ptr, len, 0)
@@ -266,6 +343,49 @@ mod tests {
         q.wait(1, &mut done).unwrap();
         assert_eq!(done[0].slot, 1);
         assert!(q.buf(1).unwrap().iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn partial_slots_and_a_shared_source() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![0x11u8; 4 * ALIGN]).unwrap();
+        // A shared, never-written source: writes only; reads are refused.
+        static SRC: std::sync::OnceLock<IoArena> = std::sync::OnceLock::new();
+        let src = SRC.get_or_init(|| {
+            let mut a = IoArena::new(2 * ALIGN).unwrap();
+            a.as_mut_slice().fill(0xcd);
+            a
+        });
+        let mut q = Queue::with_source(f.try_clone().unwrap(), 2, src.as_slice()).unwrap();
+        assert!(q.buf_mut(0).is_none(), "the source is never writable");
+        assert!(
+            q.push_read(0, 0).is_err(),
+            "the kernel must not write the source"
+        );
+        assert!(
+            q.push_write_len(0, 0, 3 * ALIGN).is_err(),
+            "longer than a slot"
+        );
+        q.push_write_len(0, 0, ALIGN).unwrap();
+        q.push_write(1, 2 * ALIGN as u64).unwrap();
+        let mut done = Vec::new();
+        while done.len() < 2 {
+            q.wait(1, &mut done).unwrap();
+        }
+        let mut got: Vec<usize> = done.iter().map(|c| *c.result.as_ref().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, [ALIGN, 2 * ALIGN]);
+        drop(q);
+        // A partial read: only the first `len` bytes of the slot change.
+        let mut q = Queue::new(f, 1, 2 * ALIGN).unwrap();
+        q.buf_mut(0).unwrap().fill(0);
+        q.push_read_len(0, 0, ALIGN).unwrap();
+        done.clear();
+        q.wait(1, &mut done).unwrap();
+        assert_eq!(done[0].result.as_ref().unwrap(), &ALIGN);
+        let b = q.buf(0).unwrap();
+        assert!(b[..ALIGN].iter().all(|&x| x == 0xcd));
+        assert!(b[ALIGN..].iter().all(|&x| x == 0));
     }
 
     #[test]

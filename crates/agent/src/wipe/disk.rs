@@ -269,6 +269,10 @@ pub fn wipe_disk(
         Ok(report)
     })();
     let finished = SystemTime::now();
+    if matches!(p.method, Method::Zero | Method::Random | Method::Quick) {
+        // The overwrite and its verification ran without io_uring.
+        notes.extend(super::ring::threaded_note());
+    }
     if let Some(HiddenAreas::Nvme(c)) = &p.caps.hidden {
         let mut c = c.clone();
         let all = p.caps.nvme.as_ref().is_some_and(|n| n.format_reaches_all());

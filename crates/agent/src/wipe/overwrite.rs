@@ -1,6 +1,8 @@
-//! Overwrite engine: large aligned O_DIRECT writes from several threads,
-//! zeros or a keystream (`stream`) that can be regenerated at any offset, bounded
-//! retries and a record of the LBA ranges that could not be written.
+//! Overwrite engine: large aligned O_DIRECT writes, `MAX_DEPTH` in flight
+//! through one io_uring per disk (`ring`; threads where io_uring is
+//! unavailable), zeros or a keystream (`stream`) that can be regenerated at
+//! any offset, bounded retries and a record of the LBA ranges that could
+//! not be written.
 
 use super::progress::Tracker;
 pub use super::stream::Algorithm;
@@ -20,9 +22,10 @@ pub const CHUNK: usize = 1 << 20;
 /// I/Os in flight per disk, however many disks run at once: what fio's
 /// `--iodepth=16` peer keeps queued.
 pub const MAX_DEPTH: usize = 16;
-/// Workers that generate the random stream (or compare what was read)
-/// while the others' I/Os are in flight, so CPU work never leaves the
-/// queue short.
+/// Threaded fallback only: workers that generate the random stream (or
+/// compare what was read) while the others' I/Os are in flight, so CPU work
+/// never leaves the queue short. (The io_uring engine does that work on
+/// the ring's thread between completions.)
 pub const SPARE: usize = 2;
 /// Smallest I/O size: 16 in flight of 256 KiB keep 4 MiB queued per disk,
 /// more than a fast NVMe drive needs to stream (and at or above the
@@ -37,22 +40,29 @@ pub const BUFFER_BUDGET: usize = 48 << 20;
 /// `MAX_DEPTH` in flight; the I/O size shrinks so buffers stay bounded.
 ///
 /// Memory formula (buffers, per run):
-///   workers  = MAX_DEPTH + SPARE = 18 per disk (each owns one buffer)
+///   slots    = MAX_DEPTH = 16 per disk with io_uring (`ring`), each one
+///              buffer; the threaded fallback: MAX_DEPTH + SPARE = 18
 ///   chunk(d) = clamp(pow2_floor(BUFFER_BUDGET / (18 d)), MIN_CHUNK, CHUNK)
-///   total(d) = 18 d chunk(d) <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
-/// i.e. 1 MiB I/Os (18 MiB a disk) for 1-2 disks, 512 KiB for 3-5 (4
-/// disks: 36 MiB), then 256 KiB: 4.5 MiB a disk, linear (24 disks:
-/// 108 MiB). Zeros need no per-worker buffer: one 2 MiB buffer serves
-/// every disk.
+///   total(d) = 16 d chunk(d) (fallback 18 d chunk(d))
+///           <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
+/// i.e. 1 MiB I/Os (16 MiB a disk, 18 with the fallback) for 1-2 disks,
+/// 512 KiB for 3-5 (4 disks: 32 MiB), then 256 KiB: 4 MiB a disk, linear
+/// (24 disks: 96 MiB; fallback 108 MiB). `buffer_bytes` states the larger
+/// (fallback) figure, the bound either engine stays within. Zeros need no
+/// per-slot buffer: one 2 MiB buffer serves every disk and ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
     pub depth: usize,
     pub chunk: usize,
+    /// io_uring rings (and threads) per disk, `depth` shared among them
+    /// (`ring::lanes_for`: the cores each disk has).
+    pub lanes: usize,
 }
 
 impl Shape {
-    /// Buffer bytes one disk holds while it is written with the random
-    /// stream or verified.
+    /// Buffer bytes one disk holds at most while it is written with the
+    /// random stream or verified (the threaded fallback's figure; the
+    /// io_uring engine holds `depth * chunk`).
     pub fn buffer_bytes(&self) -> usize {
         (self.depth + SPARE) * self.chunk
     }
@@ -66,6 +76,7 @@ pub fn shape_for(disks: usize) -> Shape {
     Shape {
         depth: MAX_DEPTH,
         chunk: pow2.clamp(MIN_CHUNK, CHUNK),
+        lanes: super::ring::lanes_for(disks),
     }
 }
 
@@ -229,12 +240,15 @@ pub struct Target {
     /// I/Os kept in flight and bytes per I/O (see `shape_for`).
     pub depth: usize,
     pub chunk: usize,
+    /// io_uring rings the I/Os are spread over (see `Shape`).
+    pub lanes: usize,
 }
 
 impl Target {
     pub fn set_shape(&mut self, s: Shape) {
         self.depth = s.depth;
         self.chunk = s.chunk;
+        self.lanes = s.lanes;
     }
 }
 
@@ -266,12 +280,13 @@ pub fn open_target(path: &Path, real_allowed: bool, write: bool) -> Result<Targe
         lbs,
         depth: MAX_DEPTH,
         chunk: CHUNK,
+        lanes: 1,
     })
 }
 
 /// Write `buf` at `off`, retrying; on persistent failure split into
 /// logical blocks and record each block that still fails.
-fn write_with_retry(
+pub(crate) fn write_with_retry(
     t: &Target,
     slots: &Slots,
     buf: &[u8],
@@ -351,7 +366,7 @@ pub(crate) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::R
 /// written: writes only read it). At least one huge page, so each write is
 /// one physically contiguous segment (a 1 MiB mapping gets 4 KiB pages:
 /// measured 0.66 of fio's write speed for zeros).
-fn zeros() -> std::io::Result<&'static [u8]> {
+pub(crate) fn zeros() -> std::io::Result<&'static [u8]> {
     static ZEROS: std::sync::OnceLock<IoArena> = std::sync::OnceLock::new();
     if let Some(a) = ZEROS.get() {
         return Ok(&a.as_slice()[..CHUNK]);
@@ -360,7 +375,35 @@ fn zeros() -> std::io::Result<&'static [u8]> {
     Ok(&ZEROS.get_or_init(|| a).as_slice()[..CHUNK])
 }
 
-/// Overwrite `[start, end)` of `t` with `pattern`: workers take
+/// Overwrite `[start, end)` of `t` with `pattern`, through io_uring
+/// (`ring::write_range`: one ring, `t.depth` writes in flight in ascending
+/// order, the stream generated into each slot as it is refilled), or,
+/// where io_uring cannot be set up or `SPEEDISO_WIPE_ENGINE=threads`, with
+/// `write_range_threads`. Which one ran: `ring::threaded_note`.
+pub fn write_range(
+    t: &Target,
+    start: u64,
+    end: u64,
+    pattern: Pattern,
+    tracker: &Tracker,
+    fails: &Mutex<Failures>,
+) {
+    if super::ring::engine() == super::ring::Engine::Uring {
+        match super::ring::write_range(t, start, end, pattern, tracker, fails) {
+            Ok(()) => return,
+            Err(super::ring::Stopped::Setup(e)) => super::ring::set_unavailable(&e),
+            Err(super::ring::Stopped::Broken(_, rest)) => {
+                for (a, b) in rest {
+                    write_range_threads(t, a, b, pattern, tracker, fails);
+                }
+                return;
+            }
+        }
+    }
+    write_range_threads(t, start, end, pattern, tracker, fails)
+}
+
+/// The threaded engine (the fallback): workers take
 /// `t.chunk`-sized pieces in order from a shared counter, so the device
 /// sees a near-sequential stream with `t.depth` writes queued. Zeros come
 /// from one buffer shared by every disk; the random stream is generated by
@@ -368,7 +411,7 @@ fn zeros() -> std::io::Result<&'static [u8]> {
 /// slots, so generation overlaps the writes and runs on every core. Stream
 /// buffers live in one huge-page-backed arena per disk (see `sys::iobuf`),
 /// `Shape::buffer_bytes` in all.
-pub fn write_range(
+pub fn write_range_threads(
     t: &Target,
     start: u64,
     end: u64,

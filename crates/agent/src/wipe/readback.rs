@@ -1,8 +1,12 @@
 //! The read engine of the verifier, shared with the surface scan
-//! (`burnin::scan`): pieces of a device read with O_DIRECT by
-//! `t.depth + SPARE` workers, at most `t.depth` reads in flight (`Slots`),
-//! each read retried `RETRIES` times; what to do with the bytes (compare,
-//! count, narrow an error down) is the caller's.
+//! (`burnin::scan`): pieces of a device read with O_DIRECT, `t.depth` reads
+//! in flight, through io_uring (`ring::read_pieces`: one ring, reads sent
+//! in ascending order, each piece handled by the ring's thread as it
+//! completes) or, where io_uring is unavailable or
+//! `SPEEDISO_WIPE_ENGINE=threads`, by `t.depth + SPARE` workers with at
+//! most `t.depth` reads in flight (`Slots`). Each failed read is retried
+//! `RETRIES` times; what to do with the bytes (compare, count, narrow an
+//! error down) is the caller's.
 
 use super::overwrite::{Slots, Target, CHUNK, RETRIES, SPARE};
 use crate::sys::iobuf::IoArena;
@@ -54,29 +58,51 @@ pub enum Flow {
 /// as `t.chunk`-sized pieces, see `overwrite::shape_for`) and hand each
 /// piece to `each(start, result)`: the bytes read, or the error left
 /// after the retries together with the piece's buffer (aligned, so the
-/// caller can retry smaller reads in it). Pieces are taken in order from a
-/// shared counter, so the device sees a near-sequential stream with
-/// `t.depth` reads queued while the spare workers run `each`. Fails only
-/// when the buffers cannot be allocated.
+/// caller can retry smaller reads in it). The device sees an ascending
+/// stream with `t.depth` reads queued (see the module docs for the two
+/// engines). Fails only when the buffers cannot be allocated.
 pub fn read_pieces<F>(t: &Target, list: &[(u64, u64)], each: F) -> std::io::Result<()>
 where
     F: Fn(u64, &mut [u8], std::io::Result<()>) -> Flow + Sync,
 {
+    let list = split(t, list);
+    if super::ring::engine() == super::ring::Engine::Uring {
+        match super::ring::read_pieces(t, &list, &each) {
+            Ok(()) => return Ok(()),
+            Err(super::ring::Stopped::Setup(e)) => super::ring::set_unavailable(&e),
+            Err(super::ring::Stopped::Broken(_, rest)) => {
+                return read_pieces_threads(t, &rest, each)
+            }
+        }
+    }
+    read_pieces_threads(t, &list, each)
+}
+
+/// `list` cut into pieces of at most `t.chunk` bytes.
+fn split<'a>(t: &Target, list: &'a [(u64, u64)]) -> std::borrow::Cow<'a, [(u64, u64)]> {
     let chunk = t.chunk.clamp(4096, CHUNK) as u64;
-    let split: Vec<(u64, u64)>;
-    let list = if list.iter().all(|(a, b)| b - a <= chunk) {
-        list
-    } else {
-        split = list
-            .iter()
-            .flat_map(|&(a, b)| {
-                (a..b)
-                    .step_by(chunk as usize)
-                    .map(move |o| (o, (o + chunk).min(b)))
-            })
-            .collect();
-        &split
-    };
+    if list.iter().all(|(a, b)| b - a <= chunk) {
+        return list.into();
+    }
+    list.iter()
+        .flat_map(|&(a, b)| {
+            (a..b)
+                .step_by(chunk as usize)
+                .map(move |o| (o, (o + chunk).min(b)))
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+/// The threaded engine (the fallback): pieces taken in order from a
+/// shared counter by `t.depth + SPARE` workers, `t.depth` reads in flight,
+/// the spare workers running `each`.
+pub fn read_pieces_threads<F>(t: &Target, list: &[(u64, u64)], each: F) -> std::io::Result<()>
+where
+    F: Fn(u64, &mut [u8], std::io::Result<()>) -> Flow + Sync,
+{
+    let chunk = t.chunk.clamp(4096, CHUNK) as u64;
+    let list = &split(t, list)[..];
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let slots = Slots::new(t.depth);
@@ -123,6 +149,7 @@ mod tests {
             lbs: 512,
             depth: 2,
             chunk: CHUNK,
+            lanes: 2,
         };
         let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
         let seen = Mutex::new(Vec::new());
@@ -160,6 +187,7 @@ mod tests {
             lbs: 512,
             depth: 3,
             chunk: 256 << 10,
+            lanes: 1,
         };
         let list = super::super::verify::pieces(&[(0, size)], super::super::VerifyMode::Full);
         let seen = Mutex::new(Vec::new());

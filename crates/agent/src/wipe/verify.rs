@@ -585,6 +585,7 @@ mod tests {
                 lbs: 512,
                 depth: 4,
                 chunk,
+                lanes: 2,
             };
             let tr = crate::wipe::Tracker::new("test".into(), None);
             let pat = Pattern::Stream { seed, pass: 1, alg };
@@ -732,6 +733,7 @@ mod tests {
             lbs: 512,
             depth: 1,
             chunk: CHUNK,
+            lanes: 1,
         };
         let m = place_markers(&t, VerifyMode::Full);
         assert_eq!((m.units.len(), m.not_placed.len()), (8, 0));
