@@ -1646,6 +1646,43 @@ mod engine {
         }
     }
 
+    /// Once the target is closed the device is free at once: the rings'
+    /// deferred teardown must not hold the exclusive claim, or the next
+    /// pass, or the next `speediso wipe`, finds the device busy (EBUSY).
+    #[test]
+    fn the_device_is_free_the_moment_the_rings_are_done() {
+        if !ready(&["losetup"]) {
+            return;
+        }
+        let size = 16 * MIB;
+        let l = Loop::new(size, 0);
+        for round in 0..20 {
+            let p = if round % 2 == 0 {
+                Pattern::Zero
+            } else {
+                Pattern::Stream {
+                    seed: SEED,
+                    pass: 1,
+                    alg: Algorithm::Aes128Ctr,
+                }
+            };
+            let mut t = target(&l, 1);
+            t.lanes = 2;
+            let fails = Mutex::new(Failures::default());
+            ring_write(&t, size, p, &fails);
+            let pieces = verify::pieces(&[(0, size)], VerifyMode::Full);
+            let each = |_: u64, _: &mut [u8], r: std::io::Result<()>| {
+                r.unwrap();
+                Flow::Continue
+            };
+            assert!(ring::read_pieces(&t, &pieces, &each).is_ok());
+            drop(t);
+            // No sleep, no retry: exactly what the next open does.
+            let again = overwrite::open_target(Path::new(&l.dev), false, true);
+            assert!(again.is_ok(), "round {round}: {:#}", again.err().unwrap());
+        }
+    }
+
     #[test]
     fn verification_through_io_uring_names_exactly_the_flipped_mib() {
         if !ready(&["losetup"]) {
