@@ -40,16 +40,16 @@ pub const BUFFER_BUDGET: usize = 48 << 20;
 /// `MAX_DEPTH` in flight; the I/O size shrinks so buffers stay bounded.
 ///
 /// Memory formula (buffers, per run):
-///   slots    = MAX_DEPTH = 16 per disk with io_uring (`ring`), each one
-///              buffer; the threaded fallback: MAX_DEPTH + SPARE = 18
+///   slots    = MAX_DEPTH + SPARE = 18 per disk at most, each one buffer:
+///              io_uring (`ring`): 16 in flight and the spares generated
+///              ahead (none with 3-4 rings a disk: 16); the threaded
+///              fallback: 16 I/O workers and 2 spares
 ///   chunk(d) = clamp(pow2_floor(BUFFER_BUDGET / (18 d)), MIN_CHUNK, CHUNK)
-///   total(d) = 16 d chunk(d) (fallback 18 d chunk(d))
-///           <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
-/// i.e. 1 MiB I/Os (16 MiB a disk, 18 with the fallback) for 1-2 disks,
-/// 512 KiB for 3-5 (4 disks: 32 MiB), then 256 KiB: 4 MiB a disk, linear
-/// (24 disks: 96 MiB; fallback 108 MiB). `buffer_bytes` states the larger
-/// (fallback) figure, the bound either engine stays within. Zeros need no
-/// per-slot buffer: one 2 MiB buffer serves every disk and ring.
+///   total(d) <= 18 d chunk(d) <= max(BUFFER_BUDGET, d * 18 * MIN_CHUNK)
+/// i.e. 1 MiB I/Os (18 MiB a disk) for 1-2 disks, 512 KiB for 3-5 (4
+/// disks: 36 MiB), then 256 KiB: 4.5 MiB a disk, linear (24 disks:
+/// 108 MiB). `buffer_bytes` states that bound. Zeros need no per-slot
+/// buffer: one 2 MiB buffer serves every disk and ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
     pub depth: usize,
@@ -61,8 +61,7 @@ pub struct Shape {
 
 impl Shape {
     /// Buffer bytes one disk holds at most while it is written with the
-    /// random stream or verified (the threaded fallback's figure; the
-    /// io_uring engine holds `depth * chunk`).
+    /// random stream or verified (either engine).
     pub fn buffer_bytes(&self) -> usize {
         (self.depth + SPARE) * self.chunk
     }
