@@ -375,8 +375,9 @@ pub(crate) fn zeros() -> std::io::Result<&'static [u8]> {
 }
 
 /// Overwrite `[start, end)` of `t` with `pattern`, through io_uring
-/// (`ring::write_range`: one ring, `t.depth` writes in flight in ascending
-/// order, the stream generated into each slot as it is refilled), or,
+/// (`ring::write_range`: `t.lanes` rings sharing `t.depth` writes in
+/// flight, each in ascending order, the stream generated ahead into spare
+/// buffers), or,
 /// where io_uring cannot be set up or `SPEEDISO_WIPE_ENGINE=threads`, with
 /// `write_range_threads`. Which one ran: `ring::threaded_note`.
 pub fn write_range(
