@@ -52,30 +52,22 @@ const INSERT_EVENTS: &str = "INSERT INTO events (run_id, seq, ts, type, step, bo
     ON CONFLICT (run_id, seq) DO NOTHING RETURNING run_id, seq";
 
 /// `sql::UPSERT_HOST` for many hosts (distinct keys) in one statement.
-const UPSERT_HOSTS: &str = "INSERT INTO hosts \
+const UPSERT_HOSTS: &str = concat!(
+    "INSERT INTO hosts \
     (host_key, serial, uuid, boot_mac, hostname, first_seen, last_seen) \
     SELECT k, s, u, m, n, t, t \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
-      AS x(k, s, u, m, n, t) \
-    ON CONFLICT (host_key) DO UPDATE SET \
-      serial = coalesce(excluded.serial, hosts.serial), \
-      uuid = coalesce(excluded.uuid, hosts.uuid), \
-      boot_mac = coalesce(excluded.boot_mac, hosts.boot_mac), \
-      hostname = coalesce(excluded.hostname, hosts.hostname), \
-      last_seen = CASE WHEN excluded.last_seen > hosts.last_seen \
-                  THEN excluded.last_seen ELSE hosts.last_seen END";
+      AS x(k, s, u, m, n, t) ",
+    crate::store::sql::host_merge!()
+);
 
 /// `sql::UPSERT_RUN` for many runs (distinct ids) in one statement.
-const UPSERT_RUNS: &str = "INSERT INTO runs \
+const UPSERT_RUNS: &str = concat!(
+    "INSERT INTO runs \
     (run_id, host_key, task, first_ts, events, last_seq) \
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
-    ON CONFLICT (run_id) DO UPDATE SET \
-      task = coalesce(runs.task, excluded.task), \
-      first_ts = CASE WHEN excluded.first_ts < runs.first_ts \
-                 THEN excluded.first_ts ELSE runs.first_ts END, \
-      events = runs.events + excluded.events, \
-      last_seq = CASE WHEN excluded.last_seq > runs.last_seq \
-                 THEN excluded.last_seq ELSE runs.last_seq END";
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) ",
+    crate::store::sql::run_merge!()
+);
 
 /// `sql::REFRESH_HOST_LAST_RUN` for many hosts in one statement.
 const REFRESH_HOSTS_LAST_RUN: &str = "UPDATE hosts SET \

@@ -387,27 +387,49 @@ pub mod sql {
         VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, seq) DO NOTHING";
     pub const INSERT_CERT: &str = "INSERT INTO certificates (id, run_id, seq, ord, step, body) \
         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING";
-    pub const UPSERT_HOST: &str = "INSERT INTO hosts \
+    /// How a host row already stored takes a new one: known fields kept
+    /// unless given, `last_seen` only forward. Shared by `UPSERT_HOST` and
+    /// PostgreSQL's many-row `pg::UPSERT_HOSTS`.
+    macro_rules! host_merge {
+        () => {
+            "ON CONFLICT (host_key) DO UPDATE SET \
+              serial = coalesce(excluded.serial, hosts.serial), \
+              uuid = coalesce(excluded.uuid, hosts.uuid), \
+              boot_mac = coalesce(excluded.boot_mac, hosts.boot_mac), \
+              hostname = coalesce(excluded.hostname, hosts.hostname), \
+              last_seen = CASE WHEN excluded.last_seen > hosts.last_seen \
+                          THEN excluded.last_seen ELSE hosts.last_seen END"
+        };
+    }
+    pub(crate) use host_merge;
+    /// How a run row already stored takes a new batch's: the task once,
+    /// the earliest `first_ts`, events added, `last_seq` only forward.
+    /// Shared by `UPSERT_RUN` and `pg::UPSERT_RUNS`.
+    macro_rules! run_merge {
+        () => {
+            "ON CONFLICT (run_id) DO UPDATE SET \
+              task = coalesce(runs.task, excluded.task), \
+              first_ts = CASE WHEN excluded.first_ts < runs.first_ts \
+                         THEN excluded.first_ts ELSE runs.first_ts END, \
+              events = runs.events + excluded.events, \
+              last_seq = CASE WHEN excluded.last_seq > runs.last_seq \
+                         THEN excluded.last_seq ELSE runs.last_seq END"
+        };
+    }
+    pub(crate) use run_merge;
+    pub const UPSERT_HOST: &str = concat!(
+        "INSERT INTO hosts \
         (host_key, serial, uuid, boot_mac, hostname, first_seen, last_seen) \
-        VALUES ($1, $2, $3, $4, $5, $6, $6) \
-        ON CONFLICT (host_key) DO UPDATE SET \
-          serial = coalesce(excluded.serial, hosts.serial), \
-          uuid = coalesce(excluded.uuid, hosts.uuid), \
-          boot_mac = coalesce(excluded.boot_mac, hosts.boot_mac), \
-          hostname = coalesce(excluded.hostname, hosts.hostname), \
-          last_seen = CASE WHEN excluded.last_seen > hosts.last_seen \
-                      THEN excluded.last_seen ELSE hosts.last_seen END";
+        VALUES ($1, $2, $3, $4, $5, $6, $6) ",
+        host_merge!()
+    );
     pub const SET_CPU: &str = "UPDATE hosts SET cpu_model = $1 WHERE host_key = $2";
-    pub const UPSERT_RUN: &str = "INSERT INTO runs \
+    pub const UPSERT_RUN: &str = concat!(
+        "INSERT INTO runs \
         (run_id, host_key, task, first_ts, events, last_seq) \
-        VALUES ($1, $2, $3, $4, $5, $6) \
-        ON CONFLICT (run_id) DO UPDATE SET \
-          task = coalesce(runs.task, excluded.task), \
-          first_ts = CASE WHEN excluded.first_ts < runs.first_ts \
-                     THEN excluded.first_ts ELSE runs.first_ts END, \
-          events = runs.events + excluded.events, \
-          last_seq = CASE WHEN excluded.last_seq > runs.last_seq \
-                     THEN excluded.last_seq ELSE runs.last_seq END";
+        VALUES ($1, $2, $3, $4, $5, $6) ",
+        run_merge!()
+    );
     pub const SET_STARTED: &str = "UPDATE runs SET started = $1 WHERE run_id = $2";
     pub const SET_FINISHED: &str = "UPDATE runs SET finished = $1, outcome = $2, \
         exit_status = $3, duration_ms = $4, error = $5 WHERE run_id = $6";
@@ -1049,6 +1071,26 @@ pub mod conformance {
         )
     }
 
+    /// (stored, duplicates) of each batch's outcome, or its refusal.
+    fn outcomes(st: &[&super::BatchOutcome]) -> Vec<Result<(usize, usize), Refusal>> {
+        st.iter()
+            .map(|r| {
+                r.as_ref()
+                    .map(|s| (s.stored, s.duplicates))
+                    .map_err(Clone::clone)
+            })
+            .collect()
+    }
+
+    /// The `seq` of every event stored for `run`, in order.
+    fn seqs(s: &mut dyn Store, run: &str) -> Vec<u64> {
+        s.events(run)
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    }
+
     fn token(secret: &str, host: Option<&str>) -> Token {
         Token {
             secret: secret.into(),
@@ -1085,18 +1127,11 @@ pub mod conformance {
         let replay = batch(&[g(1), g(2)], &t1);
         let new = batch(&[g(9)], &t1);
         let st = s.insert_group(&[&replay, &new]).unwrap();
-        let counts: Vec<_> = st
-            .iter()
-            .map(|r| r.as_ref().map(|s| (s.stored, s.duplicates)))
-            .collect();
-        assert_eq!(counts, [Ok((0, 2)), Ok((1, 0))]);
-        let seqs: Vec<_> = s
-            .events("g1")
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect();
-        assert_eq!(seqs, [0, 1, 2, 3, 4, 6, 7, 9], "each once");
+        assert_eq!(
+            outcomes(&st.iter().collect::<Vec<_>>()),
+            [Ok((0, 2)), Ok((1, 0))]
+        );
+        assert_eq!(seqs(s, "g1"), [0, 1, 2, 3, 4, 6, 7, 9], "each once");
         assert_eq!(s.run("g1").unwrap().unwrap().events, 8);
     }
 
@@ -1457,19 +1492,12 @@ pub mod conformance {
             matches!(&st[1], Err(Refusal::Conflict { line: 2, why }) if why.contains("seq 1")),
             "{st:?}"
         );
-        let counts: Vec<_> = [&st[0], &st[2], &st[3]]
-            .iter()
-            .map(|r| r.as_ref().map(|s| (s.stored, s.duplicates)))
-            .collect();
-        assert_eq!(counts, [Ok((1, 0)), Ok((1, 0)), Ok((0, 1))]);
-        let seqs: Vec<_> = s
-            .events("g1")
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect();
         assert_eq!(
-            seqs,
+            outcomes(&[&st[0], &st[2], &st[3]]),
+            [Ok((1, 0)), Ok((1, 0)), Ok((0, 1))]
+        );
+        assert_eq!(
+            seqs(s, "g1"),
             [0, 1, 2, 3, 4, 6],
             "seq 5 of the refused batch not stored"
         );
