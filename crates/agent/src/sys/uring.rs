@@ -314,6 +314,14 @@ impl Drop for Queue {
             // The kernel may still write into these buffers: leak them
             // rather than free memory it owns.
             std::mem::forget(self.arena.take());
+        } else if self.fixed {
+            // Give the registered file back now, in this call: left to the
+            // ring, it is put back by the kernel's deferred teardown, after
+            // the ring's fd is closed and even after the process exits, so
+            // a block device opened O_EXCL would stay claimed for a few
+            // milliseconds and the next exclusive open (the next pass, a
+            // second `speediso wipe`) fail with EBUSY.
+            let _ = self.ring.submitter().unregister_files();
         }
     }
 }

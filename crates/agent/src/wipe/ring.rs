@@ -118,26 +118,6 @@ pub enum Stopped {
     Broken(io::Error, Vec<(u64, u64)>),
 }
 
-/// The file a ring does its I/O through: the same device opened again
-/// (through `/proc/self/fd`, so the very inode the guard checked),
-/// O_DIRECT but never O_EXCL. A ring puts its requests' file references
-/// back from the kernel's deferred ring teardown, after the ring's fd is
-/// closed and even after the process exits; were that file the target's
-/// O_EXCL one (a `try_clone` shares it), the device would stay claimed
-/// for a few milliseconds after the wipe, and the next exclusive open
-/// (the next pass, a second `speediso wipe`, a partition re-read) would
-/// fail with EBUSY. The exclusive claim stays on `t.file`, released as
-/// soon as it is closed.
-fn ring_file(file: &std::fs::File, write: bool) -> io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_DIRECT)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-}
-
 fn wait(q: &mut Queue, done: &mut Vec<Completion>) -> io::Result<()> {
     done.clear();
     q.wait(1, done)
@@ -244,7 +224,7 @@ fn write_lane(
     abort: &AtomicBool,
 ) -> Result<(), Stopped> {
     let depth = depth.min(list.len().max(1));
-    let file = ring_file(&t.file, true).map_err(Stopped::Setup)?;
+    let file = t.file.try_clone().map_err(Stopped::Setup)?;
     // The stream's slots: `depth` in flight and `spare` generated ahead,
     // sent the moment a write completes (zeros need nothing generated).
     let (q, slots) = match pattern {
@@ -389,7 +369,7 @@ where
     F: Fn(u64, &mut [u8], io::Result<()>) -> Flow + Sync,
 {
     let depth = depth.min(list.len().max(1));
-    let file = ring_file(&t.file, false).map_err(Stopped::Setup)?;
+    let file = t.file.try_clone().map_err(Stopped::Setup)?;
     let slots = depth + spare(t.lanes);
     let mut q = Queue::new(file, slots, chunk).map_err(Stopped::Setup)?;
     // Index into `list` of each slot's read.
