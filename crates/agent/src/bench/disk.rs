@@ -380,63 +380,53 @@ pub fn run_job(
         };
         block * bs as u64
     };
-    let push = |q: &mut Queue, slot: usize, off: u64| {
+    // Each I/O goes to the kernel on its own `io_uring_enter` the moment
+    // its slot is free, as fio does by default (iodepth_batch_submit=1).
+    // Refilling every reaped slot and sending them all on one enter was
+    // cheaper in CPU but slower on a file: the ~30 reads went down as one
+    // plugged burst, and the virtio disk served bursts slower (290 us per
+    // read against 231 sent one by one, fio 222, in the guest's own
+    // /sys/block/vda/stat at the same device queue depth): 0.87 of fio,
+    // against 0.99-1.00 sent one by one
+    // (benches/README.md, "Random 4K read on a file, closed").
+    // Latency is stamped just before the submit: fio's "clat" plus the
+    // submission itself (microseconds against a 4K read's hundreds).
+    let send = |q: &mut Queue, started: &mut [Instant], slot: usize, off: u64| {
         if job.write() {
-            q.push_write(slot, off)
+            q.push_write(slot, off)?;
         } else {
-            q.push_read(slot, off)
+            q.push_read(slot, off)?;
         }
+        started[slot] = Instant::now();
+        q.submit()
     };
+    let what = || format!("{} on {}", job.name(), path.display());
     let mut hist = Histogram::default();
     let mut started = vec![Instant::now(); qd];
     let start = Instant::now();
     let deadline = start + duration;
-    // One `io_uring_enter` per round: it submits the I/Os queued since the
-    // last round and waits for the next completion (GETEVENTS), which on a
-    // DEFER_TASKRUN ring is also what posts finished I/Os. A separate
-    // submit without GETEVENTS left finished I/Os unposted until the next
-    // wait, so slots came back in bursts of 10-20 and the queue ran short
-    // (fio's engine sets GETEVENTS on its submits for the same reason).
-    // Latency is stamped just before that call: fio's "clat" plus the
-    // submission itself (microseconds against a 4K read's hundreds).
     for slot in 0..qd {
         let off = next_offset(&mut rng);
-        push(&mut q, slot, off)?;
+        send(&mut q, &mut started, slot, off).with_context(what)?;
     }
-    started.fill(Instant::now());
-    let mut resubmitted: Vec<usize> = Vec::with_capacity(qd);
     let (mut ios, mut bytes) = (0u64, 0u64);
     let mut done: Vec<Completion> = Vec::with_capacity(qd);
     let mut last = (start, 0u64);
     while q.in_flight() > 0 {
-        if !resubmitted.is_empty() {
-            let t = Instant::now();
-            for slot in resubmitted.drain(..) {
-                started[slot] = t;
-            }
-        }
         done.clear();
-        q.wait(1, &mut done)
-            .with_context(|| format!("{} on {}", job.name(), path.display()))?;
+        q.wait(1, &mut done).with_context(what)?;
         let now = Instant::now();
         for c in done.drain(..) {
-            let n = c
-                .result
-                .with_context(|| format!("{} on {}", job.name(), path.display()))?;
+            let n = c.result.with_context(what)?;
             if n != bs {
-                bail!(
-                    "{} on {}: short transfer of {n} bytes",
-                    job.name(),
-                    path.display()
-                );
+                bail!("{}: short transfer of {n} bytes", what());
             }
             hist.record(now.duration_since(started[c.slot]).as_nanos() as u64);
             ios += 1;
             bytes += n as u64;
             if now < deadline {
                 let off = next_offset(&mut rng);
-                push(&mut q, c.slot, off)?;
-                resubmitted.push(c.slot);
+                send(&mut q, &mut started, c.slot, off).with_context(what)?;
             }
         }
         if now.duration_since(last.0) >= Duration::from_secs(1) {
