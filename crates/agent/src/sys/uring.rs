@@ -261,6 +261,8 @@ impl Queue {
 
     /// Send queued entries to the kernel without waiting.
     pub fn submit(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        fault::check(&self.file)?;
         if self.pending > 0 {
             self.ring.submit()?;
             self.pending = 0;
@@ -271,6 +273,8 @@ impl Queue {
     /// Submit anything queued, wait until at least `min` I/Os completed
     /// (bounded by what is in flight), and append every completion ready now.
     pub fn wait(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        #[cfg(test)]
+        fault::check(&self.file)?;
         let want = min.min(self.in_flight);
         loop {
             match self.ring.submit_and_wait(want) {
@@ -323,6 +327,62 @@ impl Drop for Queue {
             // second `speediso wipe`) fail with EBUSY.
             let _ = self.ring.submitter().unregister_files();
         }
+    }
+}
+
+/// Tests only: break a ring mid-run, as a failing `io_uring_enter` would,
+/// so the engines' hand-over to their fallback runs. The queues on one
+/// file (device and inode: a test's own temporary file) fail their `n`-th
+/// submit or wait from now, once; I/Os in flight are not disturbed.
+#[cfg(test)]
+pub mod fault {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Mutex;
+
+    /// (device, inode, calls left before the failure).
+    static ARMED: Mutex<Vec<(u64, u64, usize)>> = Mutex::new(Vec::new());
+
+    fn key(f: &File) -> (u64, u64) {
+        f.metadata().map_or((0, 0), |m| (m.dev(), m.ino()))
+    }
+
+    /// Make the `n`-th submit or wait (1 = the next) of the queues on `f`
+    /// fail once.
+    pub fn fail_nth(f: &File, n: usize) {
+        let (dev, ino) = key(f);
+        let mut a = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+        a.retain(|&(d, i, _)| (d, i) != (dev, ino));
+        a.push((dev, ino, n.max(1)));
+    }
+
+    /// Whether the failure armed for `f` is still to come (then disarmed).
+    pub fn disarm(f: &File) -> bool {
+        let (dev, ino) = key(f);
+        let mut a = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+        let before = a.len();
+        a.retain(|&(d, i, _)| (d, i) != (dev, ino));
+        a.len() != before
+    }
+
+    pub(super) fn check(f: &File) -> io::Result<()> {
+        let mut a = ARMED.lock().unwrap_or_else(|e| e.into_inner());
+        if a.is_empty() {
+            return Ok(());
+        }
+        let (dev, ino) = key(f);
+        let Some(k) = a.iter().position(|&(d, i, _)| (d, i) == (dev, ino)) else {
+            return Ok(());
+        };
+        a[k].2 -= 1;
+        if a[k].2 > 0 {
+            return Ok(());
+        }
+        a.remove(k);
+        Err(io::Error::other(
+            "io_uring_enter failed (injected by a test)",
+        ))
     }
 }
 

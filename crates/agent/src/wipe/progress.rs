@@ -51,6 +51,11 @@ impl Tracker {
         }
     }
 
+    /// Bytes done in this phase so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
     /// A firmware operation's own progress (0..=1).
     pub fn fraction(&self, f: f64) {
         self.emit(Some(f));

@@ -424,3 +424,93 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A ring that breaks mid-run (`sys::uring::fault`: one submit or wait
+    //! fails) at every point of a short run: the fallback must finish the
+    //! job with every byte right, every read piece handed over exactly
+    //! once, and progress counted once.
+    use super::super::overwrite::{fill_stream, Algorithm};
+    use super::*;
+    use crate::sys::uring::fault;
+    use std::os::unix::fs::FileExt;
+
+    const SIZE: u64 = (6 << 20) + 8192;
+
+    fn target(fill: u8, lanes: usize) -> Target {
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(&vec![fill; SIZE as usize], 0).unwrap();
+        Target {
+            file: f,
+            size: SIZE,
+            lbs: 512,
+            depth: 8,
+            chunk: 256 << 10,
+            lanes,
+        }
+    }
+
+    #[test]
+    fn a_ring_broken_mid_write_is_finished_by_the_threads() {
+        let seed = [0x5au8; 32];
+        let stream = Pattern::Stream {
+            seed,
+            pass: 2,
+            alg: Algorithm::ChaCha8,
+        };
+        let mut want = vec![0u8; SIZE as usize];
+        fill_stream(Algorithm::ChaCha8, &seed, 2, 0, &mut want);
+        let zeros = vec![0u8; SIZE as usize];
+        for (pattern, lanes) in [(stream, 1), (stream, 2), (Pattern::Zero, 2)] {
+            for n in [1, 2, 3, 5, 8, 13, 21] {
+                let t = target(0xff, lanes);
+                let tracker = Tracker::new("test".into(), None);
+                let fails = Mutex::new(Failures::default());
+                fault::fail_nth(&t.file, n);
+                super::super::overwrite::write_range(&t, 0, SIZE, pattern, &tracker, &fails);
+                assert!(!fault::disarm(&t.file), "call {n}: the ring never failed");
+                let mut got = vec![0u8; SIZE as usize];
+                t.file.read_exact_at(&mut got, 0).unwrap();
+                let expect: &[u8] = match pattern {
+                    Pattern::Zero => &zeros,
+                    Pattern::Stream { .. } => &want,
+                };
+                if let Some(i) = got.iter().zip(expect).position(|(a, b)| a != b) {
+                    panic!("lanes {lanes}, broken at call {n}: byte {i} is wrong");
+                }
+                assert!(fails.lock().unwrap().ranges.is_empty());
+                assert_eq!(
+                    tracker.done(),
+                    SIZE,
+                    "lanes {lanes}, call {n}: bytes counted"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_ring_broken_mid_read_hands_every_piece_once() {
+        let data: Vec<u8> = (0..SIZE).map(|i| (i / 4096) as u8 ^ (i as u8)).collect();
+        let list = chunks(0, SIZE, 256 << 10);
+        for lanes in [1, 2] {
+            for n in 1..=14 {
+                let t = target(0, lanes);
+                t.file.write_all_at(&data, 0).unwrap();
+                let seen = Mutex::new(Vec::new());
+                fault::fail_nth(&t.file, n);
+                super::super::readback::read_pieces(&t, &list, |a, g, r| {
+                    r.unwrap();
+                    assert_eq!(g, &data[a as usize..a as usize + g.len()], "piece at {a}");
+                    seen.lock().unwrap().push((a, a + g.len() as u64));
+                    Flow::Continue
+                })
+                .unwrap();
+                assert!(!fault::disarm(&t.file), "call {n}: the ring never failed");
+                let mut seen = seen.into_inner().unwrap();
+                seen.sort();
+                assert_eq!(seen, list, "lanes {lanes}, broken at call {n}");
+            }
+        }
+    }
+}
