@@ -62,32 +62,8 @@ impl Queue {
                 format!("queue depth {depth} and block {block} (must be a multiple of {ALIGN})"),
             ));
         }
-        // As fio's io_uring engine does: completions are run when we reap
-        // them (no IPIs), by the one thread that submits. Older kernels
-        // (before 6.1) reject these flags; fall back to a plain ring.
-        let ring = Self::ring(depth)?;
         let arena = IoArena::new(depth * block)?;
-        let iov = libc::iovec {
-            iov_base: arena.as_ptr().cast(),
-            iov_len: arena.len(),
-        };
-        // SAFETY: the arena outlives the registration: `ring` is declared
-        // before `arena`, so it is dropped (and its buffers unregistered)
-        // first, and Drop leaks the arena rather than free it while I/O may
-        // be in flight.
-        let fixed = unsafe { ring.submitter().register_buffers(&[iov]) }.is_ok()
-            && ring.submitter().register_files(&[file.as_raw_fd()]).is_ok();
-        Ok(Queue {
-            ring,
-            file,
-            arena: Some(arena),
-            source: None,
-            block,
-            busy: vec![false; depth],
-            in_flight: 0,
-            pending: 0,
-            fixed,
-        })
+        Self::build(file, depth, block, Some(arena), None)
     }
 
     /// A write-only queue of `depth` slots that all send `source` (a
@@ -108,20 +84,43 @@ impl Queue {
                 ),
             ));
         }
+        Self::build(file, depth, block, None, Some(source))
+    }
+
+    /// The ring, its registered buffer (the arena, or the source) and
+    /// file, and the queue around them.
+    fn build(
+        file: File,
+        depth: usize,
+        block: usize,
+        arena: Option<IoArena>,
+        source: Option<&'static [u8]>,
+    ) -> io::Result<Queue> {
+        // As fio's io_uring engine does: completions are run when we reap
+        // them (no IPIs), by the one thread that submits. Older kernels
+        // (before 6.1) reject these flags; fall back to a plain ring.
+        let (base, len) = match (&arena, source) {
+            (Some(a), _) => (a.as_ptr().cast_const(), a.len()),
+            (None, Some(s)) => (s.as_ptr(), s.len()),
+            (None, None) => return Err(io::Error::other("a queue needs buffers or a source")),
+        };
         let ring = Self::ring(depth)?;
         let iov = libc::iovec {
-            iov_base: source.as_ptr() as *mut libc::c_void,
-            iov_len: block,
+            iov_base: base as *mut libc::c_void,
+            iov_len: len,
         };
-        // SAFETY: `source` is 'static, so it outlives the registration; the
+        // SAFETY: the buffer outlives the registration. The arena: `ring`
+        // is declared before `arena`, so it is dropped (and its buffers
+        // unregistered) first, and Drop leaks the arena rather than free
+        // it while I/O may be in flight. The source is 'static, and the
         // kernel only reads it (WRITE_FIXED; `push_read` is refused).
         let fixed = unsafe { ring.submitter().register_buffers(&[iov]) }.is_ok()
             && ring.submitter().register_files(&[file.as_raw_fd()]).is_ok();
         Ok(Queue {
             ring,
             file,
-            arena: None,
-            source: Some(source),
+            arena,
+            source,
             block,
             busy: vec![false; depth],
             in_flight: 0,

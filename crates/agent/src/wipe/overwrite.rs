@@ -392,7 +392,7 @@ pub fn write_range(
         match super::ring::write_range(t, start, end, pattern, tracker, fails) {
             Ok(()) => return,
             Err(super::ring::Stopped::Setup(e)) => super::ring::set_unavailable(&e),
-            Err(super::ring::Stopped::Broken(_, rest)) => {
+            Err(super::ring::Stopped::Broken(rest)) => {
                 for (a, b) in rest {
                     write_range_threads(t, a, b, pattern, tracker, fails);
                 }

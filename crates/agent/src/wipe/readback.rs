@@ -70,9 +70,7 @@ where
         match super::ring::read_pieces(t, &list, &each) {
             Ok(()) => return Ok(()),
             Err(super::ring::Stopped::Setup(e)) => super::ring::set_unavailable(&e),
-            Err(super::ring::Stopped::Broken(_, rest)) => {
-                return read_pieces_threads(t, &rest, each)
-            }
+            Err(super::ring::Stopped::Broken(rest)) => return read_pieces_threads(t, &rest, each),
         }
     }
     read_pieces_threads(t, &list, each)
@@ -85,11 +83,7 @@ fn split<'a>(t: &Target, list: &'a [(u64, u64)]) -> std::borrow::Cow<'a, [(u64, 
         return list.into();
     }
     list.iter()
-        .flat_map(|&(a, b)| {
-            (a..b)
-                .step_by(chunk as usize)
-                .map(move |o| (o, (o + chunk).min(b)))
-        })
+        .flat_map(|&(a, b)| super::ring::chunks(a, b, chunk))
         .collect::<Vec<_>>()
         .into()
 }

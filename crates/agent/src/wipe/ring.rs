@@ -114,8 +114,9 @@ pub enum Stopped {
     /// The ring could not be set up: nothing was done.
     Setup(io::Error),
     /// Some rings failed (to set up, or mid-run in io_uring_enter itself,
-    /// not an I/O): the pieces they left, for the threaded engine.
-    Broken(io::Error, Vec<(u64, u64)>),
+    /// not an I/O; logged where it happened): the pieces they left, for the
+    /// threaded engine.
+    Broken(Vec<(u64, u64)>),
 }
 
 fn wait(q: &mut Queue, done: &mut Vec<Completion>) -> io::Result<()> {
@@ -149,34 +150,37 @@ where
             .collect()
     });
     let mut rest = Vec::new();
-    let mut err = None;
+    let mut setup = None;
     let mut ran = false;
     for (r, share) in results.into_iter().zip(&shares) {
         match r {
             Ok(()) => ran = true,
             Err(Stopped::Setup(e)) => {
                 rest.extend_from_slice(share);
-                err = Some(e);
+                setup = Some(e);
             }
-            Err(Stopped::Broken(e, left)) => {
+            Err(Stopped::Broken(left)) => {
                 ran = true;
                 rest.extend(left);
-                err = Some(e);
             }
         }
     }
-    match err {
-        None => Ok(()),
-        Some(e) if !ran => Err(Stopped::Setup(e)),
-        Some(e) => {
-            rest.sort();
-            Err(Stopped::Broken(e, rest))
-        }
+    match setup {
+        Some(e) if !ran => return Err(Stopped::Setup(e)),
+        Some(e) => tracing::warn!(
+            "an io_uring ring could not be set up ({e}); the threaded engine does its pieces"
+        ),
+        None => {}
     }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    rest.sort();
+    Err(Stopped::Broken(rest))
 }
 
-/// `[start, end)` in `chunk`-sized pieces.
-fn chunks(start: u64, end: u64, chunk: u64) -> Vec<(u64, u64)> {
+/// `[start, end)` in `chunk`-sized pieces (the last one shorter).
+pub(super) fn chunks(start: u64, end: u64, chunk: u64) -> Vec<(u64, u64)> {
     (start..end)
         .step_by(chunk as usize)
         .map(|o| (o, (o + chunk).min(end)))
@@ -330,7 +334,7 @@ fn broken(
         "io_uring failed mid-run ({e}); the threaded engine does the {} pieces left",
         rest.len()
     );
-    Stopped::Broken(e, rest)
+    Stopped::Broken(rest)
 }
 
 /// Read every piece of `list` (each at most `t.chunk` bytes) through
